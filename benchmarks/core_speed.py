@@ -1,0 +1,123 @@
+"""Speed of the Full-Glow core: one training step (forward + backward + Adam) and sampling.
+
+Prints parameters, seconds per training step, training images/s, seconds per sampled image,
+sampling images/s and peak memory, for a preset at its size (or ``--size HxW``), on CPU or CUDA.
+
+    python benchmarks/core_speed.py --preset tiny
+    python benchmarks/core_speed.py --preset paper-256 --steps 2 --samples 2
+    python benchmarks/core_speed.py --preset paper-256 --device cuda --batch 4 --per-mask 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+
+import torch
+
+from fgaug.config import FullGlowConfig, load_preset
+from fgaug.flow import FullGlow
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    height, width = text.lower().split("x")
+    return int(height), int(width)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--size", type=parse_size, help="override the preset's HxW, e.g. 64x128")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model setting (JSON value), e.g. --set coupling_hidden=512 --set n_flow=4",
+    )
+    parser.add_argument("--batch", type=int, default=1, help="training batch and number of masks when sampling")
+    parser.add_argument("--per-mask", type=int, default=1, help="samples per mask (decoded in one batch)")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up)")
+    parser.add_argument("--samples", type=int, default=5, help="timed sampling calls (after one warm-up)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    args = parser.parse_args()
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    settings = load_preset(args.preset).model.to_dict()
+    if args.size:
+        settings["image_size"] = list(args.size)
+    for assignment in args.set:
+        key, _, value = assignment.partition("=")
+        settings[key] = json.loads(value)
+    config = FullGlowConfig.from_dict(settings, origin="--set")
+    model = FullGlow(config).to(device)
+    height, width = config.image_size
+    mask = torch.rand(args.batch, config.mask_channels, height, width, device=device)
+    photo = torch.rand(args.batch, config.image_channels, height, width, device=device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def train_step() -> None:
+        loss = model(mask, photo).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    model.train()
+    train_step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        train_step()
+    synchronize(device)
+    step_seconds = (time.perf_counter() - start) / args.steps
+
+    model.eval()
+    generator = torch.Generator().manual_seed(0)
+    model.sample(mask, n=args.per_mask, temperature=0.8, generator=generator)
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(args.samples):
+        model.sample(mask, n=args.per_mask, temperature=0.8, generator=generator)
+    synchronize(device)
+    images_per_call = args.batch * args.per_mask
+    sample_seconds = (time.perf_counter() - start) / (args.samples * images_per_call)
+
+    report = {
+        "preset": args.preset,
+        "size": f"{height}x{width}",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "batch": args.batch,
+        "train_seconds_per_step": round(step_seconds, 4),
+        "train_images_per_s": round(args.batch / step_seconds, 3),
+        "per_mask": args.per_mask,
+        "sample_seconds_per_image": round(sample_seconds, 4),
+        "sample_images_per_s": round(1 / sample_seconds, 3),
+        "peak_memory_mib": round(peak_memory_mib(device), 1),
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:26s} {value}")
+
+
+if __name__ == "__main__":
+    main()

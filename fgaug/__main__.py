@@ -1,0 +1,3 @@
+from fgaug.cli import main
+
+main()

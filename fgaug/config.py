@@ -1,0 +1,204 @@
+"""Model and training configuration, and the presets shipped in ``models/presets``.
+
+A preset is a JSON file ``{"name", "description", "model": {...}, "train": {...}}``. Every key is
+checked: an unknown key or a value of the wrong kind is an error that names the file and the key,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from fgaug.resources import presets_dir
+
+ConditioningMode = Literal["full"]
+
+
+class ConfigError(ValueError):
+    """A preset or configuration value is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class FullGlowConfig:
+    """Shape and hyper-parameters of a Full-Glow model.
+
+    Attributes:
+        image_size: (height, width) the model is trained at; both must be divisible by
+            ``2 ** n_block``. The conditioning networks end in fully connected layers, so a model
+            is tied to this size.
+        image_channels: channels of the photo (3).
+        mask_channels: channels of the condition image: 3 for the colour-rendered mask, 4 with the
+            instance-boundary channel.
+        n_block: number of multi-scale levels (squeeze, flow steps, split).
+        n_flow: flow steps per level (one number for all levels, or one per level).
+        coupling_hidden: width of the coupling networks (512 in the paper's code).
+        condition_embed_hidden: width of the two-conv network that embeds the source coupling
+            output before it enters the target coupling network (128 in the paper's code).
+        param_net_channels: output channels of the three conv layers of the conditioning network
+            that predicts conditional actnorm and 1x1-conv parameters (1x1, 3x3, 3x3 kernels).
+        param_net_hidden: widths of the first three of its four fully connected layers; the
+            fourth outputs the parameters.
+        source_weight: lambda, the weight of the source (mask) NLL in the joint objective.
+        coupling_scale_floor: lower bound of the coupling scale,
+            ``s = floor + (1 - floor) * sigmoid(o1 + 2)``, so the reverse pass divides by at least
+            ``floor`` and cannot overflow.
+        conditioning: which target-side operations see the source Glow ("full": all of them).
+    """
+
+    image_size: tuple[int, int] = (64, 128)
+    image_channels: int = 3
+    mask_channels: int = 3
+    n_block: int = 3
+    n_flow: tuple[int, ...] = (8, 8, 8)
+    coupling_hidden: int = 128
+    condition_embed_hidden: int = 64
+    param_net_channels: tuple[int, int, int] = (8, 4, 2)
+    param_net_hidden: tuple[int, int, int] = (32, 64, 48)
+    source_weight: float = 1e-4
+    coupling_scale_floor: float = 1e-3
+    conditioning: ConditioningMode = "full"
+
+    def __post_init__(self) -> None:
+        height, width = self.image_size
+        step = 2**self.n_block
+        if self.n_block < 1:
+            raise ConfigError(f"n_block must be at least 1, got {self.n_block}")
+        if height % step or width % step:
+            raise ConfigError(f"image_size {height}x{width} must be divisible by 2**n_block = {step}")
+        if len(self.n_flow) != self.n_block:
+            raise ConfigError(f"n_flow has {len(self.n_flow)} entries for n_block={self.n_block} levels")
+        if any(k < 1 for k in self.n_flow):
+            raise ConfigError(f"every level needs at least one flow step, got n_flow={list(self.n_flow)}")
+        if not 0.0 < self.coupling_scale_floor < 1.0:
+            raise ConfigError(f"coupling_scale_floor must lie in (0, 1), got {self.coupling_scale_floor}")
+        if self.source_weight < 0:
+            raise ConfigError(f"source_weight (lambda) must be >= 0, got {self.source_weight}")
+        if self.conditioning != "full":
+            raise ConfigError(f"unknown conditioning mode {self.conditioning!r}; known: 'full'")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], origin: str = "config") -> FullGlowConfig:
+        values = dict(values)
+        if isinstance(values.get("n_flow"), int):
+            values["n_flow"] = [values["n_flow"]] * int(values.get("n_block", cls.n_block))
+        return _build(cls, values, origin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (Adam); the paper trains with lr 1e-4 at batch size 1."""
+
+    lr: float = 1e-4
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], origin: str = "config") -> TrainConfig:
+        return _build(cls, values, origin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named model configuration with its training settings."""
+
+    name: str
+    description: str
+    model: FullGlowConfig
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "model": self.model.to_dict(),
+            "train": self.train.to_dict(),
+        }
+
+
+def available_presets() -> list[str]:
+    """Names of the presets shipped with fgaug."""
+    return sorted(path.stem for path in presets_dir().glob("*.json"))
+
+
+def load_preset(name_or_path: str | Path) -> Preset:
+    """Load a preset by name (``"paper-256"``) or from a JSON file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".json" or candidate.exists():
+        path = candidate
+    else:
+        path = presets_dir() / f"{name_or_path}.json"
+        if not path.is_file():
+            known = ", ".join(available_presets())
+            raise ConfigError(f"unknown preset {name_or_path!r}; known presets: {known}")
+    if not path.is_file():
+        raise ConfigError(f"{path}: preset file not found")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not a readable JSON preset ({error})") from error
+    return preset_from_dict(raw, origin=str(path))
+
+
+def preset_from_dict(raw: Any, origin: str = "preset") -> Preset:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: a preset must be a JSON object")
+    unknown = set(raw) - {"name", "description", "model", "train"}
+    if unknown:
+        raise ConfigError(f"{origin}: unknown preset key(s) {sorted(unknown)}")
+    if not isinstance(raw.get("model"), dict):
+        raise ConfigError(f"{origin}: 'model' must be an object of model settings")
+    return Preset(
+        name=str(raw.get("name", Path(origin).stem)),
+        description=str(raw.get("description", "")),
+        model=FullGlowConfig.from_dict(raw["model"], origin=f"{origin}: model"),
+        train=TrainConfig.from_dict(raw.get("train", {}), origin=f"{origin}: train"),
+    )
+
+
+def _build(cls: type, values: dict[str, Any], origin: str) -> Any:
+    """Build a config dataclass from JSON values; every error names ``origin``."""
+    try:
+        return cls(**_coerce(cls, values, origin))
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(origin) else f"{origin}: {message}") from None
+
+
+def _coerce(cls: type, values: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Check keys against the dataclass fields and turn JSON lists into tuples."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    coerced: dict[str, Any] = {}
+    for key, value in values.items():
+        default = getattr(cls, key, None)
+        if isinstance(default, tuple):
+            if not isinstance(value, list | tuple) or not all(isinstance(v, int | float) for v in value):
+                raise ConfigError(f"{origin}: {key} must be a list of numbers, got {value!r}")
+            value = tuple(value)
+        elif isinstance(default, bool) != isinstance(value, bool) or (
+            isinstance(default, int | float) and not isinstance(value, int | float)
+        ):
+            raise ConfigError(f"{origin}: {key} must be a {type(default).__name__}, got {value!r}")
+        coerced[key] = value
+    return coerced
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}

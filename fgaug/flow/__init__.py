@@ -1,0 +1,5 @@
+"""The Full-Glow core: invertible layers, multi-scale Glow and the Full-Glow model (pure torch, no I/O)."""
+
+from fgaug.flow.fullglow import FullGlow, FullGlowOutput, Samples
+
+__all__ = ["FullGlow", "FullGlowOutput", "Samples"]

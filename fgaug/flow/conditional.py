@@ -1,0 +1,268 @@
+"""Conditional invertible layers of Full-Glow's target side (paper section 4).
+
+Every operation of a target flow step gets its parameters from the output of the *same*
+operation in the source Glow, through a conditioning network (CN):
+
+* :class:`ConditionalActNorm`:  ``log s, b = CN(source actnorm output)``
+* :class:`ConditionalInvConv1x1`: ``L, U, log s = CN(source 1x1-conv output)``, a per-sample W
+* :class:`ConditionalAffineCoupling`: ``o1, o2 = NN(x_a, embed(source coupling output))``
+
+They keep the contract of :mod:`fgaug.flow.layers`. A condition batch may be smaller than the
+data batch when several samples share one mask: ``Bc`` conditions serve ``B = k * Bc`` samples,
+sample ``i`` using condition ``i // k``. The conditioning networks then run once per mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from fgaug.flow.layers import (
+    CouplingNetwork,
+    DataDependentInit,
+    InvertibleLayer,
+    affine_coupling_forward,
+    affine_coupling_inverse,
+    apply_channel_matrix,
+    channel_statistics,
+    lu_inverse_weight,
+    lu_weight,
+    random_rotation_lu,
+    repeat_to_batch,
+)
+
+
+def check_condition(layer: nn.Module, cond: Tensor | None, expected: tuple[int, int, int]) -> Tensor:
+    """Raise a clear error unless ``cond`` is a (B, C, H, W) tensor with (C, H, W) == ``expected``."""
+    if cond is None:
+        raise ValueError(
+            f"{type(layer).__name__} needs a condition tensor of shape (B, {', '.join(map(str, expected))})"
+        )
+    if cond.dim() != 4 or tuple(cond.shape[1:]) != expected:
+        raise ValueError(
+            f"{type(layer).__name__} expects a condition of shape (B, {', '.join(map(str, expected))}), "
+            f"got {tuple(cond.shape)}"
+        )
+    return cond
+
+
+class ParameterNetwork(nn.Module):
+    """CN of the conditional actnorm and 1x1 conv: three convolutions, then four fully connected
+    layers (paper section 5: "three convolutional layers followed by four fully connected layers").
+
+    Convolutions: 1x1, 3x3, 3x3 (padding 1), ReLU after each; the flattened map feeds the fully
+    connected layers, so the network is tied to the spatial size it was built for. The last
+    layer has zero weights: its output starts as its bias, the same for every condition, which is
+    how the data-dependent and the random-rotation initialisations are set.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        size: tuple[int, int],
+        out_features: int,
+        conv_channels: tuple[int, int, int] = (8, 4, 2),
+        hidden: tuple[int, int, int] = (32, 64, 48),
+    ) -> None:
+        super().__init__()
+        c1, c2, c3 = conv_channels
+        self.convs = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(c1, c2, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(c2, c3, kernel_size=3, padding=1),
+            nn.ReLU(),
+        )
+        h1, h2, h3 = hidden
+        self.fully_connected = nn.Sequential(
+            nn.Linear(c3 * size[0] * size[1], h1),
+            nn.ReLU(),
+            nn.Linear(h1, h2),
+            nn.ReLU(),
+            nn.Linear(h2, h3),
+            nn.ReLU(),
+        )
+        self.output = nn.Linear(h3, out_features)
+        nn.init.zeros_(self.output.weight)
+        nn.init.zeros_(self.output.bias)
+
+    def forward(self, cond: Tensor) -> Tensor:
+        return self.output(self.fully_connected(self.convs(cond).flatten(1)))
+
+
+class ConditionalActNorm(DataDependentInit, InvertibleLayer):
+    r"""Actnorm whose scale and shift come from the source side.
+
+    .. math:: (\log s, b) = \mathrm{CN}(c), \quad y = (x + b) \odot e^{\log s},
+              \quad \log|\det J| = H W \sum_c \log s_c \ \text{(per sample)}
+
+    Initialisation (paper eq. 5): the CN's output weights are zero and its bias is set from the
+    first batch so that the output has zero mean and unit variance per channel.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        cond_channels: int,
+        size: tuple[int, int],
+        conv_channels: tuple[int, int, int] = (8, 4, 2),
+        hidden: tuple[int, int, int] = (32, 64, 48),
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.cond_shape = (cond_channels, *size)
+        self.param_net = ParameterNetwork(cond_channels, size, 2 * channels, conv_channels, hidden)
+        self._register_init_flag()
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        mean, log_std = channel_statistics(x)
+        self.param_net.output.bias.copy_(torch.cat([-log_std, -mean]))
+        self._mark_initialized()
+
+    def parameters_for(self, cond: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log_scale, shift)``, each (Bc, C, 1, 1)."""
+        raw = self.param_net(check_condition(self, cond, self.cond_shape))
+        log_scale, shift = raw[:, :, None, None].chunk(2, dim=1)
+        return log_scale, shift
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized():
+            self.initialize(x)
+        log_scale, shift = self.parameters_for(cond)
+        log_scale, shift = repeat_to_batch(log_scale, x.shape[0]), repeat_to_batch(shift, x.shape[0])
+        logdet = x.shape[2] * x.shape[3] * log_scale.flatten(1).sum(dim=1)
+        return (x + shift) * torch.exp(log_scale), logdet
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        log_scale, shift = self.parameters_for(cond)
+        log_scale, shift = repeat_to_batch(log_scale, y.shape[0]), repeat_to_batch(shift, y.shape[0])
+        logdet = -y.shape[2] * y.shape[3] * log_scale.flatten(1).sum(dim=1)
+        return y * torch.exp(-log_scale) - shift, logdet
+
+
+class ConditionalInvConv1x1(InvertibleLayer):
+    r"""Invertible 1x1 convolution whose LU factors come from the source side (paper eq. 6).
+
+    .. math:: (L, U, \log s) = \mathrm{CN}(c), \quad W = P (L + I)(U + \mathrm{diag}(\mathrm{sign}\,
+              e^{\log s})), \quad \log|\det J| = H W \sum_c \log s_c \ \text{(per sample)}
+
+    The CN outputs exactly the free entries: C(C-1)/2 below the diagonal of L, C(C-1)/2 above the
+    diagonal of U and C log-scales. P and the signs are fixed buffers from a random rotation W0,
+    and the CN's bias starts at W0's factors (its weights at zero), so W = W0 for every condition
+    at first. Each sample has its own W; the inverse uses triangular solves per sample.
+    """
+
+    permutation: Tensor
+    sign: Tensor
+    lower_index: Tensor
+    upper_index: Tensor
+
+    def __init__(
+        self,
+        channels: int,
+        cond_channels: int,
+        size: tuple[int, int],
+        conv_channels: tuple[int, int, int] = (8, 4, 2),
+        hidden: tuple[int, int, int] = (32, 64, 48),
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.channels = channels
+        self.cond_shape = (cond_channels, *size)
+        factors = random_rotation_lu(channels, generator)
+        self.register_buffer("permutation", factors["permutation"])
+        self.register_buffer("sign", factors["sign"])
+        self.register_buffer("lower_index", torch.tril_indices(channels, channels, -1))
+        self.register_buffer("upper_index", torch.triu_indices(channels, channels, 1))
+        self.param_net = ParameterNetwork(cond_channels, size, channels * channels, conv_channels, hidden)
+        rows, cols = self.lower_index
+        upper_rows, upper_cols = self.upper_index
+        with torch.no_grad():
+            self.param_net.output.bias.copy_(
+                torch.cat(
+                    [
+                        factors["lower"][rows, cols],
+                        factors["upper"][upper_rows, upper_cols],
+                        factors["log_s"],
+                    ]
+                )
+            )
+
+    def factors_for(self, cond: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-condition ``(lower, upper, log_s)``: (Bc, C, C), (Bc, C, C), (Bc, C)."""
+        raw = self.param_net(check_condition(self, cond, self.cond_shape))
+        n_off = self.lower_index.shape[1]
+        batch, channels = raw.shape[0], self.channels
+        lower = raw.new_zeros(batch, channels, channels)
+        upper = raw.new_zeros(batch, channels, channels)
+        lower[:, self.lower_index[0], self.lower_index[1]] = raw[:, :n_off]
+        upper[:, self.upper_index[0], self.upper_index[1]] = raw[:, n_off : 2 * n_off]
+        return lower, upper, raw[:, 2 * n_off :]
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        lower, upper, log_s = self.factors_for(cond)
+        weight = lu_weight(self.permutation, lower, upper, self.sign, log_s)
+        logdet = x.shape[2] * x.shape[3] * repeat_to_batch(log_s, x.shape[0]).sum(dim=1)
+        return _apply_per_condition(x, weight), logdet
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        lower, upper, log_s = self.factors_for(cond)
+        weight_inv = lu_inverse_weight(self.permutation, lower, upper, self.sign, log_s)
+        logdet = -y.shape[2] * y.shape[3] * repeat_to_batch(log_s, y.shape[0]).sum(dim=1)
+        return _apply_per_condition(y, weight_inv), logdet
+
+
+def _apply_per_condition(x: Tensor, weight: Tensor) -> Tensor:
+    """Apply (Bc, C, C) matrices to a batch of ``k * Bc`` samples; one shared matrix uses a conv."""
+    if weight.shape[0] == 1:
+        return apply_channel_matrix(x, weight[0])
+    return apply_channel_matrix(x, repeat_to_batch(weight, x.shape[0]))
+
+
+class ConditionalAffineCoupling(InvertibleLayer):
+    r"""Affine coupling whose network also reads the source coupling output (paper eqs. 7-10).
+
+    .. math:: x_a, x_b = \mathrm{split}(x), \quad o_1, o_2 = \mathrm{NN}(x_a, \mathrm{CN}(c)),
+              \quad s = f + (1-f)\,\sigma(o_1 + 2), \quad y_b = (x_b + o_2) \odot s
+
+    CN is two 3x3 convolutions (ReLU) mapping the source coupling output to ``channels`` feature
+    maps, as in the paper's code; NN is the Glow coupling network on the channel concatenation.
+    """
+
+    def __init__(
+        self, channels: int, cond_channels: int, hidden: int, embed_hidden: int, scale_floor: float = 1e-3
+    ) -> None:
+        super().__init__()
+        if channels % 2:
+            raise ValueError(f"affine coupling needs an even channel count, got {channels}")
+        self.cond_channels = cond_channels
+        self.condition_embedding = nn.Sequential(
+            nn.Conv2d(cond_channels, embed_hidden, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(embed_hidden, channels, kernel_size=3, padding=1),
+            nn.ReLU(),
+        )
+        self.network = CouplingNetwork(channels // 2, channels, hidden, condition_channels=channels)
+        self.scale_floor = scale_floor
+
+    def _coupling_params(self, kept_half: Tensor, cond: Tensor | None) -> Tensor:
+        cond = check_condition(self, cond, (self.cond_channels, *kept_half.shape[2:]))
+        condition_term = self.network.condition_term(self.condition_embedding(cond))
+        return self.network(kept_half, condition_term)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return affine_coupling_forward(x, self._coupling_params(x.chunk(2, dim=1)[0], cond), self.scale_floor)
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return affine_coupling_inverse(y, self._coupling_params(y.chunk(2, dim=1)[0], cond), self.scale_floor)
+
+
+__all__ = [
+    "ConditionalActNorm",
+    "ConditionalAffineCoupling",
+    "ConditionalInvConv1x1",
+    "ParameterNetwork",
+    "check_condition",
+]

@@ -1,0 +1,204 @@
+"""Full-Glow: a source Glow over the mask beside a target Glow over the photo, conditioned on it.
+
+Images enter and leave as float tensors in [0, 1] holding 8-bit values (``k / 255``). Inside,
+they are dequantised to ``y = (k + u) / 256 - 0.5``: ``u ~ U(0, 1)`` for the training objective
+and likelihoods, ``u = 1/2`` (the bin centre) where a deterministic encoding is needed (the
+condition of :meth:`FullGlow.sample`, :meth:`FullGlow.encode`).
+
+The objective (paper eq. 11), per pair, in bits per dimension::
+
+    loss = lambda * bpd(x_a) + bpd(x_b | x_a),
+    bpd(x) = (-log p(y) + D log 256) / (D log 2)   (D = number of dimensions of x)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from fgaug.config import FullGlowConfig
+from fgaug.flow.glow import (
+    GlowEncoding,
+    StepFeatures,
+    build_source_glow,
+    build_target_glow,
+    latent_shapes,
+)
+
+
+@dataclass
+class FullGlowOutput:
+    """Training objective and its parts; the per-sample terms have shape (B,)."""
+
+    loss: Tensor
+    source_bpd: Tensor
+    conditional_bpd: Tensor
+
+
+@dataclass
+class Samples:
+    """``images`` (B, n, C, H, W) in [0, 1]; ``log_likelihood`` (B, n): log p(sample | mask) in nats
+    under the model (the dequantised continuous density), for best-of-K selection."""
+
+    images: Tensor
+    log_likelihood: Tensor
+
+
+def dequantize(images: Tensor, noise: bool, generator: torch.Generator | None = None) -> Tensor:
+    """[0, 1] 8-bit images -> ``(k + u) / 256 - 0.5`` with uniform ``u`` (``noise``) or ``u = 1/2``."""
+    bins = torch.round(images.clamp(0, 1) * 255)
+    if noise:
+        offset = torch.rand(bins.shape, generator=generator, device="cpu" if generator else bins.device)
+        offset = offset.to(device=bins.device, dtype=bins.dtype)
+    else:
+        offset = torch.full_like(bins, 0.5)
+    return (bins + offset) / 256 - 0.5
+
+
+def quantize(y: Tensor) -> Tensor:
+    """Inverse of :func:`dequantize`: the 8-bit bin of ``y``, as a float image in [0, 1]."""
+    return torch.floor((y + 0.5) * 256).clamp(0, 255) / 255
+
+
+def bits_per_dim(log_density: Tensor, dims: int) -> Tensor:
+    """Discrete bits per dimension from the continuous log-density of the dequantised data."""
+    return (-log_density + dims * math.log(256)) / (dims * math.log(2))
+
+
+class FullGlow(nn.Module):
+    """The Full-Glow model (Sorkhei et al., 2021): learns p(photo | mask) and p(mask).
+
+    All methods take ``mask`` as (B, mask_channels, H, W) and photos as (B, 3, H, W), in [0, 1],
+    at ``config.image_size``.
+    """
+
+    def __init__(self, config: FullGlowConfig, seed: int = 0) -> None:
+        super().__init__()
+        self.config = config
+        generator = torch.Generator().manual_seed(seed)
+        self.source = build_source_glow(config, generator)
+        self.target = build_target_glow(config, generator)
+
+    # ----------------------------------------------------------------------------- helpers
+    def _check(self, tensor: Tensor, channels: int, what: str) -> None:
+        expected = (channels, *self.config.image_size)
+        if tensor.dim() != 4 or tuple(tensor.shape[1:]) != expected:
+            raise ValueError(
+                f"{what} must have shape (B, {', '.join(map(str, expected))}) for this model, "
+                f"got {tuple(tensor.shape)}"
+            )
+
+    def _check_pair(self, mask: Tensor, photo: Tensor) -> None:
+        self._check(mask, self.config.mask_channels, "mask")
+        self._check(photo, self.config.image_channels, "photo")
+        if mask.shape[0] != photo.shape[0]:
+            raise ValueError(f"mask batch {mask.shape[0]} and photo batch {photo.shape[0]} differ")
+
+    @property
+    def target_dims(self) -> int:
+        height, width = self.config.image_size
+        return self.config.image_channels * height * width
+
+    @property
+    def source_dims(self) -> int:
+        height, width = self.config.image_size
+        return self.config.mask_channels * height * width
+
+    def latent_shapes(self) -> list[tuple[int, int, int]]:
+        """Shapes (C, H, W) of the photo latents, one per level."""
+        return latent_shapes(self.config.image_channels, self.config.image_size, self.config.n_block)
+
+    # ----------------------------------------------------------------------------- likelihood
+    def forward(
+        self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None
+    ) -> FullGlowOutput:
+        """The training objective on a batch of (mask, photo) pairs, with fresh dequantisation noise."""
+        self._check_pair(mask, photo)
+        source = self.source.encode(dequantize(mask, noise=True, generator=generator))
+        target = self.target.encode(dequantize(photo, noise=True, generator=generator), source.features)
+        source_bpd = bits_per_dim(source.log_prior + source.logdet, self.source_dims)
+        conditional_bpd = bits_per_dim(target.log_prior + target.logdet, self.target_dims)
+        loss = (self.config.source_weight * source_bpd + conditional_bpd).mean()
+        return FullGlowOutput(loss, source_bpd, conditional_bpd)
+
+    @torch.no_grad()
+    def conditional_bpd(
+        self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """-log2 p(photo | mask) per dimension, per sample (one dequantisation draw)."""
+        self._check_pair(mask, photo)
+        features = self.condition_features(mask)
+        target = self.target.encode(dequantize(photo, noise=True, generator=generator), features)
+        return bits_per_dim(target.log_prior + target.logdet, self.target_dims)
+
+    # ----------------------------------------------------------------------------- encode / decode
+    def condition_features(self, mask: Tensor) -> list[list[StepFeatures]]:
+        """Deterministic source-side encoding of the masks: every step's outputs."""
+        self._check(mask, self.config.mask_channels, "mask")
+        return self.source.encode(dequantize(mask, noise=False)).features
+
+    def encode(self, mask: Tensor, photo: Tensor) -> list[Tensor]:
+        """Photo -> its latents given the mask (bin-centre dequantisation, deterministic)."""
+        self._check_pair(mask, photo)
+        return self.encode_with(self.condition_features(mask), photo).latents
+
+    def encode_with(self, features: Sequence[Sequence[StepFeatures]], photo: Tensor) -> GlowEncoding:
+        self._check(photo, self.config.image_channels, "photo")
+        return self.target.encode(dequantize(photo, noise=False), features)
+
+    def decode(self, mask: Tensor, latents: Sequence[Tensor]) -> Tensor:
+        """Latents -> photo given the mask; ``decode(m, encode(m, x)) == x`` for 8-bit x."""
+        features = self.condition_features(mask)
+        y, _ = self.target.decode(latents, features)
+        return quantize(y)
+
+    # ----------------------------------------------------------------------------- generation
+    def sample_noise(self, batch: int, generator: torch.Generator | None = None) -> list[Tensor]:
+        """Standard-normal noise for ``batch`` samples, drawn on the CPU so that a seed gives the
+        same images on every device."""
+        return [torch.randn(batch, *shape, generator=generator) for shape in self.latent_shapes()]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        mask: Tensor,
+        n: int = 1,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        noise: Sequence[Tensor] | None = None,
+    ) -> Samples:
+        """``n`` photos per mask at temperature T (latents ~ prior with std scaled by T).
+
+        The source side runs once per mask and its conditioning networks once per mask; the
+        ``B * n`` targets decode in one batch. ``noise`` (per level, (B * n, C, H, W), sample
+        ``i`` of mask ``b`` at row ``b * n + i``) overrides ``generator``.
+        """
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        if temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        features = self.condition_features(mask)
+        batch = mask.shape[0] * n
+        noise = self.sample_noise(batch, generator) if noise is None else noise
+        noise = [eps.to(device=mask.device, dtype=mask.dtype) for eps in noise]
+        for eps, shape in zip(noise, self.latent_shapes(), strict=True):
+            if tuple(eps.shape) != (batch, *shape):
+                raise ValueError(f"noise of shape {tuple(eps.shape)} given where {(batch, *shape)} is needed")
+        y, log_likelihood = self.target.sample(noise, temperature, features)
+        images = quantize(y).view(mask.shape[0], n, *y.shape[1:])
+        return Samples(images, log_likelihood.view(mask.shape[0], n))
+
+    @torch.no_grad()
+    def transfer(self, content_photo: Tensor, content_mask: Tensor, new_mask: Tensor) -> Tensor:
+        """Content transfer (paper section 5.4): ``z = f(x_b^1 | g(x_a^1))``, then
+        ``x_new = f^-1(z | g(x_a^2))``: the photo's appearance laid onto a new layout."""
+        self._check_pair(content_mask, content_photo)
+        self._check(new_mask, self.config.mask_channels, "new mask")
+        if new_mask.shape[0] != content_photo.shape[0]:
+            raise ValueError("transfer needs one new mask per content photo")
+        latents = self.encode(content_mask, content_photo)
+        return self.decode(new_mask, latents)

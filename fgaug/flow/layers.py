@@ -1,0 +1,381 @@
+"""Invertible layers of Glow and the one contract they all keep.
+
+Contract (shared with :mod:`fgaug.flow.conditional`)::
+
+    y, logdet = layer(x, cond)          # logdet = log|det dy/dx|, one value per sample, shape (B,)
+    x, logdet = layer.inverse(y, cond)  # logdet = log|det dx/dy| = -(forward logdet)
+
+Unconditional layers take ``cond=None`` and ignore it. All non-trainable state (actnorm's
+initialisation flag, LU permutation, masks and signs) lives in buffers, so it survives
+``state_dict`` round trips.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class InvertibleLayer(nn.Module, ABC):
+    """Base class of every invertible layer: ``forward`` and ``inverse`` return ``(output, logdet)``."""
+
+    @abstractmethod
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+
+    @abstractmethod
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
+
+
+class DataDependentInit(nn.Module):
+    """Mixin for layers initialised from the first batch they see (Glow's actnorm scheme).
+
+    The flag is a buffer (saved and loaded with the weights); a Python-side copy avoids reading the
+    buffer, a device synchronisation on CUDA, on every call once it is known to be set.
+    """
+
+    initialized: Tensor
+
+    def _register_init_flag(self) -> None:
+        self.register_buffer("initialized", torch.tensor(False))
+        self._known_initialized = False
+
+    def is_initialized(self) -> bool:
+        if not self._known_initialized:
+            self._known_initialized = bool(self.initialized)
+        return self._known_initialized
+
+    def _mark_initialized(self) -> None:
+        self.initialized.fill_(True)
+        self._known_initialized = True
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._known_initialized = False
+        super()._load_from_state_dict(*args, **kwargs)
+
+
+def channel_statistics(x: Tensor, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and log standard deviation of ``x`` (B, C, H, W) over batch and space."""
+    flat = x.detach().transpose(0, 1).reshape(x.shape[1], -1).double()
+    mean = flat.mean(dim=1)
+    std = flat.std(dim=1, unbiased=False) if flat.shape[1] > 1 else torch.ones_like(mean)
+    return mean.to(x.dtype), torch.log(std + eps).to(x.dtype)
+
+
+def per_sample(value: Tensor, batch: int) -> Tensor:
+    """Broadcast a scalar log-determinant to one value per sample."""
+    return value.expand(batch) if value.dim() == 0 else value
+
+
+class ActNorm(DataDependentInit, InvertibleLayer):
+    r"""Per-channel affine normalisation with data-dependent initialisation.
+
+    .. math:: y = (x + b) \odot e^{\log s}, \qquad \log|\det J| = H W \sum_c \log s_c
+
+    On the first forward pass (while ``initialized`` is false) ``b = -mean`` and
+    ``log s = -log std`` of that batch, so its output has zero mean and unit variance per channel.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.shift = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self._register_init_flag()
+
+    @torch.no_grad()
+    def initialize(self, x: Tensor) -> None:
+        mean, log_std = channel_statistics(x)
+        self.shift.copy_(-mean.view_as(self.shift))
+        self.log_scale.copy_(-log_std.view_as(self.log_scale))
+        self._mark_initialized()
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if not self.is_initialized():
+            self.initialize(x)
+        logdet = x.shape[2] * x.shape[3] * self.log_scale.sum()
+        return (x + self.shift) * torch.exp(self.log_scale), per_sample(logdet, x.shape[0])
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        logdet = -y.shape[2] * y.shape[3] * self.log_scale.sum()
+        return y * torch.exp(-self.log_scale) - self.shift, per_sample(logdet, y.shape[0])
+
+
+def random_rotation_lu(channels: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    """LU factors of a random rotation ``W0 = P L (U + diag(sign * exp(log_s)))`` (Glow's init).
+
+    Returns ``permutation``, ``lower`` (unit diagonal dropped), ``upper`` (strictly upper),
+    ``sign`` and ``log_s``, all float32.
+    """
+    q, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator, dtype=torch.float64))
+    permutation, lower, upper = torch.linalg.lu(q)
+    diagonal = torch.diagonal(upper)
+    return {
+        "permutation": permutation.float(),
+        "lower": torch.tril(lower, -1).float(),
+        "upper": torch.triu(upper, 1).float(),
+        "sign": torch.sign(diagonal).float(),
+        "log_s": torch.log(diagonal.abs()).float(),
+    }
+
+
+def lu_triangles(lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The triangular factors :math:`L + I` and :math:`U + \mathrm{diag}(\mathrm{sign}\, e^{\log s})`.
+
+    ``lower`` and ``upper`` are masked here, so any values on or beyond the diagonal are ignored.
+    Works on single matrices (C, C) and on batches (B, C, C).
+    """
+    eye = torch.eye(lower.shape[-1], dtype=lower.dtype, device=lower.device)
+    return torch.tril(lower, -1) + eye, torch.triu(upper, 1) + torch.diag_embed(sign * torch.exp(log_s))
+
+
+def lu_weight(permutation: Tensor, lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor) -> Tensor:
+    r""":math:`W = P (L + I) (U + \mathrm{diag}(\mathrm{sign}\, e^{\log s}))`."""
+    unit_lower, upper_with_diagonal = lu_triangles(lower, upper, sign, log_s)
+    return permutation @ unit_lower @ upper_with_diagonal
+
+
+def lu_inverse_weight(
+    permutation: Tensor, lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor
+) -> Tensor:
+    r""":math:`W^{-1} = (U + \mathrm{diag}(s))^{-1} (L + I)^{-1} P^\top`, by two triangular solves."""
+    unit_lower, upper_with_diagonal = lu_triangles(lower, upper, sign, log_s)
+    eye = torch.eye(lower.shape[-1], dtype=lower.dtype, device=lower.device)
+    lower_inv = torch.linalg.solve_triangular(unit_lower, eye, upper=False, unitriangular=True)
+    return torch.linalg.solve_triangular(upper_with_diagonal, lower_inv, upper=True) @ permutation.transpose(
+        -1, -2
+    )
+
+
+def apply_channel_matrix(x: Tensor, weight: Tensor) -> Tensor:
+    """Apply ``weight`` (C, C) or per-sample (B, C, C) to every pixel of ``x`` (B, C, H, W)."""
+    if weight.dim() == 2:
+        return F.conv2d(x, weight[:, :, None, None])
+    batch, channels, height, width = x.shape
+    return torch.bmm(weight, x.reshape(batch, channels, height * width)).view(batch, -1, height, width)
+
+
+class InvConv1x1(InvertibleLayer):
+    r"""Invertible 1x1 convolution in LU form (Glow, section 3.2).
+
+    .. math:: y_{:,h,w} = W x_{:,h,w}, \quad W = P L (U + \mathrm{diag}(\mathrm{sign}\, e^{\log s})),
+              \quad \log|\det J| = H W \sum_c \log s_c
+
+    P and the signs are fixed buffers; L, U and log s are learned. The inverse uses triangular
+    solves, never a general matrix inverse.
+    """
+
+    permutation: Tensor
+    sign: Tensor
+
+    def __init__(self, channels: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        factors = random_rotation_lu(channels, generator)
+        self.register_buffer("permutation", factors["permutation"])
+        self.register_buffer("sign", factors["sign"])
+        self.lower = nn.Parameter(factors["lower"])
+        self.upper = nn.Parameter(factors["upper"])
+        self.log_s = nn.Parameter(factors["log_s"])
+
+    def weight(self) -> Tensor:
+        return lu_weight(self.permutation, self.lower, self.upper, self.sign, self.log_s)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        logdet = x.shape[2] * x.shape[3] * self.log_s.sum()
+        return apply_channel_matrix(x, self.weight()), per_sample(logdet, x.shape[0])
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        weight_inv = lu_inverse_weight(self.permutation, self.lower, self.upper, self.sign, self.log_s)
+        logdet = -y.shape[2] * y.shape[3] * self.log_s.sum()
+        return apply_channel_matrix(y, weight_inv), per_sample(logdet, y.shape[0])
+
+
+class ZeroConv2d(nn.Module):
+    r"""3x3 convolution initialised to output zero, with Glow's learned output gain
+    :math:`e^{3 g}` so the layer starts as the identity-preserving zero map."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+        self.log_gain = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x) * torch.exp(3 * self.log_gain)
+
+
+class CouplingNetwork(nn.Module):
+    """The network inside an affine coupling: conv3x3 -> ReLU -> conv1x1 -> ReLU -> zero conv3x3.
+
+    With ``condition_channels > 0`` the first convolution also reads a condition tensor. Since a
+    convolution of a channel concatenation is the sum of two convolutions, the condition's part
+    (:meth:`condition_term`) is computed separately: once per mask when many samples share one.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, condition_channels: int = 0) -> None:
+        super().__init__()
+        self.input_conv = nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1)
+        self.condition_conv = (
+            nn.Conv2d(condition_channels, hidden, kernel_size=3, padding=1, bias=False)
+            if condition_channels
+            else None
+        )
+        self.hidden_conv = nn.Conv2d(hidden, hidden, kernel_size=1)
+        self.output_conv = ZeroConv2d(hidden, out_channels)
+        for conv in (self.input_conv, self.condition_conv, self.hidden_conv):
+            if conv is not None:
+                nn.init.normal_(conv.weight, 0.0, 0.05)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
+
+    def condition_term(self, condition: Tensor) -> Tensor:
+        if self.condition_conv is None:
+            raise ValueError("this coupling network takes no condition")
+        return self.condition_conv(condition)
+
+    def forward(self, x: Tensor, condition_term: Tensor | None = None) -> Tensor:
+        hidden = self.input_conv(x)
+        if condition_term is not None:
+            hidden = hidden + repeat_to_batch(condition_term, x.shape[0])
+        hidden = self.hidden_conv(F.relu(hidden))
+        return self.output_conv(F.relu(hidden))
+
+
+def repeat_to_batch(value: Tensor, batch: int) -> Tensor:
+    """Repeat each of the ``Bc`` entries of ``value`` ``batch // Bc`` times (many samples per mask)."""
+    if value.shape[0] == batch:
+        return value
+    if value.shape[0] == 0 or batch % value.shape[0]:
+        raise ValueError(f"a condition batch of {value.shape[0]} cannot serve a batch of {batch} samples")
+    return value.repeat_interleave(batch // value.shape[0], dim=0)
+
+
+def coupling_log_scale(raw: Tensor, floor: float) -> Tensor:
+    r""":math:`\log s` with :math:`s = f + (1 - f)\,\sigma(o_1 + 2)` (Full-Glow eq. 9 with a floor f).
+
+    Computed in log space, so it is finite for any ``raw``; ``s`` lies in ``[f, 1)``.
+    """
+    return torch.logaddexp(
+        torch.full_like(raw, math.log(floor)), math.log1p(-floor) + F.logsigmoid(raw + 2.0)
+    )
+
+
+def affine_coupling_forward(x: Tensor, params: Tensor, floor: float) -> tuple[Tensor, Tensor]:
+    r"""Coupling transform of the second channel half, given the network output ``(o1, o2)``.
+
+    .. math:: y_b = (x_b + o_2) \odot s, \qquad \log|\det J| = \sum \log s
+    """
+    x_a, x_b = x.chunk(2, dim=1)
+    raw_scale, shift = params.chunk(2, dim=1)
+    log_s = coupling_log_scale(raw_scale, floor)
+    y_b = (x_b + shift) * torch.exp(log_s)
+    return torch.cat([x_a, y_b], dim=1), log_s.flatten(1).sum(dim=1)
+
+
+def affine_coupling_inverse(y: Tensor, params: Tensor, floor: float) -> tuple[Tensor, Tensor]:
+    r""":math:`x_b = y_b \odot e^{-\log s} - o_2`; the scale floor bounds
+    :math:`e^{-\log s}` by ``1/floor``."""
+    y_a, y_b = y.chunk(2, dim=1)
+    raw_scale, shift = params.chunk(2, dim=1)
+    log_s = coupling_log_scale(raw_scale, floor)
+    x_b = y_b * torch.exp(-log_s) - shift
+    return torch.cat([y_a, x_b], dim=1), -log_s.flatten(1).sum(dim=1)
+
+
+class AffineCoupling(InvertibleLayer):
+    """Affine coupling layer of Glow: the first channel half parameterises a scale and shift of
+    the second (see :func:`affine_coupling_forward`)."""
+
+    def __init__(self, channels: int, hidden: int, scale_floor: float = 1e-3) -> None:
+        super().__init__()
+        if channels % 2:
+            raise ValueError(f"affine coupling needs an even channel count, got {channels}")
+        self.network = CouplingNetwork(channels // 2, channels, hidden)
+        self.scale_floor = scale_floor
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return affine_coupling_forward(x, self.network(x.chunk(2, dim=1)[0]), self.scale_floor)
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return affine_coupling_inverse(y, self.network(y.chunk(2, dim=1)[0]), self.scale_floor)
+
+
+def squeeze2x2(x: Tensor) -> Tensor:
+    """Space-to-depth: (B, C, H, W) -> (B, 4C, H/2, W/2)."""
+    batch, channels, height, width = x.shape
+    x = x.view(batch, channels, height // 2, 2, width // 2, 2)
+    return x.permute(0, 1, 3, 5, 2, 4).reshape(batch, channels * 4, height // 2, width // 2)
+
+
+def unsqueeze2x2(y: Tensor) -> Tensor:
+    """Depth-to-space, the exact inverse of :func:`squeeze2x2`."""
+    batch, channels, height, width = y.shape
+    y = y.view(batch, channels // 4, 2, 2, height, width)
+    return y.permute(0, 1, 4, 2, 5, 3).reshape(batch, channels // 4, height * 2, width * 2)
+
+
+class Squeeze(InvertibleLayer):
+    """Space-to-depth reshuffle of 2x2 neighbourhoods into channels; a permutation, so logdet = 0."""
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if x.shape[2] % 2 or x.shape[3] % 2:
+            raise ValueError(f"squeeze needs even height and width, got {tuple(x.shape[2:])}")
+        return squeeze2x2(x), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return unsqueeze2x2(y), y.new_zeros(y.shape[0])
+
+
+def gaussian_log_prob(z: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+    r"""Per-sample :math:`\sum \log \mathcal N(z; \mu, \sigma^2)`."""
+    log_prob = -0.5 * (LOG_2PI + 2 * log_std + (z - mean) ** 2 * torch.exp(-2 * log_std))
+    return log_prob.flatten(1).sum(dim=1)
+
+
+class SplitPrior(nn.Module):
+    r"""Splits half the channels off into a latent with a learned Gaussian prior.
+
+    ``z`` (the second channel half) is modelled as :math:`\mathcal N(\mu(h), \sigma(h)^2)` where
+    ``h`` is the kept half and :math:`(\mu, \log\sigma)` come from a zero-initialised convolution
+    (Glow's learned prior). With ``keep_none`` (the last level) the whole tensor is the latent and
+    its prior is a learned per-channel Gaussian.
+    """
+
+    def __init__(self, channels: int, keep_none: bool = False) -> None:
+        super().__init__()
+        self.keep_none = keep_none
+        if keep_none:
+            self.prior_net = None
+            self.top_mean = nn.Parameter(torch.zeros(1, channels, 1, 1))
+            self.top_log_std = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        else:
+            self.prior_net = ZeroConv2d(channels // 2, channels)
+
+    def prior(self, kept: Tensor | None, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log std of the latent, given the kept half (or shaped ``like`` at the top)."""
+        if self.prior_net is None:
+            return self.top_mean.expand_as(like), self.top_log_std.expand_as(like)
+        return self.prior_net(kept).chunk(2, dim=1)
+
+    def split(self, x: Tensor) -> tuple[Tensor | None, Tensor, Tensor]:
+        """Returns ``(kept, z, log p(z | kept))``; ``kept`` is None at the top level."""
+        kept, z = (None, x) if self.keep_none else x.chunk(2, dim=1)
+        mean, log_std = self.prior(kept, z)
+        return kept, z, gaussian_log_prob(z, mean, log_std)
+
+    def merge(self, kept: Tensor | None, z: Tensor) -> Tensor:
+        """Exact inverse of :meth:`split` for a given latent (never re-sampled)."""
+        return z if kept is None else torch.cat([kept, z], dim=1)
+
+    def sample(self, kept: Tensor | None, noise: Tensor, temperature: float) -> tuple[Tensor, Tensor]:
+        r"""Draw :math:`z = \mu + T \sigma \epsilon` for standard normal ``noise``; returns
+        ``(merged tensor, log p(z))`` with the log-density under the untempered prior."""
+        mean, log_std = self.prior(kept, noise)
+        z = mean + temperature * torch.exp(log_std) * noise
+        return self.merge(kept, z), gaussian_log_prob(z, mean, log_std)

@@ -1,0 +1,1 @@
+"""Presets and the bundled demo model of fgaug, installed as the package ``fgaug.bundled``."""

@@ -1,0 +1,211 @@
+"""Whole-model behaviour of FullGlow: invertibility, exact log-determinants, sampling, persistence."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from flow_checks import jacobian_logdet, perturb_parameters
+
+from fgaug.config import FullGlowConfig
+from fgaug.flow import FullGlow
+from fgaug.flow.fullglow import dequantize, quantize
+from fgaug.flow.glow import level_shapes
+
+SMALL = FullGlowConfig(
+    image_size=(8, 16),
+    n_block=3,
+    n_flow=(2, 2, 2),
+    coupling_hidden=16,
+    condition_embed_hidden=8,
+    param_net_hidden=(8, 8, 8),
+)
+
+
+def images(batch: int, channels: int = 3, size: tuple[int, int] = (8, 16), seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (batch, channels, *size), generator=generator).float() / 255
+
+
+def trained_looking_model(config: FullGlowConfig = SMALL, seed: int = 0) -> FullGlow:
+    """A model after data-dependent init, with every parameter moved off its initial value."""
+    model = FullGlow(config, seed=seed)
+    with torch.no_grad():
+        model(images(4, size=config.image_size), images(4, size=config.image_size, seed=1))
+    perturb_parameters(model, scale=0.05, seed=seed)
+    return model.eval()
+
+
+def test_encode_decode_round_trip_is_exact_on_8bit_images() -> None:
+    model = trained_looking_model()
+    mask, photo = images(3), images(3, seed=2)
+    with torch.no_grad():
+        latents = model.encode(mask, photo)
+        restored = model.decode(mask, latents)
+    assert [tuple(z.shape[1:]) for z in latents] == model.latent_shapes()
+    torch.testing.assert_close(restored, photo, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_target_glow_round_trip_and_logdet_sum_to_zero(dtype: torch.dtype) -> None:
+    model = trained_looking_model().to(dtype)
+    mask, photo = images(2).to(dtype), images(2, seed=3).to(dtype)
+    with torch.no_grad():
+        features = model.condition_features(mask)
+        encoding = model.target.encode(dequantize(photo, noise=True), features)
+        y, logdet_inverse = model.target.decode(encoding.latents, features)
+    tolerance = 1e-5 if dtype == torch.float64 else 1e-4
+    assert (y - dequantize(photo, noise=False)).abs().max() <= 0.5 / 256 + tolerance
+    torch.testing.assert_close(encoding.logdet, -logdet_inverse, atol=tolerance * 100, rtol=tolerance)
+
+
+def test_whole_model_logdet_equals_autograd_jacobian() -> None:
+    """Source and target Glow logdets equal log|det| of the full Jacobian (float64, tiny input)."""
+    config = FullGlowConfig(
+        image_size=(4, 8),
+        n_block=2,
+        n_flow=(2, 1),
+        coupling_hidden=8,
+        condition_embed_hidden=4,
+        param_net_hidden=(4, 4, 4),
+    )
+    model = trained_looking_model(config).double()
+    mask = images(1, size=(4, 8)).double()
+    y = dequantize(images(1, size=(4, 8), seed=4), noise=True).double()
+    features = model.condition_features(mask)
+
+    def target_map(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z.flatten() for z in model.target.encode(x[None], features).latents])
+
+    def source_map(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([z.flatten() for z in model.source.encode(x[None]).latents])
+
+    with torch.no_grad():
+        target_logdet = model.target.encode(y, features).logdet[0]
+        source_input = dequantize(mask, noise=True).double()
+        source_logdet = model.source.encode(source_input).logdet[0]
+    torch.testing.assert_close(target_logdet, jacobian_logdet(target_map, y[0]), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(
+        source_logdet, jacobian_logdet(source_map, source_input[0]), atol=1e-6, rtol=1e-6
+    )
+
+
+def test_sample_log_likelihood_matches_encoding_the_sample() -> None:
+    """log p(x|mask) reported by sample() equals the density of the decoded point (same y)."""
+    model = trained_looking_model().double()
+    mask = images(2).double()
+    noise = [eps.double() for eps in model.sample_noise(2 * 3, torch.Generator().manual_seed(1))]
+    features = model.condition_features(mask)
+    with torch.no_grad():
+        y, log_likelihood = model.target.sample(noise, 0.8, features)
+        encoding = model.target.encode(y, features)
+    torch.testing.assert_close(log_likelihood, encoding.log_prior + encoding.logdet, atol=1e-6, rtol=1e-8)
+
+
+def test_temperature_zero_gives_the_same_sample_for_every_draw() -> None:
+    model = trained_looking_model()
+    samples = model.sample(images(2), n=4, temperature=0.0, generator=torch.Generator().manual_seed(0)).images
+    assert samples.shape == (2, 4, 3, 8, 16)
+    for draw in range(1, 4):
+        torch.testing.assert_close(samples[:, draw], samples[:, 0], atol=0, rtol=0)
+    assert not torch.equal(samples[0, 0], samples[1, 0])
+
+
+def test_same_seed_same_samples_and_different_seed_different_samples() -> None:
+    model = trained_looking_model()
+    mask = images(2)
+
+    def draw(seed: int) -> torch.Tensor:
+        return model.sample(mask, n=3, temperature=0.8, generator=torch.Generator().manual_seed(seed)).images
+
+    torch.testing.assert_close(draw(7), draw(7), atol=0, rtol=0)
+    assert not torch.equal(draw(7), draw(8))
+    first = draw(7)
+    assert not torch.equal(first[:, 0], first[:, 1]), "samples of one mask must differ"
+
+
+def test_save_load_gives_identical_nll_and_samples() -> None:
+    model = trained_looking_model()
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    restored = FullGlow(SMALL, seed=123)
+    restored.load_state_dict(torch.load(buffer, weights_only=True))
+    restored.eval()
+    mask, photo = images(2), images(2, seed=9)
+
+    def nll(m: FullGlow) -> torch.Tensor:
+        with torch.no_grad():
+            return m(mask, photo, generator=torch.Generator().manual_seed(3)).conditional_bpd
+
+    def samples(m: FullGlow) -> torch.Tensor:
+        return m.sample(mask, n=2, temperature=0.7, generator=torch.Generator().manual_seed(4)).images
+
+    torch.testing.assert_close(nll(restored), nll(model), atol=0, rtol=0)
+    torch.testing.assert_close(samples(restored), samples(model), atol=0, rtol=0)
+    # a new batch must not re-run the data-dependent init of any actnorm
+    state = {k: v.clone() for k, v in restored.state_dict().items()}
+    with torch.no_grad():
+        restored(images(2, seed=20) * 0.2, images(2, seed=21) * 0.3)
+    for key, value in restored.state_dict().items():
+        torch.testing.assert_close(value, state[key], atol=0, rtol=0, msg=f"{key} changed on a forward pass")
+
+
+def test_nll_is_finite_from_the_first_step_and_gradients_flow() -> None:
+    model = FullGlow(SMALL)
+    mask, photo = torch.rand(4, 3, 8, 16), torch.rand(4, 3, 8, 16)
+    output = model(mask, photo)
+    assert torch.isfinite(output.loss)
+    assert torch.isfinite(output.conditional_bpd).all() and torch.isfinite(output.source_bpd).all()
+    output.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_a_few_steps_of_training_lower_the_loss() -> None:
+    torch.manual_seed(0)
+    model = FullGlow(SMALL)
+    mask, photo = images(4), images(4, seed=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(40):
+        output = model(mask, photo, generator=torch.Generator().manual_seed(step))
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+        losses.append(output.loss.item())
+    assert sum(losses[-5:]) / 5 < losses[0] - 0.5
+
+
+def test_wrong_shapes_raise_clear_errors() -> None:
+    model = FullGlow(SMALL)
+    with pytest.raises(ValueError, match=r"mask must have shape \(B, 3, 8, 16\)"):
+        model.sample(torch.rand(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="photo must have shape"):
+        model(torch.rand(1, 3, 8, 16), torch.rand(1, 1, 8, 16))
+    with pytest.raises(ValueError, match="differ"):
+        model(torch.rand(2, 3, 8, 16), torch.rand(1, 3, 8, 16))
+    with pytest.raises(ValueError, match="temperature"):
+        model.sample(torch.rand(1, 3, 8, 16), temperature=-1)
+
+
+def test_transfer_keeps_the_content_when_the_layout_is_unchanged() -> None:
+    model = trained_looking_model()
+    mask, photo = images(2), images(2, seed=5)
+    torch.testing.assert_close(model.transfer(photo, mask, mask), photo, atol=0, rtol=0)
+    moved = model.transfer(photo, mask, mask.flip(-1))
+    assert moved.shape == photo.shape and not torch.equal(moved, photo)
+
+
+def test_quantize_inverts_dequantize_for_every_8bit_value() -> None:
+    values = torch.arange(256).float().view(1, 1, 16, 16) / 255
+    torch.testing.assert_close(quantize(dequantize(values, noise=False)), values, atol=0, rtol=0)
+    for seed in range(3):
+        noisy = dequantize(values, noise=True, generator=torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(quantize(noisy), values, atol=0, rtol=0)
+
+
+def test_level_shapes_follow_squeeze_and_split() -> None:
+    assert level_shapes(3, (256, 256), 4) == [(12, 128, 128), (24, 64, 64), (48, 32, 32), (96, 16, 16)]

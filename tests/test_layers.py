@@ -1,0 +1,208 @@
+"""Every invertible layer, conditional or not, passes the shared check of ``flow_checks``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from flow_checks import check_invertible_layer, perturb_parameters
+from torch import Tensor, nn
+
+from fgaug.flow.conditional import ConditionalActNorm, ConditionalAffineCoupling, ConditionalInvConv1x1
+from fgaug.flow.glow import FlowStep, StepFeatures
+from fgaug.flow.layers import (
+    ActNorm,
+    AffineCoupling,
+    InvConv1x1,
+    SplitPrior,
+    Squeeze,
+    coupling_log_scale,
+    gaussian_log_prob,
+    lu_weight,
+)
+
+BATCH, CHANNELS, HEIGHT, WIDTH = 3, 4, 2, 2
+COND_CHANNELS = 6
+
+
+def data(seed: int = 0) -> Tensor:
+    return (
+        torch.randn(BATCH, CHANNELS, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(seed)) * 1.5 + 0.3
+    )
+
+
+def condition(seed: int = 1) -> Tensor:
+    return torch.randn(BATCH, COND_CHANNELS, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(seed))
+
+
+class StepAsLayer(nn.Module):
+    """A flow step seen through the layer contract, with one condition tensor per operation."""
+
+    def __init__(self, step: FlowStep, conditional: bool) -> None:
+        super().__init__()
+        self.step = step
+        self.conditional = conditional
+
+    def _features(self, cond: Tensor | None) -> StepFeatures | None:
+        if not self.conditional or cond is None:
+            return None
+        return StepFeatures(cond, cond.flip(1), cond * 0.5)
+
+    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        y, logdet, _ = self.step(x, self._features(cond))
+        return y, logdet
+
+    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return self.step.inverse(y, self._features(cond))
+
+
+def conditional_step() -> nn.Module:
+    size = (HEIGHT, WIDTH)
+    return StepAsLayer(
+        FlowStep(
+            ConditionalActNorm(CHANNELS, COND_CHANNELS, size, hidden=(8, 8, 8)),
+            ConditionalInvConv1x1(CHANNELS, COND_CHANNELS, size, hidden=(8, 8, 8)),
+            ConditionalAffineCoupling(CHANNELS, COND_CHANNELS, hidden=8, embed_hidden=4),
+        ),
+        conditional=True,
+    )
+
+
+def unconditional_step() -> nn.Module:
+    return StepAsLayer(
+        FlowStep(ActNorm(CHANNELS), InvConv1x1(CHANNELS), AffineCoupling(CHANNELS, hidden=8)),
+        conditional=False,
+    )
+
+
+LAYERS: dict[str, tuple[Callable[[], nn.Module], bool]] = {
+    "actnorm": (lambda: ActNorm(CHANNELS), False),
+    "invconv1x1": (lambda: InvConv1x1(CHANNELS), False),
+    "coupling": (lambda: AffineCoupling(CHANNELS, hidden=8), False),
+    "squeeze": (Squeeze, False),
+    "flow-step": (unconditional_step, False),
+    "conditional-actnorm": (
+        lambda: ConditionalActNorm(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH), hidden=(8, 8, 8)),
+        True,
+    ),
+    "conditional-invconv1x1": (
+        lambda: ConditionalInvConv1x1(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH), hidden=(8, 8, 8)),
+        True,
+    ),
+    "conditional-coupling": (
+        lambda: ConditionalAffineCoupling(CHANNELS, COND_CHANNELS, hidden=8, embed_hidden=4),
+        True,
+    ),
+    "conditional-flow-step": (conditional_step, True),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_layer_contract(name: str, dtype: torch.dtype) -> None:
+    torch.manual_seed(0)
+    factory, conditional = LAYERS[name]
+    check_invertible_layer(
+        factory(), data(), condition() if conditional else None, dtype, same_shape=name != "squeeze"
+    )
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        ConditionalActNorm(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH)),
+        ConditionalInvConv1x1(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH)),
+        ConditionalAffineCoupling(CHANNELS, COND_CHANNELS, hidden=8, embed_hidden=4),
+    ],
+    ids=["actnorm", "invconv1x1", "coupling"],
+)
+def test_wrong_condition_shape_raises_clear_error(layer: nn.Module) -> None:
+    wrong = torch.randn(BATCH, COND_CHANNELS + 1, HEIGHT, WIDTH)
+    with pytest.raises(ValueError, match=r"expects a condition of shape \(B, 6, 2, 2\)"):
+        layer(data(), wrong)
+    with pytest.raises(ValueError, match="needs a condition"):
+        layer(data(), None)
+
+
+def test_condition_batch_is_shared_by_repeated_samples() -> None:
+    """One condition serving k samples equals the condition repeated k times."""
+    torch.manual_seed(0)
+    layer = conditional_step()
+    x = data()
+    cond = condition()[:1]
+    with torch.no_grad():
+        layer(x, cond.expand(BATCH, -1, -1, -1))
+    perturb_parameters(layer)
+    with torch.no_grad():
+        shared, shared_logdet = layer(x, cond)
+        repeated, repeated_logdet = layer(x, cond.expand(BATCH, -1, -1, -1).contiguous())
+        back, _ = layer.inverse(shared, cond)
+    torch.testing.assert_close(shared, repeated)
+    torch.testing.assert_close(shared_logdet, repeated_logdet)
+    torch.testing.assert_close(back, x, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="cannot serve a batch"):
+        layer(x[:2], condition())
+
+
+def test_actnorm_initialises_to_zero_mean_unit_variance() -> None:
+    x = data() * 3 + 2
+    for layer, cond in (
+        (ActNorm(CHANNELS), None),
+        (ConditionalActNorm(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH)), condition()),
+    ):
+        y, _ = layer(x, cond)
+        flat = y.detach().transpose(0, 1).reshape(CHANNELS, -1)
+        torch.testing.assert_close(flat.mean(1), torch.zeros(CHANNELS), atol=1e-5, rtol=0)
+        torch.testing.assert_close(flat.std(1, unbiased=False), torch.ones(CHANNELS), atol=1e-4, rtol=0)
+        assert bool(layer.initialized)
+
+
+def test_actnorm_does_not_reinitialise_after_state_dict_load() -> None:
+    trained = ActNorm(CHANNELS)
+    trained(data())
+    fresh = ActNorm(CHANNELS)
+    fresh.load_state_dict(trained.state_dict())
+    before = fresh.shift.detach().clone()
+    fresh(data(seed=5) * 10)
+    torch.testing.assert_close(fresh.shift.detach(), before)
+
+
+def test_conditional_invconv_starts_as_a_rotation_for_every_condition() -> None:
+    layer = ConditionalInvConv1x1(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH))
+    lower, upper, log_s = layer.factors_for(condition())
+    weight = lu_weight(layer.permutation, lower, upper, layer.sign, log_s).detach()
+    eye = torch.eye(CHANNELS).expand(BATCH, -1, -1)
+    torch.testing.assert_close(weight @ weight.transpose(1, 2), eye, atol=1e-5, rtol=0)
+    torch.testing.assert_close(weight[0], weight[1])
+
+
+def test_coupling_scale_floor_keeps_inverse_finite() -> None:
+    raw = torch.tensor([-1e4, -50.0, 0.0, 50.0, 1e4])
+    log_s = coupling_log_scale(raw, floor=1e-3)
+    assert torch.isfinite(log_s).all()
+    assert log_s.min() >= torch.log(torch.tensor(1e-3)) - 1e-6
+    assert log_s.max() <= 0
+    expected_middle = torch.log(1e-3 + (1 - 1e-3) * torch.sigmoid(torch.tensor(2.0)))
+    torch.testing.assert_close(log_s[2], expected_middle)
+
+
+def test_split_prior_merge_is_exact_and_log_prob_matches_gaussian() -> None:
+    torch.manual_seed(0)
+    prior = SplitPrior(CHANNELS)
+    perturb_parameters(prior)
+    x = data()
+    kept, z, log_prob = prior.split(x)
+    torch.testing.assert_close(prior.merge(kept, z), x)
+    mean, log_std = prior.prior(kept, z)
+    expected = torch.distributions.Normal(mean, log_std.exp()).log_prob(z).flatten(1).sum(1)
+    torch.testing.assert_close(log_prob, expected)
+    torch.testing.assert_close(gaussian_log_prob(z, mean, log_std), expected)
+
+
+def test_split_prior_sample_at_zero_temperature_is_the_mean() -> None:
+    prior = SplitPrior(CHANNELS, keep_none=True)
+    with torch.no_grad():
+        prior.top_mean.fill_(0.7)
+    merged, _ = prior.sample(None, torch.randn(BATCH, CHANNELS, HEIGHT, WIDTH), temperature=0.0)
+    torch.testing.assert_close(merged, torch.full_like(merged, 0.7))
