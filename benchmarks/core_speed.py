@@ -18,7 +18,7 @@ import time
 import torch
 
 from fgaug.config import FullGlowConfig, load_preset
-from fgaug.flow import FullGlow
+from fgaug.flow import FullGlow, network_precision
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -38,7 +38,9 @@ def peak_memory_mib(device: torch.device) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--size", type=parse_size, help="override the preset's HxW, e.g. 64x128")
     parser.add_argument(
@@ -48,11 +50,19 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="override a model setting (JSON value), e.g. --set coupling_hidden=512 --set n_flow=4",
     )
-    parser.add_argument("--batch", type=int, default=1, help="training batch and number of masks when sampling")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="training batch and number of masks when sampling"
+    )
     parser.add_argument("--per-mask", type=int, default=1, help="samples per mask (decoded in one batch)")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up)")
-    parser.add_argument("--samples", type=int, default=5, help="timed sampling calls (after one warm-up)")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up); 0 skips training")
+    parser.add_argument("--samples", type=int, default=5, help="timed sampling calls (after one warm-up); 0 skips sampling")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "fp16"],
+        default="fp32",
+        help="dtype of the coupling and condition-embedding networks (flow arithmetic stays fp32)",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     args = parser.parse_args()
@@ -73,37 +83,51 @@ def main() -> None:
     photo = torch.rand(args.batch, config.image_channels, height, width, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
+    network_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+
     def train_step() -> None:
-        loss = model(mask, photo).loss
+        with network_precision(network_dtype):
+            loss = model(mask, photo).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    model.train()
-    train_step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(args.steps):
+    step_seconds = float("nan")
+    if args.steps:
+        model.train()
         train_step()
-    synchronize(device)
-    step_seconds = (time.perf_counter() - start) / args.steps
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            train_step()
+        synchronize(device)
+        step_seconds = (time.perf_counter() - start) / args.steps
 
     model.eval()
     generator = torch.Generator().manual_seed(0)
-    model.sample(mask, n=args.per_mask, temperature=0.8, generator=generator)
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(args.samples):
-        model.sample(mask, n=args.per_mask, temperature=0.8, generator=generator)
-    synchronize(device)
-    images_per_call = args.batch * args.per_mask
-    sample_seconds = (time.perf_counter() - start) / (args.samples * images_per_call)
+
+    def sample() -> None:
+        with network_precision(network_dtype):
+            model.sample(mask, n=args.per_mask, temperature=0.8, generator=generator)
+
+    sample_seconds = float("nan")
+    if args.samples:
+        sample()
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(args.samples):
+            sample()
+        synchronize(device)
+        sample_seconds = (time.perf_counter() - start) / (args.samples * args.batch * args.per_mask)
 
     report = {
         "preset": args.preset,
         "size": f"{height}x{width}",
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)",
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
         "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "precision": args.precision,
         "batch": args.batch,
         "train_seconds_per_step": round(step_seconds, 4),
         "train_images_per_s": round(args.batch / step_seconds, 3),

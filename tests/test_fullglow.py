@@ -9,7 +9,7 @@ import torch
 from flow_checks import jacobian_logdet, perturb_parameters
 
 from fgaug.config import FullGlowConfig
-from fgaug.flow import FullGlow
+from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.fullglow import dequantize, quantize
 from fgaug.flow.glow import level_shapes
 
@@ -209,3 +209,22 @@ def test_quantize_inverts_dequantize_for_every_8bit_value() -> None:
 
 def test_level_shapes_follow_squeeze_and_split() -> None:
     assert level_shapes(3, (256, 256), 4) == [(12, 128, 128), (24, 64, 64), (48, 32, 32), (96, 16, 16)]
+
+
+def test_bf16_networks_keep_the_flow_exactly_invertible() -> None:
+    """Reduced-precision networks change the function, never its invertibility or logdet sums."""
+    model = trained_looking_model()
+    mask, photo = images(2), images(2, seed=6)
+    with network_precision(torch.bfloat16), torch.no_grad():
+        features = model.condition_features(mask)
+        encoding = model.target.encode(dequantize(photo, noise=True), features)
+        y, logdet_inverse = model.target.decode(encoding.latents, features)
+        restored = model.decode(mask, model.encode(mask, photo))
+        half_bpd = model(mask, photo, generator=torch.Generator().manual_seed(0)).conditional_bpd
+    with torch.no_grad():
+        full_bpd = model(mask, photo, generator=torch.Generator().manual_seed(0)).conditional_bpd
+    torch.testing.assert_close(restored, photo, atol=0, rtol=0)
+    torch.testing.assert_close(encoding.logdet, -logdet_inverse, atol=1e-3, rtol=1e-5)
+    assert (y - dequantize(photo, noise=False)).abs().max() <= 0.5 / 256 + 1e-4
+    assert not torch.equal(half_bpd, full_bpd), "the networks did not run in bf16"
+    torch.testing.assert_close(half_bpd, full_bpd, atol=0.05, rtol=0)

@@ -1,5 +1,6 @@
 """The Full-Glow core: invertible layers, multi-scale Glow and the Full-Glow model (pure torch, no I/O)."""
 
 from fgaug.flow.fullglow import FullGlow, FullGlowOutput, Samples
+from fgaug.flow.precision import network_precision
 
-__all__ = ["FullGlow", "FullGlowOutput", "Samples"]
+__all__ = ["FullGlow", "FullGlowOutput", "Samples", "network_precision"]

@@ -25,11 +25,13 @@ from fgaug.flow.layers import (
     affine_coupling_inverse,
     apply_channel_matrix,
     channel_statistics,
+    channels_last,
     lu_inverse_weight,
     lu_weight,
     random_rotation_lu,
     repeat_to_batch,
 )
+from fgaug.flow.precision import network_autocast
 
 
 def check_condition(layer: nn.Module, cond: Tensor | None, expected: tuple[int, int, int]) -> Tensor:
@@ -229,6 +231,7 @@ class ConditionalAffineCoupling(InvertibleLayer):
 
     CN is two 3x3 convolutions (ReLU) mapping the source coupling output to ``channels`` feature
     maps, as in the paper's code; NN is the Glow coupling network on the channel concatenation.
+    With several samples per condition the embedding runs once per condition.
     """
 
     def __init__(
@@ -244,13 +247,14 @@ class ConditionalAffineCoupling(InvertibleLayer):
             nn.Conv2d(embed_hidden, channels, kernel_size=3, padding=1),
             nn.ReLU(),
         )
-        self.network = CouplingNetwork(channels // 2, channels, hidden, condition_channels=channels)
+        self.network = CouplingNetwork(channels // 2 + channels, channels, hidden)
         self.scale_floor = scale_floor
 
     def _coupling_params(self, kept_half: Tensor, cond: Tensor | None) -> Tensor:
         cond = check_condition(self, cond, (self.cond_channels, *kept_half.shape[2:]))
-        condition_term = self.network.condition_term(self.condition_embedding(cond))
-        return self.network(kept_half, condition_term)
+        with network_autocast(cond.device.type):
+            embedded = self.condition_embedding(channels_last(cond)).to(kept_half.dtype)
+        return self.network(torch.cat([kept_half, repeat_to_batch(embedded, kept_half.shape[0])], dim=1))
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return affine_coupling_forward(x, self._coupling_params(x.chunk(2, dim=1)[0], cond), self.scale_floor)

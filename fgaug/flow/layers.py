@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fgaug.flow.precision import network_autocast
+
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -213,38 +215,32 @@ class ZeroConv2d(nn.Module):
 class CouplingNetwork(nn.Module):
     """The network inside an affine coupling: conv3x3 -> ReLU -> conv1x1 -> ReLU -> zero conv3x3.
 
-    With ``condition_channels > 0`` the first convolution also reads a condition tensor. Since a
-    convolution of a channel concatenation is the sum of two convolutions, the condition's part
-    (:meth:`condition_term`) is computed separately: once per mask when many samples share one.
+    A conditional coupling feeds it the channel concatenation of the kept half and the embedded
+    condition: one convolution over the concatenation runs about twice as fast as two
+    convolutions summed (measured with oneDNN), whatever the number of samples per condition.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, condition_channels: int = 0) -> None:
+    def __init__(self, in_channels: int, out_channels: int, hidden: int) -> None:
         super().__init__()
         self.input_conv = nn.Conv2d(in_channels, hidden, kernel_size=3, padding=1)
-        self.condition_conv = (
-            nn.Conv2d(condition_channels, hidden, kernel_size=3, padding=1, bias=False)
-            if condition_channels
-            else None
-        )
         self.hidden_conv = nn.Conv2d(hidden, hidden, kernel_size=1)
         self.output_conv = ZeroConv2d(hidden, out_channels)
-        for conv in (self.input_conv, self.condition_conv, self.hidden_conv):
-            if conv is not None:
-                nn.init.normal_(conv.weight, 0.0, 0.05)
-                if conv.bias is not None:
-                    nn.init.zeros_(conv.bias)
+        for conv in (self.input_conv, self.hidden_conv):
+            nn.init.normal_(conv.weight, 0.0, 0.05)
+            nn.init.zeros_(conv.bias)
 
-    def condition_term(self, condition: Tensor) -> Tensor:
-        if self.condition_conv is None:
-            raise ValueError("this coupling network takes no condition")
-        return self.condition_conv(condition)
+    def forward(self, x: Tensor) -> Tensor:
+        with network_autocast(x.device.type):
+            hidden = F.relu(self.input_conv(channels_last(x)), inplace=True)
+            hidden = F.relu(self.hidden_conv(hidden), inplace=True)
+            output = self.output_conv(hidden)
+        return output.to(x.dtype).contiguous()
 
-    def forward(self, x: Tensor, condition_term: Tensor | None = None) -> Tensor:
-        hidden = self.input_conv(x)
-        if condition_term is not None:
-            hidden = hidden + repeat_to_batch(condition_term, x.shape[0])
-        hidden = self.hidden_conv(F.relu(hidden))
-        return self.output_conv(F.relu(hidden))
+
+def channels_last(x: Tensor) -> Tensor:
+    """Wide convolutions run 25-35% faster on channels-last input (oneDNN on CPU, cuDNN on GPU);
+    measured in ``benchmarks/core_speed.py``."""
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def repeat_to_batch(value: Tensor, batch: int) -> Tensor:
