@@ -38,9 +38,7 @@ def peak_memory_mib(device: torch.device) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--size", type=parse_size, help="override the preset's HxW, e.g. 64x128")
     parser.add_argument(
@@ -50,12 +48,14 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="override a model setting (JSON value), e.g. --set coupling_hidden=512 --set n_flow=4",
     )
-    parser.add_argument(
-        "--batch", type=int, default=1, help="training batch and number of masks when sampling"
-    )
+    parser.add_argument("--batch", type=int, default=1, help="training batch and number of masks when sampling")
     parser.add_argument("--per-mask", type=int, default=1, help="samples per mask (decoded in one batch)")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps (after one warm-up); 0 skips training")
-    parser.add_argument("--samples", type=int, default=5, help="timed sampling calls (after one warm-up); 0 skips sampling")
+    parser.add_argument(
+        "--steps", type=int, default=5, help="timed training steps (after one warm-up); 0 skips training"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=5, help="timed sampling calls (after one warm-up); 0 skips sampling"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--precision",

@@ -57,9 +57,7 @@ def check_invertible_layer(
     assert (logdet_forward + logdet_inverse).abs().max().item() < tolerance * max(
         1.0, logdet_forward.abs().max().item()
     )
-    assert y.shape != x.shape or not torch.allclose(y, x), (
-        "the layer is the identity: the check proves nothing"
-    )
+    assert y.shape != x.shape or not torch.allclose(y, x), "the layer is the identity: the check proves nothing"
 
     if dtype == torch.float64:
         for index in range(x.shape[0]):

@@ -30,9 +30,7 @@ def test_paper_preset_is_the_papers_configuration() -> None:
 
 def test_paper_structure_every_target_operation_is_conditioned() -> None:
     config = load_preset("paper-256").model
-    reduced = FullGlowConfig.from_dict(
-        {**config.to_dict(), "coupling_hidden": 8, "condition_embed_hidden": 4}
-    )
+    reduced = FullGlowConfig.from_dict({**config.to_dict(), "coupling_hidden": 8, "condition_embed_hidden": 4})
     target = build_target_glow(reduced)
     source = build_source_glow(reduced)
     assert len(target.levels) == 4 and [len(level) for level in target.levels] == [16, 16, 16, 16]

@@ -86,9 +86,7 @@ def test_whole_model_logdet_equals_autograd_jacobian() -> None:
         source_input = dequantize(mask, noise=True).double()
         source_logdet = model.source.encode(source_input).logdet[0]
     torch.testing.assert_close(target_logdet, jacobian_logdet(target_map, y[0]), atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(
-        source_logdet, jacobian_logdet(source_map, source_input[0]), atol=1e-6, rtol=1e-6
-    )
+    torch.testing.assert_close(source_logdet, jacobian_logdet(source_map, source_input[0]), atol=1e-6, rtol=1e-6)
 
 
 def test_sample_log_likelihood_matches_encoding_the_sample() -> None:

@@ -27,9 +27,7 @@ COND_CHANNELS = 6
 
 
 def data(seed: int = 0) -> Tensor:
-    return (
-        torch.randn(BATCH, CHANNELS, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(seed)) * 1.5 + 0.3
-    )
+    return torch.randn(BATCH, CHANNELS, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(seed)) * 1.5 + 0.3
 
 
 def condition(seed: int = 1) -> Tensor:
@@ -103,9 +101,7 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], bool]] = {
 def test_layer_contract(name: str, dtype: torch.dtype) -> None:
     torch.manual_seed(0)
     factory, conditional = LAYERS[name]
-    check_invertible_layer(
-        factory(), data(), condition() if conditional else None, dtype, same_shape=name != "squeeze"
-    )
+    check_invertible_layer(factory(), data(), condition() if conditional else None, dtype, same_shape=name != "squeeze")
 
 
 @pytest.mark.parametrize(

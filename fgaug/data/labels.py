@@ -77,9 +77,7 @@ TRAIN_ID_NAMES = tuple(
 )
 
 
-def _lookup(
-    values: dict[int, int | tuple[int, int, int]], fill: int | tuple[int, ...], width: int
-) -> np.ndarray:
+def _lookup(values: dict[int, int | tuple[int, int, int]], fill: int | tuple[int, ...], width: int) -> np.ndarray:
     table = np.tile(np.asarray(fill, dtype=np.uint8), (256, 1)) if width > 1 else np.full(256, fill, np.uint8)
     for key, value in values.items():
         table[key] = value
@@ -92,9 +90,7 @@ ID_TO_TRAIN_ID = _lookup({label.id: label.train_id for label in LABELS if label.
 ID_TO_COLOR = _lookup({label.id: label.color for label in LABELS if label.id >= 0}, (0, 0, 0), 3)
 """256-entry lookup: labelId -> RGB colour."""
 
-TRAIN_ID_TO_ID = _lookup(
-    {label.train_id: label.id for label in LABELS if 0 <= label.train_id < N_TRAIN_IDS}, 0, 1
-)
+TRAIN_ID_TO_ID = _lookup({label.train_id: label.id for label in LABELS if 0 <= label.train_id < N_TRAIN_IDS}, 0, 1)
 """256-entry lookup: trainId -> labelId (255, ignore, -> 0 unlabeled)."""
 
 
@@ -119,9 +115,7 @@ def _preferred_id_per_color() -> dict[int, int]:
 COLOR_KEY_TO_ID = _preferred_id_per_color()
 _PALETTE_KEYS = np.array(sorted(COLOR_KEY_TO_ID), dtype=np.int64)
 _PALETTE_IDS = np.array([COLOR_KEY_TO_ID[k] for k in _PALETTE_KEYS], dtype=np.uint8)
-_PALETTE_RGB = np.stack(
-    [(_PALETTE_KEYS >> 16) & 255, (_PALETTE_KEYS >> 8) & 255, _PALETTE_KEYS & 255], axis=1
-)
+_PALETTE_RGB = np.stack([(_PALETTE_KEYS >> 16) & 255, (_PALETTE_KEYS >> 8) & 255, _PALETTE_KEYS & 255], axis=1)
 
 
 def ids_to_train_ids(label_ids: np.ndarray) -> np.ndarray:

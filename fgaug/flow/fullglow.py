@@ -88,8 +88,7 @@ class FullGlow(nn.Module):
         expected = (channels, *self.config.image_size)
         if tensor.dim() != 4 or tuple(tensor.shape[1:]) != expected:
             raise ValueError(
-                f"{what} must have shape (B, {', '.join(map(str, expected))}) for this model, "
-                f"got {tuple(tensor.shape)}"
+                f"{what} must have shape (B, {', '.join(map(str, expected))}) for this model, got {tuple(tensor.shape)}"
             )
 
     def _check_pair(self, mask: Tensor, photo: Tensor) -> None:
@@ -113,9 +112,7 @@ class FullGlow(nn.Module):
         return latent_shapes(self.config.image_channels, self.config.image_size, self.config.n_block)
 
     # ----------------------------------------------------------------------------- likelihood
-    def forward(
-        self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None
-    ) -> FullGlowOutput:
+    def forward(self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None) -> FullGlowOutput:
         """The training objective on a batch of (mask, photo) pairs, with fresh dequantisation noise."""
         self._check_pair(mask, photo)
         source = self.source.encode(dequantize(mask, noise=True, generator=generator))
@@ -126,9 +123,7 @@ class FullGlow(nn.Module):
         return FullGlowOutput(loss, source_bpd, conditional_bpd)
 
     @torch.no_grad()
-    def conditional_bpd(
-        self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def conditional_bpd(self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """-log2 p(photo | mask) per dimension, per sample (one dequantisation draw)."""
         self._check_pair(mask, photo)
         features = self.condition_features(mask)

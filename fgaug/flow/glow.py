@@ -131,9 +131,7 @@ class Glow(nn.Module):
                 h = kept
         return GlowEncoding(latents, logdet, log_prior, features)
 
-    def decode(
-        self, latents: Sequence[Tensor], conditions: Conditions | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def decode(self, latents: Sequence[Tensor], conditions: Conditions | None = None) -> tuple[Tensor, Tensor]:
         """Latents -> image, reusing the given latents exactly. Returns ``(x, logdet)`` with
         ``logdet = log|det dx/dz|`` per sample."""
 
@@ -173,9 +171,7 @@ class Glow(nn.Module):
             log_prior = z_log_prob if log_prior is None else log_prior + z_log_prob
             steps = self.levels[index]
             for position in reversed(range(len(steps))):
-                h, step_logdet = steps[position].inverse(
-                    h, conditions[index][position] if conditions else None
-                )
+                h, step_logdet = steps[position].inverse(h, conditions[index][position] if conditions else None)
                 logdet = logdet + step_logdet
             h = unsqueeze2x2(h)
         assert h is not None and logdet is not None and log_prior is not None
@@ -196,10 +192,7 @@ def build_source_glow(config: FullGlowConfig, generator: torch.Generator | None 
         ]
         for (channels, _, _), n_flow in zip(shapes, config.n_flow, strict=True)
     ]
-    priors = [
-        SplitPrior(channels, keep_none=index == len(shapes) - 1)
-        for index, (channels, _, _) in enumerate(shapes)
-    ]
+    priors = [SplitPrior(channels, keep_none=index == len(shapes) - 1) for index, (channels, _, _) in enumerate(shapes)]
     return Glow(levels, priors)
 
 
@@ -237,8 +230,5 @@ def build_target_glow(config: FullGlowConfig, generator: torch.Generator | None 
                 for _ in range(n_flow)
             ]
         )
-    priors = [
-        SplitPrior(channels, keep_none=index == len(shapes) - 1)
-        for index, (channels, _, _) in enumerate(shapes)
-    ]
+    priors = [SplitPrior(channels, keep_none=index == len(shapes) - 1) for index, (channels, _, _) in enumerate(shapes)]
     return Glow(levels, priors)

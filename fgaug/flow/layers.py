@@ -142,16 +142,12 @@ def lu_weight(permutation: Tensor, lower: Tensor, upper: Tensor, sign: Tensor, l
     return permutation @ unit_lower @ upper_with_diagonal
 
 
-def lu_inverse_weight(
-    permutation: Tensor, lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor
-) -> Tensor:
+def lu_inverse_weight(permutation: Tensor, lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor) -> Tensor:
     r""":math:`W^{-1} = (U + \mathrm{diag}(s))^{-1} (L + I)^{-1} P^\top`, by two triangular solves."""
     unit_lower, upper_with_diagonal = lu_triangles(lower, upper, sign, log_s)
     eye = torch.eye(lower.shape[-1], dtype=lower.dtype, device=lower.device)
     lower_inv = torch.linalg.solve_triangular(unit_lower, eye, upper=False, unitriangular=True)
-    return torch.linalg.solve_triangular(upper_with_diagonal, lower_inv, upper=True) @ permutation.transpose(
-        -1, -2
-    )
+    return torch.linalg.solve_triangular(upper_with_diagonal, lower_inv, upper=True) @ permutation.transpose(-1, -2)
 
 
 def apply_channel_matrix(x: Tensor, weight: Tensor) -> Tensor:
@@ -257,9 +253,7 @@ def coupling_log_scale(raw: Tensor, floor: float) -> Tensor:
 
     Computed in log space, so it is finite for any ``raw``; ``s`` lies in ``[f, 1)``.
     """
-    return torch.logaddexp(
-        torch.full_like(raw, math.log(floor)), math.log1p(-floor) + F.logsigmoid(raw + 2.0)
-    )
+    return torch.logaddexp(torch.full_like(raw, math.log(floor)), math.log1p(-floor) + F.logsigmoid(raw + 2.0))
 
 
 def affine_coupling_forward(x: Tensor, params: Tensor, floor: float) -> tuple[Tensor, Tensor]:

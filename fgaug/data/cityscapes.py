@@ -1,0 +1,394 @@
+"""Find, read and resize Cityscapes groups, and serve them as a torch ``Dataset``.
+
+A *group* is one frame: ``leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`` and its label files
+``gtFine/<split>/<city>/<stem>_gtFine_{labelIds,instanceIds,color,...}.png`` and
+``_gtFine_polygons.json``. fgaug also reads a folder of masks alone (any names), for generation.
+
+Masks come as labelIds, labelTrainIds or colour PNGs (``MaskFormat``); ``auto`` decides from the
+file name, then from the content. Photos are resized with an anti-aliased filter (area
+averaging), labels with nearest neighbour only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fgaug.data.io import DataError, open_image, read_rgb
+from fgaug.data.labels import (
+    IGNORE_TRAIN_ID,
+    N_TRAIN_IDS,
+    VALID_LABEL_IDS,
+    color_to_ids,
+    ids_to_color,
+    invalid_label_ids,
+    train_ids_to_ids,
+)
+
+MaskFormat = Literal["auto", "labelIds", "labelTrainIds", "color"]
+MASK_FORMATS: tuple[str, ...] = ("auto", "labelIds", "labelTrainIds", "color")
+
+PHOTO_SUFFIX = "_leftImg8bit.png"
+LABEL_SUFFIXES = (
+    "_gtFine_labelIds.png",
+    "_gtFine_labelTrainIds.png",
+    "_gtFine_color.png",
+    "_gtFine_instanceIds.png",
+    "_gtFine_instanceTrainIds.png",
+    "_gtFine_polygons.json",
+)
+MASK_SUFFIX_FORMATS = {
+    "_gtFine_labelIds.png": "labelIds",
+    "_gtFine_labelTrainIds.png": "labelTrainIds",
+    "_gtFine_color.png": "color",
+}
+"""Label files usable as the condition, in order of preference."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """One frame: its mask (the condition), optional photo, and every label file beside it.
+
+    ``key`` identifies the frame relative to the input root (``train/aachen/aachen_000000_000019``
+    or, for a folder of masks, the mask's relative path without extension); per-sample seeds and
+    output names derive from it.
+    """
+
+    key: str
+    stem: str
+    mask: Path
+    mask_format: MaskFormat
+    photo: Path | None = None
+    split: str | None = None
+    city: str | None = None
+    label_files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def instance_ids(self) -> Path | None:
+        return self.label_files.get("_gtFine_instanceIds.png")
+
+
+@dataclass
+class Discovery:
+    """Groups found under a root, and the problems skipped (each a one-line message)."""
+
+    groups: list[Group]
+    skipped: list[str] = field(default_factory=list)
+
+
+def is_cityscapes_root(path: Path) -> bool:
+    return (path / "gtFine").is_dir() or (path / "leftImg8bit").is_dir()
+
+
+def find_groups(
+    root: Path,
+    splits: Sequence[str] | None = None,
+    require_photos: bool = True,
+    mask_format: MaskFormat = "auto",
+    skip_bad: bool = False,
+) -> Discovery:
+    """Every group under ``root``: a Cityscapes root (``splits`` chooses, all by default), a part
+    of one (a ``gtFine/<split>`` or city folder), or a folder of mask PNGs.
+
+    A missing partner (photo without labels, labels without photo when ``require_photos``) is
+    an error naming the file, or with ``skip_bad`` a skipped entry.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: no such file or folder")
+    if root.is_file():
+        return Discovery([_flat_group(root, root.parent, mask_format)])
+    if is_cityscapes_root(root):
+        return _find_in_tree(root, splits, require_photos, mask_format, skip_bad)
+    if any(root.rglob("*_gtFine_*.png")):
+        return _find_in_label_folder(root, require_photos, mask_format, skip_bad)
+    masks = sorted(path for path in root.rglob("*.png") if not path.name.startswith("."))
+    if not masks:
+        raise DataError(f"{root}: no Cityscapes tree (gtFine/, leftImg8bit/) and no mask PNGs found")
+    if require_photos:
+        raise DataError(f"{root}: a folder of masks has no photos; training needs a Cityscapes tree")
+    return Discovery([_flat_group(path, root, mask_format) for path in masks])
+
+
+def _flat_group(path: Path, root: Path, mask_format: MaskFormat) -> Group:
+    relative = path.relative_to(root).with_suffix("")
+    stem = path.name
+    for suffix in MASK_SUFFIX_FORMATS:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    else:
+        stem = path.stem
+    return Group(key=relative.as_posix(), stem=stem, mask=path, mask_format=mask_format, label_files={})
+
+
+def _find_in_tree(
+    root: Path, splits: Sequence[str] | None, require_photos: bool, mask_format: MaskFormat, skip_bad: bool
+) -> Discovery:
+    label_root, photo_root = root / "gtFine", root / "leftImg8bit"
+    available = sorted(
+        {p.name for base in (label_root, photo_root) if base.is_dir() for p in base.iterdir() if p.is_dir()}
+    )
+    chosen = list(splits) if splits else available
+    for split in chosen:
+        if split not in available:
+            raise DataError(f"{root}: no split {split!r} (found: {', '.join(available) or 'none'})")
+    discovery = Discovery([])
+    for split in chosen:
+        found = _groups_in_label_dir(label_root / split, split, mask_format)
+        photos = {
+            path.name[: -len(PHOTO_SUFFIX)]: path for path in sorted((photo_root / split).glob(f"*/*{PHOTO_SUFFIX}"))
+        }
+        _pair_with_photos(discovery, found, photos, require_photos, skip_bad)
+    if not discovery.groups and not discovery.skipped:
+        raise DataError(f"{root}: no Cityscapes label files found for split(s) {', '.join(chosen)}")
+    return discovery
+
+
+def _find_in_label_folder(root: Path, require_photos: bool, mask_format: MaskFormat, skip_bad: bool) -> Discovery:
+    """A folder inside a gtFine tree (a split or city folder): the groups of its split found from
+    the tree's root (so keys and photos are the same as from the root), kept when under ``root``."""
+    parts = root.resolve().parts
+    if "gtFine" not in parts[:-1]:
+        discovery = Discovery([])
+        _pair_with_photos(discovery, _groups_in_label_dir(root, None, mask_format), {}, require_photos, skip_bad)
+        return discovery
+    index = len(parts) - 1 - parts[::-1].index("gtFine")
+    tree = _find_in_tree(Path(*parts[:index]), [parts[index + 1]], require_photos, mask_format, skip_bad)
+    inside = root.resolve()
+    groups = [group for group in tree.groups if group.mask.resolve().is_relative_to(inside)]
+    return Discovery(groups, tree.skipped)
+
+
+def _groups_in_label_dir(label_dir: Path, split: str | None, mask_format: MaskFormat) -> dict[str, Group]:
+    files: dict[str, dict[str, Path]] = {}
+    for path in sorted(label_dir.rglob("*_gtFine_*")):
+        for suffix in LABEL_SUFFIXES:
+            if path.name.endswith(suffix):
+                files.setdefault(path.name[: -len(suffix)], {})[suffix] = path
+    groups = {}
+    for stem, label_files in files.items():
+        usable = [suffix for suffix in MASK_SUFFIX_FORMATS if suffix in label_files]
+        if not usable:
+            continue
+        chosen = usable[0] if mask_format == "auto" else _suffix_for(mask_format, usable, label_files)
+        mask = label_files[chosen]
+        city = mask.parent.name
+        key = "/".join(part for part in (split, *mask.parent.relative_to(label_dir).parts, stem) if part)
+        groups[stem] = Group(
+            key=key,
+            stem=stem,
+            mask=mask,
+            mask_format=MASK_SUFFIX_FORMATS[chosen] if mask_format == "auto" else mask_format,
+            split=split,
+            city=city,
+            label_files=dict(sorted(label_files.items())),
+        )
+    return groups
+
+
+def _suffix_for(mask_format: str, usable: list[str], label_files: dict[str, Path]) -> str:
+    for suffix in usable:
+        if MASK_SUFFIX_FORMATS[suffix] == mask_format:
+            return suffix
+    first = label_files[usable[0]]
+    raise DataError(f"{first}: no {mask_format} file beside it (found {', '.join(usable)})")
+
+
+def _pair_with_photos(
+    discovery: Discovery, found: dict[str, Group], photos: dict[str, Path], require_photos: bool, skip_bad: bool
+) -> None:
+    def problem(message: str) -> None:
+        if not skip_bad:
+            raise DataError(message)
+        discovery.skipped.append(message)
+
+    for stem, group in found.items():
+        photo = photos.get(stem)
+        if photo is None and require_photos:
+            problem(f"{group.mask}: no photo {stem}{PHOTO_SUFFIX} in the matching leftImg8bit folder")
+            continue
+        discovery.groups.append(Group(**{**group.__dict__, "photo": photo}))
+    if require_photos:
+        for stem, photo in photos.items():
+            if stem not in found:
+                problem(f"{photo}: no label file ({stem}_gtFine_labelIds.png) in the matching gtFine folder")
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def read_label_ids(path: Path, mask_format: MaskFormat = "auto", snap_colors: bool = False) -> np.ndarray:
+    """Any supported mask file -> labelIds (H, W) uint8, checked.
+
+    Colour masks must hold palette colours only, unless ``snap_colors`` maps off-palette pixels
+    (left by smooth resizing) to the nearest palette colour.
+    """
+    image = open_image(path)
+    fmt = _detect_format(path, image, mask_format)
+    if fmt == "color":
+        if image.mode not in ("RGB", "RGBA", "P"):
+            raise DataError(f"{path}: a colour mask must be an RGB(A) PNG, got mode {image.mode}")
+        ids, off_palette = color_to_ids(np.asarray(image.convert("RGB")), snap=snap_colors)
+        if off_palette > 0 and not snap_colors:
+            raise DataError(
+                f"{path}: {off_palette:.1%} of pixels are not Cityscapes palette colours "
+                "(smoothly resized?); use --snap-colors to map them to the nearest palette colour"
+            )
+        return ids
+    values = _grey_values(path, image)
+    if fmt == "labelTrainIds":
+        bad = sorted({int(v) for v in np.unique(values)} - set(range(N_TRAIN_IDS)) - {IGNORE_TRAIN_ID})
+        if bad:
+            raise DataError(f"{path}: unknown trainIds {_listed(bad)} (labelTrainIds holds 0-18 and 255)")
+        return train_ids_to_ids(values.astype(np.uint8))
+    bad = invalid_label_ids(values)
+    if bad:
+        raise DataError(f"{path}: unknown label ids {_listed(bad)} (labelIds holds 0-33)")
+    return values.astype(np.uint8)
+
+
+def _listed(values: list[int], limit: int = 8) -> str:
+    shown = ", ".join(map(str, values[:limit]))
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+def _grey_values(path: Path, image: object) -> np.ndarray:
+    mode = image.mode  # type: ignore[attr-defined]
+    if mode not in ("L", "I", "I;16", "I;16B"):
+        raise DataError(f"{path}: an id mask must be a single-channel PNG, got mode {mode}")
+    return np.asarray(image)
+
+
+def _detect_format(path: Path, image: object, mask_format: MaskFormat) -> str:
+    if mask_format not in MASK_FORMATS:
+        raise DataError(f"unknown mask format {mask_format!r}; choose from {', '.join(MASK_FORMATS)}")
+    if mask_format != "auto":
+        return mask_format
+    for suffix, fmt in MASK_SUFFIX_FORMATS.items():
+        if path.name.endswith(suffix) or path.name.endswith(suffix.removeprefix("_gtFine")):
+            return fmt
+    if image.mode in ("RGB", "RGBA", "P"):  # type: ignore[attr-defined]
+        return "color"
+    values = {int(v) for v in np.unique(_grey_values(path, image))}
+    if IGNORE_TRAIN_ID in values and values <= set(range(N_TRAIN_IDS)) | {IGNORE_TRAIN_ID}:
+        return "labelTrainIds"
+    if values <= VALID_LABEL_IDS and max(values) >= N_TRAIN_IDS:
+        return "labelIds"
+    if values <= VALID_LABEL_IDS:
+        raise DataError(
+            f"{path}: values {_listed(sorted(values))} fit both labelIds and labelTrainIds; "
+            "name the format with --mask-format"
+        )
+    return "labelIds"
+
+
+def read_instance_ids(path: Path) -> np.ndarray:
+    """A 16-bit instanceIds PNG -> (H, W) int32."""
+    image = open_image(path)
+    if image.mode not in ("I", "I;16", "I;16B", "L"):
+        raise DataError(f"{path}: instanceIds must be a 16-bit single-channel PNG, got mode {image.mode}")
+    return np.asarray(image).astype(np.int32)
+
+
+def resize_photo(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Anti-aliased resize to (height, width): area averaging down, bicubic up."""
+    height, width = size
+    if photo.shape[:2] == (height, width):
+        return photo
+    shrinking = height < photo.shape[0] or width < photo.shape[1]
+    return cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an id image to (height, width); never invents ids."""
+    height, width = size
+    if labels.shape[:2] == (height, width):
+        return labels
+    dtype = labels.dtype
+    work = labels.astype(np.uint16) if dtype == np.int32 else labels
+    return cv2.resize(work, (width, height), interpolation=cv2.INTER_NEAREST).astype(dtype)
+
+
+def instance_boundaries(instance_ids: np.ndarray) -> np.ndarray:
+    """1 where a pixel's instance id differs from a 4-neighbour's, else 0 (uint8)."""
+    edges = np.zeros(instance_ids.shape, dtype=bool)
+    vertical = instance_ids[1:, :] != instance_ids[:-1, :]
+    horizontal = instance_ids[:, 1:] != instance_ids[:, :-1]
+    edges[1:, :] |= vertical
+    edges[:-1, :] |= vertical
+    edges[:, 1:] |= horizontal
+    edges[:, :-1] |= horizontal
+    return edges.astype(np.uint8)
+
+
+def condition_image(label_ids: np.ndarray, boundary: np.ndarray | None = None) -> np.ndarray:
+    """The source-side image: labelIds in the Cityscapes palette (H, W, 3) uint8, with the
+    instance-boundary map as a fourth channel (0 or 255) when given."""
+    color = ids_to_color(label_ids)
+    if boundary is None:
+        return color
+    return np.concatenate([color, (boundary * 255).astype(np.uint8)[..., None]], axis=2)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How groups become model inputs."""
+
+    size: tuple[int, int]
+    boundary: bool = False
+    snap_colors: bool = False
+
+
+def load_mask(group: Group, options: ReadOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(labelIds at native size, condition image at ``options.size``) of a group."""
+    label_ids = read_label_ids(group.mask, group.mask_format, options.snap_colors)
+    boundary = None
+    if options.boundary:
+        if group.instance_ids is None:
+            raise DataError(f"{group.mask}: no instanceIds file beside it, needed for the boundary channel")
+        instances = read_instance_ids(group.instance_ids)
+        if instances.shape != label_ids.shape:
+            raise DataError(f"{group.instance_ids}: size {instances.shape} differs from {group.mask} {label_ids.shape}")
+        boundary = instance_boundaries(resize_labels(instances, options.size))
+    return label_ids, condition_image(resize_labels(label_ids, options.size), boundary)
+
+
+def load_pair(group: Group, options: ReadOptions) -> tuple[np.ndarray, np.ndarray]:
+    """(condition image, photo) of a group at ``options.size``, uint8 (H, W, C)."""
+    if group.photo is None:
+        raise DataError(f"{group.mask}: this group has no photo")
+    label_ids, condition = load_mask(group, options)
+    photo = read_rgb(group.photo)
+    if photo.shape[:2] != label_ids.shape:
+        raise DataError(f"{group.photo}: size {photo.shape[:2]} differs from its mask {group.mask} {label_ids.shape}")
+    return condition, resize_photo(photo, options.size)
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
+
+
+class CityscapesPairs(Dataset):
+    """(mask, photo) pairs read from PNGs: items are ``{"mask", "photo", "key"}`` with float
+    tensors in [0, 1] at ``options.size`` (mask: colour-rendered, plus the boundary channel)."""
+
+    def __init__(self, groups: Iterable[Group], options: ReadOptions) -> None:
+        self.groups = list(groups)
+        self.options = options
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        group = self.groups[index]
+        condition, photo = load_pair(group, self.options)
+        return {"mask": to_tensor(condition), "photo": to_tensor(photo), "key": group.key}

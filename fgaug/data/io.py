@@ -1,0 +1,68 @@
+"""File input and output shared by the data modules: atomic writes, PNG encoding and checked reads.
+
+Every read error is a :class:`DataError` whose message starts with the file's path and says what
+is wrong, so the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+class DataError(ValueError):
+    """An input file is missing, unreadable or not what a Cityscapes tree should hold."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
+    reader (or an interrupted run) never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def encode_png(array: np.ndarray, compress_level: int = 4) -> bytes:
+    """PNG bytes of a uint8 (H, W) / (H, W, 3) / (H, W, 4) or uint16 (H, W) array."""
+    grey = array.ndim == 2 and array.dtype in (np.uint8, np.uint16)
+    colour = array.ndim == 3 and array.dtype == np.uint8 and array.shape[2] in (3, 4)
+    if not (grey or colour):
+        raise ValueError(f"cannot write a {array.dtype} array of shape {array.shape} as PNG")
+    image = Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode an image, turning every failure into a one-line :class:`DataError`."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error) as error:
+        raise DataError(f"{path}: not a readable image ({error})") from error
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An 8-bit RGB photo (RGBA drops its alpha); other modes are an error."""
+    image = open_image(path)
+    if image.mode in ("RGBA", "P"):
+        image = image.convert("RGB")
+    if image.mode != "RGB":
+        raise DataError(f"{path}: expected an 8-bit RGB photo, got PNG mode {image.mode}")
+    return np.asarray(image, dtype=np.uint8)

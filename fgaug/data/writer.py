@@ -1,0 +1,200 @@
+"""Write generated photos as a new Cityscapes tree, each with every label file of its mask.
+
+Naming: sample ``k`` of ``aachen_000000_000019`` becomes ``aachen-fgaug-s00k_000000_000019`` in
+the city folder ``aachen-fgaug-s00k``. The sample lives in the city token, so the name keeps
+Cityscapes' ``city_seq_frame`` shape that torchvision, mmsegmentation and cityscapesScripts
+parse, and it can never collide with an original frame.
+
+Labels intact: by default the photo is resized to the mask's native resolution and every label
+file is copied byte for byte (``labelTrainIds`` is derived and added when the source has none).
+With ``at_model_resolution`` the photo stays at model size and the labels are resized with
+nearest neighbour, polygons scaled.
+
+Every file is written atomically; ``manifest.jsonl`` gets a sample's line only after all of its
+files are in place, so a rerun skips exactly the finished samples.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, open_image
+from fgaug.data.labels import ids_to_color, ids_to_train_ids
+
+MANIFEST_NAME = "manifest.jsonl"
+SAMPLE_TOKEN = "fgaug"
+_UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    at_model_resolution: bool = False
+    split: str = "train"
+    """Split folder for groups that have none (a folder of masks)."""
+    derive_train_ids: bool = True
+
+
+def check_output_root(out_root: Path, input_root: Path) -> None:
+    """Refuse an output root inside the input tree (fgaug never writes into its input)."""
+    out, source = out_root.resolve(), input_root.resolve()
+    source_dir = source if source.is_dir() else source.parent
+    if out == source_dir or out.is_relative_to(source_dir):
+        raise DataError(f"{out_root}: the output must not be inside the input {input_root}")
+
+
+def sample_names(group: Group, index: int, options: WriterOptions) -> tuple[str, str, str]:
+    """(split, city folder, stem) of sample ``index`` of ``group``.
+
+    A Cityscapes stem ``city_seq_frame`` keeps its seq and frame; any other mask (a folder of
+    masks) becomes city ``masks`` with its relative path, made ``_``-free, as the seq token.
+    """
+    tokens = group.stem.split("_")
+    if len(tokens) == 3 and all(tokens):
+        city, seq, frame = tokens
+    else:
+        city, seq, frame = "masks", _UNSAFE.sub("-", group.key).strip("-") or "mask", "000000"
+    sample_city = f"{city}-{SAMPLE_TOKEN}-s{index:03d}"
+    return group.split or options.split, sample_city, f"{sample_city}_{seq}_{frame}"
+
+
+class DatasetWriter:
+    """Writes samples under ``out_root`` and keeps ``manifest.jsonl``."""
+
+    def __init__(self, out_root: Path, input_root: Path, options: WriterOptions | None = None) -> None:
+        check_output_root(out_root, input_root)
+        self.out_root = out_root
+        self.input_root = input_root
+        self.options = options or WriterOptions()
+        self.manifest_path = out_root / MANIFEST_NAME
+        self.finished = self._read_finished()
+
+    def _read_finished(self) -> set[tuple[str, int]]:
+        """Samples with a complete manifest line; a torn last line (an interrupted run) is dropped."""
+        if not self.manifest_path.is_file():
+            return set()
+        finished = set()
+        good_lines = []
+        for line in self.manifest_path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                finished.add((record["key"], int(record["sample"])))
+                good_lines.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+        atomic_write_bytes(self.manifest_path, "".join(f"{line}\n" for line in good_lines).encode())
+        return finished
+
+    def is_finished(self, group: Group, index: int) -> bool:
+        return (group.key, index) in self.finished
+
+    def write(self, group: Group, index: int, photo: np.ndarray, metadata: dict) -> dict[str, str]:
+        """Write sample ``index`` of ``group`` (``photo``: (H, W, 3) uint8 at model size) and its
+        labels; append its manifest line (with ``metadata``). Returns the output paths."""
+        split, city, stem = sample_names(group, index, self.options)
+        photo_dir = self.out_root / "leftImg8bit" / split / city
+        label_dir = self.out_root / "gtFine" / split / city
+        native_ids = read_label_ids(group.mask, group.mask_format)
+        native_size = native_ids.shape
+        size = photo.shape[:2] if self.options.at_model_resolution else native_size
+
+        outputs: dict[str, Path] = {"photo": photo_dir / f"{stem}_leftImg8bit.png"}
+        atomic_write_bytes(outputs["photo"], encode_png(resize_photo(photo, size)))
+        for suffix, source in group.label_files.items():
+            target = label_dir / f"{stem}{suffix}"
+            _write_label(source, suffix, target, native_size, size)
+            outputs[suffix.removeprefix("_gtFine_")] = target
+        ids = resize_labels(native_ids, size)
+        derived = {
+            "_gtFine_labelIds.png": lambda: ids,
+            "_gtFine_color.png": lambda: np.concatenate([ids_to_color(ids), np.full((*size, 1), 255, np.uint8)], 2),
+        }
+        if self.options.derive_train_ids:
+            derived["_gtFine_labelTrainIds.png"] = lambda: ids_to_train_ids(ids)
+        for suffix, make in derived.items():
+            if suffix not in group.label_files:
+                target = label_dir / f"{stem}{suffix}"
+                atomic_write_bytes(target, encode_png(make()))
+                outputs[suffix.removeprefix("_gtFine_")] = target
+
+        relative = {name: path.relative_to(self.out_root).as_posix() for name, path in outputs.items()}
+        record = {
+            "key": group.key,
+            "sample": index,
+            "source": {
+                "mask": _display(group.mask, self.input_root),
+                "photo": _display(group.photo, self.input_root) if group.photo else None,
+                "labels": {s: _display(p, self.input_root) for s, p in group.label_files.items()},
+            },
+            "outputs": relative,
+            **metadata,
+        }
+        self._append(record)
+        self.finished.add((group.key, index))
+        return relative
+
+    def _append(self, record: dict) -> None:
+        self.out_root.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True) + "\n"
+        with open(self.manifest_path, "a", encoding="utf-8") as manifest:
+            manifest.write(line)
+            manifest.flush()
+            os.fsync(manifest.fileno())
+
+
+def _display(path: Path, root: Path) -> str:
+    base = root if root.is_dir() else root.parent
+    try:
+        return path.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _write_label(source: Path, suffix: str, target: Path, native: tuple[int, int], size: tuple[int, int]) -> None:
+    """A label file at the photo's size: the source's bytes when the size is native, else
+    resized with nearest neighbour (polygons scaled)."""
+    if size == native:
+        _copy_atomic(source, target)
+    elif suffix.endswith(".json"):
+        atomic_write_bytes(target, _scaled_polygons(source, native, size))
+    elif suffix.endswith("_color.png"):
+        atomic_write_bytes(target, encode_png(_resized_color(source, size)))
+    elif "instance" in suffix:
+        atomic_write_bytes(target, encode_png(resize_labels(read_instance_ids(source), size).astype(np.uint16)))
+    else:
+        grey = np.asarray(open_image(source))
+        atomic_write_bytes(target, encode_png(resize_labels(grey, size)))
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+
+
+def _resized_color(source: Path, size: tuple[int, int]) -> np.ndarray:
+    image = open_image(source)
+    array = np.asarray(image.convert("RGBA") if image.mode != "RGBA" else image)
+    height, width = size
+    return np.asarray(Image.fromarray(array).resize((width, height), Image.Resampling.NEAREST))
+
+
+def _scaled_polygons(source: Path, native: tuple[int, int], size: tuple[int, int]) -> bytes:
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{source}: not a readable polygons file ({error})") from error
+    scale_y, scale_x = size[0] / native[0], size[1] / native[1]
+    document["imgHeight"], document["imgWidth"] = size
+    for obj in document.get("objects", []):
+        obj["polygon"] = [[round(x * scale_x, 2), round(y * scale_y, 2)] for x, y in obj.get("polygon", [])]
+    return json.dumps(document, indent=1).encode()
