@@ -142,9 +142,10 @@ def invalid_label_ids(label_ids: np.ndarray) -> list[int]:
 def color_to_ids(rgb: np.ndarray, snap: bool = False) -> tuple[np.ndarray, float]:
     """RGB colour mask (H, W, 3) -> labelIds, and the fraction of pixels off the palette.
 
-    Off-palette pixels (smooth resizing leaves them at edges) map to the nearest palette colour
-    when ``snap`` is true; otherwise they are left as 0 and the caller decides (their fraction is
-    returned either way).
+    Off-palette pixels (smooth resizing leaves them at edges) map, when ``snap`` is true, to the
+    nearest of the palette colours that the mask itself holds exactly (a blend of road and sky
+    must not become wall); otherwise they are left as 0 and the caller decides. Their fraction is
+    returned either way.
     """
     keys = _color_key(rgb[..., :3])
     positions = np.searchsorted(_PALETTE_KEYS, keys).clip(0, len(_PALETTE_KEYS) - 1)
@@ -153,6 +154,8 @@ def color_to_ids(rgb: np.ndarray, snap: bool = False) -> tuple[np.ndarray, float
     off_fraction = float(1.0 - on_palette.mean()) if on_palette.size else 0.0
     if snap and off_fraction > 0:
         off = ~on_palette
-        distances = ((rgb[off][:, None, :3].astype(np.int64) - _PALETTE_RGB[None]) ** 2).sum(-1)
-        ids[off] = _PALETTE_IDS[distances.argmin(axis=1)]
+        present = np.unique(positions[on_palette])
+        candidates = present if present.size else np.arange(len(_PALETTE_KEYS))
+        distances = ((rgb[off][:, None, :3].astype(np.int64) - _PALETTE_RGB[candidates][None]) ** 2).sum(-1)
+        ids[off] = _PALETTE_IDS[candidates[distances.argmin(axis=1)]]
     return ids, off_fraction

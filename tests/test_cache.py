@@ -1,0 +1,73 @@
+"""HDF5 cache: same input same bytes, same items as the PNGs, stale and foreign caches rejected."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from fgaug.data.cache import CachedPairs, inspect_cache, prepare_cache
+from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups
+from fgaug.data.io import DataError
+
+OPTIONS = ReadOptions((32, 64))
+
+
+def test_prepare_twice_gives_identical_bytes(toy_tree: Path, tmp_path: Path) -> None:
+    groups = find_groups(toy_tree).groups
+    first = prepare_cache(groups, OPTIONS, tmp_path / "a.h5", toy_tree)
+    prepare_cache(groups, OPTIONS, tmp_path / "b.h5", toy_tree)
+    assert first.written == 6 and not first.skipped
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    assert not list(tmp_path.glob(".*part"))
+
+
+def test_cached_items_equal_png_items_through_worker_processes(toy_tree: Path, tmp_path: Path) -> None:
+    groups = find_groups(toy_tree).groups
+    prepare_cache(groups, OPTIONS, tmp_path / "c.h5", toy_tree)
+    direct = {item["key"]: item for item in CityscapesPairs(groups, OPTIONS)}
+    loader = DataLoader(CachedPairs(tmp_path / "c.h5"), batch_size=2, num_workers=2)
+    seen = 0
+    for batch in loader:
+        for index, key in enumerate(batch["key"]):
+            torch.testing.assert_close(batch["photo"][index], direct[key]["photo"], atol=0, rtol=0)
+            torch.testing.assert_close(batch["mask"][index], direct[key]["mask"], atol=0, rtol=0)
+            seen += 1
+    assert seen == len(direct)
+
+
+def test_bad_group_is_an_error_or_a_counted_skip(toy_tree: Path, tmp_path: Path) -> None:
+    groups = find_groups(toy_tree).groups
+    groups[1].photo.write_bytes(b"not a png")
+    with pytest.raises(DataError, match=groups[1].photo.name):
+        prepare_cache(groups, OPTIONS, tmp_path / "d.h5", toy_tree)
+    assert not (tmp_path / "d.h5").exists()
+    report = prepare_cache(groups, OPTIONS, tmp_path / "d.h5", toy_tree, skip_bad=True)
+    assert report.written == 5 and len(report.skipped) == 1
+    assert len(CachedPairs(tmp_path / "d.h5")) == 5
+
+
+def test_foreign_wrong_size_and_stale_caches_are_rejected(toy_tree: Path, tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as handle:
+        handle["x"] = [1, 2, 3]
+    with pytest.raises(DataError, match="not an fgaug cache"):
+        inspect_cache(foreign)
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(DataError, match="not an HDF5 file"):
+        inspect_cache(tmp_path / "text.h5")
+
+    groups = find_groups(toy_tree).groups
+    cache = tmp_path / "e.h5"
+    prepare_cache(groups, OPTIONS, cache, toy_tree)
+    with pytest.raises(DataError, match="prepared at 32x64, but 64x128 is needed"):
+        CachedPairs(cache, size=(64, 128))
+    inspect_cache(cache, groups=groups, source_root=toy_tree)
+    stat = groups[0].photo.stat()
+    os.utime(groups[0].photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(DataError, match="stale"):
+        inspect_cache(cache, groups=groups, source_root=toy_tree)

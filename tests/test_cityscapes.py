@@ -1,0 +1,135 @@
+"""Finding, reading and resizing Cityscapes groups; clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fgaug.data.cityscapes import (
+    CityscapesPairs,
+    ReadOptions,
+    find_groups,
+    instance_boundaries,
+    load_pair,
+    read_label_ids,
+    resize_labels,
+    resize_photo,
+)
+from fgaug.data.io import DataError
+
+
+def test_finds_every_group_with_its_photo_and_label_files(toy_tree: Path) -> None:
+    discovery = find_groups(toy_tree)
+    assert len(discovery.groups) == 6 and not discovery.skipped
+    group = next(g for g in discovery.groups if g.key == "val/flowdorf/flowdorf_000001_000019")
+    assert group.photo == toy_tree / "leftImg8bit/val/flowdorf/flowdorf_000001_000019_leftImg8bit.png"
+    assert set(group.label_files) == {
+        "_gtFine_labelIds.png",
+        "_gtFine_instanceIds.png",
+        "_gtFine_color.png",
+        "_gtFine_polygons.json",
+    }
+    assert group.mask_format == "labelIds"
+    assert len(find_groups(toy_tree, splits=["val"]).groups) == 2
+
+
+def test_a_split_or_city_folder_gives_the_same_keys_as_the_root(toy_tree: Path) -> None:
+    from_root = {g.key for g in find_groups(toy_tree, splits=["train"]).groups}
+    assert {g.key for g in find_groups(toy_tree / "gtFine" / "train").groups} == from_root
+    city = {g.key for g in find_groups(toy_tree / "gtFine" / "train" / "toyville").groups}
+    assert city and city < from_root
+
+
+def test_missing_photo_is_an_error_or_a_counted_skip(toy_tree: Path) -> None:
+    photo = toy_tree / "leftImg8bit/train/toyville/toyville_000001_000019_leftImg8bit.png"
+    photo.unlink()
+    with pytest.raises(DataError, match=r"toyville_000001_000019_gtFine_labelIds\.png: no photo"):
+        find_groups(toy_tree)
+    discovery = find_groups(toy_tree, skip_bad=True)
+    assert len(discovery.groups) == 5 and len(discovery.skipped) == 1
+    assert len(find_groups(toy_tree, require_photos=False).groups) == 6
+
+
+def test_unknown_split_and_missing_root(toy_tree: Path) -> None:
+    with pytest.raises(DataError, match="no split 'test'"):
+        find_groups(toy_tree, splits=["test"])
+    with pytest.raises(DataError, match="no such file or folder"):
+        find_groups(toy_tree / "nope")
+
+
+def test_corrupt_png_names_the_file(toy_tree: Path) -> None:
+    group = find_groups(toy_tree).groups[0]
+    group.photo.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(DataError, match=rf"{group.photo.name}: not a readable image"):
+        load_pair(group, ReadOptions((64, 128)))
+
+
+def test_unknown_label_ids_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "a_000000_000019_gtFine_labelIds.png"
+    Image.fromarray(np.array([[7, 40], [99, 8]], np.uint8)).save(path)
+    with pytest.raises(DataError, match=r"unknown label ids \[40, 99\]"):
+        read_label_ids(path)
+
+
+def test_grey_photo_is_rejected(toy_tree: Path) -> None:
+    group = find_groups(toy_tree).groups[0]
+    Image.open(group.photo).convert("L").save(group.photo)
+    with pytest.raises(DataError, match="expected an 8-bit RGB photo, got PNG mode L"):
+        load_pair(group, ReadOptions((64, 128)))
+
+
+def test_mask_format_detection_in_a_flat_folder(tmp_path: Path) -> None:
+    ids = np.array([[7, 26, 0], [23, 11, 0]], np.uint8)
+    Image.fromarray(ids).save(tmp_path / "ids.png")
+    Image.fromarray(np.array([[0, 13, 255], [10, 2, 255]], np.uint8)).save(tmp_path / "train.png")
+    color = np.array([[[128, 64, 128], [0, 0, 142], [0, 0, 0]], [[70, 130, 180], [70, 70, 70], [0, 0, 0]]], np.uint8)
+    Image.fromarray(color).save(tmp_path / "colour.png")
+    for name in ("ids.png", "train.png", "colour.png"):
+        np.testing.assert_array_equal(read_label_ids(tmp_path / name), ids)
+    Image.fromarray(np.array([[0, 1], [2, 3]], np.uint8)).save(tmp_path / "ambiguous.png")
+    with pytest.raises(DataError, match="fit both labelIds and labelTrainIds; name the format"):
+        read_label_ids(tmp_path / "ambiguous.png")
+    np.testing.assert_array_equal(read_label_ids(tmp_path / "ambiguous.png", "labelTrainIds"), [[7, 8], [11, 12]])
+    groups = find_groups(tmp_path, require_photos=False).groups
+    assert sorted(g.key for g in groups) == ["ambiguous", "colour", "ids", "train"]
+
+
+def test_smoothly_resized_colour_mask_is_refused_or_snapped(tmp_path: Path) -> None:
+    color = np.zeros((8, 8, 3), np.uint8)
+    color[:, :4] = (128, 64, 128)
+    color[:, 4:] = (70, 130, 180)
+    color[:, 4] = (99, 97, 154)  # a blend at the edge
+    path = tmp_path / "mask_color.png"
+    Image.fromarray(color).save(path)
+    with pytest.raises(DataError, match=r"12\.5% of pixels are not Cityscapes palette colours"):
+        read_label_ids(path)
+    snapped = read_label_ids(path, snap_colors=True)
+    assert set(np.unique(snapped)) == {7, 23}
+
+
+def test_label_resize_is_nearest_and_photo_resize_is_antialiased() -> None:
+    labels = np.random.default_rng(0).choice(np.array([7, 11, 26], np.uint8), size=(64, 128))
+    small = resize_labels(labels, (16, 32))
+    assert set(np.unique(small)) <= {7, 11, 26}
+    checker = (np.indices((64, 128)).sum(0) % 2 * 255).astype(np.uint8)
+    photo = np.repeat(checker[..., None], 3, axis=2)
+    shrunk = resize_photo(photo, (16, 32))
+    assert np.abs(shrunk.astype(int) - 127).max() <= 1  # averaged, not aliased to 0/255
+
+
+def test_instance_boundaries_mark_both_sides_of_an_edge() -> None:
+    instances = np.array([[1, 1, 2], [1, 1, 2], [3, 3, 3]])
+    expected = np.array([[0, 1, 1], [1, 1, 1], [1, 1, 1]], np.uint8)
+    np.testing.assert_array_equal(instance_boundaries(instances), expected)
+
+
+def test_dataset_items_are_tensors_at_the_requested_size(toy_tree: Path) -> None:
+    groups = find_groups(toy_tree).groups
+    item = CityscapesPairs(groups, ReadOptions((32, 64), boundary=True))[0]
+    assert item["mask"].shape == (4, 32, 64) and item["photo"].shape == (3, 32, 64)
+    assert item["photo"].min() >= 0 and item["photo"].max() <= 1
+    assert set(item["mask"][3].unique().tolist()) <= {0.0, 1.0}
+    assert item["key"] == groups[0].key

@@ -1,0 +1,116 @@
+"""The augmented-dataset writer: labels intact, loadable names, atomic and resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from compat import torchvision_cityscapes
+from PIL import Image
+
+from fgaug.data.cityscapes import find_groups
+from fgaug.data.io import DataError
+from fgaug.data.writer import DatasetWriter, WriterOptions, sample_names
+
+
+def fake_photo(seed: int, size: tuple[int, int] = (32, 64)) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def write_all(writer: DatasetWriter, groups: list, samples: int = 2) -> None:
+    for group in groups:
+        for index in range(samples):
+            if not writer.is_finished(group, index):
+                writer.write(group, index, fake_photo(index), {"seed": index, "temperature": 0.8})
+
+
+def test_default_output_keeps_every_label_file_byte_for_byte(toy_tree: Path, tmp_path: Path) -> None:
+    groups = find_groups(toy_tree).groups
+    out = tmp_path / "augmented"
+    write_all(DatasetWriter(out, toy_tree), groups)
+    for group in groups:
+        for index in range(2):
+            split, city, stem = sample_names(group, index, WriterOptions())
+            photo = out / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png"
+            assert Image.open(photo).size == (128, 64)  # the mask's native size, not the model's
+            for suffix, source in group.label_files.items():
+                assert (out / "gtFine" / split / city / f"{stem}{suffix}").read_bytes() == source.read_bytes()
+            train_ids = out / "gtFine" / split / city / f"{stem}_gtFine_labelTrainIds.png"
+            assert train_ids.is_file()
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 12
+    record = json.loads(lines[0])
+    assert record["key"] == groups[0].key and record["temperature"] == 0.8
+    assert record["source"]["mask"].startswith("gtFine/") and record["outputs"]["photo"].startswith("leftImg8bit/")
+
+
+def test_names_parse_in_cityscapesscripts_and_torchvision(toy_tree: Path, tmp_path: Path) -> None:
+    helpers = pytest.importorskip("cityscapesscripts.helpers.csHelpers")
+    out = tmp_path / "augmented"
+    write_all(DatasetWriter(out, toy_tree), find_groups(toy_tree).groups)
+    originals = {p.name for p in toy_tree.rglob("*.png")}
+    for path in out.rglob("*.png"):
+        info = helpers.getCsFileInfo(str(path))
+        assert "-fgaug-s" in info.city and path.name not in originals
+    dataset = torchvision_cityscapes()(
+        str(out), split="train", mode="fine", target_type=["semantic", "instance", "color", "polygon"]
+    )
+    assert len(dataset) == 8
+    image, (semantic, _, _, polygon) = dataset[0]
+    assert image.size == semantic.size == (128, 64) and polygon["objects"]
+
+
+def test_rerun_skips_finished_samples_and_drops_a_torn_manifest_line(toy_tree: Path, tmp_path: Path) -> None:
+    groups = find_groups(toy_tree).groups
+    out = tmp_path / "augmented"
+    writer = DatasetWriter(out, toy_tree)
+    writer.write(groups[0], 0, fake_photo(0), {"seed": 0})
+    with open(out / "manifest.jsonl", "a") as manifest:
+        manifest.write('{"key": "train/half')  # an interrupted append
+    resumed = DatasetWriter(out, toy_tree)
+    assert resumed.is_finished(groups[0], 0) and not resumed.is_finished(groups[0], 1)
+    write_all(resumed, groups[:1])
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(r["key"], r["sample"]) for r in lines] == [(groups[0].key, 0), (groups[0].key, 1)]
+    assert not list(out.rglob("*.part"))
+
+
+def test_output_inside_the_input_is_refused(toy_tree: Path) -> None:
+    with pytest.raises(DataError, match="must not be inside the input"):
+        DatasetWriter(toy_tree / "augmented", toy_tree)
+
+
+def test_model_resolution_option_resizes_labels_and_scales_polygons(toy_tree: Path, tmp_path: Path) -> None:
+    group = find_groups(toy_tree).groups[0]
+    out = tmp_path / "small"
+    outputs = DatasetWriter(out, toy_tree, WriterOptions(at_model_resolution=True)).write(group, 0, fake_photo(0), {})
+    assert Image.open(out / outputs["photo"]).size == (64, 32)
+    labels = np.asarray(Image.open(out / outputs["labelIds.png"]))
+    source = np.asarray(Image.open(group.label_files["_gtFine_labelIds.png"]))
+    assert labels.shape == (32, 64) and set(np.unique(labels)) <= set(np.unique(source))
+    polygons = json.loads((out / outputs["polygons.json"]).read_text())
+    original = json.loads(group.label_files["_gtFine_polygons.json"].read_text())
+    assert (polygons["imgHeight"], polygons["imgWidth"]) == (32, 64)
+    x, y = original["objects"][-1]["polygon"][0]
+    assert polygons["objects"][-1]["polygon"][0] == [round(x / 2, 2), round(y / 2, 2)]
+
+
+def test_a_folder_of_masks_becomes_a_cityscapes_tree(tmp_path: Path) -> None:
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    ids = np.full((32, 64), 7, np.uint8)
+    ids[:10] = 23
+    Image.fromarray(ids).save(masks / "scene_a.png")
+    Image.fromarray(ids).save(masks / "my scene.png")
+    groups = find_groups(masks, require_photos=False, mask_format="labelIds").groups
+    out = tmp_path / "out"
+    writer = DatasetWriter(out, masks)
+    names = {writer.write(group, 0, fake_photo(1), {})["photo"] for group in groups}
+    assert names == {
+        "leftImg8bit/train/masks-fgaug-s000/masks-fgaug-s000_my-scene_000000_leftImg8bit.png",
+        "leftImg8bit/train/masks-fgaug-s000/masks-fgaug-s000_scene-a_000000_leftImg8bit.png",
+    }
+    for path in (out / "gtFine").rglob("*_labelIds.png"):
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), ids)
