@@ -23,3 +23,35 @@ def toy_tree(toy_tree_master: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "cityscapes"
     shutil.copytree(toy_tree_master, copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def small_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toy tree at 32x64 with 12 training and 4 validation scenes, for training tests."""
+    root = tmp_path_factory.mktemp("small") / "cityscapes"
+    write_toy_cityscapes(root, {"train": 12, "val": 4}, size=(32, 64), seed=11)
+    return root
+
+
+@pytest.fixture(scope="session")
+def test_checkpoint(small_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint of the `test` preset (16x32) after a few training steps."""
+    from fgaug.train import TrainOptions, train
+
+    run = tmp_path_factory.mktemp("run") / "run"
+    result = train(
+        TrainOptions(
+            data=str(small_tree),
+            run_dir=str(run),
+            preset="test",
+            steps=8,
+            batch_size=4,
+            lr=2e-3,
+            warmup_steps=2,
+            workers=0,
+            device="cpu",
+            validate_every=100,
+            sample_every=100,
+        )
+    )
+    return result.last_checkpoint

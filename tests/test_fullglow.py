@@ -226,3 +226,13 @@ def test_bf16_networks_keep_the_flow_exactly_invertible() -> None:
     assert (y - dequantize(photo, noise=False)).abs().max() <= 0.5 / 256 + 1e-4
     assert not torch.equal(half_bpd, full_bpd), "the networks did not run in bf16"
     torch.testing.assert_close(half_bpd, full_bpd, atol=0.05, rtol=0)
+
+
+def test_initial_weights_depend_on_the_seed_only() -> None:
+    torch.manual_seed(1)
+    first = FullGlow(SMALL, seed=4).state_dict()
+    torch.manual_seed(2)
+    second = FullGlow(SMALL, seed=4).state_dict()
+    third = FullGlow(SMALL, seed=5).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], third[k]) for k in first)

@@ -114,3 +114,19 @@ def test_a_folder_of_masks_becomes_a_cityscapes_tree(tmp_path: Path) -> None:
     }
     for path in (out / "gtFine").rglob("*_labelIds.png"):
         np.testing.assert_array_equal(np.asarray(Image.open(path)), ids)
+
+
+def test_validate_finds_a_damaged_tree(toy_tree: Path, tmp_path: Path) -> None:
+    from fgaug.data.writer import validate_tree
+
+    out = tmp_path / "augmented"
+    write_all(DatasetWriter(out, toy_tree), find_groups(toy_tree).groups[:2])
+    assert validate_tree(out, toy_tree).problems == []
+    assert validate_tree(out, toy_tree).samples == 4
+    label = next(out.rglob("*_gtFine_instanceIds.png"))
+    label.write_bytes(label.read_bytes() + b"\0")
+    photo = next(out.rglob("*_leftImg8bit.png"))
+    photo.unlink()
+    problems = validate_tree(out, toy_tree).problems
+    assert any("missing" in p and photo.name in p for p in problems)
+    assert any("differs from its source" in p for p in problems)

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, open_image
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, open_image, temporary_beside
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -93,6 +93,12 @@ class DatasetWriter:
         atomic_write_bytes(self.manifest_path, "".join(f"{line}\n" for line in good_lines).encode())
         return finished
 
+    def records(self) -> list[dict]:
+        """The manifest's records, in the order they were written."""
+        if not self.manifest_path.is_file():
+            return []
+        return [json.loads(line) for line in self.manifest_path.read_text(encoding="utf-8").splitlines() if line]
+
     def is_finished(self, group: Group, index: int) -> bool:
         return (group.key, index) in self.finished
 
@@ -135,6 +141,7 @@ class DatasetWriter:
                 "labels": {s: _display(p, self.input_root) for s, p in group.label_files.items()},
             },
             "outputs": relative,
+            "labels": "copied" if size == native_size else "resized",
             **metadata,
         }
         self._append(record)
@@ -175,10 +182,12 @@ def _write_label(source: Path, suffix: str, target: Path, native: tuple[int, int
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
-    shutil.copyfile(source, partial)
-    os.replace(partial, target)
+    partial = temporary_beside(target)
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _resized_color(source: Path, size: tuple[int, int]) -> np.ndarray:
@@ -198,3 +207,41 @@ def _scaled_polygons(source: Path, native: tuple[int, int], size: tuple[int, int
     for obj in document.get("objects", []):
         obj["polygon"] = [[round(x * scale_x, 2), round(y * scale_y, 2)] for x, y in obj.get("polygon", [])]
     return json.dumps(document, indent=1).encode()
+
+
+@dataclass
+class ValidationReport:
+    samples: int
+    problems: list[str]
+
+
+def validate_tree(out_root: Path, input_root: Path | None = None) -> ValidationReport:
+    """Check an augmented tree against its manifest: every output file present and readable,
+    each photo the size of its labels, label ids valid, and (given the input root) every label
+    file that was copied still byte-identical to its source."""
+    problems: list[str] = []
+    writer_manifest = out_root / MANIFEST_NAME
+    if not writer_manifest.is_file():
+        raise DataError(f"{out_root}: no {MANIFEST_NAME}; not an fgaug output tree")
+    records = [json.loads(line) for line in writer_manifest.read_text(encoding="utf-8").splitlines() if line]
+    for record in records:
+        outputs = {name: out_root / path for name, path in record["outputs"].items()}
+        missing = [str(path) for path in outputs.values() if not path.is_file()]
+        if missing:
+            problems.extend(f"{path}: missing" for path in missing)
+            continue
+        try:
+            photo_size = open_image(outputs["photo"]).size
+            label_ids = read_label_ids(outputs["labelIds.png"], "labelIds")
+        except DataError as error:
+            problems.append(str(error))
+            continue
+        if photo_size != (label_ids.shape[1], label_ids.shape[0]):
+            problems.append(f"{outputs['photo']}: size {photo_size} differs from its labelIds {label_ids.shape[::-1]}")
+        if input_root is not None and record.get("labels") == "copied":
+            base = input_root if input_root.is_dir() else input_root.parent
+            for suffix, source in record["source"]["labels"].items():
+                target = outputs[suffix.removeprefix("_gtFine_")]
+                if not (base / source).is_file() or target.read_bytes() != (base / source).read_bytes():
+                    problems.append(f"{target}: differs from its source {base / source}")
+    return ValidationReport(len(records), problems)

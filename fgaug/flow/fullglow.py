@@ -77,11 +77,14 @@ class FullGlow(nn.Module):
     """
 
     def __init__(self, config: FullGlowConfig, seed: int = 0) -> None:
+        """All initial weights derive from ``seed`` (the global random state is left untouched)."""
         super().__init__()
         self.config = config
         generator = torch.Generator().manual_seed(seed)
-        self.source = build_source_glow(config, generator)
-        self.target = build_target_glow(config, generator)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.source = build_source_glow(config, generator)
+            self.target = build_target_glow(config, generator)
 
     # ----------------------------------------------------------------------------- helpers
     def _check(self, tensor: Tensor, channels: int, what: str) -> None:

@@ -1,0 +1,270 @@
+"""The Python API behind the CLI: ``train``, ``generate``, ``transfer``, ``prepare``, ``demo``, ``info``.
+
+    from fgaug import api
+    api.prepare("cityscapes/", "train.h5", size=(256, 512))
+    result = api.train(api.TrainOptions(data="train.h5", run_dir="runs/city", preset="paper-256"))
+    summary = api.generate(api.GenerateOptions(masks="cityscapes/gtFine/val", out="augmented", n=5))
+
+Every function reports long work through an optional :class:`fgaug.progress.Progress` and raises
+one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad input.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fgaug.checkpoint import load_checkpoint, read_checkpoint_payload
+from fgaug.data.cache import PrepareReport, prepare_cache
+from fgaug.data.cityscapes import (
+    LABEL_SUFFIXES,
+    PHOTO_SUFFIX,
+    Group,
+    ReadOptions,
+    find_groups,
+    is_cityscapes_root,
+    load_mask,
+    resize_photo,
+    to_tensor,
+)
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
+from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.flow import network_precision
+from fgaug.preview import to_uint8_image
+from fgaug.progress import Progress, SilentProgress
+from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
+from fgaug.train import TrainOptions, TrainResult, train
+
+__all__ = [
+    "GenerateOptions",
+    "GenerateSummary",
+    "TrainOptions",
+    "TrainResult",
+    "demo",
+    "generate",
+    "info",
+    "prepare",
+    "train",
+    "transfer",
+]
+
+
+def prepare(
+    data: str | Path,
+    out: str | Path,
+    size: tuple[int, int],
+    split: str = "train",
+    boundary: bool = False,
+    mask_format: str = "auto",
+    snap_colors: bool = False,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+) -> PrepareReport:
+    """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training."""
+    progress = progress or SilentProgress()
+    root = Path(data)
+    discovery = find_groups(root, [split] if is_cityscapes_root(root) else None, True, mask_format, skip_bad)  # type: ignore[arg-type]
+    progress.start("preparing", len(discovery.groups))
+    done = 0
+
+    def advance(count: int, total: int) -> None:
+        nonlocal done
+        progress.advance(count - done)
+        done = count
+
+    report = prepare_cache(
+        discovery.groups, ReadOptions(size, boundary, snap_colors), Path(out), root, skip_bad, advance
+    )
+    progress.stop()
+    report.skipped = list(discovery.skipped) + report.skipped
+    return report
+
+
+@dataclass
+class TransferResult:
+    content: Path
+    structure: Path
+    output: Path
+
+
+def find_content_mask(photo: Path) -> Path:
+    """The label file beside a Cityscapes photo (``leftImg8bit/.../X_leftImg8bit.png`` ->
+    ``gtFine/.../X_gtFine_labelIds.png``, then labelTrainIds, then colour)."""
+    if not photo.name.endswith(PHOTO_SUFFIX) or "leftImg8bit" not in photo.parts[:-1]:
+        raise DataError(f"{photo}: not a Cityscapes photo name; give its mask with --content-mask")
+    parts = list(photo.parts)
+    index = len(parts) - 2 - parts[-2::-1].index("leftImg8bit")
+    parts[index] = "gtFine"
+    stem = photo.name[: -len(PHOTO_SUFFIX)]
+    for suffix in LABEL_SUFFIXES[:3]:
+        candidate = Path(*parts[:-1], f"{stem}{suffix}")
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{photo}: no mask beside it in the gtFine tree; give it with --content-mask")
+
+
+def transfer(
+    content: str | Path,
+    structure: str | Path,
+    out: str | Path,
+    content_mask: str | Path | None = None,
+    pairs: str | Path | None = None,
+    model: str | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    mask_format: str = "auto",
+    snap_colors: bool = False,
+    progress: Progress | None = None,
+) -> list[TransferResult]:
+    """Lay a real photo's content onto a new layout (paper section 5.4).
+
+    Files: ``content`` is a photo (its mask is found beside it or given), ``structure`` a mask,
+    ``out`` the output PNG. Folders: every content photo with every structure mask, or the pairs
+    listed in ``pairs`` (one ``content structure`` pair per line), written into folder ``out``.
+    The output has the structure mask's native size.
+    """
+    progress = progress or SilentProgress()
+    content, structure, out = Path(content), Path(structure), Path(out)
+    jobs = _transfer_jobs(content, structure, out, Path(content_mask) if content_mask else None, pairs)
+    torch_device = resolve_device(device)
+    network_dtype = resolve_precision(precision, torch_device)
+    model_path, _ = find_model(model)
+    flow = load_checkpoint(model_path, torch_device).model
+    read = ReadOptions(flow.config.image_size, boundary=flow.config.mask_channels == 4, snap_colors=snap_colors)
+    results = []
+    progress.start("transferring", len(jobs))
+    for photo_path, photo_mask, structure_mask, target in jobs:
+        photo_group = Group(key=photo_path.stem, stem=photo_path.stem, mask=photo_mask, mask_format=mask_format)  # type: ignore[arg-type]
+        structure_group = Group(
+            key=structure_mask.stem,
+            stem=structure_mask.stem,
+            mask=structure_mask,
+            mask_format=mask_format,  # type: ignore[arg-type]
+        )
+        content_ids, content_condition = load_mask(photo_group, read)
+        structure_ids, structure_condition = load_mask(structure_group, read)
+        photo = read_rgb(photo_path)
+        if photo.shape[:2] != content_ids.shape:
+            raise DataError(
+                f"{photo_path}: size {photo.shape[:2]} differs from its mask {photo_mask} {content_ids.shape}"
+            )
+        photo_tensor = to_tensor(resize_photo(photo, flow.config.image_size))[None].to(torch_device)
+        with network_precision(network_dtype):
+            moved = flow.transfer(
+                photo_tensor,
+                to_tensor(content_condition)[None].to(torch_device),
+                to_tensor(structure_condition)[None].to(torch_device),
+            )
+        image = resize_photo(to_uint8_image(moved[0]), structure_ids.shape)
+        atomic_write_bytes(target, encode_png(image))
+        results.append(TransferResult(photo_path, structure_mask, target))
+        progress.advance(1)
+    progress.stop()
+    return results
+
+
+def _transfer_jobs(
+    content: Path, structure: Path, out: Path, content_mask: Path | None, pairs: str | Path | None
+) -> list[tuple[Path, Path, Path, Path]]:
+    """(photo, its mask, structure mask, output) for every transfer asked for."""
+    if pairs is not None:
+        listed = []
+        for number, line in enumerate(Path(pairs).read_text(encoding="utf-8").splitlines(), 1):
+            fields = line.replace(",", " ").split()
+            if not fields or line.lstrip().startswith("#"):
+                continue
+            if len(fields) != 2:
+                raise DataError(f"{pairs}:{number}: expected 'CONTENT STRUCTURE', got {line.strip()!r}")
+            listed.append(
+                (
+                    content / fields[0] if content.is_dir() else Path(fields[0]),
+                    structure / fields[1] if structure.is_dir() else Path(fields[1]),
+                )
+            )
+    elif content.is_dir() or structure.is_dir():
+        photos = sorted(content.rglob(f"*{PHOTO_SUFFIX}")) if content.is_dir() else [content]
+        masks = (
+            [g.mask for g in find_groups(structure, require_photos=False).groups] if structure.is_dir() else [structure]
+        )
+        if not photos:
+            raise DataError(f"{content}: no *{PHOTO_SUFFIX} photos found")
+        listed = [(photo, mask) for photo in photos for mask in masks]
+    else:
+        return [(content, content_mask or find_content_mask(content), structure, out)]
+    if content_mask is not None:
+        raise DataError("--content-mask applies to a single content photo; folders find each photo's mask")
+    jobs = []
+    for photo, mask in listed:
+        for path in (photo, mask):
+            if not path.is_file():
+                raise DataError(f"{path}: file not found")
+        name = f"{photo.name.removesuffix(PHOTO_SUFFIX).removesuffix('.png')}__on__{mask.stem}.png"
+        jobs.append((photo, find_content_mask(photo), mask, out / name))
+    return jobs
+
+
+def info(checkpoint: str | Path) -> dict[str, Any]:
+    """What a checkpoint is: preset, size, parameters, step, data fingerprint, versions."""
+    path = Path(checkpoint)
+    payload = read_checkpoint_payload(path)
+    loaded = load_checkpoint(path)
+    meta = payload["meta"]
+    config = loaded.model.config
+    return {
+        "path": str(path),
+        "run": meta.get("run"),
+        "preset": meta.get("preset"),
+        "step": meta.get("step"),
+        "image_size": list(config.image_size),
+        "levels": config.n_block,
+        "flow_steps": list(config.n_flow),
+        "mask_channels": config.mask_channels,
+        "parameters": sum(p.numel() for p in loaded.model.parameters()),
+        "has_ema": payload.get("ema") is not None,
+        "resumable": payload.get("training") is not None,
+        "data_fingerprint": meta.get("data_fingerprint"),
+        "label_table": meta.get("label_table"),
+        "versions": meta.get("versions"),
+    }
+
+
+@dataclass
+class DemoResult:
+    masks: Path
+    augmented: Path
+    preview: Path | None
+    summary: GenerateSummary
+    seconds: float
+
+
+def demo(
+    out: str | Path = "fgaug-demo",
+    n: int = 4,
+    masks: int = 6,
+    temperature: float = 0.8,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> DemoResult:
+    """The first thing to run: toy masks, ``n`` samples each from the bundled model, the
+    augmented tree and a preview grid, all under ``out``."""
+    start = time.perf_counter()
+    root = Path(out)
+    toy = root / "toy-cityscapes"
+    write_toy_cityscapes(toy, {"val": masks}, size=(128, 256), seed=seed + 7)
+    preview = root / "preview.png"
+    summary = generate(
+        GenerateOptions(
+            masks=str(toy / "gtFine" / "val"),
+            out=str(root / "augmented"),
+            n=n,
+            temperature=temperature,
+            seed=seed,
+            preview=str(preview),
+            device="auto",
+        ),
+        progress,
+    )
+    return DemoResult(toy, root / "augmented", summary.preview, summary, time.perf_counter() - start)

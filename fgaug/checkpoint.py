@@ -1,0 +1,158 @@
+"""Saving and loading fgaug checkpoints.
+
+A checkpoint is a ``torch.save`` file of plain containers and tensors only, so it loads with
+``torch.load(weights_only=True)`` (a checkpoint is untrusted input)::
+
+    {"format": "fgaug-checkpoint-1",
+     "meta": "<JSON: model config, preset, label table, data fingerprint, versions, step, ...>",
+     "model": state_dict, "ema": state_dict | None,
+     "training": {...} | None}          # optimiser, step, counters: what --resume needs
+
+Writes are atomic (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import fgaug
+from fgaug.config import ConfigError, FullGlowConfig
+from fgaug.data.io import temporary_beside
+from fgaug.data.labels import LABEL_TABLE_VERSION
+from fgaug.flow import FullGlow
+
+CHECKPOINT_FORMAT = "fgaug-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, corrupt, foreign or does not fit this version of fgaug."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (EMA weights when the file has them), its metadata and the
+    training state (None for a weights-only file)."""
+
+    model: FullGlow
+    meta: dict[str, Any]
+    training: dict[str, Any] | None
+    path: Path
+    raw_model_state: dict[str, torch.Tensor]
+    ema_state: dict[str, torch.Tensor] | None
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.meta.get('run', self.path.stem)}@{self.meta.get('step', 0)}"
+
+
+def describe_versions() -> dict[str, str]:
+    return {"fgaug": fgaug.__version__, "torch": torch.__version__}
+
+
+def save_checkpoint(
+    path: Path,
+    model: FullGlow,
+    meta: dict[str, Any],
+    ema_state: dict[str, torch.Tensor] | None = None,
+    training: dict[str, Any] | None = None,
+) -> None:
+    """Write a checkpoint atomically. ``meta`` is completed with the model config, label table
+    version and code versions."""
+    full_meta = {
+        **meta,
+        "model_config": model.config.to_dict(),
+        "label_table": LABEL_TABLE_VERSION,
+        "versions": describe_versions(),
+    }
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "meta": json.dumps(full_meta, sort_keys=True),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "ema": None if ema_state is None else {k: v.detach().cpu() for k, v in ema_state.items()},
+        "training": training,
+    }
+    _atomic_torch_save(payload, path)
+
+
+def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+    temporary = temporary_beside(path)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_checkpoint_payload(path: Path) -> dict[str, Any]:
+    """The raw payload of a checkpoint file, checked for format; every failure names the file."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from error
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(f"{path}: refused to load: holds more than weights ({_first_line(error)})") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"{path}: not an fgaug checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
+    try:
+        payload["meta"] = json.loads(payload["meta"])
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({_first_line(error)})") from error
+    return payload
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu", prefer_ema: bool = True) -> Checkpoint:
+    """Load a checkpoint into a fresh :class:`FullGlow`; EMA weights are used when present and
+    ``prefer_ema``. Mismatches (label table, config, weights) are one-line :class:`CheckpointError`."""
+    payload = read_checkpoint_payload(path)
+    meta = payload["meta"]
+    if meta.get("label_table") != LABEL_TABLE_VERSION:
+        raise CheckpointError(
+            f"{path}: made with label table {meta.get('label_table')!r}, this fgaug uses {LABEL_TABLE_VERSION!r}"
+        )
+    try:
+        config = FullGlowConfig.from_dict(meta["model_config"], origin=f"{path}: model_config")
+    except (KeyError, TypeError, ConfigError) as error:
+        raise CheckpointError(f"{path}: model configuration is invalid ({_first_line(error)})") from error
+    model = FullGlow(config)
+    ema_state = payload.get("ema")
+    state = ema_state if (prefer_ema and ema_state) else payload["model"]
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as error:
+        raise CheckpointError(f"{path}: weights do not fit the model configuration ({_first_line(error)})") from error
+    model.to(device).eval()
+    return Checkpoint(model, meta, payload.get("training"), path, payload["model"], ema_state)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
+
+
+def export_weights(source: Path, target: Path, half: bool = True) -> Path:
+    """A weights-only copy of a training checkpoint (EMA weights when present), optionally with
+    floating-point tensors stored as float16 (half the size; loaded back into float32)."""
+    payload = read_checkpoint_payload(source)
+    state = payload.get("ema") or payload["model"]
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    exported = {
+        "format": CHECKPOINT_FORMAT,
+        "meta": json.dumps(payload["meta"], sort_keys=True),
+        "model": state,
+        "ema": None,
+        "training": None,
+    }
+    _atomic_torch_save(exported, target)
+    return target

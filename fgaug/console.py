@@ -1,0 +1,117 @@
+"""Terminal output of the CLI: a rich progress bar on a terminal, plain log lines elsewhere.
+
+Progress and messages go to stderr, so ``--json`` output on stdout stays machine-readable.
+rich honours ``NO_COLOR`` and drops colour when stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class RichProgress:
+    """A live progress bar with rate, ETA and the latest figures (loss...)."""
+
+    def __init__(self, unit: str = "it") -> None:
+        self.unit = unit
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._started = 0.0
+        self._done = 0
+
+    def start(self, description: str, total: int | None) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[figures]}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total, rate="", figures="")
+        self._started, self._done = time.perf_counter(), 0
+
+    def advance(self, amount: int = 1, **fields: Any) -> None:
+        if self._progress is None:
+            return
+        self._done += amount
+        elapsed = max(time.perf_counter() - self._started, 1e-9)
+        figures = " ".join(f"{key} {value:.4f}" for key, value in fields.items())
+        self._progress.update(
+            self._task, advance=amount, rate=f"{self._done / elapsed:.2f} {self.unit}/s", figures=figures
+        )
+
+    def log(self, message: str) -> None:
+        (self._progress.console if self._progress else err_console).print(message)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+class PlainProgress:
+    """Log lines for CI logs: one at start, then every ``interval`` seconds or 10%, and at the end."""
+
+    def __init__(self, unit: str = "it", interval: float = 30.0) -> None:
+        self.unit = unit
+        self.interval = interval
+        self._description, self._total, self._done = "", None, 0
+        self._started = self._last = 0.0
+        self._next_fraction = 0.1
+
+    def start(self, description: str, total: int | None) -> None:
+        self._description, self._total, self._done = description, total, 0
+        self._started = self._last = time.perf_counter()
+        self._next_fraction = 0.1
+        print(f"{description}: {total if total is not None else '?'} {self.unit} to do", file=sys.stderr, flush=True)
+
+    def advance(self, amount: int = 1, **fields: Any) -> None:
+        self._done += amount
+        now = time.perf_counter()
+        fraction = self._done / self._total if self._total else 0.0
+        if now - self._last >= self.interval or fraction >= self._next_fraction:
+            while self._next_fraction <= fraction:
+                self._next_fraction += 0.1
+            self._last = now
+            rate = self._done / max(now - self._started, 1e-9)
+            figures = "".join(f" {key} {value:.4f}" for key, value in fields.items())
+            total = f"/{self._total}" if self._total else ""
+            print(
+                f"{self._description}: {self._done}{total} ({rate:.2f} {self.unit}/s){figures}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        pass
+
+
+def make_progress(unit: str, quiet: bool = False) -> RichProgress | PlainProgress:
+    """A progress bar on a terminal, plain lines otherwise."""
+    if err_console.is_terminal and not quiet:
+        return RichProgress(unit)
+    return PlainProgress(unit)

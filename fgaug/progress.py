@@ -1,0 +1,39 @@
+"""How long-running API calls report progress, without depending on a terminal.
+
+The API functions take a :class:`Progress`; the CLI passes a rich progress bar on a terminal and
+plain log lines otherwise (:mod:`fgaug.console`). :class:`SilentProgress` is the default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+
+class Progress(Protocol):
+    def start(self, description: str, total: int | None) -> None:
+        """A new task of ``total`` units (None: unknown) begins."""
+
+    def advance(self, amount: int = 1, **fields: Any) -> None:
+        """``amount`` units are done; ``fields`` are figures to show (loss, images/s...)."""
+
+    def log(self, message: str) -> None:
+        """A line worth showing the user (a checkpoint saved, a validation result)."""
+
+    def stop(self) -> None:
+        """The current task ended."""
+
+
+class SilentProgress:
+    """Reports nothing."""
+
+    def start(self, description: str, total: int | None) -> None:
+        pass
+
+    def advance(self, amount: int = 1, **fields: Any) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass

@@ -1,0 +1,45 @@
+"""Choosing the device and the precision of a run, with clear errors for impossible choices."""
+
+from __future__ import annotations
+
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class RuntimeChoiceError(ValueError):
+    """A device or precision that this machine cannot provide."""
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as error:
+        raise RuntimeChoiceError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeChoiceError(f"device {spec!r} asked for, but this machine has no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeChoiceError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise RuntimeChoiceError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
+    """The dtype of the coupling networks (None: full precision). ``auto`` is bf16 on a CUDA
+    device that supports it and fp32 elsewhere; the flow arithmetic is fp32 in every case."""
+    if spec not in PRECISIONS:
+        raise RuntimeChoiceError(f"unknown precision {spec!r}; choose from {', '.join(PRECISIONS)}")
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
+    if spec == "fp16" and device.type != "cuda":
+        raise RuntimeChoiceError("fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]

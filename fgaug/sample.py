@@ -1,0 +1,262 @@
+"""Generation engine: N samples per mask, written as an augmented Cityscapes tree.
+
+Every draw has its own seed, derived from the global seed, the mask's key (its path relative to
+the input root) and the sample and candidate index. The same command therefore writes the same
+images whatever the batch size, the order of the masks, or an interruption and resumption.
+
+With ``best_of = K`` each requested sample is the most likely of K draws under the model,
+``log p(photo | mask)`` (CAFLOW's selection by conditional likelihood).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fgaug.checkpoint import load_checkpoint
+from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
+from fgaug.data.io import DataError, read_rgb
+from fgaug.data.labels import ids_to_color
+from fgaug.data.writer import DatasetWriter, WriterOptions
+from fgaug.flow import FullGlow, network_precision
+from fgaug.flow.fullglow import bits_per_dim
+from fgaug.preview import save_grid, to_uint8_image
+from fgaug.progress import Progress, SilentProgress
+from fgaug.resources import bundled_dir
+from fgaug.runtime import resolve_device, resolve_precision
+
+DEMO_MODEL_NAME = "demo-toy-64x128.pt"
+MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
+
+
+@dataclass
+class GenerateOptions:
+    masks: str
+    out: str = "augmented"
+    model: str | None = None
+    n: int = 5
+    temperature: float = 0.8
+    seed: int = 0
+    batch_size: int = 8
+    best_of: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    splits: Sequence[str] | None = None
+    mask_format: str = "auto"
+    snap_colors: bool = False
+    skip_bad: bool = False
+    at_model_resolution: bool = False
+    preview: str | None = None
+    limit: int | None = None
+
+
+@dataclass
+class GenerateSummary:
+    out: Path
+    model_path: Path
+    model_source: str
+    model_id: str
+    masks: int
+    written: int
+    skipped: int
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    preview: Path | None = None
+
+    @property
+    def images_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out),
+            "model": str(self.model_path),
+            "model_source": self.model_source,
+            "model_id": self.model_id,
+            "masks": self.masks,
+            "written": self.written,
+            "skipped": self.skipped,
+            "failed": len(self.failed),
+            "failures": self.failed,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_second, 3),
+            "preview": str(self.preview) if self.preview else None,
+        }
+
+
+def find_model(explicit: str | None) -> tuple[Path, str]:
+    """The checkpoint to generate with, and how it was found: ``--model``, then ``$FGAUG_MODEL``,
+    then the newest ``runs/*/checkpoints/last.pt`` under the working folder, then the bundled
+    demo model (trained on the toy world only)."""
+    if explicit:
+        return Path(explicit), "--model"
+    if os.environ.get(MODEL_ENVIRONMENT_VARIABLE):
+        return Path(os.environ[MODEL_ENVIRONMENT_VARIABLE]), f"${MODEL_ENVIRONMENT_VARIABLE}"
+    runs = sorted(Path("runs").glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
+    if runs:
+        return runs[-1], "newest run in ./runs"
+    return bundled_dir() / DEMO_MODEL_NAME, "bundled demo model (toy world only)"
+
+
+def draw_seed(seed: int, key: str, sample: int, candidate: int = 0) -> int:
+    """The seed of one draw: a hash of the global seed, the mask key and the indices."""
+    digest = hashlib.sha256(f"{seed}\0{key}\0{sample}\0{candidate}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & (2**63 - 1)
+
+
+def draw_noise(model: FullGlow, seeds: Sequence[int]) -> list[torch.Tensor]:
+    """Per-level noise for a batch of draws, each row from its own seed."""
+    per_draw = [model.sample_noise(1, torch.Generator().manual_seed(seed)) for seed in seeds]
+    return [torch.cat(levels, dim=0) for levels in zip(*per_draw, strict=True)]
+
+
+@dataclass
+class _Work:
+    group: Group
+    samples: list[int]
+
+
+def _batches(work: Sequence[_Work], best_of: int, batch_size: int) -> Iterator[list[_Work]]:
+    """Batches of masks sharing one pending-sample count (``FullGlow.sample`` draws the same
+    number per mask); a mask with more draws than fit in a batch is split over several."""
+    per_batch = max(1, batch_size // best_of)
+    pending: list[_Work] = []
+    for item in work:
+        if len(item.samples) * best_of >= batch_size:
+            for start in range(0, len(item.samples), per_batch):
+                yield [_Work(item.group, item.samples[start : start + per_batch])]
+            continue
+        if pending and (
+            len(pending[0].samples) != len(item.samples)
+            or (len(pending) + 1) * len(item.samples) * best_of > batch_size
+        ):
+            yield pending
+            pending = []
+        pending.append(item)
+    if pending:
+        yield pending
+
+
+def generate(options: GenerateOptions, progress: Progress | None = None) -> GenerateSummary:
+    """Write ``options.n`` samples per mask under ``options.out`` (see the module docstring)."""
+    progress = progress or SilentProgress()
+    if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
+        raise ValueError("--n, --best-of and --batch-size must be at least 1")
+    if options.temperature < 0:
+        raise ValueError(f"--temp must be >= 0, got {options.temperature}")
+    start = time.perf_counter()
+    device = resolve_device(options.device)
+    network_dtype = resolve_precision(options.precision, device)
+    masks_root = Path(options.masks)
+    discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)  # type: ignore[arg-type]
+    groups = discovery.groups[: options.limit] if options.limit else discovery.groups
+    writer = DatasetWriter(Path(options.out), masks_root, WriterOptions(options.at_model_resolution))
+    model_path, model_source = find_model(options.model)
+    checkpoint = load_checkpoint(model_path, device)
+    model = checkpoint.model
+    config = model.config
+    read = ReadOptions(config.image_size, boundary=config.mask_channels == 4, snap_colors=options.snap_colors)
+    work = [_Work(g, [i for i in range(options.n) if not writer.is_finished(g, i)]) for g in groups]
+    work = [item for item in work if item.samples]
+    pending = sum(len(item.samples) for item in work)
+    summary = GenerateSummary(
+        Path(options.out),
+        model_path,
+        model_source,
+        checkpoint.model_id,
+        len(groups),
+        0,
+        len(groups) * options.n - pending,
+        list(discovery.skipped),
+    )
+    progress.log(f"model: {model_path} ({model_source}), {checkpoint.model_id}")
+    progress.start("generating", pending)
+    for batch in _batches(work, options.best_of, options.batch_size):
+        conditions, usable = [], []
+        for item in batch:
+            try:
+                conditions.append(to_tensor(load_mask(item.group, read)[1]))
+                usable.append(item)
+            except DataError as error:
+                if not options.skip_bad:
+                    raise
+                summary.failed.append(str(error))
+                progress.advance(len(item.samples))
+        if not usable:
+            continue
+        per_mask = len(usable[0].samples) * options.best_of
+        seeds = [
+            draw_seed(options.seed, item.group.key, sample, candidate)
+            for item in usable
+            for sample in item.samples
+            for candidate in range(options.best_of)
+        ]
+        with network_precision(network_dtype):
+            drawn = model.sample(
+                torch.stack(conditions).to(device), per_mask, options.temperature, noise=draw_noise(model, seeds)
+            )
+        images = drawn.images.view(len(usable), len(usable[0].samples), options.best_of, *drawn.images.shape[2:])
+        likelihoods = drawn.log_likelihood.view(len(usable), len(usable[0].samples), options.best_of)
+        for m, item in enumerate(usable):
+            for s, sample in enumerate(item.samples):
+                best = int(likelihoods[m, s].argmax())
+                log_likelihood = float(likelihoods[m, s, best])
+                writer.write(
+                    item.group,
+                    sample,
+                    to_uint8_image(images[m, s, best]),
+                    {
+                        "seed": draw_seed(options.seed, item.group.key, sample, best),
+                        "global_seed": options.seed,
+                        "temperature": options.temperature,
+                        "best_of": options.best_of,
+                        "candidate": best,
+                        "log_likelihood": log_likelihood,
+                        "bits_per_dim": float(bits_per_dim(torch.tensor(log_likelihood), model.target_dims)),
+                        "model": checkpoint.model_id,
+                        "model_file": model_path.name,
+                    },
+                )
+                summary.written += 1
+                progress.advance(1)
+    progress.stop()
+    summary.seconds = time.perf_counter() - start
+    if options.preview:
+        summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
+    return summary
+
+
+def write_preview(
+    path: Path, writer: DatasetWriter, groups: Sequence[Group], n: int, size: tuple[int, int], rows: int = 6
+) -> Path | None:
+    """A grid of the first masks and their samples, read back from the output tree (so it also
+    shows the samples of an earlier, resumed run)."""
+    outputs: dict[tuple[str, int], str] = {}
+    for record in writer.records():
+        outputs[(record["key"], int(record["sample"]))] = record["outputs"]["photo"]
+    height, width = size
+    grid = []
+    for group in groups[:rows]:
+        mask = ids_to_color(read_label_ids(group.mask, group.mask_format, snap_colors=True))
+        row = [_fit(mask, height, width)]
+        for index in range(n):
+            photo_path = outputs.get((group.key, index))
+            if photo_path:
+                row.append(_fit(read_rgb(writer.out_root / photo_path), height, width))
+        if len(row) > 1:
+            grid.append(row)
+    if not grid:
+        return None
+    return save_grid(path, grid, ["mask", *(f"sample {i}" for i in range(n))])
+
+
+def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BILINEAR))

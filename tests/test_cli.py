@@ -1,0 +1,170 @@
+"""The command line: help with examples, one-line errors with non-zero exits, JSON output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from fgaug.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "transfer", "prepare", "info", "demo", "validate"])
+def test_every_command_has_help_with_examples(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.output  # progress lines may precede it
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_wrong_path(tmp_path: Path) -> None:
+    one_line_error(runner.invoke(app, ["generate", "--masks", str(tmp_path / "nope")]), "nope", "no such file")
+
+
+def test_unknown_preset(small_tree: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(small_tree), "--preset", "huge", "--project", str(tmp_path)])
+    one_line_error(result, "unknown preset 'huge'")
+
+
+def test_mask_with_unknown_ids(test_checkpoint: Path, tmp_path: Path) -> None:
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray(np.full((16, 32), 77, np.uint8)).save(masks / "bad_gtFine_labelIds.png")
+    result = runner.invoke(
+        app, ["generate", "--masks", str(masks), "--model", str(test_checkpoint), "--out", str(tmp_path / "out")]
+    )
+    one_line_error(result, "bad_gtFine_labelIds.png", "unknown label ids [77]")
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path: Path, small_tree: Path) -> None:
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    one_line_error(runner.invoke(app, ["info", str(corrupt)]), "corrupt.pt", "not a readable checkpoint")
+    import torch
+
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    one_line_error(runner.invoke(app, ["info", str(foreign)]), "not an fgaug checkpoint")
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--masks",
+            str(small_tree / "gtFine" / "val"),
+            "--model",
+            str(corrupt),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    one_line_error(result, "corrupt.pt")
+
+
+def test_usage_errors_exit_2() -> None:
+    assert runner.invoke(app, ["generate"]).exit_code == 2
+    assert runner.invoke(app, ["prepare", "x", "--size", "big"]).exit_code == 2
+
+
+def test_info_and_generate_json(test_checkpoint: Path, small_tree: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(test_checkpoint), "--json"])
+    assert result.exit_code == 0
+    details = json.loads(result.output)
+    assert details["image_size"] == [16, 32] and details["resumable"] and details["preset"] == "test"
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--masks",
+            str(small_tree / "gtFine" / "val"),
+            "--model",
+            str(test_checkpoint),
+            "--n",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["written"] == 8 and summary["failed"] == 0 and summary["model_source"] == "--model"
+
+
+def test_prepare_then_train_from_the_cache(small_tree: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "train.h5"
+    result = runner.invoke(app, ["prepare", str(small_tree), "--size", "16x32", "-o", str(cache), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["written"] == 12
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(cache),
+            "--preset",
+            "test",
+            "--steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--project",
+            str(tmp_path),
+            "--name",
+            "cached",
+            "--device",
+            "cpu",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 3
+
+
+def test_transfer_single_and_folders(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    photo = next((small_tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    structure = next((small_tree / "gtFine" / "train").rglob("*_labelIds.png"))
+    out = tmp_path / "moved.png"
+    result = runner.invoke(
+        app, ["transfer", str(photo), str(structure), "-o", str(out), "--model", str(test_checkpoint)]
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == Image.open(structure).size
+    result = runner.invoke(
+        app,
+        [
+            "transfer",
+            str(small_tree / "leftImg8bit" / "val"),
+            str(small_tree / "gtFine" / "val"),
+            "-o",
+            str(tmp_path / "many"),
+            "--model",
+            str(test_checkpoint),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])["transfers"]) == 4 * 4
+    lonely = tmp_path / "lonely.png"
+    Image.open(photo).save(lonely)
+    one_line_error(
+        runner.invoke(app, ["transfer", str(lonely), str(structure), "--model", str(test_checkpoint)]),
+        "lonely.png",
+        "--content-mask",
+    )

@@ -1,0 +1,103 @@
+"""Generation: reproducible per-sample seeds, best-of-K, resumption, the written tree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fgaug.checkpoint import load_checkpoint
+from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, to_tensor
+from fgaug.sample import GenerateOptions, draw_noise, draw_seed, find_model, generate
+
+
+def photos(out: Path) -> dict[str, np.ndarray]:
+    return {
+        p.relative_to(out).as_posix(): np.asarray(Image.open(p)).astype(int)
+        for p in sorted((out / "leftImg8bit").rglob("*.png"))
+    }
+
+
+def run(masks: Path, out: Path, checkpoint: Path, **changes: object):
+    options = GenerateOptions(masks=str(masks), out=str(out), model=str(checkpoint), n=3, device="cpu", seed=5)
+    for key, value in changes.items():
+        setattr(options, key, value)
+    return generate(options)
+
+
+def assert_same_images(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> None:
+    assert first.keys() == second.keys() and first
+    for name in first:
+        assert np.abs(first[name] - second[name]).max() <= 1, name
+
+
+def test_same_command_same_images_whatever_the_batch_size(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    masks = small_tree / "gtFine" / "val"
+    summary = run(masks, tmp_path / "a", test_checkpoint, batch_size=8)
+    run(masks, tmp_path / "b", test_checkpoint, batch_size=8)
+    run(masks, tmp_path / "c", test_checkpoint, batch_size=1)
+    run(masks, tmp_path / "d", test_checkpoint, batch_size=5)
+    assert summary.written == 12 and summary.skipped == 0 and not summary.failed
+    reference = photos(tmp_path / "a")
+    for other in ("b", "c", "d"):
+        assert_same_images(reference, photos(tmp_path / other))
+    images = list(reference.values())
+    assert any(np.abs(images[0] - image).mean() > 1 for image in images[1:]), "samples must differ"
+
+
+def test_interrupted_and_resumed_run_writes_the_same_images(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    masks = small_tree / "gtFine" / "val"
+    run(masks, tmp_path / "whole", test_checkpoint)
+    run(masks, tmp_path / "part", test_checkpoint, limit=2)  # as if stopped after two masks
+    (tmp_path / "part" / "manifest.jsonl").open("a").write('{"key": "val/flow')  # torn last line
+    resumed = run(masks, tmp_path / "part", test_checkpoint)
+    assert resumed.skipped == 6 and resumed.written == 6
+    assert_same_images(photos(tmp_path / "whole"), photos(tmp_path / "part"))
+    keys = [json.loads(line)["key"] for line in (tmp_path / "part" / "manifest.jsonl").read_text().splitlines()]
+    assert len(keys) == 12
+
+
+def test_best_of_keeps_the_most_likely_draw(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    masks = small_tree / "gtFine" / "val"
+    run(masks, tmp_path / "best", test_checkpoint, best_of=3, n=1, temperature=1.0)
+    records = [json.loads(line) for line in (tmp_path / "best" / "manifest.jsonl").read_text().splitlines()]
+    model = load_checkpoint(test_checkpoint).model
+    groups = {g.key: g for g in find_groups(masks, require_photos=False).groups}
+    for record in records:
+        group = groups[record["key"]]
+        condition = to_tensor(load_mask(group, ReadOptions(model.config.image_size))[1])[None]
+        seeds = [draw_seed(5, group.key, 0, k) for k in range(3)]
+        drawn = model.sample(condition, 3, 1.0, noise=draw_noise(model, seeds))
+        likelihoods = drawn.log_likelihood[0]
+        assert record["candidate"] == int(likelihoods.argmax())
+        torch.testing.assert_close(torch.tensor(record["log_likelihood"]), likelihoods.max(), rtol=1e-4, atol=1e-2)
+
+
+def test_preview_and_native_resolution(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    summary = run(small_tree / "gtFine" / "val", tmp_path / "out", test_checkpoint, preview=str(tmp_path / "grid.png"))
+    assert summary.preview == tmp_path / "grid.png"
+    grid = Image.open(tmp_path / "grid.png")
+    assert grid.size[0] > 4 * 32 and grid.size[1] > 4 * 16
+    first = next((tmp_path / "out" / "leftImg8bit").rglob("*.png"))
+    assert Image.open(first).size == (64, 32)  # the masks' size, not the model's 32x16
+
+
+def test_model_lookup_order(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FGAUG_MODEL", raising=False)
+    path, source = find_model(None)
+    assert path.name == "demo-toy-64x128.pt" and "demo" in source
+    newest = tmp_path / "runs" / "x" / "checkpoints" / "last.pt"
+    newest.parent.mkdir(parents=True)
+    newest.write_bytes(b"")
+    assert find_model(None)[0] == Path("runs/x/checkpoints/last.pt")
+    monkeypatch.setenv("FGAUG_MODEL", "/models/env.pt")
+    assert find_model(None) == (Path("/models/env.pt"), "$FGAUG_MODEL")
+    assert find_model("given.pt") == (Path("given.pt"), "--model")

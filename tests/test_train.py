@@ -1,0 +1,116 @@
+"""Training: the loss falls, resume is exact, run folders and signals behave."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fgaug.checkpoint import load_checkpoint
+from fgaug.data.io import DataError
+from fgaug.train import TrainOptions, train
+
+
+def options(data: Path, run: Path, **changes: object) -> TrainOptions:
+    base = dict(
+        data=str(data),
+        run_dir=str(run),
+        preset="test",
+        steps=40,
+        batch_size=4,
+        lr=2e-3,
+        warmup_steps=5,
+        workers=0,
+        device="cpu",
+        validate_every=20,
+        sample_every=40,
+        checkpoint_every=20,
+        log_every=5,
+    )
+    base.update(changes)
+    return TrainOptions(**base)  # type: ignore[arg-type]
+
+
+def losses(run: Path) -> dict[int, float]:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {line["step"]: line["loss"] for line in lines if "loss" in line}
+
+
+def test_training_lowers_validation_bits_per_dim(small_tree: Path, tmp_path: Path) -> None:
+    result = train(options(small_tree, tmp_path / "run", steps=120, validate_every=60, sample_every=120))
+    assert result.first_val_bpd is not None and result.last_val_bpd is not None
+    assert result.last_val_bpd < result.first_val_bpd - 0.5
+    run = tmp_path / "run"
+    assert (run / "config.json").is_file() and (run / "checkpoints" / "best.pt").is_file()
+    assert (run / "samples" / "step_0000120.png").is_file()
+    config = json.loads((run / "config.json").read_text())
+    assert config["preset"] == "test" and config["model"]["image_size"] == [16, 32]
+    assert load_checkpoint(result.last_checkpoint).meta["step"] == 120
+
+
+def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole"
+    train(options(small_tree, whole))
+    split = tmp_path / "split"
+    train(options(small_tree, split, steps=20))
+    train(options(small_tree, split, steps=40, resume=True))
+    assert losses(split) == losses(whole)
+    assert max(losses(whole)) == 40
+
+
+def test_existing_run_folder_is_not_overwritten(small_tree: Path, tmp_path: Path) -> None:
+    train(options(small_tree, tmp_path / "run", steps=2))
+    with pytest.raises(DataError, match="run folder exists; use --resume"):
+        train(options(small_tree, tmp_path / "run", steps=2))
+    train(options(small_tree, tmp_path / "run", steps=2, exist_ok=True))
+    with pytest.raises(DataError, match="nothing to resume"):
+        train(options(small_tree, tmp_path / "other", resume=True))
+
+
+def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "fgaug",
+        "train",
+        str(small_tree),
+        "--preset",
+        "test",
+        "--project",
+        str(tmp_path),
+        "--name",
+        "run",
+        "--steps",
+        "100000",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--validate-every",
+        "100000",
+        "--sample-every",
+        "100000",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file():
+        time.sleep(0.2)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "stopped by SIGTERM" in stderr and "--resume" in stderr
+    step = load_checkpoint(run / "checkpoints" / "last.pt").meta["step"]
+    assert step > 0
+    result = train(options(small_tree, run, steps=step + 2, resume=True))
+    assert result.steps == step + 2
+    os.environ.pop("FGAUG_MODEL", None)
