@@ -16,6 +16,7 @@ import resource
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, network_precision
@@ -35,6 +36,20 @@ def peak_memory_mib(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def count_flops(
+    model: FullGlow, mask: torch.Tensor, photo: torch.Tensor, per_mask: int, network_dtype: torch.dtype | None
+) -> tuple[int, int]:
+    """FLOPs of one training step (forward and backward) and of one sampling call, counted once
+    by torch's FlopCounterMode (convolutions and matrix products; element-wise work is not counted)."""
+    with FlopCounterMode(display=False) as counter, network_precision(network_dtype):
+        model(mask, photo).loss.backward()
+    train_flops = counter.get_total_flops()
+    model.zero_grad(set_to_none=True)
+    with FlopCounterMode(display=False) as counter, network_precision(network_dtype):
+        model.sample(mask, n=per_mask, temperature=0.8)
+    return train_flops, counter.get_total_flops()
 
 
 def main() -> None:
@@ -64,6 +79,8 @@ def main() -> None:
         help="dtype of the coupling and condition-embedding networks (flow arithmetic stays fp32)",
     )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--flops", action="store_true", help="count FLOPs (torch's FlopCounterMode) and report rates")
+    parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision, for MFU")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     args = parser.parse_args()
 
@@ -110,6 +127,7 @@ def main() -> None:
         with network_precision(network_dtype):
             model.sample(mask, n=args.per_mask, temperature=0.8, generator=generator)
 
+    images_per_call = args.batch * args.per_mask
     sample_seconds = float("nan")
     if args.samples:
         sample()
@@ -118,7 +136,7 @@ def main() -> None:
         for _ in range(args.samples):
             sample()
         synchronize(device)
-        sample_seconds = (time.perf_counter() - start) / (args.samples * args.batch * args.per_mask)
+        sample_seconds = (time.perf_counter() - start) / (args.samples * images_per_call)
 
     report = {
         "preset": args.preset,
@@ -136,6 +154,15 @@ def main() -> None:
         "sample_images_per_s": round(1 / sample_seconds, 3),
         "peak_memory_mib": round(peak_memory_mib(device), 1),
     }
+    if args.flops:
+        train_flops, sample_flops = count_flops(model, mask, photo, args.per_mask, network_dtype)
+        report["train_gflop_per_image"] = round(train_flops / args.batch / 1e9, 2)
+        report["sample_gflop_per_image"] = round(sample_flops / images_per_call / 1e9, 2)
+        report["train_tflop_per_s"] = round(train_flops / step_seconds / 1e12, 3)
+        report["sample_tflop_per_s"] = round(sample_flops / images_per_call / sample_seconds / 1e12, 3)
+        if args.peak_tflops:
+            report["train_mfu"] = round(report["train_tflop_per_s"] / args.peak_tflops, 4)
+            report["sample_mfu"] = round(report["sample_tflop_per_s"] / args.peak_tflops, 4)
     if args.json:
         print(json.dumps(report))
     else:

@@ -36,7 +36,7 @@ from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import resolve_device, resolve_precision
 from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
-from fgaug.train import TrainOptions, TrainResult, train
+from fgaug.train import TrainOptions, TrainResult, dry_run, train
 
 __all__ = [
     "GenerateOptions",
@@ -44,6 +44,7 @@ __all__ = [
     "TrainOptions",
     "TrainResult",
     "demo",
+    "dry_run",
     "generate",
     "info",
     "prepare",

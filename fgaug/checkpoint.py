@@ -14,7 +14,6 @@ Writes are atomic (temporary file, then rename).
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import torch
 
 import fgaug
 from fgaug.config import ConfigError, FullGlowConfig
-from fgaug.data.io import temporary_beside
+from fgaug.data.io import atomic_output
 from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.flow import FullGlow
 
@@ -83,12 +82,8 @@ def save_checkpoint(
 
 
 def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    temporary = temporary_beside(path)
-    try:
+    with atomic_output(path) as temporary:
         torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def read_checkpoint_payload(path: Path) -> dict[str, Any]:

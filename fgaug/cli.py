@@ -104,7 +104,9 @@ SkipBadOption = Annotated[
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="A Cityscapes root, or an HDF5 cache from `fgaug prepare`.")],
+    data: Annotated[
+        Path | None, typer.Argument(help="A Cityscapes root, or an HDF5 cache from `fgaug prepare`.")
+    ] = None,
     preset: Annotated[str, typer.Option(help="Model preset name (see `fgaug presets`) or a JSON file.")] = "tiny",
     name: Annotated[str, typer.Option(help="Run name: the run folder is PROJECT/NAME.")] = "fullglow",
     project: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
@@ -131,6 +133,13 @@ def train(
     mask_format: MaskFormatOption = "auto",
     snap_colors: SnapOption = False,
     skip_bad: SkipBadOption = False,
+    checkpointing: Annotated[
+        bool, typer.Option(help="Gradient checkpointing per flow step: far less memory, about 30% more time.")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="Run two steps on random data and report peak memory and time per step; no DATA needed."),
+    ] = False,
     resume: Annotated[bool, typer.Option(help="Continue the run in PROJECT/NAME from its last checkpoint.")] = False,
     exist_ok: Annotated[bool, typer.Option(help="Start afresh in an existing run folder.")] = False,
     as_json: JsonOption = False,
@@ -144,10 +153,28 @@ def train(
         fgaug prepare cityscapes/ --size 256x512 -o train.h5 && fgaug train train.h5 --val cityscapes/ --size 256x512
 
         fgaug train cityscapes/ --name city256 --resume
+
+        fgaug train --dry-run --preset hd-512x1024 --batch-size 1 --checkpointing --device cuda
+
+        torchrun --nproc_per_node 4 -m fgaug train cityscapes/ --preset paper-256 --name city256
     """
     from fgaug.api import TrainOptions
     from fgaug.api import train as run_training
     from fgaug.train import TrainingStoppedError
+    from fgaug.train import dry_run as measure
+
+    if dry_run:
+        with clear_errors():
+            report = measure(preset, parse_size(size) if size else None, batch_size, device, precision, checkpointing)
+
+        def report_lines() -> None:
+            for key, value in report.items():
+                typer.echo(f"{key:24s} {value}")
+
+        emit(report, as_json, report_lines)
+        return
+    if data is None:
+        raise typer.BadParameter("DATA is required (or use --dry-run)", param_hint="DATA")
 
     options = TrainOptions(
         data=str(data),
@@ -174,6 +201,7 @@ def train(
         mask_format=mask_format,
         snap_colors=snap_colors,
         skip_bad=skip_bad,
+        gradient_checkpointing=checkpointing,
         resume=resume,
         exist_ok=exist_ok,
     )
@@ -207,7 +235,9 @@ def generate(
     masks: Annotated[
         Path, typer.Option(help="A Cityscapes root, a gtFine split or city folder, or a folder of masks.")
     ],
-    n: Annotated[int, typer.Option("--n", help="Samples per mask.")] = 5,
+    n: Annotated[
+        int, typer.Option("--n", "--samples", help="Samples per mask (use --samples under torchrun, which claims --n).")
+    ] = 5,
     temp: Annotated[float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).")] = 0.8,
     model: Annotated[
         str | None,

@@ -21,17 +21,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from fgaug.checkpoint import load_checkpoint
+from fgaug import distributed
+from fgaug.checkpoint import Checkpoint, load_checkpoint
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
-from fgaug.data.writer import DatasetWriter, WriterOptions
+from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
 from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.resources import bundled_dir
-from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.runtime import resolve_precision
 
 DEMO_MODEL_NAME = "demo-toy-64x128.pt"
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
@@ -146,39 +147,69 @@ def _batches(work: Sequence[_Work], best_of: int, batch_size: int) -> Iterator[l
 
 
 def generate(options: GenerateOptions, progress: Progress | None = None) -> GenerateSummary:
-    """Write ``options.n`` samples per mask under ``options.out`` (see the module docstring)."""
-    progress = progress or SilentProgress()
+    """Write ``options.n`` samples per mask under ``options.out`` (see the module docstring).
+
+    Under ``torchrun`` each process takes every ``world_size``-th mask and writes its own
+    manifest part; rank 0 merges them into one ``manifest.jsonl``. The images equal a
+    single-process run's, since every draw's seed depends on the mask, not on the process.
+    """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
         raise ValueError("--n, --best-of and --batch-size must be at least 1")
     if options.temperature < 0:
         raise ValueError(f"--temp must be >= 0, got {options.temperature}")
     start = time.perf_counter()
-    device = resolve_device(options.device)
+    context, device = distributed.start(options.device)
+    progress = (progress or SilentProgress()) if context.is_main else SilentProgress()
     network_dtype = resolve_precision(options.precision, device)
     masks_root = Path(options.masks)
     discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)  # type: ignore[arg-type]
     groups = discovery.groups[: options.limit] if options.limit else discovery.groups
-    writer = DatasetWriter(Path(options.out), masks_root, WriterOptions(options.at_model_resolution))
+    part = f"rank{context.rank}" if context.active else None
+    writer = DatasetWriter(Path(options.out), masks_root, WriterOptions(options.at_model_resolution), part)
     model_path, model_source = find_model(options.model)
     checkpoint = load_checkpoint(model_path, device)
-    model = checkpoint.model
-    config = model.config
-    read = ReadOptions(config.image_size, boundary=config.mask_channels == 4, snap_colors=options.snap_colors)
-    work = [_Work(g, [i for i in range(options.n) if not writer.is_finished(g, i)]) for g in groups]
+    config = checkpoint.model.config
+    shard = groups[context.rank :: context.world_size]
+    work = [_Work(g, [i for i in range(options.n) if not writer.is_finished(g, i)]) for g in shard]
     work = [item for item in work if item.samples]
     pending = sum(len(item.samples) for item in work)
-    summary = GenerateSummary(
-        Path(options.out),
-        model_path,
-        model_source,
-        checkpoint.model_id,
-        len(groups),
-        0,
-        len(groups) * options.n - pending,
-        list(discovery.skipped),
-    )
     progress.log(f"model: {model_path} ({model_source}), {checkpoint.model_id}")
     progress.start("generating", pending)
+    written, failed = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
+    progress.stop()
+    failed = list(discovery.skipped) + failed if context.is_main else failed
+    totals = context.sum([written, len(shard) * options.n - pending, len(failed)], device)
+    context.barrier()
+    summary = GenerateSummary(
+        Path(options.out), model_path, model_source, checkpoint.model_id, len(groups), totals[0], totals[1], failed
+    )
+    if totals[2] > len(failed):
+        summary.failed.append(f"{totals[2] - len(failed)} more failure(s) reported by other processes")
+    if context.is_main:
+        merge_manifests(Path(options.out), [group.key for group in groups])
+        if options.preview:
+            summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
+    context.barrier()
+    distributed.stop(context)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _generate_work(
+    work: Sequence[_Work],
+    options: GenerateOptions,
+    checkpoint: Checkpoint,
+    network_dtype: torch.dtype | None,
+    device: torch.device,
+    writer: DatasetWriter,
+    progress: Progress,
+) -> tuple[int, list[str]]:
+    """Draw, select and write every pending sample; returns (written, failure messages)."""
+    model = checkpoint.model
+    read = ReadOptions(
+        model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
+    )
+    written, failed = 0, []
     for batch in _batches(work, options.best_of, options.batch_size):
         conditions, usable = [], []
         for item in batch:
@@ -188,7 +219,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
             except DataError as error:
                 if not options.skip_bad:
                     raise
-                summary.failed.append(str(error))
+                failed.append(str(error))
                 progress.advance(len(item.samples))
         if not usable:
             continue
@@ -203,8 +234,9 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
             drawn = model.sample(
                 torch.stack(conditions).to(device), per_mask, options.temperature, noise=draw_noise(model, seeds)
             )
-        images = drawn.images.view(len(usable), len(usable[0].samples), options.best_of, *drawn.images.shape[2:])
-        likelihoods = drawn.log_likelihood.view(len(usable), len(usable[0].samples), options.best_of)
+        shape = (len(usable), len(usable[0].samples), options.best_of)
+        images = drawn.images.view(*shape, *drawn.images.shape[2:])
+        likelihoods = drawn.log_likelihood.view(*shape)
         for m, item in enumerate(usable):
             for s, sample in enumerate(item.samples):
                 best = int(likelihoods[m, s].argmax())
@@ -222,16 +254,12 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
                         "log_likelihood": log_likelihood,
                         "bits_per_dim": float(bits_per_dim(torch.tensor(log_likelihood), model.target_dims)),
                         "model": checkpoint.model_id,
-                        "model_file": model_path.name,
+                        "model_file": checkpoint.path.name,
                     },
                 )
-                summary.written += 1
+                written += 1
                 progress.advance(1)
-    progress.stop()
-    summary.seconds = time.perf_counter() - start
-    if options.preview:
-        summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
-    return summary
+    return written, failed
 
 
 def write_preview(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import resource
 import signal
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fgaug import distributed
 from fgaug.checkpoint import CheckpointError, read_checkpoint_payload, save_checkpoint
 from fgaug.config import FullGlowConfig, load_preset
 from fgaug.data.cache import CachedPairs, source_digest
@@ -84,6 +86,7 @@ class TrainOptions:
     snap_colors: bool = False
     skip_bad: bool = False
     max_bad_steps: int = 20
+    gradient_checkpointing: bool = False
     resume: bool = False
     exist_ok: bool = False
 
@@ -251,6 +254,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
             if getattr(options, name) is not None:
                 setattr(resumed, name, getattr(options, name))
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
+        resumed.gradient_checkpointing = options.gradient_checkpointing
         return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
     if run_dir.exists() and any(run_dir.iterdir()) and not options.exist_ok:
         raise DataError(f"{run_dir}: run folder exists; use --resume to continue it or --exist-ok to overwrite")
@@ -268,204 +272,353 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
     return resolved, FullGlowConfig.from_dict(settings, origin=f"preset {preset.name}"), preset.name
 
 
-def train(options: TrainOptions, progress: Progress | None = None) -> TrainResult:
-    """Train (or resume) a Full-Glow run; see the module docstring for the run folder."""
-    progress = progress or SilentProgress()
-    options, config, preset_name = resolve_run(options)
-    assert options.batch_size is not None and options.lr is not None
-    device = resolve_device(options.device)
-    network_dtype = resolve_precision(options.precision, device)
-    run_dir = Path(options.run_dir)
-    checkpoints, samples_dir = run_dir / "checkpoints", run_dir / "samples"
-    data = open_training_data(options, config)
+class _Run:
+    """One training run: its model, optimiser, counters and run folder (see :func:`train`)."""
 
-    steps_per_epoch = len(data.train) // options.batch_size
-    total_steps = options.steps or math.ceil((options.epochs or 45) * steps_per_epoch)
-    model = FullGlow(config, seed=options.seed).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=network_dtype == torch.float16)
-    ema: ExponentialMovingAverage | None = None
-    step, skipped, consecutive_bad, best_val = 0, 0, 0, math.inf
-    first_val: float | None = None
-    last_val: float | None = None
+    def __init__(self, options: TrainOptions, progress: Progress) -> None:
+        self.context, self.device = distributed.start(options.device)
+        self.progress = progress if self.context.is_main else SilentProgress()
+        self.options, self.config, self.preset_name = resolve_run(options)
+        self.context.barrier()  # every process checked the run folder before the first writes to it
+        assert self.options.batch_size is not None and self.options.lr is not None
+        self.batch_size, self.lr = self.options.batch_size, self.options.lr
+        self.network_dtype = resolve_precision(self.options.precision, self.device)
+        self.run_dir = Path(self.options.run_dir)
+        self.checkpoints, self.samples_dir = self.run_dir / "checkpoints", self.run_dir / "samples"
+        self.data = open_training_data(self.options, self.config)
+        self.global_batch = self.batch_size * self.context.world_size
+        self.steps_per_epoch = len(self.data.train) // self.global_batch
+        if self.steps_per_epoch == 0:
+            raise DataError(
+                f"{self.options.data}: {len(self.data.train)} training pairs, fewer than one global batch "
+                f"({self.batch_size} x {self.context.world_size} processes)"
+            )
+        self.total_steps = self.options.steps or math.ceil((self.options.epochs or 45) * self.steps_per_epoch)
+        self.model = FullGlow(self.config, seed=self.options.seed).to(self.device)
+        self.model.set_gradient_checkpointing(self.options.gradient_checkpointing)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.network_dtype == torch.float16)
+        self.ema: ExponentialMovingAverage | None = None
+        self.step = self.skipped = self.consecutive_bad = 0
+        self.best_val = math.inf
+        self.first_val: float | None = None
+        self.last_val: float | None = None
+        self.history: list[dict[str, Any]] = []
+        self.meta = {
+            "run": self.run_dir.name,
+            "preset": self.preset_name,
+            "data_fingerprint": self.data.fingerprint,
+            "seed": self.options.seed,
+        }
+        if self.options.resume:
+            self._restore()
+        elif self.context.is_main:
+            self._create_run_folder()
 
-    if options.resume:
-        payload = read_checkpoint_payload(checkpoints / "last.pt")
-        model.load_state_dict(payload["model"])
+    # ---------------------------------------------------------------------------- state
+    def _create_run_folder(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        resolved = {
+            "preset": self.preset_name,
+            "model": self.config.to_dict(),
+            "train": self.options.to_dict(),
+            "data_fingerprint": self.data.fingerprint,
+        }
+        atomic_write_bytes(self.run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True).encode())
+
+    def _restore(self) -> None:
+        path = self.checkpoints / "last.pt"
+        payload = read_checkpoint_payload(path)
         training = payload["training"]
         if training is None:
-            raise CheckpointError(f"{checkpoints / 'last.pt'}: holds no training state to resume from")
-        optimizer.load_state_dict(training["optimizer"])
-        scaler.load_state_dict(training["scaler"])
+            raise CheckpointError(f"{path}: holds no training state to resume from")
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(training["optimizer"])
+        self.scaler.load_state_dict(training["scaler"])
         if payload.get("ema") is not None:
-            ema = ExponentialMovingAverage(model, options.ema_decay)
-            ema.model.load_state_dict(payload["ema"])
-            ema.updates = int(training["ema_updates"])
-        step, skipped = int(training["step"]), int(training["skipped"])
-        best_val = float(training["best_val"])
-        first_val = training.get("first_val")
-        last_val = training.get("last_val")
-        progress.log(f"resuming {run_dir} at step {step}")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        resolved = {
-            "preset": preset_name,
-            "model": config.to_dict(),
-            "train": options.to_dict(),
-            "data_fingerprint": data.fingerprint,
-        }
-        atomic_write_bytes(run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True).encode())
+            self.ema = ExponentialMovingAverage(self.model, self.options.ema_decay)
+            self.ema.model.load_state_dict(payload["ema"])
+            self.ema.updates = int(training["ema_updates"])
+        self.step, self.skipped = int(training["step"]), int(training["skipped"])
+        self.best_val = float(training["best_val"])
+        self.first_val, self.last_val = training.get("first_val"), training.get("last_val")
+        previous_world = int(training.get("world_size", 1))
+        note = (
+            f" (was {previous_world} processes, now {self.context.world_size})"
+            if previous_world != self.context.world_size
+            else ""
+        )
+        self.progress.log(f"resuming {self.run_dir} at step {self.step}{note}")
 
-    meta = {"run": run_dir.name, "preset": preset_name, "data_fingerprint": data.fingerprint, "seed": options.seed}
-
-    def save(path: Path) -> Path:
-        training = {
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "step": step,
-            "skipped": skipped,
-            "best_val": best_val,
-            "first_val": first_val,
-            "last_val": last_val,
-            "ema_updates": ema.updates if ema else 0,
-        }
-        ema_state = ema.model.state_dict() if ema else None
-        save_checkpoint(path, model, {**meta, "step": step}, ema_state, training)
+    def save(self, path: Path) -> Path:
+        if self.context.is_main:
+            training = {
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "step": self.step,
+                "skipped": self.skipped,
+                "best_val": self.best_val,
+                "first_val": self.first_val,
+                "last_val": self.last_val,
+                "ema_updates": self.ema.updates if self.ema else 0,
+                "world_size": self.context.world_size,
+            }
+            ema_state = self.ema.model.state_dict() if self.ema else None
+            save_checkpoint(path, self.model, {**self.meta, "step": self.step}, ema_state, training)
         return path
 
-    def evaluation_model() -> FullGlow:
-        return ema.model if ema else model
+    # ---------------------------------------------------------------------------- evaluation
+    def evaluation_model(self) -> FullGlow:
+        return (self.ema.model if self.ema else self.model).eval()
 
-    def validate() -> float | None:
-        if data.val is None:
+    def validate(self) -> float | None:
+        if self.data.val is None:
             return None
-        evaluated = evaluation_model().eval()
+        model = self.evaluation_model()
         total, count = 0.0, 0
-        loader = DataLoader(data.val, batch_size=options.batch_size, num_workers=0)
-        with torch.no_grad(), network_precision(network_dtype):
+        loader = DataLoader(self.data.val, batch_size=self.batch_size, num_workers=0)
+        with torch.no_grad(), network_precision(self.network_dtype):
             for index, batch in enumerate(loader):
-                bpd = evaluated.conditional_bpd(
-                    batch["mask"].to(device),
-                    batch["photo"].to(device),
-                    generator=step_generator(options.seed, -1 - index),
+                bpd = model.conditional_bpd(
+                    batch["mask"].to(self.device),
+                    batch["photo"].to(self.device),
+                    generator=step_generator(self.options.seed, -1 - index),
                 )
                 total += float(bpd.sum())
                 count += bpd.numel()
         return total / count
 
-    def write_samples() -> Path:
-        source = data.val if data.val is not None else data.train
+    def record_validation(self) -> None:
+        if self.context.is_main:
+            value = self.validate()
+            if value is not None:
+                self.first_val = value if self.first_val is None else self.first_val
+                self.last_val = value
+                append_jsonl(self.run_dir / "metrics.jsonl", {"step": self.step, "val_bpd": value})
+                self.progress.log(f"step {self.step}: validation {value:.4f} bits/dim")
+                if value < self.best_val:
+                    self.best_val = value
+                    self.save(self.checkpoints / "best.pt")
+
+    def write_samples(self) -> None:
+        if not self.context.is_main:
+            return
+        source = self.data.val if self.data.val is not None else self.data.train
         items = [source[i] for i in range(min(4, len(source)))]
-        masks = torch.stack([item["mask"] for item in items]).to(device)
-        evaluated = evaluation_model().eval()
+        masks = torch.stack([item["mask"] for item in items]).to(self.device)
+        model = self.evaluation_model()
         rows = [[to_uint8_image(item["mask"]), to_uint8_image(item["photo"])] for item in items]
-        with network_precision(network_dtype):
+        with network_precision(self.network_dtype):
             for temperature in SAMPLE_TEMPERATURES:
-                drawn = evaluated.sample(masks, 1, temperature, generator=torch.Generator().manual_seed(options.seed))
+                generator = torch.Generator().manual_seed(self.options.seed)
+                drawn = model.sample(masks, 1, temperature, generator=generator)
                 for row, image in zip(rows, drawn.images[:, 0], strict=True):
                     row.append(to_uint8_image(image))
         titles = ["mask", "photo", *(f"T={t}" for t in SAMPLE_TEMPERATURES)]
-        return save_grid(samples_dir / f"step_{step:07d}.png", rows, titles)
+        path = save_grid(self.samples_dir / f"step_{self.step:07d}.png", rows, titles)
+        self.progress.log(f"samples: {path}")
 
-    def record_validation() -> None:
-        nonlocal best_val, first_val, last_val
-        value = validate()
-        if value is None:
-            return
-        first_val = value if first_val is None else first_val
-        last_val = value
-        append_jsonl(run_dir / "metrics.jsonl", {"step": step, "val_bpd": value})
-        progress.log(f"step {step}: validation {value:.4f} bits/dim")
-        if value < best_val:
-            best_val = value
-            save(checkpoints / "best.pt")
-
-    progress.log(
-        f"training {preset_name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters) "
-        f"at {config.image_size[0]}x{config.image_size[1]} on {device} ({precision_name(network_dtype)}), "
-        f"{data.description}, {total_steps} steps"
-    )
-    progress.start("training", total_steps)
-    progress.advance(step)
-    window_start, window_images = time.perf_counter(), 0
-    history: list[dict[str, Any]] = []
-    with stop_requests() as stop_requested:
-        while step < total_steps:
-            epoch, offset = divmod(step, steps_per_epoch)
-            order = epoch_permutation(len(data.train), options.seed, epoch)[offset * options.batch_size :]
-            loader = DataLoader(
-                data.train,
-                batch_size=options.batch_size,
-                sampler=OrderSampler(order),
-                drop_last=True,
-                num_workers=options.workers,
-                pin_memory=device.type == "cuda",
+    # ---------------------------------------------------------------------------- the loop
+    def loader_from(self, step: int) -> DataLoader:
+        """This process's batches from ``step`` to the end of that step's epoch."""
+        epoch, offset = divmod(step, self.steps_per_epoch)
+        order = epoch_permutation(len(self.data.train), self.options.seed, epoch)
+        rank = self.context.rank
+        indices = [
+            order[position]
+            for global_step in range(offset, self.steps_per_epoch)
+            for position in range(
+                global_step * self.global_batch + rank * self.batch_size,
+                global_step * self.global_batch + (rank + 1) * self.batch_size,
             )
-            for batch in loader:
-                mask, photo = batch["mask"].to(device, non_blocking=True), batch["photo"].to(device, non_blocking=True)
-                learning_rate = options.lr * min(1.0, (step + 1) / max(options.warmup_steps, 1))
-                for group in optimizer.param_groups:
-                    group["lr"] = learning_rate
-                model.train()
-                with network_precision(network_dtype):
-                    output = model(mask, photo, generator=step_generator(options.seed, step))
-                optimizer.zero_grad(set_to_none=True)
-                grad_norm = math.nan
-                if torch.isfinite(output.loss):
-                    scaler.scale(output.loss).backward()
-                    scaler.unscale_(optimizer)
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip))
-                if not math.isfinite(grad_norm) and not scaler.is_enabled():
-                    skipped += 1
-                    consecutive_bad += 1
-                    if consecutive_bad >= options.max_bad_steps:
-                        path = save(checkpoints / "last.pt")
-                        raise TrainingStoppedError(
-                            f"the loss or its gradient was not finite for {consecutive_bad} steps in a row "
-                            f"(step {step}); lower --lr or check the data",
-                            path,
-                        )
-                    continue
-                consecutive_bad = 0
-                scaler.step(optimizer)
-                scaler.update()
-                if ema is None:
-                    ema = ExponentialMovingAverage(model, options.ema_decay)
-                else:
-                    ema.update(model)
-                step += 1
-                window_images += mask.shape[0]
-                loss = float(output.loss.detach())
-                if step % options.log_every == 0 or step == 1 or step == total_steps:
-                    seconds = time.perf_counter() - window_start
-                    record = {
-                        "step": step,
-                        "loss": loss,
-                        "bpd": float(output.conditional_bpd.detach().mean()),
-                        "source_bpd": float(output.source_bpd.detach().mean()),
-                        "lr": learning_rate,
-                        "grad_norm": grad_norm,
-                        "images_per_s": window_images / max(seconds, 1e-9),
-                    }
-                    append_jsonl(run_dir / "metrics.jsonl", record)
-                    history.append(record)
-                    window_start, window_images = time.perf_counter(), 0
-                progress.advance(1, loss=loss)
-                if step == 1 or step % options.validate_every == 0 or step == total_steps:
-                    record_validation()
-                if step % options.sample_every == 0 or step == total_steps:
-                    progress.log(f"samples: {write_samples()}")
-                if step % options.checkpoint_every == 0 or step == total_steps:
-                    save(checkpoints / "last.pt")
-                reason = stop_requested()
-                if reason:
-                    path = save(checkpoints / "last.pt")
-                    progress.stop()
-                    raise TrainingStoppedError(f"stopped by {reason} at step {step}; resume with --resume", path)
-                if step >= total_steps:
-                    break
-    progress.stop()
-    last = save(checkpoints / "last.pt")
-    best = checkpoints / "best.pt"
-    return TrainResult(run_dir, step, last, best if best.is_file() else None, first_val, last_val, skipped, history)
+        ]
+        return DataLoader(
+            self.data.train,
+            batch_size=self.batch_size,
+            sampler=OrderSampler(indices),
+            drop_last=True,
+            num_workers=self.options.workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def noise(self, step: int) -> torch.Generator:
+        return step_generator(self.options.seed, step * self.context.world_size + self.context.rank)
+
+    def trainable(self, first_batch: dict[str, Any]) -> torch.nn.Module:
+        """The module that trains: the model itself, or under torchrun a DistributedDataParallel
+        wrapper made after the data-dependent init, so rank 0's init reaches every process."""
+        if not self.context.active:
+            return self.model
+        if not self.options.resume:
+            with torch.no_grad():
+                self.model(
+                    first_batch["mask"].to(self.device), first_batch["photo"].to(self.device), generator=self.noise(0)
+                )
+        device_ids = [self.device] if self.device.type == "cuda" else None
+        return torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
+
+    def train_step(self, trainable: torch.nn.Module, batch: dict[str, Any]) -> None:
+        mask = batch["mask"].to(self.device, non_blocking=True)
+        photo = batch["photo"].to(self.device, non_blocking=True)
+        learning_rate = self.lr * min(1.0, (self.step + 1) / max(self.options.warmup_steps, 1))
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        self.model.train()
+        with network_precision(self.network_dtype):
+            output = trainable(mask, photo, generator=self.noise(self.step))
+        self.optimizer.zero_grad(set_to_none=True)
+        grad_norm = math.nan
+        if self.context.all_true(bool(torch.isfinite(output.loss)), self.device):
+            self.scaler.scale(output.loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip))
+        if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
+            self.skipped += 1
+            self.consecutive_bad += 1
+            if self.consecutive_bad >= self.options.max_bad_steps:
+                path = self.save(self.checkpoints / "last.pt")
+                raise TrainingStoppedError(
+                    f"the loss or its gradient was not finite for {self.consecutive_bad} steps in a row "
+                    f"(step {self.step}); lower --lr or check the data",
+                    path,
+                )
+            return
+        self.consecutive_bad = 0
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.context.is_main:
+            if self.ema is None:
+                self.ema = ExponentialMovingAverage(self.model, self.options.ema_decay)
+            else:
+                self.ema.update(self.model)
+        self.step += 1
+        self.window_images += mask.shape[0] * self.context.world_size
+        loss = float(output.loss.detach())
+        if self.context.is_main and (
+            self.step % self.options.log_every == 0 or self.step == 1 or self.step == self.total_steps
+        ):
+            seconds = time.perf_counter() - self.window_start
+            record = {
+                "step": self.step,
+                "loss": loss,
+                "bpd": float(output.conditional_bpd.detach().mean()),
+                "source_bpd": float(output.source_bpd.detach().mean()),
+                "lr": learning_rate,
+                "grad_norm": grad_norm,
+                "images_per_s": self.window_images / max(seconds, 1e-9),
+            }
+            append_jsonl(self.run_dir / "metrics.jsonl", record)
+            self.history.append(record)
+            self.window_start, self.window_images = time.perf_counter(), 0
+        self.progress.advance(1, loss=loss)
+
+    def run(self) -> TrainResult:
+        self.progress.log(
+            f"training {self.preset_name} ({sum(p.numel() for p in self.model.parameters()) / 1e6:.1f} M parameters) "
+            f"at {self.config.image_size[0]}x{self.config.image_size[1]} on {self.device} "
+            f"({precision_name(self.network_dtype)}, {self.context.world_size} process(es)), "
+            f"{self.data.description}, {self.total_steps} steps"
+        )
+        self.progress.start("training", self.total_steps)
+        self.progress.advance(self.step)
+        self.window_start, self.window_images = time.perf_counter(), 0
+        trainable: torch.nn.Module | None = None
+        with stop_requests() as stop_requested:
+            while self.step < self.total_steps:
+                for batch in self.loader_from(self.step):
+                    trainable = trainable or self.trainable(batch)
+                    self.train_step(trainable, batch)
+                    self.after_step(stop_requested)
+                    if self.step >= self.total_steps:
+                        break
+        self.progress.stop()
+        last = self.save(self.checkpoints / "last.pt")
+        best = self.checkpoints / "best.pt"
+        distributed.stop(self.context)
+        return TrainResult(
+            self.run_dir,
+            self.step,
+            last,
+            best if best.is_file() else None,
+            self.first_val,
+            self.last_val,
+            self.skipped,
+            self.history,
+        )
+
+    def after_step(self, stop_requested: Callable[[], str | None]) -> None:
+        step, options = self.step, self.options
+        if step == 1 or step % options.validate_every == 0 or step == self.total_steps:
+            self.record_validation()
+        if step % options.sample_every == 0 or step == self.total_steps:
+            self.write_samples()
+        if step % options.checkpoint_every == 0 or step == self.total_steps:
+            self.save(self.checkpoints / "last.pt")
+        reason = stop_requested()
+        if self.context.any_true(reason is not None, self.device):
+            path = self.save(self.checkpoints / "last.pt")
+            self.progress.stop()
+            distributed.stop(self.context)
+            raise TrainingStoppedError(f"stopped by {reason or 'a signal'} at step {step}; resume with --resume", path)
+
+
+def train(options: TrainOptions, progress: Progress | None = None) -> TrainResult:
+    """Train (or resume) a Full-Glow run; see the module docstring for the run folder. Under
+    ``torchrun`` every process calls this; rank 0 writes the run folder."""
+    return _Run(options, progress or SilentProgress()).run()
+
+
+def dry_run(
+    preset: str = "tiny",
+    size: tuple[int, int] | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    gradient_checkpointing: bool = False,
+    steps: int = 2,
+) -> dict[str, Any]:
+    """Two training steps on random data at the given preset, size and batch: peak memory and
+    seconds per step, before committing to a long run (no data needed)."""
+    options = TrainOptions(data="", preset=preset, size=size, batch_size=batch_size, exist_ok=True, run_dir="")
+    _, config, preset_name = resolve_run(options)
+    torch_device = resolve_device(device)
+    network_dtype = resolve_precision(precision, torch_device)
+    batch = batch_size or load_preset(preset).train.batch_size
+    model = FullGlow(config).to(torch_device)
+    model.set_gradient_checkpointing(gradient_checkpointing)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    generator = torch.Generator().manual_seed(0)
+    height, width = config.image_size
+    mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)
+    photo = torch.rand(batch, config.image_channels, height, width, generator=generator).to(torch_device)
+    if torch_device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(torch_device)
+    seconds = []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        with network_precision(network_dtype):
+            loss = model(mask, photo, generator=step_generator(0, step)).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize(torch_device)
+        seconds.append(time.perf_counter() - start)
+    if torch_device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(torch_device) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "preset": preset_name,
+        "image_size": [height, width],
+        "batch_size": batch,
+        "device": str(torch_device),
+        "precision": precision_name(network_dtype),
+        "gradient_checkpointing": gradient_checkpointing,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "peak_memory_mib": round(peak, 1),
+        "peak_memory_kind": "CUDA allocated" if torch_device.type == "cuda" else "process resident set",
+        "seconds_per_step": round(sum(seconds[1:]) / max(len(seconds) - 1, 1), 4),
+        "finite_loss": bool(torch.isfinite(loss)),
+    }

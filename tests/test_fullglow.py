@@ -32,7 +32,11 @@ def trained_looking_model(config: FullGlowConfig = SMALL, seed: int = 0) -> Full
     """A model after data-dependent init, with every parameter moved off its initial value."""
     model = FullGlow(config, seed=seed)
     with torch.no_grad():
-        model(images(4, size=config.image_size), images(4, size=config.image_size, seed=1))
+        model(
+            images(4, size=config.image_size),
+            images(4, size=config.image_size, seed=1),
+            generator=torch.Generator().manual_seed(seed),
+        )
     perturb_parameters(model, scale=0.05, seed=seed)
     return model.eval()
 
@@ -236,3 +240,17 @@ def test_initial_weights_depend_on_the_seed_only() -> None:
     third = FullGlow(SMALL, seed=5).state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], third[k]) for k in first)
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_gradient_checkpointing_gives_the_same_gradients(dtype: torch.dtype | None) -> None:
+    def gradients(checkpointing: bool) -> list[torch.Tensor]:
+        model = trained_looking_model().train()
+        model.set_gradient_checkpointing(checkpointing)
+        with network_precision(dtype):
+            loss = model(images(2), images(2, seed=8), generator=torch.Generator().manual_seed(0)).loss
+        loss.backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    for plain, recomputed in zip(gradients(False), gradients(True), strict=True):
+        torch.testing.assert_close(recomputed, plain, atol=1e-6, rtol=1e-5)

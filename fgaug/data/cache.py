@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 import fgaug
 from fgaug.data.cityscapes import Group, ReadOptions, load_pair, to_tensor
-from fgaug.data.io import DataError
+from fgaug.data.io import DataError, atomic_output
 from fgaug.data.labels import LABEL_TABLE_VERSION
 
 CACHE_FORMAT = "fgaug-cache-1"
@@ -76,55 +76,49 @@ def prepare_cache(
     start = time.perf_counter()
     height, width = options.size
     channels = 4 if options.boundary else 3
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.part")
     report = PrepareReport(out, 0)
     keys: list[str] = []
-    try:
-        with h5py.File(partial, "w", libver="earliest", track_order=False) as cache:
-            masks, photos = (
-                cache.create_dataset(
-                    name,
-                    (len(groups), height, width, depth),
-                    np.uint8,
-                    chunks=(1, height, width, depth),
-                    maxshape=(None, height, width, depth),
-                    track_times=False,
-                )
-                for name, depth in (("masks", channels), ("photos", 3))
+    with atomic_output(out) as partial, h5py.File(partial, "w", libver="earliest", track_order=False) as cache:
+        masks, photos = (
+            cache.create_dataset(
+                name,
+                (len(groups), height, width, depth),
+                np.uint8,
+                chunks=(1, height, width, depth),
+                maxshape=(None, height, width, depth),
+                track_times=False,
             )
-            for index, group in enumerate(groups):
-                try:
-                    condition, photo = load_pair(group, options)
-                except DataError as error:
-                    if not skip_bad:
-                        raise
-                    report.skipped.append(str(error))
-                    continue
-                masks[len(keys)] = condition
-                photos[len(keys)] = photo
-                keys.append(group.key)
-                if progress:
-                    progress(index + 1, len(groups))
-            if not keys:
-                raise DataError(f"{source_root}: no usable group to prepare ({len(report.skipped)} skipped)")
-            masks.resize(len(keys), axis=0)
-            photos.resize(len(keys), axis=0)
-            cache.create_dataset("keys", data=np.array(keys, dtype=h5py.string_dtype()), track_times=False)
-            cache.attrs.update(
-                {
-                    "format": CACHE_FORMAT,
-                    "size": np.array(options.size, dtype=np.int64),
-                    "boundary": bool(options.boundary),
-                    "label_table": LABEL_TABLE_VERSION,
-                    "source_digest": source_digest([g for g in groups if g.key in set(keys)], source_root),
-                    "source_root": source_root.name,
-                    "fgaug_version": fgaug.__version__,
-                }
-            )
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+            for name, depth in (("masks", channels), ("photos", 3))
+        )
+        for index, group in enumerate(groups):
+            try:
+                condition, photo = load_pair(group, options)
+            except DataError as error:
+                if not skip_bad:
+                    raise
+                report.skipped.append(str(error))
+                continue
+            masks[len(keys)] = condition
+            photos[len(keys)] = photo
+            keys.append(group.key)
+            if progress:
+                progress(index + 1, len(groups))
+        if not keys:
+            raise DataError(f"{source_root}: no usable group to prepare ({len(report.skipped)} skipped)")
+        masks.resize(len(keys), axis=0)
+        photos.resize(len(keys), axis=0)
+        cache.create_dataset("keys", data=np.array(keys, dtype=h5py.string_dtype()), track_times=False)
+        cache.attrs.update(
+            {
+                "format": CACHE_FORMAT,
+                "size": np.array(options.size, dtype=np.int64),
+                "boundary": bool(options.boundary),
+                "label_table": LABEL_TABLE_VERSION,
+                "source_digest": source_digest([g for g in groups if g.key in set(keys)], source_root),
+                "source_root": source_root.name,
+                "fgaug_version": fgaug.__version__,
+            }
+        )
     report.written = len(keys)
     report.seconds = time.perf_counter() - start
     return report

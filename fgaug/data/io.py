@@ -10,6 +10,8 @@ import io
 import os
 import tempfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +34,22 @@ def temporary_beside(path: Path) -> Path:
     return Path(temporary)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename, so a
-    reader (or an interrupted run) never sees a half-written file."""
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s content to; renamed onto ``path`` when the block
+    succeeds, removed when it fails. A reader (or an interrupted run) never sees half a file."""
     temporary = temporary_beside(path)
     try:
-        temporary.write_bytes(data)
+        yield temporary
         os.replace(temporary, path)
-    except BaseException:
+    finally:
         temporary.unlink(missing_ok=True)
-        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(data)
 
 
 def encode_png(array: np.ndarray, compress_level: int = 4) -> bytes:

@@ -11,13 +11,13 @@ With ``at_model_resolution`` the photo stays at model size and the labels are re
 nearest neighbour, polygons scaled.
 
 Every file is written atomically; ``manifest.jsonl`` gets a sample's line only after all of its
-files are in place, so a rerun skips exactly the finished samples.
+files are in place, so a rerun skips exactly the finished samples (a line lost in a crash only
+means that sample is drawn again, identically).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, open_image, temporary_beside
+from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -69,35 +69,33 @@ def sample_names(group: Group, index: int, options: WriterOptions) -> tuple[str,
 class DatasetWriter:
     """Writes samples under ``out_root`` and keeps ``manifest.jsonl``."""
 
-    def __init__(self, out_root: Path, input_root: Path, options: WriterOptions | None = None) -> None:
+    def __init__(
+        self, out_root: Path, input_root: Path, options: WriterOptions | None = None, part: str | None = None
+    ) -> None:
+        """``part`` names this process's own manifest (``manifest.<part>.jsonl``) when several
+        processes write one tree; :func:`merge_manifests` folds the parts together."""
         check_output_root(out_root, input_root)
         self.out_root = out_root
         self.input_root = input_root
         self.options = options or WriterOptions()
-        self.manifest_path = out_root / MANIFEST_NAME
+        self.manifest_path = out_root / (MANIFEST_NAME if part is None else f"manifest.{part}.jsonl")
         self.finished = self._read_finished()
+        self._cached_ids: tuple[Path, np.ndarray] | None = None
 
     def _read_finished(self) -> set[tuple[str, int]]:
-        """Samples with a complete manifest line; a torn last line (an interrupted run) is dropped."""
-        if not self.manifest_path.is_file():
-            return set()
+        """Samples with a complete line in any manifest of the tree; a torn last line (an
+        interrupted run) is dropped from this writer's own manifest."""
         finished = set()
-        good_lines = []
-        for line in self.manifest_path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-                finished.add((record["key"], int(record["sample"])))
-                good_lines.append(line)
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
-        atomic_write_bytes(self.manifest_path, "".join(f"{line}\n" for line in good_lines).encode())
+        for path in manifest_files(self.out_root):
+            records = read_manifest(path)
+            finished |= {(record["key"], int(record["sample"])) for record in records}
+            if path == self.manifest_path:
+                atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
         return finished
 
     def records(self) -> list[dict]:
-        """The manifest's records, in the order they were written."""
-        if not self.manifest_path.is_file():
-            return []
-        return [json.loads(line) for line in self.manifest_path.read_text(encoding="utf-8").splitlines() if line]
+        """The records of every manifest of the tree."""
+        return [record for path in manifest_files(self.out_root) for record in read_manifest(path)]
 
     def is_finished(self, group: Group, index: int) -> bool:
         return (group.key, index) in self.finished
@@ -108,7 +106,7 @@ class DatasetWriter:
         split, city, stem = sample_names(group, index, self.options)
         photo_dir = self.out_root / "leftImg8bit" / split / city
         label_dir = self.out_root / "gtFine" / split / city
-        native_ids = read_label_ids(group.mask, group.mask_format)
+        native_ids = self._label_ids(group)
         native_size = native_ids.shape
         size = photo.shape[:2] if self.options.at_model_resolution else native_size
 
@@ -148,13 +146,55 @@ class DatasetWriter:
         self.finished.add((group.key, index))
         return relative
 
+    def _label_ids(self, group: Group) -> np.ndarray:
+        """The group's labelIds, read once for all of its samples (they are written in a row)."""
+        if self._cached_ids is None or self._cached_ids[0] != group.mask:
+            self._cached_ids = (group.mask, read_label_ids(group.mask, group.mask_format))
+        return self._cached_ids[1]
+
     def _append(self, record: dict) -> None:
         self.out_root.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record, sort_keys=True) + "\n"
         with open(self.manifest_path, "a", encoding="utf-8") as manifest:
             manifest.write(line)
-            manifest.flush()
-            os.fsync(manifest.fileno())
+
+
+def manifest_files(out_root: Path) -> list[Path]:
+    """``manifest.jsonl`` and the per-process parts beside it."""
+    main = out_root / MANIFEST_NAME
+    return ([main] if main.is_file() else []) + sorted(out_root.glob("manifest.*.jsonl"))
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """The complete records of a manifest file (torn or foreign lines are left out)."""
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            record["key"], record["sample"] = str(record["key"]), int(record["sample"])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue
+        records.append(record)
+    return records
+
+
+def merge_manifests(out_root: Path, key_order: list[str]) -> int:
+    """Fold every manifest of the tree into ``manifest.jsonl``, one record per sample, in the
+    order of ``key_order`` then sample index; the parts are removed. Returns the record count."""
+    records: dict[tuple[str, int], dict] = {}
+    parts = manifest_files(out_root)
+    for path in parts:
+        for record in read_manifest(path):
+            records[(record["key"], record["sample"])] = record
+    rank = {key: index for index, key in enumerate(key_order)}
+    ordered = sorted(records.values(), key=lambda r: (rank.get(r["key"], len(rank)), r["key"], r["sample"]))
+    if parts:
+        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in ordered)
+        atomic_write_bytes(out_root / MANIFEST_NAME, lines.encode())
+        for path in parts:
+            if path.name != MANIFEST_NAME:
+                path.unlink()
+    return len(ordered)
 
 
 def _display(path: Path, root: Path) -> str:
@@ -182,12 +222,8 @@ def _write_label(source: Path, suffix: str, target: Path, native: tuple[int, int
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
-    partial = temporary_beside(target)
-    try:
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    with atomic_output(target) as temporary:
+        shutil.copyfile(source, temporary)
 
 
 def _resized_color(source: Path, size: tuple[int, int]) -> np.ndarray:
@@ -220,10 +256,9 @@ def validate_tree(out_root: Path, input_root: Path | None = None) -> ValidationR
     each photo the size of its labels, label ids valid, and (given the input root) every label
     file that was copied still byte-identical to its source."""
     problems: list[str] = []
-    writer_manifest = out_root / MANIFEST_NAME
-    if not writer_manifest.is_file():
+    if not (out_root / MANIFEST_NAME).is_file():
         raise DataError(f"{out_root}: no {MANIFEST_NAME}; not an fgaug output tree")
-    records = [json.loads(line) for line in writer_manifest.read_text(encoding="utf-8").splitlines() if line]
+    records = [record for path in manifest_files(out_root) for record in read_manifest(path)]
     for record in records:
         outputs = {name: out_root / path for name, path in record["outputs"].items()}
         missing = [str(path) for path in outputs.values() if not path.is_file()]

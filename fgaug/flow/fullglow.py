@@ -86,6 +86,12 @@ class FullGlow(nn.Module):
             self.source = build_source_glow(config, generator)
             self.target = build_target_glow(config, generator)
 
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute every flow step in the backward pass (both Glows): activation memory falls
+        from all steps' to about one step's, for roughly one more forward pass of compute."""
+        self.source.gradient_checkpointing = enabled
+        self.target.gradient_checkpointing = enabled
+
     # ----------------------------------------------------------------------------- helpers
     def _check(self, tensor: Tensor, channels: int, what: str) -> None:
         expected = (channels, *self.config.image_size)

@@ -13,22 +13,26 @@ position takes those as its conditions.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from fgaug.config import FullGlowConfig
 from fgaug.flow.conditional import ConditionalActNorm, ConditionalAffineCoupling, ConditionalInvConv1x1
 from fgaug.flow.layers import (
     ActNorm,
     AffineCoupling,
+    DataDependentInit,
     InvConv1x1,
     InvertibleLayer,
     SplitPrior,
     squeeze2x2,
     unsqueeze2x2,
 )
+from fgaug.flow.precision import current_network_dtype, network_precision
 
 
 @dataclass
@@ -73,6 +77,10 @@ class FlowStep(nn.Module):
         y, logdet_coupling = self.coupling(mixed, cond.coupling if cond else None)
         return y, logdet_actnorm + logdet_invconv + logdet_coupling, StepFeatures(normalized, mixed, y)
 
+    def is_initialized(self) -> bool:
+        """Whether every data-initialised layer of the step has seen its first batch."""
+        return all(layer.is_initialized() for layer in self.modules() if isinstance(layer, DataDependentInit))
+
     def inverse(self, y: Tensor, cond: StepFeatures | None = None) -> tuple[Tensor, Tensor]:
         mixed, logdet_coupling = self.coupling.inverse(y, cond.coupling if cond else None)
         normalized, logdet_invconv = self.invconv.inverse(mixed, cond.invconv if cond else None)
@@ -108,6 +116,19 @@ class Glow(nn.Module):
             raise ValueError("a Glow needs one prior per level")
         self.levels = nn.ModuleList(nn.ModuleList(steps) for steps in levels)
         self.priors = nn.ModuleList(priors)
+        self.gradient_checkpointing = False
+        """Recompute each flow step's activations in the backward pass instead of storing them
+        (a run-time choice, not part of the model's state)."""
+
+    def _step_forward(
+        self, step: FlowStep, h: Tensor, cond: StepFeatures | None
+    ) -> tuple[Tensor, Tensor, StepFeatures]:
+        if not (self.gradient_checkpointing and torch.is_grad_enabled() and step.is_initialized()):
+            return step(h, cond)
+        dtype = current_network_dtype()
+        return checkpoint(
+            step, h, cond, use_reentrant=False, context_fn=lambda: (nullcontext(), network_precision(dtype))
+        )
 
     def encode(self, x: Tensor, conditions: Conditions | None = None) -> GlowEncoding:
         """Image -> latents, with per-sample log-determinant and prior log-density."""
@@ -120,7 +141,9 @@ class Glow(nn.Module):
             h = squeeze2x2(h)
             level_features = []
             for position, step in enumerate(steps):
-                h, step_logdet, step_features = step(h, conditions[index][position] if conditions else None)
+                h, step_logdet, step_features = self._step_forward(
+                    step, h, conditions[index][position] if conditions else None
+                )
                 logdet = logdet + step_logdet
                 level_features.append(step_features)
             features.append(level_features)

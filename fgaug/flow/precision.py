@@ -27,6 +27,11 @@ def network_precision(dtype: torch.dtype | None) -> Iterator[None]:
         _network_dtype.reset(token)
 
 
+def current_network_dtype() -> torch.dtype | None:
+    """The dtype set by the innermost active :func:`network_precision` (None: full precision)."""
+    return _network_dtype.get()
+
+
 @contextmanager
 def network_autocast(device_type: str) -> Iterator[None]:
     """Autocast for one network call, as set by :func:`network_precision`."""

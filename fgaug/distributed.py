@@ -1,0 +1,76 @@
+"""Running under ``torchrun``: process group, device per process, collective helpers.
+
+``torchrun --nproc_per_node N -m fgaug train ...`` (or ``generate``) starts N processes with
+``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set; each calls :func:`start`. CUDA processes use NCCL
+and one GPU each (``cuda:LOCAL_RANK``); CPU processes use gloo. Without those variables
+everything runs as a single process and no process group is created.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from fgaug.runtime import resolve_device
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.active:
+            dist.barrier()
+
+    def all_true(self, flag: bool, device: torch.device) -> bool:
+        """Whether ``flag`` holds on every process (a collective: every process must call it)."""
+        if not self.active:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return bool(value.item() > 0.5)
+
+    def any_true(self, flag: bool, device: torch.device) -> bool:
+        return not self.all_true(not flag, device)
+
+    def sum(self, values: list[int], device: torch.device) -> list[int]:
+        if not self.active:
+            return values
+        tensor = torch.tensor(values, dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return [int(v) for v in tensor.tolist()]
+
+
+def start(device_spec: str = "auto") -> tuple[Distributed, torch.device]:
+    """The process's place in the job and its device; creates the process group under torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return Distributed(), resolve_device(device_spec)
+    context = Distributed(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    use_cuda = device_spec != "cpu" and torch.cuda.is_available()
+    if use_cuda:
+        device = torch.device("cuda", context.local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = resolve_device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return context, device
+
+
+def stop(context: Distributed) -> None:
+    if context.active and dist.is_initialized():
+        dist.destroy_process_group()
