@@ -92,7 +92,9 @@ def read_checkpoint_payload(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError) as error:
+    except KeyError as error:  # torch's legacy loader: no zip archive and no pickle magic number
+        raise CheckpointError(f"{path}: not a readable checkpoint (damaged, or not a torch file)") from error
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from error
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"{path}: refused to load: holds more than weights ({_first_line(error)})") from error
