@@ -22,6 +22,9 @@ def test_prepare_twice_gives_identical_bytes(toy_tree: Path, tmp_path: Path) -> 
     first = prepare_cache(groups, OPTIONS, tmp_path / "a.h5", toy_tree)
     prepare_cache(groups, OPTIONS, tmp_path / "b.h5", toy_tree)
     assert first.written == 6 and not first.skipped
+    with h5py.File(tmp_path / "a.h5") as cache:
+        photos = [p.decode() for p in cache["photo_paths"][:]]
+    assert photos[0] == groups[0].photo.relative_to(toy_tree).as_posix()
     assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
     assert not list(tmp_path.glob(".*part"))
 

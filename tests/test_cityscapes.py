@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from fgaug.data.cityscapes import (
@@ -19,6 +21,7 @@ from fgaug.data.cityscapes import (
     resize_photo,
 )
 from fgaug.data.io import DataError
+from fgaug.data.labels import VALID_LABEL_IDS
 
 
 def test_finds_every_group_with_its_photo_and_label_files(toy_tree: Path) -> None:
@@ -133,3 +136,16 @@ def test_dataset_items_are_tensors_at_the_requested_size(toy_tree: Path) -> None
     assert item["photo"].min() >= 0 and item["photo"].max() <= 1
     assert set(item["mask"][3].unique().tolist()) <= {0.0, 1.0}
     assert item["key"] == groups[0].key
+
+
+@given(st.lists(st.sampled_from(sorted(VALID_LABEL_IDS)), min_size=4, max_size=64))
+@settings(max_examples=50, deadline=None)
+def test_colour_rendering_round_trips_every_evaluated_id(ids: list[int]) -> None:
+    """labelIds -> colour -> labelIds keeps every id except those sharing a colour with another."""
+    from fgaug.data.labels import color_to_ids, ids_to_color
+
+    array = np.array(ids, np.uint8).reshape(1, -1)
+    back, off_palette = color_to_ids(ids_to_color(array))
+    assert off_palette == 0.0
+    shared = {1: 0, 2: 0, 3: 0, 4: 0, 18: 17}
+    np.testing.assert_array_equal(back, np.vectorize(lambda v: shared.get(int(v), int(v)))(array))

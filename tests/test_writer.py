@@ -130,3 +130,23 @@ def test_validate_finds_a_damaged_tree(toy_tree: Path, tmp_path: Path) -> None:
     problems = validate_tree(out, toy_tree).problems
     assert any("missing" in p and photo.name in p for p in problems)
     assert any("differs from its source" in p for p in problems)
+
+
+def test_cityscapesscripts_derives_train_ids_from_the_written_tree(toy_tree: Path, tmp_path: Path) -> None:
+    import os
+
+    create = pytest.importorskip("cityscapesscripts.preparation.createTrainIdLabelImgs")
+    out = tmp_path / "augmented"
+    write_all(DatasetWriter(out, toy_tree, WriterOptions(derive_train_ids=False)), find_groups(toy_tree).groups[:3])
+    os.environ["CITYSCAPES_DATASET"] = str(out)
+    try:
+        create.main()
+    finally:
+        del os.environ["CITYSCAPES_DATASET"]
+    derived = sorted(out.rglob("*_gtFine_labelTrainIds.png"))
+    assert len(derived) == 6
+    for path in derived:
+        ids = np.asarray(Image.open(str(path).replace("_labelTrainIds.png", "_labelIds.png")))
+        from fgaug.data.labels import ids_to_train_ids
+
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), ids_to_train_ids(ids))

@@ -5,6 +5,7 @@ Layout of a cache file::
     /masks   (N, H, W, C) uint8, chunked one pair per chunk   condition images (colour [+ boundary])
     /photos  (N, H, W, 3) uint8, chunked one pair per chunk
     /keys    (N,) utf-8                                      group keys (train/aachen/aachen_000000_000019)
+    /photo_paths, /mask_paths  (N,) utf-8                    source files, relative to the source root
     attrs: format, size, boundary, label_table, source_digest, source_root, fgaug_version
 
 Preparing the same input twice gives the same bytes (no timestamps, fixed chunking, gzip off).
@@ -108,6 +109,10 @@ def prepare_cache(
         masks.resize(len(keys), axis=0)
         photos.resize(len(keys), axis=0)
         cache.create_dataset("keys", data=np.array(keys, dtype=h5py.string_dtype()), track_times=False)
+        by_key = {group.key: group for group in groups}
+        for name, pick in (("photo_paths", lambda g: g.photo), ("mask_paths", lambda g: g.mask)):
+            paths = [_relative(pick(by_key[key]), source_root) for key in keys]
+            cache.create_dataset(name, data=np.array(paths, dtype=h5py.string_dtype()), track_times=False)
         cache.attrs.update(
             {
                 "format": CACHE_FORMAT,
