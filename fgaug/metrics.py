@@ -1,0 +1,140 @@
+"""The numbers fgaug reports about synthetic images (pure numpy, no I/O).
+
+* Label consistency (the paper's protocol, after FCN): a segmenter's prediction on a synthetic
+  photo against the mask it was generated from, over the 19 train ids: pixel accuracy, mean
+  class accuracy and mean IoU from one accumulated confusion matrix.
+* Diversity among the samples of one mask: mean pairwise L1 and 1 - SSIM, and per-class colour
+  spread.
+* Match to a known appearance distribution: the 1-D Wasserstein distance per class and channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+import numpy as np
+
+from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS
+
+
+def confusion_matrix(predicted: np.ndarray, target: np.ndarray, classes: int = N_TRAIN_IDS) -> np.ndarray:
+    """``(classes, classes + 1)`` pixel counts: row = target class, column = predicted class, the
+    last column counting predictions outside ``[0, classes)`` (always wrong). Target pixels
+    outside ``[0, classes)`` (255, ignore) are left out. Matrices of several images add up."""
+    if predicted.shape != target.shape:
+        raise ValueError(f"prediction {predicted.shape} and target {target.shape} differ in shape")
+    target = target.astype(np.int64).ravel()
+    predicted = predicted.astype(np.int64).ravel()
+    keep = (target >= 0) & (target < classes)
+    target, predicted = target[keep], predicted[keep]
+    predicted = np.where((predicted >= 0) & (predicted < classes), predicted, classes)
+    counts = np.bincount(target * (classes + 1) + predicted, minlength=classes * (classes + 1))
+    return counts.reshape(classes, classes + 1)
+
+
+def segmentation_scores(matrix: np.ndarray) -> dict[str, float | list[float]]:
+    r"""Scores of a :func:`confusion_matrix`.
+
+    .. math:: \mathrm{pixel\ acc} = \frac{\sum_c n_{cc}}{\sum_c t_c}, \quad
+              \mathrm{class\ acc} = \frac{1}{|C|}\sum_{c \in C} \frac{n_{cc}}{t_c}, \quad
+              \mathrm{mIoU} = \frac{1}{|C|}\sum_{c \in C} \frac{n_{cc}}{t_c + p_c - n_{cc}}
+
+    with :math:`t_c` the target pixels of class c, :math:`p_c` the predicted ones, and C the
+    classes present in the target (absent classes are not averaged, as in the FCN protocol).
+    """
+    classes = matrix.shape[0]
+    true_positive = np.diag(matrix[:, :classes]).astype(np.float64)
+    target_total = matrix.sum(axis=1)
+    predicted_total = matrix[:, :classes].sum(axis=0)
+    present = target_total > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        class_accuracy = true_positive / target_total
+        iou = true_positive / (target_total + predicted_total - true_positive)
+    total = target_total.sum()
+    return {
+        "pixel_accuracy": float(true_positive.sum() / total) if total else float("nan"),
+        "mean_class_accuracy": float(class_accuracy[present].mean()) if present.any() else float("nan"),
+        "mean_iou": float(iou[present].mean()) if present.any() else float("nan"),
+        "per_class_iou": [float(v) if p else float("nan") for v, p in zip(iou, present, strict=True)],
+    }
+
+
+def mean_pairwise_l1(images: Sequence[np.ndarray]) -> float:
+    """Mean absolute difference in [0, 1] units over all pairs of images (uint8, same shape)."""
+    pairs = list(combinations(range(len(images)), 2))
+    if not pairs:
+        return 0.0
+    return float(
+        np.mean([np.abs(images[a].astype(np.float64) - images[b].astype(np.float64)).mean() / 255 for a, b in pairs])
+    )
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    kernel = np.exp(-(x**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
+def _blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Separable 'valid' convolution of a (H, W) array."""
+    rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, image)
+    return np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, rows)
+
+
+def ssim(first: np.ndarray, second: np.ndarray) -> float:
+    r"""Structural similarity of two uint8 images (Wang et al. 2004: 11x11 Gaussian window,
+    sigma 1.5, :math:`C_1 = (0.01 L)^2`, :math:`C_2 = (0.03 L)^2`, L = 255), averaged over
+    channels and the valid window positions. Images smaller than the window use a window of
+    their own size."""
+    if first.shape != second.shape:
+        raise ValueError(f"images of shapes {first.shape} and {second.shape} cannot be compared")
+    a = first.astype(np.float64).reshape(*first.shape[:2], -1)
+    b = second.astype(np.float64).reshape(*second.shape[:2], -1)
+    size = min(11, a.shape[0], a.shape[1])
+    kernel = _gaussian_window(size, 1.5 * size / 11)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    scores = []
+    for channel in range(a.shape[2]):
+        x, y = a[..., channel], b[..., channel]
+        mu_x, mu_y = _blur(x, kernel), _blur(y, kernel)
+        var_x = _blur(x * x, kernel) - mu_x**2
+        var_y = _blur(y * y, kernel) - mu_y**2
+        covariance = _blur(x * y, kernel) - mu_x * mu_y
+        numerator = (2 * mu_x * mu_y + c1) * (2 * covariance + c2)
+        denominator = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+        scores.append(float((numerator / denominator).mean()))
+    return float(np.mean(scores))
+
+
+def mean_pairwise_dissimilarity(images: Sequence[np.ndarray]) -> float:
+    """Mean 1 - SSIM over all pairs of images."""
+    pairs = list(combinations(range(len(images)), 2))
+    if not pairs:
+        return 0.0
+    return float(np.mean([1.0 - ssim(images[a], images[b]) for a, b in pairs]))
+
+
+def class_colour_spread(images: Sequence[np.ndarray], label_ids: np.ndarray) -> dict[int, float]:
+    """Per label id present: the standard deviation, across the samples, of the class's mean
+    colour (RGB, 0-255), averaged over channels. High: the samples paint the class differently."""
+    spread = {}
+    for label in np.unique(label_ids):
+        region = label_ids == label
+        means = np.stack([image[region].astype(np.float64).mean(axis=0) for image in images])
+        spread[int(label)] = float(means.std(axis=0).mean())
+    return spread
+
+
+def wasserstein_1d(first: np.ndarray, second: np.ndarray, quantiles: int = 256) -> float:
+    r""":math:`W_1 = \int_0^1 |F^{-1}(q) - G^{-1}(q)|\,dq` between two empirical 1-D samples,
+    estimated on ``quantiles`` evenly spaced mid-point quantiles."""
+    if first.size == 0 or second.size == 0:
+        return float("nan")
+    levels = (np.arange(quantiles) + 0.5) / quantiles
+    return float(np.abs(np.quantile(first, levels) - np.quantile(second, levels)).mean())
+
+
+def ignored_fraction(train_ids: np.ndarray) -> float:
+    """Fraction of pixels a consistency score leaves out (trainId 255)."""
+    return float((train_ids == IGNORE_TRAIN_ID).mean())
