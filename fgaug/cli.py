@@ -118,6 +118,13 @@ def train(
         float | None, typer.Option(help="Epochs over the training set (default 45, the paper's).")
     ] = None,
     lambda_: Annotated[float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).")] = None,
+    conditioning: Annotated[
+        str | None,
+        typer.Option(
+            help="Ablations of the paper's Table 1: full (Full-Glow, default), coupling (Dual-Glow/C-Flow style: "
+            "only couplings conditioned), raw (C-Glow style: the raw mask conditions every operation)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and noise.")] = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -186,6 +193,7 @@ def train(
         steps=steps,
         epochs=epochs,
         source_weight=lambda_,
+        conditioning=conditioning,
         seed=seed,
         device=device,
         precision=precision,

@@ -15,7 +15,8 @@ from typing import Any, Literal
 
 from fgaug.resources import presets_dir
 
-ConditioningMode = Literal["full"]
+ConditioningMode = Literal["full", "coupling", "raw"]
+CONDITIONING_MODES = ("full", "coupling", "raw")
 
 
 class ConfigError(ValueError):
@@ -46,7 +47,11 @@ class FullGlowConfig:
         coupling_scale_floor: lower bound of the coupling scale,
             ``s = floor + (1 - floor) * sigmoid(o1 + 2)``, so the reverse pass divides by at least
             ``floor`` and cannot overflow.
-        conditioning: which target-side operations see the source Glow ("full": all of them).
+        conditioning: how the target side is conditioned, for ablations (paper Table 1):
+            ``full`` (Full-Glow): every actnorm, 1x1 conv and coupling on the same operation's
+            source-Glow output; ``coupling`` (Dual-Glow/C-Flow style): only the couplings, the
+            other operations unconditional; ``raw`` (C-Glow style): every operation on the raw
+            mask, squeezed to the level's size, with no source Glow.
     """
 
     image_size: tuple[int, int] = (64, 128)
@@ -77,8 +82,10 @@ class FullGlowConfig:
             raise ConfigError(f"coupling_scale_floor must lie in (0, 1), got {self.coupling_scale_floor}")
         if self.source_weight < 0:
             raise ConfigError(f"source_weight (lambda) must be >= 0, got {self.source_weight}")
-        if self.conditioning != "full":
-            raise ConfigError(f"unknown conditioning mode {self.conditioning!r}; known: 'full'")
+        if self.conditioning not in CONDITIONING_MODES:
+            raise ConfigError(
+                f"unknown conditioning mode {self.conditioning!r}; known: {', '.join(CONDITIONING_MODES)}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], origin: str = "config") -> FullGlowConfig:

@@ -66,6 +66,7 @@ class TrainOptions:
     steps: int | None = None
     epochs: float | None = None
     source_weight: float | None = None
+    conditioning: str | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -264,6 +265,8 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
         settings["image_size"] = list(options.size)
     if options.source_weight is not None:
         settings["source_weight"] = options.source_weight
+    if options.conditioning is not None:
+        settings["conditioning"] = options.conditioning
     if options.boundary:
         settings["mask_channels"] = 4
     resolved = copy.copy(options)

@@ -59,6 +59,7 @@ def test_preset_loads_from_a_path(tmp_path: Path) -> None:
         ({"n_flow": [2, 2, 2]}, "n_flow has 3 entries"),
         ({"coupling_hidden": "wide"}, "coupling_hidden must be a int"),
         ({"coupling_scale_floor": 0}, "coupling_scale_floor must lie in"),
+        ({"conditioning": "dual"}, "unknown conditioning mode 'dual'; known: full, coupling, raw"),
     ],
 )
 def test_bad_preset_values_name_the_file_and_key(tmp_path: Path, change: dict, message: str) -> None:

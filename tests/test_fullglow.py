@@ -254,3 +254,24 @@ def test_gradient_checkpointing_gives_the_same_gradients(dtype: torch.dtype | No
 
     for plain, recomputed in zip(gradients(False), gradients(True), strict=True):
         torch.testing.assert_close(recomputed, plain, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["coupling", "raw"])
+def test_ablation_modes_are_exact_flows_with_the_expected_structure(mode: str) -> None:
+    from fgaug.flow.conditional import ConditionalActNorm, ConditionalAffineCoupling
+    from fgaug.flow.layers import ActNorm
+
+    config = FullGlowConfig.from_dict({**SMALL.to_dict(), "conditioning": mode})
+    model = trained_looking_model(config)
+    step = model.target.levels[0][0]
+    assert isinstance(step.coupling, ConditionalAffineCoupling)
+    assert isinstance(step.actnorm, ActNorm if mode == "coupling" else ConditionalActNorm)
+    assert (model.source is None) == (mode == "raw")
+    mask, photo = images(2), images(2, seed=3)
+    with torch.no_grad():
+        torch.testing.assert_close(model.decode(mask, model.encode(mask, photo)), photo, atol=0, rtol=0)
+        output = model(mask, photo, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(output.loss)
+    assert (output.source_bpd == 0).all() == (mode == "raw")
+    other_mask = model.sample(images(2, seed=9), n=1, temperature=0.0).images
+    assert not torch.equal(model.sample(mask, n=1, temperature=0.0).images, other_mask), "the mask must matter"

@@ -27,6 +27,7 @@ from fgaug.flow.glow import (
     build_source_glow,
     build_target_glow,
     latent_shapes,
+    raw_mask_conditions,
 )
 
 
@@ -83,14 +84,15 @@ class FullGlow(nn.Module):
         generator = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.source = build_source_glow(config, generator)
+            self.source = build_source_glow(config, generator) if config.conditioning != "raw" else None
             self.target = build_target_glow(config, generator)
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute every flow step in the backward pass (both Glows): activation memory falls
         from all steps' to about one step's, for roughly one more forward pass of compute."""
-        self.source.gradient_checkpointing = enabled
-        self.target.gradient_checkpointing = enabled
+        for glow in (self.source, self.target):
+            if glow is not None:
+                glow.gradient_checkpointing = enabled
 
     # ----------------------------------------------------------------------------- helpers
     def _check(self, tensor: Tensor, channels: int, what: str) -> None:
@@ -124,9 +126,13 @@ class FullGlow(nn.Module):
     def forward(self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None) -> FullGlowOutput:
         """The training objective on a batch of (mask, photo) pairs, with fresh dequantisation noise."""
         self._check_pair(mask, photo)
-        source = self.source.encode(dequantize(mask, noise=True, generator=generator))
-        target = self.target.encode(dequantize(photo, noise=True, generator=generator), source.features)
-        source_bpd = bits_per_dim(source.log_prior + source.logdet, self.source_dims)
+        features, source_log_density = self._source_side(mask, noise=True, generator=generator)
+        target = self.target.encode(dequantize(photo, noise=True, generator=generator), features)
+        source_bpd = (
+            bits_per_dim(source_log_density, self.source_dims)
+            if source_log_density is not None
+            else mask.new_zeros(mask.shape[0])
+        )
         conditional_bpd = bits_per_dim(target.log_prior + target.logdet, self.target_dims)
         loss = (self.config.source_weight * source_bpd + conditional_bpd).mean()
         return FullGlowOutput(loss, source_bpd, conditional_bpd)
@@ -143,7 +149,17 @@ class FullGlow(nn.Module):
     def condition_features(self, mask: Tensor) -> list[list[StepFeatures]]:
         """Deterministic source-side encoding of the masks: every step's outputs."""
         self._check(mask, self.config.mask_channels, "mask")
-        return self.source.encode(dequantize(mask, noise=False)).features
+        return self._source_side(mask, noise=False)[0]
+
+    def _source_side(
+        self, mask: Tensor, noise: bool, generator: torch.Generator | None = None
+    ) -> tuple[list[list[StepFeatures]], Tensor | None]:
+        """The target side's conditions and the mask's log-density (None without a source Glow:
+        ``raw`` conditioning feeds the bin-centred mask itself)."""
+        if self.source is None:
+            return raw_mask_conditions(dequantize(mask, noise=False), self.config.n_flow), None
+        encoding = self.source.encode(dequantize(mask, noise=noise, generator=generator))
+        return encoding.features, encoding.log_prior + encoding.logdet
 
     def encode(self, mask: Tensor, photo: Tensor) -> list[Tensor]:
         """Photo -> its latents given the mask (bin-centre dequantisation, deterministic)."""

@@ -219,22 +219,37 @@ def build_source_glow(config: FullGlowConfig, generator: torch.Generator | None 
     return Glow(levels, priors)
 
 
+def condition_shapes(config: FullGlowConfig) -> list[tuple[int, int, int]]:
+    """(C, H, W) of the target side's conditions per level: the source Glow's level shapes, or
+    for ``raw`` conditioning the mask squeezed l + 1 times (never split)."""
+    shapes = level_shapes(config.mask_channels, config.image_size, config.n_block)
+    if config.conditioning != "raw":
+        return shapes
+    return [(config.mask_channels * 4 ** (level + 1), h, w) for level, (_, h, w) in enumerate(shapes)]
+
+
 def build_target_glow(config: FullGlowConfig, generator: torch.Generator | None = None) -> Glow:
-    """The photo Glow, every actnorm, 1x1 conv and coupling conditioned on the source side."""
+    """The photo Glow: every actnorm, 1x1 conv and coupling conditioned on the source side, or
+    only the couplings with ``conditioning="coupling"``."""
     shapes = level_shapes(config.image_channels, config.image_size, config.n_block)
-    source_shapes = level_shapes(config.mask_channels, config.image_size, config.n_block)
+    source_shapes = condition_shapes(config)
     levels = []
     for (channels, height, width), (cond_channels, _, _), n_flow in zip(
         shapes, source_shapes, config.n_flow, strict=True
     ):
         size = (height, width)
+        only_coupling = config.conditioning == "coupling"
         levels.append(
             [
                 FlowStep(
-                    ConditionalActNorm(
+                    ActNorm(channels)
+                    if only_coupling
+                    else ConditionalActNorm(
                         channels, cond_channels, size, config.param_net_channels, config.param_net_hidden
                     ),
-                    ConditionalInvConv1x1(
+                    InvConv1x1(channels, generator)
+                    if only_coupling
+                    else ConditionalInvConv1x1(
                         channels,
                         cond_channels,
                         size,
@@ -255,3 +270,14 @@ def build_target_glow(config: FullGlowConfig, generator: torch.Generator | None 
         )
     priors = [SplitPrior(channels, keep_none=index == len(shapes) - 1) for index, (channels, _, _) in enumerate(shapes)]
     return Glow(levels, priors)
+
+
+def raw_mask_conditions(mask: Tensor, n_flow: Sequence[int]) -> list[list[StepFeatures]]:
+    """C-Glow-style conditions: at level l, the mask squeezed l + 1 times, for every operation
+    of every step (the same shapes as the source Glow's outputs)."""
+    conditions = []
+    h = mask
+    for steps in n_flow:
+        h = squeeze2x2(h)
+        conditions.append([StepFeatures(h, h, h) for _ in range(steps)])
+    return conditions
