@@ -1,0 +1,192 @@
+"""The probe segmenter: a small semantic-segmentation network for label-consistency checks.
+
+The paper scores synthetic images with a PSPNet trained on real Cityscapes. fgaug accepts any
+segmenter saved as TorchScript or as a ``torch.export`` program (``.pt2``) with this interface::
+
+    logits = segmenter(photos)   # photos (B, 3, H, W) float in [0, 1]; logits (B, 19, h, w) over trainIds
+
+(logits at another size are resized bilinearly to the mask's), so a pretrained PSPNet or
+DeepLab reproduces the paper's table. Without one, ``fgaug segmenter train`` trains this probe
+on the real training split: a four-level encoder-decoder (conv-BN-ReLU blocks, skip connections).
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+import warnings
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo, to_tensor
+from fgaug.data.io import DataError, atomic_output, read_rgb
+from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
+from fgaug.progress import Progress, SilentProgress
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def _block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ProbeSegmenter(nn.Module):
+    """photos in [0, 1] -> logits over the 19 train ids, same size (input sides divisible by 8)."""
+
+    def __init__(self, width: int = 32, classes: int = N_TRAIN_IDS) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+        widths = [width, width * 2, width * 4, width * 8]
+        self.down = nn.ModuleList([_block(3 if i == 0 else widths[i - 1], widths[i]) for i in range(len(widths))])
+        self.up = nn.ModuleList(
+            [_block(widths[i] + widths[i - 1], widths[i - 1]) for i in range(len(widths) - 1, 0, -1)]
+        )
+        self.head = nn.Conv2d(widths[0], classes, 1)
+
+    def forward(self, photos: Tensor) -> Tensor:
+        h = (photos - self.mean) / self.std
+        skips = []
+        for index, block in enumerate(self.down):
+            h = block(h if index == 0 else F.max_pool2d(h, 2))
+            skips.append(h)
+        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+            h = F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            h = block(torch.cat([h, skip], dim=1))
+        return self.head(h)
+
+
+class SegmentationPairs(Dataset):
+    """(photo, trainIds) pairs of groups at ``size``; photos may be replaced by synthetic ones
+    (``photos`` maps a group index to a (H, W, 3) uint8 array at ``size``)."""
+
+    def __init__(self, groups: Sequence[Group], size: tuple[int, int], flip: bool = False) -> None:
+        self.groups = list(groups)
+        self.size = size
+        self.flip = flip
+
+    def __len__(self) -> int:
+        return len(self.groups) * (2 if self.flip else 1)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        group = self.groups[index % len(self.groups)]
+        if group.photo is None:
+            raise DataError(f"{group.mask}: no photo to train the segmenter on")
+        photo = resize_photo(read_rgb(group.photo), self.size)
+        labels = ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), self.size))
+        if index >= len(self.groups):
+            photo, labels = photo[:, ::-1], labels[:, ::-1]
+        return to_tensor(np.ascontiguousarray(photo)), torch.from_numpy(np.ascontiguousarray(labels)).long()
+
+
+@dataclass
+class SegmenterTrainReport:
+    path: Path
+    steps: int
+    final_loss: float
+    seconds: float
+
+
+def train_probe(
+    dataset: Dataset,
+    out: Path,
+    steps: int = 2000,
+    batch_size: int = 8,
+    lr: float = 2e-3,
+    width: int = 32,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+) -> SegmenterTrainReport:
+    """Train the probe with cross-entropy (trainId 255 ignored) and save it as TorchScript."""
+    progress = progress or SilentProgress()
+    start = time.perf_counter()
+    torch_device = torch.device(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ProbeSegmenter(width).to(torch_device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    generator = torch.Generator().manual_seed(seed)
+    step, loss_value = 0, float("nan")
+    progress.start("segmenter", steps)
+    model.train()
+    while step < steps:
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
+        for photos, labels in loader:
+            logits = model(photos.to(torch_device))
+            loss = F.cross_entropy(logits, labels.to(torch_device), ignore_index=IGNORE_TRAIN_ID)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            loss_value = float(loss.detach())
+            progress.advance(1, loss=loss_value)
+            if step >= steps:
+                break
+    progress.stop()
+    save_segmenter(model.eval().cpu(), out)
+    return SegmenterTrainReport(out, step, loss_value, time.perf_counter() - start)
+
+
+PROBE_FORMAT = "fgaug-probe-1"
+
+
+def save_segmenter(model: ProbeSegmenter, path: Path) -> Path:
+    """Save the probe as plain weights (loaded with ``weights_only=True``)."""
+    payload = {"format": PROBE_FORMAT, "width": model.down[0][0].out_channels, "state": model.state_dict()}
+    with atomic_output(path) as temporary:
+        torch.save(payload, temporary)
+    return path
+
+
+def load_segmenter(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """fgaug's probe, a ``torch.export`` program (``.pt2``) or a TorchScript model, in eval mode."""
+    if not path.is_file():
+        raise DataError(f"{path}: segmenter not found")
+    try:
+        if path.suffix == ".pt2":
+            return torch.export.load(str(path)).module().to(device)
+        if zipfile.is_zipfile(path) and _is_probe(path):
+            payload = torch.load(path, map_location=device, weights_only=True)
+            model = ProbeSegmenter(int(payload["width"]))
+            model.load_state_dict(payload["state"])
+            return model.to(device).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path), map_location=device).eval()
+    except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as error:
+        raise DataError(f"{path}: not a usable segmenter ({str(error).splitlines()[0][:160]})") from error
+
+
+def _is_probe(path: Path) -> bool:
+    with zipfile.ZipFile(path) as archive:
+        return not any(name.endswith("code/__torch__.py") or "/code/" in name for name in archive.namelist())
+
+
+@torch.no_grad()
+def predict_train_ids(segmenter: torch.nn.Module, photos: Tensor, size: tuple[int, int]) -> np.ndarray:
+    """(B, H, W) uint8 trainIds predicted for photos (B, 3, h, w) in [0, 1], at ``size``."""
+    logits = segmenter(photos)
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    if logits.shape[1] != N_TRAIN_IDS:
+        raise DataError(f"the segmenter outputs {logits.shape[1]} channels; {N_TRAIN_IDS} train-id logits are needed")
+    return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()
