@@ -1,0 +1,54 @@
+"""Evaluation on a tiny trained model: protocol fields present, values in range, deterministic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fgaug.checkpoint import load_checkpoint
+from fgaug.data.cityscapes import find_groups
+from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples
+from fgaug.segmenter import ProbeSegmenter
+
+
+def test_bpd_is_reproducible_and_averaged_over_rounds(small_tree: Path, test_checkpoint: Path) -> None:
+    checkpoint = load_checkpoint(test_checkpoint)
+    groups = find_groups(small_tree, ["val"]).groups
+    first = evaluate_bpd(checkpoint, groups, rounds=2, seed=3)
+    assert first == evaluate_bpd(checkpoint, groups, rounds=2, seed=3)
+    assert first["rounds"] == 2 and first["pairs"] == 4 and 0 < first["conditional_bpd"] < 9
+    assert first["std_over_rounds"] > 0
+
+
+def test_samples_report_consistency_diversity_and_colour_match(small_tree: Path, test_checkpoint: Path) -> None:
+    checkpoint = load_checkpoint(test_checkpoint)
+    groups = find_groups(small_tree, ["val"]).groups
+    report = evaluate_samples(checkpoint, groups, [0.0, 1.0], n=3, seed=1, segmenter=ProbeSegmenter(4).eval())
+    cold, warm = report["temperatures"]
+    assert cold["pairwise_l1"] == pytest.approx(0.0, abs=1e-9)  # T = 0: every draw is the same
+    assert warm["pairwise_l1"] > cold["pairwise_l1"] and warm["pairwise_1_minus_ssim"] > 0
+    assert set(warm["colour_w1"]) >= {"road", "sky"} and warm["colour_w1_mean"] > 0
+    assert 0 <= warm["consistency"]["mean_iou"] <= 1 and "road" in warm["consistency"]["per_class_iou"]
+    assert 0 <= report["real_photos"]["pixel_accuracy"] <= 1
+
+
+def test_augmentation_value_compares_real_and_augmented_training(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    checkpoint = load_checkpoint(test_checkpoint)
+    result = augmentation_value(
+        checkpoint,
+        find_groups(small_tree, ["train"]).groups,
+        find_groups(small_tree, ["val"]).groups,
+        seeds=(0, 1),
+        steps=6,
+        n=1,
+        batch_size=4,
+        width=4,
+        work_dir=tmp_path,
+    )
+    assert [run["seed"] for run in result["runs"]] == [0, 1]
+    for run in result["runs"]:
+        assert run["difference"] == pytest.approx(run["augmented_miou"] - run["real_miou"])
+    assert result["miou_difference_std"] >= 0 and result["train_masks"] == 12
