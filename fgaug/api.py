@@ -11,7 +11,9 @@ one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad in
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +33,13 @@ from fgaug.data.cityscapes import (
 )
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, file_digest, write_quality_report
 from fgaug.flow import network_precision
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
-from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.runtime import precision_name, resolve_device, resolve_precision
 from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
+from fgaug.segmenter import load_segmenter
 from fgaug.train import TrainOptions, TrainResult, dry_run, train
 
 __all__ = [
@@ -45,6 +49,8 @@ __all__ = [
     "TrainResult",
     "demo",
     "dry_run",
+    "evaluate_augment",
+    "evaluate_quality",
     "generate",
     "info",
     "prepare",
@@ -269,3 +275,109 @@ def demo(
         progress,
     )
     return DemoResult(toy, root / "augmented", summary.preview, summary, time.perf_counter() - start)
+
+
+def _evaluation_setup(
+    data: str | Path, model: str | None, device: str, precision: str
+) -> tuple[Any, Any, Any, Path, str]:
+    torch_device = resolve_device(device)
+    network_dtype = resolve_precision(precision, torch_device)
+    model_path, _ = find_model(model)
+    checkpoint = load_checkpoint(model_path, torch_device)
+    return checkpoint, torch_device, network_dtype, Path(data), model_path
+
+
+def evaluate_quality(
+    data: str | Path,
+    out: str | Path,
+    model: str | None = None,
+    segmenter: str | Path | None = None,
+    split: str = "val",
+    temperatures: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    n: int = 3,
+    rounds: int = 1,
+    limit: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: Progress | None = None,
+) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Bits/dim, consistency, diversity and colour match over a temperature sweep; writes the
+    report (JSON, Markdown, plots) under ``out`` and returns it with the written paths."""
+    checkpoint, torch_device, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
+    groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
+    groups = groups[:limit] if limit else groups
+    probe = load_segmenter(Path(segmenter), torch_device) if segmenter else None
+    report: dict[str, Any] = {
+        "protocol": {
+            "model": str(model_path),
+            "model_id": checkpoint.model_id,
+            "model_sha256": file_digest(Path(model_path)),
+            "segmenter": str(segmenter) if segmenter else None,
+            "segmenter_sha256": file_digest(Path(segmenter)) if segmenter else None,
+            "data": str(root),
+            "split": split,
+            "pairs": len(groups),
+            "size": list(checkpoint.model.config.image_size),
+            "samples_per_mask": n,
+            "temperatures": list(temperatures),
+            "bpd_rounds": rounds,
+            "seed": seed,
+            "precision": precision_name(network_dtype),
+        }
+    }
+    report["bpd"] = evaluate_bpd(checkpoint, groups, rounds, seed, network_dtype=network_dtype, progress=progress)
+    report["samples"] = evaluate_samples(
+        checkpoint, groups, temperatures, n, seed, probe, network_dtype=network_dtype, progress=progress
+    )
+    return report, write_quality_report(Path(out), report)
+
+
+def evaluate_augment(
+    data: str | Path,
+    out: str | Path,
+    model: str | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    steps: int = 1000,
+    n: int = 2,
+    temperature: float = 0.8,
+    width: int = 16,
+    batch_size: int = 8,
+    limit: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The augmentation value on a Cityscapes root (train split to train, val to test); writes
+    ``augment.json`` under ``out``."""
+    checkpoint, _, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
+    train_groups = find_groups(root, ["train"], True).groups
+    train_groups = train_groups[:limit] if limit else train_groups
+    test_groups = find_groups(root, ["val"], True).groups
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = augmentation_value(
+        checkpoint,
+        train_groups,
+        test_groups,
+        seeds,
+        steps,
+        n,
+        temperature,
+        batch_size,
+        width,
+        work_dir=out_dir,
+        network_dtype=network_dtype,
+        progress=progress,
+    )
+    report["protocol"] = {
+        "model": str(model_path),
+        "model_id": checkpoint.model_id,
+        "data": str(root),
+        "size": list(checkpoint.model.config.image_size),
+        "probe_width": width,
+        "batch_size": batch_size,
+        "seeds": list(seeds),
+    }
+    atomic_write_bytes(out_dir / "augment.json", json.dumps(report, indent=2, sort_keys=True).encode())
+    return report

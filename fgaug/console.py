@@ -115,3 +115,32 @@ def make_progress(unit: str, quiet: bool = False) -> RichProgress | PlainProgres
     if err_console.is_terminal and not quiet:
         return RichProgress(unit)
     return PlainProgress(unit)
+
+
+def quality_table(report: dict[str, Any]) -> None:
+    """The evaluation report as a rich table on stderr."""
+    from rich.table import Table
+
+    bpd = report.get("bpd")
+    if bpd:
+        err_console.print(f"conditional bits/dim: [bold]{bpd['conditional_bpd']:.4f}[/] ({bpd['pairs']} pairs)")
+    rows = report.get("samples", {}).get("temperatures", [])
+    table = Table(title="temperature sweep")
+    columns = ["T", "pixel acc", "class acc", "mIoU"] if rows and "consistency" in rows[0] else ["T"]
+    for column in [*columns, "pairwise L1", "1 - SSIM", "colour W1"]:
+        table.add_column(column, justify="right")
+    for row in rows:
+        cells = [f"{row['temperature']:g}"]
+        if "consistency" in row:
+            scores = row["consistency"]
+            cells += [
+                f"{scores['pixel_accuracy']:.4f}",
+                f"{scores['mean_class_accuracy']:.4f}",
+                f"{scores['mean_iou']:.4f}",
+            ]
+        cells += [f"{row['pairwise_l1']:.4f}", f"{row['pairwise_1_minus_ssim']:.4f}", f"{row['colour_w1_mean']:.2f}"]
+        table.add_row(*cells)
+    err_console.print(table)
+    real = report.get("samples", {}).get("real_photos")
+    if real:
+        err_console.print(f"segmenter on real photos: mIoU {real['mean_iou']:.4f} (the ceiling)")

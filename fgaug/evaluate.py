@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from fgaug.checkpoint import Checkpoint
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, load_pair, read_label_ids, resize_labels, to_tensor
+from fgaug.data.io import atomic_write_bytes
 from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.flow import network_precision
 from fgaug.metrics import (
@@ -38,7 +40,7 @@ from fgaug.metrics import (
     segmentation_scores,
     wasserstein_1d,
 )
-from fgaug.preview import to_uint8_image
+from fgaug.preview import line_plot, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.sample import draw_noise, draw_seed
 from fgaug.segmenter import SegmentationPairs, load_segmenter, predict_train_ids, train_probe
@@ -308,3 +310,83 @@ def augmentation_value(
         "test_photos": len(test_groups),
         "seconds": time.perf_counter() - start,
     }
+
+
+def write_quality_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
+    """``report.json``, ``report.md`` and PNG plots against temperature under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
+    atomic_write_bytes(paths["json"], json.dumps(report, indent=2, sort_keys=True).encode())
+    rows = report.get("samples", {}).get("temperatures", [])
+    temperatures = [row["temperature"] for row in rows]
+    if len(rows) > 1:
+        paths["diversity_plot"] = line_plot(
+            out_dir / "diversity.png",
+            temperatures,
+            {"pairwise L1": [r["pairwise_l1"] for r in rows], "1 - SSIM": [r["pairwise_1_minus_ssim"] for r in rows]},
+            "temperature",
+            "diversity among the samples of a mask",
+        )
+        paths["colour_plot"] = line_plot(
+            out_dir / "colour_match.png",
+            temperatures,
+            {"mean W1": [r["colour_w1_mean"] for r in rows]},
+            "temperature",
+            "per-class colour distance to real photos (W1, 0-255)",
+        )
+        if "consistency" in rows[0]:
+            series = {"synthetic mIoU": [r["consistency"]["mean_iou"] for r in rows]}
+            if "real_photos" in report["samples"]:
+                series["real photos"] = [report["samples"]["real_photos"]["mean_iou"]] * len(rows)
+            paths["consistency_plot"] = line_plot(
+                out_dir / "consistency.png", temperatures, series, "temperature", "segmenter mean IoU"
+            )
+    atomic_write_bytes(paths["markdown"], quality_markdown(report, paths).encode())
+    return paths
+
+
+def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
+    protocol = report["protocol"]
+    lines = ["# fgaug evaluation", "", "## Protocol", ""]
+    lines += [f"- {key}: {value}" for key, value in protocol.items()]
+    if "bpd" in report:
+        bpd = report["bpd"]
+        lines += [
+            "",
+            "## Likelihood",
+            "",
+            f"Conditional bits/dim: **{bpd['conditional_bpd']:.4f}** "
+            f"(± {bpd['std_over_rounds']:.4f} over {bpd['rounds']} rounds, {bpd['pairs']} pairs)",
+        ]
+    rows = report.get("samples", {}).get("temperatures", [])
+    if rows:
+        has_consistency = "consistency" in rows[0]
+        header = "| T | pixel acc | class acc | mIoU | pairwise L1 | 1 - SSIM | colour W1 |"
+        lines += [
+            "",
+            "## Temperature sweep",
+            "",
+            header if has_consistency else "| T | pairwise L1 | 1 - SSIM | colour W1 |",
+            "|" + " --- |" * (7 if has_consistency else 4),
+        ]
+        for row in rows:
+            diversity = f"{row['pairwise_l1']:.4f} | {row['pairwise_1_minus_ssim']:.4f} | {row['colour_w1_mean']:.2f}"
+            if has_consistency:
+                scores = row["consistency"]
+                lines.append(
+                    f"| {row['temperature']:g} | {scores['pixel_accuracy']:.4f} | "
+                    f"{scores['mean_class_accuracy']:.4f} | {scores['mean_iou']:.4f} | {diversity} |"
+                )
+            else:
+                lines.append(f"| {row['temperature']:g} | {diversity} |")
+        if "real_photos" in report["samples"]:
+            real = report["samples"]["real_photos"]
+            lines += [
+                "",
+                f"Same segmenter on the real photos: pixel acc {real['pixel_accuracy']:.4f}, class acc "
+                f"{real['mean_class_accuracy']:.4f}, mIoU {real['mean_iou']:.4f}.",
+            ]
+    for name in ("consistency_plot", "diversity_plot", "colour_plot"):
+        if name in paths:
+            lines += ["", f"![{name}]({paths[name].name})"]
+    return "\n".join(lines) + "\n"

@@ -15,9 +15,23 @@ from fgaug.cli import app
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["train", "generate", "transfer", "prepare", "info", "demo", "validate"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "train",
+        "generate",
+        "transfer",
+        "prepare",
+        "info",
+        "demo",
+        "validate",
+        "evaluate quality",
+        "evaluate augment",
+        "segmenter train",
+    ],
+)
 def test_every_command_has_help_with_examples(command: str) -> None:
-    result = runner.invoke(app, [command, "--help"])
+    result = runner.invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output
 
@@ -167,4 +181,98 @@ def test_transfer_single_and_folders(small_tree: Path, test_checkpoint: Path, tm
         runner.invoke(app, ["transfer", str(lonely), str(structure), "--model", str(test_checkpoint)]),
         "lonely.png",
         "--content-mask",
+    )
+
+
+def test_segmenter_train_then_evaluate_quality_and_augment(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    probe = tmp_path / "probe.pt"
+    result = runner.invoke(
+        app,
+        [
+            "segmenter",
+            "train",
+            str(small_tree),
+            "--size",
+            "16x32",
+            "--steps",
+            "5",
+            "--width",
+            "4",
+            "-o",
+            str(probe),
+            "--batch-size",
+            "4",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert probe.is_file()
+    out = tmp_path / "evaluation"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "quality",
+            str(small_tree),
+            "--model",
+            str(test_checkpoint),
+            "--segmenter",
+            str(probe),
+            "--temps",
+            "0.5,1.0",
+            "--n",
+            "2",
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["protocol"]["segmenter_sha256"] and report["protocol"]["pairs"] == 4
+    assert [row["temperature"] for row in report["samples"]["temperatures"]] == [0.5, 1.0]
+    for name in ("report.json", "report.md", "consistency.png", "diversity.png", "colour_match.png"):
+        assert (out / name).is_file(), name
+    assert "Temperature sweep" in (out / "report.md").read_text()
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "augment",
+            str(small_tree),
+            "--model",
+            str(test_checkpoint),
+            "--seeds",
+            "0,1",
+            "--steps",
+            "3",
+            "--n",
+            "1",
+            "--width",
+            "4",
+            "--batch-size",
+            "4",
+            "--out",
+            str(tmp_path / "aug"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])["runs"]) == 2
+    one_line_error(
+        runner.invoke(
+            app,
+            [
+                "evaluate",
+                "quality",
+                str(small_tree),
+                "--model",
+                str(test_checkpoint),
+                "--segmenter",
+                str(tmp_path / "none.pt"),
+            ],
+        ),
+        "segmenter not found",
     )
