@@ -39,7 +39,7 @@ from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
 from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
-from fgaug.segmenter import load_segmenter
+from fgaug.segmenter import load_segmenter, load_user_module
 from fgaug.train import TrainOptions, TrainResult, dry_run, train
 
 __all__ = [
@@ -301,6 +301,8 @@ def evaluate_quality(
     device: str = "auto",
     precision: str = "auto",
     progress: Progress | None = None,
+    features: str | Path | None = None,
+    lpips: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Bits/dim, consistency, diversity and colour match over a temperature sweep; writes the
     report (JSON, Markdown, plots) under ``out`` and returns it with the written paths."""
@@ -308,6 +310,8 @@ def evaluate_quality(
     groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
     groups = groups[:limit] if limit else groups
     probe = load_segmenter(Path(segmenter), torch_device) if segmenter else None
+    feature_net = load_user_module(Path(features), "feature network", torch_device) if features else None
+    lpips_net = load_user_module(Path(lpips), "LPIPS network", torch_device) if lpips else None
     report: dict[str, Any] = {
         "protocol": {
             "model": str(model_path),
@@ -315,6 +319,10 @@ def evaluate_quality(
             "model_sha256": file_digest(Path(model_path)),
             "segmenter": str(segmenter) if segmenter else None,
             "segmenter_sha256": file_digest(Path(segmenter)) if segmenter else None,
+            "features": str(features) if features else None,
+            "features_sha256": file_digest(Path(features)) if features else None,
+            "lpips": str(lpips) if lpips else None,
+            "lpips_sha256": file_digest(Path(lpips)) if lpips else None,
             "data": str(root),
             "split": split,
             "pairs": len(groups),
@@ -328,7 +336,7 @@ def evaluate_quality(
     }
     report["bpd"] = evaluate_bpd(checkpoint, groups, rounds, seed, network_dtype=network_dtype, progress=progress)
     report["samples"] = evaluate_samples(
-        checkpoint, groups, temperatures, n, seed, probe, network_dtype=network_dtype, progress=progress
+        checkpoint, groups, temperatures, n, seed, probe, network_dtype, progress, feature_net, lpips_net
     )
     return report, write_quality_report(Path(out), report)
 

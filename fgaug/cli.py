@@ -595,6 +595,13 @@ def evaluate_quality(
     segmenter: Annotated[
         Path | None, typer.Option(help="Segmenter: fgaug's probe, TorchScript or torch.export (.pt2).")
     ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Local feature network for FID (photos in [0, 1] -> (B, D)), TorchScript or .pt2."),
+    ] = None,
+    lpips: Annotated[
+        Path | None, typer.Option(help="Local LPIPS network ((photos, photos) -> (B,)), TorchScript or .pt2.")
+    ] = None,
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "val",
     temps: Annotated[str, typer.Option(help="Temperatures of the sweep, comma-separated.")] = "0.5,0.6,0.7,0.8,0.9,1.0",
     n: Annotated[int, typer.Option("--n", "--samples", help="Samples per mask.")] = 3,
@@ -630,6 +637,8 @@ def evaluate_quality(
             device,
             precision,
             progress_for("masks", as_json),
+            features,
+            lpips,
         )
 
     def lines() -> None:

@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from fgaug.flow import network_precision
 from fgaug.metrics import (
     class_colour_spread,
     confusion_matrix,
+    frechet_distance,
     mean_pairwise_dissimilarity,
     mean_pairwise_l1,
     segmentation_scores,
@@ -107,6 +109,8 @@ class _Accumulator:
     dissimilarity: list[float] = field(default_factory=list)
     spread: dict[int, list[float]] = field(default_factory=dict)
     colours: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    features: list[np.ndarray] = field(default_factory=list)
+    perceptual: list[float] = field(default_factory=list)
 
 
 def _collect_colours(
@@ -141,14 +145,22 @@ def evaluate_samples(
     segmenter: torch.nn.Module | None = None,
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
+    features: torch.nn.Module | None = None,
+    perceptual: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Consistency, diversity and colour match of ``n`` samples per mask at each temperature."""
+    """Consistency, diversity and colour match of ``n`` samples per mask at each temperature.
+
+    With ``features`` (a user's local feature network, photos in [0, 1] -> (B, D), e.g.
+    Inception pool features) the Fréchet distance of samples to real photos (FID) is added; with
+    ``perceptual`` (a user's LPIPS network, (photos_a, photos_b) -> (B,) distances) the mean
+    pairwise perceptual distance among the samples of a mask. Nothing is downloaded."""
     progress = progress or SilentProgress()
     model, read = checkpoint.model, _read_options(checkpoint)
     device = next(model.parameters()).device
     size = model.config.image_size
     rng = np.random.default_rng(seed)
     real_colours: dict[int, list[np.ndarray]] = {}
+    real_features: list[np.ndarray] = []
     real_confusion = np.zeros((N_TRAIN_IDS, N_TRAIN_IDS + 1), np.int64)
     accumulators = {t: _Accumulator() for t in temperatures}
     progress.start("evaluating", len(groups) * len(temperatures))
@@ -159,6 +171,8 @@ def evaluate_samples(
         if group.photo is not None:
             _, real_photo = load_pair(group, read)
             _collect_colours(real_colours, real_photo, label_ids, rng)
+            if features is not None:
+                real_features.append(features(to_tensor(real_photo)[None].to(device)).flatten(1).cpu().numpy())
             if segmenter is not None:
                 predicted = predict_train_ids(segmenter, to_tensor(real_photo)[None].to(device), size)[0]
                 real_confusion += confusion_matrix(predicted, train_ids)
@@ -174,6 +188,13 @@ def evaluate_samples(
                 totals.spread.setdefault(label, []).append(value)
             for photo in photos:
                 _collect_colours(totals.colours, photo, label_ids, rng)
+            if features is not None:
+                totals.features.append(features(drawn.images[0].to(device)).flatten(1).cpu().numpy())
+            if perceptual is not None and n > 1:
+                pairs = list(combinations(range(n), 2))
+                first = drawn.images[0][[a for a, _ in pairs]].to(device)
+                second = drawn.images[0][[b for _, b in pairs]].to(device)
+                totals.perceptual.append(float(perceptual(first, second).flatten().mean()))
             if segmenter is not None:
                 predicted = predict_train_ids(segmenter, drawn.images[0].to(device), size)
                 for prediction in predicted:
@@ -196,6 +217,10 @@ def evaluate_samples(
         }
         if segmenter is not None:
             row["consistency"] = _named_scores(totals.confusion)
+        if features is not None and real_features:
+            row["fid"] = frechet_distance(np.concatenate(totals.features), np.concatenate(real_features))
+        if totals.perceptual:
+            row["pairwise_lpips"] = float(np.mean(totals.perceptual))
         rows.append(row)
     result: dict[str, Any] = {"samples_per_mask": n, "masks": len(groups), "seed": seed, "temperatures": rows}
     if segmenter is not None and real_confusion.sum():
@@ -379,6 +404,12 @@ def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
                 )
             else:
                 lines.append(f"| {row['temperature']:g} | {diversity} |")
+        extras = [key for key in ("fid", "pairwise_lpips") if key in rows[0]]
+        if extras:
+            lines += ["", "| T | " + " | ".join(extras) + " |", "|" + " --- |" * (len(extras) + 1)]
+            lines += [
+                f"| {row['temperature']:g} | " + " | ".join(f"{row[k]:.4f}" for k in extras) + " |" for row in rows
+            ]
         if "real_photos" in report["samples"]:
             real = report["samples"]["real_photos"]
             lines += [

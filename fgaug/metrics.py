@@ -138,3 +138,26 @@ def wasserstein_1d(first: np.ndarray, second: np.ndarray, quantiles: int = 256) 
 def ignored_fraction(train_ids: np.ndarray) -> float:
     """Fraction of pixels a consistency score leaves out (trainId 255)."""
     return float((train_ids == IGNORE_TRAIN_ID).mean())
+
+
+def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
+    r"""Fréchet distance between Gaussian fits of two feature sets (N, D) — FID when the features
+    are Inception pool activations:
+
+    .. math:: \|\mu_1 - \mu_2\|^2 + \mathrm{tr}\big(\Sigma_1 + \Sigma_2
+              - 2 (\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2})^{1/2}\big)
+
+    (the symmetric form of the cross term, computed with eigendecompositions)."""
+    if first.ndim != 2 or second.ndim != 2 or first.shape[1] != second.shape[1]:
+        raise ValueError(f"feature sets of shapes {first.shape} and {second.shape} cannot be compared")
+    mean_a, mean_b = first.mean(axis=0), second.mean(axis=0)
+    cov_a = np.atleast_2d(np.cov(first, rowvar=False))
+    cov_b = np.atleast_2d(np.cov(second, rowvar=False))
+    root_a = _psd_sqrt(cov_a)
+    cross = _psd_sqrt(root_a @ cov_b @ root_a)
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(cross))
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T

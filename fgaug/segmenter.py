@@ -161,19 +161,30 @@ def load_segmenter(path: Path, device: torch.device | str = "cpu") -> torch.nn.M
     """fgaug's probe, a ``torch.export`` program (``.pt2``) or a TorchScript model, in eval mode."""
     if not path.is_file():
         raise DataError(f"{path}: segmenter not found")
-    try:
-        if path.suffix == ".pt2":
-            return torch.export.load(str(path)).module().to(device)
-        if zipfile.is_zipfile(path) and _is_probe(path):
+    if path.suffix != ".pt2" and zipfile.is_zipfile(path) and _is_probe(path):
+        try:
             payload = torch.load(path, map_location=device, weights_only=True)
             model = ProbeSegmenter(int(payload["width"]))
             model.load_state_dict(payload["state"])
-            return model.to(device).eval()
+        except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as error:
+            raise DataError(f"{path}: not a usable segmenter ({str(error).splitlines()[0][:160]})") from error
+        return model.to(device).eval()
+    return load_user_module(path, "segmenter", device)
+
+
+def load_user_module(path: Path, what: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """A user's network from a local file: a ``torch.export`` program (``.pt2``) or TorchScript.
+    Nothing is downloaded; ``what`` names it in errors."""
+    if not path.is_file():
+        raise DataError(f"{path}: {what} not found")
+    try:
+        if path.suffix == ".pt2":
+            return torch.export.load(str(path)).module().to(device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             return torch.jit.load(str(path), map_location=device).eval()
     except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as error:
-        raise DataError(f"{path}: not a usable segmenter ({str(error).splitlines()[0][:160]})") from error
+        raise DataError(f"{path}: not a usable {what} ({str(error).splitlines()[0][:160]})") from error
 
 
 def _is_probe(path: Path) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
@@ -52,3 +53,47 @@ def test_augmentation_value_compares_real_and_augmented_training(
     for run in result["runs"]:
         assert run["difference"] == pytest.approx(run["augmented_miou"] - run["real_miou"])
     assert result["miou_difference_std"] >= 0 and result["train_masks"] == 12
+
+
+class MeanColourFeatures(torch.nn.Module):
+    """A stand-in for an Inception feature network: per-channel means and standard deviations."""
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        return torch.cat([photos.mean(dim=(2, 3)), photos.std(dim=(2, 3))], dim=1)
+
+
+class MeanAbsoluteDistance(torch.nn.Module):
+    """A stand-in for LPIPS: the mean absolute difference of two batches of photos."""
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return (first - second).abs().mean(dim=(1, 2, 3))
+
+
+def test_user_feature_and_lpips_networks_add_fid_and_perceptual_distance(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    from fgaug.api import evaluate_quality
+
+    photos = torch.rand(2, 3, 16, 32)
+    batch = {0: torch.export.Dim.DYNAMIC}  # a user's export must accept any batch size
+    features = torch.export.export(MeanColourFeatures(), (photos,), dynamic_shapes=(batch,))
+    lpips = torch.export.export(
+        MeanAbsoluteDistance(), (photos, torch.rand(2, 3, 16, 32)), dynamic_shapes=(batch, batch)
+    )
+    torch.export.save(features, str(tmp_path / "features.pt2"))
+    torch.export.save(lpips, str(tmp_path / "lpips.pt2"))
+    report, paths = evaluate_quality(
+        small_tree,
+        tmp_path / "out",
+        str(test_checkpoint),
+        None,
+        "val",
+        (0.0, 1.0),
+        n=3,
+        features=tmp_path / "features.pt2",
+        lpips=tmp_path / "lpips.pt2",
+    )
+    cold, warm = report["samples"]["temperatures"]
+    assert cold["pairwise_lpips"] == pytest.approx(0.0, abs=1e-7) and warm["pairwise_lpips"] > 0
+    assert cold["fid"] >= 0 and warm["fid"] >= 0
+    assert report["protocol"]["features_sha256"] and "fid" in paths["markdown"].read_text()

@@ -79,3 +79,19 @@ def test_wasserstein_by_hand() -> None:
     assert wasserstein_1d(values, values + 3.5) == pytest.approx(3.5)
     assert wasserstein_1d(np.zeros(10), np.ones(30)) == pytest.approx(1.0)
     assert math.isnan(wasserstein_1d(np.array([]), values))
+
+
+def test_frechet_distance_by_hand() -> None:
+    from fgaug.metrics import frechet_distance
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(4000, 3))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-9)
+    # a pure shift by (1, 2, 2): distance = |shift|^2 = 9 (covariances equal)
+    assert frechet_distance(features, features + np.array([1.0, 2.0, 2.0])) == pytest.approx(9.0)
+    # 1-D: N(0, 1) vs N(0, 4) -> 1 + 4 - 2 * sqrt(1 * 4) = 1 (sample estimates, so approximately)
+    assert frechet_distance(rng.normal(size=(20000, 1)), 2 * rng.normal(size=(20000, 1))) == pytest.approx(
+        1.0, abs=0.08
+    )
+    with pytest.raises(ValueError, match="cannot be compared"):
+        frechet_distance(features, features[:, :2])
