@@ -63,7 +63,7 @@ def line_plot(
 ) -> Path:
     """A line chart with markers, ticks and a legend, drawn with PIL (no plotting dependency)."""
     width, height = size
-    left, right, top, bottom = 64, 16, 28, 44
+    left, right, top, bottom = 64, 16, 24 + 14 * len(series), 44
     picture = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(picture)
     values = [v for ys in series.values() for v in ys if np.isfinite(v)]
@@ -98,9 +98,9 @@ def line_plot(
             draw.line(points, fill=colour, width=2)
         for px, py in points:
             draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
-        legend_y = top + 6 + 14 * number
-        draw.line([width - right - 120, legend_y + 6, width - right - 100, legend_y + 6], fill=colour, width=2)
-        draw.text((width - right - 96, legend_y), name, fill=(0, 0, 0))
+        legend_y = 20 + 14 * number
+        draw.line([left, legend_y + 6, left + 20, legend_y + 6], fill=colour, width=2)
+        draw.text((left + 24, legend_y), name, fill=(0, 0, 0))
     with atomic_output(path) as temporary:
         picture.save(temporary, format="PNG")
     return path
