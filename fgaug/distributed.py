@@ -62,7 +62,7 @@ def start(device_spec: str = "auto") -> tuple[Distributed, torch.device]:
     context = Distributed(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
     use_cuda = device_spec != "cpu" and torch.cuda.is_available()
     if use_cuda:
-        device = torch.device("cuda", context.local_rank)
+        device = resolve_device(f"cuda:{context.local_rank}")
         torch.cuda.set_device(device)
     else:
         device = resolve_device("cpu")

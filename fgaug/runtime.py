@@ -26,7 +26,18 @@ def resolve_device(spec: str = "auto") -> torch.device:
             raise RuntimeChoiceError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} CUDA device(s)")
     elif device.type != "cpu":
         raise RuntimeChoiceError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        keep_float32_exact()
     return device
+
+
+def keep_float32_exact() -> None:
+    """Turn TF32 off for float32 convolutions and matrix products on CUDA. cuDNN uses TF32 for
+    float32 convolutions by default, which would round the invertible 1x1 convolution (and with
+    it the inverse) to 10-bit mantissas; the heavy networks get their speed from
+    ``network_precision`` (bf16 autocast) instead."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
