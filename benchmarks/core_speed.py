@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, network_precision
+from fgaug.runtime import resolve_device
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -86,7 +87,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     settings = load_preset(args.preset).model.to_dict()
     if args.size:
         settings["image_size"] = list(args.size)
