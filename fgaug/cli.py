@@ -318,6 +318,8 @@ def generate(
             f"{summary.written} images written, {summary.skipped} already done, {len(summary.failed)} failed, "
             f"{summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s)"
         )
+        if summary.diverged_draws:
+            typer.echo(f"{summary.diverged_draws} diverged draw(s) passed over and drawn again with the next seed")
         for failure in summary.failed:
             typer.echo(f"  failed: {failure}", err=True)
         typer.echo(f"augmented tree: {summary.out}")

@@ -127,7 +127,7 @@ def quality_table(report: dict[str, Any]) -> None:
     rows = report.get("samples", {}).get("temperatures", [])
     table = Table(title="temperature sweep")
     columns = ["T", "pixel acc", "class acc", "mIoU"] if rows and "consistency" in rows[0] else ["T"]
-    for column in [*columns, "pairwise L1", "1 - SSIM", "colour W1"]:
+    for column in [*columns, "pairwise L1", "1 - SSIM", "colour W1", "diverged"]:
         table.add_column(column, justify="right")
     for row in rows:
         cells = [f"{row['temperature']:g}"]
@@ -138,7 +138,12 @@ def quality_table(report: dict[str, Any]) -> None:
                 f"{scores['mean_class_accuracy']:.4f}",
                 f"{scores['mean_iou']:.4f}",
             ]
-        cells += [f"{row['pairwise_l1']:.4f}", f"{row['pairwise_1_minus_ssim']:.4f}", f"{row['colour_w1_mean']:.2f}"]
+        cells += [
+            f"{row['pairwise_l1']:.4f}",
+            f"{row['pairwise_1_minus_ssim']:.4f}",
+            f"{row['colour_w1_mean']:.2f}",
+            f"{row['diverged_fraction']:.1%}",
+        ]
         table.add_row(*cells)
     err_console.print(table)
     real = report.get("samples", {}).get("real_photos")

@@ -44,7 +44,7 @@ from fgaug.metrics import (
 )
 from fgaug.preview import line_plot, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
-from fgaug.sample import draw_noise, draw_seed
+from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import SegmentationPairs, load_segmenter, predict_train_ids, train_probe
 
 COLOUR_SAMPLES_PER_CLASS = 20000
@@ -111,6 +111,8 @@ class _Accumulator:
     colours: dict[int, list[np.ndarray]] = field(default_factory=dict)
     features: list[np.ndarray] = field(default_factory=list)
     perceptual: list[float] = field(default_factory=list)
+    delivered: int = 0
+    diverged: int = 0
 
 
 def _collect_colours(
@@ -176,27 +178,30 @@ def evaluate_samples(
             if segmenter is not None:
                 predicted = predict_train_ids(segmenter, to_tensor(real_photo)[None].to(device), size)[0]
                 real_confusion += confusion_matrix(predicted, train_ids)
-        noise = draw_noise(model, [draw_seed(seed, group.key, index) for index in range(n)])
         for temperature in temperatures:
             with network_precision(network_dtype):
-                drawn = model.sample(condition, n, temperature, noise=noise)
-            photos = [to_uint8_image(image) for image in drawn.images[0]]
+                row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
             totals = accumulators[temperature]
-            totals.l1.append(mean_pairwise_l1(photos))
-            totals.dissimilarity.append(mean_pairwise_dissimilarity(photos))
+            totals.diverged += sum(draw.diverged for draw in row)
+            images = torch.stack([draw.image for draw in row if isinstance(draw, Draw)])
+            totals.delivered += len(images)
+            photos = [to_uint8_image(image) for image in images]
+            if len(photos) > 1:
+                totals.l1.append(mean_pairwise_l1(photos))
+                totals.dissimilarity.append(mean_pairwise_dissimilarity(photos))
             for label, value in class_colour_spread(photos, label_ids).items():
                 totals.spread.setdefault(label, []).append(value)
             for photo in photos:
                 _collect_colours(totals.colours, photo, label_ids, rng)
             if features is not None:
-                totals.features.append(features(drawn.images[0].to(device)).flatten(1).cpu().numpy())
-            if perceptual is not None and n > 1:
-                pairs = list(combinations(range(n), 2))
-                first = drawn.images[0][[a for a, _ in pairs]].to(device)
-                second = drawn.images[0][[b for _, b in pairs]].to(device)
+                totals.features.append(features(images.to(device)).flatten(1).cpu().numpy())
+            if perceptual is not None and len(images) > 1:
+                pairs = list(combinations(range(len(images)), 2))
+                first = images[[a for a, _ in pairs]].to(device)
+                second = images[[b for _, b in pairs]].to(device)
                 totals.perceptual.append(float(perceptual(first, second).flatten().mean()))
             if segmenter is not None:
-                predicted = predict_train_ids(segmenter, drawn.images[0].to(device), size)
+                predicted = predict_train_ids(segmenter, images.to(device), size)
                 for prediction in predicted:
                     totals.confusion += confusion_matrix(prediction, train_ids)
             progress.advance(1)
@@ -207,6 +212,7 @@ def evaluate_samples(
         distances = _colour_distances(totals.colours, real_colours)
         row: dict[str, Any] = {
             "temperature": temperature,
+            "diverged_fraction": totals.diverged / (totals.diverged + totals.delivered),
             "pairwise_l1": float(np.mean(totals.l1)),
             "pairwise_1_minus_ssim": float(np.mean(totals.dissimilarity)),
             "class_colour_spread": {
@@ -236,7 +242,7 @@ def _named_scores(matrix: np.ndarray) -> dict[str, Any]:
 
 class SyntheticPairs(Dataset):
     """Synthetic (photo, trainIds) pairs generated in memory: ``n`` per mask at ``temperature``,
-    with the per-sample seeds of ``fgaug generate``."""
+    the images ``fgaug generate`` writes with the same seed (diverged draws drawn again)."""
 
     def __init__(
         self,
@@ -253,6 +259,7 @@ class SyntheticPairs(Dataset):
         device = next(model.parameters()).device
         size = model.config.image_size
         self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.diverged_draws = 0
         progress.start("synthesising", len(groups))
         with torch.no_grad():
             for group in groups:
@@ -260,10 +267,10 @@ class SyntheticPairs(Dataset):
                 train_ids = torch.from_numpy(
                     ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), size))
                 ).long()
-                noise = draw_noise(model, [draw_seed(seed, group.key, index) for index in range(n)])
                 with network_precision(network_dtype):
-                    drawn = model.sample(condition, n, temperature, noise=noise)
-                self.items.extend((image.cpu(), train_ids) for image in drawn.images[0])
+                    row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
+                self.diverged_draws += sum(draw.diverged for draw in row)
+                self.items.extend((draw.image.cpu(), train_ids) for draw in row if isinstance(draw, Draw))
                 progress.advance(1)
         progress.stop()
 
@@ -330,6 +337,8 @@ def augmentation_value(
         "miou_difference_std": float(differences.std(ddof=1)) if len(differences) > 1 else 0.0,
         "steps": steps,
         "synthetic_per_mask": n,
+        "synthetic_images": len(synthetic),
+        "diverged_draws": synthetic.diverged_draws,
         "temperature": temperature,
         "train_masks": len(train_groups),
         "test_photos": len(test_groups),
@@ -386,16 +395,19 @@ def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
     rows = report.get("samples", {}).get("temperatures", [])
     if rows:
         has_consistency = "consistency" in rows[0]
-        header = "| T | pixel acc | class acc | mIoU | pairwise L1 | 1 - SSIM | colour W1 |"
+        header = "| T | pixel acc | class acc | mIoU | pairwise L1 | 1 - SSIM | colour W1 | diverged |"
         lines += [
             "",
             "## Temperature sweep",
             "",
-            header if has_consistency else "| T | pairwise L1 | 1 - SSIM | colour W1 |",
-            "|" + " --- |" * (7 if has_consistency else 4),
+            header if has_consistency else "| T | pairwise L1 | 1 - SSIM | colour W1 | diverged |",
+            "|" + " --- |" * (8 if has_consistency else 5),
         ]
         for row in rows:
-            diversity = f"{row['pairwise_l1']:.4f} | {row['pairwise_1_minus_ssim']:.4f} | {row['colour_w1_mean']:.2f}"
+            diversity = (
+                f"{row['pairwise_l1']:.4f} | {row['pairwise_1_minus_ssim']:.4f} | {row['colour_w1_mean']:.2f} | "
+                f"{row['diverged_fraction']:.1%}"
+            )
             if has_consistency:
                 scores = row["consistency"]
                 lines.append(

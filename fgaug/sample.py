@@ -6,6 +6,10 @@ images whatever the batch size, the order of the masks, or an interruption and r
 
 With ``best_of = K`` each requested sample is the most likely of K draws under the model,
 ``log p(photo | mask)`` (CAFLOW's selection by conditional likelihood).
+
+A draw whose reverse pass diverged (a patch blown up to noise or black, more frequent at high
+temperature) is never written: when all K draws of a sample diverged, K more are drawn with the
+next candidate indices, up to ``MAX_REDRAWS`` times, so the output stays reproducible.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, re
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
-from fgaug.flow import FullGlow, network_precision
+from fgaug.flow import FullGlow, Samples, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -36,6 +40,7 @@ from fgaug.runtime import resolve_precision
 
 DEMO_MODEL_NAME = "demo-toy-64x128.pt"
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
+MAX_REDRAWS = 8
 
 
 @dataclass
@@ -69,6 +74,7 @@ class GenerateSummary:
     written: int
     skipped: int
     failed: list[str] = field(default_factory=list)
+    diverged_draws: int = 0
     seconds: float = 0.0
     preview: Path | None = None
 
@@ -87,6 +93,7 @@ class GenerateSummary:
             "skipped": self.skipped,
             "failed": len(self.failed),
             "failures": self.failed,
+            "diverged_draws": self.diverged_draws,
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_second, 3),
             "preview": str(self.preview) if self.preview else None,
@@ -117,6 +124,85 @@ def draw_noise(model: FullGlow, seeds: Sequence[int]) -> list[torch.Tensor]:
     """Per-level noise for a batch of draws, each row from its own seed."""
     per_draw = [model.sample_noise(1, torch.Generator().manual_seed(seed)) for seed in seeds]
     return [torch.cat(levels, dim=0) for levels in zip(*per_draw, strict=True)]
+
+
+@dataclass
+class Draw:
+    """One delivered sample: ``image`` (C, H, W) in [0, 1], its ``log_likelihood`` under the model,
+    the ``candidate`` index of its seed, and how many draws ``diverged`` before it was found."""
+
+    image: torch.Tensor
+    log_likelihood: float
+    candidate: int
+    diverged: int
+
+
+@dataclass
+class DrawFailure:
+    """Every draw of a sample diverged; ``diverged`` counts them."""
+
+    diverged: int
+
+
+def draw_best(
+    model: FullGlow,
+    masks: torch.Tensor,
+    keys: Sequence[str],
+    samples: Sequence[Sequence[int]],
+    temperature: float,
+    seed: int,
+    best_of: int = 1,
+) -> list[list[Draw | DrawFailure]]:
+    """For mask ``m`` (key ``keys[m]``) and each index in ``samples[m]`` (the same count for every
+    mask), the most likely of ``best_of`` draws that did not diverge. Where all of them diverged,
+    ``best_of`` more are drawn with the next candidate indices, up to :data:`MAX_REDRAWS` times."""
+    per_mask = len(samples[0])
+    drawn = _draw(model, masks, keys, samples, range(best_of), temperature, seed)
+    shape = (len(keys), per_mask, best_of)
+    images = drawn.images.view(*shape, *drawn.images.shape[2:])
+    likelihoods, diverged = drawn.log_likelihood.view(*shape), drawn.diverged.view(*shape)
+    results: list[list[Draw | DrawFailure]] = []
+    for m, key in enumerate(keys):
+        row: list[Draw | DrawFailure] = []
+        for s, sample in enumerate(samples[m]):
+            best = int(likelihoods[m, s].argmax())
+            if diverged[m, s, best]:
+                row.append(_redraw(model, masks[m : m + 1], key, sample, temperature, seed, best_of))
+            else:
+                row.append(Draw(images[m, s, best], float(likelihoods[m, s, best]), best, int(diverged[m, s].sum())))
+        results.append(row)
+    return results
+
+
+def _draw(
+    model: FullGlow,
+    masks: torch.Tensor,
+    keys: Sequence[str],
+    samples: Sequence[Sequence[int]],
+    candidates: range,
+    temperature: float,
+    seed: int,
+) -> Samples:
+    seeds = [
+        draw_seed(seed, key, sample, c)
+        for key, indices in zip(keys, samples, strict=True)
+        for sample in indices
+        for c in candidates
+    ]
+    return model.sample(masks, len(samples[0]) * len(candidates), temperature, noise=draw_noise(model, seeds))
+
+
+def _redraw(
+    model: FullGlow, mask: torch.Tensor, key: str, sample: int, temperature: float, seed: int, best_of: int
+) -> Draw | DrawFailure:
+    for attempt in range(1, MAX_REDRAWS + 1):
+        candidates = range(attempt * best_of, (attempt + 1) * best_of)
+        drawn = _draw(model, mask, [key], [[sample]], candidates, temperature, seed)
+        best = int(drawn.log_likelihood[0].argmax())
+        if not drawn.diverged[0, best]:
+            diverged = attempt * best_of + int(drawn.diverged[0].sum())
+            return Draw(drawn.images[0, best], float(drawn.log_likelihood[0, best]), candidates[best], diverged)
+    return DrawFailure((MAX_REDRAWS + 1) * best_of)
 
 
 @dataclass
@@ -175,14 +261,15 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     pending = sum(len(item.samples) for item in work)
     progress.log(f"model: {model_path} ({model_source}), {checkpoint.model_id}")
     progress.start("generating", pending)
-    written, failed = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
+    written, failed, diverged = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
     progress.stop()
     failed = list(discovery.skipped) + failed if context.is_main else failed
-    totals = context.sum([written, len(shard) * options.n - pending, len(failed)], device)
+    totals = context.sum([written, len(shard) * options.n - pending, len(failed), diverged], device)
     context.barrier()
     summary = GenerateSummary(
         Path(options.out), model_path, model_source, checkpoint.model_id, len(groups), totals[0], totals[1], failed
     )
+    summary.diverged_draws = totals[3]
     if totals[2] > len(failed):
         summary.failed.append(f"{totals[2] - len(failed)} more failure(s) reported by other processes")
     if context.is_main:
@@ -203,13 +290,14 @@ def _generate_work(
     device: torch.device,
     writer: DatasetWriter,
     progress: Progress,
-) -> tuple[int, list[str]]:
-    """Draw, select and write every pending sample; returns (written, failure messages)."""
+) -> tuple[int, list[str], int]:
+    """Draw, select and write every pending sample; returns (written, failure messages, diverged
+    draws passed over)."""
     model = checkpoint.model
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
-    written, failed = 0, []
+    written, failed, diverged = 0, [], 0
     for batch in _batches(work, options.best_of, options.batch_size):
         conditions, usable = [], []
         for item in batch:
@@ -223,43 +311,45 @@ def _generate_work(
                 progress.advance(len(item.samples))
         if not usable:
             continue
-        per_mask = len(usable[0].samples) * options.best_of
-        seeds = [
-            draw_seed(options.seed, item.group.key, sample, candidate)
-            for item in usable
-            for sample in item.samples
-            for candidate in range(options.best_of)
-        ]
         with network_precision(network_dtype):
-            drawn = model.sample(
-                torch.stack(conditions).to(device), per_mask, options.temperature, noise=draw_noise(model, seeds)
+            draws = draw_best(
+                model,
+                torch.stack(conditions).to(device),
+                [item.group.key for item in usable],
+                [item.samples for item in usable],
+                options.temperature,
+                options.seed,
+                options.best_of,
             )
-        shape = (len(usable), len(usable[0].samples), options.best_of)
-        images = drawn.images.view(*shape, *drawn.images.shape[2:])
-        likelihoods = drawn.log_likelihood.view(*shape)
-        for m, item in enumerate(usable):
-            for s, sample in enumerate(item.samples):
-                best = int(likelihoods[m, s].argmax())
-                log_likelihood = float(likelihoods[m, s, best])
+        for item, row in zip(usable, draws, strict=True):
+            for sample, draw in zip(item.samples, row, strict=True):
+                progress.advance(1)
+                diverged += draw.diverged
+                if isinstance(draw, DrawFailure):
+                    failed.append(
+                        f"{item.group.mask}: sample {sample} diverged on all {draw.diverged} draws at "
+                        f"T={options.temperature}; a lower --temp avoids this"
+                    )
+                    continue
                 writer.write(
                     item.group,
                     sample,
-                    to_uint8_image(images[m, s, best]),
+                    to_uint8_image(draw.image),
                     {
-                        "seed": draw_seed(options.seed, item.group.key, sample, best),
+                        "seed": draw_seed(options.seed, item.group.key, sample, draw.candidate),
                         "global_seed": options.seed,
                         "temperature": options.temperature,
                         "best_of": options.best_of,
-                        "candidate": best,
-                        "log_likelihood": log_likelihood,
-                        "bits_per_dim": float(bits_per_dim(torch.tensor(log_likelihood), model.target_dims)),
+                        "candidate": draw.candidate,
+                        "diverged_draws": draw.diverged,
+                        "log_likelihood": draw.log_likelihood,
+                        "bits_per_dim": float(bits_per_dim(torch.tensor(draw.log_likelihood), model.target_dims)),
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
                     },
                 )
                 written += 1
-                progress.advance(1)
-    return written, failed
+    return written, failed, diverged
 
 
 def write_preview(

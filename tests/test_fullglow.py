@@ -114,6 +114,27 @@ def test_temperature_zero_gives_the_same_sample_for_every_draw() -> None:
     assert not torch.equal(samples[0, 0], samples[1, 0])
 
 
+def test_a_diverged_draw_is_flagged_and_never_selected() -> None:
+    """A draw whose reverse pass blows up is flagged, gets log-likelihood -inf, and its image
+    is still a valid 8-bit one; the other draws of the batch are untouched."""
+    model = trained_looking_model()
+    noise = model.sample_noise(3, torch.Generator().manual_seed(2))
+    blown = [eps.clone() for eps in noise]
+    for eps in blown:
+        eps[1] *= 1e8
+    calm = model.sample(images(1), n=3, temperature=0.8, noise=noise)
+    drawn = model.sample(images(1), n=3, temperature=0.8, noise=blown)
+    assert drawn.diverged.tolist() == [[False, True, False]] and not calm.diverged.any()
+    assert drawn.log_likelihood[0, 1] == -torch.inf and torch.isfinite(drawn.log_likelihood[0, [0, 2]]).all()
+    torch.testing.assert_close(drawn.images[0, [0, 2]], calm.images[0, [0, 2]], atol=0, rtol=0)
+    assert torch.isfinite(drawn.images).all() and drawn.images.min() >= 0 and drawn.images.max() <= 1
+
+
+def test_quantize_maps_nan_to_mid_grey() -> None:
+    quantized = quantize(torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0]))
+    assert (quantized * 255).round().tolist() == [128, 255, 0, 128]
+
+
 def test_same_seed_same_samples_and_different_seed_different_samples() -> None:
     model = trained_looking_model()
     mask = images(2)

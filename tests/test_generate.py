@@ -11,7 +11,18 @@ from PIL import Image
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, to_tensor
-from fgaug.sample import GenerateOptions, draw_noise, draw_seed, find_model, generate
+from fgaug.flow import Samples
+from fgaug.sample import (
+    MAX_REDRAWS,
+    Draw,
+    DrawFailure,
+    GenerateOptions,
+    draw_best,
+    draw_noise,
+    draw_seed,
+    find_model,
+    generate,
+)
 
 
 def photos(out: Path) -> dict[str, np.ndarray]:
@@ -101,3 +112,49 @@ def test_model_lookup_order(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FGAUG_MODEL", "/models/env.pt")
     assert find_model(None) == (Path("/models/env.pt"), "$FGAUG_MODEL")
     assert find_model("given.pt") == (Path("given.pt"), "--model")
+
+
+class SeedDrivenModel:
+    """A stand-in for FullGlow whose draw is one noise value: the image is that value, its
+    log-likelihood is minus its size, and it diverges where the value exceeds ``limit``."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def sample_noise(self, batch: int, generator: torch.Generator) -> list[torch.Tensor]:
+        return [torch.randn(batch, 1, generator=generator)]
+
+    def sample(self, masks: torch.Tensor, n: int, temperature: float, noise: list[torch.Tensor]) -> Samples:
+        values = noise[0].view(len(masks), n)
+        diverged = values > self.limit
+        likelihood = (-values.abs()).masked_fill(diverged, -torch.inf)
+        return Samples(values[..., None, None, None].expand(-1, -1, 1, 2, 2), likelihood, diverged)
+
+
+def first_draws(key: str, sample: int, count: int) -> torch.Tensor:
+    return torch.cat(
+        [torch.randn(1, generator=torch.Generator().manual_seed(draw_seed(0, key, sample, c))) for c in range(count)]
+    )
+
+
+def test_draw_best_passes_over_diverged_draws_with_the_next_candidates() -> None:
+    model, best_of, keys = SeedDrivenModel(limit=0.0), 2, [f"city/mask{i}" for i in range(6)]
+    draws = draw_best(model, torch.zeros(6, 1, 2, 2), keys, [[0, 1]] * 6, 1.0, seed=0, best_of=best_of)
+    redrawn = 0
+    for key, row in zip(keys, draws, strict=True):
+        for sample, draw in zip((0, 1), row, strict=True):
+            values = first_draws(key, sample, best_of * (MAX_REDRAWS + 1))
+            calm = [c for c, v in enumerate(values) if v <= 0]
+            rounds_needed = calm[0] // best_of
+            candidates = range(rounds_needed * best_of, (rounds_needed + 1) * best_of)
+            expected = max((c for c in candidates if values[c] <= 0), key=lambda c: -abs(values[c]))
+            assert isinstance(draw, Draw) and draw.candidate == expected
+            assert draw.image[0, 0, 0] == values[expected]
+            assert draw.diverged == sum(int(values[c] > 0) for c in range(candidates.stop))
+            redrawn += rounds_needed > 0
+    assert redrawn > 0, "no sample needed a redraw: pick other keys"
+
+
+def test_draw_best_reports_a_sample_whose_every_draw_diverged() -> None:
+    draws = draw_best(SeedDrivenModel(limit=-10.0), torch.zeros(1, 1, 2, 2), ["k"], [[0]], 1.0, seed=0, best_of=3)
+    assert draws == [[DrawFailure(3 * (MAX_REDRAWS + 1))]]

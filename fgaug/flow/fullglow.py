@@ -40,13 +40,22 @@ class FullGlowOutput:
     conditional_bpd: Tensor
 
 
+DIVERGED_MAGNITUDE = 50.0
+"""A reverse pass whose output leaves ``[-50, 50]`` anywhere (the data lies in ``[-0.5, 0.5]``)
+has diverged: an affine coupling amplified a patch until it saturates or overflows. Healthy
+samples of a trained model stay within a few units; diverged ones reach 1e3 to inf."""
+
+
 @dataclass
 class Samples:
     """``images`` (B, n, C, H, W) in [0, 1]; ``log_likelihood`` (B, n): log p(sample | mask) in nats
-    under the model (the dequantised continuous density), for best-of-K selection."""
+    under the model (the dequantised continuous density), for best-of-K selection; ``diverged``
+    (B, n): the reverse pass blew up (see :data:`DIVERGED_MAGNITUDE`), and the log-likelihood is
+    then ``-inf`` so that no selection picks it."""
 
     images: Tensor
     log_likelihood: Tensor
+    diverged: Tensor
 
 
 def dequantize(images: Tensor, noise: bool, generator: torch.Generator | None = None) -> Tensor:
@@ -61,8 +70,9 @@ def dequantize(images: Tensor, noise: bool, generator: torch.Generator | None = 
 
 
 def quantize(y: Tensor) -> Tensor:
-    """Inverse of :func:`dequantize`: the 8-bit bin of ``y``, as a float image in [0, 1]."""
-    return torch.floor((y + 0.5) * 256).clamp(0, 255) / 255
+    """Inverse of :func:`dequantize`: the 8-bit bin of ``y``, as a float image in [0, 1]. A NaN
+    (from a diverged reverse pass) becomes mid-grey, so that every image is a valid 8-bit one."""
+    return torch.floor((torch.nan_to_num(y, nan=0.0) + 0.5) * 256).clamp(0, 255) / 255
 
 
 def bits_per_dim(log_density: Tensor, dims: int) -> Tensor:
@@ -209,8 +219,11 @@ class FullGlow(nn.Module):
             if tuple(eps.shape) != (batch, *shape):
                 raise ValueError(f"noise of shape {tuple(eps.shape)} given where {(batch, *shape)} is needed")
         y, log_likelihood = self.target.sample(noise, temperature, features)
+        magnitude = y.flatten(1).abs().amax(dim=1)
+        diverged = ~(torch.isfinite(magnitude) & (magnitude <= DIVERGED_MAGNITUDE) & torch.isfinite(log_likelihood))
+        log_likelihood = log_likelihood.masked_fill(diverged, -math.inf)
         images = quantize(y).view(mask.shape[0], n, *y.shape[1:])
-        return Samples(images, log_likelihood.view(mask.shape[0], n))
+        return Samples(images, log_likelihood.view(mask.shape[0], n), diverged.view(mask.shape[0], n))
 
     @torch.no_grad()
     def transfer(self, content_photo: Tensor, content_mask: Tensor, new_mask: Tensor) -> Tensor:
