@@ -19,7 +19,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from fgaug.config import FullGlowConfig, load_preset
-from fgaug.flow import FullGlow, network_precision
+from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.runtime import resolve_device
 
 
@@ -79,6 +79,9 @@ def main() -> None:
         default="fp32",
         help="dtype of the coupling and condition-embedding networks (flow arithmetic stays fp32)",
     )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the networks (fgaug's --compile); two warm-up calls"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--flops", action="store_true", help="count FLOPs (torch's FlopCounterMode) and report rates")
     parser.add_argument("--peak-tflops", type=float, help="the device's peak TFLOP/s at this precision, for MFU")
@@ -102,6 +105,11 @@ def main() -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     network_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    flops = count_flops(model, mask, photo, args.per_mask, network_dtype) if args.flops else None
+    warmups = 1
+    if args.compile:
+        compile_networks(model)
+        warmups = 2
 
     def train_step() -> None:
         with network_precision(network_dtype):
@@ -113,7 +121,8 @@ def main() -> None:
     step_seconds = float("nan")
     if args.steps:
         model.train()
-        train_step()
+        for _ in range(warmups):
+            train_step()
         synchronize(device)
         start = time.perf_counter()
         for _ in range(args.steps):
@@ -131,7 +140,8 @@ def main() -> None:
     images_per_call = args.batch * args.per_mask
     sample_seconds = float("nan")
     if args.samples:
-        sample()
+        for _ in range(warmups):
+            sample()
         synchronize(device)
         start = time.perf_counter()
         for _ in range(args.samples):
@@ -147,6 +157,7 @@ def main() -> None:
         else f"cpu ({torch.get_num_threads()} threads)",
         "parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "precision": args.precision,
+        "compiled": args.compile,
         "batch": args.batch,
         "train_seconds_per_step": round(step_seconds, 4),
         "train_images_per_s": round(args.batch / step_seconds, 3),
@@ -155,8 +166,8 @@ def main() -> None:
         "sample_images_per_s": round(1 / sample_seconds, 3),
         "peak_memory_mib": round(peak_memory_mib(device), 1),
     }
-    if args.flops:
-        train_flops, sample_flops = count_flops(model, mask, photo, args.per_mask, network_dtype)
+    if flops:
+        train_flops, sample_flops = flops
         report["train_gflop_per_image"] = round(train_flops / args.batch / 1e9, 2)
         report["sample_gflop_per_image"] = round(sample_flops / images_per_call / 1e9, 2)
         report["train_tflop_per_s"] = round(train_flops / step_seconds / 1e12, 3)

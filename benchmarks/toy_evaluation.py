@@ -70,6 +70,7 @@ def main() -> None:
             "pairwise_l1": row["pairwise_l1"],
             "pairwise_1_minus_ssim": row["pairwise_1_minus_ssim"],
             "colour_w1_mean": row["colour_w1_mean"],
+            "diverged_fraction": row["diverged_fraction"],
         }
         for row in report["samples"]["temperatures"]
     ]
@@ -89,7 +90,9 @@ def main() -> None:
         8,
         args.augment_masks,
     )
-    summary["augment"] = {k: augment[k] for k in ("runs", "miou_difference_mean", "miou_difference_std")}
+    summary["augment"] = {
+        k: augment[k] for k in ("runs", "miou_difference_mean", "miou_difference_std", "diverged_draws")
+    }
     print(json.dumps(summary["augment"]), flush=True)
 
     if args.ablation_steps:

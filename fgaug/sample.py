@@ -31,7 +31,7 @@ from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, re
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
-from fgaug.flow import FullGlow, Samples, network_precision
+from fgaug.flow import FullGlow, Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -55,6 +55,7 @@ class GenerateOptions:
     best_of: int = 1
     device: str = "auto"
     precision: str = "auto"
+    compile: bool = False
     splits: Sequence[str] | None = None
     mask_format: str = "auto"
     snap_colors: bool = False
@@ -254,6 +255,8 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     writer = DatasetWriter(Path(options.out), masks_root, WriterOptions(options.at_model_resolution), part)
     model_path, model_source = find_model(options.model)
     checkpoint = load_checkpoint(model_path, device)
+    if options.compile:
+        compile_networks(checkpoint.model)
     config = checkpoint.model.config
     shard = groups[context.rank :: context.world_size]
     work = [_Work(g, [i for i in range(options.n) if not writer.is_finished(g, i)]) for g in shard]

@@ -37,7 +37,7 @@ from fgaug.config import FullGlowConfig, load_preset
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import DataError, atomic_write_bytes
-from fgaug.flow import FullGlow, network_precision
+from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
@@ -88,6 +88,7 @@ class TrainOptions:
     skip_bad: bool = False
     max_bad_steps: int = 20
     gradient_checkpointing: bool = False
+    compile: bool = False
     resume: bool = False
     exist_ok: bool = False
 
@@ -255,7 +256,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
             if getattr(options, name) is not None:
                 setattr(resumed, name, getattr(options, name))
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
-        resumed.gradient_checkpointing = options.gradient_checkpointing
+        resumed.gradient_checkpointing, resumed.compile = options.gradient_checkpointing, options.compile
         return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
     if run_dir.exists() and any(run_dir.iterdir()) and not options.exist_ok:
         raise DataError(f"{run_dir}: run folder exists; use --resume to continue it or --exist-ok to overwrite")
@@ -299,6 +300,8 @@ class _Run:
         self.total_steps = self.options.steps or math.ceil((self.options.epochs or 45) * self.steps_per_epoch)
         self.model = FullGlow(self.config, seed=self.options.seed).to(self.device)
         self.model.set_gradient_checkpointing(self.options.gradient_checkpointing)
+        if self.options.compile:
+            compile_networks(self.model)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.network_dtype == torch.float16)
         self.ema: ExponentialMovingAverage | None = None
@@ -580,6 +583,7 @@ def dry_run(
     precision: str = "auto",
     gradient_checkpointing: bool = False,
     steps: int = 2,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Two training steps on random data at the given preset, size and batch: peak memory and
     seconds per step, before committing to a long run (no data needed)."""
@@ -590,6 +594,8 @@ def dry_run(
     batch = batch_size or load_preset(preset).train.batch_size
     model = FullGlow(config).to(torch_device)
     model.set_gradient_checkpointing(gradient_checkpointing)
+    if compile:
+        compile_networks(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     height, width = config.image_size
@@ -619,9 +625,11 @@ def dry_run(
         "device": str(torch_device),
         "precision": precision_name(network_dtype),
         "gradient_checkpointing": gradient_checkpointing,
+        "compiled": compile,
         "parameters": sum(p.numel() for p in model.parameters()),
         "peak_memory_mib": round(peak, 1),
         "peak_memory_kind": "CUDA allocated" if torch_device.type == "cuda" else "process resident set",
         "seconds_per_step": round(sum(seconds[1:]) / max(len(seconds) - 1, 1), 4),
+        "first_step_seconds": round(seconds[0], 2),
         "finite_loss": bool(torch.isfinite(loss)),
     }

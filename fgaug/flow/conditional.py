@@ -25,13 +25,12 @@ from fgaug.flow.layers import (
     affine_coupling_inverse,
     apply_channel_matrix,
     channel_statistics,
-    channels_last,
     lu_inverse_weight,
     lu_weight,
     random_rotation_lu,
     repeat_to_batch,
+    run_network,
 )
-from fgaug.flow.precision import network_autocast
 
 
 def check_condition(layer: nn.Module, cond: Tensor | None, expected: tuple[int, int, int]) -> Tensor:
@@ -252,9 +251,8 @@ class ConditionalAffineCoupling(InvertibleLayer):
 
     def _coupling_params(self, kept_half: Tensor, cond: Tensor | None) -> Tensor:
         cond = check_condition(self, cond, (self.cond_channels, *kept_half.shape[2:]))
-        with network_autocast(cond.device.type):
-            embedded = self.condition_embedding(channels_last(cond)).to(kept_half.dtype)
-        return self.network(torch.cat([kept_half, repeat_to_batch(embedded, kept_half.shape[0])], dim=1))
+        embedded = run_network(self.condition_embedding, cond).to(kept_half.dtype)
+        return run_network(self.network, torch.cat([kept_half, repeat_to_batch(embedded, kept_half.shape[0])], dim=1))
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return affine_coupling_forward(x, self._coupling_params(x.chunk(2, dim=1)[0], cond), self.scale_floor)

@@ -226,11 +226,18 @@ class CouplingNetwork(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        with network_autocast(x.device.type):
-            hidden = F.relu(self.input_conv(channels_last(x)), inplace=True)
-            hidden = F.relu(self.hidden_conv(hidden), inplace=True)
-            output = self.output_conv(hidden)
-        return output.to(x.dtype).contiguous()
+        hidden = F.relu(self.input_conv(x), inplace=True)
+        hidden = F.relu(self.hidden_conv(hidden), inplace=True)
+        return self.output_conv(hidden)
+
+
+def run_network(network: nn.Module, x: Tensor) -> Tensor:
+    """Run one of the heavy networks (a coupling network, a condition embedding) on channels-last
+    input in the precision set by :func:`~fgaug.flow.precision.network_precision`; the output comes
+    back contiguous and in ``x``'s dtype, for the invertible arithmetic."""
+    with network_autocast(x.device.type):
+        output = network(channels_last(x))
+    return output.to(x.dtype).contiguous()
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -290,10 +297,10 @@ class AffineCoupling(InvertibleLayer):
         self.scale_floor = scale_floor
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return affine_coupling_forward(x, self.network(x.chunk(2, dim=1)[0]), self.scale_floor)
+        return affine_coupling_forward(x, run_network(self.network, x.chunk(2, dim=1)[0]), self.scale_floor)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return affine_coupling_inverse(y, self.network(y.chunk(2, dim=1)[0]), self.scale_floor)
+        return affine_coupling_inverse(y, run_network(self.network, y.chunk(2, dim=1)[0]), self.scale_floor)
 
 
 def squeeze2x2(x: Tensor) -> Tensor:
