@@ -715,6 +715,10 @@ def evaluate_augment(
         )
 
     def lines() -> None:
+        typer.echo(
+            f"{report['synthetic_images']} synthetic images from {report['train_masks']} training masks"
+            f" ({report['diverged_draws']} diverged draws drawn again); {report['test_photos']} test photos"
+        )
         for run in report["runs"]:
             typer.echo(
                 f"seed {run['seed']}: real {run['real_miou']:.4f}  real+synthetic {run['augmented_miou']:.4f}"
