@@ -20,7 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, compile_networks, network_precision
-from fgaug.runtime import resolve_device
+from fgaug.runtime import resolve_device, resolve_precision
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "fp16"],
+        choices=["fp32", "tf32", "bf16", "fp16"],
         default="fp32",
         help="dtype of the coupling and condition-embedding networks (flow arithmetic stays fp32)",
     )
@@ -104,7 +104,7 @@ def main() -> None:
     photo = torch.rand(args.batch, config.image_channels, height, width, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-    network_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+    network_dtype = resolve_precision(args.precision, device)
     flops = count_flops(model, mask, photo, args.per_mask, network_dtype) if args.flops else None
     warmups = 1
     if args.compile:

@@ -32,7 +32,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=bundled_dir() / "demo-toy-64x128.pt")
     parser.add_argument("--probe-steps", type=int, default=800)
     parser.add_argument("--augment-steps", type=int, default=600)
-    parser.add_argument("--augment-masks", type=int, default=300)
+    parser.add_argument("--augment-masks", type=int, default=300, help="real training masks (40: the scarce regime)")
+    parser.add_argument("--augment-per-mask", type=int, default=2, help="synthetic images per mask")
     parser.add_argument("--ablation-steps", type=int, default=1000)
     parser.add_argument("--precision", default="bf16", help="precision of the ablation trainings")
     args = parser.parse_args()
@@ -84,7 +85,7 @@ def main() -> None:
         str(args.model),
         (0, 1, 2),
         args.augment_steps,
-        2,
+        args.augment_per_mask,
         0.8,
         16,
         8,
