@@ -81,7 +81,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object 
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 PrecisionOption = Annotated[
     str,
-    typer.Option(help="Precision of the coupling networks: auto (bf16 on CUDA, fp32 on CPU), fp32, bf16, fp16."),
+    typer.Option(
+        help="Precision of the coupling networks: auto (bf16 on CUDA, fp32 on CPU), fp32, "
+        "tf32 (fp32 on TF32 tensor cores, CUDA), bf16, fp16."
+    ),
 ]
 CompileOption = Annotated[
     bool,

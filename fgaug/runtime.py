@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from fgaug.flow.precision import TF32
+
+PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
+NETWORK_DTYPES: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "tf32": TF32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 
 
 class RuntimeChoiceError(ValueError):
@@ -35,22 +43,23 @@ def keep_float32_exact() -> None:
     """Turn TF32 off for float32 convolutions and matrix products on CUDA. cuDNN uses TF32 for
     float32 convolutions by default, which would round the invertible 1x1 convolution (and with
     it the inverse) to 10-bit mantissas; the heavy networks get their speed from
-    ``network_precision`` (bf16 autocast) instead."""
+    ``network_precision`` (bf16 autocast, or TF32 within the network calls only) instead."""
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
-    """The dtype of the coupling networks (None: full precision). ``auto`` is bf16 on a CUDA
-    device that supports it and fp32 elsewhere; the flow arithmetic is fp32 in every case."""
+    """The dtype of the coupling networks (None: full precision; :data:`TF32`: float32 on TF32
+    tensor cores). ``auto`` is bf16 on a CUDA device that supports it and fp32 elsewhere; the flow
+    arithmetic is fp32 in every case."""
     if spec not in PRECISIONS:
         raise RuntimeChoiceError(f"unknown precision {spec!r}; choose from {', '.join(PRECISIONS)}")
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None
-    if spec == "fp16" and device.type != "cuda":
-        raise RuntimeChoiceError("fp16 needs a CUDA device; use bf16 or fp32 on the CPU")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[spec]
+    if spec in ("fp16", "tf32") and device.type != "cuda":
+        raise RuntimeChoiceError(f"{spec} needs a CUDA device; use bf16 or fp32 on the CPU")
+    return NETWORK_DTYPES[spec]
 
 
 def precision_name(dtype: torch.dtype | None) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    return next(name for name, network_dtype in NETWORK_DTYPES.items() if network_dtype == dtype)

@@ -4,6 +4,12 @@ Inside ``with network_precision(torch.bfloat16):`` the coupling networks and the
 embeddings run under autocast; their outputs return in the input's dtype, so scales, shifts,
 1x1-conv weights, log-determinants and inverses are still computed in full precision and the
 flow stays exactly invertible. ``None`` (the default) runs everything in the input's dtype.
+
+``torch.float32`` (:data:`TF32`) keeps the networks in float32 but lets CUDA run their
+convolutions and matrix products on TF32 tensor cores (10-bit mantissa products, float32
+accumulation); outside the network calls TF32 stays off, so the invertible 1x1 convolution and
+its inverse are never rounded. A network gives the same output for the same input in either
+direction, which is all exact invertibility asks of it.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ from contextvars import ContextVar
 
 import torch
 
+TF32 = torch.float32
+"""The network dtype that means "float32 networks on TF32 tensor cores"."""
+
 _network_dtype: ContextVar[torch.dtype | None] = ContextVar("fgaug_network_dtype", default=None)
 
 
 @contextmanager
 def network_precision(dtype: torch.dtype | None) -> Iterator[None]:
-    """Run the coupling and condition-embedding networks in ``dtype`` (bf16 or fp16) within the block."""
+    """Run the coupling and condition-embedding networks in ``dtype`` (bf16, fp16 or :data:`TF32`) within the block."""
     token = _network_dtype.set(dtype)
     try:
         yield
@@ -34,7 +43,22 @@ def current_network_dtype() -> torch.dtype | None:
 
 @contextmanager
 def network_autocast(device_type: str) -> Iterator[None]:
-    """Autocast for one network call, as set by :func:`network_precision`."""
+    """Autocast (or TF32) for one network call, as set by :func:`network_precision`."""
     dtype = _network_dtype.get()
+    if dtype == TF32:
+        with tf32_allowed():
+            yield
+        return
     with torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         yield
+
+
+@contextmanager
+def tf32_allowed() -> Iterator[None]:
+    """Allow TF32 for CUDA float32 convolutions and matrix products within the block only."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
