@@ -40,23 +40,27 @@ def segmentation_scores(matrix: np.ndarray) -> dict[str, float | list[float]]:
               \mathrm{class\ acc} = \frac{1}{|C|}\sum_{c \in C} \frac{n_{cc}}{t_c}, \quad
               \mathrm{mIoU} = \frac{1}{|C|}\sum_{c \in C} \frac{n_{cc}}{t_c + p_c - n_{cc}}
 
-    with :math:`t_c` the target pixels of class c, :math:`p_c` the predicted ones, and C the
-    classes present in the target (absent classes are not averaged, as in the FCN protocol).
+    with :math:`t_c` the target pixels of class c and :math:`p_c` the predicted ones. As in the FCN
+    protocol and cityscapesScripts, class accuracy averages the classes present in the target and
+    mIoU the classes with a non-empty union, so a class predicted but absent from the target counts
+    as IoU 0; a class neither present nor predicted is left out (NaN in ``per_class_iou``).
     """
     classes = matrix.shape[0]
     true_positive = np.diag(matrix[:, :classes]).astype(np.float64)
     target_total = matrix.sum(axis=1)
     predicted_total = matrix[:, :classes].sum(axis=0)
     present = target_total > 0
+    union = target_total + predicted_total - true_positive
+    seen = union > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         class_accuracy = true_positive / target_total
-        iou = true_positive / (target_total + predicted_total - true_positive)
+        iou = true_positive / union
     total = target_total.sum()
     return {
         "pixel_accuracy": float(true_positive.sum() / total) if total else float("nan"),
         "mean_class_accuracy": float(class_accuracy[present].mean()) if present.any() else float("nan"),
-        "mean_iou": float(iou[present].mean()) if present.any() else float("nan"),
-        "per_class_iou": [float(v) if p else float("nan") for v, p in zip(iou, present, strict=True)],
+        "mean_iou": float(iou[seen].mean()) if seen.any() else float("nan"),
+        "per_class_iou": [float(v) if s else float("nan") for v, s in zip(iou, seen, strict=True)],
     }
 
 

@@ -33,13 +33,15 @@ def test_segmentation_scores_by_hand() -> None:
     assert scores["mean_iou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
 
 
-def test_absent_classes_are_not_averaged_and_bad_predictions_count_as_wrong() -> None:
+def test_unseen_classes_are_not_averaged_and_false_positives_count() -> None:
     target = np.array([[1, 1, 1, 1]])
     predicted = np.array([[1, 1, 200, 0]])
     scores = segmentation_scores(confusion_matrix(predicted, target, classes=3))
+    # class 1: 2 right of 4 target px -> accuracy 1/2, IoU 2/(4+2-2); class 0: predicted once, never
+    # in the target -> IoU 0, averaged (FCN / cityscapesScripts); class 2: neither -> left out
     assert scores["mean_class_accuracy"] == pytest.approx(0.5)
-    assert scores["mean_iou"] == pytest.approx(2 / (4 + 2 - 2))
-    assert math.isnan(scores["per_class_iou"][2]) and math.isnan(scores["per_class_iou"][0])
+    assert scores["mean_iou"] == pytest.approx((0 + 2 / 4) / 2)
+    assert scores["per_class_iou"][0] == 0.0 and math.isnan(scores["per_class_iou"][2])
     with pytest.raises(ValueError, match="differ in shape"):
         confusion_matrix(predicted, target[:, :3])
 
