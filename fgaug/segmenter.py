@@ -128,7 +128,10 @@ def train_probe(
     progress.start("segmenter", steps)
     model.train()
     while step < steps:
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, generator=generator)
+        # a dataset smaller than one batch still trains (one short batch per epoch) instead of looping forever
+        loader = DataLoader(
+            dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, generator=generator
+        )
         for photos, labels in loader:
             logits = model(photos.to(torch_device))
             loss = F.cross_entropy(logits, labels.to(torch_device), ignore_index=IGNORE_TRAIN_ID)

@@ -40,3 +40,18 @@ def test_every_network_dtype_names_back_to_its_precision() -> None:
 def test_bad_device_names_fail_clearly() -> None:
     with pytest.raises(RuntimeChoiceError, match="unknown device 'gpu0'"):
         resolve_device("gpu0")
+
+
+def test_auto_on_a_cuda_machine_keeps_float32_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` must switch TF32 off as ``cuda`` does, or the 1x1 convolution runs in TF32 by default."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        device = resolve_device("auto")
+        flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    assert device.type == "cuda"
+    assert flags == (False, False)

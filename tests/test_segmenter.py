@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import TensorDataset
 
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.io import DataError
@@ -52,3 +53,10 @@ def test_a_users_exported_segmenter_loads(tmp_path: Path) -> None:
     np.testing.assert_array_equal(
         predict_train_ids(loaded, photos, (16, 32)), predict_train_ids(model, photos, (16, 32))
     )
+
+
+def test_a_dataset_smaller_than_one_batch_still_trains(tmp_path: Path) -> None:
+    photos = torch.rand(3, 3, 16, 16)
+    labels = torch.randint(0, 19, (3, 16, 16))
+    report = train_probe(TensorDataset(photos, labels), tmp_path / "probe.pt", steps=2, batch_size=8, width=4)
+    assert report.steps == 2 and (tmp_path / "probe.pt").is_file()
