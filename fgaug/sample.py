@@ -166,13 +166,21 @@ def draw_best(
     for m, key in enumerate(keys):
         row: list[Draw | DrawFailure] = []
         for s, sample in enumerate(samples[m]):
-            best = int(likelihoods[m, s].argmax())
-            if diverged[m, s, best]:
-                row.append(_redraw(model, masks[m : m + 1], key, sample, temperature, seed, best_of))
-            else:
-                row.append(Draw(images[m, s, best], float(likelihoods[m, s, best]), best, int(diverged[m, s].sum())))
+            draw = _most_likely(images[m, s], likelihoods[m, s], diverged[m, s], range(best_of), 0)
+            row.append(draw or _redraw(model, masks[m : m + 1], key, sample, temperature, seed, best_of))
         results.append(row)
     return results
+
+
+def _most_likely(
+    images: torch.Tensor, likelihoods: torch.Tensor, diverged: torch.Tensor, candidates: range, earlier_diverged: int
+) -> Draw | None:
+    """The most likely of one sample's candidate draws, or None when that one diverged (then all
+    did: a diverged draw has log-likelihood -inf)."""
+    best = int(likelihoods.argmax())
+    if diverged[best]:
+        return None
+    return Draw(images[best], float(likelihoods[best]), candidates[best], earlier_diverged + int(diverged.sum()))
 
 
 def _draw(
@@ -199,10 +207,9 @@ def _redraw(
     for attempt in range(1, MAX_REDRAWS + 1):
         candidates = range(attempt * best_of, (attempt + 1) * best_of)
         drawn = _draw(model, mask, [key], [[sample]], candidates, temperature, seed)
-        best = int(drawn.log_likelihood[0].argmax())
-        if not drawn.diverged[0, best]:
-            diverged = attempt * best_of + int(drawn.diverged[0].sum())
-            return Draw(drawn.images[0, best], float(drawn.log_likelihood[0, best]), candidates[best], diverged)
+        draw = _most_likely(drawn.images[0], drawn.log_likelihood[0], drawn.diverged[0], candidates, attempt * best_of)
+        if draw is not None:
+            return draw
     return DrawFailure((MAX_REDRAWS + 1) * best_of)
 
 
@@ -270,9 +277,16 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     totals = context.sum([written, len(shard) * options.n - pending, len(failed), diverged], device)
     context.barrier()
     summary = GenerateSummary(
-        Path(options.out), model_path, model_source, checkpoint.model_id, len(groups), totals[0], totals[1], failed
+        Path(options.out),
+        model_path,
+        model_source,
+        checkpoint.model_id,
+        len(groups),
+        totals[0],
+        totals[1],
+        failed,
+        diverged_draws=totals[3],
     )
-    summary.diverged_draws = totals[3]
     if totals[2] > len(failed):
         summary.failed.append(f"{totals[2] - len(failed)} more failure(s) reported by other processes")
     if context.is_main:
