@@ -145,6 +145,9 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     validate_every: Annotated[int, typer.Option(help="Steps between validations.")] = 250,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
+    log_every: Annotated[
+        int, typer.Option(help="Steps between lines of metrics.jsonl (the loss is read from the GPU only then).")
+    ] = 10,
     val: Annotated[Path | None, typer.Option(help="Validation data (default: the tree's val split).")] = None,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
     boundary: Annotated[bool, typer.Option(help="Add the instance-boundary channel to the condition.")] = False,
@@ -223,6 +226,7 @@ def train(
         checkpoint_every=checkpoint_every,
         validate_every=validate_every,
         sample_every=sample_every,
+        log_every=log_every,
         val_data=str(val) if val else None,
         workers=workers,
         boundary=boundary,
@@ -295,6 +299,14 @@ def generate(
     snap_colors: SnapOption = False,
     skip_bad: SkipBadOption = False,
     compile_networks: CompileOption = False,
+    cuda_graphs: Annotated[
+        bool,
+        typer.Option(
+            "--cuda-graphs",
+            help="Replay each batch shape's sampling from a CUDA graph (CUDA only; the same images as without). "
+            "Measured in benchmarks/RESULTS.md.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Generate N diverse photos per mask as an augmented Cityscapes tree.
@@ -324,6 +336,7 @@ def generate(
         device=device,
         precision=precision,
         compile=compile_networks,
+        cuda_graphs=cuda_graphs,
         splits=split,
         mask_format=mask_format,
         snap_colors=snap_colors,

@@ -56,10 +56,10 @@ class RichProgress:
             return
         self._done += amount
         elapsed = max(time.perf_counter() - self._started, 1e-9)
-        figures = " ".join(f"{key} {value:.4f}" for key, value in fields.items())
-        self._progress.update(
-            self._task, advance=amount, rate=f"{self._done / elapsed:.2f} {self.unit}/s", figures=figures
-        )
+        shown: dict[str, str] = {"rate": f"{self._done / elapsed:.2f} {self.unit}/s"}
+        if fields:  # figures given now and then (the loss at logged steps) stay shown until the next
+            shown["figures"] = " ".join(f"{key} {value:.4f}" for key, value in fields.items())
+        self._progress.update(self._task, advance=amount, **shown)
 
     def log(self, message: str) -> None:
         (self._progress.console if self._progress else err_console).print(message)

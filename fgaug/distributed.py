@@ -2,8 +2,9 @@
 
 ``torchrun --nproc_per_node N -m fgaug train ...`` (or ``generate``) starts N processes with
 ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` set; each calls :func:`start`. CUDA processes use NCCL
-and one GPU each (``cuda:LOCAL_RANK``); CPU processes use gloo. Without those variables
-everything runs as a single process and no process group is created.
+and one GPU each (``cuda:LOCAL_RANK``); CPU processes use gloo. Under torchrun a process group is
+made even for one process, so ``--nproc_per_node 1`` runs the same code as a larger job. Without
+those variables everything runs as a single process and no process group is created.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ class Distributed:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    active: bool = False
+    """A process group exists (launched by torchrun): collectives and DDP are used."""
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
 
     def barrier(self) -> None:
         if self.active:
@@ -56,10 +55,11 @@ class Distributed:
 
 def start(device_spec: str = "auto") -> tuple[Distributed, torch.device]:
     """The process's place in the job and its device; creates the process group under torchrun."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size <= 1:
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return Distributed(), resolve_device(device_spec)
-    context = Distributed(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
+    context = Distributed(
+        int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", "0")), active=True
+    )
     use_cuda = device_spec != "cpu" and torch.cuda.is_available()
     if use_cuda:
         device = resolve_device(f"cuda:{context.local_rank}")

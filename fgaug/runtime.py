@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from fgaug.flow.precision import TF32
@@ -63,3 +67,21 @@ def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
 
 def precision_name(dtype: torch.dtype | None) -> str:
     return next(name for name, network_dtype in NETWORK_DTYPES.items() if network_dtype == dtype)
+
+
+@contextmanager
+def counted_host_syncs() -> Iterator[list[str]]:
+    """Collect the host-device synchronisations made inside the block, as torch's CUDA sync debug
+    mode reports them (one message each); nothing is collected on a machine without CUDA."""
+    found: list[str] = []
+    if not torch.cuda.is_available():
+        yield found
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            yield found
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    found.extend(str(w.message) for w in caught if "called a synchronizing CUDA operation" in str(w.message))

@@ -33,10 +33,11 @@ from fgaug.data.labels import ids_to_color
 from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
 from fgaug.flow import FullGlow, Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
+from fgaug.flow.graphs import GraphedSampler
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.resources import bundled_dir
-from fgaug.runtime import resolve_precision
+from fgaug.runtime import RuntimeChoiceError, resolve_precision
 
 DEMO_MODEL_NAME = "demo-toy-64x128.pt"
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
@@ -56,6 +57,7 @@ class GenerateOptions:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    cuda_graphs: bool = False
     splits: Sequence[str] | None = None
     mask_format: str = "auto"
     snap_colors: bool = False
@@ -121,10 +123,17 @@ def draw_seed(seed: int, key: str, sample: int, candidate: int = 0) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
-def draw_noise(model: FullGlow, seeds: Sequence[int]) -> list[torch.Tensor]:
-    """Per-level noise for a batch of draws, each row from its own seed."""
+Sampler = FullGlow | GraphedSampler
+"""What draws samples: the model itself, or its CUDA-graph replay."""
+
+
+def draw_noise(model: Sampler, seeds: Sequence[int], pin: bool = False) -> list[torch.Tensor]:
+    """Per-level noise for a batch of draws, each row from its own seed, drawn on the CPU (so a seed
+    gives the same image on every device); ``pin`` for a CUDA model, whose copy of pinned noise
+    to the device does not wait for the host."""
     per_draw = [model.sample_noise(1, torch.Generator().manual_seed(seed)) for seed in seeds]
-    return [torch.cat(levels, dim=0) for levels in zip(*per_draw, strict=True)]
+    noise = [torch.cat(levels, dim=0) for levels in zip(*per_draw, strict=True)]
+    return [eps.pin_memory() for eps in noise] if pin else noise
 
 
 @dataclass
@@ -146,7 +155,7 @@ class DrawFailure:
 
 
 def draw_best(
-    model: FullGlow,
+    model: Sampler,
     masks: torch.Tensor,
     keys: Sequence[str],
     samples: Sequence[Sequence[int]],
@@ -156,7 +165,9 @@ def draw_best(
 ) -> list[list[Draw | DrawFailure]]:
     """For mask ``m`` (key ``keys[m]``) and each index in ``samples[m]`` (the same count for every
     mask), the most likely of ``best_of`` draws that did not diverge. Where all of them diverged,
-    ``best_of`` more are drawn with the next candidate indices, up to :data:`MAX_REDRAWS` times."""
+    ``best_of`` more are drawn with the next candidate indices, up to :data:`MAX_REDRAWS` times.
+
+    The draws of one call come back to the host in one copy; choosing among them reads no GPU value."""
     per_mask = len(samples[0])
     drawn = _draw(model, masks, keys, samples, range(best_of), temperature, seed)
     shape = (len(keys), per_mask, best_of)
@@ -184,7 +195,7 @@ def _most_likely(
 
 
 def _draw(
-    model: FullGlow,
+    model: Sampler,
     masks: torch.Tensor,
     keys: Sequence[str],
     samples: Sequence[Sequence[int]],
@@ -198,11 +209,21 @@ def _draw(
         for sample in indices
         for c in candidates
     ]
-    return model.sample(masks, len(samples[0]) * len(candidates), temperature, noise=draw_noise(model, seeds))
+    noise = draw_noise(model, seeds, pin=masks.is_cuda)
+    drawn = model.sample(masks, len(samples[0]) * len(candidates), temperature, noise=noise)
+    return Samples(*to_host(drawn.images, drawn.log_likelihood, drawn.diverged))
+
+
+def to_host(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Copy tensors to the CPU with one wait for the device (not one per tensor)."""
+    copies = [tensor.to("cpu", non_blocking=True) for tensor in tensors]
+    if any(tensor.is_cuda for tensor in tensors):
+        torch.cuda.current_stream(tensors[0].device).synchronize()
+    return copies
 
 
 def _redraw(
-    model: FullGlow, mask: torch.Tensor, key: str, sample: int, temperature: float, seed: int, best_of: int
+    model: Sampler, mask: torch.Tensor, key: str, sample: int, temperature: float, seed: int, best_of: int
 ) -> Draw | DrawFailure:
     for attempt in range(1, MAX_REDRAWS + 1):
         candidates = range(attempt * best_of, (attempt + 1) * best_of)
@@ -255,6 +276,8 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     context, device = distributed.start(options.device)
     progress = (progress or SilentProgress()) if context.is_main else SilentProgress()
     network_dtype = resolve_precision(options.precision, device)
+    if options.cuda_graphs and device.type != "cuda":
+        raise RuntimeChoiceError(f"--cuda-graphs needs a CUDA device, not {device}")
     masks_root = Path(options.masks)
     discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)  # type: ignore[arg-type]
     groups = discovery.groups[: options.limit] if options.limit else discovery.groups
@@ -311,6 +334,7 @@ def _generate_work(
     """Draw, select and write every pending sample; returns (written, failure messages, diverged
     draws passed over)."""
     model = checkpoint.model
+    sampler: Sampler = GraphedSampler(model) if options.cuda_graphs else model
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
@@ -330,7 +354,7 @@ def _generate_work(
             continue
         with network_precision(network_dtype):
             draws = draw_best(
-                model,
+                sampler,
                 torch.stack(conditions).to(device),
                 [item.group.key for item in usable],
                 [item.samples for item in usable],

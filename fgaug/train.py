@@ -206,8 +206,8 @@ class ExponentialMovingAverage:
     def update(self, model: FullGlow) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for average, current in zip(self.model.parameters(), model.parameters(), strict=True):
-            average.lerp_(current.detach(), 1.0 - decay)
+        averages, currents = list(self.model.parameters()), [p.detach() for p in model.parameters()]
+        torch._foreach_lerp_(averages, currents, 1.0 - decay)  # one fused kernel per group, not one per tensor
         for average, current in zip(self.model.buffers(), model.buffers(), strict=True):
             average.copy_(current)
 
@@ -465,6 +465,10 @@ class _Run:
         return torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
 
     def train_step(self, trainable: torch.nn.Module, batch: dict[str, Any]) -> None:
+        """One optimiser step. It waits for the GPU once: to read the gradient norm, which decides
+        whether the step is skipped (a non-finite loss gives a non-finite norm). Under DDP the
+        gradients are all-reduced before that, so every process reads the same norm and takes the
+        same decision. The loss is read only on logged steps."""
         mask = batch["mask"].to(self.device, non_blocking=True)
         photo = batch["photo"].to(self.device, non_blocking=True)
         learning_rate = self.lr * min(1.0, (self.step + 1) / max(self.options.warmup_steps, 1))
@@ -474,11 +478,9 @@ class _Run:
         with network_precision(self.network_dtype):
             output = trainable(mask, photo, generator=self.noise(self.step))
         self.optimizer.zero_grad(set_to_none=True)
-        grad_norm = math.nan
-        if self.context.all_true(bool(torch.isfinite(output.loss)), self.device):
-            self.scaler.scale(output.loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip))
+        self.scaler.scale(output.loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip))
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
             self.skipped += 1
             self.consecutive_bad += 1
@@ -500,10 +502,11 @@ class _Run:
                 self.ema.update(self.model)
         self.step += 1
         self.window_images += mask.shape[0] * self.context.world_size
+        if not (self.step % self.options.log_every == 0 or self.step == 1 or self.step == self.total_steps):
+            self.progress.advance(1)
+            return
         loss = float(output.loss.detach())
-        if self.context.is_main and (
-            self.step % self.options.log_every == 0 or self.step == 1 or self.step == self.total_steps
-        ):
+        if self.context.is_main:
             seconds = time.perf_counter() - self.window_start
             record = {
                 "step": self.step,
@@ -562,6 +565,8 @@ class _Run:
         if step % options.checkpoint_every == 0 or step == self.total_steps:
             self.save(self.checkpoints / "last.pt")
         reason = stop_requested()
+        if self.context.active and step % options.log_every and step != self.total_steps:
+            return  # under torchrun the processes agree on a stop at logged steps only: no collective per step
         if self.context.any_true(reason is not None, self.device):
             path = self.save(self.checkpoints / "last.pt")
             self.progress.stop()

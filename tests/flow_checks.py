@@ -7,6 +7,8 @@ For a layer keeping the contract ``forward(x, cond) -> (y, logdet)``,
 * ``inverse(forward(x))`` returns x (1e-5 in float64, 1e-4 in float32);
 * forward logdet + inverse logdet = 0;
 * forward logdet = ``slogdet`` of the full autograd Jacobian of the sample's map.
+
+The check runs on the test device (``FGAUG_TEST_DEVICE``, see ``devices.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from devices import TEST_DEVICE
 from torch import Tensor, nn
 
 ROUND_TRIP_TOLERANCE = {torch.float64: 1e-5, torch.float32: 1e-4}
@@ -25,7 +28,7 @@ def perturb_parameters(module: nn.Module, scale: float = 0.1, seed: int = 0) -> 
     with torch.no_grad():
         for parameter in module.parameters():
             noise = torch.randn(parameter.shape, generator=generator, dtype=torch.float64)
-            parameter.add_(scale * noise.to(parameter.dtype))
+            parameter.add_(scale * noise.to(parameter.device, parameter.dtype))
 
 
 def jacobian_logdet(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -37,9 +40,9 @@ def jacobian_logdet(function: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
 def check_invertible_layer(
     layer: nn.Module, x: Tensor, cond: Tensor | None, dtype: torch.dtype, same_shape: bool = True
 ) -> None:
-    layer = layer.to(dtype)
-    x = x.to(dtype)
-    cond = None if cond is None else cond.to(dtype)
+    layer = layer.to(TEST_DEVICE, dtype)
+    x = x.to(TEST_DEVICE, dtype)
+    cond = None if cond is None else cond.to(TEST_DEVICE, dtype)
     with torch.no_grad():
         layer(x, cond)  # data-dependent initialisation happens on this first pass
     perturb_parameters(layer)

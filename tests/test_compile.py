@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from devices import ON_CUDA
 from test_fullglow import SMALL, images, trained_looking_model
 
 from fgaug.flow import compile_networks
@@ -14,7 +15,9 @@ def test_compiled_networks_give_the_eager_loss_gradients_and_samples() -> None:
     torch._dynamo.utils.counters.clear()
     eager, compiled = trained_looking_model(), trained_looking_model()
     keys = list(compiled.state_dict())
-    count = compile_networks(compiled, backend="aot_eager")
+    # inductor on CUDA (the product's backend there); on the CPU aot_eager, which traces the same
+    # graphs without the C++ build that would make this test slow
+    count = compile_networks(compiled, backend="inductor" if ON_CUDA else "aot_eager")
     # per flow step: the source coupling network; the target coupling network, its condition
     # embedding, and the parameter networks of the conditional actnorm and 1x1 conv
     assert count == len(compiled_networks(eager)) == sum(SMALL.n_flow) * 5
@@ -26,9 +29,11 @@ def test_compiled_networks_give_the_eager_loss_gradients_and_samples() -> None:
         loss = model(mask, photo, generator=torch.Generator().manual_seed(3)).loss
         loss.backward()
         losses.append(loss.detach())
-    torch.testing.assert_close(losses[1], losses[0])
+    # inductor's fused kernels sum in another order than eager's: float32 rounding, not a bug
+    tolerance = {"atol": 1e-4, "rtol": 1e-3} if ON_CUDA else {}
+    torch.testing.assert_close(losses[1], losses[0], **tolerance)
     for (name, a), (_, b) in zip(eager.named_parameters(), compiled.named_parameters(), strict=True):
-        torch.testing.assert_close(b.grad, a.grad, msg=name)
+        torch.testing.assert_close(b.grad, a.grad, msg=name, **tolerance)
 
     noise = eager.sample_noise(4, torch.Generator().manual_seed(5))
     drawn = [model.sample(mask, n=2, temperature=0.8, noise=noise) for model in (eager, compiled)]

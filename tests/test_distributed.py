@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fgaug.checkpoint import load_checkpoint
@@ -106,3 +107,30 @@ def test_sharded_generation_equals_a_single_process(small_tree: Path, test_check
         for line in (tmp_path / "one" / "manifest.jsonl").read_text().splitlines()
     ]
     assert keys == expected
+
+
+def test_one_process_under_torchrun_still_makes_a_process_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--nproc_per_node 1`` must run the code of a larger job (process group, DDP), not the plain path."""
+    import torch.distributed as dist
+
+    from fgaug import distributed
+
+    environment = {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29517",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    context, device = distributed.start("cpu")
+    try:
+        assert context.active and context.world_size == 1 and dist.is_initialized()
+        assert context.sum([2, 3], device) == [2, 3]
+    finally:
+        distributed.stop(context)
+    assert not dist.is_initialized()
+    for name in environment:
+        monkeypatch.delenv(name)
+    assert not distributed.start("cpu")[0].active

@@ -6,6 +6,7 @@ import io
 
 import pytest
 import torch
+from devices import TEST_DEVICE
 from flow_checks import jacobian_logdet, perturb_parameters
 
 from fgaug.config import FullGlowConfig
@@ -25,12 +26,12 @@ SMALL = FullGlowConfig(
 
 def images(batch: int, channels: int = 3, size: tuple[int, int] = (8, 16), seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.randint(0, 256, (batch, channels, *size), generator=generator).float() / 255
+    return (torch.randint(0, 256, (batch, channels, *size), generator=generator).float() / 255).to(TEST_DEVICE)
 
 
 def trained_looking_model(config: FullGlowConfig = SMALL, seed: int = 0) -> FullGlow:
     """A model after data-dependent init, with every parameter moved off its initial value."""
-    model = FullGlow(config, seed=seed)
+    model = FullGlow(config, seed=seed).to(TEST_DEVICE)
     with torch.no_grad():
         model(
             images(4, size=config.image_size),
@@ -98,7 +99,7 @@ def test_sample_log_likelihood_matches_encoding_the_sample() -> None:
     """log p(x|mask) reported by sample() equals the density of the decoded point (same y)."""
     model = trained_looking_model().double()
     mask = images(2).double()
-    noise = [eps.double() for eps in model.sample_noise(2 * 3, torch.Generator().manual_seed(1))]
+    noise = [eps.to(TEST_DEVICE, torch.float64) for eps in model.sample_noise(2 * 3, torch.Generator().manual_seed(1))]
     features = model.condition_features(mask)
     with torch.no_grad():
         y, log_likelihood = model.target.sample(noise, 0.8, features)
@@ -154,7 +155,7 @@ def test_save_load_gives_identical_nll_and_samples() -> None:
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     buffer.seek(0)
-    restored = FullGlow(SMALL, seed=123)
+    restored = FullGlow(SMALL, seed=123).to(TEST_DEVICE)
     restored.load_state_dict(torch.load(buffer, weights_only=True))
     restored.eval()
     mask, photo = images(2), images(2, seed=9)
@@ -177,8 +178,8 @@ def test_save_load_gives_identical_nll_and_samples() -> None:
 
 
 def test_nll_is_finite_from_the_first_step_and_gradients_flow() -> None:
-    model = FullGlow(SMALL)
-    mask, photo = torch.rand(4, 3, 8, 16), torch.rand(4, 3, 8, 16)
+    model = FullGlow(SMALL).to(TEST_DEVICE)
+    mask, photo = torch.rand(4, 3, 8, 16, device=TEST_DEVICE), torch.rand(4, 3, 8, 16, device=TEST_DEVICE)
     output = model(mask, photo)
     assert torch.isfinite(output.loss)
     assert torch.isfinite(output.conditional_bpd).all() and torch.isfinite(output.source_bpd).all()
@@ -190,7 +191,7 @@ def test_nll_is_finite_from_the_first_step_and_gradients_flow() -> None:
 
 def test_a_few_steps_of_training_lower_the_loss() -> None:
     torch.manual_seed(0)
-    model = FullGlow(SMALL)
+    model = FullGlow(SMALL).to(TEST_DEVICE)
     mask, photo = images(4), images(4, seed=1)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
@@ -224,7 +225,7 @@ def test_transfer_keeps_the_content_when_the_layout_is_unchanged() -> None:
 
 
 def test_quantize_inverts_dequantize_for_every_8bit_value() -> None:
-    values = torch.arange(256).float().view(1, 1, 16, 16) / 255
+    values = (torch.arange(256).float().view(1, 1, 16, 16) / 255).to(TEST_DEVICE)  # k / 255 as the CPU divides
     torch.testing.assert_close(quantize(dequantize(values, noise=False)), values, atol=0, rtol=0)
     for seed in range(3):
         noisy = dequantize(values, noise=True, generator=torch.Generator().manual_seed(seed))
@@ -235,11 +236,12 @@ def test_level_shapes_follow_squeeze_and_split() -> None:
     assert level_shapes(3, (256, 256), 4) == [(12, 128, 128), (24, 64, 64), (48, 32, 32), (96, 16, 16)]
 
 
-def test_bf16_networks_keep_the_flow_exactly_invertible() -> None:
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+def test_half_precision_networks_keep_the_flow_exactly_invertible(dtype: torch.dtype) -> None:
     """Reduced-precision networks change the function, never its invertibility or logdet sums."""
     model = trained_looking_model()
     mask, photo = images(2), images(2, seed=6)
-    with network_precision(torch.bfloat16), torch.no_grad():
+    with network_precision(dtype), torch.no_grad():
         features = model.condition_features(mask)
         x = dequantize(photo, noise=True, generator=torch.Generator().manual_seed(0))
         encoding = model.target.encode(x, features)
@@ -250,9 +252,9 @@ def test_bf16_networks_keep_the_flow_exactly_invertible() -> None:
         full_bpd = model(mask, photo, generator=torch.Generator().manual_seed(0)).conditional_bpd
     torch.testing.assert_close(restored, photo, atol=0, rtol=0)
     torch.testing.assert_close(encoding.logdet, -logdet_inverse, atol=1e-3, rtol=1e-5)
-    # a bf16 network amplifies fp32 rounding of its input; still far inside half a grey level
+    # a half-precision network amplifies fp32 rounding of its input; still far inside half a grey level
     assert (y - x).abs().max() <= 1e-3
-    assert not torch.equal(half_bpd, full_bpd), "the networks did not run in bf16"
+    assert not torch.equal(half_bpd, full_bpd), f"the networks did not run in {dtype}"
     torch.testing.assert_close(half_bpd, full_bpd, atol=0.05, rtol=0)
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from devices import ON_CUDA, TEST_DEVICE
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.io import DataError
@@ -27,7 +28,7 @@ def options(data: Path, run: Path, **changes: object) -> TrainOptions:
         lr=2e-3,
         warmup_steps=5,
         workers=0,
-        device="cpu",
+        device=str(TEST_DEVICE),
         validate_every=20,
         sample_every=40,
         checkpoint_every=20,
@@ -60,7 +61,10 @@ def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) 
     split = tmp_path / "split"
     train(options(small_tree, split, steps=20))
     train(options(small_tree, split, steps=40, resume=True))
-    assert losses(split) == losses(whole)
+    if ON_CUDA:  # cuDNN's backward kernels may sum in a different order from run to run
+        assert losses(split) == pytest.approx(losses(whole), rel=1e-4)
+    else:
+        assert losses(split) == losses(whole)
     assert max(losses(whole)) == 40
 
 
@@ -94,7 +98,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Pat
         "--workers",
         "0",
         "--device",
-        "cpu",
+        str(TEST_DEVICE),
         "--validate-every",
         "100000",
         "--sample-every",

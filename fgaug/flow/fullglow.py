@@ -61,9 +61,11 @@ class Samples:
 def dequantize(images: Tensor, noise: bool, generator: torch.Generator | None = None) -> Tensor:
     """[0, 1] 8-bit images -> ``(k + u) / 256 - 0.5`` with uniform ``u`` (``noise``) or ``u = 1/2``."""
     bins = torch.round(images.clamp(0, 1) * 255)
-    if noise:
-        offset = torch.rand(bins.shape, generator=generator, device="cpu" if generator else bins.device)
-        offset = offset.to(device=bins.device, dtype=bins.dtype)
+    if noise and generator is not None:  # drawn on the CPU: the same noise on every device
+        offset = torch.rand(bins.shape, generator=generator)
+        offset = (offset.pin_memory() if bins.is_cuda else offset).to(bins.device, bins.dtype, non_blocking=True)
+    elif noise:
+        offset = torch.rand(bins.shape, device=bins.device, dtype=bins.dtype)
     else:
         offset = torch.full_like(bins, 0.5)
     return (bins + offset) / 256 - 0.5
@@ -71,8 +73,13 @@ def dequantize(images: Tensor, noise: bool, generator: torch.Generator | None = 
 
 def quantize(y: Tensor) -> Tensor:
     """Inverse of :func:`dequantize`: the 8-bit bin of ``y``, as a float image in [0, 1]. A NaN
-    (from a diverged reverse pass) becomes mid-grey, so that every image is a valid 8-bit one."""
-    return torch.floor((torch.nan_to_num(y, nan=0.0) + 0.5) * 256).clamp(0, 255) / 255
+    (from a diverged reverse pass) becomes mid-grey, so that every image is a valid 8-bit one.
+
+    ``k / 255`` is divided in float64 and rounded once to float32: CUDA divides a float32 tensor
+    by a scalar as a product with the reciprocal, one unit in the last place away from the CPU's
+    quotient, and the same 8-bit image must be the same float tensor on every device."""
+    bins = torch.floor((torch.nan_to_num(y, nan=0.0) + 0.5) * 256).clamp(0, 255)
+    return (bins.double() / 255).to(y.dtype)
 
 
 def bits_per_dim(log_density: Tensor, dims: int) -> Tensor:
@@ -214,7 +221,7 @@ class FullGlow(nn.Module):
         features = self.condition_features(mask)
         batch = mask.shape[0] * n
         noise = self.sample_noise(batch, generator) if noise is None else noise
-        noise = [eps.to(device=mask.device, dtype=mask.dtype) for eps in noise]
+        noise = [eps.to(device=mask.device, dtype=mask.dtype, non_blocking=True) for eps in noise]
         for eps, shape in zip(noise, self.latent_shapes(), strict=True):
             if tuple(eps.shape) != (batch, *shape):
                 raise ValueError(f"noise of shape {tuple(eps.shape)} given where {(batch, *shape)} is needed")

@@ -252,7 +252,9 @@ def repeat_to_batch(value: Tensor, batch: int) -> Tensor:
         return value
     if value.shape[0] == 0 or batch % value.shape[0]:
         raise ValueError(f"a condition batch of {value.shape[0]} cannot serve a batch of {batch} samples")
-    return value.repeat_interleave(batch // value.shape[0], dim=0)
+    # expand + reshape rather than repeat_interleave, which may read its repeat count back from the GPU
+    repeats = batch // value.shape[0]
+    return value.unsqueeze(1).expand(-1, repeats, *value.shape[1:]).reshape(batch, *value.shape[1:])
 
 
 def coupling_log_scale(raw: Tensor, floor: float) -> Tensor:

@@ -49,7 +49,9 @@ def network_autocast(device_type: str) -> Iterator[None]:
         with tf32_allowed():
             yield
         return
-    with torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+    # no weight cache: each network call is its own autocast region, so a cache would only be
+    # refilled per call, and CUDA-graph capture (fgaug.flow.graphs) requires it off
+    with torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None, cache_enabled=False):
         yield
 
 
