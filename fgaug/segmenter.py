@@ -12,11 +12,12 @@ on the real training split: a four-level encoder-decoder (conv-BN-ReLU blocks, s
 
 from __future__ import annotations
 
+import math
 import pickle
 import time
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo, to_tensor
 from fgaug.data.io import DataError, atomic_output, read_rgb
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
+from fgaug.metrics import confusion_matrix, segmentation_scores
 from fgaug.progress import Progress, SilentProgress
 
 MEAN = (0.485, 0.456, 0.406)
@@ -103,6 +105,122 @@ class SegmenterTrainReport:
     seconds: float
 
 
+Batch = tuple[Tensor, Tensor]
+"""Photos (B, 3, H, W) float in [0, 1] and train ids (B, H, W) long, 255 ignored."""
+
+
+@dataclass
+class ProbeFit:
+    """A fitted probe: ``model`` holds the weights of the best validation step (the last step
+    without validation); ``history`` the validations ``{"step", "val_miou"}``."""
+
+    model: ProbeSegmenter
+    steps: int
+    best_step: int
+    best_val_miou: float | None
+    final_loss: float
+    seconds: float
+    history: list[dict[str, float]]
+
+
+def new_probe(width: int, seed: int, device: torch.device | str = "cpu") -> ProbeSegmenter:
+    """A probe whose initial weights depend on ``seed`` only, channels-last (25-35% faster)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ProbeSegmenter(width).to(device).to(memory_format=torch.channels_last)
+
+
+def fit_probe(
+    model: ProbeSegmenter,
+    batches: Iterator[Batch],
+    steps: int,
+    lr: float = 2e-3,
+    val: Batch | None = None,
+    evaluate_every: int = 100,
+    patience: int | None = None,
+    network_dtype: torch.dtype | None = None,
+    progress: Progress | None = None,
+) -> ProbeFit:
+    """Train ``model`` with cross-entropy (train id 255 ignored), AdamW and a one-cycle schedule over
+    ``steps``. With ``val``, the mIoU on it is measured every ``evaluate_every`` steps and the best
+    weights are kept; training stops early after ``patience`` validations without improvement.
+    ``network_dtype`` (bf16) runs the forward pass under autocast."""
+    progress = progress or SilentProgress()
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    history: list[dict[str, float]] = []
+    best_state, best_step, best_val, waited = None, 0, -math.inf, 0
+    step, loss_value = 0, float("nan")
+    progress.start("segmenter", steps)
+    for photos, labels in batches:
+        model.train()
+        with torch.autocast(device.type, dtype=network_dtype or torch.bfloat16, enabled=network_dtype is not None):
+            logits = model(photos.to(device).contiguous(memory_format=torch.channels_last))
+        loss = F.cross_entropy(logits.float(), labels.to(device), ignore_index=IGNORE_TRAIN_ID)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        step += 1
+        progress.advance(1)
+        if val is not None and (step % evaluate_every == 0 or step == steps):
+            value = probe_miou(model, val, network_dtype)
+            history.append({"step": step, "val_miou": value})
+            if value > best_val:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_step, best_val, waited = step, value, 0
+            else:
+                waited += 1
+        if step >= steps or (patience is not None and waited >= patience):
+            loss_value = float(loss.detach())
+            break
+    progress.stop()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return ProbeFit(
+        model.eval(),
+        step,
+        best_step if best_state is not None else step,
+        best_val if best_state is not None else None,
+        loss_value,
+        time.perf_counter() - start,
+        history,
+    )
+
+
+def probe_miou(model: torch.nn.Module, pairs: Batch, network_dtype: torch.dtype | None = None) -> float:
+    """Mean IoU of ``model`` over (photos, train ids)."""
+    return float(segmentation_scores(probe_confusion(model, pairs, network_dtype))["mean_iou"])  # type: ignore[arg-type]
+
+
+@torch.no_grad()
+def probe_confusion(
+    model: torch.nn.Module, pairs: Batch, network_dtype: torch.dtype | None = None, chunk: int = 32
+) -> np.ndarray:
+    """The accumulated confusion matrix of ``model`` over (photos, train ids)."""
+    model.eval()
+    device = next(model.parameters()).device
+    photos, labels = pairs
+    matrix = np.zeros((N_TRAIN_IDS, N_TRAIN_IDS + 1), dtype=np.int64)
+    for first in range(0, len(photos), chunk):
+        batch = photos[first : first + chunk].to(device).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=network_dtype or torch.bfloat16, enabled=network_dtype is not None):
+            predicted = model(batch).argmax(dim=1)
+        matrix += confusion_matrix(predicted.cpu().numpy(), labels[first : first + chunk].numpy())
+    return matrix
+
+
+def loader_batches(dataset: Dataset, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+    """Endless shuffled batches of a dataset; one smaller than a batch gives one short batch per
+    epoch instead of looping forever."""
+    while True:
+        yield from DataLoader(
+            dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, generator=generator
+        )
+
+
 def train_probe(
     dataset: Dataset,
     out: Path,
@@ -114,39 +232,12 @@ def train_probe(
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
 ) -> SegmenterTrainReport:
-    """Train the probe with cross-entropy (trainId 255 ignored) and save it as TorchScript."""
-    progress = progress or SilentProgress()
-    start = time.perf_counter()
-    torch_device = torch.device(device)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ProbeSegmenter(width).to(torch_device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
-    generator = torch.Generator().manual_seed(seed)
-    step, loss_value = 0, float("nan")
-    progress.start("segmenter", steps)
-    model.train()
-    while step < steps:
-        # a dataset smaller than one batch still trains (one short batch per epoch) instead of looping forever
-        loader = DataLoader(
-            dataset, batch_size=batch_size, shuffle=True, drop_last=len(dataset) > batch_size, generator=generator
-        )
-        for photos, labels in loader:
-            logits = model(photos.to(torch_device))
-            loss = F.cross_entropy(logits, labels.to(torch_device), ignore_index=IGNORE_TRAIN_ID)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            loss_value = float(loss.detach())
-            progress.advance(1, loss=loss_value)
-            if step >= steps:
-                break
-    progress.stop()
-    save_segmenter(model.eval().cpu(), out)
-    return SegmenterTrainReport(out, step, loss_value, time.perf_counter() - start)
+    """Train the probe with cross-entropy (trainId 255 ignored) and save it."""
+    model = new_probe(width, seed, device)
+    batches = loader_batches(dataset, batch_size, torch.Generator().manual_seed(seed))
+    fit = fit_probe(model, batches, steps, lr, progress=progress)
+    save_segmenter(model.cpu().to(memory_format=torch.contiguous_format), out)
+    return SegmenterTrainReport(out, fit.steps, fit.final_loss, fit.seconds)
 
 
 PROBE_FORMAT = "fgaug-probe-1"

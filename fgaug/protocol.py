@@ -1,0 +1,284 @@
+"""The augmentation protocol: does synthetic data make a segmenter better, and by how much?
+
+One *arm* trains fgaug's probe segmenter on a training set (real pairs, optionally with synthetic
+ones), picks its weights by early stopping on a real validation split, and scores them on a
+real test split that nothing else looks at. The protocol runs
+
+* the **learning curve**: real-only arms at several real-set sizes N, several seeds each;
+* **strategies**: arms with synthetic data, paired by seed with the real-only arm at the same N,
+
+and summarises them as the issue asks: mean test mIoU with a 95% t interval per N, where the
+curve is steep enough to see a gain (*valid*), and per strategy the paired mIoU difference with
+its interval, the per-class IoU differences and the *worth in real images* (the N' on the curve
+with the same mIoU).
+
+Training is the same for every arm: random horizontal flips, AdamW with a one-cycle schedule over
+``epochs`` passes of its training set (clamped to ``[min_steps, max_steps]``), validation every
+``evaluate_every`` steps and a stop after ``patience`` validations without improvement. Mixing
+synthetic data: ``concat`` (one shuffled pool), ``ratio`` (a fixed share of real images in every
+batch) or ``pretrain`` (synthetic only, then fine-tuned on real).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo
+from fgaug.data.io import read_rgb
+from fgaug.data.labels import TRAIN_ID_NAMES, ids_to_train_ids
+from fgaug.metrics import segmentation_scores
+from fgaug.segmenter import Batch, fit_probe, new_probe, probe_confusion
+from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
+
+MIXINGS = ("concat", "ratio", "pretrain")
+SMALL_CLASSES = ("pole", "traffic light", "traffic sign", "person")
+"""Reported first: the thin and small classes a segmenter needs help with."""
+
+
+@dataclass
+class PairArrays:
+    """Segmentation pairs in memory: ``photos`` (N, 3, H, W) uint8, ``labels`` (N, H, W) uint8 train
+    ids (255: ignored, also where a filter rejected a synthetic pixel)."""
+
+    photos: torch.Tensor
+    labels: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.photos.dtype != torch.uint8 or self.labels.dtype != torch.uint8:
+            raise ValueError("PairArrays hold uint8 photos and uint8 train ids")
+        if len(self.photos) != len(self.labels) or self.photos.shape[-2:] != self.labels.shape[-2:]:
+            raise ValueError(f"photos {tuple(self.photos.shape)} and labels {tuple(self.labels.shape)} do not pair")
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def head(self, count: int) -> PairArrays:
+        return PairArrays(self.photos[:count], self.labels[:count])
+
+    def batch(self, indices: torch.Tensor, flips: torch.Tensor | None = None) -> Batch:
+        """Float photos in [0, 1] and long labels of ``indices``, mirrored where ``flips``."""
+        photos = self.photos[indices].float() / 255
+        labels = self.labels[indices].long()
+        if flips is not None and bool(flips.any()):
+            photos[flips] = photos[flips].flip(-1)
+            labels[flips] = labels[flips].flip(-1)
+        return photos, labels
+
+    def everything(self) -> Batch:
+        return self.batch(torch.arange(len(self)))
+
+    @staticmethod
+    def concat(parts: Sequence[PairArrays]) -> PairArrays:
+        return PairArrays(torch.cat([p.photos for p in parts]), torch.cat([p.labels for p in parts]))
+
+    @staticmethod
+    def from_arrays(photos: Sequence[np.ndarray], train_ids: Sequence[np.ndarray]) -> PairArrays:
+        """From (H, W, 3) uint8 photos and (H, W) uint8 train-id maps."""
+        stacked = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).contiguous()
+        return PairArrays(stacked, torch.from_numpy(np.stack(train_ids)).to(torch.uint8))
+
+
+def read_pairs(groups: Sequence[Group], size: tuple[int, int]) -> PairArrays:
+    """The real photo and train ids of each group, resized to ``size`` (photos anti-aliased, labels
+    nearest)."""
+    photos, labels = [], []
+    for group in groups:
+        if group.photo is None:
+            raise ValueError(f"{group.mask}: no photo beside this mask")
+        photos.append(resize_photo(read_rgb(group.photo), size))
+        labels.append(ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), size)))
+    return PairArrays.from_arrays(photos, labels)
+
+
+def mixed_batches(sources: Sequence[tuple[PairArrays, int]], seed: int) -> Iterator[Batch]:
+    """Endless batches taking ``count`` items from each ``(pairs, count)`` source, each source walked
+    in a fresh random order per pass, every item mirrored with probability 1/2."""
+    generator = torch.Generator().manual_seed(seed)
+    streams = [_index_stream(len(pairs), generator) for pairs, _ in sources]
+    while True:
+        parts = []
+        for (pairs, count), stream in zip(sources, streams, strict=True):
+            indices = torch.tensor([next(stream) for _ in range(count)], dtype=torch.long)
+            parts.append(pairs.batch(indices, torch.rand(count, generator=generator) < 0.5))
+        yield torch.cat([p for p, _ in parts]), torch.cat([lab for _, lab in parts])
+
+
+def _index_stream(size: int, generator: torch.Generator) -> Iterator[int]:
+    while True:
+        yield from torch.randperm(size, generator=generator).tolist()
+
+
+@dataclass(frozen=True)
+class ProbeRecipe:
+    """How every arm's probe is trained (see the module docstring)."""
+
+    width: int = 16
+    batch_size: int = 8
+    lr: float = 3e-3
+    epochs: float = 30.0
+    min_steps: int = 400
+    max_steps: int = 3000
+    evaluate_every: int = 100
+    patience: int = 5
+    bf16: bool = True
+
+    def steps_for(self, images: int) -> int:
+        return int(min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * images / self.batch_size))))
+
+    @property
+    def network_dtype(self) -> torch.dtype | None:
+        return torch.bfloat16 if self.bf16 else None
+
+
+@dataclass
+class ArmResult:
+    """One trained probe scored on the test split."""
+
+    arm: str
+    real: int
+    seed: int
+    test_miou: float
+    per_class_iou: dict[str, float]
+    val_miou: float | None
+    steps: int
+    best_step: int
+    seconds: float
+    synthetic: int = 0
+    mixing: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_arm(
+    arm: str,
+    real: PairArrays,
+    val: PairArrays,
+    test: PairArrays,
+    seed: int,
+    recipe: ProbeRecipe,
+    synthetic: PairArrays | None = None,
+    mixing: str = "concat",
+    real_fraction: float = 0.5,
+    device: torch.device | str = "cpu",
+) -> ArmResult:
+    """Train one probe (real only, or real with ``synthetic`` mixed as ``mixing`` says) and score it."""
+    if mixing not in MIXINGS:
+        raise ValueError(f"unknown mixing {mixing!r}; choose from {', '.join(MIXINGS)}")
+    start = time.perf_counter()
+    model = new_probe(recipe.width, seed, device)
+    val_batch = val.everything()
+
+    def fit(sources: Sequence[tuple[PairArrays, int]], images: int, stream_seed: int) -> Any:
+        return fit_probe(
+            model,
+            mixed_batches(sources, stream_seed),
+            recipe.steps_for(images),
+            recipe.lr,
+            val_batch,
+            recipe.evaluate_every,
+            recipe.patience,
+            recipe.network_dtype,
+        )
+
+    batch = recipe.batch_size
+    if synthetic is None or len(synthetic) == 0:
+        fitted = fit([(real, batch)], len(real), seed)
+        steps = fitted.steps
+    elif mixing == "concat":
+        pool = PairArrays.concat([real, synthetic])
+        fitted = fit([(pool, batch)], len(pool), seed)
+        steps = fitted.steps
+    elif mixing == "ratio":
+        real_count = min(batch - 1, max(1, round(batch * real_fraction)))
+        fitted = fit([(real, real_count), (synthetic, batch - real_count)], len(real) + len(synthetic), seed)
+        steps = fitted.steps
+    else:
+        pretrained = fit([(synthetic, batch)], len(synthetic), seed)
+        fitted = fit([(real, batch)], len(real), seed + 7919)
+        steps = pretrained.steps + fitted.steps
+    scores = segmentation_scores(probe_confusion(model, test.everything(), recipe.network_dtype))
+    per_class = dict(zip(TRAIN_ID_NAMES, scores["per_class_iou"], strict=True))  # type: ignore[arg-type]
+    return ArmResult(
+        arm=arm,
+        real=len(real),
+        seed=seed,
+        test_miou=float(scores["mean_iou"]),  # type: ignore[arg-type]
+        per_class_iou={name: value for name, value in per_class.items() if not math.isnan(value)},
+        val_miou=fitted.best_val_miou,
+        steps=steps,
+        best_step=fitted.best_step,
+        seconds=time.perf_counter() - start,
+        synthetic=0 if synthetic is None else len(synthetic),
+        mixing=None if synthetic is None else mixing,
+    )
+
+
+REAL_ONLY = "real only"
+
+
+def summarise(results: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+    """The learning curve, where the protocol can see a gain, and every strategy against real-only.
+
+    ``results`` are :meth:`ArmResult.to_dict` records; the real-only arm is :data:`REAL_ONLY`.
+    """
+    by_arm: dict[tuple[str, int], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for record in results:
+        by_arm[(record["arm"], record["real"])][record["seed"]] = record
+    curve = []
+    for (arm, size), runs in sorted(by_arm.items(), key=lambda item: item[0][1]):
+        if arm == REAL_ONLY:
+            interval = mean_interval([r["test_miou"] for r in runs.values()], confidence)
+            curve.append({"real": size, "seeds": sorted(runs), **interval.to_dict()})
+    for lower, upper in itertools.pairwise(curve):
+        rise = upper["mean"] - lower["mean"]
+        lower["rise_to_next"] = rise
+        lower["valid"] = bool(len(lower["seeds"]) > 1 and rise > lower["half_width"])
+    sizes, means = [row["real"] for row in curve], [row["mean"] for row in curve]
+    strategies = []
+    for (arm, size), runs in sorted(by_arm.items()):
+        baseline = by_arm.get((REAL_ONLY, size), {})
+        seeds = sorted(set(runs) & set(baseline))
+        if arm == REAL_ONLY or not seeds:
+            continue
+        treated = [runs[s]["test_miou"] for s in seeds]
+        difference = paired_interval(treated, [baseline[s]["test_miou"] for s in seeds], confidence)
+        per_class = {}
+        for name in TRAIN_ID_NAMES:
+            pairs = [
+                (runs[s]["per_class_iou"][name], baseline[s]["per_class_iou"][name])
+                for s in seeds
+                if name in runs[s]["per_class_iou"] and name in baseline[s]["per_class_iou"]
+            ]
+            if pairs:
+                per_class[name] = float(np.mean([a - b for a, b in pairs]))
+        ordered = {name: per_class[name] for name in SMALL_CLASSES if name in per_class}
+        ordered.update({name: value for name, value in per_class.items() if name not in ordered})
+        worth = worth_in_real_images(sizes, means, float(np.mean(treated))) if curve else None
+        first = runs[seeds[0]]
+        strategies.append(
+            {
+                "arm": arm,
+                "real": size,
+                "seeds": seeds,
+                "miou": mean_interval(treated, confidence).to_dict(),
+                "difference": difference.to_dict(),
+                "per_class_difference": ordered,
+                "worth_in_real_images": None if worth is None else worth.images,
+                "worth": None if worth is None else worth.describe(),
+                "synthetic": first.get("synthetic", 0),
+                "mixing": first.get("mixing"),
+                "notes": first.get("notes", {}),
+            }
+        )
+    return {"confidence": confidence, "curve": curve, "strategies": strategies}
