@@ -148,6 +148,13 @@ def train(
     log_every: Annotated[
         int, typer.Option(help="Steps between lines of metrics.jsonl (the loss is read from the GPU only then).")
     ] = 10,
+    tensorboard: Annotated[
+        bool | None,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="TensorBoard events in RUN/tensorboard (default: when the tensorboard package is installed).",
+        ),
+    ] = None,
     val: Annotated[Path | None, typer.Option(help="Validation data (default: the tree's val split).")] = None,
     workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
     boundary: Annotated[bool, typer.Option(help="Add the instance-boundary channel to the condition.")] = False,
@@ -227,6 +234,7 @@ def train(
         validate_every=validate_every,
         sample_every=sample_every,
         log_every=log_every,
+        tensorboard=tensorboard,
         val_data=str(val) if val else None,
         workers=workers,
         boundary=boundary,

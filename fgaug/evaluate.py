@@ -42,7 +42,8 @@ from fgaug.metrics import (
     segmentation_scores,
     wasserstein_1d,
 )
-from fgaug.preview import line_plot, to_uint8_image
+from fgaug.plots import class_bars, line_plot
+from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import SegmentationPairs, load_segmenter, predict_train_ids, train_probe
@@ -365,15 +366,30 @@ def write_quality_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Pat
             temperatures,
             {"mean W1": [r["colour_w1_mean"] for r in rows]},
             "temperature",
-            "per-class colour distance to real photos (W1, 0-255)",
+            "colour distance to real photos (W1, 0-255)",
         )
         if "consistency" in rows[0]:
-            series = {"synthetic mIoU": [r["consistency"]["mean_iou"] for r in rows]}
+            series = {"synthetic photos": [r["consistency"]["mean_iou"] for r in rows]}
             if "real_photos" in report["samples"]:
                 series["real photos"] = [report["samples"]["real_photos"]["mean_iou"]] * len(rows)
             paths["consistency_plot"] = line_plot(
                 out_dir / "consistency.png", temperatures, series, "temperature", "segmenter mean IoU"
             )
+    if rows and "consistency" in rows[0] and "real_photos" in report["samples"]:
+        best = max(rows, key=lambda r: r["consistency"]["mean_iou"])
+        real = report["samples"]["real_photos"]["per_class_iou"]
+        synthetic = best["consistency"]["per_class_iou"]
+        classes = [name for name in real if _is_number(real[name]) or _is_number(synthetic.get(name))]
+        paths["class_plot"] = class_bars(
+            out_dir / "class_iou.png",
+            classes,
+            {
+                "real photos": [real[c] for c in classes],
+                f"synthetic, T={best['temperature']:g}": [synthetic[c] for c in classes],
+            },
+            "IoU",
+            "segmenter IoU per class",
+        )
     atomic_write_bytes(paths["markdown"], quality_markdown(report, paths).encode())
     return paths
 
@@ -428,7 +444,11 @@ def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
                 f"Same segmenter on the real photos: pixel acc {real['pixel_accuracy']:.4f}, class acc "
                 f"{real['mean_class_accuracy']:.4f}, mIoU {real['mean_iou']:.4f}.",
             ]
-    for name in ("consistency_plot", "diversity_plot", "colour_plot"):
+    for name in ("consistency_plot", "class_plot", "diversity_plot", "colour_plot"):
         if name in paths:
             lines += ["", f"![{name}]({paths[name].name})"]
     return "\n".join(lines) + "\n"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, float) and math.isfinite(value)

@@ -6,6 +6,7 @@
 * Diversity among the samples of one mask: mean pairwise L1 and 1 - SSIM, and per-class colour
   spread.
 * Match to a known appearance distribution: the 1-D Wasserstein distance per class and channel.
+* Feature-distribution distance (FID with a user's feature network): the Fréchet distance.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
+from scipy import linalg, stats
 
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS
 
@@ -130,13 +132,12 @@ def class_colour_spread(images: Sequence[np.ndarray], label_ids: np.ndarray) -> 
     return spread
 
 
-def wasserstein_1d(first: np.ndarray, second: np.ndarray, quantiles: int = 256) -> float:
-    r""":math:`W_1 = \int_0^1 |F^{-1}(q) - G^{-1}(q)|\,dq` between two empirical 1-D samples,
-    estimated on ``quantiles`` evenly spaced mid-point quantiles."""
+def wasserstein_1d(first: np.ndarray, second: np.ndarray) -> float:
+    r""":math:`W_1 = \int |F(x) - G(x)|\,dx` between the empirical distributions of two 1-D samples,
+    computed exactly from their CDFs (``scipy.stats.wasserstein_distance``); NaN when either is empty."""
     if first.size == 0 or second.size == 0:
         return float("nan")
-    levels = (np.arange(quantiles) + 0.5) / quantiles
-    return float(np.abs(np.quantile(first, levels) - np.quantile(second, levels)).mean())
+    return float(stats.wasserstein_distance(first.ravel(), second.ravel()))
 
 
 def ignored_fraction(train_ids: np.ndarray) -> float:
@@ -148,20 +149,20 @@ def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
     r"""Fréchet distance between Gaussian fits of two feature sets (N, D) — FID when the features
     are Inception pool activations:
 
-    .. math:: \|\mu_1 - \mu_2\|^2 + \mathrm{tr}\big(\Sigma_1 + \Sigma_2
-              - 2 (\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2})^{1/2}\big)
+    .. math:: \|\mu_1 - \mu_2\|^2 + \mathrm{tr}\big(\Sigma_1 + \Sigma_2 - 2 (\Sigma_1 \Sigma_2)^{1/2}\big)
 
-    (the symmetric form of the cross term, computed with eigendecompositions)."""
+    with the matrix square root from ``scipy.linalg.sqrtm`` (its real part; the imaginary part of
+    a product of two covariance matrices is numerical noise). Each set needs two rows or more,
+    since a covariance needs them."""
     if first.ndim != 2 or second.ndim != 2 or first.shape[1] != second.shape[1]:
         raise ValueError(f"feature sets of shapes {first.shape} and {second.shape} cannot be compared")
+    if min(len(first), len(second)) < 2:
+        raise ValueError(
+            f"a Fréchet distance needs at least 2 feature rows per set (got {len(first)} and {len(second)}): "
+            "use more images"
+        )
     mean_a, mean_b = first.mean(axis=0), second.mean(axis=0)
-    cov_a = np.atleast_2d(np.cov(first, rowvar=False))
-    cov_b = np.atleast_2d(np.cov(second, rowvar=False))
-    root_a = _psd_sqrt(cov_a)
-    cross = _psd_sqrt(root_a @ cov_b @ root_a)
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(cross))
-
-
-def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cov_a = np.atleast_2d(np.cov(first.astype(np.float64), rowvar=False))
+    cov_b = np.atleast_2d(np.cov(second.astype(np.float64), rowvar=False))
+    cross = linalg.sqrtm(cov_a @ cov_b)
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(cross).real)

@@ -4,6 +4,8 @@ A run lives in one folder (``runs/NAME``)::
 
     config.json          the resolved configuration: this file alone reproduces the run
     metrics.jsonl        one line per logged step (loss, bits/dim, lr, images/s) and per validation
+    results.png          those figures against the step, redrawn at every validation
+    tensorboard/         the same as TensorBoard events, with the sample grids (when installed)
     checkpoints/last.pt  model, EMA, optimiser and counters (what --resume needs)
     checkpoints/best.pt  the EMA weights with the lowest validation bits/dim so far
     samples/step_N.png   mask | real photo | samples at a few temperatures
@@ -36,10 +38,11 @@ from fgaug.checkpoint import CheckpointError, read_checkpoint_payload, save_chec
 from fgaug.config import FullGlowConfig, load_preset
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
-from fgaug.data.io import DataError, atomic_write_bytes
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png
 from fgaug.flow import FullGlow, compile_networks, network_precision
-from fgaug.preview import save_grid, to_uint8_image
+from fgaug.preview import image_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
+from fgaug.runlog import RunLog
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
@@ -89,6 +92,7 @@ class TrainOptions:
     max_bad_steps: int = 20
     gradient_checkpointing: bool = False
     compile: bool = False
+    tensorboard: bool | None = None
     resume: bool = False
     exist_ok: bool = False
 
@@ -234,11 +238,6 @@ def stop_requests() -> Iterator[Callable[[], str | None]]:
             signal.signal(sig, old)
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as stream:
-        stream.write(json.dumps(record, sort_keys=True) + "\n")
-
-
 # ------------------------------------------------------------------------------------------ the run
 
 
@@ -257,6 +256,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
                 setattr(resumed, name, getattr(options, name))
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
         resumed.gradient_checkpointing, resumed.compile = options.gradient_checkpointing, options.compile
+        resumed.tensorboard = options.tensorboard
         return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
     if run_dir.exists() and any(run_dir.iterdir()) and not options.exist_ok:
         raise DataError(f"{run_dir}: run folder exists; use --resume to continue it or --exist-ok to overwrite")
@@ -320,11 +320,15 @@ class _Run:
             self._restore()
         elif self.context.is_main:
             self._create_run_folder()
+        self.log = RunLog(self.run_dir, self.options.tensorboard, active=self.context.is_main)
+        if self.options.resume:
+            self.log.resume()
+        else:
+            self.log.start()
 
     # ---------------------------------------------------------------------------- state
     def _create_run_folder(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
         resolved = {
             "preset": self.preset_name,
             "model": self.config.to_dict(),
@@ -401,7 +405,7 @@ class _Run:
             if value is not None:
                 self.first_val = value if self.first_val is None else self.first_val
                 self.last_val = value
-                append_jsonl(self.run_dir / "metrics.jsonl", {"step": self.step, "val_bpd": value})
+                self.log.validation(self.step, value)
                 self.progress.log(f"step {self.step}: validation {value:.4f} bits/dim")
                 if value < self.best_val:
                     self.best_val = value
@@ -422,7 +426,10 @@ class _Run:
                 for row, image in zip(rows, drawn.images[:, 0], strict=True):
                     row.append(to_uint8_image(image))
         titles = ["mask", "photo", *(f"T={t}" for t in SAMPLE_TEMPERATURES)]
-        path = save_grid(self.samples_dir / f"step_{self.step:07d}.png", rows, titles)
+        grid = image_grid(rows, titles)
+        path = self.samples_dir / f"step_{self.step:07d}.png"
+        atomic_write_bytes(path, encode_png(grid))
+        self.log.image(self.step, "samples", grid)
         self.progress.log(f"samples: {path}")
 
     # ---------------------------------------------------------------------------- the loop
@@ -517,7 +524,7 @@ class _Run:
                 "grad_norm": grad_norm,
                 "images_per_s": self.window_images / max(seconds, 1e-9),
             }
-            append_jsonl(self.run_dir / "metrics.jsonl", record)
+            self.log.step(record)
             self.history.append(record)
             self.window_start, self.window_images = time.perf_counter(), 0
         self.progress.advance(1, loss=loss)
@@ -533,14 +540,17 @@ class _Run:
         self.progress.advance(self.step)
         self.window_start, self.window_images = time.perf_counter(), 0
         trainable: torch.nn.Module | None = None
-        with stop_requests() as stop_requested:
-            while self.step < self.total_steps:
-                for batch in self.loader_from(self.step):
-                    trainable = trainable or self.trainable(batch)
-                    self.train_step(trainable, batch)
-                    self.after_step(stop_requested)
-                    if self.step >= self.total_steps:
-                        break
+        try:
+            with stop_requests() as stop_requested:
+                while self.step < self.total_steps:
+                    for batch in self.loader_from(self.step):
+                        trainable = trainable or self.trainable(batch)
+                        self.train_step(trainable, batch)
+                        self.after_step(stop_requested)
+                        if self.step >= self.total_steps:
+                            break
+        finally:
+            self.log.close()
         self.progress.stop()
         last = self.save(self.checkpoints / "last.pt")
         best = self.checkpoints / "best.pt"

@@ -118,3 +118,29 @@ def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Pat
     result = train(options(small_tree, run, steps=step + 2, resume=True))
     assert result.steps == step + 2
     os.environ.pop("FGAUG_MODEL", None)
+
+
+def test_a_run_folder_holds_results_png_and_tensorboard_events(small_tree: Path, tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    train(options(small_tree, run, steps=20, validate_every=10, sample_every=20, log_every=5))
+    assert (run / "results.png").stat().st_size > 10_000
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    assert {"train/loss", "train/bpd", "train/lr", "train/grad_norm", "train/images_per_s", "val/bpd"} <= set(scalars)
+    assert [event.step for event in events.Scalars("val/bpd")] == [1, 10, 20]
+    assert events.Tags()["images"] == ["samples"]
+
+
+def test_tensorboard_can_be_switched_off_and_is_refused_when_missing(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train(options(small_tree, tmp_path / "off", steps=2, tensorboard=False))
+    assert not (tmp_path / "off" / "tensorboard").exists() and (tmp_path / "off" / "results.png").is_file()
+    monkeypatch.setattr("fgaug.runlog.tensorboard_available", lambda: False)
+    with pytest.raises(ValueError, match='pip install "fgaug\\[tensorboard\\]"'):
+        train(options(small_tree, tmp_path / "on", steps=2, tensorboard=True))
+    train(options(small_tree, tmp_path / "auto", steps=2))
+    assert not (tmp_path / "auto" / "tensorboard").exists()

@@ -1,0 +1,100 @@
+"""What a training run records for people to read and look at, in its run folder:
+
+* ``metrics.jsonl``: one JSON line per logged step and per validation (the record machines read);
+* ``results.png``: training and validation bits/dim, learning rate, images/s and gradient norm
+  against the step, redrawn at every validation (as ultralytics' ``results.png``);
+* ``tensorboard/``: the same scalars and the sample grids as TensorBoard events, when the
+  ``tensorboard`` package is installed (``pip install "fgaug[tensorboard]"``) and not switched off.
+
+Only the main process of a torchrun job keeps a log; the others get a :class:`RunLog` that writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fgaug.plots import training_plot
+
+TENSORBOARD_SCALARS = ("loss", "bpd", "source_bpd", "lr", "grad_norm", "images_per_s")
+
+
+def tensorboard_available() -> bool:
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class RunLog:
+    """The log of one run. ``tensorboard=None`` writes TensorBoard events when the package is
+    installed; ``True`` requires it; ``False`` never writes them. ``active=False`` writes nothing."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool | None = None, active: bool = True) -> None:
+        self.run_dir = run_dir
+        self.active = active
+        self.metrics = run_dir / "metrics.jsonl"
+        self.records: list[dict[str, Any]] = []
+        self._writer: Any = None
+        if active and tensorboard is not False:
+            if tensorboard and not tensorboard_available():
+                raise ValueError(
+                    'TensorBoard logging asked for, but tensorboard is not installed: pip install "fgaug[tensorboard]"'
+                )
+            if tensorboard_available():
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+    @property
+    def tensorboard_dir(self) -> Path | None:
+        return self.run_dir / "tensorboard" if self._writer is not None else None
+
+    def resume(self) -> None:
+        """Read back the records of an earlier part of the run, so ``results.png`` shows all of it."""
+        if self.active and self.metrics.is_file():
+            self.records = [json.loads(line) for line in self.metrics.read_text(encoding="utf-8").splitlines()]
+
+    def start(self) -> None:
+        """A new run: no records yet."""
+        if self.active:
+            self.metrics.unlink(missing_ok=True)
+            self.records = []
+
+    def step(self, record: dict[str, Any]) -> None:
+        """The figures of one logged step (``step`` and any of :data:`TENSORBOARD_SCALARS`)."""
+        self._append(record)
+        if self._writer is not None:
+            for key in TENSORBOARD_SCALARS:
+                if key in record and np.isfinite(record[key]):
+                    self._writer.add_scalar(f"train/{key}", record[key], record["step"])
+
+    def validation(self, step: int, bits_per_dim: float) -> None:
+        """A validation result; ``results.png`` is redrawn."""
+        self._append({"step": step, "val_bpd": bits_per_dim})
+        if self._writer is not None:
+            self._writer.add_scalar("val/bpd", bits_per_dim, step)
+            self._writer.flush()
+        if self.active:
+            training_plot(self.run_dir / "results.png", self.records)
+
+    def image(self, step: int, tag: str, picture: np.ndarray) -> None:
+        """An (H, W, 3) uint8 picture, such as a sample grid, for TensorBoard's image tab."""
+        if self._writer is not None:
+            self._writer.add_image(tag, picture, step, dataformats="HWC")
+
+    def close(self) -> None:
+        if self.active and self.records:
+            training_plot(self.run_dir / "results.png", self.records)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _append(self, record: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        self.records.append(record)
+        with open(self.metrics, "a", encoding="utf-8") as stream:
+            stream.write(json.dumps(record, sort_keys=True) + "\n")
