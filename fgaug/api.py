@@ -32,6 +32,7 @@ from fgaug.data.cityscapes import (
     to_tensor,
 )
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
+from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, file_digest, write_quality_report
 from fgaug.flow import network_precision
@@ -45,6 +46,8 @@ from fgaug.train import TrainOptions, TrainResult, dry_run, train
 __all__ = [
     "GenerateOptions",
     "GenerateSummary",
+    "LayoutOptions",
+    "LayoutSummary",
     "TrainOptions",
     "TrainResult",
     "demo",
@@ -53,10 +56,28 @@ __all__ = [
     "evaluate_quality",
     "generate",
     "info",
+    "layouts",
     "prepare",
     "train",
     "transfer",
 ]
+
+
+def layouts(
+    masks: str | Path,
+    out: str | Path,
+    options: LayoutOptions | None = None,
+    splits: Sequence[str] | None = None,
+    mask_format: str = "auto",
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> LayoutSummary:
+    """New label sets from the masks under ``masks`` (flips, scale-and-crop jitter, pasted objects,
+    rare classes emphasised), written as a Cityscapes label tree under ``out``: a ``--masks`` input
+    for :func:`generate`. See :mod:`fgaug.data.layouts`."""
+    root = Path(masks)
+    groups = find_groups(root, splits, False, mask_format).groups  # type: ignore[arg-type]
+    return write_layouts(groups[:limit] if limit else groups, root, Path(out), options or LayoutOptions(), progress)
 
 
 def prepare(

@@ -51,8 +51,10 @@ def check_output_root(out_root: Path, input_root: Path) -> None:
         raise DataError(f"{out_root}: the output must not be inside the input {input_root}")
 
 
-def sample_names(group: Group, index: int, options: WriterOptions) -> tuple[str, str, str]:
-    """(split, city folder, stem) of sample ``index`` of ``group``.
+def frame_names(group: Group, token: str, default_split: str) -> tuple[str, str, str]:
+    """(split, city folder, stem) of a new frame derived from ``group``, marked by ``token`` in the
+    city token (``aachen-<token>_000000_000019``), which Cityscapes consumers parse and which never
+    collides with an original frame.
 
     A Cityscapes stem ``city_seq_frame`` keeps its seq and frame; any other mask (a folder of
     masks) becomes city ``masks`` with its relative path, made ``_``-free, as the seq token.
@@ -62,8 +64,13 @@ def sample_names(group: Group, index: int, options: WriterOptions) -> tuple[str,
         city, seq, frame = tokens
     else:
         city, seq, frame = "masks", _UNSAFE.sub("-", group.key).strip("-") or "mask", "000000"
-    sample_city = f"{city}-{SAMPLE_TOKEN}-s{index:03d}"
-    return group.split or options.split, sample_city, f"{sample_city}_{seq}_{frame}"
+    new_city = f"{city}-{token}"
+    return group.split or default_split, new_city, f"{new_city}_{seq}_{frame}"
+
+
+def sample_names(group: Group, index: int, options: WriterOptions) -> tuple[str, str, str]:
+    """(split, city folder, stem) of sample ``index`` of ``group``."""
+    return frame_names(group, f"{SAMPLE_TOKEN}-s{index:03d}", options.split)
 
 
 class DatasetWriter:

@@ -1,0 +1,541 @@
+"""New Cityscapes label sets from existing ones: flips, scale-and-crop jitter, copy-paste of thing
+instances from other masks, and emphasis on rare classes.
+
+A new layout is made in label space, so its labels are exact by construction: a photo generated
+(or content-transferred) for it is labelled by it, pixel for pixel. From a source label set:
+
+1. **flip** (probability ``flip_probability``): mirrored left to right;
+2. **scale and crop** (probability ``jitter_probability``): enlarged by a factor drawn from
+   ``scale_range`` (at least 1, so no border is invented) and cropped back to the original size at a
+   random offset, nearest neighbour;
+3. **copy-paste** (``paste`` objects): thing instances cut from other masks (person, rider, car,
+   bicycle, motorcycle; a traffic sign or light together with the pole it stands on) are placed
+   where they could stand (only whole instances: one connected part filling a third of its box):
+   on road or sidewalk (:data:`GROUND`), scaled with the distance of their
+   foot row below the horizon (the top of the road) in both masks, and behind every object of the
+   target whose foot row is nearer the camera (lower in the image), in front of the rest.
+   With ``rare_boost`` > 0 a class is chosen with probability proportional to its pixel frequency
+   to the power ``-rare_boost`` (rare classes more often), then an instance of it uniformly.
+
+Every label file is written from the final label and instance maps, so they agree: labelIds,
+instanceIds (``id * 1000 + k`` for instance classes), color, labelTrainIds and polygons (traced
+from the maps, stuff before things, large before small, each object a polygon per connected
+part). ``layouts.jsonl`` records per layout its source, the flip, scale and crop applied and
+each pasted object (source key, class, position, scale), which is what content transfer needs to
+align the source photo (:func:`aligned_source`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_photo
+from fgaug.data.io import atomic_write_bytes, encode_png
+from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_train_ids
+from fgaug.data.writer import check_output_root, frame_names
+from fgaug.progress import Progress, SilentProgress
+
+LAYOUT_TOKEN = "layout"
+MANIFEST_NAME = "layouts.jsonl"
+INSTANCE_CLASSES = ("person", "rider", "car", "bicycle", "motorcycle")
+POLE_MOUNTED = ("traffic sign", "traffic light")
+PASTED_CLASSES = INSTANCE_CLASSES + POLE_MOUNTED
+GROUND: dict[str, tuple[str, ...]] = {
+    "person": ("sidewalk",),
+    "rider": ("road",),
+    "car": ("road",),
+    "bicycle": ("road", "sidewalk"),
+    "motorcycle": ("road",),
+    "traffic sign": ("sidewalk",),
+    "traffic light": ("sidewalk",),
+}
+"""Where a pasted object may stand (the class under its foot row)."""
+OBJECT_CLASSES = (*PASTED_CLASSES, "pole", "truck", "bus", "train")
+"""Classes whose connected parts occlude by depth (their foot row)."""
+MIN_OBJECT_PIXELS = 24
+MIN_FILL = 0.3
+BANK_PER_CLASS = 2000
+SCALE_LIMITS = (0.35, 2.5)
+
+
+@dataclass
+class LabelSet:
+    """A frame's labels: ``label_ids`` (H, W) uint8 and ``instance_ids`` (H, W) int32 in the
+    Cityscapes convention (``id * 1000 + k`` for instances of instance classes, the plain id
+    elsewhere)."""
+
+    label_ids: np.ndarray
+    instance_ids: np.ndarray
+
+    @classmethod
+    def read(cls, group: Group) -> LabelSet:
+        """The group's labelIds and instanceIds; without an instanceIds file, the instances of
+        instance classes are its connected parts."""
+        label_ids = read_label_ids(group.mask, group.mask_format)
+        if group.instance_ids is not None:
+            return cls(label_ids, read_instance_ids(group.instance_ids))
+        return cls(label_ids, instances_from_components(label_ids))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.label_ids.shape  # type: ignore[return-value]
+
+    def flipped(self) -> LabelSet:
+        return LabelSet(np.ascontiguousarray(self.label_ids[:, ::-1]), np.ascontiguousarray(self.instance_ids[:, ::-1]))
+
+    def scaled_and_cropped(self, scale: float, top: int, left: int) -> LabelSet:
+        """Enlarged ``scale`` times (nearest) and cropped to the original size at (top, left)."""
+        height, width = self.shape
+        big = (round(height * scale), round(width * scale))
+        return LabelSet(
+            _resize_nearest(self.label_ids, big)[top : top + height, left : left + width].copy(),
+            _resize_nearest(self.instance_ids, big)[top : top + height, left : left + width].copy(),
+        )
+
+    def files(self) -> dict[str, bytes]:
+        """Every label file of the set, by Cityscapes suffix."""
+        rgba = np.concatenate([ids_to_color(self.label_ids), np.full((*self.shape, 1), 255, np.uint8)], axis=2)
+        return {
+            "_gtFine_labelIds.png": encode_png(self.label_ids),
+            "_gtFine_instanceIds.png": encode_png(self.instance_ids.astype(np.uint16)),
+            "_gtFine_color.png": encode_png(rgba),
+            "_gtFine_labelTrainIds.png": encode_png(ids_to_train_ids(self.label_ids)),
+            "_gtFine_polygons.json": json.dumps(traced_polygons(self), indent=1).encode(),
+        }
+
+
+def _resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    work = image.astype(np.float32) if image.dtype == np.int32 else image
+    resized = cv2.resize(work, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return resized.astype(image.dtype)
+
+
+def instances_from_components(label_ids: np.ndarray) -> np.ndarray:
+    """instanceIds for a mask without them: every connected part of an instance class is one
+    instance (``id * 1000 + k``); other pixels keep their label id."""
+    instance_ids = label_ids.astype(np.int32)
+    for name in INSTANCE_CLASSES:
+        label_id = LABEL_BY_NAME[name].id
+        count, parts = cv2.connectedComponents((label_ids == label_id).astype(np.uint8), connectivity=8)
+        for part in range(1, count):
+            instance_ids[parts == part] = label_id * 1000 + part - 1
+    return instance_ids
+
+
+def horizon_row(label_ids: np.ndarray) -> float:
+    """Where the ground meets the horizon: the top row of the road (of the sidewalk without road;
+    mid-height without either). Object sizes scale with the distance of their foot below it."""
+    for name in ("road", "sidewalk"):
+        rows = np.nonzero((label_ids == LABEL_BY_NAME[name].id).any(axis=1))[0]
+        if rows.size:
+            return float(rows[0])
+    return label_ids.shape[0] / 2
+
+
+# ------------------------------------------------------------------------------------------ objects
+
+
+@dataclass
+class Cutout:
+    """An object cut from a mask: ``label_ids`` (h, w) of its box, 0 outside ``mask``; ``label``
+    its class (the sign or light for a pole-mounted one); ``foot`` its bottom row in the source
+    mask and ``horizon`` that mask's horizon row."""
+
+    source: str
+    label: str
+    label_ids: np.ndarray
+    mask: np.ndarray
+    foot: int
+    left: int
+    horizon: float
+    instance: int = 0
+
+
+def find_cutouts(key: str, labels: LabelSet) -> list[Cutout]:
+    """The objects of a mask that can be pasted elsewhere: whole instances of instance classes and
+    traffic signs and lights with the poles they touch, away from the left, right and bottom
+    borders (a cut-off object would look cut off anywhere), at least :data:`MIN_OBJECT_PIXELS`."""
+    height, width = labels.shape
+    horizon = horizon_row(labels.label_ids)
+    cutouts = []
+    for instance in np.unique(labels.instance_ids[labels.instance_ids >= 1000]):
+        label = LABEL_BY_ID[int(instance) // 1000].name
+        region = labels.instance_ids == instance
+        if label in INSTANCE_CLASSES and _whole(region):
+            cutouts.append(_cut(key, label, labels.label_ids, region, horizon, int(instance)))
+    pole = labels.label_ids == LABEL_BY_NAME["pole"].id
+    for name in POLE_MOUNTED:
+        count, parts = cv2.connectedComponents((labels.label_ids == LABEL_BY_NAME[name].id).astype(np.uint8))
+        pole_parts = cv2.connectedComponents(pole.astype(np.uint8))[1]
+        for part in range(1, count):
+            region = parts == part
+            touching = np.unique(pole_parts[cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
+            for pole_part in touching[touching > 0]:
+                region |= pole_parts == pole_part
+            cutouts.append(_cut(key, name, labels.label_ids, region, horizon))
+    return [
+        c
+        for c in cutouts
+        if c.mask.sum() >= MIN_OBJECT_PIXELS and c.foot < height - 1 and 0 < c.left < width - c.mask.shape[1]
+    ]
+
+
+def _whole(region: np.ndarray) -> bool:
+    """Whether an instance looks unoccluded: one connected part filling at least
+    :data:`MIN_FILL` of its box (an instance seen through or behind others is fragments)."""
+    rows, cols = np.nonzero(region)
+    box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+    parts = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)[0] - 1
+    return parts == 1 and region.sum() >= MIN_FILL * box
+
+
+def _cut(key: str, label: str, label_ids: np.ndarray, region: np.ndarray, horizon: float, instance: int = 0) -> Cutout:
+    rows, cols = np.nonzero(region)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    box = region[top:bottom, left:right]
+    cut = np.where(box, label_ids[top:bottom, left:right], 0).astype(np.uint8)
+    return Cutout(key, label, cut, box.copy(), int(bottom - 1), int(left), horizon, instance)
+
+
+def object_depth(labels: LabelSet) -> np.ndarray:
+    """Per pixel, the foot row of the object covering it (its connected part's bottom row, an
+    instance's for instance classes), -1 for background: a larger foot row is nearer the camera."""
+    depth = np.full(labels.shape, -1, dtype=np.int32)
+    for name in OBJECT_CLASSES:
+        label_id = LABEL_BY_NAME[name].id
+        region = labels.label_ids == label_id
+        if not region.any():
+            continue
+        if LABEL_BY_NAME[name].has_instances:
+            parts = np.where(region, labels.instance_ids, 0)
+        else:
+            parts = cv2.connectedComponents(region.astype(np.uint8))[1]
+        for part in np.unique(parts[region]):
+            where = parts == part
+            depth[where] = np.nonzero(where.any(axis=1))[0].max()
+    return depth
+
+
+@dataclass
+class Placement:
+    """Where and how a cutout was pasted (recorded in ``layouts.jsonl``)."""
+
+    source: str
+    label: str
+    foot: tuple[int, int]
+    scale: float
+    instance: int
+
+
+def paste(labels: LabelSet, cutout: Cutout, rng: np.random.Generator) -> tuple[LabelSet, Placement] | None:
+    """``labels`` with ``cutout`` standing on its :data:`GROUND`, scaled with depth, occluded by
+    nearer objects; None when the mask has no such ground or the object would be too small."""
+    height, width = labels.shape
+    horizon = horizon_row(labels.label_ids)
+    ground = np.isin(labels.label_ids, [LABEL_BY_NAME[name].id for name in GROUND[cutout.label]])
+    ground[: math.ceil(horizon) + 2] = False
+    rows, cols = np.nonzero(ground)
+    if rows.size == 0:
+        return None
+    pick = int(rng.integers(rows.size))
+    foot_y, foot_x = int(rows[pick]), int(cols[pick])
+    source_depth = max(cutout.foot - cutout.horizon, 1.0)
+    scale = float(np.clip((foot_y - horizon) / source_depth, *SCALE_LIMITS))
+    box_h, box_w = cutout.mask.shape
+    size = (max(1, round(box_h * scale)), max(1, round(box_w * scale)))
+    mask = _resize_nearest(cutout.mask.astype(np.uint8), size).astype(bool)
+    ids = _resize_nearest(cutout.label_ids, size)
+    if mask.sum() < MIN_OBJECT_PIXELS // 2:
+        return None
+    top, left = foot_y - size[0] + 1, foot_x - size[1] // 2
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + size[0], height), min(left + size[1], width)
+    if y1 <= y0 or x1 <= x0:
+        return None
+    window = (slice(y0, y1), slice(x0, x1))
+    piece = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
+    visible = mask[piece] & (object_depth(labels)[window] < foot_y)
+    if not visible.any():
+        return None
+    label_id = LABEL_BY_NAME[cutout.label].id
+    instance = label_id
+    if LABEL_BY_NAME[cutout.label].has_instances:
+        taken = labels.instance_ids[labels.instance_ids // 1000 == label_id] % 1000
+        instance = label_id * 1000 + (int(taken.max()) + 1 if taken.size else 0)
+    label_ids, instance_ids = labels.label_ids.copy(), labels.instance_ids.copy()
+    label_ids[window][visible] = ids[piece][visible]
+    pasted_ids = ids[piece][visible].astype(np.int32)
+    instance_ids[window][visible] = np.where(pasted_ids == label_id, instance, pasted_ids)
+    return LabelSet(label_ids, instance_ids), Placement(cutout.source, cutout.label, (foot_y, foot_x), scale, instance)
+
+
+# ------------------------------------------------------------------------------------------ layouts
+
+
+@dataclass(frozen=True)
+class LayoutOptions:
+    """How new layouts are made (see the module docstring)."""
+
+    n: int = 4
+    flip_probability: float = 0.5
+    jitter_probability: float = 0.5
+    scale_range: tuple[float, float] = (1.0, 1.5)
+    paste: int = 2
+    rare_boost: float = 0.0
+    seed: int = 0
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.paste < 0:
+            raise ValueError("--n must be at least 1 and --paste at least 0")
+        for name in ("flip_probability", "jitter_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        low, high = self.scale_range
+        if not (math.isfinite(low) and math.isfinite(high) and 1 <= low <= high):
+            raise ValueError(f"the scale range must satisfy 1 <= low <= high, got {self.scale_range}")
+        if not (math.isfinite(self.rare_boost) and self.rare_boost >= 0):
+            raise ValueError(f"--rare-boost must be a finite number >= 0, got {self.rare_boost}")
+
+
+@dataclass
+class Layout:
+    """One new layout and how it was made."""
+
+    labels: LabelSet
+    source: str
+    flip: bool = False
+    scale: float = 1.0
+    crop: tuple[int, int] = (0, 0)
+    pasted: list[Placement] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "flip": self.flip,
+            "scale": self.scale,
+            "crop": list(self.crop),
+            "pasted": [asdict(p) for p in self.pasted],
+        }
+
+
+class CutoutBank:
+    """The cutouts of a set of masks and the pixel frequency of each pasteable class, to draw
+    objects from (rare classes more often with ``rare_boost``)."""
+
+    def __init__(
+        self,
+        groups: Sequence[Group],
+        rare_boost: float = 0.0,
+        progress: Progress | None = None,
+        per_class: int = BANK_PER_CLASS,
+    ) -> None:
+        """At most ``per_class`` cutouts are kept per class (a uniform reservoir sample), so the
+        bank's memory stays bounded on a full-size dataset."""
+        progress = progress or SilentProgress()
+        self.by_class: dict[str, list[Cutout]] = {name: [] for name in PASTED_CLASSES}
+        seen = dict.fromkeys(PASTED_CLASSES, 0)
+        reservoir = np.random.default_rng(0)
+        pixels = dict.fromkeys(PASTED_CLASSES, 0)
+        progress.start("collecting objects", len(groups))
+        for group in groups:
+            labels = LabelSet.read(group)
+            for cutout in find_cutouts(group.key, labels):
+                kept, seen[cutout.label] = self.by_class[cutout.label], seen[cutout.label] + 1
+                if len(kept) < per_class:
+                    kept.append(cutout)
+                elif (slot := int(reservoir.integers(seen[cutout.label]))) < per_class:
+                    kept[slot] = cutout
+            for name in PASTED_CLASSES:
+                pixels[name] += int((labels.label_ids == LABEL_BY_NAME[name].id).sum())
+            progress.advance(1)
+        progress.stop()
+        self.classes = [name for name in PASTED_CLASSES if self.by_class[name]]
+        frequency = np.array([max(pixels[name], 1) for name in self.classes], dtype=np.float64)
+        weights = frequency ** (1.0 - rare_boost) if self.classes else frequency
+        self.class_probabilities = weights / weights.sum() if self.classes else weights
+        self.pixels = pixels
+
+    def __len__(self) -> int:
+        return sum(len(cutouts) for cutouts in self.by_class.values())
+
+    def draw(self, rng: np.random.Generator, exclude: str) -> Cutout | None:
+        """A random cutout not taken from the mask ``exclude``: a class by pixel share (times
+        frequency^-rare_boost), then an instance uniformly."""
+        if not self.classes:
+            return None
+        for _ in range(8):
+            name = self.classes[int(rng.choice(len(self.classes), p=self.class_probabilities))]
+            candidates = [c for c in self.by_class[name] if c.source != exclude]
+            if candidates:
+                return candidates[int(rng.integers(len(candidates)))]
+        return None
+
+
+def make_layout(labels: LabelSet, key: str, index: int, bank: CutoutBank | None, options: LayoutOptions) -> Layout:
+    """New layout ``index`` of the mask ``key`` (deterministic for the options' seed, key and index)."""
+    rng = np.random.default_rng([options.seed, _stable_hash(key), index])
+    layout = Layout(labels, key)
+    if rng.random() < options.flip_probability:
+        layout.labels, layout.flip = layout.labels.flipped(), True
+    if rng.random() < options.jitter_probability:
+        scale = float(rng.uniform(*options.scale_range))
+        height, width = labels.shape
+        top = int(rng.integers(round(height * scale) - height + 1))
+        left = int(rng.integers(round(width * scale) - width + 1))
+        layout.labels = layout.labels.scaled_and_cropped(scale, top, left)
+        layout.scale, layout.crop = scale, (top, left)
+    for _ in range(options.paste if bank is not None else 0):
+        cutout = bank.draw(rng, exclude=key) if bank is not None else None
+        pasted = paste(layout.labels, cutout, rng) if cutout is not None else None
+        if pasted is not None:
+            layout.labels, placement = pasted
+            layout.pasted.append(placement)
+    return layout
+
+
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def aligned_source(photo: np.ndarray, labels: LabelSet, record: dict[str, Any]) -> tuple[np.ndarray, LabelSet]:
+    """The source photo and labels with a layout's flip, scale and crop applied (not its pastes):
+    the real photo aligned with the new layout, for content transfer."""
+    height, width = labels.shape
+    photo = resize_photo(photo, (height, width))
+    if record["flip"]:
+        photo, labels = np.ascontiguousarray(photo[:, ::-1]), labels.flipped()
+    if record["scale"] != 1.0:
+        top, left = record["crop"]
+        big = (round(height * record["scale"]), round(width * record["scale"]))
+        photo = resize_photo(photo, big)[top : top + height, left : left + width].copy()
+        labels = labels.scaled_and_cropped(record["scale"], top, left)
+    return photo, labels
+
+
+@dataclass
+class LayoutSummary:
+    out: Path
+    sources: int
+    written: int
+    skipped: int
+    objects: int
+    pasted: int
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "out": str(self.out)}
+
+
+def write_layouts(
+    groups: Sequence[Group],
+    input_root: Path,
+    out_root: Path,
+    options: LayoutOptions,
+    progress: Progress | None = None,
+) -> LayoutSummary:
+    """``options.n`` new layouts per group, written as a Cityscapes label tree under ``out_root``
+    (a valid ``--masks`` input for ``fgaug generate``), with ``layouts.jsonl``. The input tree is
+    never written to; a rerun skips finished layouts."""
+    start = time.perf_counter()
+    progress = progress or SilentProgress()
+    input_root, out_root = Path(input_root), Path(out_root)
+    check_output_root(out_root, input_root)
+    manifest = out_root / MANIFEST_NAME
+    records = read_layout_records(manifest)
+    if records or manifest.is_file():  # drop a line torn by an interrupted run before appending
+        atomic_write_bytes(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+    finished = {(r["key"], int(r["layout"])) for r in records}
+    bank = CutoutBank(groups, options.rare_boost, progress) if options.paste else None
+    written = skipped = pasted = 0
+    progress.start("layouts", len(groups))
+    for group in groups:
+        pending = [k for k in range(options.n) if (group.key, k) not in finished]
+        skipped += options.n - len(pending)
+        progress.advance(1)
+        if not pending:
+            continue
+        labels = LabelSet.read(group)
+        for index in pending:
+            layout = make_layout(labels, group.key, index, bank, options)
+            split, city, stem = frame_names(group, f"{LAYOUT_TOKEN}-l{index:03d}", options.split)
+            folder = out_root / "gtFine" / split / city
+            for suffix, content in layout.labels.files().items():
+                atomic_write_bytes(folder / f"{stem}{suffix}", content)
+            record = {
+                "key": group.key,
+                "layout": index,
+                "output": (folder / f"{stem}_gtFine_labelIds.png").relative_to(out_root).as_posix(),
+                "source_mask": _relative(group.mask, input_root),
+                "source_photo": _relative(group.photo, input_root) if group.photo else None,
+                **layout.record(),
+            }
+            out_root.mkdir(parents=True, exist_ok=True)
+            with open(manifest, "a", encoding="utf-8") as stream:
+                stream.write(json.dumps(record, sort_keys=True) + "\n")
+            written += 1
+            pasted += len(layout.pasted)
+    progress.stop()
+    return LayoutSummary(
+        out_root, len(groups), written, skipped, len(bank) if bank else 0, pasted, time.perf_counter() - start
+    )
+
+
+def read_layout_records(manifest: Path) -> list[dict[str, Any]]:
+    """The complete records of a ``layouts.jsonl`` (a torn last line is left out); none without one."""
+    records = []
+    if manifest.is_file():
+        for line in manifest.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+                record["key"], record["layout"] = str(record["key"]), int(record["layout"])
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            records.append(record)
+    return records
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# ------------------------------------------------------------------------------------------ polygons
+
+
+def traced_polygons(labels: LabelSet) -> dict[str, Any]:
+    """A ``gtFine_polygons.json`` document traced from the maps: one polygon per connected part of
+    each stuff class (larger areas first, so enclosed ones are drawn over them), then each object
+    and instance from the farthest to the nearest; drawn in order they repaint the label map."""
+    height, width = labels.shape
+    objects: list[tuple[int, int, str, np.ndarray]] = []
+    for value in np.unique(labels.instance_ids):
+        label_id = int(value) // 1000 if value >= 1000 else int(value)
+        name = LABEL_BY_ID[label_id].name if label_id in LABEL_BY_ID else "unlabeled"
+        region = (labels.instance_ids == value).astype(np.uint8)
+        count, parts = cv2.connectedComponents(region, connectivity=8)
+        for part in range(1, count):
+            mask = (parts == part).astype(np.uint8)
+            far_to_near = (1, int(np.nonzero(mask.any(axis=1))[0].max()))
+            objects.append((*(far_to_near if name in OBJECT_CLASSES else (0, -int(mask.sum()))), name, mask))
+    objects.sort(key=lambda item: (item[0], item[1]))
+    document: dict[str, Any] = {"imgHeight": height, "imgWidth": width, "objects": []}
+    for _, _, name, mask in objects:
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        for contour in contours:
+            points = contour[:, 0, :].tolist()
+            if len(points) >= 3:
+                document["objects"].append({"label": name, "polygon": points})
+    return document

@@ -1,0 +1,203 @@
+"""New layouts: every label file written and consistent, loadable by Cityscapes tools, plausible
+pastes, deterministic, resumable, the input untouched."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from compat import torchvision_cityscapes
+from PIL import Image
+
+from fgaug.data.cityscapes import find_groups, read_label_ids
+from fgaug.data.labels import LABEL_BY_NAME, ids_to_color, ids_to_train_ids
+from fgaug.data.layouts import (
+    GROUND,
+    CutoutBank,
+    LabelSet,
+    LayoutOptions,
+    aligned_source,
+    find_cutouts,
+    horizon_row,
+    make_layout,
+    object_depth,
+    paste,
+    read_layout_records,
+    write_layouts,
+)
+from fgaug.data.toyworld import write_toy_cityscapes
+
+
+@pytest.fixture(scope="module")
+def street_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("streets") / "cityscapes"
+    write_toy_cityscapes(root, {"train": 10, "val": 2}, size=(96, 192), seed=21)
+    return root
+
+
+def tree_digest(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def rasterised_polygons(path: Path) -> np.ndarray:
+    """labelIds drawn from a polygons file as cityscapesScripts' json2labelImg draws them."""
+    from PIL import ImageDraw
+
+    document = json.loads(path.read_text())
+    image = Image.new("L", (document["imgWidth"], document["imgHeight"]), 0)
+    draw = ImageDraw.Draw(image)
+    for obj in document["objects"]:
+        draw.polygon([tuple(p) for p in obj["polygon"]], fill=LABEL_BY_NAME[obj["label"]].id)
+    return np.asarray(image)
+
+
+def test_every_label_file_is_written_and_they_agree(street_tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "layouts"
+    before = tree_digest(street_tree)
+    groups = find_groups(street_tree, ["train"]).groups
+    summary = write_layouts(groups, street_tree, out, LayoutOptions(n=2, paste=3, seed=1))
+    assert tree_digest(street_tree) == before, "the input tree was written to"
+    assert summary.written == 20 and summary.pasted > 20 and summary.objects > 10
+    written = find_groups(out, None, False).groups
+    assert len(written) == 20
+    for group in written:
+        files = group.label_files
+        assert set(files) >= {
+            "_gtFine_labelIds.png",
+            "_gtFine_instanceIds.png",
+            "_gtFine_color.png",
+            "_gtFine_labelTrainIds.png",
+            "_gtFine_polygons.json",
+        }
+        ids = read_label_ids(files["_gtFine_labelIds.png"], "labelIds")
+        instances = np.asarray(Image.open(files["_gtFine_instanceIds.png"])).astype(np.int32)
+        np.testing.assert_array_equal(np.asarray(Image.open(files["_gtFine_labelTrainIds.png"])), ids_to_train_ids(ids))
+        np.testing.assert_array_equal(np.asarray(Image.open(files["_gtFine_color.png"]))[..., :3], ids_to_color(ids))
+        np.testing.assert_array_equal(np.where(instances >= 1000, instances // 1000, instances), ids)
+        agreement = (rasterised_polygons(files["_gtFine_polygons.json"]) == ids).mean()
+        assert agreement > 0.97, f"{group.key}: polygons repaint only {agreement:.1%} of labelIds"
+
+
+def test_cityscapes_tools_read_the_tree_and_a_generated_one(
+    street_tree: Path, tmp_path: Path, test_checkpoint: Path
+) -> None:
+    helpers = pytest.importorskip("cityscapesscripts.helpers.csHelpers")
+    from fgaug.sample import GenerateOptions, generate
+
+    out = tmp_path / "layouts"
+    write_layouts(find_groups(street_tree, ["train"]).groups[:3], street_tree, out, LayoutOptions(n=2, paste=2))
+    for path in out.rglob("*.png"):
+        info = helpers.getCsFileInfo(str(path))
+        assert "-layout-l" in info.city and path.name.startswith(f"{info.city}_{info.sequenceNb}_{info.frameNb}")
+    augmented = tmp_path / "augmented"
+    summary = generate(
+        GenerateOptions(masks=str(out), out=str(augmented), model=str(test_checkpoint), n=1, device="cpu")
+    )
+    assert summary.written == 6 and not summary.failed
+    dataset = torchvision_cityscapes()(
+        str(augmented), split="train", mode="fine", target_type=["semantic", "instance", "color", "polygon"]
+    )
+    assert len(dataset) == 6
+    image, (semantic, _, _, polygon) = dataset[0]
+    assert image.size == semantic.size == (192, 96) and polygon["objects"]
+
+
+def test_cityscapesscripts_derives_nearly_the_same_train_ids_from_the_traced_polygons(
+    street_tree: Path, tmp_path: Path
+) -> None:
+    create = pytest.importorskip("cityscapesscripts.preparation.createTrainIdLabelImgs")
+    out = tmp_path / "layouts"
+    write_layouts(find_groups(street_tree, ["train"]).groups[:2], street_tree, out, LayoutOptions(n=1, paste=2))
+    ours = {p: np.asarray(Image.open(p)) for p in out.rglob("*_gtFine_labelTrainIds.png")}
+    for path in ours:
+        path.unlink()
+    os.environ["CITYSCAPES_DATASET"] = str(out)
+    try:
+        create.main()
+    finally:
+        del os.environ["CITYSCAPES_DATASET"]
+    for path, train_ids in ours.items():
+        assert (np.asarray(Image.open(path)) == train_ids).mean() > 0.97
+
+
+def test_flip_and_jitter_alone_transform_the_source_exactly(street_tree: Path) -> None:
+    group = find_groups(street_tree, ["train"]).groups[0]
+    source = LabelSet.read(group)
+    flipped = make_layout(source, group.key, 0, None, LayoutOptions(flip_probability=1, jitter_probability=0))
+    np.testing.assert_array_equal(flipped.labels.label_ids, source.label_ids[:, ::-1])
+    assert flipped.flip and not flipped.pasted
+    jittered = make_layout(source, group.key, 0, None, LayoutOptions(flip_probability=0, jitter_probability=1))
+    assert 1.0 <= jittered.scale <= 1.5 and jittered.labels.shape == source.shape
+    photo = np.random.default_rng(0).integers(0, 256, (*source.shape, 3), dtype=np.uint8)
+    aligned_photo, aligned = aligned_source(photo, source, jittered.record())
+    np.testing.assert_array_equal(aligned.label_ids, jittered.labels.label_ids)
+    assert aligned_photo.shape == photo.shape
+
+
+def test_pasted_objects_stand_on_their_ground_and_hide_behind_nearer_objects(street_tree: Path) -> None:
+    groups = find_groups(street_tree, ["train"]).groups
+    bank = CutoutBank(groups)
+    assert len(bank) > 10 and set(bank.classes) >= {"car", "person", "traffic sign"}
+    target = LabelSet.read(groups[0])
+    depth_before = object_depth(target)
+    rng = np.random.default_rng(3)
+    stood = 0
+    for _ in range(30):
+        cutout = bank.draw(rng, exclude=groups[0].key)
+        assert cutout is not None and cutout.source != groups[0].key
+        result = paste(target, cutout, rng)
+        if result is None:
+            continue
+        pasted, placement = result
+        foot_y, foot_x = placement.foot
+        ground = [LABEL_BY_NAME[name].id for name in GROUND[cutout.label]]
+        assert target.label_ids[foot_y, foot_x] in ground and foot_y > horizon_row(target.label_ids)
+        changed = pasted.label_ids != target.label_ids
+        assert not (changed & (depth_before > foot_y)).any(), "a pasted object covered a nearer one"
+        stood += 1
+    assert stood >= 20
+
+
+def test_rare_boost_draws_rare_classes_more_often(street_tree: Path) -> None:
+    groups = find_groups(street_tree, ["train"]).groups
+    plain, boosted = CutoutBank(groups), CutoutBank(groups, rare_boost=1.5)
+    share = dict(zip(plain.classes, plain.class_probabilities, strict=True))
+    boosted_share = dict(zip(boosted.classes, boosted.class_probabilities, strict=True))
+    rarest = min(share, key=lambda name: plain.pixels[name])
+    commonest = max(share, key=lambda name: plain.pixels[name])
+    assert boosted_share[rarest] > share[rarest] and boosted_share[commonest] < share[commonest]
+
+
+def test_same_seed_same_layouts_and_a_rerun_resumes(street_tree: Path, tmp_path: Path) -> None:
+    groups = find_groups(street_tree, ["train"]).groups[:3]
+    options = LayoutOptions(n=2, paste=2, seed=4)
+    write_layouts(groups, street_tree, tmp_path / "a", options)
+    write_layouts(groups, street_tree, tmp_path / "b", options)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    manifest = tmp_path / "a" / "layouts.jsonl"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:20])  # the last line torn by a kill
+    summary = write_layouts(groups, street_tree, tmp_path / "a", options)
+    assert summary.written == 1 and summary.skipped == 5
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+    records = read_layout_records(manifest)
+    assert len(records) == 6 and all(r["source_photo"] for r in records)
+
+
+def test_cutouts_are_whole_objects_away_from_the_borders(street_tree: Path) -> None:
+    for group in find_groups(street_tree, ["train"]).groups:
+        labels = LabelSet.read(group)
+        for cutout in find_cutouts(group.key, labels):
+            assert cutout.left > 0 and cutout.left + cutout.mask.shape[1] < labels.shape[1]
+            assert cutout.foot < labels.shape[0] - 1
+            assert (cutout.label_ids[cutout.mask] == LABEL_BY_NAME[cutout.label].id).any()
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="scale range"):
+        LayoutOptions(scale_range=(0.5, 1.2))
+    with pytest.raises(ValueError, match="rare-boost"):
+        LayoutOptions(rare_boost=float("nan"))
