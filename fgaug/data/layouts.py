@@ -42,7 +42,7 @@ import numpy as np
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_photo
 from fgaug.data.io import atomic_write_bytes, encode_png
 from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_train_ids
-from fgaug.data.writer import check_output_root, frame_names
+from fgaug.data.writer import check_output_root, frame_names, read_manifest
 from fgaug.progress import Progress, SilentProgress
 
 LAYOUT_TOKEN = "layout"
@@ -493,16 +493,7 @@ def write_layouts(
 
 def read_layout_records(manifest: Path) -> list[dict[str, Any]]:
     """The complete records of a ``layouts.jsonl`` (a torn last line is left out); none without one."""
-    records = []
-    if manifest.is_file():
-        for line in manifest.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-                record["key"], record["layout"] = str(record["key"]), int(record["layout"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
-            records.append(record)
-    return records
+    return read_manifest(manifest, "layout")
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -172,13 +172,15 @@ def manifest_files(out_root: Path) -> list[Path]:
     return ([main] if main.is_file() else []) + sorted(out_root.glob("manifest.*.jsonl"))
 
 
-def read_manifest(path: Path) -> list[dict]:
-    """The complete records of a manifest file (torn or foreign lines are left out)."""
+def read_manifest(path: Path, index: str = "sample") -> list[dict]:
+    """The complete records of a manifest file, each with a ``key`` and an integer ``index`` field
+    (torn or foreign lines are left out; a missing file has none)."""
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    for line in lines:
         try:
             record = json.loads(line)
-            record["key"], record["sample"] = str(record["key"]), int(record["sample"])
+            record["key"], record[index] = str(record["key"]), int(record[index])
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             continue
         records.append(record)
