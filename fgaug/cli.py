@@ -315,6 +315,36 @@ def generate(
             "Measured in benchmarks/RESULTS.md.",
         ),
     ] = False,
+    allocate: Annotated[
+        str,
+        typer.Option(
+            help="uniform (N per mask), rare (more samples for masks holding rare classes) or weights (per "
+            "--class-weights); N x masks samples in all, every mask at least one."
+        ),
+    ] = "uniform",
+    class_weights: Annotated[
+        Path | None,
+        typer.Option(help='JSON {"class name": weight} for --allocate weights, e.g. 1 - IoU of a real-trained model.'),
+    ] = None,
+    reject: Annotated[
+        float,
+        typer.Option(help="Draw N / (1 - FRACTION) per mask and drop the least likely FRACTION of them."),
+    ] = 0.0,
+    content_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="MASKS are layouts of `fgaug layouts` made from this tree: each gets the real look of its source "
+            "photo by content transfer (one photo per layout, --n 1)."
+        ),
+    ] = None,
+    ignore_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="Segmenter trained on real photos: pixels whose label it gives a probability below --ignore-below "
+            "are marked in an extra <stem>_gtFine_fgaugIgnore.png (255 = ignore); label files stay as they are."
+        ),
+    ] = None,
+    ignore_below: Annotated[float, typer.Option(help="Probability threshold of --ignore-map.")] = 0.05,
     as_json: JsonOption = False,
 ) -> None:
     """Generate N diverse photos per mask as an augmented Cityscapes tree.
@@ -345,6 +375,12 @@ def generate(
         precision=precision,
         compile=compile_networks,
         cuda_graphs=cuda_graphs,
+        allocate=allocate,
+        class_weights=str(class_weights) if class_weights else None,
+        reject_fraction=reject,
+        content_from=str(content_from) if content_from else None,
+        ignore_segmenter=str(ignore_map) if ignore_map else None,
+        ignore_below=ignore_below,
         splits=split,
         mask_format=mask_format,
         snap_colors=snap_colors,

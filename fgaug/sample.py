@@ -15,6 +15,7 @@ next candidate indices, up to ``MAX_REDRAWS`` times, so the output stays reprodu
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,9 @@ import torch
 from PIL import Image
 
 from fgaug import distributed
+from fgaug.allocate import allocate
 from fgaug.checkpoint import Checkpoint, load_checkpoint
+from fgaug.content import ContentSource, transfer_onto_layouts
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
@@ -34,6 +37,7 @@ from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
 from fgaug.flow import FullGlow, Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.flow.graphs import GraphedSampler
+from fgaug.ignore import IgnoreRule
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.resources import bundled_dir
@@ -58,6 +62,12 @@ class GenerateOptions:
     precision: str = "auto"
     compile: bool = False
     cuda_graphs: bool = False
+    allocate: str = "uniform"
+    class_weights: str | None = None
+    reject_fraction: float = 0.0
+    content_from: str | None = None
+    ignore_segmenter: str | None = None
+    ignore_below: float = 0.05
     splits: Sequence[str] | None = None
     mask_format: str = "auto"
     snap_colors: bool = False
@@ -238,6 +248,8 @@ def _redraw(
 class _Work:
     group: Group
     samples: list[int]
+    count: int = 0
+    """Samples this mask gets in all (its allocation); ``samples`` are those still to write."""
 
 
 def _batches(work: Sequence[_Work], best_of: int, batch_size: int) -> Iterator[list[_Work]]:
@@ -248,7 +260,7 @@ def _batches(work: Sequence[_Work], best_of: int, batch_size: int) -> Iterator[l
     for item in work:
         if len(item.samples) * best_of >= batch_size:
             for start in range(0, len(item.samples), per_batch):
-                yield [_Work(item.group, item.samples[start : start + per_batch])]
+                yield [_Work(item.group, item.samples[start : start + per_batch], item.count)]
             continue
         if pending and (
             len(pending[0].samples) != len(item.samples)
@@ -272,6 +284,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
         raise ValueError("--n, --best-of and --batch-size must be at least 1")
     if options.temperature < 0:
         raise ValueError(f"--temp must be >= 0, got {options.temperature}")
+    check_modes(options)
     start = time.perf_counter()
     context, device = distributed.start(options.device)
     progress = (progress or SilentProgress()) if context.is_main else SilentProgress()
@@ -288,16 +301,25 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
-    shard = groups[context.rank :: context.world_size]
-    work = [_Work(g, [i for i in range(options.n) if not writer.is_finished(g, i)]) for g in shard]
+    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights))
+    shard = list(range(len(groups)))[context.rank :: context.world_size]
+    work = [
+        _Work(groups[g], [i for i in range(counts[g]) if not writer.is_finished(groups[g], i)], counts[g])
+        for g in shard
+    ]
     work = [item for item in work if item.samples]
     pending = sum(len(item.samples) for item in work)
+    requested = sum(counts[g] for g in shard)
     progress.log(f"model: {model_path} ({model_source}), {checkpoint.model_id}")
     progress.start("generating", pending)
-    written, failed, diverged = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
+    if options.content_from:
+        source = ContentSource.open(masks_root, Path(options.content_from))
+        written, failed, diverged = _transfer_work(work, options, checkpoint, source, device, writer, progress)
+    else:
+        written, failed, diverged = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
     progress.stop()
     failed = list(discovery.skipped) + failed if context.is_main else failed
-    totals = context.sum([written, len(shard) * options.n - pending, len(failed), diverged], device)
+    totals = context.sum([written, requested - pending, len(failed), diverged], device)
     context.barrier()
     summary = GenerateSummary(
         Path(options.out),
@@ -338,12 +360,19 @@ def _generate_work(
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
+    ignore = (
+        IgnoreRule.load(Path(options.ignore_segmenter), options.ignore_below, read.size, device)
+        if options.ignore_segmenter
+        else None
+    )
     written, failed, diverged = 0, [], 0
     for batch in _batches(work, options.best_of, options.batch_size):
-        conditions, usable = [], []
+        conditions, usable, label_maps = [], [], []
         for item in batch:
             try:
-                conditions.append(to_tensor(load_mask(item.group, read)[1]))
+                label_ids, condition = load_mask(item.group, read)
+                conditions.append(to_tensor(condition))
+                label_maps.append(label_ids)
                 usable.append(item)
             except DataError as error:
                 if not options.skip_bad:
@@ -353,17 +382,9 @@ def _generate_work(
         if not usable:
             continue
         with network_precision(network_dtype):
-            draws = draw_best(
-                sampler,
-                torch.stack(conditions).to(device),
-                [item.group.key for item in usable],
-                [item.samples for item in usable],
-                options.temperature,
-                options.seed,
-                options.best_of,
-            )
-        for item, row in zip(usable, draws, strict=True):
-            for sample, draw in zip(item.samples, row, strict=True):
+            rows = _draw_rows(sampler, torch.stack(conditions).to(device), usable, options)
+        for item, row, label_ids in zip(usable, rows, label_maps, strict=True):
+            for sample, drawn_index, draw in row:
                 progress.advance(1)
                 diverged += draw.diverged
                 if isinstance(draw, DrawFailure):
@@ -372,25 +393,99 @@ def _generate_work(
                         f"T={options.temperature}; a lower --temp avoids this"
                     )
                     continue
+                extra, notes = ignore.files(draw.image, label_ids) if ignore else ({}, {})
                 writer.write(
                     item.group,
                     sample,
                     to_uint8_image(draw.image),
                     {
-                        "seed": draw_seed(options.seed, item.group.key, sample, draw.candidate),
+                        "seed": draw_seed(options.seed, item.group.key, drawn_index, draw.candidate),
                         "global_seed": options.seed,
                         "temperature": options.temperature,
                         "best_of": options.best_of,
+                        "draw": drawn_index,
                         "candidate": draw.candidate,
                         "diverged_draws": draw.diverged,
                         "log_likelihood": draw.log_likelihood,
                         "bits_per_dim": float(bits_per_dim(torch.tensor(draw.log_likelihood), model.target_dims)),
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
+                        **notes,
                     },
+                    extra,
                 )
                 written += 1
     return written, failed, diverged
+
+
+def _draw_rows(
+    sampler: Sampler, conditions: torch.Tensor, items: Sequence[_Work], options: GenerateOptions
+) -> list[list[tuple[int, int, Draw | DrawFailure]]]:
+    """Per item, ``(sample, draw index, draw)`` for its pending samples: the best of ``best_of``
+    draws of index ``sample`` each; or, with ``reject_fraction`` q, the ``count`` most likely of
+    ``ceil(count / (1 - q))`` draws of the mask, sample ``k`` being the kept draw of the ``k``-th
+    smallest index."""
+    keys = [item.group.key for item in items]
+    temperature, seed, best_of = options.temperature, options.seed, options.best_of
+    if not options.reject_fraction:
+        rows = draw_best(sampler, conditions, keys, [item.samples for item in items], temperature, seed, best_of)
+        return [
+            [(s, s, d) for s, d in zip(item.samples, row, strict=True)] for item, row in zip(items, rows, strict=True)
+        ]
+    kept_rows = []
+    for index, item in enumerate(items):
+        drawn_count = math.ceil(item.count / (1 - options.reject_fraction))
+        mask = conditions[index : index + 1]
+        row = draw_best(sampler, mask, [item.group.key], [list(range(drawn_count))], temperature, seed, best_of)[0]
+        likelihoods = [d.log_likelihood if isinstance(d, Draw) else -math.inf for d in row]
+        kept = sorted(sorted(range(drawn_count), key=lambda d: -likelihoods[d])[: item.count])
+        kept_rows.append([(sample, kept[sample], row[kept[sample]]) for sample in item.samples])
+    return kept_rows
+
+
+def _transfer_work(
+    work: Sequence[_Work],
+    options: GenerateOptions,
+    checkpoint: Checkpoint,
+    source: ContentSource,
+    device: torch.device,
+    writer: DatasetWriter,
+    progress: Progress,
+) -> tuple[int, list[str], int]:
+    """Content transfer onto every pending layout (one sample each); returns (written, failures, 0)."""
+    model = checkpoint.model
+    read = ReadOptions(model.config.image_size, boundary=model.config.mask_channels == 4)
+    written, failed = 0, []
+    for batch in _batches(work, 1, options.batch_size):
+        try:
+            images = transfer_onto_layouts(model, source, [item.group for item in batch], read, device)
+        except DataError as error:
+            if not options.skip_bad:
+                raise
+            failed.append(str(error))
+            progress.advance(len(batch))
+            continue
+        for item, (image, notes) in zip(batch, images, strict=True):
+            progress.advance(1)
+            metadata = {"mode": "content transfer", "model": checkpoint.model_id, "model_file": checkpoint.path.name}
+            writer.write(item.group, 0, to_uint8_image(image), {**metadata, **notes})
+            written += 1
+    return written, failed, 0
+
+
+def check_modes(options: GenerateOptions) -> None:
+    """Refuse option combinations that mean nothing, in one line each."""
+    if not 0 <= options.reject_fraction < 1:
+        raise ValueError(f"--reject must lie in [0, 1), got {options.reject_fraction}")
+    if not 0 < options.ignore_below < 1:
+        raise ValueError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
+    plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
+    if options.content_from and not plain:
+        raise ValueError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text) if text else None
 
 
 def write_preview(

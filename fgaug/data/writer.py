@@ -107,9 +107,13 @@ class DatasetWriter:
     def is_finished(self, group: Group, index: int) -> bool:
         return (group.key, index) in self.finished
 
-    def write(self, group: Group, index: int, photo: np.ndarray, metadata: dict) -> dict[str, str]:
+    def write(
+        self, group: Group, index: int, photo: np.ndarray, metadata: dict, extra: dict[str, np.ndarray] | None = None
+    ) -> dict[str, str]:
         """Write sample ``index`` of ``group`` (``photo``: (H, W, 3) uint8 at model size) and its
-        labels; append its manifest line (with ``metadata``). Returns the output paths."""
+        labels, and ``extra`` label-like maps by suffix (resized nearest to the labels' size, never
+        in place of a label file); append its manifest line (with ``metadata``). Returns the
+        output paths."""
         split, city, stem = sample_names(group, index, self.options)
         photo_dir = self.out_root / "leftImg8bit" / split / city
         label_dir = self.out_root / "gtFine" / split / city
@@ -135,6 +139,12 @@ class DatasetWriter:
                 target = label_dir / f"{stem}{suffix}"
                 atomic_write_bytes(target, encode_png(make()))
                 outputs[suffix.removeprefix("_gtFine_")] = target
+        for suffix, image in (extra or {}).items():
+            if suffix in group.label_files or suffix in derived:
+                raise ValueError(f"an extra file may not replace the label file {suffix}")
+            target = label_dir / f"{stem}{suffix}"
+            atomic_write_bytes(target, encode_png(resize_labels(image, size)))
+            outputs[suffix.removeprefix("_gtFine_")] = target
 
         relative = {name: path.relative_to(self.out_root).as_posix() for name, path in outputs.items()}
         record = {

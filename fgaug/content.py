@@ -1,0 +1,115 @@
+"""Real appearance on new layouts: Full-Glow's content transfer over a whole layout tree.
+
+For every layout written by ``fgaug layouts``, the real photo of its source mask is aligned with
+it (the layout's flip, scale and crop applied to the photo and to the source labels), encoded under
+the aligned source labels, and decoded under the layout (paper section 5.4):
+
+    z = f(photo | source labels),    new photo = f^-1(z | layout)
+
+so the photo keeps its real look wherever the layout did not change, and the pasted objects are
+rendered by the model in that photo's context. ``fgaug generate --content-from ROOT`` runs it for
+a whole tree (``ROOT`` is the tree the layouts were made from); the output is written as
+``generate`` writes samples (one per layout), its manifest lines naming the content photo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fgaug.data.cityscapes import (
+    Group,
+    ReadOptions,
+    condition_image,
+    instance_boundaries,
+    load_mask,
+    resize_labels,
+    resize_photo,
+    to_tensor,
+)
+from fgaug.data.io import DataError, read_rgb
+from fgaug.data.layouts import MANIFEST_NAME, LabelSet, aligned_source, read_layout_records
+from fgaug.flow import FullGlow
+
+
+@dataclass
+class ContentSource:
+    """Where each layout's content comes from: its ``layouts.jsonl`` records, keyed by the resolved
+    path of the layout's labelIds file, and the root of the tree they were made from."""
+
+    records: dict[Path, dict[str, Any]]
+    root: Path
+
+    @classmethod
+    def open(cls, layouts_root: Path, content_root: Path) -> ContentSource:
+        manifest = Path(layouts_root) / MANIFEST_NAME
+        records = read_layout_records(manifest)
+        if not records:
+            raise DataError(f"{manifest}: no layout records; --content-from needs masks written by `fgaug layouts`")
+        by_output = {(Path(layouts_root) / r["output"]).resolve(): r for r in records}
+        return cls(by_output, Path(content_root))
+
+    def record_for(self, group: Group) -> dict[str, Any]:
+        record = self.records.get(group.mask.resolve())
+        if record is None:
+            raise DataError(
+                f"{group.mask}: not listed in {MANIFEST_NAME}; --content-from needs layouts of `fgaug layouts`"
+            )
+        if not record.get("source_photo"):
+            raise DataError(f"{group.mask}: its source mask {record['source_mask']} had no photo to take content from")
+        return record
+
+    def aligned_pair(self, group: Group) -> tuple[np.ndarray, LabelSet, dict[str, Any]]:
+        """The source photo and labels aligned with the layout of ``group``, and its record."""
+        record = self.record_for(group)
+        photo_path = self.root / record["source_photo"]
+        source = Group(
+            key=record["key"],
+            stem=Path(record["source_mask"]).name,
+            mask=self.root / record["source_mask"],
+            mask_format="auto",
+            label_files=_instance_file(self.root / record["source_mask"]),
+        )
+        if not source.mask.is_file() or not photo_path.is_file():
+            raise DataError(f"{photo_path}: the content photo of {group.mask} is missing under {self.root}")
+        photo, labels = aligned_source(read_rgb(photo_path), LabelSet.read(source), record)
+        return photo, labels, record
+
+
+def _instance_file(mask: Path) -> dict[str, Path]:
+    name = mask.name
+    for suffix in ("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png", "_gtFine_color.png"):
+        if name.endswith(suffix):
+            candidate = mask.with_name(name[: -len(suffix)] + "_gtFine_instanceIds.png")
+            return {"_gtFine_instanceIds.png": candidate} if candidate.is_file() else {}
+    return {}
+
+
+def content_condition(labels: LabelSet, options: ReadOptions) -> np.ndarray:
+    """The condition image of in-memory labels at the model's size (as :func:`load_mask` makes it)."""
+    boundary = instance_boundaries(resize_labels(labels.instance_ids, options.size)) if options.boundary else None
+    return condition_image(resize_labels(labels.label_ids, options.size), boundary)
+
+
+@torch.no_grad()
+def transfer_onto_layouts(
+    model: FullGlow, source: ContentSource, groups: Sequence[Group], options: ReadOptions, device: torch.device
+) -> list[tuple[torch.Tensor, dict[str, Any]]]:
+    """For each layout group: the content-transferred photo (3, H, W) in [0, 1] at model size and
+    what the manifest records about its content."""
+    photos, content_masks, layout_masks, notes = [], [], [], []
+    for group in groups:
+        photo, labels, record = source.aligned_pair(group)
+        photos.append(to_tensor(resize_photo(photo, options.size)))
+        content_masks.append(to_tensor(content_condition(labels, options)))
+        layout_masks.append(to_tensor(load_mask(group, options)[1]))
+        notes.append({"content_photo": record["source_photo"], "content_mask": record["source_mask"]})
+    transferred = model.transfer(
+        torch.stack(photos).to(device), torch.stack(content_masks).to(device), torch.stack(layout_masks).to(device)
+    )
+    return list(zip(transferred.cpu(), notes, strict=True))
