@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fgaug.data.cityscapes import resize_labels
 from fgaug.data.io import DataError
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
 from fgaug.segmenter import load_segmenter
@@ -34,24 +33,25 @@ class IgnoreRule:
     segmenter: torch.nn.Module
     path: Path
     below: float
-    size: tuple[int, int]
+    device: torch.device
 
     @classmethod
-    def load(cls, path: Path, below: float, size: tuple[int, int], device: torch.device) -> IgnoreRule:
-        return cls(load_segmenter(path, device), path, below, size)
+    def load(cls, path: Path, below: float, device: torch.device) -> IgnoreRule:
+        return cls(load_segmenter(path, device), path, below, device)
 
     @torch.no_grad()
     def rejected(self, photo: torch.Tensor, label_ids: np.ndarray) -> np.ndarray:
-        """(H, W) bool at the model size: where the segmenter disbelieves the label of a photo
-        (3, H, W) in [0, 1]; pixels without a train id are never rejected (they are ignored anyway)."""
-        device = next(self.segmenter.parameters()).device
+        """(H, W) bool at the labels' own size: where the segmenter, run on a photo (3, h, w) in
+        [0, 1] and its logits resized bilinearly to the labels, disbelieves the label; pixels without
+        a train id are never rejected (they are ignored anyway)."""
+        device = self.device
         logits = self.segmenter(photo[None].to(device))
         if logits.dim() != 4 or logits.shape[1] != N_TRAIN_IDS:
             raise DataError(
                 f"{self.path}: the segmenter gives {tuple(logits.shape)}; (1, {N_TRAIN_IDS}, h, w) is needed"
             )
-        logits = F.interpolate(logits.float(), size=self.size, mode="bilinear", align_corners=False)
-        train_ids = torch.from_numpy(ids_to_train_ids(resize_labels(label_ids, self.size))).long().to(device)
+        logits = F.interpolate(logits.float(), size=label_ids.shape, mode="bilinear", align_corners=False)
+        train_ids = torch.from_numpy(ids_to_train_ids(label_ids)).long().to(device)
         labelled = train_ids != IGNORE_TRAIN_ID
         probabilities = logits.softmax(dim=1)[0].gather(0, train_ids.clamp(max=N_TRAIN_IDS - 1)[None])[0]
         return ((probabilities < self.below) & labelled).cpu().numpy()

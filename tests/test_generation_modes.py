@@ -180,7 +180,7 @@ def test_ignore_maps_mark_what_the_segmenter_rejects_beside_intact_labels(
         np.testing.assert_array_equal(ignore == 255, (train_ids != 0) & (train_ids != 255))
         assert record["ignored_fraction"] == pytest.approx(((train_ids != 0) & (train_ids != 255)).mean(), abs=0.05)
         source = Path(record["source"]["labels"]["_gtFine_labelIds.png"])
-        assert (out / record["outputs"]["labelIds.png"]).read_bytes() == (small_tree / source).read_bytes()
+        assert (out / record["outputs"]["labelIds.png"]).read_bytes() == (masks / source).read_bytes()
     assert LABEL_BY_NAME["road"].train_id == 0
 
 
