@@ -1,30 +1,48 @@
 """Does fgaug's synthetic data make a segmenter better? The study of issue 12, in resumable parts.
 
-    python benchmarks/augmentation_study.py world                  # the toy world of the study
-    python benchmarks/augmentation_study.py curve --minutes 55     # real-only learning curve
-    python benchmarks/augmentation_study.py report                 # tables (and plots) of what is done
+    python benchmarks/augmentation_study.py world                       # the toy world of the study
+    python benchmarks/augmentation_study.py curve --minutes 55          # real-only learning curve
+    python benchmarks/augmentation_study.py strategy prior --sizes 20,40 --minutes 55
+    python benchmarks/augmentation_study.py report                      # tables and plots of what is done
+
+The world: a toy Cityscapes tree of 640 training, 100 validation and 300 test scenes (128x256,
+seed 12), read at 64x128. Real-only arms at N use its first N training pairs; a strategy at N
+makes synthetic data from those N masks only, with a generator trained on those N pairs only
+(``fair``; a row marked ``more data`` uses the bundled demo model, trained on 1500 other toy
+scenes), through fgaug's own commands (``layouts``, ``generate`` and its modes), and is paired
+by seed with the real-only arm at N.
 
 Every part appends one JSON line per trained probe to ``runs/augmentation-study/results.jsonl``
-and skips the (arm, real size, seed) already there, so a part stopped by ``--minutes`` or by a
-kill resumes where it was. Run parts one at a time on 2 cores (``--threads`` sets torch's).
-The protocol itself is ``fgaug.protocol``.
+and skips the (arm, real size, seed) already there; generators, synthetic trees and filter
+probes are kept on disk. A part stopped by ``--minutes`` or a kill resumes where it was. Run
+parts one at a time on 2 cores (``--threads`` sets torch's). The protocol is ``fgaug.protocol``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 
-from fgaug.data.cityscapes import find_groups
+from fgaug.data.cityscapes import Group, find_groups
 from fgaug.data.io import atomic_write_bytes
+from fgaug.data.layouts import LayoutOptions, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, read_pairs, run_arm, summarise
+from fgaug.ignore import IGNORE_SUFFIX
+from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, read_pairs, run_arm, summarise
+from fgaug.resources import bundled_dir
+from fgaug.sample import GenerateOptions, generate
+from fgaug.segmenter import fit_probe, new_probe, save_segmenter
+from fgaug.train import TrainOptions, train
 
 STUDY = Path("runs/augmentation-study")
 WORLD_SPLITS = {"train": 640, "val": 100, "test": 300}
@@ -94,6 +112,238 @@ def part_curve(args: argparse.Namespace) -> None:
             )
 
 
+# ------------------------------------------------------------------------------------------ strategies
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How one arm's synthetic data is made from the N real masks (``per_mask`` images each)."""
+
+    description: str
+    per_mask: int = 4
+    temperature: float = 0.8
+    best_of: int = 1
+    reject: float = 0.0
+    allocate: str = "uniform"
+    layouts: LayoutOptions | None = None
+    content: bool = False
+    ignore: bool = False
+    mixing: str = "concat"
+    generator: str = "fair"
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+ONLY_FLIP = LayoutOptions(n=4, flip_probability=1.0, jitter_probability=0.0, paste=0)
+ONLY_JITTER = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=1.0, paste=0)
+PASTE = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3)
+PASTE_RARE = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3, rare_boost=1.0)
+ALL_EDITS = LayoutOptions(n=4, flip_probability=0.5, jitter_probability=0.5, paste=3, rare_boost=1.0)
+
+STRATEGIES: dict[str, Strategy] = {
+    "prior": Strategy("prior samples of the same masks, T=0.8, 4 per mask"),
+    "prior-ratio": Strategy("prior samples, half of every batch real", mixing="ratio"),
+    "prior-pretrain": Strategy("prior samples, pre-train on them then fine-tune on real", mixing="pretrain"),
+    "prior-more-data": Strategy(
+        "prior samples from the demo model (more data: 1500 other toy scenes)", generator="demo"
+    ),
+    "layouts-flip": Strategy("new layouts: flipped masks, rendered from the prior", layouts=ONLY_FLIP),
+    "layouts-jitter": Strategy("new layouts: scale-and-crop jitter, rendered from the prior", layouts=ONLY_JITTER),
+    "layouts-paste": Strategy("new layouts: 3 objects pasted per mask, rendered from the prior", layouts=PASTE),
+    "layouts-paste-rare": Strategy("new layouts: pasted objects, rare classes boosted, prior", layouts=PASTE_RARE),
+    "layouts-all": Strategy("new layouts: flip, jitter, pasted rare-boosted objects, prior", layouts=ALL_EDITS),
+    "content-paste": Strategy(
+        "real appearance: content transfer onto pasted-object layouts", layouts=PASTE, content=True
+    ),
+    "content-all": Strategy(
+        "real appearance: content transfer onto all-edits layouts", layouts=ALL_EDITS, content=True
+    ),
+    "targeted-rare": Strategy("prior samples allocated to masks holding rare classes", allocate="rare"),
+    "targeted-hard": Strategy("prior samples allocated by 1 - val IoU of the real-only probe", allocate="weights"),
+    "filter-best-of-4": Strategy("prior samples, each the most likely of 4 draws", best_of=4),
+    "filter-reject-half": Strategy("prior samples, the most likely half of 8 draws per mask", reject=0.5),
+    "filter-ignore-map": Strategy("prior samples, pixels a real-trained probe rejects ignored", ignore=True),
+}
+
+
+def subset_tree(study: Path, size: int) -> Path:
+    """A tree of the first ``size`` training pairs of the world (copies), for a fair generator."""
+    root = study / "subsets" / f"N{size}"
+    marker = root / "complete.json"
+    if not marker.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        world = write_world(study)
+        for group in find_groups(world, ["train"]).groups[:size]:
+            for path in [group.photo, *group.label_files.values()]:
+                target = root / path.relative_to(world)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+        atomic_write_bytes(marker, json.dumps({"pairs": size}).encode())
+    return root
+
+
+GENERATOR_STEPS = 2000
+
+
+def fair_generator(study: Path, size: int) -> Path:
+    """The ``tiny`` Full-Glow trained on the N real pairs only (its best validation checkpoint);
+    trained here on first use, resumed if interrupted."""
+    run = study / "generators" / f"N{size}"
+    best = run / "checkpoints" / "best.pt"
+    if (run / "complete.json").is_file():
+        return best
+    resume = (run / "checkpoints" / "last.pt").is_file()
+    train(
+        TrainOptions(
+            data=str(subset_tree(study, size)),
+            val_data=str(write_world(study)),
+            run_dir=str(run),
+            preset="tiny",
+            steps=GENERATOR_STEPS,
+            batch_size=8,
+            lr=1e-3,
+            precision="bf16",
+            validate_every=200,
+            sample_every=GENERATOR_STEPS,
+            checkpoint_every=200,
+            workers=0,
+            resume=resume,
+            exist_ok=not resume,
+            tensorboard=False,
+        )
+    )
+    atomic_write_bytes(run / "complete.json", json.dumps({"steps": GENERATOR_STEPS}).encode())
+    return best
+
+
+def filter_probe(study: Path, size: int, real: PairArrays, val: PairArrays) -> Path:
+    """A probe trained on the N real pairs (seed 1000, early stopping on val) that judges synthetic
+    pixels for ignore maps; saved once per N."""
+    path = study / "filters" / f"N{size}.pt"
+    if not path.is_file():
+        recipe = ProbeRecipe()
+        model = new_probe(recipe.width, 1000)
+        fit_probe(
+            model,
+            mixed_batches([(real, recipe.batch_size)], 1000),
+            recipe.steps_for(len(real)),
+            recipe.lr,
+            val.everything(),
+            recipe.evaluate_every,
+            recipe.patience,
+            recipe.network_dtype,
+        )
+        save_segmenter(model.to(memory_format=torch.contiguous_format), path)
+    return path
+
+
+def hardness_weights(study: Path, size: int) -> Path:
+    """``1 - IoU`` per class on the validation split, averaged over the real-only arms at N."""
+    path = study / "hardness" / f"N{size}.json"
+    records = [r for r in read_results(study) if r["arm"] == REAL_ONLY and r["real"] == size]
+    if not records:
+        raise SystemExit(f"the real-only arms at N={size} are needed first (part curve)")
+    names = sorted({name for r in records for name in r["val_per_class_iou"]})
+    weights = {n: 1.0 - float(np.mean([r["val_per_class_iou"].get(n, 0.0) for r in records])) for n in names}
+    atomic_write_bytes(path, json.dumps(weights, indent=1, sort_keys=True).encode())
+    return path
+
+
+def synthesize(study: Path, name: str, strategy: Strategy, size: int, real: PairArrays, val: PairArrays) -> Path:
+    """The synthetic tree of a strategy at N (made once, through fgaug's commands)."""
+    root = study / "synthetic" / name / f"N{size}"
+    tree, marker = root / "tree", root / "complete.json"
+    if marker.is_file():
+        return tree
+    world = write_world(study)
+    model = (
+        str(bundled_dir() / "demo-toy-64x128.pt") if strategy.generator == "demo" else str(fair_generator(study, size))
+    )
+    masks, per_mask, content = world / "gtFine" / "train", strategy.per_mask, None
+    if strategy.layouts is not None:
+        layout_root = root / "layouts"
+        groups = find_groups(world, ["train"]).groups[:size]
+        write_layouts(groups, world, layout_root, strategy.layouts)
+        masks, per_mask = layout_root, 1
+        content = str(world) if strategy.content else None
+    options = GenerateOptions(
+        masks=str(masks),
+        out=str(tree),
+        model=model,
+        n=per_mask,
+        temperature=strategy.temperature,
+        best_of=strategy.best_of,
+        reject_fraction=strategy.reject,
+        allocate=strategy.allocate,
+        class_weights=str(hardness_weights(study, size)) if strategy.allocate == "weights" else None,
+        content_from=content,
+        ignore_segmenter=str(filter_probe(study, size, real, val)) if strategy.ignore else None,
+        at_model_resolution=True,
+        limit=None if strategy.layouts is not None else size,
+        device="cpu",
+    )
+    summary = generate(options)
+    description = {"written": summary.written, "failed": len(summary.failed), "diverged": summary.diverged_draws}
+    atomic_write_bytes(marker, json.dumps(description).encode())
+    return tree
+
+
+def read_synthetic(tree: Path) -> PairArrays:
+    """The synthetic pairs of a generated tree (model resolution), with ignore maps applied."""
+    groups = find_groups(tree, None, True).groups
+    pairs = read_pairs(groups, IMAGE_SIZE)
+    for index, group in enumerate(groups):
+        ignore = _ignore_file(group)
+        if ignore is not None:
+            pairs.labels[index][torch.from_numpy(np.asarray(Image.open(ignore)) == 255)] = 255
+    return pairs
+
+
+def _ignore_file(group: Group) -> Path | None:
+    name = group.mask.name
+    for suffix in group.label_files:
+        if name.endswith(suffix):
+            path = group.mask.with_name(name[: -len(suffix)] + IGNORE_SUFFIX)
+            return path if path.is_file() else None
+    return None
+
+
+def read_results(study: Path) -> list[dict[str, Any]]:
+    results = study / "results.jsonl"
+    return [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
+
+
+def part_strategy(args: argparse.Namespace) -> None:
+    results = args.study / "results.jsonl"
+    real_all, val, test = (split_pairs(args.study, split) for split in ("train", "val", "test"))
+    recipe = ProbeRecipe()
+    time_left = budget(args.minutes)
+    for name in args.names:
+        strategy = STRATEGIES[name]
+        for size in args.sizes:
+            real = real_all.head(size)
+            done = done_keys(results)
+            if all((name, size, seed) in done for seed in args.seeds):
+                continue
+            if not next(time_left):
+                print("time budget spent; run the part again to continue", flush=True)
+                return
+            synthetic = read_synthetic(synthesize(args.study, name, strategy, size, real, val))
+            for seed in args.seeds:
+                if (name, size, seed) in done:
+                    continue
+                if not next(time_left):
+                    print("time budget spent; run the part again to continue", flush=True)
+                    return
+                result = run_arm(name, real, val, test, seed, recipe, synthetic, strategy.mixing)
+                result.notes = {"description": strategy.description, "generator": strategy.generator}
+                append_result(results, result.to_dict())
+                print(
+                    f"{name} N={size} seed={seed}: test mIoU {result.test_miou:.4f} with {len(synthetic)} synthetic "
+                    f"(best step {result.best_step}/{result.steps}, {result.seconds:.0f} s)",
+                    flush=True,
+                )
+
+
 def part_report(args: argparse.Namespace) -> None:
     results = args.study / "results.jsonl"
     records = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
@@ -116,7 +366,8 @@ def part_report(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["world", "curve", "report"])
+    parser.add_argument("part", choices=["world", "curve", "strategy", "report"])
+    parser.add_argument("names", nargs="*", help=f"strategies for the strategy part: {', '.join(STRATEGIES)}")
     parser.add_argument("--study", type=Path, default=STUDY)
     parser.add_argument("--minutes", type=float, default=55.0, help="stop starting new probes after this long")
     parser.add_argument("--sizes", type=lambda text: [int(v) for v in text.split(",")], default=list(CURVE_SIZES))
@@ -129,6 +380,11 @@ def main() -> None:
         print(write_world(args.study))
     elif args.part == "curve":
         part_curve(args)
+    elif args.part == "strategy":
+        unknown = [name for name in args.names if name not in STRATEGIES]
+        if unknown or not args.names:
+            raise SystemExit(f"name strategies from: {', '.join(STRATEGIES)}")
+        part_strategy(args)
     else:
         part_report(args)
 

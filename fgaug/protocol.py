@@ -149,6 +149,7 @@ class ArmResult:
     test_miou: float
     per_class_iou: dict[str, float]
     val_miou: float | None
+    val_per_class_iou: dict[str, float]
     steps: int
     best_step: int
     seconds: float
@@ -208,20 +209,26 @@ def run_arm(
         fitted = fit([(real, batch)], len(real), seed + 7919)
         steps = pretrained.steps + fitted.steps
     scores = segmentation_scores(probe_confusion(model, test.everything(), recipe.network_dtype))
-    per_class = dict(zip(TRAIN_ID_NAMES, scores["per_class_iou"], strict=True))  # type: ignore[arg-type]
+    val_scores = segmentation_scores(probe_confusion(model, val_batch, recipe.network_dtype))
     return ArmResult(
         arm=arm,
         real=len(real),
         seed=seed,
         test_miou=float(scores["mean_iou"]),  # type: ignore[arg-type]
-        per_class_iou={name: value for name, value in per_class.items() if not math.isnan(value)},
+        per_class_iou=_named(scores["per_class_iou"]),  # type: ignore[arg-type]
         val_miou=fitted.best_val_miou,
+        val_per_class_iou=_named(val_scores["per_class_iou"]),  # type: ignore[arg-type]
         steps=steps,
         best_step=fitted.best_step,
         seconds=time.perf_counter() - start,
         synthetic=0 if synthetic is None else len(synthetic),
         mixing=None if synthetic is None else mixing,
     )
+
+
+def _named(per_class: Sequence[float]) -> dict[str, float]:
+    """Per-class IoU by class name, classes without a union left out."""
+    return {name: value for name, value in zip(TRAIN_ID_NAMES, per_class, strict=True) if not math.isnan(value)}
 
 
 REAL_ONLY = "real only"
