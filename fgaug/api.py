@@ -119,7 +119,7 @@ def transfer(
     out: str | Path,
     content_mask: str | Path | None = None,
     pairs: str | Path | None = None,
-    model: str | None = None,
+    model: str | Path | None = None,
     device: str = "auto",
     precision: str = "auto",
     mask_format: str = "auto",
@@ -278,8 +278,8 @@ def demo(
 
 
 def _evaluation_setup(
-    data: str | Path, model: str | None, device: str, precision: str
-) -> tuple[Any, Any, Any, Path, str]:
+    data: str | Path, model: str | Path | None, device: str, precision: str
+) -> tuple[Any, Any, Any, Path, Path]:
     torch_device = resolve_device(device)
     network_dtype = resolve_precision(precision, torch_device)
     model_path, _ = find_model(model)
@@ -290,7 +290,7 @@ def _evaluation_setup(
 def evaluate_quality(
     data: str | Path,
     out: str | Path,
-    model: str | None = None,
+    model: str | Path | None = None,
     segmenter: str | Path | None = None,
     split: str = "val",
     temperatures: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -344,7 +344,7 @@ def evaluate_quality(
 def evaluate_augment(
     data: str | Path,
     out: str | Path,
-    model: str | None = None,
+    model: str | Path | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     steps: int = 1000,
     n: int = 2,

@@ -57,7 +57,7 @@ def describe_versions() -> dict[str, str]:
 
 
 def save_checkpoint(
-    path: Path,
+    path: str | Path,
     model: FullGlow,
     meta: dict[str, Any],
     ema_state: dict[str, torch.Tensor] | None = None,
@@ -81,13 +81,14 @@ def save_checkpoint(
     _atomic_torch_save(payload, path)
 
 
-def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+def _atomic_torch_save(payload: dict[str, Any], path: str | Path) -> None:
     with atomic_output(path) as temporary:
         torch.save(payload, temporary)
 
 
-def read_checkpoint_payload(path: Path) -> dict[str, Any]:
+def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
     """The raw payload of a checkpoint file, checked for format; every failure names the file."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
@@ -108,9 +109,10 @@ def read_checkpoint_payload(path: Path) -> dict[str, Any]:
     return payload
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu", prefer_ema: bool = True) -> Checkpoint:
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", prefer_ema: bool = True) -> Checkpoint:
     """Load a checkpoint into a fresh :class:`FullGlow`; EMA weights are used when present and
     ``prefer_ema``. Mismatches (label table, config, weights) are one-line :class:`CheckpointError`."""
+    path = Path(path)
     payload = read_checkpoint_payload(path)
     meta = payload["meta"]
     if meta.get("label_table") != LABEL_TABLE_VERSION:
@@ -137,7 +139,7 @@ def _first_line(error: BaseException) -> str:
     return text[0][:200] if text else type(error).__name__
 
 
-def export_weights(source: Path, target: Path, half: bool = True) -> Path:
+def export_weights(source: str | Path, target: str | Path, half: bool = True) -> Path:
     """A weights-only copy of a training checkpoint (EMA weights when present), optionally with
     floating-point tensors stored as float16 (half the size; loaded back into float32)."""
     payload = read_checkpoint_payload(source)
@@ -152,4 +154,4 @@ def export_weights(source: Path, target: Path, half: bool = True) -> Path:
         "training": None,
     }
     _atomic_torch_save(exported, target)
-    return target
+    return Path(target)

@@ -48,7 +48,7 @@ from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import SegmentationPairs, load_segmenter, predict_train_ids, train_probe
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -291,7 +291,7 @@ def augmentation_value(
     batch_size: int = 8,
     width: int = 16,
     lr: float = 2e-3,
-    work_dir: Path | None = None,
+    work_dir: str | Path | None = None,
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -308,7 +308,7 @@ def augmentation_value(
     test = SegmentationPairs(test_groups, size)
     test_photos = torch.stack([test[i][0] for i in range(len(test))])
     test_labels = torch.stack([test[i][1] for i in range(len(test))]).numpy()
-    work = work_dir or Path(".")
+    work = Path(work_dir or ".")
     runs = []
     for seed in seeds:
         scores = {}
@@ -345,8 +345,9 @@ def augmentation_value(
     }
 
 
-def write_quality_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
+def write_quality_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]:
     """``report.json``, ``report.md`` and PNG plots against temperature under ``out_dir``."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
     atomic_write_bytes(paths["json"], json.dumps(report, indent=2, sort_keys=True).encode())

@@ -38,9 +38,9 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = ())
     return canvas
 
 
-def save_grid(path: Path, rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = ()) -> Path:
+def save_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = ()) -> Path:
     atomic_write_bytes(path, encode_png(image_grid(rows, titles)))
-    return path
+    return Path(path)
 
 
 def to_uint8_image(tensor: torch.Tensor) -> np.ndarray:
@@ -53,7 +53,7 @@ PLOT_COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (
 
 
 def line_plot(
-    path: Path,
+    path: str | Path,
     x: Sequence[float],
     series: dict[str, Sequence[float]],
     x_label: str,
@@ -103,4 +103,4 @@ def line_plot(
         draw.text((left + 24, legend_y), name, fill=(0, 0, 0))
     with atomic_output(path) as temporary:
         picture.save(temporary, format="PNG")
-    return path
+    return Path(path)

@@ -46,9 +46,9 @@ MAX_REDRAWS = 8
 
 @dataclass
 class GenerateOptions:
-    masks: str
-    out: str = "augmented"
-    model: str | None = None
+    masks: str | Path
+    out: str | Path = "augmented"
+    model: str | Path | None = None
     n: int = 5
     temperature: float = 0.8
     seed: int = 0
@@ -63,7 +63,7 @@ class GenerateOptions:
     snap_colors: bool = False
     skip_bad: bool = False
     at_model_resolution: bool = False
-    preview: str | None = None
+    preview: str | Path | None = None
     limit: int | None = None
 
 
@@ -103,7 +103,7 @@ class GenerateSummary:
         }
 
 
-def find_model(explicit: str | None) -> tuple[Path, str]:
+def find_model(explicit: str | Path | None) -> tuple[Path, str]:
     """The checkpoint to generate with, and how it was found: ``--model``, then ``$FGAUG_MODEL``,
     then the newest ``runs/*/checkpoints/last.pt`` under the working folder, then the bundled
     demo model (trained on the toy world only)."""
@@ -394,7 +394,7 @@ def _generate_work(
 
 
 def write_preview(
-    path: Path, writer: DatasetWriter, groups: Sequence[Group], n: int, size: tuple[int, int], rows: int = 6
+    path: str | Path, writer: DatasetWriter, groups: Sequence[Group], n: int, size: tuple[int, int], rows: int = 6
 ) -> Path | None:
     """A grid of the first masks and their samples, read back from the output tree (so it also
     shows the samples of an earlier, resumed run)."""

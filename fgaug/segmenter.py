@@ -223,7 +223,7 @@ def loader_batches(dataset: Dataset, batch_size: int, generator: torch.Generator
 
 def train_probe(
     dataset: Dataset,
-    out: Path,
+    out: str | Path,
     steps: int = 2000,
     batch_size: int = 8,
     lr: float = 2e-3,
@@ -237,22 +237,23 @@ def train_probe(
     batches = loader_batches(dataset, batch_size, torch.Generator().manual_seed(seed))
     fit = fit_probe(model, batches, steps, lr, progress=progress)
     save_segmenter(model.cpu().to(memory_format=torch.contiguous_format), out)
-    return SegmenterTrainReport(out, fit.steps, fit.final_loss, fit.seconds)
+    return SegmenterTrainReport(Path(out), fit.steps, fit.final_loss, fit.seconds)
 
 
 PROBE_FORMAT = "fgaug-probe-1"
 
 
-def save_segmenter(model: ProbeSegmenter, path: Path) -> Path:
+def save_segmenter(model: ProbeSegmenter, path: str | Path) -> Path:
     """Save the probe as plain weights (loaded with ``weights_only=True``)."""
     payload = {"format": PROBE_FORMAT, "width": model.down[0][0].out_channels, "state": model.state_dict()}
     with atomic_output(path) as temporary:
         torch.save(payload, temporary)
-    return path
+    return Path(path)
 
 
-def load_segmenter(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
     """fgaug's probe, a ``torch.export`` program (``.pt2``) or a TorchScript model, in eval mode."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: segmenter not found")
     if path.suffix != ".pt2" and zipfile.is_zipfile(path) and _is_probe(path):
@@ -266,9 +267,10 @@ def load_segmenter(path: Path, device: torch.device | str = "cpu") -> torch.nn.M
     return load_user_module(path, "segmenter", device)
 
 
-def load_user_module(path: Path, what: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+def load_user_module(path: str | Path, what: str, device: torch.device | str = "cpu") -> torch.nn.Module:
     """A user's network from a local file: a ``torch.export`` program (``.pt2``) or TorchScript.
     Nothing is downloaded; ``what`` names it in errors."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
     try:

@@ -57,8 +57,8 @@ class TrainingStoppedError(RuntimeError):
 class TrainOptions:
     """Everything a training run depends on (``None`` means: the preset's value)."""
 
-    data: str
-    run_dir: str = "runs/fullglow"
+    data: str | Path
+    run_dir: str | Path = "runs/fullglow"
     preset: str = "tiny"
     size: tuple[int, int] | None = None
     batch_size: int | None = None
@@ -77,7 +77,7 @@ class TrainOptions:
     validate_every: int = 250
     sample_every: int = 500
     log_every: int = 10
-    val_data: str | None = None
+    val_data: str | Path | None = None
     val_limit: int = 16
     workers: int = 2
     boundary: bool = False
@@ -91,6 +91,11 @@ class TrainOptions:
     compile: bool = False
     resume: bool = False
     exist_ok: bool = False
+
+    def __post_init__(self) -> None:
+        """Paths are kept as text, as ``config.json`` records them."""
+        self.data, self.run_dir = str(self.data), str(self.run_dir)
+        self.val_data = None if self.val_data is None else str(self.val_data)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)

@@ -359,7 +359,7 @@ def scene_names(n: int, split: str) -> Iterator[tuple[str, str]]:
 
 
 def write_toy_cityscapes(
-    root: Path,
+    root: str | Path,
     splits: dict[str, int],
     size: tuple[int, int] = (256, 512),
     seed: int = 0,
@@ -368,6 +368,7 @@ def write_toy_cityscapes(
     labelIds, instanceIds, color and polygons files. ``splits`` maps split name -> scene count.
     Deterministic for ``seed``; files already present are rewritten identically. Returns the
     photo paths."""
+    root = Path(root)
     height, width = size
     photos = []
     for split_index, (split, count) in enumerate(sorted(splits.items())):

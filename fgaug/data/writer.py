@@ -43,9 +43,9 @@ class WriterOptions:
     derive_train_ids: bool = True
 
 
-def check_output_root(out_root: Path, input_root: Path) -> None:
+def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
     """Refuse an output root inside the input tree (fgaug never writes into its input)."""
-    out, source = out_root.resolve(), input_root.resolve()
+    out, source = Path(out_root).resolve(), Path(input_root).resolve()
     source_dir = source if source.is_dir() else source.parent
     if out == source_dir or out.is_relative_to(source_dir):
         raise DataError(f"{out_root}: the output must not be inside the input {input_root}")
@@ -70,13 +70,17 @@ class DatasetWriter:
     """Writes samples under ``out_root`` and keeps ``manifest.jsonl``."""
 
     def __init__(
-        self, out_root: Path, input_root: Path, options: WriterOptions | None = None, part: str | None = None
+        self,
+        out_root: str | Path,
+        input_root: str | Path,
+        options: WriterOptions | None = None,
+        part: str | None = None,
     ) -> None:
         """``part`` names this process's own manifest (``manifest.<part>.jsonl``) when several
         processes write one tree; :func:`merge_manifests` folds the parts together."""
         check_output_root(out_root, input_root)
-        self.out_root = out_root
-        self.input_root = input_root
+        self.out_root = out_root = Path(out_root)
+        self.input_root = Path(input_root)
         self.options = options or WriterOptions()
         self.manifest_path = out_root / (MANIFEST_NAME if part is None else f"manifest.{part}.jsonl")
         self.finished = self._read_finished()
@@ -159,16 +163,17 @@ class DatasetWriter:
             manifest.write(line)
 
 
-def manifest_files(out_root: Path) -> list[Path]:
+def manifest_files(out_root: str | Path) -> list[Path]:
     """``manifest.jsonl`` and the per-process parts beside it."""
+    out_root = Path(out_root)
     main = out_root / MANIFEST_NAME
     return ([main] if main.is_file() else []) + sorted(out_root.glob("manifest.*.jsonl"))
 
 
-def read_manifest(path: Path) -> list[dict]:
+def read_manifest(path: str | Path) -> list[dict]:
     """The complete records of a manifest file (torn or foreign lines are left out)."""
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
         try:
             record = json.loads(line)
             record["key"], record["sample"] = str(record["key"]), int(record["sample"])
@@ -178,9 +183,10 @@ def read_manifest(path: Path) -> list[dict]:
     return records
 
 
-def merge_manifests(out_root: Path, key_order: list[str]) -> int:
+def merge_manifests(out_root: str | Path, key_order: list[str]) -> int:
     """Fold every manifest of the tree into ``manifest.jsonl``, one record per sample, in the
     order of ``key_order`` then sample index; the parts are removed. Returns the record count."""
+    out_root = Path(out_root)
     records: dict[tuple[str, int], dict] = {}
     parts = manifest_files(out_root)
     for path in parts:
@@ -251,10 +257,12 @@ class ValidationReport:
     problems: list[str]
 
 
-def validate_tree(out_root: Path, input_root: Path | None = None) -> ValidationReport:
+def validate_tree(out_root: str | Path, input_root: str | Path | None = None) -> ValidationReport:
     """Check an augmented tree against its manifest: every output file present and readable,
     each photo the size of its labels, label ids valid, and (given the input root) every label
     file that was copied still byte-identical to its source."""
+    out_root = Path(out_root)
+    input_root = Path(input_root) if input_root is not None else None
     problems: list[str] = []
     if not (out_root / MANIFEST_NAME).is_file():
         raise DataError(f"{out_root}: no {MANIFEST_NAME}; not an fgaug output tree")
