@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.flow import FullGlow
 
 CHECKPOINT_FORMAT = "fgaug-checkpoint-1"
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTO = pickle.PROTO[0]
 
 
 class CheckpointError(ValueError):
@@ -91,14 +94,18 @@ def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if not _is_torch_file(path):
+        raise CheckpointError(f"{path}: not a checkpoint (not a torch file)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except KeyError as error:  # torch's legacy loader: no zip archive and no pickle magic number
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a foreign pickle
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except KeyError as error:  # torch's legacy loader: a pickle without torch's magic number
         raise CheckpointError(f"{path}: not a readable checkpoint (damaged, or not a torch file)") from error
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from error
     except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: refused to load: holds more than weights ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: refused to load: holds more than weights ({_refusal(error)})") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not an fgaug checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
@@ -134,9 +141,24 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", prefer
     return Checkpoint(model, meta, payload.get("training"), path, payload["model"], ema_state)
 
 
+def _is_torch_file(path: Path) -> bool:
+    """Whether the file starts as ``torch.save`` writes: a zip archive (torch >= 1.6) or a pickle
+    (the legacy format). Random bytes, text and images are neither."""
+    with open(path, "rb") as stream:
+        head = stream.read(len(ZIP_MAGIC))
+    return head == ZIP_MAGIC or (len(head) >= 2 and head[0] == PICKLE_PROTO and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL)
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:200] if text else type(error).__name__
+
+
+def _refusal(error: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler refused (e.g. a class), without its advice on bypassing it."""
+    _, found, reason = str(error).partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return lines[0].split(". ")[0][:200] if found and lines else _first_line(error)
 
 
 def export_weights(source: str | Path, target: str | Path, half: bool = True) -> Path:

@@ -88,6 +88,37 @@ def test_corrupt_and_foreign_checkpoints(tmp_path: Path, small_tree: Path) -> No
     one_line_error(result, "corrupt.pt")
 
 
+class NotWeights:
+    """A class a pickle can hold but a weights-only checkpoint must not."""
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), b"hello\n", b"\x89PNG\r\n\x1a\n", b""],
+    ids=["random bytes", "text", "png", "empty"],
+)
+def test_a_file_that_is_not_a_torch_file_is_named_as_such(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["info", str(path)])
+    one_line_error(result, f"{path}: not a checkpoint (not a torch file)")
+    assert "PyTorch 2.6" not in result.output
+
+
+def test_a_pickle_holding_objects_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    import torch
+
+    saved, pickled = tmp_path / "saved.pt", tmp_path / "pickled.pt"
+    torch.save({"model": NotWeights()}, saved)
+    pickled.write_bytes(pickle.dumps(NotWeights(), protocol=2))
+    for path in (saved, pickled):
+        result = runner.invoke(app, ["info", str(path)])
+        one_line_error(result, str(path), "refused to load: holds more than weights", "NotWeights")
+        assert "PyTorch 2.6" not in result.output
+
+
 def test_usage_errors_exit_2() -> None:
     assert runner.invoke(app, ["generate"]).exit_code == 2
     assert runner.invoke(app, ["prepare", "x", "--size", "big"]).exit_code == 2
