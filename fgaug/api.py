@@ -34,6 +34,7 @@ from fgaug.data.cityscapes import (
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, file_digest, write_quality_report
+from fgaug.finite import require_finite
 from fgaug.flow import network_precision
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -306,6 +307,7 @@ def evaluate_quality(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Bits/dim, consistency, diversity and colour match over a temperature sweep; writes the
     report (JSON, Markdown, plots) under ``out`` and returns it with the written paths."""
+    require_finite(temperatures=temperatures)
     checkpoint, torch_device, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
     groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
     groups = groups[:limit] if limit else groups
@@ -358,6 +360,7 @@ def evaluate_augment(
 ) -> dict[str, Any]:
     """The augmentation value on a Cityscapes root (train split to train, val to test); writes
     ``augment.json`` under ``out``."""
+    require_finite(temperature=temperature)
     checkpoint, _, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
     train_groups = find_groups(root, ["train"], True).groups
     train_groups = train_groups[:limit] if limit else train_groups

@@ -7,6 +7,7 @@ problem), 2 usage errors, 130 training stopped by a signal (a checkpoint was sav
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 from collections.abc import Callable, Iterator
@@ -39,6 +40,13 @@ def parse_size(text: str) -> tuple[int, int]:
     if height <= 0 or width <= 0:
         raise typer.BadParameter(f"{text!r}: height and width must be positive")
     return height, width
+
+
+def finite(value: float | None) -> float | None:
+    """Callback of every float option: NaN and infinities are usage errors (exit 2)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def fail(message: str, code: int = EXIT_INPUT_ERROR) -> typer.Exit:
@@ -123,12 +131,16 @@ def train(
     project: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
     size: Annotated[str | None, typer.Option(help="Training size HxW, overriding the preset (e.g. 256x512).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the preset's).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate (default: the preset's).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Adam learning rate (default: the preset's).", callback=finite)
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps (overrides --epochs).")] = None,
     epochs: Annotated[
-        float | None, typer.Option(help="Epochs over the training set (default 45, the paper's).")
+        float | None, typer.Option(help="Epochs over the training set (default 45, the paper's).", callback=finite)
     ] = None,
-    lambda_: Annotated[float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).")] = None,
+    lambda_: Annotated[
+        float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).", callback=finite)
+    ] = None,
     conditioning: Annotated[
         str | None,
         typer.Option(
@@ -140,8 +152,10 @@ def train(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up steps.")] = 200,
-    grad_clip: Annotated[float, typer.Option(help="Gradient-norm clipping threshold.")] = 50.0,
-    ema_decay: Annotated[float, typer.Option(help="Decay of the weight average used for samples.")] = 0.999,
+    grad_clip: Annotated[float, typer.Option(help="Gradient-norm clipping threshold.", callback=finite)] = 50.0,
+    ema_decay: Annotated[
+        float, typer.Option(help="Decay of the weight average used for samples.", callback=finite)
+    ] = 0.999,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     validate_every: Annotated[int, typer.Option(help="Steps between validations.")] = 250,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
@@ -271,7 +285,9 @@ def generate(
     n: Annotated[
         int, typer.Option("--n", "--samples", help="Samples per mask (use --samples under torchrun, which claims --n).")
     ] = 5,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).")] = 0.8,
+    temp: Annotated[
+        float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).", callback=finite)
+    ] = 0.8,
     model: Annotated[
         str | None,
         typer.Option(
@@ -527,7 +543,7 @@ def demo(
     ),
     n: Annotated[int, typer.Option("--n", help="Samples per mask.")] = 4,
     masks: Annotated[int, typer.Option(help="Number of toy masks.")] = 6,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.")] = 0.8,
+    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=finite)] = 0.8,
     as_json: JsonOption = False,
 ) -> None:
     """Run fgaug end to end on the bundled toy world, offline, on CPU in well under a minute.
@@ -570,11 +586,15 @@ app.add_typer(segmenter_app, name="segmenter")
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def parse_floats(text: str) -> list[float]:
+def parse_floats(text: str, option: str) -> list[float]:
+    """The comma-separated finite numbers of ``option`` (anything else is a usage error, exit 2)."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+    if not all(math.isfinite(value) for value in values):
+        raise typer.BadParameter(f"{text!r} holds a number that is not finite", param_hint=option)
+    return values
 
 
 @segmenter_app.command("train")
@@ -585,7 +605,7 @@ def segmenter_train(
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 8,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).", callback=finite)] = 2e-3,
     width: Annotated[int, typer.Option(help="Channels of the first level (doubling per level).")] = 32,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: DeviceOption = "auto",
@@ -667,7 +687,7 @@ def evaluate_quality(
             model,
             segmenter,
             split,
-            parse_floats(temps),
+            parse_floats(temps, "--temps"),
             n,
             rounds,
             limit,
@@ -695,7 +715,7 @@ def evaluate_augment(
     seeds: Annotated[str, typer.Option(help="Seeds of the paired trainings, comma-separated.")] = "0,1,2",
     steps: Annotated[int, typer.Option(help="Probe training steps (the same for both arms).")] = 1000,
     n: Annotated[int, typer.Option("--n", "--samples", help="Synthetic samples per training mask.")] = 2,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.")] = 0.8,
+    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=finite)] = 0.8,
     width: Annotated[int, typer.Option(help="Probe width.")] = 16,
     batch_size: Annotated[int, typer.Option(help="Probe batch size.")] = 8,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training masks.")] = None,
@@ -718,7 +738,7 @@ def evaluate_augment(
             data,
             out,
             model,
-            [int(s) for s in parse_floats(seeds)],
+            [int(s) for s in parse_floats(seeds, "--seeds")],
             steps,
             n,
             temp,

@@ -31,6 +31,7 @@ from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, re
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
+from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.flow.graphs import GraphedSampler
@@ -168,6 +169,7 @@ def draw_best(
     ``best_of`` more are drawn with the next candidate indices, up to :data:`MAX_REDRAWS` times.
 
     The draws of one call come back to the host in one copy; choosing among them reads no GPU value."""
+    require_finite(temperature=temperature)
     per_mask = len(samples[0])
     drawn = _draw(model, masks, keys, samples, range(best_of), temperature, seed)
     shape = (len(keys), per_mask, best_of)
@@ -270,6 +272,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
         raise ValueError("--n, --best-of and --batch-size must be at least 1")
+    require_finite(temperature=options.temperature)
     if options.temperature < 0:
         raise ValueError(f"--temp must be >= 0, got {options.temperature}")
     start = time.perf_counter()

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo, to_tensor
 from fgaug.data.io import DataError, atomic_output, read_rgb
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
+from fgaug.finite import require_finite
 from fgaug.metrics import confusion_matrix, segmentation_scores
 from fgaug.progress import Progress, SilentProgress
 
@@ -233,6 +234,7 @@ def train_probe(
     progress: Progress | None = None,
 ) -> SegmenterTrainReport:
     """Train the probe with cross-entropy (trainId 255 ignored) and save it."""
+    require_finite(lr=lr)
     model = new_probe(width, seed, device)
     batches = loader_batches(dataset, batch_size, torch.Generator().manual_seed(seed))
     fit = fit_probe(model, batches, steps, lr, progress=progress)

@@ -37,6 +37,7 @@ from fgaug.config import FullGlowConfig, load_preset
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import DataError, atomic_write_bytes
+from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -93,7 +94,14 @@ class TrainOptions:
     exist_ok: bool = False
 
     def __post_init__(self) -> None:
-        """Paths are kept as text, as ``config.json`` records them."""
+        """Paths are kept as text, as ``config.json`` records them; NaN and infinities are refused."""
+        require_finite(
+            lr=self.lr,
+            epochs=self.epochs,
+            source_weight=self.source_weight,
+            grad_clip=self.grad_clip,
+            ema_decay=self.ema_decay,
+        )
         self.data, self.run_dir = str(self.data), str(self.run_dir)
         self.val_data = None if self.val_data is None else str(self.val_data)
 

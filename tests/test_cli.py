@@ -124,6 +124,29 @@ def test_usage_errors_exit_2() -> None:
     assert runner.invoke(app, ["prepare", "x", "--size", "big"]).exit_code == 2
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize(
+    ("command", "option", "template"),
+    [
+        ("train x", "--lr", "{}"),
+        ("train x", "--epochs", "{}"),
+        ("train x", "--lambda", "{}"),
+        ("train x", "--grad-clip", "{}"),
+        ("train x", "--ema-decay", "{}"),
+        ("generate --masks x", "--temp", "{}"),
+        ("demo", "--temp", "{}"),
+        ("segmenter train x --size 16x32", "--lr", "{}"),
+        ("evaluate augment x", "--temp", "{}"),
+        ("evaluate augment x", "--seeds", "0,{}"),
+        ("evaluate quality x", "--temps", "0.5,{}"),
+    ],
+)
+def test_non_finite_numbers_are_usage_errors(command: str, option: str, template: str, value: str) -> None:
+    result = runner.invoke(app, [*command.split(), option, template.format(value)])
+    assert result.exit_code == 2, result.output
+    assert "finite" in result.output and option in result.output, result.output
+
+
 def test_info_and_generate_json(test_checkpoint: Path, small_tree: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["info", str(test_checkpoint), "--json"])
     assert result.exit_code == 0
