@@ -11,7 +11,6 @@ one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad in
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from fgaug.data.cityscapes import (
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, file_digest, write_quality_report
-from fgaug.finite import require_finite
+from fgaug.finite import require_finite, to_json
 from fgaug.flow import network_precision
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -390,5 +389,5 @@ def evaluate_augment(
         "batch_size": batch_size,
         "seeds": list(seeds),
     }
-    atomic_write_bytes(out_dir / "augment.json", json.dumps(report, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(out_dir / "augment.json", to_json(report, indent=2).encode())
     return report

@@ -27,6 +27,7 @@ import fgaug
 from fgaug.config import ConfigError, FullGlowConfig
 from fgaug.data.io import atomic_output
 from fgaug.data.labels import LABEL_TABLE_VERSION
+from fgaug.finite import to_json
 from fgaug.flow import FullGlow
 
 CHECKPOINT_FORMAT = "fgaug-checkpoint-1"
@@ -76,7 +77,7 @@ def save_checkpoint(
     }
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "meta": json.dumps(full_meta, sort_keys=True),
+        "meta": to_json(full_meta),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "ema": None if ema_state is None else {k: v.detach().cpu() for k, v in ema_state.items()},
         "training": training,
@@ -170,7 +171,7 @@ def export_weights(source: str | Path, target: str | Path, half: bool = True) ->
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     exported = {
         "format": CHECKPOINT_FORMAT,
-        "meta": json.dumps(payload["meta"], sort_keys=True),
+        "meta": to_json(payload["meta"]),
         "model": state,
         "ema": None,
         "training": None,

@@ -6,7 +6,6 @@ problem), 2 usage errors, 130 training stopped by a signal (a checkpoint was sav
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import sys
@@ -18,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from fgaug import __version__
+from fgaug.finite import to_json
 
 app = typer.Typer(
     help="fgaug: grow a Cityscapes-format dataset with Full-Glow. Train p(photo | mask), then sample "
@@ -74,7 +74,7 @@ def clear_errors() -> Iterator[None]:
 
 def emit(result: dict[str, Any], as_json: bool, lines: Callable[[], None]) -> None:
     if as_json:
-        typer.echo(json.dumps(result, sort_keys=True))
+        typer.echo(to_json(result))
     else:
         lines()
 

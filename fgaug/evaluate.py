@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from fgaug.checkpoint import Checkpoint
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, load_pair, read_label_ids, resize_labels, to_tensor
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
+from fgaug.finite import to_json
 from fgaug.flow import network_precision
 from fgaug.metrics import (
     class_colour_spread,
@@ -350,7 +350,7 @@ def write_quality_report(out_dir: str | Path, report: dict[str, Any]) -> dict[st
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
-    atomic_write_bytes(paths["json"], json.dumps(report, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(paths["json"], to_json(report, indent=2).encode())
     rows = report.get("samples", {}).get("temperatures", [])
     temperatures = [row["temperature"] for row in rows]
     if len(rows) > 1:

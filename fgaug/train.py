@@ -37,7 +37,7 @@ from fgaug.config import FullGlowConfig, load_preset
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import DataError, atomic_write_bytes
-from fgaug.finite import require_finite
+from fgaug.finite import require_finite, to_json
 from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -249,7 +249,7 @@ def stop_requests() -> Iterator[Callable[[], str | None]]:
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as stream:
-        stream.write(json.dumps(record, sort_keys=True) + "\n")
+        stream.write(to_json(record) + "\n")
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -344,7 +344,7 @@ class _Run:
             "train": self.options.to_dict(),
             "data_fingerprint": self.data.fingerprint,
         }
-        atomic_write_bytes(self.run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(self.run_dir / "config.json", to_json(resolved, indent=2).encode())
 
     def _restore(self) -> None:
         path = self.checkpoints / "last.pt"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from strict import strict_json
 from typer.testing import CliRunner
 
 from fgaug.cli import app
@@ -330,3 +331,17 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
         ),
         "segmenter not found",
     )
+
+
+def test_figures_that_could_not_be_computed_are_null_in_json(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """One sample per mask has no pairwise diversity: NaN in memory, null in report.json and --json."""
+    out = tmp_path / "evaluation"
+    arguments = ["evaluate", "quality", str(small_tree), "--model", str(test_checkpoint), "--temps", "0.8"]
+    result = runner.invoke(app, [*arguments, "--n", "1", "--limit", "2", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    for text in (result.stdout.strip().splitlines()[-1], (out / "report.json").read_text()):
+        row = strict_json(text)["samples"]["temperatures"][0]
+        assert row["pairwise_l1"] is None and row["pairwise_1_minus_ssim"] is None
+        assert row["colour_w1_mean"] > 0

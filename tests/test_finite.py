@@ -1,4 +1,4 @@
-"""Non-finite floats: refused by the API up front (issue 14, item 3)."""
+"""Non-finite floats: refused by the API up front (issue 14, item 3), written as null in JSON (item 10c)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from strict import strict_json
 
 from fgaug import api
-from fgaug.finite import require_finite
+from fgaug.finite import require_finite, to_json
 from fgaug.sample import GenerateOptions, draw_best
 from fgaug.segmenter import train_probe
 from fgaug.train import TrainOptions
@@ -47,3 +49,11 @@ def test_the_api_refuses_non_finite_numbers_before_any_work(
     monkeypatch.chdir(tmp_path)  # were a value let through, its work would land here
     with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
         call(value)
+
+
+def test_to_json_writes_non_finite_floats_as_null() -> None:
+    value = {"b": [math.inf, 1.5, (np.float64("nan"), -math.inf)], "a": {"w1": math.nan, "n": 3, "name": "road"}}
+    text = to_json(value)
+    assert text == '{"a": {"n": 3, "name": "road", "w1": null}, "b": [null, 1.5, [null, null]]}'
+    assert strict_json(text) == strict_json(to_json(strict_json(text)))
+    assert to_json({"b": 1, "a": 2}, sort_keys=False) == '{"b": 1, "a": 2}'

@@ -29,6 +29,7 @@ from PIL import Image
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
+from fgaug.finite import to_json
 
 MANIFEST_NAME = "manifest.jsonl"
 SAMPLE_TOKEN = "fgaug"
@@ -94,7 +95,7 @@ class DatasetWriter:
             records = read_manifest(path)
             finished |= {(record["key"], int(record["sample"])) for record in records}
             if path == self.manifest_path:
-                atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+                atomic_write_bytes(path, "".join(to_json(r) + "\n" for r in records).encode())
         return finished
 
     def records(self) -> list[dict]:
@@ -158,7 +159,7 @@ class DatasetWriter:
 
     def _append(self, record: dict) -> None:
         self.out_root.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, sort_keys=True) + "\n"
+        line = to_json(record) + "\n"
         with open(self.manifest_path, "a", encoding="utf-8") as manifest:
             manifest.write(line)
 
@@ -195,7 +196,7 @@ def merge_manifests(out_root: str | Path, key_order: list[str]) -> int:
     rank = {key: index for index, key in enumerate(key_order)}
     ordered = sorted(records.values(), key=lambda r: (rank.get(r["key"], len(rank)), r["key"], r["sample"]))
     if parts:
-        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in ordered)
+        lines = "".join(to_json(record) + "\n" for record in ordered)
         atomic_write_bytes(out_root / MANIFEST_NAME, lines.encode())
         for path in parts:
             if path.name != MANIFEST_NAME:
@@ -248,7 +249,7 @@ def _scaled_polygons(source: Path, native: tuple[int, int], size: tuple[int, int
     document["imgHeight"], document["imgWidth"] = size
     for obj in document.get("objects", []):
         obj["polygon"] = [[round(x * scale_x, 2), round(y * scale_y, 2)] for x, y in obj.get("polygon", [])]
-    return json.dumps(document, indent=1).encode()
+    return to_json(document, indent=1, sort_keys=False).encode()
 
 
 @dataclass
