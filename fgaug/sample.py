@@ -269,6 +269,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     Under ``torchrun`` each process takes every ``world_size``-th mask and writes its own
     manifest part; rank 0 merges them into one ``manifest.jsonl``. The images equal a
     single-process run's, since every draw's seed depends on the mask, not on the process.
+    The process group is torn down however the run ends.
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
         raise ValueError("--n, --best-of and --batch-size must be at least 1")
@@ -277,6 +278,18 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
         raise ValueError(f"--temp must be >= 0, got {options.temperature}")
     start = time.perf_counter()
     context, device = distributed.start(options.device)
+    try:
+        summary = _generate_in_process(options, context, device, progress)
+    finally:
+        distributed.stop(context)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _generate_in_process(
+    options: GenerateOptions, context: distributed.Distributed, device: torch.device, progress: Progress | None
+) -> GenerateSummary:
+    """This process's share of :func:`generate`, with the totals of every process."""
     progress = (progress or SilentProgress()) if context.is_main else SilentProgress()
     network_dtype = resolve_precision(options.precision, device)
     if options.cuda_graphs and device.type != "cuda":
@@ -320,8 +333,6 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
         if options.preview:
             summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
     context.barrier()
-    distributed.stop(context)
-    summary.seconds = time.perf_counter() - start
     return summary
 
 

@@ -134,3 +134,20 @@ def test_one_process_under_torchrun_still_makes_a_process_group(monkeypatch: pyt
     for name in environment:
         monkeypatch.delenv(name)
     assert not distributed.start("cpu")[0].active
+
+
+def test_generation_tears_the_process_group_down_when_it_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A rank failing on bad input must not leave its process group behind (the other ranks would wait on it)."""
+    import torch.distributed as dist
+
+    from fgaug.data.io import DataError
+
+    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29518"}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        with pytest.raises(DataError, match="no such file"):
+            generate(GenerateOptions(masks=str(tmp_path / "missing"), out=str(tmp_path / "out"), device="cpu"))
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
