@@ -1,7 +1,8 @@
 """The ``fgaug`` command: a thin layer that parses options, calls :mod:`fgaug.api` and prints.
 
 Exit codes: 0 success, 1 bad input or a failed run (one line on stderr naming the file and the
-problem), 2 usage errors, 130 training stopped by a signal (a checkpoint was saved).
+problem), 2 usage errors, 3 ``generate`` left requested samples unwritten (beyond
+``--allow-failed``), 130 training stopped by a signal (a checkpoint was saved).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 
 EXIT_INPUT_ERROR = 1
+EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -323,13 +325,24 @@ def generate(
             "Measured in benchmarks/RESULTS.md.",
         ),
     ] = False,
+    allow_failed: Annotated[
+        float,
+        typer.Option(
+            help="Fraction (0-1) of the requested samples that may go unwritten (diverged on every redraw, or "
+            "of masks skipped with --skip-bad) and still exit 0; beyond it the exit code is 3.",
+            min=0.0,
+            max=1.0,
+            callback=finite,
+        ),
+    ] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """Generate N diverse photos per mask as an augmented Cityscapes tree.
 
     Every label file of each mask is copied byte for byte beside its synthetic photo, which is
     resized to the mask's own resolution; `manifest.jsonl` records sources, seeds and
-    likelihoods. Rerunning the same command skips finished samples.
+    likelihoods. Rerunning the same command skips finished samples. A requested sample left
+    unwritten makes the exit code 3, unless `--allow-failed` allows that many.
 
     Examples:
 
@@ -360,6 +373,7 @@ def generate(
         at_model_resolution=at_model_resolution,
         preview=str(preview) if preview else None,
         limit=limit,
+        allowed_failed=allow_failed,
     )
     with clear_errors():
         summary = run_generation(options, progress_for("img", as_json))
@@ -367,7 +381,7 @@ def generate(
     def lines() -> None:
         typer.echo(f"model: {summary.model_path} ({summary.model_source})")
         typer.echo(
-            f"{summary.written} images written, {summary.skipped} already done, {len(summary.failed)} failed, "
+            f"{summary.written} images written, {summary.skipped} already done, {summary.failed_samples} failed, "
             f"{summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s)"
         )
         if summary.diverged_draws:
@@ -379,8 +393,12 @@ def generate(
             typer.echo(f"preview: {summary.preview}")
 
     emit(summary.to_dict(), as_json, lines)
-    if summary.failed and not summary.written and not summary.skipped:
-        raise typer.Exit(EXIT_INPUT_ERROR)
+    if not summary.accepted:
+        raise fail(
+            f"{summary.failed_samples} of {summary.requested} requested samples not written "
+            f"(--allow-failed {summary.allowed_failed:g})",
+            EXIT_INCOMPLETE,
+        )
 
 
 @app.command()

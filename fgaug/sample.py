@@ -66,10 +66,17 @@ class GenerateOptions:
     at_model_resolution: bool = False
     preview: str | Path | None = None
     limit: int | None = None
+    allowed_failed: float = 0.0
+    """The fraction of requested samples that may go unwritten (diverged on every redraw, or of
+    a mask skipped with ``skip_bad``) for the run to count as :attr:`GenerateSummary.accepted`."""
 
 
 @dataclass
 class GenerateSummary:
+    """What a run did. ``skipped``: samples already written by an earlier run; ``failed``: one
+    message per failure; ``failed_samples``: the requested samples not written, of ``requested``
+    (``n`` for every mask found, skipped bad masks included)."""
+
     out: Path
     model_path: Path
     model_source: str
@@ -81,10 +88,23 @@ class GenerateSummary:
     diverged_draws: int = 0
     seconds: float = 0.0
     preview: Path | None = None
+    requested: int = 0
+    failed_samples: int = 0
+    allowed_failed: float = 0.0
 
     @property
     def images_per_second(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every requested sample is written (now or by an earlier run)."""
+        return self.failed_samples == 0
+
+    @property
+    def accepted(self) -> bool:
+        """Complete, or the samples not written are at most the ``allowed_failed`` fraction."""
+        return self.complete or self.failed_samples / self.requested <= self.allowed_failed
 
     def to_dict(self) -> dict:
         return {
@@ -95,8 +115,12 @@ class GenerateSummary:
             "masks": self.masks,
             "written": self.written,
             "skipped": self.skipped,
-            "failed": len(self.failed),
+            "requested": self.requested,
+            "failed": self.failed_samples,
             "failures": self.failed,
+            "complete": self.complete,
+            "allowed_failed_fraction": self.allowed_failed,
+            "accepted": self.accepted,
             "diverged_draws": self.diverged_draws,
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_second, 3),
@@ -273,9 +297,11 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
         raise ValueError("--n, --best-of and --batch-size must be at least 1")
-    require_finite(temperature=options.temperature)
+    require_finite(temperature=options.temperature, allowed_failed=options.allowed_failed)
     if options.temperature < 0:
         raise ValueError(f"--temp must be >= 0, got {options.temperature}")
+    if not 0 <= options.allowed_failed <= 1:
+        raise ValueError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     start = time.perf_counter()
     context, device = distributed.start(options.device)
     try:
@@ -310,10 +336,15 @@ def _generate_in_process(
     pending = sum(len(item.samples) for item in work)
     progress.log(f"model: {model_path} ({model_source}), {checkpoint.model_id}")
     progress.start("generating", pending)
-    written, failed, diverged = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
+    tally = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
     progress.stop()
-    failed = list(discovery.skipped) + failed if context.is_main else failed
-    totals = context.sum([written, len(shard) * options.n - pending, len(failed), diverged], device)
+    if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
+        tally.failures = [*discovery.skipped, *tally.failures]
+        tally.failed_samples += len(discovery.skipped) * options.n
+    totals = context.sum(
+        [tally.written, len(shard) * options.n - pending, len(tally.failures), tally.diverged, tally.failed_samples],
+        device,
+    )
     context.barrier()
     summary = GenerateSummary(
         Path(options.out),
@@ -323,17 +354,31 @@ def _generate_in_process(
         len(groups),
         totals[0],
         totals[1],
-        failed,
+        tally.failures,
         diverged_draws=totals[3],
+        requested=(len(groups) + len(discovery.skipped)) * options.n,
+        failed_samples=totals[4],
+        allowed_failed=options.allowed_failed,
     )
-    if totals[2] > len(failed):
-        summary.failed.append(f"{totals[2] - len(failed)} more failure(s) reported by other processes")
+    if totals[2] > len(tally.failures):
+        summary.failed.append(f"{totals[2] - len(tally.failures)} more failure(s) reported by other processes")
     if context.is_main:
         merge_manifests(Path(options.out), [group.key for group in groups])
         if options.preview:
             summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
     context.barrier()
     return summary
+
+
+@dataclass
+class _Tally:
+    """What one process's work came to: samples written, failure messages, samples not written
+    (a message may stand for several) and diverged draws passed over."""
+
+    written: int = 0
+    failures: list[str] = field(default_factory=list)
+    failed_samples: int = 0
+    diverged: int = 0
 
 
 def _generate_work(
@@ -344,15 +389,14 @@ def _generate_work(
     device: torch.device,
     writer: DatasetWriter,
     progress: Progress,
-) -> tuple[int, list[str], int]:
-    """Draw, select and write every pending sample; returns (written, failure messages, diverged
-    draws passed over)."""
+) -> _Tally:
+    """Draw, select and write every pending sample."""
     model = checkpoint.model
     sampler: Sampler = GraphedSampler(model) if options.cuda_graphs else model
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
-    written, failed, diverged = 0, [], 0
+    tally = _Tally()
     for batch in _batches(work, options.best_of, options.batch_size):
         conditions, usable = [], []
         for item in batch:
@@ -362,7 +406,8 @@ def _generate_work(
             except DataError as error:
                 if not options.skip_bad:
                     raise
-                failed.append(str(error))
+                tally.failures.append(str(error))
+                tally.failed_samples += len(item.samples)
                 progress.advance(len(item.samples))
         if not usable:
             continue
@@ -379,12 +424,13 @@ def _generate_work(
         for item, row in zip(usable, draws, strict=True):
             for sample, draw in zip(item.samples, row, strict=True):
                 progress.advance(1)
-                diverged += draw.diverged
+                tally.diverged += draw.diverged
                 if isinstance(draw, DrawFailure):
-                    failed.append(
+                    tally.failures.append(
                         f"{item.group.mask}: sample {sample} diverged on all {draw.diverged} draws at "
                         f"T={options.temperature}; a lower --temp avoids this"
                     )
+                    tally.failed_samples += 1
                     continue
                 writer.write(
                     item.group,
@@ -403,8 +449,8 @@ def _generate_work(
                         "model_file": checkpoint.path.name,
                     },
                 )
-                written += 1
-    return written, failed, diverged
+                tally.written += 1
+    return tally
 
 
 def write_preview(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -345,3 +346,31 @@ def test_figures_that_could_not_be_computed_are_null_in_json(
         row = strict_json(text)["samples"]["temperatures"][0]
         assert row["pairwise_l1"] is None and row["pairwise_1_minus_ssim"] is None
         assert row["colour_w1_mean"] > 0
+
+
+def masks_with_one_bad(small_tree: Path, folder: Path) -> Path:
+    """Two good labelIds masks and one with an unknown id, in a folder of masks."""
+    folder.mkdir()
+    for source in sorted((small_tree / "gtFine" / "val").rglob("*_labelIds.png"))[:2]:
+        shutil.copy(source, folder / source.name)
+    Image.fromarray(np.full((32, 64), 77, np.uint8)).save(folder / "bad_000000_000019_gtFine_labelIds.png")
+    return folder
+
+
+def test_unwritten_samples_exit_3_unless_allowed(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    masks = masks_with_one_bad(small_tree, tmp_path / "masks")
+    arguments = ["generate", "--masks", str(masks), "--model", str(test_checkpoint), "--n", "2", "--skip-bad"]
+    arguments += ["--out", str(tmp_path / "out"), "--device", "cpu", "--json"]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["requested"], summary["written"], summary["failed"]) == (6, 4, 2)
+    assert summary["complete"] is False and summary["accepted"] is False and summary["allowed_failed_fraction"] == 0
+    assert result.stderr.strip().splitlines()[-1] == "error: 2 of 6 requested samples not written (--allow-failed 0)"
+    assert runner.invoke(app, [*arguments, "--allow-failed", "0.3"]).exit_code == 3  # 2 of 6 is more than 0.3
+    result = runner.invoke(app, [*arguments, "--allow-failed", "0.34"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["skipped"], summary["failed"], summary["complete"], summary["accepted"]) == (4, 2, False, True)
+    for bad in ("1.5", "-0.1", "nan"):
+        assert runner.invoke(app, [*arguments, "--allow-failed", bad]).exit_code == 2

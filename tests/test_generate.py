@@ -158,3 +158,15 @@ def test_draw_best_passes_over_diverged_draws_with_the_next_candidates() -> None
 def test_draw_best_reports_a_sample_whose_every_draw_diverged() -> None:
     draws = draw_best(SeedDrivenModel(limit=-10.0), torch.zeros(1, 1, 2, 2), ["k"], [[0]], 1.0, seed=0, best_of=3)
     assert draws == [[DrawFailure(3 * (MAX_REDRAWS + 1))]]
+
+
+def test_samples_that_diverged_on_every_draw_are_counted_as_not_written(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path, every_draw_diverges: None
+) -> None:
+    masks = small_tree / "gtFine" / "val"
+    summary = run(masks, tmp_path / "out", test_checkpoint, n=1, limit=2)
+    assert (summary.requested, summary.written, summary.failed_samples) == (2, 0, 2)
+    assert not summary.complete and not summary.accepted
+    assert summary.to_dict()["complete"] is False and summary.to_dict()["failed"] == 2
+    allowed = run(masks, tmp_path / "out", test_checkpoint, n=1, limit=2, allowed_failed=1.0)
+    assert not allowed.complete and allowed.accepted and allowed.to_dict()["allowed_failed_fraction"] == 1.0
