@@ -378,8 +378,7 @@ def generate(
     with clear_errors():
         summary = run_generation(options, progress_for("img", as_json))
 
-    def lines() -> None:
-        typer.echo(f"model: {summary.model_path} ({summary.model_source})")
+    def lines() -> None:  # the model was logged with its id before generating
         typer.echo(
             f"{summary.written} images written, {summary.skipped} already done, {summary.failed_samples} failed, "
             f"{summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s)"

@@ -374,3 +374,13 @@ def test_unwritten_samples_exit_3_unless_allowed(small_tree: Path, test_checkpoi
     assert (summary["skipped"], summary["failed"], summary["complete"], summary["accepted"]) == (4, 2, False, True)
     for bad in ("1.5", "-0.1", "nan"):
         assert runner.invoke(app, [*arguments, "--allow-failed", bad]).exit_code == 2
+
+
+def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    from fgaug.checkpoint import load_checkpoint
+
+    arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
+    result = runner.invoke(app, [*arguments, "--n", "1", "--limit", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    named = [line for line in result.output.splitlines() if line.startswith("model:")]
+    assert named == [f"model: {test_checkpoint} (--model), {load_checkpoint(test_checkpoint).model_id}"]
