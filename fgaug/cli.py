@@ -268,10 +268,19 @@ def train(
         "first_val_bpd": result.first_val_bpd,
         "last_val_bpd": result.last_val_bpd,
         "skipped_steps": result.skipped_steps,
+        "images": result.images,
+        "seconds": round(result.seconds, 3),
+        "images_per_s": round(result.images_per_second, 3),
+        "peak_memory_mib": round(result.peak_memory_mib, 1),
+        "peak_memory_kind": result.peak_memory_kind,
     }
 
     def lines() -> None:
         typer.echo(f"trained {result.steps} steps; run folder {result.run_dir}")
+        typer.echo(
+            f"{result.images} images in {result.seconds:.1f} s ({result.images_per_second:.2f} images/s); "
+            f"peak memory {result.peak_memory_mib:.0f} MiB ({result.peak_memory_kind})"
+        )
         if result.first_val_bpd is not None:
             typer.echo(f"validation bits/dim {result.first_val_bpd:.4f} -> {result.last_val_bpd:.4f}")
         typer.echo(f"checkpoint: {result.last_checkpoint}")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import resource
 import signal
 import threading
 import time
@@ -41,7 +40,7 @@ from fgaug.finite import require_finite, to_json
 from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
-from fgaug.runtime import precision_name, resolve_device, resolve_precision
+from fgaug.runtime import peak_memory, precision_name, reset_peak_memory, resolve_device, resolve_precision
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -129,6 +128,17 @@ class TrainResult:
     last_val_bpd: float | None
     skipped_steps: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    images: int = 0
+    """Images trained on by this call's steps, over every process."""
+    seconds: float = 0.0
+    """Wall time of this call, start-up, validation and checkpoints included."""
+    peak_memory_mib: float = 0.0
+    peak_memory_kind: str = ""
+    """What ``peak_memory_mib`` counts (see :func:`fgaug.runtime.peak_memory`)."""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -293,7 +303,9 @@ class _Run:
     """One training run: its model, optimiser, counters and run folder (see :func:`train`)."""
 
     def __init__(self, options: TrainOptions, progress: Progress) -> None:
+        self.started = time.perf_counter()
         self.context, self.device = distributed.start(options.device)
+        reset_peak_memory(self.device)
         self.progress = progress if self.context.is_main else SilentProgress()
         self.options, self.config, self.preset_name = resolve_run(options)
         self.context.barrier()  # every process checked the run folder before the first writes to it
@@ -544,6 +556,7 @@ class _Run:
         )
         self.progress.start("training", self.total_steps)
         self.progress.advance(self.step)
+        first_step = self.step
         self.window_start, self.window_images = time.perf_counter(), 0
         trainable: torch.nn.Module | None = None
         with stop_requests() as stop_requested:
@@ -557,6 +570,7 @@ class _Run:
         self.progress.stop()
         last = self.save(self.checkpoints / "last.pt")
         best = self.checkpoints / "best.pt"
+        memory, memory_kind = peak_memory(self.device)
         distributed.stop(self.context)
         return TrainResult(
             self.run_dir,
@@ -567,6 +581,10 @@ class _Run:
             self.last_val,
             self.skipped,
             self.history,
+            images=(self.step - first_step) * self.global_batch,
+            seconds=time.perf_counter() - self.started,
+            peak_memory_mib=memory,
+            peak_memory_kind=memory_kind,
         )
 
     def after_step(self, stop_requested: Callable[[], str | None]) -> None:
@@ -619,8 +637,7 @@ def dry_run(
     height, width = config.image_size
     mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)
     photo = torch.rand(batch, config.image_channels, height, width, generator=generator).to(torch_device)
-    if torch_device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(torch_device)
+    reset_peak_memory(torch_device)
     seconds = []
     for step in range(steps + 1):
         start = time.perf_counter()
@@ -632,10 +649,7 @@ def dry_run(
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
         seconds.append(time.perf_counter() - start)
-    if torch_device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(torch_device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak, peak_kind = peak_memory(torch_device)
     return {
         "preset": preset_name,
         "image_size": [height, width],
@@ -646,7 +660,7 @@ def dry_run(
         "compiled": compile,
         "parameters": sum(p.numel() for p in model.parameters()),
         "peak_memory_mib": round(peak, 1),
-        "peak_memory_kind": "CUDA allocated" if torch_device.type == "cuda" else "process resident set",
+        "peak_memory_kind": peak_kind,
         "seconds_per_step": round(sum(seconds[1:]) / max(len(seconds) - 1, 1), 4),
         "first_step_seconds": round(seconds[0], 2),
         "finite_loss": bool(torch.isfinite(loss)),

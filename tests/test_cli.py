@@ -204,7 +204,10 @@ def test_prepare_then_train_from_the_cache(small_tree: Path, tmp_path: Path) -> 
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 3
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["images"] == 3 * 4
+    assert summary["seconds"] > 0 and summary["images_per_s"] == pytest.approx(12 / summary["seconds"], rel=0.01)
+    assert summary["peak_memory_mib"] > 0 and summary["peak_memory_kind"] == "process resident set"
 
 
 def test_transfer_single_and_folders(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
