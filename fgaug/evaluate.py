@@ -124,6 +124,14 @@ def _collect_colours(
         store.setdefault(int(label), []).append(pixels)
 
 
+def _pixel_rng(seed: int, key: str, temperature: float | None) -> np.random.Generator:
+    """The generator picking the pixels of one mask's photos that enter the colour W1: one per
+    mask and temperature (None: the real photo), so a temperature's figures do not depend on which
+    other temperatures are evaluated beside it."""
+    digest = hashlib.sha256(f"colours\0{seed}\0{key}\0{temperature}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
+
+
 def _colour_distances(
     samples: dict[int, list[np.ndarray]], real: dict[int, list[np.ndarray]]
 ) -> dict[str, list[float]]:
@@ -159,7 +167,6 @@ def evaluate_samples(
     model, read = checkpoint.model, _read_options(checkpoint)
     device = next(model.parameters()).device
     size = model.config.image_size
-    rng = np.random.default_rng(seed)
     real_colours: dict[int, list[np.ndarray]] = {}
     real_features: list[np.ndarray] = []
     real_confusion = np.zeros((N_TRAIN_IDS, N_TRAIN_IDS + 1), np.int64)
@@ -171,7 +178,7 @@ def evaluate_samples(
         train_ids = ids_to_train_ids(label_ids)
         if group.photo is not None:
             _, real_photo = load_pair(group, read)
-            _collect_colours(real_colours, real_photo, label_ids, rng)
+            _collect_colours(real_colours, real_photo, label_ids, _pixel_rng(seed, group.key, None))
             if features is not None:
                 real_features.append(features(to_tensor(real_photo)[None].to(device)).flatten(1).cpu().numpy())
             if segmenter is not None:
@@ -190,6 +197,7 @@ def evaluate_samples(
                 totals.dissimilarity.append(mean_pairwise_dissimilarity(photos))
             for label, value in class_colour_spread(photos, label_ids).items():
                 totals.spread.setdefault(label, []).append(value)
+            rng = _pixel_rng(seed, group.key, temperature)
             for photo in photos:
                 _collect_colours(totals.colours, photo, label_ids, rng)
             if features is not None:

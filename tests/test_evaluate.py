@@ -10,6 +10,8 @@ import torch
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
 from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples
+from fgaug.resources import bundled_dir
+from fgaug.sample import DEMO_MODEL_NAME
 from fgaug.segmenter import ProbeSegmenter
 
 
@@ -32,6 +34,15 @@ def test_samples_report_consistency_diversity_and_colour_match(small_tree: Path,
     assert set(warm["colour_w1"]) >= {"road", "sky"} and warm["colour_w1_mean"] > 0
     assert 0 <= warm["consistency"]["mean_iou"] <= 1 and "road" in warm["consistency"]["per_class_iou"]
     assert 0 <= report["real_photos"]["pixel_accuracy"] <= 1
+
+
+def test_a_temperature_scores_the_same_whatever_else_is_in_the_sweep(toy_tree_master: Path) -> None:
+    """At 64x128 classes cover more pixels than the colour W1 keeps per image, so it picks some at random."""
+    checkpoint = load_checkpoint(bundled_dir() / DEMO_MODEL_NAME)
+    groups = find_groups(toy_tree_master, ["val"]).groups
+    alone = evaluate_samples(checkpoint, groups, [0.8], n=2, seed=4)["temperatures"]
+    beside = evaluate_samples(checkpoint, groups, [0.5, 0.8], n=2, seed=4)["temperatures"]
+    assert alone[0]["colour_w1"] and alone[0] == beside[1]
 
 
 def test_augmentation_value_compares_real_and_augmented_training(
