@@ -111,6 +111,7 @@ class _Accumulator:
     perceptual: list[float] = field(default_factory=list)
     delivered: int = 0
     diverged: int = 0
+    masks_all_diverged: int = 0
 
 
 def _collect_colours(
@@ -189,7 +190,12 @@ def evaluate_samples(
                 row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
             totals = accumulators[temperature]
             totals.diverged += sum(draw.diverged for draw in row)
-            images = torch.stack([draw.image for draw in row if isinstance(draw, Draw)])
+            delivered = [draw.image for draw in row if isinstance(draw, Draw)]
+            if not delivered:  # every draw of every sample diverged: nothing of this mask to score at this T
+                totals.masks_all_diverged += 1
+                progress.advance(1)
+                continue
+            images = torch.stack(delivered)
             totals.delivered += len(images)
             photos = [to_uint8_image(image) for image in images]
             if len(photos) > 1:
@@ -220,8 +226,9 @@ def evaluate_samples(
         row: dict[str, Any] = {
             "temperature": temperature,
             "diverged_fraction": totals.diverged / (totals.diverged + totals.delivered),
-            "pairwise_l1": float(np.mean(totals.l1)),
-            "pairwise_1_minus_ssim": float(np.mean(totals.dissimilarity)),
+            "masks_all_diverged": totals.masks_all_diverged,
+            "pairwise_l1": _mean(totals.l1),
+            "pairwise_1_minus_ssim": _mean(totals.dissimilarity),
             "class_colour_spread": {
                 LABEL_BY_ID[label].name: float(np.mean(values)) for label, values in sorted(totals.spread.items())
             },
@@ -230,15 +237,21 @@ def evaluate_samples(
         }
         if segmenter is not None:
             row["consistency"] = _named_scores(totals.confusion)
-        if features is not None and real_features:
-            row["fid"] = frechet_distance(np.concatenate(totals.features), np.concatenate(real_features))
-        if totals.perceptual:
-            row["pairwise_lpips"] = float(np.mean(totals.perceptual))
+        if features is not None and real_features:  # NaN where no sample was delivered: every row has the keys
+            samples = np.concatenate(totals.features) if totals.features else None
+            row["fid"] = math.nan if samples is None else frechet_distance(samples, np.concatenate(real_features))
+        if perceptual is not None:
+            row["pairwise_lpips"] = _mean(totals.perceptual)
         rows.append(row)
     result: dict[str, Any] = {"samples_per_mask": n, "masks": len(groups), "seed": seed, "temperatures": rows}
     if segmenter is not None and real_confusion.sum():
         result["real_photos"] = _named_scores(real_confusion)
     return result
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean, NaN for no values (one sample per mask has no pairs; no mask may have delivered)."""
+    return float(np.mean(values)) if len(values) else math.nan
 
 
 def _named_scores(matrix: np.ndarray) -> dict[str, Any]:
@@ -430,6 +443,13 @@ def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
             lines += [
                 f"| {row['temperature']:g} | " + " | ".join(f"{row[k]:.4f}" for k in extras) + " |" for row in rows
             ]
+        for row in rows:
+            if row.get("masks_all_diverged"):
+                lines += [
+                    "",
+                    f"At T = {row['temperature']:g} every draw of {row['masks_all_diverged']} mask(s) diverged; "
+                    "they are left out of its figures.",
+                ]
         if "real_photos" in report["samples"]:
             real = report["samples"]["real_photos"]
             lines += [
