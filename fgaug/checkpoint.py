@@ -25,7 +25,7 @@ import torch
 
 import fgaug
 from fgaug.config import ConfigError, FullGlowConfig
-from fgaug.data.io import atomic_output
+from fgaug.data.io import atomic_output, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow
@@ -104,7 +104,7 @@ def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
     except KeyError as error:  # torch's legacy loader: a pickle without torch's magic number
         raise CheckpointError(f"{path}: not a readable checkpoint (damaged, or not a torch file)") from error
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(error)})") from error
     except pickle.UnpicklingError as error:
         raise CheckpointError(f"{path}: refused to load: holds more than weights ({_refusal(error)})") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
@@ -113,7 +113,7 @@ def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
     try:
         payload["meta"] = json.loads(payload["meta"])
     except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({first_line(error)})") from error
     return payload
 
 
@@ -130,14 +130,14 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", prefer
     try:
         config = FullGlowConfig.from_dict(meta["model_config"], origin=f"{path}: model_config")
     except (KeyError, TypeError, ConfigError) as error:
-        raise CheckpointError(f"{path}: model configuration is invalid ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: model configuration is invalid ({first_line(error)})") from error
     model = FullGlow(config)
     ema_state = payload.get("ema")
     state = ema_state if (prefer_ema and ema_state) else payload["model"]
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: weights do not fit the model configuration ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: weights do not fit the model configuration ({first_line(error)})") from error
     model.to(device).eval()
     return Checkpoint(model, meta, payload.get("training"), path, payload["model"], ema_state)
 
@@ -150,16 +150,11 @@ def _is_torch_file(path: Path) -> bool:
     return head == ZIP_MAGIC or (len(head) >= 2 and head[0] == PICKLE_PROTO and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
-
-
 def _refusal(error: pickle.UnpicklingError) -> str:
     """What torch's weights-only unpickler refused (e.g. a class), without its advice on bypassing it."""
     _, found, reason = str(error).partition("WeightsUnpickler error:")
     lines = [line.strip() for line in reason.splitlines() if line.strip()]
-    return lines[0].split(". ")[0][:200] if found and lines else _first_line(error)
+    return lines[0].split(". ")[0][:200] if found and lines else first_line(error)
 
 
 def export_weights(source: str | Path, target: str | Path, half: bool = True) -> Path:

@@ -45,7 +45,7 @@ from fgaug.metrics import (
 from fgaug.preview import line_plot, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.sample import Draw, draw_best
-from fgaug.segmenter import SegmentationPairs, load_segmenter, predict_train_ids, train_probe
+from fgaug.segmenter import SegmentationPairs, load_segmenter, network_error, predict_train_ids, train_probe
 
 
 def file_digest(path: str | Path) -> str:
@@ -181,7 +181,7 @@ def evaluate_samples(
             _, real_photo = load_pair(group, read)
             _collect_colours(real_colours, real_photo, label_ids, _pixel_rng(seed, group.key, None))
             if features is not None:
-                real_features.append(features(to_tensor(real_photo)[None].to(device)).flatten(1).cpu().numpy())
+                real_features.append(_feature_rows(features, to_tensor(real_photo)[None].to(device)))
             if segmenter is not None:
                 predicted = predict_train_ids(segmenter, to_tensor(real_photo)[None].to(device), size)[0]
                 real_confusion += confusion_matrix(predicted, train_ids)
@@ -207,12 +207,12 @@ def evaluate_samples(
             for photo in photos:
                 _collect_colours(totals.colours, photo, label_ids, rng)
             if features is not None:
-                totals.features.append(features(images.to(device)).flatten(1).cpu().numpy())
+                totals.features.append(_feature_rows(features, images.to(device)))
             if perceptual is not None and len(images) > 1:
                 pairs = list(combinations(range(len(images)), 2))
                 first = images[[a for a, _ in pairs]].to(device)
                 second = images[[b for _, b in pairs]].to(device)
-                totals.perceptual.append(float(perceptual(first, second).flatten().mean()))
+                totals.perceptual.append(_mean_distance(perceptual, first, second))
             if segmenter is not None:
                 predicted = predict_train_ids(segmenter, images.to(device), size)
                 for prediction in predicted:
@@ -247,6 +247,27 @@ def evaluate_samples(
     if segmenter is not None and real_confusion.sum():
         result["real_photos"] = _named_scores(real_confusion)
     return result
+
+
+def _feature_rows(network: torch.nn.Module, photos: torch.Tensor) -> np.ndarray:
+    """(B, D) features of ``photos`` from a user's feature network, its output shape checked."""
+    output = network(photos)
+    if output.ndim < 2 or len(output) != len(photos):
+        raise network_error(
+            network, "feature network", f"outputs {tuple(output.shape)} for {len(photos)} photos; (B, D) is needed"
+        )
+    return output.flatten(1).cpu().numpy()
+
+
+def _mean_distance(network: torch.nn.Module, first: torch.Tensor, second: torch.Tensor) -> float:
+    """The mean of a user's LPIPS network's distances between pairs of photos, its output shape checked."""
+    output = network(first, second)
+    if output.numel() != len(first):
+        shape = tuple(output.shape)
+        raise network_error(
+            network, "LPIPS network", f"outputs {shape} for {len(first)} pairs; one distance each is needed"
+        )
+    return float(output.flatten().mean())
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from strict import strict_json
 from typer.testing import CliRunner
@@ -387,3 +388,36 @@ def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkp
     assert result.exit_code == 0, result.output
     named = [line for line in result.output.splitlines() if line.startswith("model:")]
     assert named == [f"model: {test_checkpoint} (--model), {load_checkpoint(test_checkpoint).model_id}"]
+
+
+class MeanOfEverything(torch.nn.Module):
+    """A feature network returning one number for a whole batch: the wrong shape."""
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        return photos.mean()
+
+
+class ChannelDistances(torch.nn.Module):
+    """An LPIPS network returning three distances per pair: the wrong shape."""
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return (first - second).abs().mean(dim=(2, 3))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(
+    ("option", "network", "problem"),
+    [
+        ("--segmenter", torch.nn.Conv2d(1, 19, 1), "the segmenter fails on input of shape (1, 3, 16, 32)"),
+        ("--features", MeanOfEverything(), "the feature network outputs () for 1 photos; (B, D) is needed"),
+        ("--lpips", ChannelDistances(), "the LPIPS network outputs (1, 3) for 1 pairs; one distance each is needed"),
+    ],
+)
+def test_a_users_network_that_fails_is_named_in_one_line(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path, option: str, network: torch.nn.Module, problem: str
+) -> None:
+    path = tmp_path / "network.pt"
+    torch.jit.script(network).save(str(path))
+    arguments = ["evaluate", "quality", str(small_tree), "--model", str(test_checkpoint), option, str(path)]
+    result = runner.invoke(app, [*arguments, "--temps", "0.8", "--n", "2", "--limit", "1", "--out", str(tmp_path)])
+    one_line_error(result, f"{path}: {problem}")

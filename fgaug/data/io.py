@@ -22,6 +22,12 @@ class DataError(ValueError):
     """An input file is missing, unreadable or not what a Cityscapes tree should hold."""
 
 
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type's name."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__
+
+
 def temporary_beside(path: str | Path) -> Path:
     """A new empty file next to ``path`` (same filesystem, so a rename is atomic), with the
     permissions a plain ``open`` would give (mkstemp's are owner-only)."""
