@@ -310,7 +310,9 @@ def generate(
         Path, typer.Option(help="Root of the augmented Cityscapes tree (created; never inside MASKS).")
     ] = Path("augmented"),
     seed: Annotated[int, typer.Option(help="Global seed; each image's seed derives from it and the mask's path.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Images decoded per batch (does not change the images).")] = 8,
+    batch_size: Annotated[
+        int, typer.Option(help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).")
+    ] = 8,
     best_of: Annotated[int, typer.Option(help="Keep the most likely of K draws for every sample.")] = 1,
     split: Annotated[
         list[str] | None, typer.Option(help="Splits of a Cityscapes root (repeatable; default all).")

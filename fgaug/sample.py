@@ -1,8 +1,10 @@
 """Generation engine: N samples per mask, written as an augmented Cityscapes tree.
 
 Every draw has its own seed, derived from the global seed, the mask's key (its path relative to
-the input root) and the sample and candidate index. The same command therefore writes the same
-images whatever the batch size, the order of the masks, or an interruption and resumption.
+the input root) and the sample and candidate index. The same command therefore draws the same
+noise whatever the batch size, the number of processes, the order of the masks, or an
+interruption and resumption; the images agree up to float rounding (one 8-bit level at most),
+since batched convolutions round differently with the batch's composition.
 
 With ``best_of = K`` each requested sample is the most likely of K draws under the model,
 ``log p(photo | mask)`` (CAFLOW's selection by conditional likelihood).
@@ -291,8 +293,8 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     """Write ``options.n`` samples per mask under ``options.out`` (see the module docstring).
 
     Under ``torchrun`` each process takes every ``world_size``-th mask and writes its own
-    manifest part; rank 0 merges them into one ``manifest.jsonl``. The images equal a
-    single-process run's, since every draw's seed depends on the mask, not on the process.
+    manifest part; rank 0 merges them into one ``manifest.jsonl``. The images are a single-process
+    run's up to float rounding, since every draw's seed depends on the mask, not on the process.
     The process group is torn down however the run ends.
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:

@@ -421,3 +421,15 @@ def test_a_users_network_that_fails_is_named_in_one_line(
     arguments = ["evaluate", "quality", str(small_tree), "--model", str(test_checkpoint), option, str(path)]
     result = runner.invoke(app, [*arguments, "--temps", "0.8", "--n", "2", "--limit", "1", "--out", str(tmp_path)])
     one_line_error(result, f"{path}: {problem}")
+
+
+def test_the_docs_state_the_rounding_of_another_batch_composition() -> None:
+    """--batch-size and torchrun change a pixel by one 8-bit level at most; the docs must not promise more."""
+    from typer.main import get_command
+
+    help_of = {parameter.name: parameter.help for parameter in get_command(app).commands["generate"].params}
+    assert "one 8-bit level at most" in help_of["batch_size"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "does not change the images" not in readme and "the same as a single process writes" not in readme
+    reproducibility = readme.split("### Reproducibility", 1)[1].split("###", 1)[0]
+    assert "one 8-bit level" in reproducibility and "torchrun" in reproducibility and "--batch-size" in reproducibility
