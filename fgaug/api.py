@@ -11,7 +11,6 @@ one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad in
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, file_digest, write_quality_report
+from fgaug.finite import require_finite, to_json
 from fgaug.flow import network_precision
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -140,7 +140,7 @@ def transfer(
     out: str | Path,
     content_mask: str | Path | None = None,
     pairs: str | Path | None = None,
-    model: str | None = None,
+    model: str | Path | None = None,
     device: str = "auto",
     precision: str = "auto",
     mask_format: str = "auto",
@@ -299,8 +299,8 @@ def demo(
 
 
 def _evaluation_setup(
-    data: str | Path, model: str | None, device: str, precision: str
-) -> tuple[Any, Any, Any, Path, str]:
+    data: str | Path, model: str | Path | None, device: str, precision: str
+) -> tuple[Any, Any, Any, Path, Path]:
     torch_device = resolve_device(device)
     network_dtype = resolve_precision(precision, torch_device)
     model_path, _ = find_model(model)
@@ -311,7 +311,7 @@ def _evaluation_setup(
 def evaluate_quality(
     data: str | Path,
     out: str | Path,
-    model: str | None = None,
+    model: str | Path | None = None,
     segmenter: str | Path | None = None,
     split: str = "val",
     temperatures: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
@@ -327,6 +327,7 @@ def evaluate_quality(
 ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Bits/dim, consistency, diversity and colour match over a temperature sweep; writes the
     report (JSON, Markdown, plots) under ``out`` and returns it with the written paths."""
+    require_finite(temperatures=temperatures)
     checkpoint, torch_device, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
     groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
     groups = groups[:limit] if limit else groups
@@ -365,7 +366,7 @@ def evaluate_quality(
 def evaluate_augment(
     data: str | Path,
     out: str | Path,
-    model: str | None = None,
+    model: str | Path | None = None,
     seeds: Sequence[int] = (0, 1, 2),
     steps: int = 1000,
     n: int = 2,
@@ -379,6 +380,7 @@ def evaluate_augment(
 ) -> dict[str, Any]:
     """The augmentation value on a Cityscapes root (train split to train, val to test); writes
     ``augment.json`` under ``out``."""
+    require_finite(temperature=temperature)
     checkpoint, _, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
     train_groups = find_groups(root, ["train"], True).groups
     train_groups = train_groups[:limit] if limit else train_groups
@@ -408,5 +410,5 @@ def evaluate_augment(
         "batch_size": batch_size,
         "seeds": list(seeds),
     }
-    atomic_write_bytes(out_dir / "augment.json", json.dumps(report, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(out_dir / "augment.json", to_json(report, indent=2).encode())
     return report

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +25,14 @@ import torch
 
 import fgaug
 from fgaug.config import ConfigError, FullGlowConfig
-from fgaug.data.io import atomic_output
+from fgaug.data.io import atomic_output, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
+from fgaug.finite import to_json
 from fgaug.flow import FullGlow
 
 CHECKPOINT_FORMAT = "fgaug-checkpoint-1"
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTO = pickle.PROTO[0]
 
 
 class CheckpointError(ValueError):
@@ -57,7 +61,7 @@ def describe_versions() -> dict[str, str]:
 
 
 def save_checkpoint(
-    path: Path,
+    path: str | Path,
     model: FullGlow,
     meta: dict[str, Any],
     ema_state: dict[str, torch.Tensor] | None = None,
@@ -73,7 +77,7 @@ def save_checkpoint(
     }
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "meta": json.dumps(full_meta, sort_keys=True),
+        "meta": to_json(full_meta),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "ema": None if ema_state is None else {k: v.detach().cpu() for k, v in ema_state.items()},
         "training": training,
@@ -81,36 +85,42 @@ def save_checkpoint(
     _atomic_torch_save(payload, path)
 
 
-def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+def _atomic_torch_save(payload: dict[str, Any], path: str | Path) -> None:
     with atomic_output(path) as temporary:
         torch.save(payload, temporary)
 
 
-def read_checkpoint_payload(path: Path) -> dict[str, Any]:
+def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
     """The raw payload of a checkpoint file, checked for format; every failure names the file."""
+    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if not _is_torch_file(path):
+        raise CheckpointError(f"{path}: not a checkpoint (not a torch file)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except KeyError as error:  # torch's legacy loader: no zip archive and no pickle magic number
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a foreign pickle
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except KeyError as error:  # torch's legacy loader: a pickle without torch's magic number
         raise CheckpointError(f"{path}: not a readable checkpoint (damaged, or not a torch file)") from error
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first_line(error)})") from error
     except pickle.UnpicklingError as error:
-        raise CheckpointError(f"{path}: refused to load: holds more than weights ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: refused to load: holds more than weights ({_refusal(error)})") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise CheckpointError(f"{path}: not an fgaug checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
     try:
         payload["meta"] = json.loads(payload["meta"])
     except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: checkpoint metadata is damaged ({first_line(error)})") from error
     return payload
 
 
-def load_checkpoint(path: Path, device: torch.device | str = "cpu", prefer_ema: bool = True) -> Checkpoint:
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", prefer_ema: bool = True) -> Checkpoint:
     """Load a checkpoint into a fresh :class:`FullGlow`; EMA weights are used when present and
     ``prefer_ema``. Mismatches (label table, config, weights) are one-line :class:`CheckpointError`."""
+    path = Path(path)
     payload = read_checkpoint_payload(path)
     meta = payload["meta"]
     if meta.get("label_table") != LABEL_TABLE_VERSION:
@@ -120,24 +130,34 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu", prefer_ema: 
     try:
         config = FullGlowConfig.from_dict(meta["model_config"], origin=f"{path}: model_config")
     except (KeyError, TypeError, ConfigError) as error:
-        raise CheckpointError(f"{path}: model configuration is invalid ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: model configuration is invalid ({first_line(error)})") from error
     model = FullGlow(config)
     ema_state = payload.get("ema")
     state = ema_state if (prefer_ema and ema_state) else payload["model"]
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{path}: weights do not fit the model configuration ({_first_line(error)})") from error
+        raise CheckpointError(f"{path}: weights do not fit the model configuration ({first_line(error)})") from error
     model.to(device).eval()
     return Checkpoint(model, meta, payload.get("training"), path, payload["model"], ema_state)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:200] if text else type(error).__name__
+def _is_torch_file(path: Path) -> bool:
+    """Whether the file starts as ``torch.save`` writes: a zip archive (torch >= 1.6) or a pickle
+    (the legacy format). Random bytes, text and images are neither."""
+    with open(path, "rb") as stream:
+        head = stream.read(len(ZIP_MAGIC))
+    return head == ZIP_MAGIC or (len(head) >= 2 and head[0] == PICKLE_PROTO and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL)
 
 
-def export_weights(source: Path, target: Path, half: bool = True) -> Path:
+def _refusal(error: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler refused (e.g. a class), without its advice on bypassing it."""
+    _, found, reason = str(error).partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in reason.splitlines() if line.strip()]
+    return lines[0].split(". ")[0][:200] if found and lines else first_line(error)
+
+
+def export_weights(source: str | Path, target: str | Path, half: bool = True) -> Path:
     """A weights-only copy of a training checkpoint (EMA weights when present), optionally with
     floating-point tensors stored as float16 (half the size; loaded back into float32)."""
     payload = read_checkpoint_payload(source)
@@ -146,10 +166,10 @@ def export_weights(source: Path, target: Path, half: bool = True) -> Path:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     exported = {
         "format": CHECKPOINT_FORMAT,
-        "meta": json.dumps(payload["meta"], sort_keys=True),
+        "meta": to_json(payload["meta"]),
         "model": state,
         "ema": None,
         "training": None,
     }
     _atomic_torch_save(exported, target)
-    return target
+    return Path(target)

@@ -1,12 +1,13 @@
 """The ``fgaug`` command: a thin layer that parses options, calls :mod:`fgaug.api` and prints.
 
 Exit codes: 0 success, 1 bad input or a failed run (one line on stderr naming the file and the
-problem), 2 usage errors, 130 training stopped by a signal (a checkpoint was saved).
+problem), 2 usage errors, 3 ``generate`` left requested samples unwritten (beyond
+``--allow-failed``), 130 training stopped by a signal (a checkpoint was saved).
 """
 
 from __future__ import annotations
 
-import json
+import math
 import platform
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from fgaug import __version__
+from fgaug.finite import to_json
 
 app = typer.Typer(
     help="fgaug: grow a Cityscapes-format dataset with Full-Glow. Train p(photo | mask), then sample "
@@ -28,6 +30,7 @@ app = typer.Typer(
 )
 
 EXIT_INPUT_ERROR = 1
+EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -39,6 +42,13 @@ def parse_size(text: str) -> tuple[int, int]:
     if height <= 0 or width <= 0:
         raise typer.BadParameter(f"{text!r}: height and width must be positive")
     return height, width
+
+
+def finite(value: float | None) -> float | None:
+    """Callback of every float option: NaN and infinities are usage errors (exit 2)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def fail(message: str, code: int = EXIT_INPUT_ERROR) -> typer.Exit:
@@ -66,7 +76,7 @@ def clear_errors() -> Iterator[None]:
 
 def emit(result: dict[str, Any], as_json: bool, lines: Callable[[], None]) -> None:
     if as_json:
-        typer.echo(json.dumps(result, sort_keys=True))
+        typer.echo(to_json(result))
     else:
         lines()
 
@@ -123,12 +133,16 @@ def train(
     project: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
     size: Annotated[str | None, typer.Option(help="Training size HxW, overriding the preset (e.g. 256x512).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the preset's).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Adam learning rate (default: the preset's).")] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Adam learning rate (default: the preset's).", callback=finite)
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps (overrides --epochs).")] = None,
     epochs: Annotated[
-        float | None, typer.Option(help="Epochs over the training set (default 45, the paper's).")
+        float | None, typer.Option(help="Epochs over the training set (default 45, the paper's).", callback=finite)
     ] = None,
-    lambda_: Annotated[float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).")] = None,
+    lambda_: Annotated[
+        float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).", callback=finite)
+    ] = None,
     conditioning: Annotated[
         str | None,
         typer.Option(
@@ -140,8 +154,10 @@ def train(
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up steps.")] = 200,
-    grad_clip: Annotated[float, typer.Option(help="Gradient-norm clipping threshold.")] = 50.0,
-    ema_decay: Annotated[float, typer.Option(help="Decay of the weight average used for samples.")] = 0.999,
+    grad_clip: Annotated[float, typer.Option(help="Gradient-norm clipping threshold.", callback=finite)] = 50.0,
+    ema_decay: Annotated[
+        float, typer.Option(help="Decay of the weight average used for samples.", callback=finite)
+    ] = 0.999,
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     validate_every: Annotated[int, typer.Option(help="Steps between validations.")] = 250,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
@@ -260,10 +276,19 @@ def train(
         "first_val_bpd": result.first_val_bpd,
         "last_val_bpd": result.last_val_bpd,
         "skipped_steps": result.skipped_steps,
+        "images": result.images,
+        "seconds": round(result.seconds, 3),
+        "images_per_s": round(result.images_per_second, 3),
+        "peak_memory_mib": round(result.peak_memory_mib, 1),
+        "peak_memory_kind": result.peak_memory_kind,
     }
 
     def lines() -> None:
         typer.echo(f"trained {result.steps} steps; run folder {result.run_dir}")
+        typer.echo(
+            f"{result.images} images in {result.seconds:.1f} s ({result.images_per_second:.2f} images/s); "
+            f"peak memory {result.peak_memory_mib:.0f} MiB ({result.peak_memory_kind})"
+        )
         if result.first_val_bpd is not None:
             typer.echo(f"validation bits/dim {result.first_val_bpd:.4f} -> {result.last_val_bpd:.4f}")
         typer.echo(f"checkpoint: {result.last_checkpoint}")
@@ -279,7 +304,9 @@ def generate(
     n: Annotated[
         int, typer.Option("--n", "--samples", help="Samples per mask (use --samples under torchrun, which claims --n).")
     ] = 5,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).")] = 0.8,
+    temp: Annotated[
+        float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).", callback=finite)
+    ] = 0.8,
     model: Annotated[
         str | None,
         typer.Option(
@@ -291,7 +318,9 @@ def generate(
         Path, typer.Option(help="Root of the augmented Cityscapes tree (created; never inside MASKS).")
     ] = Path("augmented"),
     seed: Annotated[int, typer.Option(help="Global seed; each image's seed derives from it and the mask's path.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Images decoded per batch (does not change the images).")] = 8,
+    batch_size: Annotated[
+        int, typer.Option(help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).")
+    ] = 8,
     best_of: Annotated[int, typer.Option(help="Keep the most likely of K draws for every sample.")] = 1,
     split: Annotated[
         list[str] | None, typer.Option(help="Splits of a Cityscapes root (repeatable; default all).")
@@ -328,7 +357,9 @@ def generate(
     ] = None,
     reject: Annotated[
         float,
-        typer.Option(help="Draw N / (1 - FRACTION) per mask and drop the least likely FRACTION of them."),
+        typer.Option(
+            help="Draw N / (1 - FRACTION) per mask and drop the least likely FRACTION of them.", callback=finite
+        ),
     ] = 0.0,
     content_from: Annotated[
         Path | None,
@@ -344,14 +375,25 @@ def generate(
             "are marked in an extra <stem>_gtFine_fgaugIgnore.png (255 = ignore); label files stay as they are."
         ),
     ] = None,
-    ignore_below: Annotated[float, typer.Option(help="Probability threshold of --ignore-map.")] = 0.05,
+    ignore_below: Annotated[float, typer.Option(help="Probability threshold of --ignore-map.", callback=finite)] = 0.05,
+    allow_failed: Annotated[
+        float,
+        typer.Option(
+            help="Fraction (0-1) of the requested samples that may go unwritten (diverged on every redraw, or "
+            "of masks skipped with --skip-bad) and still exit 0; beyond it the exit code is 3.",
+            min=0.0,
+            max=1.0,
+            callback=finite,
+        ),
+    ] = 0.0,
     as_json: JsonOption = False,
 ) -> None:
     """Generate N diverse photos per mask as an augmented Cityscapes tree.
 
     Every label file of each mask is copied byte for byte beside its synthetic photo, which is
     resized to the mask's own resolution; `manifest.jsonl` records sources, seeds and
-    likelihoods. Rerunning the same command skips finished samples.
+    likelihoods. Rerunning the same command skips finished samples. A requested sample left
+    unwritten makes the exit code 3, unless `--allow-failed` allows that many.
 
     Examples:
 
@@ -388,14 +430,14 @@ def generate(
         at_model_resolution=at_model_resolution,
         preview=str(preview) if preview else None,
         limit=limit,
+        allowed_failed=allow_failed,
     )
     with clear_errors():
         summary = run_generation(options, progress_for("img", as_json))
 
-    def lines() -> None:
-        typer.echo(f"model: {summary.model_path} ({summary.model_source})")
+    def lines() -> None:  # the model was logged with its id before generating
         typer.echo(
-            f"{summary.written} images written, {summary.skipped} already done, {len(summary.failed)} failed, "
+            f"{summary.written} images written, {summary.skipped} already done, {summary.failed_samples} failed, "
             f"{summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s)"
         )
         if summary.diverged_draws:
@@ -407,8 +449,12 @@ def generate(
             typer.echo(f"preview: {summary.preview}")
 
     emit(summary.to_dict(), as_json, lines)
-    if summary.failed and not summary.written and not summary.skipped:
-        raise typer.Exit(EXIT_INPUT_ERROR)
+    if not summary.accepted:
+        raise fail(
+            f"{summary.failed_samples} of {summary.requested} requested samples not written "
+            f"(--allow-failed {summary.allowed_failed:g})",
+            EXIT_INCOMPLETE,
+        )
 
 
 @app.command()
@@ -473,12 +519,17 @@ def layouts(
     ),
     n: Annotated[int, typer.Option(help="New layouts per mask.")] = 4,
     paste: Annotated[int, typer.Option(help="Objects pasted from other masks into each layout.")] = 2,
-    flip_probability: Annotated[float, typer.Option(help="Probability of a left-right flip.")] = 0.5,
-    jitter_probability: Annotated[float, typer.Option(help="Probability of a scale-and-crop jitter.")] = 0.5,
-    max_scale: Annotated[float, typer.Option(help="Largest jitter scale (drawn in [1, MAX]).")] = 1.5,
+    flip_probability: Annotated[float, typer.Option(help="Probability of a left-right flip.", callback=finite)] = 0.5,
+    jitter_probability: Annotated[
+        float, typer.Option(help="Probability of a scale-and-crop jitter.", callback=finite)
+    ] = 0.5,
+    max_scale: Annotated[float, typer.Option(help="Largest jitter scale (drawn in [1, MAX]).", callback=finite)] = 1.5,
     rare_boost: Annotated[
         float,
-        typer.Option(help="Pick pasted classes with probability ~ pixel frequency^(1 - BOOST): 0 as found, 1 uniform."),
+        typer.Option(
+            help="Pick pasted classes with probability ~ pixel frequency^(1 - BOOST): 0 as found, 1 uniform.",
+            callback=finite,
+        ),
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed; each layout derives its own from it and the mask's path.")] = 0,
     split: Annotated[
@@ -635,7 +686,7 @@ def demo(
     ),
     n: Annotated[int, typer.Option("--n", help="Samples per mask.")] = 4,
     masks: Annotated[int, typer.Option(help="Number of toy masks.")] = 6,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.")] = 0.8,
+    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=finite)] = 0.8,
     as_json: JsonOption = False,
 ) -> None:
     """Run fgaug end to end on the bundled toy world, offline, on CPU in well under a minute.
@@ -678,11 +729,15 @@ app.add_typer(segmenter_app, name="segmenter")
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def parse_floats(text: str) -> list[float]:
+def parse_floats(text: str, option: str) -> list[float]:
+    """The comma-separated finite numbers of ``option`` (anything else is a usage error, exit 2)."""
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers") from None
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+    if not all(math.isfinite(value) for value in values):
+        raise typer.BadParameter(f"{text!r} holds a number that is not finite", param_hint=option)
+    return values
 
 
 @segmenter_app.command("train")
@@ -693,7 +748,7 @@ def segmenter_train(
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
     steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 8,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).", callback=finite)] = 2e-3,
     width: Annotated[int, typer.Option(help="Channels of the first level (doubling per level).")] = 32,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     device: DeviceOption = "auto",
@@ -775,7 +830,7 @@ def evaluate_quality(
             model,
             segmenter,
             split,
-            parse_floats(temps),
+            parse_floats(temps, "--temps"),
             n,
             rounds,
             limit,
@@ -803,7 +858,7 @@ def evaluate_augment(
     seeds: Annotated[str, typer.Option(help="Seeds of the paired trainings, comma-separated.")] = "0,1,2",
     steps: Annotated[int, typer.Option(help="Probe training steps (the same for both arms).")] = 1000,
     n: Annotated[int, typer.Option("--n", "--samples", help="Synthetic samples per training mask.")] = 2,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.")] = 0.8,
+    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=finite)] = 0.8,
     width: Annotated[int, typer.Option(help="Probe width.")] = 16,
     batch_size: Annotated[int, typer.Option(help="Probe batch size.")] = 8,
     limit: Annotated[int | None, typer.Option(help="Use only the first N training masks.")] = None,
@@ -826,7 +881,7 @@ def evaluate_augment(
             data,
             out,
             model,
-            [int(s) for s in parse_floats(seeds)],
+            [int(s) for s in parse_floats(seeds, "--seeds")],
             steps,
             n,
             temp,

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from fgaug.checkpoint import Checkpoint
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, load_pair, read_label_ids, resize_labels, to_tensor
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
+from fgaug.finite import to_json
 from fgaug.flow import network_precision
 from fgaug.metrics import (
     class_colour_spread,
@@ -46,10 +46,10 @@ from fgaug.plots import class_bars, line_plot
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.sample import Draw, draw_best
-from fgaug.segmenter import SegmentationPairs, load_segmenter, predict_train_ids, train_probe
+from fgaug.segmenter import SegmentationPairs, load_segmenter, network_error, predict_train_ids, train_probe
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -112,6 +112,7 @@ class _Accumulator:
     perceptual: list[float] = field(default_factory=list)
     delivered: int = 0
     diverged: int = 0
+    masks_all_diverged: int = 0
 
 
 def _collect_colours(
@@ -123,6 +124,14 @@ def _collect_colours(
         if len(pixels) > 512:
             pixels = pixels[rng.choice(len(pixels), 512, replace=False)]
         store.setdefault(int(label), []).append(pixels)
+
+
+def _pixel_rng(seed: int, key: str, temperature: float | None) -> np.random.Generator:
+    """The generator picking the pixels of one mask's photos that enter the colour W1: one per
+    mask and temperature (None: the real photo), so a temperature's figures do not depend on which
+    other temperatures are evaluated beside it."""
+    digest = hashlib.sha256(f"colours\0{seed}\0{key}\0{temperature}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "big"))
 
 
 def _colour_distances(
@@ -160,7 +169,6 @@ def evaluate_samples(
     model, read = checkpoint.model, _read_options(checkpoint)
     device = next(model.parameters()).device
     size = model.config.image_size
-    rng = np.random.default_rng(seed)
     real_colours: dict[int, list[np.ndarray]] = {}
     real_features: list[np.ndarray] = []
     real_confusion = np.zeros((N_TRAIN_IDS, N_TRAIN_IDS + 1), np.int64)
@@ -172,9 +180,9 @@ def evaluate_samples(
         train_ids = ids_to_train_ids(label_ids)
         if group.photo is not None:
             _, real_photo = load_pair(group, read)
-            _collect_colours(real_colours, real_photo, label_ids, rng)
+            _collect_colours(real_colours, real_photo, label_ids, _pixel_rng(seed, group.key, None))
             if features is not None:
-                real_features.append(features(to_tensor(real_photo)[None].to(device)).flatten(1).cpu().numpy())
+                real_features.append(_feature_rows(features, to_tensor(real_photo)[None].to(device)))
             if segmenter is not None:
                 predicted = predict_train_ids(segmenter, to_tensor(real_photo)[None].to(device), size)[0]
                 real_confusion += confusion_matrix(predicted, train_ids)
@@ -183,7 +191,12 @@ def evaluate_samples(
                 row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
             totals = accumulators[temperature]
             totals.diverged += sum(draw.diverged for draw in row)
-            images = torch.stack([draw.image for draw in row if isinstance(draw, Draw)])
+            delivered = [draw.image for draw in row if isinstance(draw, Draw)]
+            if not delivered:  # every draw of every sample diverged: nothing of this mask to score at this T
+                totals.masks_all_diverged += 1
+                progress.advance(1)
+                continue
+            images = torch.stack(delivered)
             totals.delivered += len(images)
             photos = [to_uint8_image(image) for image in images]
             if len(photos) > 1:
@@ -191,15 +204,16 @@ def evaluate_samples(
                 totals.dissimilarity.append(mean_pairwise_dissimilarity(photos))
             for label, value in class_colour_spread(photos, label_ids).items():
                 totals.spread.setdefault(label, []).append(value)
+            rng = _pixel_rng(seed, group.key, temperature)
             for photo in photos:
                 _collect_colours(totals.colours, photo, label_ids, rng)
             if features is not None:
-                totals.features.append(features(images.to(device)).flatten(1).cpu().numpy())
+                totals.features.append(_feature_rows(features, images.to(device)))
             if perceptual is not None and len(images) > 1:
                 pairs = list(combinations(range(len(images)), 2))
                 first = images[[a for a, _ in pairs]].to(device)
                 second = images[[b for _, b in pairs]].to(device)
-                totals.perceptual.append(float(perceptual(first, second).flatten().mean()))
+                totals.perceptual.append(_mean_distance(perceptual, first, second))
             if segmenter is not None:
                 predicted = predict_train_ids(segmenter, images.to(device), size)
                 for prediction in predicted:
@@ -213,8 +227,9 @@ def evaluate_samples(
         row: dict[str, Any] = {
             "temperature": temperature,
             "diverged_fraction": totals.diverged / (totals.diverged + totals.delivered),
-            "pairwise_l1": float(np.mean(totals.l1)),
-            "pairwise_1_minus_ssim": float(np.mean(totals.dissimilarity)),
+            "masks_all_diverged": totals.masks_all_diverged,
+            "pairwise_l1": _mean(totals.l1),
+            "pairwise_1_minus_ssim": _mean(totals.dissimilarity),
             "class_colour_spread": {
                 LABEL_BY_ID[label].name: float(np.mean(values)) for label, values in sorted(totals.spread.items())
             },
@@ -223,15 +238,42 @@ def evaluate_samples(
         }
         if segmenter is not None:
             row["consistency"] = _named_scores(totals.confusion)
-        if features is not None and real_features:
-            row["fid"] = frechet_distance(np.concatenate(totals.features), np.concatenate(real_features))
-        if totals.perceptual:
-            row["pairwise_lpips"] = float(np.mean(totals.perceptual))
+        if features is not None and real_features:  # NaN where no sample was delivered: every row has the keys
+            samples = np.concatenate(totals.features) if totals.features else None
+            row["fid"] = math.nan if samples is None else frechet_distance(samples, np.concatenate(real_features))
+        if perceptual is not None:
+            row["pairwise_lpips"] = _mean(totals.perceptual)
         rows.append(row)
     result: dict[str, Any] = {"samples_per_mask": n, "masks": len(groups), "seed": seed, "temperatures": rows}
     if segmenter is not None and real_confusion.sum():
         result["real_photos"] = _named_scores(real_confusion)
     return result
+
+
+def _feature_rows(network: torch.nn.Module, photos: torch.Tensor) -> np.ndarray:
+    """(B, D) features of ``photos`` from a user's feature network, its output shape checked."""
+    output = network(photos)
+    if output.ndim < 2 or len(output) != len(photos):
+        raise network_error(
+            network, "feature network", f"outputs {tuple(output.shape)} for {len(photos)} photos; (B, D) is needed"
+        )
+    return output.flatten(1).cpu().numpy()
+
+
+def _mean_distance(network: torch.nn.Module, first: torch.Tensor, second: torch.Tensor) -> float:
+    """The mean of a user's LPIPS network's distances between pairs of photos, its output shape checked."""
+    output = network(first, second)
+    if output.numel() != len(first):
+        shape = tuple(output.shape)
+        raise network_error(
+            network, "LPIPS network", f"outputs {shape} for {len(first)} pairs; one distance each is needed"
+        )
+    return float(output.flatten().mean())
+
+
+def _mean(values: Sequence[float]) -> float:
+    """The mean, NaN for no values (one sample per mask has no pairs; no mask may have delivered)."""
+    return float(np.mean(values)) if len(values) else math.nan
 
 
 def _named_scores(matrix: np.ndarray) -> dict[str, Any]:
@@ -292,7 +334,7 @@ def augmentation_value(
     batch_size: int = 8,
     width: int = 16,
     lr: float = 2e-3,
-    work_dir: Path | None = None,
+    work_dir: str | Path | None = None,
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
@@ -309,7 +351,7 @@ def augmentation_value(
     test = SegmentationPairs(test_groups, size)
     test_photos = torch.stack([test[i][0] for i in range(len(test))])
     test_labels = torch.stack([test[i][1] for i in range(len(test))]).numpy()
-    work = work_dir or Path(".")
+    work = Path(work_dir or ".")
     runs = []
     for seed in seeds:
         scores = {}
@@ -346,11 +388,12 @@ def augmentation_value(
     }
 
 
-def write_quality_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
+def write_quality_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]:
     """``report.json``, ``report.md`` and PNG plots against temperature under ``out_dir``."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
-    atomic_write_bytes(paths["json"], json.dumps(report, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(paths["json"], to_json(report, indent=2).encode())
     rows = report.get("samples", {}).get("temperatures", [])
     temperatures = [row["temperature"] for row in rows]
     if len(rows) > 1:
@@ -437,6 +480,13 @@ def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
             lines += [
                 f"| {row['temperature']:g} | " + " | ".join(f"{row[k]:.4f}" for k in extras) + " |" for row in rows
             ]
+        for row in rows:
+            if row.get("masks_all_diverged"):
+                lines += [
+                    "",
+                    f"At T = {row['temperature']:g} every draw of {row['masks_all_diverged']} mask(s) diverged; "
+                    "they are left out of its figures.",
+                ]
         if "real_photos" in report["samples"]:
             real = report["samples"]["real_photos"]
             lines += [

@@ -38,9 +38,9 @@ def image_grid(rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = ())
     return canvas
 
 
-def save_grid(path: Path, rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = ()) -> Path:
+def save_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray]], titles: Sequence[str] = ()) -> Path:
     atomic_write_bytes(path, encode_png(image_grid(rows, titles)))
-    return path
+    return Path(path)
 
 
 def to_uint8_image(tensor: torch.Tensor) -> np.ndarray:

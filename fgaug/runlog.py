@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fgaug.finite import to_json
 from fgaug.plots import training_plot
 
 TENSORBOARD_SCALARS = ("loss", "bpd", "source_bpd", "lr", "grad_norm", "images_per_s")
@@ -97,4 +98,4 @@ class RunLog:
             return
         self.records.append(record)
         with open(self.metrics, "a", encoding="utf-8") as stream:
-            stream.write(json.dumps(record, sort_keys=True) + "\n")
+            stream.write(to_json(record) + "\n")

@@ -1,7 +1,9 @@
-"""Choosing the device and the precision of a run, with clear errors for impossible choices."""
+"""Choosing the device and the precision of a run, with clear errors for impossible choices;
+measuring the memory a run took."""
 
 from __future__ import annotations
 
+import resource
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,6 +65,20 @@ def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
     if spec in ("fp16", "tf32") and device.type != "cuda":
         raise RuntimeChoiceError(f"{spec} needs a CUDA device; use bf16 or fp32 on the CPU")
     return NETWORK_DTYPES[spec]
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start :func:`peak_memory`'s count afresh on a CUDA device (the CPU's is the process's)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device: torch.device) -> tuple[float, str]:
+    """The peak memory in MiB and what it counts: on CUDA the memory allocated by tensors since
+    :func:`reset_peak_memory`, on the CPU the process's maximum resident set since it started."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process resident set"
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

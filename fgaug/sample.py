@@ -1,8 +1,10 @@
 """Generation engine: N samples per mask, written as an augmented Cityscapes tree.
 
 Every draw has its own seed, derived from the global seed, the mask's key (its path relative to
-the input root) and the sample and candidate index. The same command therefore writes the same
-images whatever the batch size, the order of the masks, or an interruption and resumption.
+the input root) and the sample and candidate index. The same command therefore draws the same
+noise whatever the batch size, the number of processes, the order of the masks, or an
+interruption and resumption; the images agree up to float rounding (one 8-bit level at most),
+since batched convolutions round differently with the batch's composition.
 
 With ``best_of = K`` each requested sample is the most likely of K draws under the model,
 ``log p(photo | mask)`` (CAFLOW's selection by conditional likelihood).
@@ -34,6 +36,7 @@ from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, re
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
+from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.flow.graphs import GraphedSampler
@@ -50,9 +53,9 @@ MAX_REDRAWS = 8
 
 @dataclass
 class GenerateOptions:
-    masks: str
-    out: str = "augmented"
-    model: str | None = None
+    masks: str | Path
+    out: str | Path = "augmented"
+    model: str | Path | None = None
     n: int = 5
     temperature: float = 0.8
     seed: int = 0
@@ -73,12 +76,19 @@ class GenerateOptions:
     snap_colors: bool = False
     skip_bad: bool = False
     at_model_resolution: bool = False
-    preview: str | None = None
+    preview: str | Path | None = None
     limit: int | None = None
+    allowed_failed: float = 0.0
+    """The fraction of requested samples that may go unwritten (diverged on every redraw, or of
+    a mask skipped with ``skip_bad``) for the run to count as :attr:`GenerateSummary.accepted`."""
 
 
 @dataclass
 class GenerateSummary:
+    """What a run did. ``skipped``: samples already written by an earlier run; ``failed``: one
+    message per failure; ``failed_samples``: the requested samples not written, of ``requested``
+    (``n`` for every mask found, skipped bad masks included)."""
+
     out: Path
     model_path: Path
     model_source: str
@@ -90,10 +100,23 @@ class GenerateSummary:
     diverged_draws: int = 0
     seconds: float = 0.0
     preview: Path | None = None
+    requested: int = 0
+    failed_samples: int = 0
+    allowed_failed: float = 0.0
 
     @property
     def images_per_second(self) -> float:
         return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every requested sample is written (now or by an earlier run)."""
+        return self.failed_samples == 0
+
+    @property
+    def accepted(self) -> bool:
+        """Complete, or the samples not written are at most the ``allowed_failed`` fraction."""
+        return self.complete or self.failed_samples / self.requested <= self.allowed_failed
 
     def to_dict(self) -> dict:
         return {
@@ -104,8 +127,12 @@ class GenerateSummary:
             "masks": self.masks,
             "written": self.written,
             "skipped": self.skipped,
-            "failed": len(self.failed),
+            "requested": self.requested,
+            "failed": self.failed_samples,
             "failures": self.failed,
+            "complete": self.complete,
+            "allowed_failed_fraction": self.allowed_failed,
+            "accepted": self.accepted,
             "diverged_draws": self.diverged_draws,
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_second, 3),
@@ -113,7 +140,7 @@ class GenerateSummary:
         }
 
 
-def find_model(explicit: str | None) -> tuple[Path, str]:
+def find_model(explicit: str | Path | None) -> tuple[Path, str]:
     """The checkpoint to generate with, and how it was found: ``--model``, then ``$FGAUG_MODEL``,
     then the newest ``runs/*/checkpoints/last.pt`` under the working folder, then the bundled
     demo model (trained on the toy world only)."""
@@ -178,6 +205,7 @@ def draw_best(
     ``best_of`` more are drawn with the next candidate indices, up to :data:`MAX_REDRAWS` times.
 
     The draws of one call come back to the host in one copy; choosing among them reads no GPU value."""
+    require_finite(temperature=temperature)
     per_mask = len(samples[0])
     drawn = _draw(model, masks, keys, samples, range(best_of), temperature, seed)
     shape = (len(keys), per_mask, best_of)
@@ -277,16 +305,32 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     """Write ``options.n`` samples per mask under ``options.out`` (see the module docstring).
 
     Under ``torchrun`` each process takes every ``world_size``-th mask and writes its own
-    manifest part; rank 0 merges them into one ``manifest.jsonl``. The images equal a
-    single-process run's, since every draw's seed depends on the mask, not on the process.
+    manifest part; rank 0 merges them into one ``manifest.jsonl``. The images are a single-process
+    run's up to float rounding, since every draw's seed depends on the mask, not on the process.
+    The process group is torn down however the run ends.
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
         raise ValueError("--n, --best-of and --batch-size must be at least 1")
+    require_finite(temperature=options.temperature, allowed_failed=options.allowed_failed)
     if options.temperature < 0:
         raise ValueError(f"--temp must be >= 0, got {options.temperature}")
+    if not 0 <= options.allowed_failed <= 1:
+        raise ValueError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     check_modes(options)
     start = time.perf_counter()
     context, device = distributed.start(options.device)
+    try:
+        summary = _generate_in_process(options, context, device, progress)
+    finally:
+        distributed.stop(context)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _generate_in_process(
+    options: GenerateOptions, context: distributed.Distributed, device: torch.device, progress: Progress | None
+) -> GenerateSummary:
+    """This process's share of :func:`generate`, with the totals of every process."""
     progress = (progress or SilentProgress()) if context.is_main else SilentProgress()
     network_dtype = resolve_precision(options.precision, device)
     if options.cuda_graphs and device.type != "cuda":
@@ -314,12 +358,16 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     progress.start("generating", pending)
     if options.content_from:
         source = ContentSource.open(masks_root, Path(options.content_from))
-        written, failed, diverged = _transfer_work(work, options, checkpoint, source, device, writer, progress)
+        tally = _transfer_work(work, options, checkpoint, source, device, writer, progress)
     else:
-        written, failed, diverged = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
+        tally = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
     progress.stop()
-    failed = list(discovery.skipped) + failed if context.is_main else failed
-    totals = context.sum([written, requested - pending, len(failed), diverged], device)
+    if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
+        tally.failures = [*discovery.skipped, *tally.failures]
+        tally.failed_samples += len(discovery.skipped) * options.n
+    totals = context.sum(
+        [tally.written, requested - pending, len(tally.failures), tally.diverged, tally.failed_samples], device
+    )
     context.barrier()
     summary = GenerateSummary(
         Path(options.out),
@@ -329,19 +377,31 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
         len(groups),
         totals[0],
         totals[1],
-        failed,
+        tally.failures,
         diverged_draws=totals[3],
+        requested=(len(groups) + len(discovery.skipped)) * options.n,
+        failed_samples=totals[4],
+        allowed_failed=options.allowed_failed,
     )
-    if totals[2] > len(failed):
-        summary.failed.append(f"{totals[2] - len(failed)} more failure(s) reported by other processes")
+    if totals[2] > len(tally.failures):
+        summary.failed.append(f"{totals[2] - len(tally.failures)} more failure(s) reported by other processes")
     if context.is_main:
         merge_manifests(Path(options.out), [group.key for group in groups])
         if options.preview:
             summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
     context.barrier()
-    distributed.stop(context)
-    summary.seconds = time.perf_counter() - start
     return summary
+
+
+@dataclass
+class _Tally:
+    """What one process's work came to: samples written, failure messages, samples not written
+    (a message may stand for several) and diverged draws passed over."""
+
+    written: int = 0
+    failures: list[str] = field(default_factory=list)
+    failed_samples: int = 0
+    diverged: int = 0
 
 
 def _generate_work(
@@ -352,9 +412,8 @@ def _generate_work(
     device: torch.device,
     writer: DatasetWriter,
     progress: Progress,
-) -> tuple[int, list[str], int]:
-    """Draw, select and write every pending sample; returns (written, failure messages, diverged
-    draws passed over)."""
+) -> _Tally:
+    """Draw, select and write every pending sample."""
     model = checkpoint.model
     sampler: Sampler = GraphedSampler(model) if options.cuda_graphs else model
     read = ReadOptions(
@@ -365,7 +424,7 @@ def _generate_work(
         if options.ignore_segmenter
         else None
     )
-    written, failed, diverged = 0, [], 0
+    tally = _Tally()
     for batch in _batches(work, options.best_of, options.batch_size):
         conditions, usable, label_maps = [], [], []
         for item in batch:
@@ -377,7 +436,8 @@ def _generate_work(
             except DataError as error:
                 if not options.skip_bad:
                     raise
-                failed.append(str(error))
+                tally.failures.append(str(error))
+                tally.failed_samples += len(item.samples)
                 progress.advance(len(item.samples))
         if not usable:
             continue
@@ -386,12 +446,13 @@ def _generate_work(
         for item, row, label_ids in zip(usable, rows, label_maps, strict=True):
             for sample, drawn_index, draw in row:
                 progress.advance(1)
-                diverged += draw.diverged
+                tally.diverged += draw.diverged
                 if isinstance(draw, DrawFailure):
-                    failed.append(
+                    tally.failures.append(
                         f"{item.group.mask}: sample {sample} diverged on all {draw.diverged} draws at "
                         f"T={options.temperature}; a lower --temp avoids this"
                     )
+                    tally.failed_samples += 1
                     continue
                 extra, notes = ignore.files(draw.image, label_ids) if ignore else ({}, {})
                 writer.write(
@@ -414,8 +475,8 @@ def _generate_work(
                     },
                     extra,
                 )
-                written += 1
-    return written, failed, diverged
+                tally.written += 1
+    return tally
 
 
 def _draw_rows(
@@ -451,26 +512,27 @@ def _transfer_work(
     device: torch.device,
     writer: DatasetWriter,
     progress: Progress,
-) -> tuple[int, list[str], int]:
-    """Content transfer onto every pending layout (one sample each); returns (written, failures, 0)."""
+) -> _Tally:
+    """Content transfer onto every pending layout (one sample each)."""
     model = checkpoint.model
     read = ReadOptions(model.config.image_size, boundary=model.config.mask_channels == 4)
-    written, failed = 0, []
+    tally = _Tally()
     for batch in _batches(work, 1, options.batch_size):
         try:
             images = transfer_onto_layouts(model, source, [item.group for item in batch], read, device)
         except DataError as error:
             if not options.skip_bad:
                 raise
-            failed.append(str(error))
+            tally.failures.append(str(error))
+            tally.failed_samples += len(batch)
             progress.advance(len(batch))
             continue
         for item, (image, notes) in zip(batch, images, strict=True):
             progress.advance(1)
             metadata = {"mode": "content transfer", "model": checkpoint.model_id, "model_file": checkpoint.path.name}
             writer.write(item.group, 0, to_uint8_image(image), {**metadata, **notes})
-            written += 1
-    return written, failed, 0
+            tally.written += 1
+    return tally
 
 
 def check_modes(options: GenerateOptions) -> None:
@@ -489,7 +551,7 @@ def _path(text: str | None) -> Path | None:
 
 
 def write_preview(
-    path: Path, writer: DatasetWriter, groups: Sequence[Group], n: int, size: tuple[int, int], rows: int = 6
+    path: str | Path, writer: DatasetWriter, groups: Sequence[Group], n: int, size: tuple[int, int], rows: int = 6
 ) -> Path | None:
     """A grid of the first masks and their samples, read back from the output tree (so it also
     shows the samples of an earlier, resumed run)."""

@@ -28,8 +28,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo, to_tensor
-from fgaug.data.io import DataError, atomic_output, read_rgb
+from fgaug.data.io import DataError, atomic_output, first_line, read_rgb
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
+from fgaug.finite import require_finite
 from fgaug.metrics import confusion_matrix, segmentation_scores
 from fgaug.progress import Progress, SilentProgress
 
@@ -223,7 +224,7 @@ def loader_batches(dataset: Dataset, batch_size: int, generator: torch.Generator
 
 def train_probe(
     dataset: Dataset,
-    out: Path,
+    out: str | Path,
     steps: int = 2000,
     batch_size: int = 8,
     lr: float = 2e-3,
@@ -233,26 +234,28 @@ def train_probe(
     progress: Progress | None = None,
 ) -> SegmenterTrainReport:
     """Train the probe with cross-entropy (trainId 255 ignored) and save it."""
+    require_finite(lr=lr)
     model = new_probe(width, seed, device)
     batches = loader_batches(dataset, batch_size, torch.Generator().manual_seed(seed))
     fit = fit_probe(model, batches, steps, lr, progress=progress)
     save_segmenter(model.cpu().to(memory_format=torch.contiguous_format), out)
-    return SegmenterTrainReport(out, fit.steps, fit.final_loss, fit.seconds)
+    return SegmenterTrainReport(Path(out), fit.steps, fit.final_loss, fit.seconds)
 
 
 PROBE_FORMAT = "fgaug-probe-1"
 
 
-def save_segmenter(model: ProbeSegmenter, path: Path) -> Path:
+def save_segmenter(model: ProbeSegmenter, path: str | Path) -> Path:
     """Save the probe as plain weights (loaded with ``weights_only=True``)."""
     payload = {"format": PROBE_FORMAT, "width": model.down[0][0].out_channels, "state": model.state_dict()}
     with atomic_output(path) as temporary:
         torch.save(payload, temporary)
-    return path
+    return Path(path)
 
 
-def load_segmenter(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
     """fgaug's probe, a ``torch.export`` program (``.pt2``) or a TorchScript model, in eval mode."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: segmenter not found")
     if path.suffix != ".pt2" and zipfile.is_zipfile(path) and _is_probe(path):
@@ -261,24 +264,57 @@ def load_segmenter(path: Path, device: torch.device | str = "cpu") -> torch.nn.M
             model = ProbeSegmenter(int(payload["width"]))
             model.load_state_dict(payload["state"])
         except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as error:
-            raise DataError(f"{path}: not a usable segmenter ({str(error).splitlines()[0][:160]})") from error
-        return model.to(device).eval()
+            raise DataError(f"{path}: not a usable segmenter ({first_line(error)})") from error
+        return UserNetwork(model.to(device).eval(), path, "segmenter")
     return load_user_module(path, "segmenter", device)
 
 
-def load_user_module(path: Path, what: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+def load_user_module(path: str | Path, what: str, device: torch.device | str = "cpu") -> torch.nn.Module:
     """A user's network from a local file: a ``torch.export`` program (``.pt2``) or TorchScript.
-    Nothing is downloaded; ``what`` names it in errors."""
+    Nothing is downloaded; ``what`` names it in errors, with the file (see :class:`UserNetwork`)."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
     try:
         if path.suffix == ".pt2":
-            return torch.export.load(str(path)).module().to(device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.load(str(path), map_location=device).eval()
+            module = torch.export.load(str(path)).module().to(device)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location=device).eval()
     except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as error:
-        raise DataError(f"{path}: not a usable {what} ({str(error).splitlines()[0][:160]})") from error
+        raise DataError(f"{path}: not a usable {what} ({first_line(error)})") from error
+    return UserNetwork(module, path, what)
+
+
+class UserNetwork(nn.Module):
+    """A network loaded from ``path``: an exception inside it, or an output that is not a tensor,
+    is a one-line :class:`DataError` naming the file, and so is a wrong output shape found by its
+    caller (:func:`network_error`)."""
+
+    def __init__(self, module: nn.Module, path: Path, what: str) -> None:
+        super().__init__()
+        self.module = module
+        self.path = path
+        self.what = what
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        try:
+            output = self.module(*inputs)
+        except Exception as error:  # a user's code may raise anything
+            shapes = " and ".join(str(tuple(tensor.shape)) for tensor in inputs)
+            raise self.error(f"fails on input of shape {shapes} ({first_line(error)})") from error
+        if not isinstance(output, Tensor):
+            raise self.error(f"returns {type(output).__name__}, not a tensor")
+        return output
+
+    def error(self, problem: str) -> DataError:
+        return DataError(f"{self.path}: the {self.what} {problem}")
+
+
+def network_error(network: nn.Module, what: str, problem: str) -> DataError:
+    """A one-line error about ``network``, naming its file when it was loaded from one."""
+    return network.error(problem) if isinstance(network, UserNetwork) else DataError(f"the {what} {problem}")
 
 
 def _is_probe(path: Path) -> bool:
@@ -290,8 +326,13 @@ def _is_probe(path: Path) -> bool:
 def predict_train_ids(segmenter: torch.nn.Module, photos: Tensor, size: tuple[int, int]) -> np.ndarray:
     """(B, H, W) uint8 trainIds predicted for photos (B, 3, h, w) in [0, 1], at ``size``."""
     logits = segmenter(photos)
+    if logits.ndim != 4 or logits.shape[:2] != (len(photos), N_TRAIN_IDS):
+        raise network_error(
+            segmenter,
+            "segmenter",
+            f"outputs {tuple(logits.shape)} for photos {tuple(photos.shape)}; "
+            f"(B, {N_TRAIN_IDS}, h, w) train-id logits are needed",
+        )
     if tuple(logits.shape[-2:]) != tuple(size):
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-    if logits.shape[1] != N_TRAIN_IDS:
-        raise DataError(f"the segmenter outputs {logits.shape[1]} channels; {N_TRAIN_IDS} train-id logits are needed")
     return logits.argmax(dim=1).to(torch.uint8).cpu().numpy()

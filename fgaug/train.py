@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import resource
 import signal
 import threading
 import time
@@ -39,11 +38,12 @@ from fgaug.config import FullGlowConfig, load_preset
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png
+from fgaug.finite import require_finite, to_json
 from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.preview import image_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runlog import RunLog
-from fgaug.runtime import precision_name, resolve_device, resolve_precision
+from fgaug.runtime import peak_memory, precision_name, reset_peak_memory, resolve_device, resolve_precision
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -60,8 +60,8 @@ class TrainingStoppedError(RuntimeError):
 class TrainOptions:
     """Everything a training run depends on (``None`` means: the preset's value)."""
 
-    data: str
-    run_dir: str = "runs/fullglow"
+    data: str | Path
+    run_dir: str | Path = "runs/fullglow"
     preset: str = "tiny"
     size: tuple[int, int] | None = None
     batch_size: int | None = None
@@ -80,7 +80,7 @@ class TrainOptions:
     validate_every: int = 250
     sample_every: int = 500
     log_every: int = 10
-    val_data: str | None = None
+    val_data: str | Path | None = None
     val_limit: int = 16
     workers: int = 2
     boundary: bool = False
@@ -95,6 +95,18 @@ class TrainOptions:
     tensorboard: bool | None = None
     resume: bool = False
     exist_ok: bool = False
+
+    def __post_init__(self) -> None:
+        """Paths are kept as text, as ``config.json`` records them; NaN and infinities are refused."""
+        require_finite(
+            lr=self.lr,
+            epochs=self.epochs,
+            source_weight=self.source_weight,
+            grad_clip=self.grad_clip,
+            ema_decay=self.ema_decay,
+        )
+        self.data, self.run_dir = str(self.data), str(self.run_dir)
+        self.val_data = None if self.val_data is None else str(self.val_data)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
@@ -120,6 +132,17 @@ class TrainResult:
     last_val_bpd: float | None
     skipped_steps: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+    images: int = 0
+    """Images trained on by this call's steps, over every process."""
+    seconds: float = 0.0
+    """Wall time of this call, start-up, validation and checkpoints included."""
+    peak_memory_mib: float = 0.0
+    peak_memory_kind: str = ""
+    """What ``peak_memory_mib`` counts (see :func:`fgaug.runtime.peak_memory`)."""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -280,7 +303,9 @@ class _Run:
     """One training run: its model, optimiser, counters and run folder (see :func:`train`)."""
 
     def __init__(self, options: TrainOptions, progress: Progress) -> None:
+        self.started = time.perf_counter()
         self.context, self.device = distributed.start(options.device)
+        reset_peak_memory(self.device)
         self.progress = progress if self.context.is_main else SilentProgress()
         self.options, self.config, self.preset_name = resolve_run(options)
         self.context.barrier()  # every process checked the run folder before the first writes to it
@@ -335,7 +360,7 @@ class _Run:
             "train": self.options.to_dict(),
             "data_fingerprint": self.data.fingerprint,
         }
-        atomic_write_bytes(self.run_dir / "config.json", json.dumps(resolved, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(self.run_dir / "config.json", to_json(resolved, indent=2).encode())
 
     def _restore(self) -> None:
         path = self.checkpoints / "last.pt"
@@ -538,6 +563,7 @@ class _Run:
         )
         self.progress.start("training", self.total_steps)
         self.progress.advance(self.step)
+        first_step = self.step
         self.window_start, self.window_images = time.perf_counter(), 0
         trainable: torch.nn.Module | None = None
         try:
@@ -554,6 +580,7 @@ class _Run:
         self.progress.stop()
         last = self.save(self.checkpoints / "last.pt")
         best = self.checkpoints / "best.pt"
+        memory, memory_kind = peak_memory(self.device)
         distributed.stop(self.context)
         return TrainResult(
             self.run_dir,
@@ -564,6 +591,10 @@ class _Run:
             self.last_val,
             self.skipped,
             self.history,
+            images=(self.step - first_step) * self.global_batch,
+            seconds=time.perf_counter() - self.started,
+            peak_memory_mib=memory,
+            peak_memory_kind=memory_kind,
         )
 
     def after_step(self, stop_requested: Callable[[], str | None]) -> None:
@@ -616,8 +647,7 @@ def dry_run(
     height, width = config.image_size
     mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)
     photo = torch.rand(batch, config.image_channels, height, width, generator=generator).to(torch_device)
-    if torch_device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(torch_device)
+    reset_peak_memory(torch_device)
     seconds = []
     for step in range(steps + 1):
         start = time.perf_counter()
@@ -629,10 +659,7 @@ def dry_run(
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
         seconds.append(time.perf_counter() - start)
-    if torch_device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(torch_device) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak, peak_kind = peak_memory(torch_device)
     return {
         "preset": preset_name,
         "image_size": [height, width],
@@ -643,7 +670,7 @@ def dry_run(
         "compiled": compile,
         "parameters": sum(p.numel() for p in model.parameters()),
         "peak_memory_mib": round(peak, 1),
-        "peak_memory_kind": "CUDA allocated" if torch_device.type == "cuda" else "process resident set",
+        "peak_memory_kind": peak_kind,
         "seconds_per_step": round(sum(seconds[1:]) / max(len(seconds) - 1, 1), 4),
         "first_step_seconds": round(seconds[0], 2),
         "finite_loss": bool(torch.isfinite(loss)),

@@ -55,3 +55,20 @@ def test_checkpoint(small_tree: Path, tmp_path_factory: pytest.TempPathFactory) 
         )
     )
     return result.last_checkpoint
+
+
+@pytest.fixture
+def every_draw_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """FullGlow.sample flags every draw as diverged (log-likelihood -inf), as a model blowing up
+    at a high temperature would."""
+    import torch
+
+    from fgaug.flow import FullGlow, Samples
+
+    sample = FullGlow.sample
+
+    def diverging(self: FullGlow, *arguments: object, **options: object) -> Samples:
+        drawn = sample(self, *arguments, **options)
+        return Samples(drawn.images, torch.full_like(drawn.log_likelihood, -torch.inf), torch.ones_like(drawn.diverged))
+
+    monkeypatch.setattr(FullGlow, "sample", diverging)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from strict import strict_json
 from typer.testing import CliRunner
 
 from fgaug.cli import app
@@ -88,9 +91,63 @@ def test_corrupt_and_foreign_checkpoints(tmp_path: Path, small_tree: Path) -> No
     one_line_error(result, "corrupt.pt")
 
 
+class NotWeights:
+    """A class a pickle can hold but a weights-only checkpoint must not."""
+
+
+@pytest.mark.parametrize(
+    "content",
+    [bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), b"hello\n", b"\x89PNG\r\n\x1a\n", b""],
+    ids=["random bytes", "text", "png", "empty"],
+)
+def test_a_file_that_is_not_a_torch_file_is_named_as_such(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["info", str(path)])
+    one_line_error(result, f"{path}: not a checkpoint (not a torch file)")
+    assert "PyTorch 2.6" not in result.output
+
+
+def test_a_pickle_holding_objects_is_refused(tmp_path: Path) -> None:
+    import pickle
+
+    import torch
+
+    saved, pickled = tmp_path / "saved.pt", tmp_path / "pickled.pt"
+    torch.save({"model": NotWeights()}, saved)
+    pickled.write_bytes(pickle.dumps(NotWeights(), protocol=2))
+    for path in (saved, pickled):
+        result = runner.invoke(app, ["info", str(path)])
+        one_line_error(result, str(path), "refused to load: holds more than weights", "NotWeights")
+        assert "PyTorch 2.6" not in result.output
+
+
 def test_usage_errors_exit_2() -> None:
     assert runner.invoke(app, ["generate"]).exit_code == 2
     assert runner.invoke(app, ["prepare", "x", "--size", "big"]).exit_code == 2
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+@pytest.mark.parametrize(
+    ("command", "option", "template"),
+    [
+        ("train x", "--lr", "{}"),
+        ("train x", "--epochs", "{}"),
+        ("train x", "--lambda", "{}"),
+        ("train x", "--grad-clip", "{}"),
+        ("train x", "--ema-decay", "{}"),
+        ("generate --masks x", "--temp", "{}"),
+        ("demo", "--temp", "{}"),
+        ("segmenter train x --size 16x32", "--lr", "{}"),
+        ("evaluate augment x", "--temp", "{}"),
+        ("evaluate augment x", "--seeds", "0,{}"),
+        ("evaluate quality x", "--temps", "0.5,{}"),
+    ],
+)
+def test_non_finite_numbers_are_usage_errors(command: str, option: str, template: str, value: str) -> None:
+    result = runner.invoke(app, [*command.split(), option, template.format(value)])
+    assert result.exit_code == 2, result.output
+    assert "finite" in result.output and option in result.output, result.output
 
 
 def test_info_and_generate_json(test_checkpoint: Path, small_tree: Path, tmp_path: Path) -> None:
@@ -148,7 +205,10 @@ def test_prepare_then_train_from_the_cache(small_tree: Path, tmp_path: Path) -> 
         ],
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1])["steps"] == 3
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["steps"] == 3 and summary["images"] == 3 * 4
+    assert summary["seconds"] > 0 and summary["images_per_s"] == pytest.approx(12 / summary["seconds"], rel=0.01)
+    assert summary["peak_memory_mib"] > 0 and summary["peak_memory_kind"] == "process resident set"
 
 
 def test_transfer_single_and_folders(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
@@ -276,3 +336,100 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
         ),
         "segmenter not found",
     )
+
+
+def test_figures_that_could_not_be_computed_are_null_in_json(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """One sample per mask has no pairwise diversity: NaN in memory, null in report.json and --json."""
+    out = tmp_path / "evaluation"
+    arguments = ["evaluate", "quality", str(small_tree), "--model", str(test_checkpoint), "--temps", "0.8"]
+    result = runner.invoke(app, [*arguments, "--n", "1", "--limit", "2", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    for text in (result.stdout.strip().splitlines()[-1], (out / "report.json").read_text()):
+        row = strict_json(text)["samples"]["temperatures"][0]
+        assert row["pairwise_l1"] is None and row["pairwise_1_minus_ssim"] is None
+        assert row["colour_w1_mean"] > 0
+
+
+def masks_with_one_bad(small_tree: Path, folder: Path) -> Path:
+    """Two good labelIds masks and one with an unknown id, in a folder of masks."""
+    folder.mkdir()
+    for source in sorted((small_tree / "gtFine" / "val").rglob("*_labelIds.png"))[:2]:
+        shutil.copy(source, folder / source.name)
+    Image.fromarray(np.full((32, 64), 77, np.uint8)).save(folder / "bad_000000_000019_gtFine_labelIds.png")
+    return folder
+
+
+def test_unwritten_samples_exit_3_unless_allowed(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    masks = masks_with_one_bad(small_tree, tmp_path / "masks")
+    arguments = ["generate", "--masks", str(masks), "--model", str(test_checkpoint), "--n", "2", "--skip-bad"]
+    arguments += ["--out", str(tmp_path / "out"), "--device", "cpu", "--json"]
+    result = runner.invoke(app, arguments)
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["requested"], summary["written"], summary["failed"]) == (6, 4, 2)
+    assert summary["complete"] is False and summary["accepted"] is False and summary["allowed_failed_fraction"] == 0
+    assert result.stderr.strip().splitlines()[-1] == "error: 2 of 6 requested samples not written (--allow-failed 0)"
+    assert runner.invoke(app, [*arguments, "--allow-failed", "0.3"]).exit_code == 3  # 2 of 6 is more than 0.3
+    result = runner.invoke(app, [*arguments, "--allow-failed", "0.34"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["skipped"], summary["failed"], summary["complete"], summary["accepted"]) == (4, 2, False, True)
+    for bad in ("1.5", "-0.1", "nan"):
+        assert runner.invoke(app, [*arguments, "--allow-failed", bad]).exit_code == 2
+
+
+def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    from fgaug.checkpoint import load_checkpoint
+
+    arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
+    result = runner.invoke(app, [*arguments, "--n", "1", "--limit", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    named = [line for line in result.output.splitlines() if line.startswith("model:")]
+    assert named == [f"model: {test_checkpoint} (--model), {load_checkpoint(test_checkpoint).model_id}"]
+
+
+class MeanOfEverything(torch.nn.Module):
+    """A feature network returning one number for a whole batch: the wrong shape."""
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        return photos.mean()
+
+
+class ChannelDistances(torch.nn.Module):
+    """An LPIPS network returning three distances per pair: the wrong shape."""
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return (first - second).abs().mean(dim=(2, 3))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize(
+    ("option", "network", "problem"),
+    [
+        ("--segmenter", torch.nn.Conv2d(1, 19, 1), "the segmenter fails on input of shape (1, 3, 16, 32)"),
+        ("--features", MeanOfEverything(), "the feature network outputs () for 1 photos; (B, D) is needed"),
+        ("--lpips", ChannelDistances(), "the LPIPS network outputs (1, 3) for 1 pairs; one distance each is needed"),
+    ],
+)
+def test_a_users_network_that_fails_is_named_in_one_line(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path, option: str, network: torch.nn.Module, problem: str
+) -> None:
+    path = tmp_path / "network.pt"
+    torch.jit.script(network).save(str(path))
+    arguments = ["evaluate", "quality", str(small_tree), "--model", str(test_checkpoint), option, str(path)]
+    result = runner.invoke(app, [*arguments, "--temps", "0.8", "--n", "2", "--limit", "1", "--out", str(tmp_path)])
+    one_line_error(result, f"{path}: {problem}")
+
+
+def test_the_docs_state_the_rounding_of_another_batch_composition() -> None:
+    """--batch-size and torchrun change a pixel by one 8-bit level at most; the docs must not promise more."""
+    from typer.main import get_command
+
+    help_of = {parameter.name: parameter.help for parameter in get_command(app).commands["generate"].params}
+    assert "one 8-bit level at most" in help_of["batch_size"]
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "does not change the images" not in readme and "the same as a single process writes" not in readme
+    reproducibility = readme.split("### Reproducibility", 1)[1].split("###", 1)[0]
+    assert "one 8-bit level" in reproducibility and "torchrun" in reproducibility and "--batch-size" in reproducibility

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import torch
+from strict import strict_json
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
-from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples
+from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, write_quality_report
+from fgaug.resources import bundled_dir
+from fgaug.sample import DEMO_MODEL_NAME
 from fgaug.segmenter import ProbeSegmenter
 
 
@@ -32,6 +36,15 @@ def test_samples_report_consistency_diversity_and_colour_match(small_tree: Path,
     assert set(warm["colour_w1"]) >= {"road", "sky"} and warm["colour_w1_mean"] > 0
     assert 0 <= warm["consistency"]["mean_iou"] <= 1 and "road" in warm["consistency"]["per_class_iou"]
     assert 0 <= report["real_photos"]["pixel_accuracy"] <= 1
+
+
+def test_a_temperature_scores_the_same_whatever_else_is_in_the_sweep(toy_tree_master: Path) -> None:
+    """At 64x128 classes cover more pixels than the colour W1 keeps per image, so it picks some at random."""
+    checkpoint = load_checkpoint(bundled_dir() / DEMO_MODEL_NAME)
+    groups = find_groups(toy_tree_master, ["val"]).groups
+    alone = evaluate_samples(checkpoint, groups, [0.8], n=2, seed=4)["temperatures"]
+    beside = evaluate_samples(checkpoint, groups, [0.5, 0.8], n=2, seed=4)["temperatures"]
+    assert alone[0]["colour_w1"] and alone[0] == beside[1]
 
 
 def test_augmentation_value_compares_real_and_augmented_training(
@@ -97,3 +110,25 @@ def test_user_feature_and_lpips_networks_add_fid_and_perceptual_distance(
     assert cold["pairwise_lpips"] == pytest.approx(0.0, abs=1e-7) and warm["pairwise_lpips"] > 0
     assert cold["fid"] >= 0 and warm["fid"] >= 0
     assert report["protocol"]["features_sha256"] and "fid" in paths["markdown"].read_text()
+
+
+def test_a_mask_whose_every_draw_diverged_is_left_out_and_counted(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path, every_draw_diverges: None
+) -> None:
+    checkpoint = load_checkpoint(test_checkpoint)
+    groups = find_groups(small_tree, ["val"]).groups[:2]
+    report = evaluate_samples(
+        checkpoint,
+        groups,
+        [1.0],
+        n=2,
+        segmenter=ProbeSegmenter(4).eval(),
+        features=MeanColourFeatures(),
+        perceptual=MeanAbsoluteDistance(),
+    )
+    (row,) = report["temperatures"]
+    assert row["masks_all_diverged"] == 2 and row["diverged_fraction"] == 1.0
+    assert math.isnan(row["fid"]) and math.isnan(row["pairwise_lpips"]) and row["colour_w1"] == {}
+    paths = write_quality_report(tmp_path, {"protocol": {}, "samples": report})
+    assert "every draw of 2 mask(s) diverged" in paths["markdown"].read_text()
+    assert strict_json(paths["json"].read_text())["samples"]["temperatures"][0]["fid"] is None

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from same_images import assert_same_up_to_rounding, photos
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, to_tensor
@@ -25,24 +26,11 @@ from fgaug.sample import (
 )
 
 
-def photos(out: Path) -> dict[str, np.ndarray]:
-    return {
-        p.relative_to(out).as_posix(): np.asarray(Image.open(p)).astype(int)
-        for p in sorted((out / "leftImg8bit").rglob("*.png"))
-    }
-
-
 def run(masks: Path, out: Path, checkpoint: Path, **changes: object):
     options = GenerateOptions(masks=str(masks), out=str(out), model=str(checkpoint), n=3, device="cpu", seed=5)
     for key, value in changes.items():
         setattr(options, key, value)
     return generate(options)
-
-
-def assert_same_images(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> None:
-    assert first.keys() == second.keys() and first
-    for name in first:
-        assert np.abs(first[name] - second[name]).max() <= 1, name
 
 
 def test_same_command_same_images_whatever_the_batch_size(
@@ -56,7 +44,7 @@ def test_same_command_same_images_whatever_the_batch_size(
     assert summary.written == 12 and summary.skipped == 0 and not summary.failed
     reference = photos(tmp_path / "a")
     for other in ("b", "c", "d"):
-        assert_same_images(reference, photos(tmp_path / other))
+        assert_same_up_to_rounding(reference, photos(tmp_path / other))
     images = list(reference.values())
     assert any(np.abs(images[0] - image).mean() > 1 for image in images[1:]), "samples must differ"
 
@@ -70,7 +58,7 @@ def test_interrupted_and_resumed_run_writes_the_same_images(
     (tmp_path / "part" / "manifest.jsonl").open("a").write('{"key": "val/flow')  # torn last line
     resumed = run(masks, tmp_path / "part", test_checkpoint)
     assert resumed.skipped == 6 and resumed.written == 6
-    assert_same_images(photos(tmp_path / "whole"), photos(tmp_path / "part"))
+    assert_same_up_to_rounding(photos(tmp_path / "whole"), photos(tmp_path / "part"))
     keys = [json.loads(line)["key"] for line in (tmp_path / "part" / "manifest.jsonl").read_text().splitlines()]
     assert len(keys) == 12
 
@@ -158,3 +146,15 @@ def test_draw_best_passes_over_diverged_draws_with_the_next_candidates() -> None
 def test_draw_best_reports_a_sample_whose_every_draw_diverged() -> None:
     draws = draw_best(SeedDrivenModel(limit=-10.0), torch.zeros(1, 1, 2, 2), ["k"], [[0]], 1.0, seed=0, best_of=3)
     assert draws == [[DrawFailure(3 * (MAX_REDRAWS + 1))]]
+
+
+def test_samples_that_diverged_on_every_draw_are_counted_as_not_written(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path, every_draw_diverges: None
+) -> None:
+    masks = small_tree / "gtFine" / "val"
+    summary = run(masks, tmp_path / "out", test_checkpoint, n=1, limit=2)
+    assert (summary.requested, summary.written, summary.failed_samples) == (2, 0, 2)
+    assert not summary.complete and not summary.accepted
+    assert summary.to_dict()["complete"] is False and summary.to_dict()["failed"] == 2
+    allowed = run(masks, tmp_path / "out", test_checkpoint, n=1, limit=2, allowed_failed=1.0)
+    assert not allowed.complete and allowed.accepted and allowed.to_dict()["allowed_failed_fraction"] == 1.0

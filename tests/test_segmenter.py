@@ -34,7 +34,7 @@ def test_foreign_segmenter_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not a usable segmenter"):
         load_segmenter(tmp_path / "x.pt")
     wrong = torch.nn.Conv2d(3, 5, 1)
-    with pytest.raises(DataError, match="outputs 5 channels"):
+    with pytest.raises(DataError, match=r"^the segmenter outputs \(1, 5, 8, 8\) for photos"):
         predict_train_ids(wrong, torch.rand(1, 3, 8, 8), (8, 8))
     assert predict_train_ids(ProbeSegmenter(4).eval(), torch.rand(2, 3, 16, 16), (32, 32)).shape == (
         2,
@@ -60,3 +60,14 @@ def test_a_dataset_smaller_than_one_batch_still_trains(tmp_path: Path) -> None:
     labels = torch.randint(0, 19, (3, 16, 16))
     report = train_probe(TensorDataset(photos, labels), tmp_path / "probe.pt", steps=2, batch_size=8, width=4)
     assert report.steps == 2 and (tmp_path / "probe.pt").is_file()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_users_segmenter_that_fails_or_outputs_the_wrong_shape_is_named(tmp_path: Path) -> None:
+    program = torch.export.export(ProbeSegmenter(4).eval(), (torch.rand(1, 3, 16, 32),))  # batch size 1 only
+    torch.export.save(program, str(tmp_path / "one-photo.pt2"))
+    with pytest.raises(DataError, match=r"one-photo.pt2: the segmenter fails on input of shape \(2, 3, 16, 32\)"):
+        predict_train_ids(load_segmenter(tmp_path / "one-photo.pt2"), torch.rand(2, 3, 16, 32), (16, 32))
+    torch.jit.script(torch.nn.Conv2d(3, 5, 1)).save(str(tmp_path / "five.pt"))
+    with pytest.raises(DataError, match=r"five.pt: the segmenter outputs \(1, 5, 8, 8\) for photos \(1, 3, 8, 8\)"):
+        predict_train_ids(load_segmenter(tmp_path / "five.pt"), torch.rand(1, 3, 8, 8), (8, 8))

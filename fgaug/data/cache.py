@@ -42,9 +42,10 @@ class PrepareReport:
     seconds: float = 0.0
 
 
-def source_digest(groups: Sequence[Group], root: Path) -> str:
+def source_digest(groups: Sequence[Group], root: str | Path) -> str:
     """A digest of the inputs' relative paths, sizes and modification times (cheap to recompute,
     changes when a file is replaced)."""
+    root = Path(root)
     digest = hashlib.sha256()
     for group in sorted(groups, key=lambda g: g.key):
         for path in (group.mask, group.photo, group.instance_ids):
@@ -65,8 +66,8 @@ def _relative(path: Path, root: Path) -> str:
 def prepare_cache(
     groups: Sequence[Group],
     options: ReadOptions,
-    out: Path,
-    source_root: Path,
+    out: str | Path,
+    source_root: str | Path,
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> PrepareReport:
@@ -75,6 +76,7 @@ def prepare_cache(
     A bad group is an error naming its file, or with ``skip_bad`` a skipped entry in the report.
     """
     start = time.perf_counter()
+    out, source_root = Path(out), Path(source_root)
     height, width = options.size
     channels = 4 if options.boundary else 3
     report = PrepareReport(out, 0)
@@ -139,14 +141,15 @@ class CacheInfo:
 
 
 def inspect_cache(
-    path: Path,
+    path: str | Path,
     size: tuple[int, int] | None = None,
     boundary: bool | None = None,
     groups: Sequence[Group] | None = None,
-    source_root: Path | None = None,
+    source_root: str | Path | None = None,
 ) -> CacheInfo:
     """Check that ``path`` is an fgaug cache (of ``size``/``boundary`` when given, and not stale
     against ``groups`` when given); every mismatch is a one-line :class:`DataError`."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     if not h5py.is_hdf5(path):
@@ -181,9 +184,9 @@ class CachedPairs(Dataset):
     The file is opened lazily in each process, so DataLoader workers each read their own handle.
     """
 
-    def __init__(self, path: Path, size: tuple[int, int] | None = None) -> None:
+    def __init__(self, path: str | Path, size: tuple[int, int] | None = None) -> None:
         self.info = inspect_cache(path, size=size)
-        self.path = path
+        self.path = Path(path)
         self._file: h5py.File | None = None
         self._pid = -1
 

@@ -83,12 +83,13 @@ class Discovery:
     skipped: list[str] = field(default_factory=list)
 
 
-def is_cityscapes_root(path: Path) -> bool:
+def is_cityscapes_root(path: str | Path) -> bool:
+    path = Path(path)
     return (path / "gtFine").is_dir() or (path / "leftImg8bit").is_dir()
 
 
 def find_groups(
-    root: Path,
+    root: str | Path,
     splits: Sequence[str] | None = None,
     require_photos: bool = True,
     mask_format: MaskFormat = "auto",
@@ -225,12 +226,13 @@ def _pair_with_photos(
 # --------------------------------------------------------------------------------------------- reading
 
 
-def read_label_ids(path: Path, mask_format: MaskFormat = "auto", snap_colors: bool = False) -> np.ndarray:
+def read_label_ids(path: str | Path, mask_format: MaskFormat = "auto", snap_colors: bool = False) -> np.ndarray:
     """Any supported mask file -> labelIds (H, W) uint8, checked.
 
     Colour masks must hold palette colours only, unless ``snap_colors`` maps off-palette pixels
     (left by smooth resizing) to the nearest palette colour.
     """
+    path = Path(path)
     image = open_image(path)
     fmt = _detect_format(path, image, mask_format)
     if fmt == "color":
@@ -290,7 +292,7 @@ def _detect_format(path: Path, image: object, mask_format: MaskFormat) -> str:
     return "labelIds"
 
 
-def read_instance_ids(path: Path) -> np.ndarray:
+def read_instance_ids(path: str | Path) -> np.ndarray:
     """A 16-bit instanceIds PNG -> (H, W) int32."""
     image = open_image(path)
     if image.mode not in ("I", "I;16", "I;16B", "L"):

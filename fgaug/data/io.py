@@ -22,9 +22,16 @@ class DataError(ValueError):
     """An input file is missing, unreadable or not what a Cityscapes tree should hold."""
 
 
-def temporary_beside(path: Path) -> Path:
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type's name."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:limit] if lines else type(error).__name__
+
+
+def temporary_beside(path: str | Path) -> Path:
     """A new empty file next to ``path`` (same filesystem, so a rename is atomic), with the
     permissions a plain ``open`` would give (mkstemp's are owner-only)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(handle)
@@ -35,7 +42,7 @@ def temporary_beside(path: Path) -> Path:
 
 
 @contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
+def atomic_output(path: str | Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s content to; renamed onto ``path`` when the block
     succeeds, removed when it fails. A reader (or an interrupted run) never sees half a file."""
     temporary = temporary_beside(path)
@@ -46,7 +53,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
     with atomic_output(path) as temporary:
         temporary.write_bytes(data)
@@ -64,8 +71,9 @@ def encode_png(array: np.ndarray, compress_level: int = 4) -> bytes:
     return buffer.getvalue()
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: str | Path) -> Image.Image:
     """Open and fully decode an image, turning every failure into a one-line :class:`DataError`."""
+    path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
@@ -76,7 +84,7 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"{path}: not a readable image ({error})") from error
 
 
-def read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: str | Path) -> np.ndarray:
     """An 8-bit RGB photo (RGBA drops its alpha); other modes are an error."""
     image = open_image(path)
     if image.mode in ("RGBA", "P"):

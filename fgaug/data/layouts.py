@@ -28,7 +28,6 @@ align the source photo (:func:`aligned_source`).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resi
 from fgaug.data.io import atomic_write_bytes, encode_png
 from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_train_ids
 from fgaug.data.writer import check_output_root, frame_names, read_manifest
+from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
 
 LAYOUT_TOKEN = "layout"
@@ -110,7 +110,7 @@ class LabelSet:
             "_gtFine_instanceIds.png": encode_png(self.instance_ids.astype(np.uint16)),
             "_gtFine_color.png": encode_png(rgba),
             "_gtFine_labelTrainIds.png": encode_png(ids_to_train_ids(self.label_ids)),
-            "_gtFine_polygons.json": json.dumps(traced_polygons(self), indent=1).encode(),
+            "_gtFine_polygons.json": to_json(traced_polygons(self), indent=1, sort_keys=False).encode(),
         }
 
 
@@ -454,7 +454,7 @@ def write_layouts(
     manifest = out_root / MANIFEST_NAME
     records = read_layout_records(manifest)
     if records or manifest.is_file():  # drop a line torn by an interrupted run before appending
-        atomic_write_bytes(manifest, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+        atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in records).encode())
     finished = {(r["key"], int(r["layout"])) for r in records}
     bank = CutoutBank(groups, options.rare_boost, progress) if options.paste else None
     written = skipped = pasted = 0
@@ -482,7 +482,7 @@ def write_layouts(
             }
             out_root.mkdir(parents=True, exist_ok=True)
             with open(manifest, "a", encoding="utf-8") as stream:
-                stream.write(json.dumps(record, sort_keys=True) + "\n")
+                stream.write(to_json(record) + "\n")
             written += 1
             pasted += len(layout.pasted)
     progress.stop()

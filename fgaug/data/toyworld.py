@@ -13,7 +13,6 @@ base-colour palette (RGB means and spread before texture, tint and noise), and
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from PIL import Image, ImageDraw
 
 from fgaug.data.io import atomic_write_bytes, encode_png
 from fgaug.data.labels import LABEL_BY_NAME, ids_to_color
+from fgaug.finite import to_json
 
 TOY_CITIES = {"train": ("toyville", "glowburg"), "val": ("flowdorf",), "test": ("pixelheim",)}
 
@@ -359,7 +359,7 @@ def scene_names(n: int, split: str) -> Iterator[tuple[str, str]]:
 
 
 def write_toy_cityscapes(
-    root: Path,
+    root: str | Path,
     splits: dict[str, int],
     size: tuple[int, int] = (256, 512),
     seed: int = 0,
@@ -368,6 +368,7 @@ def write_toy_cityscapes(
     labelIds, instanceIds, color and polygons files. ``splits`` maps split name -> scene count.
     Deterministic for ``seed``; files already present are rewritten identically. Returns the
     photo paths."""
+    root = Path(root)
     height, width = size
     photos = []
     for split_index, (split, count) in enumerate(sorted(splits.items())):
@@ -384,7 +385,7 @@ def write_toy_cityscapes(
                 [ids_to_color(scene.label_ids), np.full((*scene.label_ids.shape, 1), 255, np.uint8)], axis=2
             )
             atomic_write_bytes(label_dir / f"{stem}_gtFine_color.png", encode_png(color))
-            polygons = json.dumps(scene.layout.polygons_json(), indent=1).encode()
+            polygons = to_json(scene.layout.polygons_json(), indent=1, sort_keys=False).encode()
             atomic_write_bytes(label_dir / f"{stem}_gtFine_polygons.json", polygons)
             photos.append(photo_path)
     return photos

@@ -29,6 +29,7 @@ from PIL import Image
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
+from fgaug.finite import to_json
 
 MANIFEST_NAME = "manifest.jsonl"
 SAMPLE_TOKEN = "fgaug"
@@ -43,9 +44,9 @@ class WriterOptions:
     derive_train_ids: bool = True
 
 
-def check_output_root(out_root: Path, input_root: Path) -> None:
+def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
     """Refuse an output root inside the input tree (fgaug never writes into its input)."""
-    out, source = out_root.resolve(), input_root.resolve()
+    out, source = Path(out_root).resolve(), Path(input_root).resolve()
     source_dir = source if source.is_dir() else source.parent
     if out == source_dir or out.is_relative_to(source_dir):
         raise DataError(f"{out_root}: the output must not be inside the input {input_root}")
@@ -77,13 +78,17 @@ class DatasetWriter:
     """Writes samples under ``out_root`` and keeps ``manifest.jsonl``."""
 
     def __init__(
-        self, out_root: Path, input_root: Path, options: WriterOptions | None = None, part: str | None = None
+        self,
+        out_root: str | Path,
+        input_root: str | Path,
+        options: WriterOptions | None = None,
+        part: str | None = None,
     ) -> None:
         """``part`` names this process's own manifest (``manifest.<part>.jsonl``) when several
         processes write one tree; :func:`merge_manifests` folds the parts together."""
         check_output_root(out_root, input_root)
-        self.out_root = out_root
-        self.input_root = input_root
+        self.out_root = out_root = Path(out_root)
+        self.input_root = Path(input_root)
         self.options = options or WriterOptions()
         self.manifest_path = out_root / (MANIFEST_NAME if part is None else f"manifest.{part}.jsonl")
         self.finished = self._read_finished()
@@ -97,7 +102,7 @@ class DatasetWriter:
             records = read_manifest(path)
             finished |= {(record["key"], int(record["sample"])) for record in records}
             if path == self.manifest_path:
-                atomic_write_bytes(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+                atomic_write_bytes(path, "".join(to_json(r) + "\n" for r in records).encode())
         return finished
 
     def records(self) -> list[dict]:
@@ -171,21 +176,23 @@ class DatasetWriter:
 
     def _append(self, record: dict) -> None:
         self.out_root.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, sort_keys=True) + "\n"
+        line = to_json(record) + "\n"
         with open(self.manifest_path, "a", encoding="utf-8") as manifest:
             manifest.write(line)
 
 
-def manifest_files(out_root: Path) -> list[Path]:
+def manifest_files(out_root: str | Path) -> list[Path]:
     """``manifest.jsonl`` and the per-process parts beside it."""
+    out_root = Path(out_root)
     main = out_root / MANIFEST_NAME
     return ([main] if main.is_file() else []) + sorted(out_root.glob("manifest.*.jsonl"))
 
 
-def read_manifest(path: Path, index: str = "sample") -> list[dict]:
+def read_manifest(path: str | Path, index: str = "sample") -> list[dict]:
     """The complete records of a manifest file, each with a ``key`` and an integer ``index`` field
     (torn or foreign lines are left out; a missing file has none)."""
     records = []
+    path = Path(path)
     lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
     for line in lines:
         try:
@@ -197,9 +204,10 @@ def read_manifest(path: Path, index: str = "sample") -> list[dict]:
     return records
 
 
-def merge_manifests(out_root: Path, key_order: list[str]) -> int:
+def merge_manifests(out_root: str | Path, key_order: list[str]) -> int:
     """Fold every manifest of the tree into ``manifest.jsonl``, one record per sample, in the
     order of ``key_order`` then sample index; the parts are removed. Returns the record count."""
+    out_root = Path(out_root)
     records: dict[tuple[str, int], dict] = {}
     parts = manifest_files(out_root)
     for path in parts:
@@ -208,7 +216,7 @@ def merge_manifests(out_root: Path, key_order: list[str]) -> int:
     rank = {key: index for index, key in enumerate(key_order)}
     ordered = sorted(records.values(), key=lambda r: (rank.get(r["key"], len(rank)), r["key"], r["sample"]))
     if parts:
-        lines = "".join(json.dumps(record, sort_keys=True) + "\n" for record in ordered)
+        lines = "".join(to_json(record) + "\n" for record in ordered)
         atomic_write_bytes(out_root / MANIFEST_NAME, lines.encode())
         for path in parts:
             if path.name != MANIFEST_NAME:
@@ -261,7 +269,7 @@ def _scaled_polygons(source: Path, native: tuple[int, int], size: tuple[int, int
     document["imgHeight"], document["imgWidth"] = size
     for obj in document.get("objects", []):
         obj["polygon"] = [[round(x * scale_x, 2), round(y * scale_y, 2)] for x, y in obj.get("polygon", [])]
-    return json.dumps(document, indent=1).encode()
+    return to_json(document, indent=1, sort_keys=False).encode()
 
 
 @dataclass
@@ -270,10 +278,12 @@ class ValidationReport:
     problems: list[str]
 
 
-def validate_tree(out_root: Path, input_root: Path | None = None) -> ValidationReport:
+def validate_tree(out_root: str | Path, input_root: str | Path | None = None) -> ValidationReport:
     """Check an augmented tree against its manifest: every output file present and readable,
     each photo the size of its labels, label ids valid, and (given the input root) every label
     file that was copied still byte-identical to its source."""
+    out_root = Path(out_root)
+    input_root = Path(input_root) if input_root is not None else None
     problems: list[str] = []
     if not (out_root / MANIFEST_NAME).is_file():
         raise DataError(f"{out_root}: no {MANIFEST_NAME}; not an fgaug output tree")
