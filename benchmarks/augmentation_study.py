@@ -50,6 +50,7 @@ WORLD_SIZE = (128, 256)
 WORLD_SEED = 12
 IMAGE_SIZE = (64, 128)
 CURVE_SIZES = (10, 20, 40, 80, 160, 320, 640)
+STRATEGY_SIZES = (10, 20, 40)
 SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -344,6 +345,12 @@ def part_strategy(args: argparse.Namespace) -> None:
                 )
 
 
+def part_generators(args: argparse.Namespace) -> None:
+    """Train the fair generators of ``--sizes`` ahead of the strategies (each resumable)."""
+    for size in args.sizes:
+        print(f"generator N={size}: {fair_generator(args.study, size)}", flush=True)
+
+
 def part_report(args: argparse.Namespace) -> None:
     results = args.study / "results.jsonl"
     records = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
@@ -366,7 +373,7 @@ def part_report(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["world", "curve", "strategy", "report"])
+    parser.add_argument("part", choices=["world", "curve", "generators", "strategy", "report"])
     parser.add_argument("names", nargs="*", help=f"strategies for the strategy part: {', '.join(STRATEGIES)}")
     parser.add_argument("--study", type=Path, default=STUDY)
     parser.add_argument("--minutes", type=float, default=55.0, help="stop starting new probes after this long")
@@ -380,6 +387,8 @@ def main() -> None:
         print(write_world(args.study))
     elif args.part == "curve":
         part_curve(args)
+    elif args.part == "generators":
+        part_generators(args)
     elif args.part == "strategy":
         unknown = [name for name in args.names if name not in STRATEGIES]
         if unknown or not args.names:

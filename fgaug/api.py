@@ -33,11 +33,19 @@ from fgaug.data.cityscapes import (
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, file_digest, write_quality_report
-from fgaug.finite import require_finite, to_json
+from fgaug.evaluate import (
+    augmentation_study,
+    evaluate_bpd,
+    evaluate_samples,
+    file_digest,
+    write_augment_report,
+    write_quality_report,
+)
+from fgaug.finite import require_finite
 from fgaug.flow import network_precision
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
+from fgaug.protocol import ProbeRecipe
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
 from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
 from fgaug.segmenter import load_segmenter, load_user_module
@@ -367,48 +375,58 @@ def evaluate_augment(
     data: str | Path,
     out: str | Path,
     model: str | Path | None = None,
-    seeds: Sequence[int] = (0, 1, 2),
-    steps: int = 1000,
-    n: int = 2,
+    sizes: Sequence[int] = (40,),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    n: int = 4,
     temperature: float = 0.8,
+    mixing: str = "concat",
+    val_split: str = "val",
+    test_split: str = "test",
     width: int = 16,
     batch_size: int = 8,
-    limit: int | None = None,
+    max_steps: int = 3000,
     device: str = "auto",
     precision: str = "auto",
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """The augmentation value on a Cityscapes root (train split to train, val to test); writes
-    ``augment.json`` under ``out``."""
+    """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.protocol` on a
+    Cityscapes root: real pairs from its train split, early stopping on ``val_split``, scores on
+    ``test_split`` (a labelled split used for nothing else). Writes ``augment.json``,
+    ``augment.md`` and plots under ``out``."""
     require_finite(temperature=temperature)
+    if val_split == test_split:
+        raise ValueError(
+            f"the validation and test splits must differ (both {val_split!r}): nothing may pick on the test"
+        )
     checkpoint, _, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
-    train_groups = find_groups(root, ["train"], True).groups
-    train_groups = train_groups[:limit] if limit else train_groups
-    test_groups = find_groups(root, ["val"], True).groups
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    report = augmentation_value(
+    pool = find_groups(root, ["train"], True).groups
+    val_groups = find_groups(root, [val_split], True).groups
+    test_groups = find_groups(root, [test_split], True).groups
+    recipe = ProbeRecipe(width=width, batch_size=batch_size, min_steps=min(1000, max_steps), max_steps=max_steps)
+    report = augmentation_study(
         checkpoint,
-        train_groups,
+        pool,
+        val_groups,
         test_groups,
+        sizes,
         seeds,
-        steps,
         n,
         temperature,
-        batch_size,
-        width,
-        work_dir=out_dir,
-        network_dtype=network_dtype,
-        progress=progress,
+        mixing,
+        recipe,
+        network_dtype,
+        progress,
     )
     report["protocol"] = {
         "model": str(model_path),
         "model_id": checkpoint.model_id,
         "data": str(root),
+        "splits": f"train (real pool), {val_split} (early stopping), {test_split} (scores)",
         "size": list(checkpoint.model.config.image_size),
-        "probe_width": width,
-        "batch_size": batch_size,
+        "real sizes": list(sizes),
         "seeds": list(seeds),
+        "synthetic": f"{n} per mask at T={temperature:g}, mixing {mixing}",
+        "probe": f"width {width}, batch {batch_size}, early stopping on {val_split}",
     }
-    atomic_write_bytes(out_dir / "augment.json", to_json(report, indent=2).encode())
+    write_augment_report(Path(out), report)
     return report

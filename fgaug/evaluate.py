@@ -8,8 +8,9 @@
   colour spread) and for the match of per-class colour distributions to the real photos' (1-D
   Wasserstein per class and channel; on the toy world the real photos are draws from the known
   appearance distribution).
-* :func:`augmentation_value`: the probe segmenter trained on real data only and on real +
-  synthetic data (same steps and seed), both tested on held-out real photos, over several seeds.
+* :func:`augmentation_study`: the augmentation protocol of :mod:`fgaug.protocol` for a model:
+  probes trained on N real pairs only and with synthetic samples of their masks, paired by seed,
+  early-stopped on a validation split and scored on a test split nothing else looks at.
 """
 
 from __future__ import annotations
@@ -18,18 +19,17 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset
 
 from fgaug.checkpoint import Checkpoint
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, load_pair, read_label_ids, resize_labels, to_tensor
-from fgaug.data.io import atomic_write_bytes
+from fgaug.data.io import DataError, atomic_write_bytes
 from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.finite import to_json
 from fgaug.flow import network_precision
@@ -42,11 +42,12 @@ from fgaug.metrics import (
     segmentation_scores,
     wasserstein_1d,
 )
-from fgaug.plots import class_bars, line_plot
+from fgaug.plots import class_bars, learning_curve_plot, line_plot
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
+from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, read_pairs, run_arm, summarise
 from fgaug.sample import Draw, draw_best
-from fgaug.segmenter import SegmentationPairs, load_segmenter, network_error, predict_train_ids, train_probe
+from fgaug.segmenter import network_error, predict_train_ids
 
 
 def file_digest(path: str | Path) -> str:
@@ -282,110 +283,160 @@ def _named_scores(matrix: np.ndarray) -> dict[str, Any]:
     return scores
 
 
-class SyntheticPairs(Dataset):
-    """Synthetic (photo, trainIds) pairs generated in memory: ``n`` per mask at ``temperature``,
-    the images ``fgaug generate`` writes with the same seed (diverged draws drawn again)."""
-
-    def __init__(
-        self,
-        checkpoint: Checkpoint,
-        groups: Sequence[Group],
-        n: int,
-        temperature: float,
-        seed: int,
-        network_dtype: torch.dtype | None = None,
-        progress: Progress | None = None,
-    ) -> None:
-        progress = progress or SilentProgress()
-        model, read = checkpoint.model, _read_options(checkpoint)
-        device = next(model.parameters()).device
-        size = model.config.image_size
-        self.items: list[tuple[torch.Tensor, torch.Tensor]] = []
-        self.diverged_draws = 0
-        progress.start("synthesising", len(groups))
-        with torch.no_grad():
-            for group in groups:
-                condition = to_tensor(load_mask(group, read)[1])[None].to(device)
-                train_ids = torch.from_numpy(
-                    ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), size))
-                ).long()
-                with network_precision(network_dtype):
-                    row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
-                self.diverged_draws += sum(draw.diverged for draw in row)
-                self.items.extend((draw.image.cpu(), train_ids) for draw in row if isinstance(draw, Draw))
-                progress.advance(1)
-        progress.stop()
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.items[index]
-
-
-def augmentation_value(
+def synthetic_pairs(
     checkpoint: Checkpoint,
-    train_groups: Sequence[Group],
+    groups: Sequence[Group],
+    n: int,
+    temperature: float,
+    seed: int,
+    network_dtype: torch.dtype | None = None,
+    progress: Progress | None = None,
+) -> tuple[PairArrays, int]:
+    """``n`` synthetic (photo, train ids) pairs per mask at ``temperature`` at the model's size, the
+    images ``fgaug generate`` writes with the same seed (diverged draws drawn again); and how many
+    draws diverged."""
+    progress = progress or SilentProgress()
+    model, read = checkpoint.model, _read_options(checkpoint)
+    device = next(model.parameters()).device
+    size = model.config.image_size
+    photos: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    diverged = 0
+    progress.start("synthesising", len(groups))
+    with torch.no_grad():
+        for group in groups:
+            condition = to_tensor(load_mask(group, read)[1])[None].to(device)
+            train_ids = ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), size))
+            with network_precision(network_dtype):
+                row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
+            diverged += sum(draw.diverged for draw in row)
+            for draw in row:
+                if isinstance(draw, Draw):
+                    photos.append(to_uint8_image(draw.image))
+                    labels.append(train_ids)
+            progress.advance(1)
+    progress.stop()
+    if not photos:
+        raise DataError("every synthetic draw diverged: lower the temperature")
+    return PairArrays.from_arrays(photos, labels), diverged
+
+
+def augmentation_study(
+    checkpoint: Checkpoint,
+    pool: Sequence[Group],
+    val_groups: Sequence[Group],
     test_groups: Sequence[Group],
-    seeds: Sequence[int] = (0, 1, 2),
-    steps: int = 1000,
-    n: int = 2,
+    sizes: Sequence[int] = (40,),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    n: int = 4,
     temperature: float = 0.8,
-    batch_size: int = 8,
-    width: int = 16,
-    lr: float = 2e-3,
-    work_dir: str | Path | None = None,
+    mixing: str = "concat",
+    recipe: ProbeRecipe | None = None,
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """mIoU on held-out real photos of the probe trained on real data only and on real +
-    synthetic data (``n`` samples per training mask), same steps and seed, for each seed."""
+    """The augmentation protocol (:mod:`fgaug.protocol`) for one model: at each real-set size N
+    (the first N masks of ``pool``), probes trained on the N real pairs only and on them with ``n``
+    synthetic samples per mask, paired by seed; early stopping on ``val_groups``, scores on
+    ``test_groups``. Returns the learning curve, the paired differences and every arm's record."""
     progress = progress or SilentProgress()
+    recipe = recipe or ProbeRecipe()
     start = time.perf_counter()
     size = checkpoint.model.config.image_size
     device = next(checkpoint.model.parameters()).device
-    real = SegmentationPairs(train_groups, size, flip=True)
-    synthetic = SyntheticPairs(
-        checkpoint, train_groups, n, temperature, seed=0, network_dtype=network_dtype, progress=progress
-    )
-    test = SegmentationPairs(test_groups, size)
-    test_photos = torch.stack([test[i][0] for i in range(len(test))])
-    test_labels = torch.stack([test[i][1] for i in range(len(test))]).numpy()
-    work = Path(work_dir or ".")
-    runs = []
-    for seed in seeds:
-        scores = {}
-        for name, dataset in (("real", real), ("real+synthetic", ConcatDataset([real, synthetic]))):
-            report = train_probe(
-                dataset, work / f"probe-{name}-{seed}.pt", steps, batch_size, lr, width, seed, device, progress
-            )
-            segmenter = load_segmenter(report.path, device)
-            predicted = np.concatenate(
-                [predict_train_ids(segmenter, test_photos[i : i + 8].to(device), size) for i in range(0, len(test), 8)]
-            )
-            scores[name] = segmentation_scores(confusion_matrix(predicted, test_labels))["mean_iou"]
-        runs.append(
-            {
-                "seed": seed,
-                "real_miou": scores["real"],
-                "augmented_miou": scores["real+synthetic"],
-                "difference": scores["real+synthetic"] - scores["real"],
-            }
+    if max(sizes) > len(pool):
+        raise DataError(f"the largest real-set size {max(sizes)} exceeds the {len(pool)} training pairs")
+    real_all = read_pairs(pool[: max(sizes)], size)
+    val, test = read_pairs(val_groups, size), read_pairs(test_groups, size)
+    records, synthetic_images, diverged = [], {}, 0
+    progress.start("probes", 2 * len(sizes) * len(seeds))
+    for real_size in sorted(sizes):
+        synthetic, drawn_diverged = synthetic_pairs(
+            checkpoint, pool[:real_size], n, temperature, seed=0, network_dtype=network_dtype
         )
-    differences = np.array([run["difference"] for run in runs])
+        synthetic_images[real_size], diverged = len(synthetic), diverged + drawn_diverged
+        for seed in seeds:
+            for arm, extra in ((REAL_ONLY, None), (SYNTHETIC_ARM, synthetic)):
+                result = run_arm(arm, real_all.head(real_size), val, test, seed, recipe, extra, mixing, device=device)
+                records.append(result.to_dict())
+                progress.advance(1)
+    progress.stop()
     return {
-        "runs": runs,
-        "miou_difference_mean": float(differences.mean()),
-        "miou_difference_std": float(differences.std(ddof=1)) if len(differences) > 1 else 0.0,
-        "steps": steps,
+        **summarise(records),
+        "arms": records,
         "synthetic_per_mask": n,
-        "synthetic_images": len(synthetic),
-        "diverged_draws": synthetic.diverged_draws,
+        "synthetic_images": synthetic_images,
+        "diverged_draws": diverged,
         "temperature": temperature,
-        "train_masks": len(train_groups),
+        "mixing": mixing,
+        "recipe": asdict(recipe),
+        "val_photos": len(val_groups),
         "test_photos": len(test_groups),
         "seconds": time.perf_counter() - start,
     }
+
+
+SYNTHETIC_ARM = "real + synthetic"
+
+
+def write_augment_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
+    """``augment.json``, ``augment.md``, the learning curve with the synthetic arms as points and
+    the per-class IoU differences, under ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / "augment.json", "markdown": out_dir / "augment.md"}
+    atomic_write_bytes(paths["json"], to_json(report, indent=2).encode())
+    strategies = report["strategies"]
+    if report["curve"]:
+        points = [
+            {"label": f"{row['arm']} (N={row['real']})", "real": row["real"], **row["miou"]} for row in strategies
+        ]
+        paths["curve_plot"] = learning_curve_plot(out_dir / "learning_curve.png", report["curve"], points)
+    if strategies:
+        classes = list(strategies[0]["per_class_difference"])
+        series = {
+            f"N={row['real']}": [row["per_class_difference"].get(c, math.nan) for c in classes] for row in strategies
+        }
+        paths["class_plot"] = class_bars(
+            out_dir / "class_difference.png", classes, series, "IoU difference (real + synthetic - real only)"
+        )
+    atomic_write_bytes(paths["markdown"], augment_markdown(report, paths).encode())
+    return paths
+
+
+def augment_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
+    lines = ["# Does synthetic data help the segmenter?", "", "## Protocol", ""]
+    lines += [f"- {key}: {value}" for key, value in report["protocol"].items()]
+    lines += [
+        "",
+        "## Real-only learning curve",
+        "",
+        "| real images | seeds | test mIoU | 95% CI | rise to next | valid |",
+    ]
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for row in report["curve"]:
+        rise = row.get("rise_to_next")
+        lines.append(
+            f"| {row['real']} | {len(row['seeds'])} | {row['mean']:.4f} | ± {row['half_width']:.4f} | "
+            f"{'' if rise is None else f'{rise:+.4f}'} | {row.get('valid', '')} |"
+        )
+    lines += [
+        "",
+        "A size is *valid* where doubling the real data raises the mean by more than its interval's half-width.",
+    ]
+    lines += ["", "## Real + synthetic, paired by seed", ""]
+    lines += ["| real images | synthetic | mIoU | Δ mIoU (95% CI) | worth in real images | small classes Δ IoU |"]
+    lines.append("| --- | --- | --- | --- | --- | --- |")
+    for row in report["strategies"]:
+        difference = row["difference"]
+        small = ", ".join(f"{name} {value:+.3f}" for name, value in list(row["per_class_difference"].items())[:4])
+        lines.append(
+            f"| {row['real']} | {row['synthetic']} | {row['miou']['mean']:.4f} | {difference['mean']:+.4f} "
+            f"[{difference['low']:+.4f}, {difference['high']:+.4f}] | {row['worth']} | {small} |"
+        )
+    for name in ("curve_plot", "class_plot"):
+        if name in paths:
+            lines += ["", f"![{name}]({paths[name].name})"]
+    return "\n".join(lines) + "\n"
 
 
 def write_quality_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]:

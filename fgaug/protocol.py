@@ -119,13 +119,15 @@ def _index_stream(size: int, generator: torch.Generator) -> Iterator[int]:
 
 @dataclass(frozen=True)
 class ProbeRecipe:
-    """How every arm's probe is trained (see the module docstring)."""
+    """How every arm's probe is trained (see the module docstring). At least 1000 steps: on the toy
+    world a probe on 40 real images went from test mIoU 0.62 after 400 steps to 0.83 after 900
+    (its best validation step of 1200), so shorter schedules measure under-training, not data."""
 
     width: int = 16
     batch_size: int = 8
     lr: float = 3e-3
-    epochs: float = 30.0
-    min_steps: int = 400
+    epochs: float = 40.0
+    min_steps: int = 1000
     max_steps: int = 3000
     evaluate_every: int = 100
     patience: int = 5

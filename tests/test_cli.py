@@ -14,6 +14,7 @@ from strict import strict_json
 from typer.testing import CliRunner
 
 from fgaug.cli import app
+from fgaug.data.toyworld import write_toy_cityscapes
 
 runner = CliRunner()
 
@@ -296,17 +297,21 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
     for name in ("report.json", "report.md", "consistency.png", "diversity.png", "colour_match.png"):
         assert (out / name).is_file(), name
     assert "Temperature sweep" in (out / "report.md").read_text()
+    three_splits = tmp_path / "three-splits"
+    write_toy_cityscapes(three_splits, {"train": 6, "val": 2, "test": 2}, size=(32, 64), seed=2)
     result = runner.invoke(
         app,
         [
             "evaluate",
             "augment",
-            str(small_tree),
+            str(three_splits),
             "--model",
             str(test_checkpoint),
+            "--sizes",
+            "2,4",
             "--seeds",
             "0,1",
-            "--steps",
+            "--max-steps",
             "3",
             "--n",
             "1",
@@ -320,7 +325,10 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.stdout.strip().splitlines()[-1])["runs"]) == 2
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [row["real"] for row in report["curve"]] == [2, 4] and len(report["arms"]) == 8
+    for name in ("augment.json", "augment.md", "learning_curve.png", "class_difference.png"):
+        assert (tmp_path / "aug" / name).is_file(), name
     one_line_error(
         runner.invoke(
             app,

@@ -5,13 +5,22 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from strict import strict_json
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
-from fgaug.evaluate import augmentation_value, evaluate_bpd, evaluate_samples, write_quality_report
+from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.evaluate import (
+    augmentation_study,
+    evaluate_bpd,
+    evaluate_samples,
+    write_augment_report,
+    write_quality_report,
+)
+from fgaug.protocol import ProbeRecipe
 from fgaug.resources import bundled_dir
 from fgaug.sample import DEMO_MODEL_NAME
 from fgaug.segmenter import ProbeSegmenter
@@ -47,25 +56,31 @@ def test_a_temperature_scores_the_same_whatever_else_is_in_the_sweep(toy_tree_ma
     assert alone[0]["colour_w1"] and alone[0] == beside[1]
 
 
-def test_augmentation_value_compares_real_and_augmented_training(
-    small_tree: Path, test_checkpoint: Path, tmp_path: Path
-) -> None:
+def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(test_checkpoint: Path, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    write_toy_cityscapes(tree, {"train": 6, "val": 2, "test": 2}, size=(32, 64), seed=2)
     checkpoint = load_checkpoint(test_checkpoint)
-    result = augmentation_value(
+    recipe = ProbeRecipe(width=4, batch_size=4, min_steps=2, max_steps=3, evaluate_every=1)
+    report = augmentation_study(
         checkpoint,
-        find_groups(small_tree, ["train"]).groups,
-        find_groups(small_tree, ["val"]).groups,
+        find_groups(tree, ["train"]).groups,
+        find_groups(tree, ["val"]).groups,
+        find_groups(tree, ["test"]).groups,
+        sizes=(2, 4),
         seeds=(0, 1),
-        steps=6,
-        n=1,
-        batch_size=4,
-        width=4,
-        work_dir=tmp_path,
+        n=2,
+        recipe=recipe,
     )
-    assert [run["seed"] for run in result["runs"]] == [0, 1]
-    for run in result["runs"]:
-        assert run["difference"] == pytest.approx(run["augmented_miou"] - run["real_miou"])
-    assert result["miou_difference_std"] >= 0 and result["train_masks"] == 12
+    assert [row["real"] for row in report["curve"]] == [2, 4]
+    assert report["synthetic_images"] == {2: 4, 4: 8}
+    arms = {(a["arm"], a["real"], a["seed"]): a for a in report["arms"]}
+    for row in report["strategies"]:
+        treated = [arms[("real + synthetic", row["real"], s)]["test_miou"] for s in (0, 1)]
+        baseline = [arms[("real only", row["real"], s)]["test_miou"] for s in (0, 1)]
+        assert row["difference"]["mean"] == pytest.approx(np.mean(treated) - np.mean(baseline))
+    paths = write_augment_report(tmp_path / "report", {**report, "protocol": {"model": "test"}})
+    assert {"json", "markdown", "curve_plot", "class_plot"} <= set(paths)
+    assert "worth in real images" in paths["markdown"].read_text()
 
 
 class MeanColourFeatures(torch.nn.Module):

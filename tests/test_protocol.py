@@ -1,0 +1,97 @@
+"""The augmentation protocol's statistics and mechanics, against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, run_arm, summarise
+from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
+
+
+def test_t_interval_by_hand() -> None:
+    interval = mean_interval([1.0, 2.0, 3.0])
+    # sd 1, sem 1 / sqrt 3, t(0.975, 2) = 4.302653
+    assert interval.mean == 2.0 and interval.half_width == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert math.isnan(mean_interval([0.5]).half_width)
+    paired = paired_interval([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    assert paired.mean == pytest.approx(0.1) and paired.half_width == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="cannot be paired"):
+        paired_interval([1.0], [1.0, 2.0])
+
+
+def test_worth_in_real_images_interpolates_in_log_size() -> None:
+    sizes, scores = [10, 20, 40, 80], [0.5, 0.6, 0.7, 0.7]
+    assert worth_in_real_images(sizes, scores, 0.6).images == pytest.approx(20)
+    assert worth_in_real_images(sizes, scores, 0.65).images == pytest.approx(math.sqrt(20 * 40))
+    assert worth_in_real_images(sizes, scores, 0.7).images == pytest.approx(40)  # a flat stretch: its smallest size
+    assert worth_in_real_images(sizes, scores, 0.4).below and worth_in_real_images(sizes, scores, 0.8).above
+    # a dip is smoothed by the running maximum: 0.58 after 0.6 counts as 0.6
+    assert worth_in_real_images([10, 20, 40], [0.5, 0.6, 0.58], 0.6).images == pytest.approx(20)
+
+
+def record(arm: str, real: int, seed: int, miou: float, small: float = 0.0) -> dict:
+    return {"arm": arm, "real": real, "seed": seed, "test_miou": miou, "per_class_iou": {"pole": small, "road": 0.9}}
+
+
+def test_summary_marks_valid_sizes_and_pairs_strategies_by_seed() -> None:
+    results = []
+    for seed, noise in enumerate((0.0, 0.01, -0.01)):
+        results += [record(REAL_ONLY, 10, seed, 0.50 + noise), record(REAL_ONLY, 20, seed, 0.60 + noise)]
+        results += [record(REAL_ONLY, 40, seed, 0.61 + noise), record("paste", 10, seed, 0.55 + noise, small=0.2)]
+    summary = summarise(results)
+    curve = {row["real"]: row for row in summary["curve"]}
+    assert curve[10]["valid"] and not curve[20]["valid"] and "valid" not in curve[40]
+    assert curve[10]["rise_to_next"] == pytest.approx(0.10)
+    (strategy,) = summary["strategies"]
+    assert strategy["difference"]["mean"] == pytest.approx(0.05) and strategy["difference"]["half_width"] < 1e-9
+    assert list(strategy["per_class_difference"]) == ["pole", "road"]
+    assert strategy["per_class_difference"]["pole"] == pytest.approx(0.2)
+    assert strategy["worth_in_real_images"] == pytest.approx(10 * 2 ** (0.05 / 0.10))
+
+
+def pairs(count: int, value: int, size: tuple[int, int] = (8, 16)) -> PairArrays:
+    photos = torch.full((count, 3, *size), value, dtype=torch.uint8)
+    photos[:, :, :, 0] = 255  # a left edge, to see flips
+    labels = torch.full((count, *size), value % 19, dtype=torch.uint8)
+    return PairArrays(photos, labels)
+
+
+def test_ratio_batches_hold_a_fixed_share_of_each_source_and_flip_photo_and_labels_together() -> None:
+    real, synthetic = pairs(3, 10), pairs(5, 200)
+    batches = mixed_batches([(real, 3), (synthetic, 5)], seed=0)
+    flipped = 0
+    for _ in range(10):
+        photos, labels = next(batches)
+        assert photos.shape == (8, 3, 8, 16) and labels.dtype == torch.long
+        assert (labels[:3] == 10).all() and (labels[3:] == 200 % 19).all()
+        left_edge = photos[:, 0, 0, 0] == 1.0
+        flipped += int((~left_edge).sum())
+        assert ((photos[:, 0, 0, -1] == 1.0) == ~left_edge).all()
+    assert 20 < flipped < 60
+
+
+def test_pair_arrays_check_their_shapes() -> None:
+    with pytest.raises(ValueError, match="do not pair"):
+        PairArrays(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(3, 4, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        PairArrays(torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize("mixing", ["concat", "ratio", "pretrain"])
+def test_every_mixing_trains_and_scores_an_arm(mixing: str) -> None:
+    rng = np.random.default_rng(0)
+    labels = torch.from_numpy(rng.integers(0, 3, (12, 16, 32)).astype(np.uint8))
+    photos = (labels[:, None].repeat(1, 3, 1, 1) * 80).to(torch.uint8)
+    real, synthetic = PairArrays(photos[:4], labels[:4]), PairArrays(photos[4:8], labels[4:8])
+    val, test = PairArrays(photos[8:10], labels[8:10]), PairArrays(photos[10:], labels[10:])
+    recipe = ProbeRecipe(width=4, batch_size=4, min_steps=6, max_steps=6, evaluate_every=3)
+    result = run_arm("arm", real, val, test, 0, recipe, synthetic, mixing)
+    assert result.real == 4 and result.synthetic == 4 and result.mixing == mixing
+    assert 0 <= result.test_miou <= 1 and result.steps == (12 if mixing == "pretrain" else 6)
+    assert {"road", "sidewalk", "building"} <= set(result.per_class_iou) and result.val_per_class_iou
+    with pytest.raises(ValueError, match="unknown mixing"):
+        run_arm("arm", real, val, test, 0, recipe, synthetic, "blend")
