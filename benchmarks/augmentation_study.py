@@ -186,8 +186,9 @@ GENERATOR_STEPS = 2000
 
 
 def fair_generator(study: Path, size: int) -> Path:
-    """The ``tiny`` Full-Glow trained on the N real pairs only (its best validation checkpoint);
-    trained here on first use, resumed if interrupted."""
+    """The ``tiny`` Full-Glow trained on the N real pairs only (its best validation checkpoint; it
+    stops once three validations in a row found nothing better); trained here on first use,
+    resumed if interrupted."""
     run = study / "generators" / f"N{size}"
     best = run / "checkpoints" / "best.pt"
     if (run / "complete.json").is_file():
@@ -204,6 +205,7 @@ def fair_generator(study: Path, size: int) -> Path:
             lr=1e-3,
             precision="bf16",
             validate_every=200,
+            patience=3,
             sample_every=GENERATOR_STEPS,
             checkpoint_every=200,
             workers=0,

@@ -161,6 +161,10 @@ def train(
     checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
     validate_every: Annotated[int, typer.Option(help="Steps between validations.")] = 250,
     sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
+    patience: Annotated[
+        int | None,
+        typer.Option(help="Stop after this many validations in a row without a better validation bits/dim."),
+    ] = None,
     log_every: Annotated[
         int, typer.Option(help="Steps between lines of metrics.jsonl (the loss is read from the GPU only then).")
     ] = 10,
@@ -250,6 +254,7 @@ def train(
         validate_every=validate_every,
         sample_every=sample_every,
         log_every=log_every,
+        patience=patience,
         tensorboard=tensorboard,
         val_data=str(val) if val else None,
         workers=workers,
@@ -281,10 +286,12 @@ def train(
         "images_per_s": round(result.images_per_second, 3),
         "peak_memory_mib": round(result.peak_memory_mib, 1),
         "peak_memory_kind": result.peak_memory_kind,
+        "stopped_early": result.stopped_early,
     }
 
     def lines() -> None:
-        typer.echo(f"trained {result.steps} steps; run folder {result.run_dir}")
+        early = " (stopped early: validation stopped improving)" if result.stopped_early else ""
+        typer.echo(f"trained {result.steps} steps{early}; run folder {result.run_dir}")
         typer.echo(
             f"{result.images} images in {result.seconds:.1f} s ({result.images_per_second:.2f} images/s); "
             f"peak memory {result.peak_memory_mib:.0f} MiB ({result.peak_memory_kind})"

@@ -90,6 +90,8 @@ class TrainOptions:
     snap_colors: bool = False
     skip_bad: bool = False
     max_bad_steps: int = 20
+    patience: int | None = None
+    """Stop after this many validations in a row without a new best validation bits/dim."""
     gradient_checkpointing: bool = False
     compile: bool = False
     tensorboard: bool | None = None
@@ -138,7 +140,9 @@ class TrainResult:
     """Wall time of this call, start-up, validation and checkpoints included."""
     peak_memory_mib: float = 0.0
     peak_memory_kind: str = ""
-    """What ``peak_memory_mib`` counts (see :func:`fgaug.runtime.peak_memory`)."""
+    """What ``peak_memory_kind`` counts (see :func:`fgaug.runtime.peak_memory`)."""
+    stopped_early: bool = False
+    """Validation stopped improving for ``patience`` validations before the last step."""
 
     @property
     def images_per_second(self) -> float:
@@ -274,7 +278,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
             raise DataError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
         saved = json.loads(config_path.read_text(encoding="utf-8"))
         resumed = TrainOptions.from_dict(saved["train"])
-        for name in ("steps", "epochs"):
+        for name in ("steps", "epochs", "patience"):
             if getattr(options, name) is not None:
                 setattr(resumed, name, getattr(options, name))
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
@@ -332,6 +336,8 @@ class _Run:
         self.ema: ExponentialMovingAverage | None = None
         self.step = self.skipped = self.consecutive_bad = 0
         self.best_val = math.inf
+        self.since_best = 0
+        self.stopped_early = False
         self.first_val: float | None = None
         self.last_val: float | None = None
         self.history: list[dict[str, Any]] = []
@@ -377,6 +383,7 @@ class _Run:
             self.ema.updates = int(training["ema_updates"])
         self.step, self.skipped = int(training["step"]), int(training["skipped"])
         self.best_val = float(training["best_val"])
+        self.since_best = int(training.get("since_best", 0))
         self.first_val, self.last_val = training.get("first_val"), training.get("last_val")
         previous_world = int(training.get("world_size", 1))
         note = (
@@ -394,6 +401,7 @@ class _Run:
                 "step": self.step,
                 "skipped": self.skipped,
                 "best_val": self.best_val,
+                "since_best": self.since_best,
                 "first_val": self.first_val,
                 "last_val": self.last_val,
                 "ema_updates": self.ema.updates if self.ema else 0,
@@ -433,8 +441,10 @@ class _Run:
                 self.log.validation(self.step, value)
                 self.progress.log(f"step {self.step}: validation {value:.4f} bits/dim")
                 if value < self.best_val:
-                    self.best_val = value
+                    self.best_val, self.since_best = value, 0
                     self.save(self.checkpoints / "best.pt")
+                else:
+                    self.since_best += 1
 
     def write_samples(self) -> None:
         if not self.context.is_main:
@@ -568,12 +578,12 @@ class _Run:
         trainable: torch.nn.Module | None = None
         try:
             with stop_requests() as stop_requested:
-                while self.step < self.total_steps:
+                while self.step < self.total_steps and not self.stopped_early:
                     for batch in self.loader_from(self.step):
                         trainable = trainable or self.trainable(batch)
                         self.train_step(trainable, batch)
                         self.after_step(stop_requested)
-                        if self.step >= self.total_steps:
+                        if self.step >= self.total_steps or self.stopped_early:
                             break
         finally:
             self.log.close()
@@ -595,15 +605,20 @@ class _Run:
             seconds=time.perf_counter() - self.started,
             peak_memory_mib=memory,
             peak_memory_kind=memory_kind,
+            stopped_early=self.stopped_early,
         )
 
     def after_step(self, stop_requested: Callable[[], str | None]) -> None:
         step, options = self.step, self.options
         if step == 1 or step % options.validate_every == 0 or step == self.total_steps:
             self.record_validation()
-        if step % options.sample_every == 0 or step == self.total_steps:
+            if options.patience:  # every process stops with rank 0, which validates
+                self.stopped_early = self.context.any_true(self.since_best >= options.patience, self.device)
+                if self.stopped_early:
+                    self.progress.log(f"step {step}: no better validation for {options.patience} validations; stopping")
+        if step % options.sample_every == 0 or step == self.total_steps or self.stopped_early:
             self.write_samples()
-        if step % options.checkpoint_every == 0 or step == self.total_steps:
+        if step % options.checkpoint_every == 0 or step == self.total_steps or self.stopped_early:
             self.save(self.checkpoints / "last.pt")
         reason = stop_requested()
         if self.context.active and step % options.log_every and step != self.total_steps:

@@ -144,3 +144,19 @@ def test_tensorboard_can_be_switched_off_and_is_refused_when_missing(
         train(options(small_tree, tmp_path / "on", steps=2, tensorboard=True))
     train(options(small_tree, tmp_path / "auto", steps=2))
     assert not (tmp_path / "auto" / "tensorboard").exists()
+
+
+def test_patience_stops_when_validation_stops_improving_and_resumes_with_its_count(
+    small_tree: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    # a learning rate this high makes validation worse after the first steps
+    result = train(options(small_tree, run, steps=200, lr=0.01, warmup_steps=1, validate_every=4, patience=2))
+    validations = [
+        line["val_bpd"]
+        for line in map(json.loads, (run / "metrics.jsonl").read_text().splitlines())
+        if "val_bpd" in line
+    ]
+    assert result.stopped_early and result.steps < 200
+    assert min(validations[-2:]) >= min(validations[:-2]), "it stopped although the last validations improved"
+    assert load_checkpoint(result.last_checkpoint).training["since_best"] >= 2
