@@ -37,8 +37,19 @@ from fgaug.data.cityscapes import Group, find_groups
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.layouts import LayoutOptions, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.finite import to_json
 from fgaug.ignore import IGNORE_SUFFIX
-from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, read_pairs, run_arm, summarise
+from fgaug.plots import class_bars, learning_curve_plot
+from fgaug.protocol import (
+    REAL_ONLY,
+    SMALL_CLASSES,
+    PairArrays,
+    ProbeRecipe,
+    mixed_batches,
+    read_pairs,
+    run_arm,
+    summarise,
+)
 from fgaug.resources import bundled_dir
 from fgaug.sample import GenerateOptions, generate
 from fgaug.segmenter import fit_probe, new_probe, save_segmenter
@@ -354,22 +365,57 @@ def part_generators(args: argparse.Namespace) -> None:
 
 
 def part_report(args: argparse.Namespace) -> None:
-    results = args.study / "results.jsonl"
-    records = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
+    """Markdown tables of the curve and every strategy (for RESULTS.md), ``summary.json``, and the
+    plots: the learning curve with each strategy's point per N, and per-class IoU differences."""
+    records = read_results(args.study)
     summary = summarise(records)
-    atomic_write_bytes(args.study / "summary.json", json.dumps(summary, indent=1).encode())
-    print("| real N | seeds | test mIoU | 95% CI | rise to next | valid |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    atomic_write_bytes(args.study / "summary.json", to_json(summary, indent=1).encode())
+    lines = ["| real N | seeds | test mIoU | 95% CI | rise to next | valid |", "| --- | --- | --- | --- | --- | --- |"]
     for row in summary["curve"]:
-        print(
+        rise = row.get("rise_to_next")
+        lines.append(
             f"| {row['real']} | {len(row['seeds'])} | {row['mean']:.4f} | ± {row['half_width']:.4f} | "
-            f"{row.get('rise_to_next', float('nan')):+.4f} | {row.get('valid', '')} |"
+            f"{'' if rise is None else f'{rise:+.4f}'} | {row.get('valid', '')} |"
         )
-    for row in summary["strategies"]:
-        difference = row["difference"]
-        print(
-            f"{row['arm']} N={row['real']}: Δ mIoU {difference['mean']:+.4f} ± {difference['half_width']:.4f} "
-            f"worth {row['worth']} real"
+    lines += [
+        "",
+        "| strategy | N | seeds | synthetic | mIoU | Δ mIoU [95% CI] | worth in real images "
+        "| Δ IoU pole, light, sign, person |",
+    ]
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    order = {name: index for index, name in enumerate(STRATEGIES)}
+    for row in sorted(summary["strategies"], key=lambda r: (order.get(r["arm"], 99), r["real"])):
+        difference, small = row["difference"], row["per_class_difference"]
+        classes = ", ".join(f"{small[c]:+.3f}" if c in small else "n/a" for c in SMALL_CLASSES)
+        lines.append(
+            f"| {row['arm']} | {row['real']} | {len(row['seeds'])} | {row['synthetic']} | {row['miou']['mean']:.4f} | "
+            f"{difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}] | {row['worth']} "
+            f"| {classes} |"
+        )
+    table = "\n".join(lines) + "\n"
+    atomic_write_bytes(args.study / "report.md", table.encode())
+    print(table)
+    if summary["curve"]:
+        points = [
+            {"label": f"{row['arm']} (N={row['real']})", "real": row["real"], **row["miou"]}
+            for row in summary["strategies"]
+            if row["arm"] in args.names or not args.names
+        ]
+        learning_curve_plot(
+            args.study / "learning_curve.png", summary["curve"], points, title="toy world, probe width 16"
+        )
+    if summary["strategies"]:
+        best = max(summary["strategies"], key=lambda r: r["difference"]["mean"])
+        same = [r for r in summary["strategies"] if r["arm"] == best["arm"]]
+        classes = list(best["per_class_difference"])
+        class_bars(
+            args.study / "class_difference.png",
+            classes,
+            {
+                f"{r['arm']}, N={r['real']}": [r["per_class_difference"].get(c, float("nan")) for c in classes]
+                for r in same
+            },
+            "IoU difference against real only",
         )
 
 
