@@ -59,6 +59,11 @@ def test_two_processes_train_and_resume_with_one(small_tree: Path, tmp_path: Pat
     assert summary["steps"] == 6 and summary["last_val_bpd"] < summary["first_val_bpd"]
     checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert checkpoint.training is not None and checkpoint.training["world_size"] == 2
+    # rank 0 alone keeps the log: one TensorBoard event file, one metrics line per logged step
+    assert len(list((tmp_path / "ddp" / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    kinds = [(record["step"], "loss" in record) for record in records]
+    assert len(kinds) == len(set(kinds)) and (6, True) in kinds and (6, False) in kinds
     resumed = train(
         TrainOptions(data=str(small_tree), run_dir=str(tmp_path / "ddp"), steps=8, resume=True, workers=0, device="cpu")
     )
