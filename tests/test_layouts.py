@@ -201,3 +201,22 @@ def test_bad_options_are_refused() -> None:
         LayoutOptions(scale_range=(0.5, 1.2))
     with pytest.raises(ValueError, match="rare-boost"):
         LayoutOptions(rare_boost=float("nan"))
+
+
+def test_the_layouts_command_writes_a_tree_and_refuses_bad_options(street_tree: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fgaug.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "new-masks"
+    arguments = ["layouts", str(street_tree), "--split", "train", "--out", str(out), "--n", "2", "--limit", "3"]
+    result = runner.invoke(app, [*arguments, "--paste", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["written"] == 6 and summary["sources"] == 3 and len(read_layout_records(out / "layouts.jsonl")) == 6
+    assert runner.invoke(app, [*arguments, "--max-scale", "nan"]).exit_code == 2
+    refused = runner.invoke(app, [*arguments, "--max-scale", "0.5"])
+    assert refused.exit_code == 1 and "scale range" in refused.output
+    inside = runner.invoke(app, ["layouts", str(street_tree), "--out", str(street_tree / "inside")])
+    assert inside.exit_code == 1 and "must not be inside the input" in inside.output
