@@ -45,6 +45,7 @@ from fgaug.protocol import (
     SMALL_CLASSES,
     PairArrays,
     ProbeRecipe,
+    curve_table,
     mixed_batches,
     read_pairs,
     run_arm,
@@ -370,13 +371,7 @@ def part_report(args: argparse.Namespace) -> None:
     records = read_results(args.study)
     summary = summarise(records)
     atomic_write_bytes(args.study / "summary.json", to_json(summary, indent=1).encode())
-    lines = ["| real N | seeds | test mIoU | 95% CI | rise to next | valid |", "| --- | --- | --- | --- | --- | --- |"]
-    for row in summary["curve"]:
-        rise = row.get("rise_to_next")
-        lines.append(
-            f"| {row['real']} | {len(row['seeds'])} | {row['mean']:.4f} | ± {row['half_width']:.4f} | "
-            f"{'' if rise is None else f'{rise:+.4f}'} | {row.get('valid', '')} |"
-        )
+    lines = curve_table(summary["curve"])
     lines += [
         "",
         "| strategy | N | seeds | synthetic | mIoU | Δ mIoU [95% CI] | worth in real images "

@@ -45,7 +45,7 @@ from fgaug.metrics import (
 from fgaug.plots import class_bars, learning_curve_plot, line_plot
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
-from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, read_pairs, run_arm, summarise
+from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, curve_table, read_pairs, run_arm, summarise
 from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import network_error, predict_train_ids
 
@@ -410,15 +410,8 @@ def augment_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
         "",
         "## Real-only learning curve",
         "",
-        "| real images | seeds | test mIoU | 95% CI | rise to next | valid |",
+        *curve_table(report["curve"]),
     ]
-    lines.append("| --- | --- | --- | --- | --- | --- |")
-    for row in report["curve"]:
-        rise = row.get("rise_to_next")
-        lines.append(
-            f"| {row['real']} | {len(row['seeds'])} | {row['mean']:.4f} | ± {row['half_width']:.4f} | "
-            f"{'' if rise is None else f'{rise:+.4f}'} | {row.get('valid', '')} |"
-        )
     lines += [
         "",
         "A size is *valid* where doubling the real data raises the mean by more than its interval's half-width.",

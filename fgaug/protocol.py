@@ -291,3 +291,18 @@ def summarise(results: Sequence[dict[str, Any]], confidence: float = 0.95) -> di
             }
         )
     return {"confidence": confidence, "curve": curve, "strategies": strategies}
+
+
+def curve_table(curve: Sequence[dict[str, Any]]) -> list[str]:
+    """The learning curve of :func:`summarise` as Markdown table lines."""
+    lines = [
+        "| real images | seeds | test mIoU | 95% CI | rise to next | valid |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in curve:
+        rise = row.get("rise_to_next")
+        lines.append(
+            f"| {row['real']} | {len(row['seeds'])} | {row['mean']:.4f} | ± {row['half_width']:.4f} | "
+            f"{'' if rise is None else f'{rise:+.4f}'} | {row.get('valid', '')} |"
+        )
+    return lines
