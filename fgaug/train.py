@@ -91,7 +91,8 @@ class TrainOptions:
     skip_bad: bool = False
     max_bad_steps: int = 20
     patience: int | None = None
-    """Stop after this many validations in a row without a new best validation bits/dim."""
+    """Stop after this many validations in a row without a new best validation bits/dim (None or
+    0: never; 0 also switches off a patience saved in a resumed run's config)."""
     gradient_checkpointing: bool = False
     compile: bool = False
     tensorboard: bool | None = None
