@@ -140,6 +140,7 @@ class Strategy:
     allocate: str = "uniform"
     layouts: LayoutOptions | None = None
     content: bool = False
+    keep_unchanged: bool = True
     ignore: bool = False
     mixing: str = "concat"
     generator: str = "fair"
@@ -166,10 +167,20 @@ STRATEGIES: dict[str, Strategy] = {
     "layouts-paste-rare": Strategy("new layouts: pasted objects, rare classes boosted, prior", layouts=PASTE_RARE),
     "layouts-all": Strategy("new layouts: flip, jitter, pasted rare-boosted objects, prior", layouts=ALL_EDITS),
     "content-paste": Strategy(
-        "real appearance: content transfer onto pasted-object layouts", layouts=PASTE, content=True
+        "real appearance: content transfer onto pasted-object layouts, real photo kept outside the edits",
+        layouts=PASTE,
+        content=True,
+    ),
+    "content-paste-raw": Strategy(
+        "real appearance: the paper's whole-image content transfer onto pasted-object layouts",
+        layouts=PASTE,
+        content=True,
+        keep_unchanged=False,
     ),
     "content-all": Strategy(
-        "real appearance: content transfer onto all-edits layouts", layouts=ALL_EDITS, content=True
+        "real appearance: content transfer onto all-edits layouts, real photo kept outside the edits",
+        layouts=ALL_EDITS,
+        content=True,
     ),
     "targeted-rare": Strategy("prior samples allocated to masks holding rare classes", allocate="rare"),
     "targeted-hard": Strategy("prior samples allocated by 1 - val IoU of the real-only probe", allocate="weights"),
@@ -303,6 +314,7 @@ def synthesize(study: Path, name: str, strategy: Strategy, size: int, real: Pair
         allocate=strategy.allocate,
         class_weights=str(hardness_weights(study, size)) if strategy.allocate == "weights" else None,
         content_from=content,
+        keep_unchanged=strategy.keep_unchanged,
         ignore_segmenter=str(filter_probe(study, size, real, val)) if strategy.ignore else None,
         at_model_resolution=True,
         limit=None if strategy.layouts is not None else size,

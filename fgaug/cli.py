@@ -375,6 +375,14 @@ def generate(
             "photo by content transfer (one photo per layout, --n 1)."
         ),
     ] = None,
+    keep_unchanged: Annotated[
+        bool,
+        typer.Option(
+            help="With --content-from: keep the real photo's pixels wherever the layout did not change (2-pixel "
+            "margin) and take only the edited regions from the decoded image; --no-keep-unchanged writes the "
+            "whole decoded image (the paper's transfer)."
+        ),
+    ] = True,
     ignore_map: Annotated[
         Path | None,
         typer.Option(
@@ -428,6 +436,7 @@ def generate(
         class_weights=str(class_weights) if class_weights else None,
         reject_fraction=reject,
         content_from=str(content_from) if content_from else None,
+        keep_unchanged=keep_unchanged,
         ignore_segmenter=str(ignore_map) if ignore_map else None,
         ignore_below=ignore_below,
         splits=split,

@@ -69,6 +69,7 @@ class GenerateOptions:
     class_weights: str | None = None
     reject_fraction: float = 0.0
     content_from: str | None = None
+    keep_unchanged: bool = True
     ignore_segmenter: str | None = None
     ignore_below: float = 0.05
     splits: Sequence[str] | None = None
@@ -519,7 +520,9 @@ def _transfer_work(
     tally = _Tally()
     for batch in _batches(work, 1, options.batch_size):
         try:
-            images = transfer_onto_layouts(model, source, [item.group for item in batch], read, device)
+            images = transfer_onto_layouts(
+                model, source, [item.group for item in batch], read, device, options.keep_unchanged
+            )
         except DataError as error:
             if not options.skip_bad:
                 raise
@@ -544,6 +547,8 @@ def check_modes(options: GenerateOptions) -> None:
     plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
     if options.content_from and not plain:
         raise ValueError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
+    if not options.keep_unchanged and not options.content_from:
+        raise ValueError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
 
 
 def _path(text: str | None) -> Path | None:

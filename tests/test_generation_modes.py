@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,7 +14,8 @@ from PIL import Image
 from test_generate import photos, run
 
 from fgaug.allocate import allocate, class_presence, rarity_weights, share_samples
-from fgaug.data.cityscapes import find_groups, read_label_ids, resize_labels, resize_photo
+from fgaug.content import EDIT_MARGIN
+from fgaug.data.cityscapes import find_groups, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import LABEL_BY_NAME, ids_to_train_ids
 from fgaug.data.layouts import LayoutOptions, write_layouts
@@ -114,35 +116,58 @@ def test_content_transfer_onto_flipped_layouts_gives_the_flipped_photo(
         np.testing.assert_array_equal(written, expected)
 
 
-def test_content_transfer_with_pasted_objects_keeps_the_unchanged_background(
+def test_content_transfer_with_pasted_objects_keeps_the_real_photo_outside_the_edits(
     small_tree: Path, test_checkpoint: Path, tmp_path: Path
 ) -> None:
+    """Outside the edited region (labels changed, grown by the margin) the written photo is the
+    real one pixel for pixel; inside, it is the paper's whole-image transfer; and the background
+    of the whole-image transfer is closer to the real photo than its edited region is."""
     groups = find_groups(small_tree, ["train"]).groups
     layouts = tmp_path / "layouts"
     write_layouts(groups, small_tree, layouts, LayoutOptions(n=1, flip_probability=0, jitter_probability=0, paste=3))
-    out = tmp_path / "content"
-    run(layouts, out, test_checkpoint, n=1, content_from=str(small_tree), at_model_resolution=True)
-    by_key = {g.key: g for g in groups}
-    unchanged_error, changed_error = [], []
-    for record in manifest(out):
-        layout = json.loads(
-            next(
-                line
-                for line in (layouts / "layouts.jsonl").read_text().splitlines()
-                if json.loads(line)["output"].endswith(Path(record["source"]["mask"]).name)
-            )
-        )
+    kept, whole = tmp_path / "kept", tmp_path / "whole"
+    run(layouts, kept, test_checkpoint, n=1, content_from=str(small_tree), at_model_resolution=True)
+    run(
+        layouts,
+        whole,
+        test_checkpoint,
+        n=1,
+        content_from=str(small_tree),
+        at_model_resolution=True,
+        keep_unchanged=False,
+    )
+    by_key, size = {g.key: g for g in groups}, (16, 32)
+    layout_records = [json.loads(line) for line in (layouts / "layouts.jsonl").read_text().splitlines()]
+    whole_photos = {r["source"]["mask"]: r["outputs"]["photo"] for r in manifest(whole)}
+    unchanged_error, changed_error, edited_somewhere = [], [], False
+    for record in manifest(kept):
+        layout = next(r for r in layout_records if r["output"].endswith(Path(record["source"]["mask"]).name))
         source = by_key[layout["source"]]
-        size = (16, 32)
         real = resize_photo(read_rgb(source.photo), size).astype(int)
-        written = np.asarray(Image.open(out / record["outputs"]["photo"])).astype(int)
+        written = np.asarray(Image.open(kept / record["outputs"]["photo"])).astype(int)
+        decoded = np.asarray(Image.open(whole / whole_photos[record["source"]["mask"]])).astype(int)
         same = resize_labels(read_label_ids(source.mask), size) == resize_labels(
             read_label_ids(layouts / layout["output"]), size
         )
-        unchanged_error.append(np.abs(written - real)[same].mean())
+        same_instances = resize_labels(read_instance_ids(source.instance_ids), size) == resize_labels(
+            read_instance_ids(layouts / layout["output"].replace("labelIds", "instanceIds")), size
+        )
+        reach = 2 * (EDIT_MARGIN + 1) + 1  # an instance edit moves its boundary channel one pixel further
+        grown = cv2.dilate((~(same & same_instances)).astype(np.uint8), np.ones((reach, reach), np.uint8)).astype(bool)
+        np.testing.assert_array_equal(written[~grown], real[~grown])
+        np.testing.assert_array_equal(written[~same], decoded[~same])
+        assert record["edited_fraction"] >= (~same).mean() - 1e-4 and record["kept_unchanged"]
+        edited_somewhere |= bool((~same).any())
+        unchanged_error.append(np.abs(decoded - real)[same].mean())
         if (~same).any():
-            changed_error.append(np.abs(written - real)[~same].mean())
+            changed_error.append(np.abs(decoded - real)[~same].mean())
+    assert edited_somewhere and np.mean(unchanged_error) > 0
     assert np.mean(unchanged_error) < np.mean(changed_error)
+
+
+def test_keep_unchanged_is_refused_without_content(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--no-keep-unchanged"):
+        run(small_tree / "gtFine" / "val", tmp_path / "x", test_checkpoint, n=1, keep_unchanged=False)
 
 
 def test_content_transfer_needs_layouts_and_one_photo_each(
