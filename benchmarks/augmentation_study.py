@@ -141,6 +141,7 @@ class Strategy:
     layouts: LayoutOptions | None = None
     content: bool = False
     keep_unchanged: bool = True
+    content_fill: str = "transfer"
     ignore: bool = False
     mixing: str = "concat"
     generator: str = "fair"
@@ -176,6 +177,12 @@ STRATEGIES: dict[str, Strategy] = {
         layouts=PASTE,
         content=True,
         keep_unchanged=False,
+    ),
+    "content-paste-prior": Strategy(
+        "real photo kept outside the edits, pasted objects drawn from the prior of the layout at T",
+        layouts=PASTE,
+        content=True,
+        content_fill="prior",
     ),
     "content-all": Strategy(
         "real appearance: content transfer onto all-edits layouts, real photo kept outside the edits",
@@ -315,6 +322,7 @@ def synthesize(study: Path, name: str, strategy: Strategy, size: int, real: Pair
         class_weights=str(hardness_weights(study, size)) if strategy.allocate == "weights" else None,
         content_from=content,
         keep_unchanged=strategy.keep_unchanged,
+        content_fill=strategy.content_fill,
         ignore_segmenter=str(filter_probe(study, size, real, val)) if strategy.ignore else None,
         at_model_resolution=True,
         limit=None if strategy.layouts is not None else size,

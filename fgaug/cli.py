@@ -383,6 +383,13 @@ def generate(
             "whole decoded image (the paper's transfer)."
         ),
     ] = True,
+    content_fill: Annotated[
+        str,
+        typer.Option(
+            help="With --content-from: what draws the edited regions, 'transfer' (the photo's latents decoded "
+            "under the layout) or 'prior' (the model's sample of the layout at --temp, as plain generate draws it)."
+        ),
+    ] = "transfer",
     ignore_map: Annotated[
         Path | None,
         typer.Option(
@@ -437,6 +444,7 @@ def generate(
         reject_fraction=reject,
         content_from=str(content_from) if content_from else None,
         keep_unchanged=keep_unchanged,
+        content_fill=content_fill,
         ignore_segmenter=str(ignore_map) if ignore_map else None,
         ignore_below=ignore_below,
         splits=split,

@@ -14,7 +14,9 @@ taken from the decoded image and the real photo is kept, pixel for pixel, everyw
     edited = dilate(condition(source labels) != condition(layout), margin)
     written = edited * new photo + (1 - edited) * photo
 
-``keep_unchanged=False`` writes the paper's whole decoded image. ``fgaug generate --content-from
+``keep_unchanged=False`` writes the paper's whole decoded image. A ``fill`` (``generate
+--content-fill prior``: the model's own prior sample of the layout at T) replaces the decoded image
+in the edited region, so the real photo carries objects the model drew for that layout. ``fgaug generate --content-from
 ROOT`` runs it for a whole tree (``ROOT`` is the tree the layouts were made from); the output is
 written as ``generate`` writes samples (one per layout), its manifest lines naming the content
 photo and the edited fraction of the image.
@@ -22,7 +24,7 @@ photo and the edited fraction of the image.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +109,10 @@ def content_condition(labels: LabelSet, options: ReadOptions) -> np.ndarray:
 
 EDIT_MARGIN = 2
 
+EditFill = Callable[[torch.Tensor], list[torch.Tensor | None]]
+"""Layout conditions (B, C, H, W) on the device -> per layout an image (3, H, W) in [0, 1] for its
+edited region, or None to keep the decoded one there."""
+
 
 def edited_region(content_condition_image: np.ndarray, layout_condition_image: np.ndarray, margin: int) -> np.ndarray:
     """(H, W) bool: pixels whose condition differs between the source labels and the layout (any
@@ -125,10 +131,13 @@ def transfer_onto_layouts(
     options: ReadOptions,
     device: torch.device,
     keep_unchanged: bool = True,
+    fill: EditFill | None = None,
 ) -> list[tuple[torch.Tensor, dict[str, Any]]]:
     """For each layout group: the content-transferred photo (3, H, W) in [0, 1] at model size and
     what the manifest records about its content. ``keep_unchanged`` keeps the real photo outside
-    the edited region (see the module's docstring)."""
+    the edited region, ``fill`` draws the edited region (see the module's docstring)."""
+    if fill is not None and not keep_unchanged:
+        raise ValueError("a fill of the edited region needs the real photo kept outside it (keep_unchanged)")
     photos, content_masks, layout_masks, edits, notes = [], [], [], [], []
     for group in groups:
         photo, labels, record = source.aligned_pair(group)
@@ -146,11 +155,13 @@ def transfer_onto_layouts(
                 "kept_unchanged": keep_unchanged,
             }
         )
-    real = torch.stack(photos)
-    transferred = model.transfer(
-        real.to(device), torch.stack(content_masks).to(device), torch.stack(layout_masks).to(device)
-    )
-    written = transferred.cpu()
+    real, layouts = torch.stack(photos), torch.stack(layout_masks).to(device)
+    written = model.transfer(real.to(device), torch.stack(content_masks).to(device), layouts).cpu()
+    fills = fill(layouts) if fill is not None else [None] * len(groups)
+    for index, image in enumerate(fills):
+        if image is not None:
+            written[index] = image.cpu()
+        notes[index]["edit_fill"] = "transfer" if image is None else "prior"
     if keep_unchanged:
         written = torch.where(torch.stack(edits).unsqueeze(1), written, real)
     return list(zip(written, notes, strict=True))

@@ -31,7 +31,7 @@ from PIL import Image
 from fgaug import distributed
 from fgaug.allocate import allocate
 from fgaug.checkpoint import Checkpoint, load_checkpoint
-from fgaug.content import ContentSource, transfer_onto_layouts
+from fgaug.content import ContentSource, EditFill, transfer_onto_layouts
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
@@ -49,6 +49,7 @@ from fgaug.runtime import RuntimeChoiceError, resolve_precision
 DEMO_MODEL_NAME = "demo-toy-64x128.pt"
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 MAX_REDRAWS = 8
+CONTENT_FILLS = ("transfer", "prior")
 
 
 @dataclass
@@ -70,6 +71,7 @@ class GenerateOptions:
     reject_fraction: float = 0.0
     content_from: str | None = None
     keep_unchanged: bool = True
+    content_fill: str = "transfer"
     ignore_segmenter: str | None = None
     ignore_below: float = 0.05
     splits: Sequence[str] | None = None
@@ -520,9 +522,9 @@ def _transfer_work(
     tally = _Tally()
     for batch in _batches(work, 1, options.batch_size):
         try:
-            images = transfer_onto_layouts(
-                model, source, [item.group for item in batch], read, device, options.keep_unchanged
-            )
+            groups = [item.group for item in batch]
+            fill = _prior_fill(model, [g.key for g in groups], options) if options.content_fill == "prior" else None
+            images = transfer_onto_layouts(model, source, groups, read, device, options.keep_unchanged, fill)
         except DataError as error:
             if not options.skip_bad:
                 raise
@@ -538,6 +540,18 @@ def _transfer_work(
     return tally
 
 
+def _prior_fill(model: Sampler, keys: Sequence[str], options: GenerateOptions) -> EditFill:
+    """The edited regions drawn from the prior: each layout's sample 0 as plain ``generate`` draws
+    it (same seed, redrawn where it diverges); a layout whose every draw diverged keeps the
+    decoded image."""
+
+    def fill(layouts: torch.Tensor) -> list[torch.Tensor | None]:
+        draws = draw_best(model, layouts, keys, [[0]] * len(keys), options.temperature, options.seed)
+        return [row[0].image if isinstance(row[0], Draw) else None for row in draws]
+
+    return fill
+
+
 def check_modes(options: GenerateOptions) -> None:
     """Refuse option combinations that mean nothing, in one line each."""
     if not 0 <= options.reject_fraction < 1:
@@ -547,6 +561,10 @@ def check_modes(options: GenerateOptions) -> None:
     plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
     if options.content_from and not plain:
         raise ValueError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
+    if options.content_fill not in CONTENT_FILLS:
+        raise ValueError(f"--content-fill must be one of {', '.join(CONTENT_FILLS)}, got {options.content_fill!r}")
+    if options.content_fill != "transfer" and not (options.content_from and options.keep_unchanged):
+        raise ValueError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
     if not options.keep_unchanged and not options.content_from:
         raise ValueError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
 

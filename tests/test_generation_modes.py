@@ -165,6 +165,40 @@ def test_content_transfer_with_pasted_objects_keeps_the_real_photo_outside_the_e
     assert np.mean(unchanged_error) < np.mean(changed_error)
 
 
+def test_prior_fill_draws_the_edited_regions_as_generate_draws_the_layout(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``--content-fill prior``: inside the edited region the photo is plain generate's sample of
+    the layout (same seed), outside it the real photo."""
+    groups = find_groups(small_tree, ["train"]).groups
+    layouts = tmp_path / "layouts"
+    write_layouts(groups, small_tree, layouts, LayoutOptions(n=1, flip_probability=0, jitter_probability=0, paste=3))
+    filled, plain, transferred = tmp_path / "filled", tmp_path / "plain", tmp_path / "transferred"
+    common = {"n": 1, "at_model_resolution": True}
+    run(layouts, filled, test_checkpoint, content_from=str(small_tree), content_fill="prior", **common)
+    run(layouts, transferred, test_checkpoint, content_from=str(small_tree), **common)
+    run(layouts, plain, test_checkpoint, **common)
+    sampled = {r["source"]["mask"]: r["outputs"]["photo"] for r in manifest(plain)}
+    decoded = {r["source"]["mask"]: r["outputs"]["photo"] for r in manifest(transferred)}
+    layout_records = [json.loads(line) for line in (layouts / "layouts.jsonl").read_text().splitlines()]
+    by_key, differs_from_transfer = {g.key: g for g in groups}, False
+    for record in manifest(filled):
+        assert record["edit_fill"] == "prior"
+        mask = record["source"]["mask"]
+        written = np.asarray(Image.open(filled / record["outputs"]["photo"])).astype(int)
+        drawn = np.asarray(Image.open(plain / sampled[mask])).astype(int)
+        transfer = np.asarray(Image.open(transferred / decoded[mask])).astype(int)
+        layout = next(r for r in layout_records if r["output"].endswith(Path(mask).name))
+        same = resize_labels(read_label_ids(by_key[layout["source"]].mask), (16, 32)) == resize_labels(
+            read_label_ids(layouts / layout["output"]), (16, 32)
+        )
+        np.testing.assert_array_equal(written[~same], drawn[~same])
+        differs_from_transfer |= bool((written[~same] != transfer[~same]).any())
+    assert differs_from_transfer
+    with pytest.raises(ValueError, match="--content-fill"):
+        run(layouts, tmp_path / "x", test_checkpoint, content_fill="prior", **common)
+
+
 def test_keep_unchanged_is_refused_without_content(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--no-keep-unchanged"):
         run(small_tree / "gtFine" / "val", tmp_path / "x", test_checkpoint, n=1, keep_unchanged=False)
