@@ -16,7 +16,8 @@ taken from the decoded image and the real photo is kept, pixel for pixel, everyw
 
 ``keep_unchanged=False`` writes the paper's whole decoded image. A ``fill`` (``generate
 --content-fill prior``: the model's own prior sample of the layout at T) replaces the decoded image
-in the edited region, so the real photo carries objects the model drew for that layout. ``fgaug generate --content-from
+in the edited region, so the real photo carries objects the model drew for that layout; a layout
+whose fill failed (every draw diverged) comes back without an image. ``fgaug generate --content-from
 ROOT`` runs it for a whole tree (``ROOT`` is the tree the layouts were made from); the output is
 written as ``generate`` writes samples (one per layout), its manifest lines naming the content
 photo and the edited fraction of the image.
@@ -111,7 +112,7 @@ EDIT_MARGIN = 2
 
 EditFill = Callable[[torch.Tensor], list[torch.Tensor | None]]
 """Layout conditions (B, C, H, W) on the device -> per layout an image (3, H, W) in [0, 1] for its
-edited region, or None to keep the decoded one there."""
+edited region, or None where none could be drawn."""
 
 
 def edited_region(content_condition_image: np.ndarray, layout_condition_image: np.ndarray, margin: int) -> np.ndarray:
@@ -132,10 +133,11 @@ def transfer_onto_layouts(
     device: torch.device,
     keep_unchanged: bool = True,
     fill: EditFill | None = None,
-) -> list[tuple[torch.Tensor, dict[str, Any]]]:
-    """For each layout group: the content-transferred photo (3, H, W) in [0, 1] at model size and
-    what the manifest records about its content. ``keep_unchanged`` keeps the real photo outside
-    the edited region, ``fill`` draws the edited region (see the module's docstring)."""
+) -> list[tuple[torch.Tensor | None, dict[str, Any]]]:
+    """For each layout group: the content-transferred photo (3, H, W) in [0, 1] at model size (None
+    where ``fill`` failed) and what the manifest records about its content. ``keep_unchanged`` keeps
+    the real photo outside the edited region, ``fill`` draws the edited region (see the module's
+    docstring)."""
     if fill is not None and not keep_unchanged:
         raise ValueError("a fill of the edited region needs the real photo kept outside it (keep_unchanged)")
     photos, content_masks, layout_masks, edits, notes = [], [], [], [], []
@@ -156,12 +158,12 @@ def transfer_onto_layouts(
             }
         )
     real, layouts = torch.stack(photos), torch.stack(layout_masks).to(device)
-    written = model.transfer(real.to(device), torch.stack(content_masks).to(device), layouts).cpu()
-    fills = fill(layouts) if fill is not None else [None] * len(groups)
-    for index, image in enumerate(fills):
+    decoded = model.transfer(real.to(device), torch.stack(content_masks).to(device), layouts).cpu()
+    drawn = fill(layouts) if fill is not None else list(decoded)
+    written: list[tuple[torch.Tensor | None, dict[str, Any]]] = []
+    for image, edited, photo, note in zip(drawn, edits, real, notes, strict=True):
+        note["edit_fill"] = "transfer" if fill is None else "prior"
         if image is not None:
-            written[index] = image.cpu()
-        notes[index]["edit_fill"] = "transfer" if image is None else "prior"
-    if keep_unchanged:
-        written = torch.where(torch.stack(edits).unsqueeze(1), written, real)
-    return list(zip(written, notes, strict=True))
+            image = torch.where(edited, image.cpu(), photo) if keep_unchanged else image.cpu()
+        written.append((image, note))
+    return written

@@ -523,7 +523,9 @@ def _transfer_work(
     for batch in _batches(work, 1, options.batch_size):
         try:
             groups = [item.group for item in batch]
-            fill = _prior_fill(model, [g.key for g in groups], options) if options.content_fill == "prior" else None
+            fill = (
+                _prior_fill(model, [g.key for g in groups], options, tally) if options.content_fill == "prior" else None
+            )
             images = transfer_onto_layouts(model, source, groups, read, device, options.keep_unchanged, fill)
         except DataError as error:
             if not options.skip_bad:
@@ -534,20 +536,30 @@ def _transfer_work(
             continue
         for item, (image, notes) in zip(batch, images, strict=True):
             progress.advance(1)
+            if image is None:
+                tally.failures.append(
+                    f"{item.group.mask}: every prior draw of its edited region diverged at T={options.temperature}; "
+                    "a lower --temp avoids this"
+                )
+                tally.failed_samples += 1
+                continue
             metadata = {"mode": "content transfer", "model": checkpoint.model_id, "model_file": checkpoint.path.name}
             writer.write(item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1
     return tally
 
 
-def _prior_fill(model: Sampler, keys: Sequence[str], options: GenerateOptions) -> EditFill:
+def _prior_fill(model: Sampler, keys: Sequence[str], options: GenerateOptions, tally: _Tally) -> EditFill:
     """The edited regions drawn from the prior: each layout's sample 0 as plain ``generate`` draws
-    it (same seed, redrawn where it diverges); a layout whose every draw diverged keeps the
-    decoded image."""
+    it (same seed, redrawn where it diverges, the diverged draws counted); None for a layout whose
+    every draw diverged."""
 
     def fill(layouts: torch.Tensor) -> list[torch.Tensor | None]:
-        draws = draw_best(model, layouts, keys, [[0]] * len(keys), options.temperature, options.seed)
-        return [row[0].image if isinstance(row[0], Draw) else None for row in draws]
+        draws = [
+            row[0] for row in draw_best(model, layouts, keys, [[0]] * len(keys), options.temperature, options.seed)
+        ]
+        tally.diverged += sum(draw.diverged for draw in draws)
+        return [draw.image if isinstance(draw, Draw) else None for draw in draws]
 
     return fill
 

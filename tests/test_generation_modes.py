@@ -197,6 +197,17 @@ def test_prior_fill_draws_the_edited_regions_as_generate_draws_the_layout(
     assert differs_from_transfer
     with pytest.raises(ValueError, match="--content-fill"):
         run(layouts, tmp_path / "x", test_checkpoint, content_fill="prior", **common)
+    hot = run(
+        layouts,
+        tmp_path / "hot",
+        test_checkpoint,
+        content_from=str(small_tree),
+        content_fill="prior",
+        temperature=1e6,
+        **common,
+    )  # every draw diverges: nothing written, each layout a failure
+    assert hot.written == 0 and hot.failed_samples == len(groups)
+    assert all("edited region diverged" in failure for failure in hot.failed)
 
 
 def test_keep_unchanged_is_refused_without_content(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
