@@ -152,6 +152,7 @@ ONLY_FLIP = LayoutOptions(n=4, flip_probability=1.0, jitter_probability=0.0, pas
 ONLY_JITTER = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=1.0, paste=0)
 PASTE = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3)
 PASTE_RARE = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3, rare_boost=1.0)
+PASTE_PHOTOS = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3, photos=True)
 ALL_EDITS = LayoutOptions(n=4, flip_probability=0.5, jitter_probability=0.5, paste=3, rare_boost=1.0)
 
 STRATEGIES: dict[str, Strategy] = {
@@ -188,6 +189,11 @@ STRATEGIES: dict[str, Strategy] = {
         "real appearance: content transfer onto all-edits layouts, real photo kept outside the edits",
         layouts=ALL_EDITS,
         content=True,
+    ),
+    "copy-paste-real": Strategy(
+        "no generator: pasted-object layouts with real pixels (the source photo, each object cut from its own)",
+        layouts=PASTE_PHOTOS,
+        generator="none",
     ),
     "targeted-rare": Strategy("prior samples allocated to masks holding rare classes", allocate="rare"),
     "targeted-hard": Strategy("prior samples allocated by 1 - val IoU of the real-only probe", allocate="weights"),
@@ -300,8 +306,13 @@ def synthesize(study: Path, name: str, strategy: Strategy, size: int, real: Pair
     root = study / "synthetic" / name / f"N{size}"
     tree, marker = root / "tree", root / "complete.json"
     if marker.is_file():
-        return tree
+        return root / "layouts" if strategy.generator == "none" else tree
     world = write_world(study)
+    if strategy.generator == "none":  # the layouts tree is the synthetic data (real pixels)
+        groups = find_groups(world, ["train"]).groups[:size]
+        summary = write_layouts(groups, world, root / "layouts", strategy.layouts or LayoutOptions(photos=True))
+        atomic_write_bytes(marker, json.dumps({"written": summary.written, "pasted": summary.pasted}).encode())
+        return root / "layouts"
     model = str(generator_checkpoint(study, size, strategy.generator))
     masks, per_mask, content = world / "gtFine" / "train", strategy.per_mask, None
     if strategy.layouts is not None:

@@ -556,6 +556,13 @@ def layouts(
         ),
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed; each layout derives its own from it and the mask's path.")] = 0,
+    photos: Annotated[
+        bool,
+        typer.Option(
+            help="Also write each layout's photo from real pixels: the source photo flipped, scaled and cropped "
+            "as its labels, pasted objects cut from their own photos (copy-paste augmentation, no generator)."
+        ),
+    ] = False,
     split: Annotated[
         list[str] | None, typer.Option(help="Splits of a Cityscapes root (repeatable; default all).")
     ] = None,
@@ -589,6 +596,7 @@ def layouts(
             paste=paste,
             rare_boost=rare_boost,
             seed=seed,
+            photos=photos,
         )
         summary = make_layouts(masks, out, options, split, mask_format, limit, progress_for("masks", as_json))
 

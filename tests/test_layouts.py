@@ -3,6 +3,7 @@ pastes, deterministic, resumable, the input untouched."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from compat import torchvision_cityscapes
 from PIL import Image
 
-from fgaug.data.cityscapes import find_groups, read_label_ids
+from fgaug.data.cityscapes import find_groups, read_instance_ids, read_label_ids
+from fgaug.data.io import DataError
 from fgaug.data.labels import LABEL_BY_NAME, ids_to_color, ids_to_train_ids
 from fgaug.data.layouts import (
     GROUND,
@@ -25,6 +27,7 @@ from fgaug.data.layouts import (
     make_layout,
     object_depth,
     paste,
+    read_layout_photo,
     read_layout_records,
     write_layouts,
 )
@@ -220,3 +223,46 @@ def test_the_layouts_command_writes_a_tree_and_refuses_bad_options(street_tree: 
     assert refused.exit_code == 1 and "scale range" in refused.output
     inside = runner.invoke(app, ["layouts", str(street_tree), "--out", str(street_tree / "inside")])
     assert inside.exit_code == 1 and "must not be inside the input" in inside.output
+
+
+def test_photos_carry_the_real_pixels_of_the_source_and_of_each_pasted_object(
+    street_tree: Path, tmp_path: Path
+) -> None:
+    """``photos``: a flip alone gives the flipped source photo; with pastes, the photo is the source
+    photo wherever the labels kept their class and instance (but where a pole was pasted over a
+    pole) and the pasted objects' pixels where they changed."""
+    groups = find_groups(street_tree, ["train"]).groups[:4]
+    flipped = tmp_path / "flipped"
+    write_layouts(
+        groups, street_tree, flipped, LayoutOptions(n=1, flip_probability=1, jitter_probability=0, paste=0, photos=True)
+    )
+    pasted = tmp_path / "pasted"
+    write_layouts(
+        groups, street_tree, pasted, LayoutOptions(n=2, flip_probability=0, jitter_probability=0, paste=3, photos=True)
+    )
+    by_key = {g.key: g for g in groups}
+    for record in read_layout_records(flipped / "layouts.jsonl"):
+        source = by_key[record["key"]]
+        real = read_layout_photo(source, read_label_ids(source.mask).shape)
+        np.testing.assert_array_equal(np.asarray(Image.open(flipped / record["photo"])), real[:, ::-1])
+    changed_pixels = differing = 0
+    for record in read_layout_records(pasted / "layouts.jsonl"):
+        source = by_key[record["key"]]
+        real = read_layout_photo(source, read_label_ids(source.mask).shape)
+        photo = np.asarray(Image.open(pasted / record["photo"]))
+        instances = str(record["output"]).replace("labelIds", "instanceIds")
+        same = (read_label_ids(source.mask) == read_label_ids(pasted / record["output"])) & (
+            read_instance_ids(source.instance_ids) == read_instance_ids(pasted / instances)
+        )
+        assert (photo[same] == real[same]).all(axis=1).mean() > 0.995
+        changed_pixels += int((~same).sum())
+        differing += int((photo[~same] != real[~same]).any(axis=1).sum())
+    assert changed_pixels > 0 and differing > 0.8 * changed_pixels
+    assert {g.key for g in find_groups(pasted, None).groups if g.photo is not None}  # a full Cityscapes tree
+
+
+def test_photos_need_a_photo_beside_each_mask(street_tree: Path, tmp_path: Path) -> None:
+    groups = find_groups(street_tree, ["train"]).groups[:2]
+    masks_only = dataclasses.replace(groups[0], photo=None)
+    with pytest.raises(DataError, match=str(groups[0].mask)):
+        write_layouts([masks_only, groups[1]], street_tree, tmp_path / "x", LayoutOptions(n=1, paste=1, photos=True))

@@ -17,6 +17,11 @@ A new layout is made in label space, so its labels are exact by construction: a 
    With ``rare_boost`` > 0 a class is chosen with probability proportional to its pixel frequency
    to the power ``-rare_boost`` (rare classes more often), then an instance of it uniformly.
 
+With ``photos`` the source photos travel with the labels: every layout is also written as a
+``leftImg8bit`` photo, the source photo flipped, scaled and cropped as its labels were, each
+pasted object's real pixels from its own photo, resized and occluded exactly as its labels
+(copy-paste augmentation in real pixels, Ghiasi et al. 2021: the baseline that needs no generator).
+
 Every label file is written from the final label and instance maps, so they agree: labelIds,
 instanceIds (``id * 1000 + k`` for instance classes), color, labelTrainIds and polygons (traced
 from the maps, stuff before things, large before small, each object a polygon per connected
@@ -39,7 +44,7 @@ import cv2
 import numpy as np
 
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_photo
-from fgaug.data.io import atomic_write_bytes, encode_png
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_train_ids
 from fgaug.data.writer import check_output_root, frame_names, read_manifest
 from fgaug.finite import to_json
@@ -159,12 +164,15 @@ class Cutout:
     left: int
     horizon: float
     instance: int = 0
+    pixels: np.ndarray | None = None
+    """(h, w, 3) uint8: the source photo's pixels of the box, when photos travel with the labels."""
 
 
-def find_cutouts(key: str, labels: LabelSet) -> list[Cutout]:
+def find_cutouts(key: str, labels: LabelSet, photo: np.ndarray | None = None) -> list[Cutout]:
     """The objects of a mask that can be pasted elsewhere: whole instances of instance classes and
     traffic signs and lights with the poles they touch, away from the left, right and bottom
-    borders (a cut-off object would look cut off anywhere), at least :data:`MIN_OBJECT_PIXELS`."""
+    borders (a cut-off object would look cut off anywhere), at least :data:`MIN_OBJECT_PIXELS`.
+    With ``photo`` (at the labels' size) each cutout carries its pixels."""
     height, width = labels.shape
     horizon = horizon_row(labels.label_ids)
     cutouts = []
@@ -172,7 +180,7 @@ def find_cutouts(key: str, labels: LabelSet) -> list[Cutout]:
         label = LABEL_BY_ID[int(instance) // 1000].name
         region = labels.instance_ids == instance
         if label in INSTANCE_CLASSES and _whole(region):
-            cutouts.append(_cut(key, label, labels.label_ids, region, horizon, int(instance)))
+            cutouts.append(_cut(key, label, labels.label_ids, region, horizon, photo, int(instance)))
     pole = labels.label_ids == LABEL_BY_NAME["pole"].id
     for name in POLE_MOUNTED:
         count, parts = cv2.connectedComponents((labels.label_ids == LABEL_BY_NAME[name].id).astype(np.uint8))
@@ -182,7 +190,7 @@ def find_cutouts(key: str, labels: LabelSet) -> list[Cutout]:
             touching = np.unique(pole_parts[cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
             for pole_part in touching[touching > 0]:
                 region |= pole_parts == pole_part
-            cutouts.append(_cut(key, name, labels.label_ids, region, horizon))
+            cutouts.append(_cut(key, name, labels.label_ids, region, horizon, photo))
     return [
         c
         for c in cutouts
@@ -199,12 +207,21 @@ def _whole(region: np.ndarray) -> bool:
     return parts == 1 and region.sum() >= MIN_FILL * box
 
 
-def _cut(key: str, label: str, label_ids: np.ndarray, region: np.ndarray, horizon: float, instance: int = 0) -> Cutout:
+def _cut(
+    key: str,
+    label: str,
+    label_ids: np.ndarray,
+    region: np.ndarray,
+    horizon: float,
+    photo: np.ndarray | None,
+    instance: int = 0,
+) -> Cutout:
     rows, cols = np.nonzero(region)
     top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
     box = region[top:bottom, left:right]
     cut = np.where(box, label_ids[top:bottom, left:right], 0).astype(np.uint8)
-    return Cutout(key, label, cut, box.copy(), int(bottom - 1), int(left), horizon, instance)
+    pixels = photo[top:bottom, left:right].copy() if photo is not None else None
+    return Cutout(key, label, cut, box.copy(), int(bottom - 1), int(left), horizon, instance, pixels)
 
 
 def object_depth(labels: LabelSet) -> np.ndarray:
@@ -237,9 +254,13 @@ class Placement:
     instance: int
 
 
-def paste(labels: LabelSet, cutout: Cutout, rng: np.random.Generator) -> tuple[LabelSet, Placement] | None:
+def paste(
+    labels: LabelSet, cutout: Cutout, rng: np.random.Generator, photo: np.ndarray | None = None
+) -> tuple[LabelSet, Placement] | None:
     """``labels`` with ``cutout`` standing on its :data:`GROUND`, scaled with depth, occluded by
-    nearer objects; None when the mask has no such ground or the object would be too small."""
+    nearer objects; None when the mask has no such ground or the object would be too small. With
+    ``photo`` (the layout's photo so far, written in place) the cutout's pixels are pasted into it
+    where its labels are (resized bilinearly, the same visible pixels)."""
     height, width = labels.shape
     horizon = horizon_row(labels.label_ids)
     ground = np.isin(labels.label_ids, [LABEL_BY_NAME[name].id for name in GROUND[cutout.label]])
@@ -274,6 +295,9 @@ def paste(labels: LabelSet, cutout: Cutout, rng: np.random.Generator) -> tuple[L
         instance = label_id * 1000 + (int(taken.max()) + 1 if taken.size else 0)
     label_ids, instance_ids = labels.label_ids.copy(), labels.instance_ids.copy()
     label_ids[window][visible] = ids[piece][visible]
+    if photo is not None and cutout.pixels is not None:
+        pixels = cv2.resize(cutout.pixels, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        photo[window][visible] = pixels[piece][visible]
     pasted_ids = ids[piece][visible].astype(np.int32)
     instance_ids[window][visible] = np.where(pasted_ids == label_id, instance, pasted_ids)
     return LabelSet(label_ids, instance_ids), Placement(cutout.source, cutout.label, (foot_y, foot_x), scale, instance)
@@ -294,6 +318,7 @@ class LayoutOptions:
     rare_boost: float = 0.0
     seed: int = 0
     split: str = "train"
+    photos: bool = False
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.paste < 0:
@@ -314,6 +339,7 @@ class Layout:
 
     labels: LabelSet
     source: str
+    photo: np.ndarray | None = None
     flip: bool = False
     scale: float = 1.0
     crop: tuple[int, int] = (0, 0)
@@ -339,9 +365,11 @@ class CutoutBank:
         rare_boost: float = 0.0,
         progress: Progress | None = None,
         per_class: int = BANK_PER_CLASS,
+        photos: bool = False,
     ) -> None:
         """At most ``per_class`` cutouts are kept per class (a uniform reservoir sample), so the
-        bank's memory stays bounded on a full-size dataset."""
+        bank's memory stays bounded on a full-size dataset. With ``photos`` each cutout carries its
+        real pixels."""
         progress = progress or SilentProgress()
         self.by_class: dict[str, list[Cutout]] = {name: [] for name in PASTED_CLASSES}
         seen = dict.fromkeys(PASTED_CLASSES, 0)
@@ -350,7 +378,8 @@ class CutoutBank:
         progress.start("collecting objects", len(groups))
         for group in groups:
             labels = LabelSet.read(group)
-            for cutout in find_cutouts(group.key, labels):
+            photo = read_layout_photo(group, labels.shape) if photos else None
+            for cutout in find_cutouts(group.key, labels, photo):
                 kept, seen[cutout.label] = self.by_class[cutout.label], seen[cutout.label] + 1
                 if len(kept) < per_class:
                     kept.append(cutout)
@@ -382,8 +411,16 @@ class CutoutBank:
         return None
 
 
-def make_layout(labels: LabelSet, key: str, index: int, bank: CutoutBank | None, options: LayoutOptions) -> Layout:
-    """New layout ``index`` of the mask ``key`` (deterministic for the options' seed, key and index)."""
+def make_layout(
+    labels: LabelSet,
+    key: str,
+    index: int,
+    bank: CutoutBank | None,
+    options: LayoutOptions,
+    photo: np.ndarray | None = None,
+) -> Layout:
+    """New layout ``index`` of the mask ``key`` (deterministic for the options' seed, key and
+    index); with the source ``photo`` (at the labels' size) the layout's photo is made alongside."""
     rng = np.random.default_rng([options.seed, _stable_hash(key), index])
     layout = Layout(labels, key)
     if rng.random() < options.flip_probability:
@@ -395,9 +432,11 @@ def make_layout(labels: LabelSet, key: str, index: int, bank: CutoutBank | None,
         left = int(rng.integers(round(width * scale) - width + 1))
         layout.labels = layout.labels.scaled_and_cropped(scale, top, left)
         layout.scale, layout.crop = scale, (top, left)
+    if photo is not None:
+        layout.photo = aligned_source(photo, labels, layout.record())[0].copy()
     for _ in range(options.paste if bank is not None else 0):
         cutout = bank.draw(rng, exclude=key) if bank is not None else None
-        pasted = paste(layout.labels, cutout, rng) if cutout is not None else None
+        pasted = paste(layout.labels, cutout, rng, layout.photo) if cutout is not None else None
         if pasted is not None:
             layout.labels, placement = pasted
             layout.pasted.append(placement)
@@ -456,7 +495,7 @@ def write_layouts(
     if records or manifest.is_file():  # drop a line torn by an interrupted run before appending
         atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in records).encode())
     finished = {(r["key"], int(r["layout"])) for r in records}
-    bank = CutoutBank(groups, options.rare_boost, progress) if options.paste else None
+    bank = CutoutBank(groups, options.rare_boost, progress, photos=options.photos) if options.paste else None
     written = skipped = pasted = 0
     progress.start("layouts", len(groups))
     for group in groups:
@@ -466,18 +505,23 @@ def write_layouts(
         if not pending:
             continue
         labels = LabelSet.read(group)
+        photo = read_layout_photo(group, labels.shape) if options.photos else None
         for index in pending:
-            layout = make_layout(labels, group.key, index, bank, options)
+            layout = make_layout(labels, group.key, index, bank, options, photo)
             split, city, stem = frame_names(group, f"{LAYOUT_TOKEN}-l{index:03d}", options.split)
             folder = out_root / "gtFine" / split / city
             for suffix, content in layout.labels.files().items():
                 atomic_write_bytes(folder / f"{stem}{suffix}", content)
+            photo_path = out_root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png"
+            if layout.photo is not None:
+                atomic_write_bytes(photo_path, encode_png(layout.photo))
             record = {
                 "key": group.key,
                 "layout": index,
                 "output": (folder / f"{stem}_gtFine_labelIds.png").relative_to(out_root).as_posix(),
                 "source_mask": _relative(group.mask, input_root),
                 "source_photo": _relative(group.photo, input_root) if group.photo else None,
+                "photo": photo_path.relative_to(out_root).as_posix() if layout.photo is not None else None,
                 **layout.record(),
             }
             out_root.mkdir(parents=True, exist_ok=True)
@@ -489,6 +533,13 @@ def write_layouts(
     return LayoutSummary(
         out_root, len(groups), written, skipped, len(bank) if bank else 0, pasted, time.perf_counter() - start
     )
+
+
+def read_layout_photo(group: Group, size: tuple[int, int]) -> np.ndarray:
+    """A mask's photo at the labels' size, for ``photos``; a mask without one is refused by name."""
+    if group.photo is None or not group.photo.is_file():
+        raise DataError(f"{group.mask}: no photo beside it in leftImg8bit/, needed by --photos")
+    return resize_photo(read_rgb(group.photo), size)
 
 
 def read_layout_records(manifest: Path) -> list[dict[str, Any]]:
