@@ -49,6 +49,7 @@ from fgaug.protocol import ProbeRecipe
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
 from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
 from fgaug.segmenter import load_segmenter, load_user_module
+from fgaug.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
 from fgaug.train import TrainOptions, TrainResult, dry_run, train
 
 __all__ = [
@@ -380,6 +381,7 @@ def evaluate_augment(
     n: int = 4,
     temperature: float = 0.8,
     mixing: str = "concat",
+    strategy: str = "prior",
     val_split: str = "val",
     test_split: str = "test",
     width: int = 16,
@@ -391,9 +393,12 @@ def evaluate_augment(
 ) -> dict[str, Any]:
     """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.protocol` on a
     Cityscapes root: real pairs from its train split, early stopping on ``val_split``, scores on
-    ``test_split`` (a labelled split used for nothing else). Writes ``augment.json``,
-    ``augment.md`` and plots under ``out``."""
+    ``test_split`` (a labelled split used for nothing else). ``strategy`` is how the synthetic
+    data is made (:mod:`fgaug.strategies`; layout strategies work under ``out/synthetic``). Writes
+    ``augment.json``, ``augment.md`` and plots under ``out``."""
     require_finite(temperature=temperature)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if val_split == test_split:
         raise ValueError(
             f"the validation and test splits must differ (both {val_split!r}): nothing may pick on the test"
@@ -403,6 +408,11 @@ def evaluate_augment(
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups
     recipe = ProbeRecipe(width=width, batch_size=batch_size, min_steps=min(1000, max_steps), max_steps=max_steps)
+    synthesise = None
+    if strategy in LAYOUT_STRATEGIES:
+        size = checkpoint.model.config.image_size
+        work_dir = Path(out) / "synthetic"
+        synthesise = layout_synthesiser(strategy, root, work_dir, size, n, temperature, model_path, device, precision)
     report = augmentation_study(
         checkpoint,
         pool,
@@ -416,7 +426,9 @@ def evaluate_augment(
         recipe,
         network_dtype,
         progress,
+        synthesise,
     )
+    report["strategy"] = strategy
     report["protocol"] = {
         "model": str(model_path),
         "model_id": checkpoint.model_id,
@@ -425,7 +437,7 @@ def evaluate_augment(
         "size": list(checkpoint.model.config.image_size),
         "real sizes": list(sizes),
         "seeds": list(seeds),
-        "synthetic": f"{n} per mask at T={temperature:g}, mixing {mixing}",
+        "synthetic": f"{strategy}: {n} per mask at T={temperature:g}, mixing {mixing}",
         "probe": f"width {width}, batch {batch_size}, early stopping on {val_split}",
     }
     write_augment_report(Path(out), report)

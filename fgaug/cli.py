@@ -896,6 +896,14 @@ def evaluate_augment(
     mixing: Annotated[
         str, typer.Option(help="concat (one pool), ratio (half of each batch real) or pretrain (then fine-tune).")
     ] = "concat",
+    strategy: Annotated[
+        str,
+        typer.Option(
+            help="How the synthetic data is made: prior (N prior samples per mask), content-paste-prior (N new "
+            "layouts per mask with 3 pasted objects, the real photo kept outside them, the pasted regions drawn "
+            "from the prior) or copy-paste-real (the same layouts in real pixels, no model: the baseline)."
+        ),
+    ] = "prior",
     val_split: Annotated[str, typer.Option(help="Split for early stopping.")] = "val",
     test_split: Annotated[str, typer.Option(help="Labelled split for the scores, used for nothing else.")] = "test",
     width: Annotated[int, typer.Option(help="Probe width.")] = 16,
@@ -916,6 +924,8 @@ def evaluate_augment(
     Example:
 
         fgaug evaluate augment toy/ --model runs/toy/checkpoints/best.pt --sizes 10,20,40,80 --seeds 0,1,2,3,4
+
+        fgaug evaluate augment toy/ --strategy content-paste-prior --sizes 10,20
     """
     from fgaug.api import evaluate_augment as run_augment
 
@@ -929,6 +939,7 @@ def evaluate_augment(
             n,
             temp,
             mixing,
+            strategy,
             val_split,
             test_split,
             width,

@@ -48,6 +48,7 @@ from fgaug.progress import Progress, SilentProgress
 from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, curve_table, read_pairs, run_arm, summarise
 from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import network_error, predict_train_ids
+from fgaug.strategies import Synthesiser
 
 
 def file_digest(path: str | Path) -> str:
@@ -334,11 +335,14 @@ def augmentation_study(
     recipe: ProbeRecipe | None = None,
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
+    synthesise: Synthesiser | None = None,
 ) -> dict[str, Any]:
     """The augmentation protocol (:mod:`fgaug.protocol`) for one model: at each real-set size N
     (the first N masks of ``pool``), probes trained on the N real pairs only and on them with ``n``
     synthetic samples per mask, paired by seed; early stopping on ``val_groups``, scores on
-    ``test_groups``. Returns the learning curve, the paired differences and every arm's record."""
+    ``test_groups``. Returns the learning curve, the paired differences and every arm's record.
+    ``synthesise`` makes the synthetic pairs of N masks (default: ``n`` prior samples per mask at
+    ``temperature``; :mod:`fgaug.strategies` has the others)."""
     progress = progress or SilentProgress()
     recipe = recipe or ProbeRecipe()
     start = time.perf_counter()
@@ -350,10 +354,13 @@ def augmentation_study(
     val, test = read_pairs(val_groups, size), read_pairs(test_groups, size)
     records, synthetic_images, diverged = [], {}, 0
     progress.start("probes", 2 * len(sizes) * len(seeds))
+    if synthesise is None:
+
+        def synthesise(groups: Sequence[Group]) -> tuple[PairArrays, int]:
+            return synthetic_pairs(checkpoint, groups, n, temperature, seed=0, network_dtype=network_dtype)
+
     for real_size in sorted(sizes):
-        synthetic, drawn_diverged = synthetic_pairs(
-            checkpoint, pool[:real_size], n, temperature, seed=0, network_dtype=network_dtype
-        )
+        synthetic, drawn_diverged = synthesise(pool[:real_size])
         synthetic_images[real_size], diverged = len(synthetic), diverged + drawn_diverged
         for seed in seeds:
             for arm, extra in ((REAL_ONLY, None), (SYNTHETIC_ARM, synthetic)):

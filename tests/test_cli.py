@@ -331,6 +331,12 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
         assert (tmp_path / "aug" / name).is_file(), name
     one_line_error(
         runner.invoke(
+            app, ["evaluate", "augment", str(three_splits), "--model", str(test_checkpoint), "--strategy", "magic"]
+        ),
+        "--strategy must be one of",
+    )
+    one_line_error(
+        runner.invoke(
             app,
             [
                 "evaluate",

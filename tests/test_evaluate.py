@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 from strict import strict_json
 
+from fgaug.api import evaluate_augment
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
@@ -81,6 +83,32 @@ def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(test_checkpoin
     paths = write_augment_report(tmp_path / "report", {**report, "protocol": {"model": "test"}})
     assert {"json", "markdown", "curve_plot", "class_plot"} <= set(paths)
     assert "worth in real images" in paths["markdown"].read_text()
+
+
+@pytest.mark.parametrize("strategy", ["copy-paste-real", "content-paste-prior"])
+def test_layout_strategies_make_their_synthetic_data_on_disk(
+    strategy: str, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``--strategy``: pasted-object layouts of the N masks, in real pixels or rendered with the
+    prior in the edited regions, written under ``out/synthetic/N<size>`` and used as the synthetic arm."""
+    tree = tmp_path / "tree"
+    write_toy_cityscapes(tree, {"train": 4, "val": 2, "test": 2}, size=(32, 64), seed=2)
+    out = tmp_path / "report"
+    report = evaluate_augment(
+        tree, out, test_checkpoint, sizes=(3,), seeds=(0,), n=2, strategy=strategy, width=4, batch_size=4, max_steps=2
+    )
+    assert report["strategy"] == strategy and report["protocol"]["synthetic"].startswith(strategy)
+    layouts = out / "synthetic" / "N3" / "layouts"
+    assert len(list((layouts / "gtFine").rglob("*_gtFine_labelIds.png"))) == 6
+    if strategy == "copy-paste-real":
+        assert report["synthetic_images"] == {3: 6}
+        assert len(list((layouts / "leftImg8bit").rglob("*.png"))) == 6
+    else:
+        generated = out / "synthetic" / "N3" / "generated" / "manifest.jsonl"
+        records = [json.loads(line) for line in generated.read_text().splitlines()]
+        assert report["synthetic_images"] == {3: len(records)} and all(r["edit_fill"] == "prior" for r in records)
+    with pytest.raises(ValueError, match="--strategy"):
+        evaluate_augment(tree, tmp_path / "x", test_checkpoint, sizes=(3,), strategy="magic")
 
 
 class MeanColourFeatures(torch.nn.Module):
