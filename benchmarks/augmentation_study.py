@@ -145,6 +145,8 @@ class Strategy:
     ignore: bool = False
     mixing: str = "concat"
     generator: str = "fair"
+    combines: tuple[str, ...] = ()
+    """Other strategies whose synthetic data this one pools (it makes none of its own)."""
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -194,6 +196,10 @@ STRATEGIES: dict[str, Strategy] = {
         "no generator: pasted-object layouts with real pixels (the source photo, each object cut from its own)",
         layouts=PASTE_PHOTOS,
         generator="none",
+    ),
+    "copy-paste-real+content-paste-prior": Strategy(
+        "both pools: real-pixel copy-paste layouts and content-paste-prior renderings",
+        combines=("copy-paste-real", "content-paste-prior"),
     ),
     "targeted-rare": Strategy("prior samples allocated to masks holding rare classes", allocate="rare"),
     "targeted-hard": Strategy("prior samples allocated by 1 - val IoU of the real-only probe", allocate="weights"),
@@ -385,7 +391,10 @@ def part_strategy(args: argparse.Namespace) -> None:
             if not next(time_left):
                 print("time budget spent; run the part again to continue", flush=True)
                 return
-            synthetic = read_synthetic(synthesize(args.study, name, strategy, size, real, val))
+            parts = [(other, STRATEGIES[other]) for other in strategy.combines] or [(name, strategy)]
+            synthetic = PairArrays.concat(
+                [read_synthetic(synthesize(args.study, part, recipe_of, size, real, val)) for part, recipe_of in parts]
+            )
             for seed in args.seeds:
                 if (name, size, seed) in done:
                     continue
