@@ -9,8 +9,13 @@ The world: a toy Cityscapes tree of 640 training, 100 validation and 300 test sc
 seed 12), read at 64x128. Real-only arms at N use its first N training pairs; a strategy at N
 makes synthetic data from those N masks only, with a generator trained on those N pairs only
 (``fair``; a row marked ``more data`` uses the bundled demo model, trained on 1500 other toy
-scenes), through fgaug's own commands (``layouts``, ``generate`` and its modes), and is paired
-by seed with the real-only arm at N.
+scenes; ``copy-paste-real`` uses no generator at all), through fgaug's own commands (``layouts``,
+``generate`` and its modes), and is paired by seed with the real-only arm at N.
+
+    python benchmarks/augmentation_study.py report prior prior-pretrain content-paste-prior copy-paste-real
+
+draws only the named arms in ``learning_curve.png`` (the figure of the README's "Does it help?",
+copied to ``benchmarks/figures/augmentation-learning-curve.png``); the tables hold every arm.
 
 Every part appends one JSON line per trained probe to ``runs/augmentation-study/results.jsonl``
 and skips the (arm, real size, seed) already there; generators, synthetic trees and filter
