@@ -158,8 +158,10 @@ def transfer_onto_layouts(
             }
         )
     real, layouts = torch.stack(photos), torch.stack(layout_masks).to(device)
-    decoded = model.transfer(real.to(device), torch.stack(content_masks).to(device), layouts).cpu()
-    drawn = fill(layouts) if fill is not None else list(decoded)
+    if fill is None:
+        drawn = list(model.transfer(real.to(device), torch.stack(content_masks).to(device), layouts).cpu())
+    else:
+        drawn = fill(layouts)
     written: list[tuple[torch.Tensor | None, dict[str, Any]]] = []
     for image, edited, photo, note in zip(drawn, edits, real, notes, strict=True):
         note["edit_fill"] = "transfer" if fill is None else "prior"
