@@ -6,7 +6,9 @@ convolutions, every target operation conditioned) is built at the given blocks, 
 size, at batch 1 (its conditional LU convolution works only there), and timed as its trainer runs
 it: uniform dequantisation, ``lambda * nll(left) + nll(right)``, backward, Adam. Sampling is its
 ``reverse`` with latents at temperature 0.8. fgaug's model of the same structure is timed in the
-same process, so the ratio is measured side by side.
+same process, so the ratio is measured side by side. On CUDA fgaug is also timed with CUDA graphs
+(``train --cuda-graphs``, ``generate --cuda-graphs``): the setting for single-image steps, where
+kernel launches set the pace.
 
     python benchmarks/paper_code_speed.py --glow2 /path/to/glow2 --n-block 4 --n-flow 16 --size 256x256
     python benchmarks/paper_code_speed.py --glow2 /path/to/glow2 --n-block 3 --n-flow 4 --size 64x128 --json
@@ -29,7 +31,9 @@ from core_speed import parse_size, synchronize
 
 from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, network_precision
+from fgaug.flow.graphs import GraphedSampler, GraphedTrainingPass
 from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.train import adam
 
 
 def import_paper_model(root: Path, device: torch.device) -> type:
@@ -111,9 +115,11 @@ def measure(args: argparse.Namespace) -> dict:
     report.update(time_paper_code(args, device, segment, photo))
     report.update(time_fgaug(args, device, segment, photo))
     for precision in args.precisions:
-        for what in ("train", "sample"):
-            ours = report[f"fgaug_{precision}_{what}_seconds"]
-            report[f"fgaug_{precision}_{what}_speedup"] = report[f"paper_{what}_seconds"] / ours
+        for mode in ("", "_graphs"):
+            for what in ("train", "sample"):
+                ours = report.get(f"fgaug_{precision}{mode}_{what}_seconds")
+                if ours is not None:
+                    report[f"fgaug_{precision}{mode}_{what}_speedup"] = report[f"paper_{what}_seconds"] / ours
     return {key: round(value, 4) if isinstance(value, float) else value for key, value in report.items()}
 
 
@@ -157,7 +163,7 @@ def time_fgaug(
     args: argparse.Namespace, device: torch.device, segment: torch.Tensor, photo: torch.Tensor
 ) -> dict[str, float]:
     model = FullGlow(fgaug_config(args.n_block, args.n_flow, args.size)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = adam(model, 1e-4)
     report = {"fgaug_parameters_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
     for precision in args.precisions:
         dtype = resolve_precision(precision, device)
@@ -175,7 +181,39 @@ def time_fgaug(
 
         report[f"fgaug_{precision}_train_seconds"] = seconds_per_call(step, args.steps, device)
         report[f"fgaug_{precision}_sample_seconds"] = seconds_per_call(sample, args.samples, device)
+        if device.type == "cuda":
+            report.update(time_fgaug_graphs(args, device, model, optimizer, precision, dtype, segment, photo))
     return report
+
+
+def time_fgaug_graphs(
+    args: argparse.Namespace,
+    device: torch.device,
+    model: FullGlow,
+    optimizer: torch.optim.Optimizer,
+    precision: str,
+    dtype: torch.dtype | None,
+    segment: torch.Tensor,
+    photo: torch.Tensor,
+) -> dict[str, float]:
+    """The same step and sample replayed from CUDA graphs (captured in the warm-up call)."""
+    graphed_pass, sampler = GraphedTrainingPass(model), GraphedSampler(model)
+    generator = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        with network_precision(dtype):
+            graphed_pass(segment, photo, model.dequantization_offsets(1, generator))
+        optimizer.step()
+
+    def sample() -> None:
+        with network_precision(dtype):
+            sampler.sample(segment, n=1, temperature=0.8)
+
+    calls = max(args.steps, 10), max(args.samples, 10)  # a replay is short: more calls for a steady figure
+    return {
+        f"fgaug_{precision}_graphs_train_seconds": seconds_per_call(step, calls[0], device),
+        f"fgaug_{precision}_graphs_sample_seconds": seconds_per_call(sample, calls[1], device),
+    }
 
 
 def main() -> None:

@@ -185,6 +185,14 @@ def train(
         bool, typer.Option(help="Gradient checkpointing per flow step: far less memory, about 30% more time.")
     ] = False,
     compile_networks: CompileOption = False,
+    cuda_graphs: Annotated[
+        bool,
+        typer.Option(
+            "--cuda-graphs",
+            help="Replay each step's forward and backward passes from a CUDA graph: for small batches, where "
+            "kernel launches set the pace (CUDA, one process, no --checkpointing or --compile).",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool,
         typer.Option(help="Run two steps on random data and report peak memory and time per step; no DATA needed."),
@@ -222,6 +230,7 @@ def train(
                 precision,
                 checkpointing,
                 compile=compile_networks,
+                cuda_graphs=cuda_graphs,
             )
 
         def report_lines() -> None:
@@ -264,6 +273,7 @@ def train(
         skip_bad=skip_bad,
         gradient_checkpointing=checkpointing,
         compile=compile_networks,
+        cuda_graphs=cuda_graphs,
         resume=resume,
         exist_ok=exist_ok,
     )

@@ -39,11 +39,19 @@ from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png
 from fgaug.finite import require_finite, to_json
-from fgaug.flow import FullGlow, compile_networks, network_precision
+from fgaug.flow import FullGlow, FullGlowOutput, compile_networks, network_precision
+from fgaug.flow.graphs import GraphedTrainingPass
 from fgaug.preview import image_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runlog import RunLog
-from fgaug.runtime import peak_memory, precision_name, reset_peak_memory, resolve_device, resolve_precision
+from fgaug.runtime import (
+    RuntimeChoiceError,
+    peak_memory,
+    precision_name,
+    reset_peak_memory,
+    resolve_device,
+    resolve_precision,
+)
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -95,6 +103,10 @@ class TrainOptions:
     0: never; 0 also switches off a patience saved in a resumed run's config)."""
     gradient_checkpointing: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
+    """Replay each step's forward and backward passes from a CUDA graph (see
+    :class:`~fgaug.flow.graphs.GraphedTrainingPass`): for small batches, where the host's kernel
+    launches set the pace. CUDA only, one process, without checkpointing or compilation."""
     tensorboard: bool | None = None
     resume: bool = False
     exist_ok: bool = False
@@ -240,8 +252,7 @@ class ExponentialMovingAverage:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         averages, currents = list(self.model.parameters()), [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(averages, currents, 1.0 - decay)  # one fused kernel per group, not one per tensor
-        for average, current in zip(self.model.buffers(), model.buffers(), strict=True):
-            average.copy_(current)
+        torch._foreach_copy_(list(self.model.buffers()), list(model.buffers()))
 
 
 @contextmanager
@@ -284,6 +295,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
                 setattr(resumed, name, getattr(options, name))
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
         resumed.gradient_checkpointing, resumed.compile = options.gradient_checkpointing, options.compile
+        resumed.cuda_graphs = options.cuda_graphs
         resumed.tensorboard = options.tensorboard
         return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
     if run_dir.exists() and any(run_dir.iterdir()) and not options.exist_ok:
@@ -332,8 +344,12 @@ class _Run:
         self.model.set_gradient_checkpointing(self.options.gradient_checkpointing)
         if self.options.compile:
             compile_networks(self.model)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.optimizer = adam(self.model, self.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.network_dtype == torch.float16)
+        self.graphed: GraphedTrainingPass | None = None
+        if self.options.cuda_graphs:
+            check_cuda_graphs(self.device, self.options, self.context.world_size)
+            self.graphed = GraphedTrainingPass(self.model, self.scaler.scale)
         self.ema: ExponentialMovingAverage | None = None
         self.step = self.skipped = self.consecutive_bad = 0
         self.best_val = math.inf
@@ -519,9 +535,7 @@ class _Run:
             group["lr"] = learning_rate
         self.model.train()
         with network_precision(self.network_dtype):
-            output = trainable(mask, photo, generator=self.noise(self.step))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(output.loss).backward()
+            output = self.forward_backward(trainable, mask, photo)
         self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip))
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
@@ -564,6 +578,17 @@ class _Run:
             self.history.append(record)
             self.window_start, self.window_images = time.perf_counter(), 0
         self.progress.advance(1, loss=loss)
+
+    def forward_backward(self, trainable: torch.nn.Module, mask: torch.Tensor, photo: torch.Tensor) -> FullGlowOutput:
+        """The objective on this step's batch and dequantisation noise, and the gradients of its
+        (scaled) loss, eagerly or replayed from a CUDA graph."""
+        if self.graphed is not None:
+            offsets = self.model.dequantization_offsets(mask.shape[0], self.noise(self.step))
+            return self.graphed(mask, photo, offsets)
+        output = trainable(mask, photo, generator=self.noise(self.step))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(output.loss).backward()
+        return output
 
     def run(self) -> TrainResult:
         self.progress.log(
@@ -631,6 +656,28 @@ class _Run:
             raise TrainingStoppedError(f"stopped by {reason or 'a signal'} at step {step}; resume with --resume", path)
 
 
+def adam(model: FullGlow, lr: float) -> torch.optim.Adam:
+    """The trainer's optimiser: on CUDA the fused Adam, a few kernels for all parameters rather than
+    a few per group of tensors, which counts when the host sets the pace (batch 1). Its state is
+    the plain Adam's, so checkpoints move between devices."""
+    fused = next(model.parameters()).device.type == "cuda"
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+
+
+def check_cuda_graphs(device: torch.device, options: TrainOptions, world_size: int = 1) -> None:
+    """Refuse ``--cuda-graphs`` where the captured step would not be the eager one."""
+    if device.type != "cuda":
+        raise RuntimeChoiceError(f"--cuda-graphs needs a CUDA device, not {device}")
+    conflicts = {
+        "--checkpointing": options.gradient_checkpointing,
+        "--compile": options.compile,
+        f"torchrun ({world_size} processes)": world_size > 1,
+    }
+    for name, conflict in conflicts.items():
+        if conflict:
+            raise RuntimeChoiceError(f"--cuda-graphs cannot be combined with {name}")
+
+
 def train(options: TrainOptions, progress: Progress | None = None) -> TrainResult:
     """Train (or resume) a Full-Glow run; see the module docstring for the run folder. Under
     ``torchrun`` every process calls this; rank 0 writes the run folder."""
@@ -646,31 +693,48 @@ def dry_run(
     gradient_checkpointing: bool = False,
     steps: int = 2,
     compile: bool = False,
+    cuda_graphs: bool = False,
 ) -> dict[str, Any]:
     """Two training steps on random data at the given preset, size and batch: peak memory and
     seconds per step, before committing to a long run (no data needed)."""
-    options = TrainOptions(data="", preset=preset, size=size, batch_size=batch_size, exist_ok=True, run_dir="")
+    options = TrainOptions(
+        data="",
+        preset=preset,
+        size=size,
+        batch_size=batch_size,
+        exist_ok=True,
+        run_dir="",
+        gradient_checkpointing=gradient_checkpointing,
+        compile=compile,
+        cuda_graphs=cuda_graphs,
+    )
     _, config, preset_name = resolve_run(options)
     torch_device = resolve_device(device)
+    if cuda_graphs:
+        check_cuda_graphs(torch_device, options)
     network_dtype = resolve_precision(precision, torch_device)
     batch = batch_size or load_preset(preset).train.batch_size
     model = FullGlow(config).to(torch_device)
     model.set_gradient_checkpointing(gradient_checkpointing)
     if compile:
         compile_networks(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = adam(model, 1e-4)
     generator = torch.Generator().manual_seed(0)
     height, width = config.image_size
     mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)
     photo = torch.rand(batch, config.image_channels, height, width, generator=generator).to(torch_device)
+    graphed = GraphedTrainingPass(model) if cuda_graphs else None
     reset_peak_memory(torch_device)
     seconds = []
     for step in range(steps + 1):
         start = time.perf_counter()
         with network_precision(network_dtype):
-            loss = model(mask, photo, generator=step_generator(0, step)).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            if graphed is not None:
+                loss = graphed(mask, photo, model.dequantization_offsets(batch, step_generator(0, step))).loss
+            else:
+                loss = model(mask, photo, generator=step_generator(0, step)).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
         optimizer.step()
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
@@ -684,6 +748,7 @@ def dry_run(
         "precision": precision_name(network_dtype),
         "gradient_checkpointing": gradient_checkpointing,
         "compiled": compile,
+        "cuda_graphs": cuda_graphs,
         "parameters": sum(p.numel() for p in model.parameters()),
         "peak_memory_mib": round(peak, 1),
         "peak_memory_kind": peak_kind,

@@ -49,6 +49,12 @@ def one_line_error(result, *fragments: str) -> None:
         assert fragment in errors[0], errors[0]
 
 
+def test_train_cuda_graphs_without_cuda_is_a_one_line_error(small_tree: Path, tmp_path: Path) -> None:
+    for extra in ([str(small_tree), "--project", str(tmp_path)], ["--dry-run"]):
+        result = runner.invoke(app, ["train", *extra, "--preset", "test", "--device", "cpu", "--cuda-graphs"])
+        one_line_error(result, "--cuda-graphs needs a CUDA device, not cpu")
+
+
 def test_wrong_path(tmp_path: Path) -> None:
     one_line_error(runner.invoke(app, ["generate", "--masks", str(tmp_path / "nope")]), "nope", "no such file")
 

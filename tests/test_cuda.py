@@ -1,5 +1,5 @@
-"""What only a CUDA device can show: host synchronisations, CUDA-graph sampling, half-precision
-training with loss scaling, checkpoints moving between CUDA and the CPU.
+"""What only a CUDA device can show: host synchronisations, CUDA-graph sampling and training,
+half-precision training with loss scaling, checkpoints moving between CUDA and the CPU.
 
 These run with ``FGAUG_TEST_DEVICE=cuda`` (``benchmarks/gpu_check.py`` does so); on a machine
 without CUDA the module is skipped as a whole, since each test needs the device itself.
@@ -7,6 +7,7 @@ without CUDA the module is skipped as a whole, since each test needs the device 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -14,15 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 from devices import ON_CUDA, TEST_DEVICE
-from test_fullglow import images, trained_looking_model
-from test_train import options
+from test_fullglow import SMALL, images, trained_looking_model
+from test_train import losses, options
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.flow import FullGlow, network_precision
-from fgaug.flow.graphs import GraphedSampler
+from fgaug.flow.graphs import GraphedSampler, GraphedTrainingPass
 from fgaug.runtime import counted_host_syncs
 from fgaug.sample import draw_best, draw_noise
-from fgaug.train import train
+from fgaug.train import dry_run, train
 
 pytestmark = pytest.mark.skipif(not ON_CUDA, reason="needs FGAUG_TEST_DEVICE=cuda (run by benchmarks/gpu_check.py)")
 
@@ -108,3 +109,66 @@ def test_a_training_run_waits_for_the_device_about_once_per_step(small_tree: Pat
         counts.append(len(syncs))
     per_step = (counts[1] - counts[0]) / 20
     assert per_step <= 1.0, f"{per_step} host syncs per training step"
+
+
+def assert_gradients_close(got: list[torch.Tensor], expected: list[torch.Tensor], relative: float) -> None:
+    """Per tensor, in norm: cuDNN's backward kernels may sum in another order from call to call."""
+    for index, (a, b) in enumerate(zip(got, expected, strict=True)):
+        assert (a - b).norm() <= relative * b.norm() + 1e-7, f"parameter {index}: {(a - b).norm()} vs {b.norm()}"
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16], ids=["fp32", "bf16"])
+def test_a_graphed_training_pass_follows_eager_training_from_the_first_batch(dtype: torch.dtype | None) -> None:
+    """From an uninitialised model (the warm-ups initialise it from the first batch, as an eager
+    step does) through Adam steps that change, in place, the parameters the replays read. The
+    eager model's step is copied into the graphed one, so that cuDNN's run-to-run rounding in the
+    gradients cannot grow through Adam into the comparison."""
+    eager_model = FullGlow(SMALL, seed=0).to(TEST_DEVICE).train()
+    graphed_model = copy.deepcopy(eager_model)
+    graphed = GraphedTrainingPass(graphed_model)
+    optimizer = torch.optim.Adam(eager_model.parameters(), lr=1e-3)
+    for step in range(4):
+        mask, photo = images(2, seed=step), images(2, seed=step + 10)
+        offsets = eager_model.dequantization_offsets(2, torch.Generator().manual_seed(step))
+        with network_precision(dtype):
+            eager = eager_model(mask, photo, offsets=offsets)
+            optimizer.zero_grad(set_to_none=True)
+            eager.loss.backward()
+            replayed = graphed(mask, photo, offsets)
+        torch.testing.assert_close(replayed.loss, eager.loss.detach(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(replayed.conditional_bpd, eager.conditional_bpd.detach(), atol=1e-5, rtol=1e-5)
+        assert_gradients_close(
+            [p.grad for p in graphed_model.parameters()], [p.grad for p in eager_model.parameters()], 1e-3
+        )
+        optimizer.step()
+        with torch.no_grad():
+            torch._foreach_copy_(list(graphed_model.parameters()), list(eager_model.parameters()))
+    assert graphed.captures == 1
+
+
+def test_a_graphed_training_pass_never_waits_for_the_device() -> None:
+    model = trained_looking_model().train()
+    graphed = GraphedTrainingPass(model)
+    mask, photo = images(2), images(2, seed=1)
+    graphed(mask, photo, model.dequantization_offsets(2, torch.Generator().manual_seed(0)))  # capture
+    offsets = model.dequantization_offsets(2, torch.Generator().manual_seed(1))
+    with counted_host_syncs() as syncs:
+        graphed(mask, photo, offsets)
+    assert syncs == []
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_training_with_cuda_graphs_follows_the_eager_loss_curve(
+    small_tree: Path, tmp_path: Path, precision: str
+) -> None:
+    runs = {}
+    for graphs in (False, True):
+        run = tmp_path / f"graphs-{graphs}"
+        result = train(options(small_tree, run, steps=12, precision=precision, log_every=1, cuda_graphs=graphs))
+        assert result.skipped_steps == 0
+        runs[graphs] = losses(run)
+    assert list(runs[True]) == list(range(1, 13))
+    for step, loss in runs[False].items():
+        assert abs(runs[True][step] - loss) <= 1e-3 * abs(loss), (step, runs[True][step], loss)
+    report = dry_run("test", batch_size=2, device="cuda", precision=precision, cuda_graphs=True)
+    assert report["cuda_graphs"] and report["finite_loss"]

@@ -332,3 +332,19 @@ def test_ablation_modes_are_exact_flows_with_the_expected_structure(mode: str) -
     assert (output.source_bpd == 0).all() == (mode == "raw")
     other_mask = model.sample(images(2, seed=9), n=1, temperature=0.0).images
     assert not torch.equal(model.sample(mask, n=1, temperature=0.0).images, other_mask), "the mask must matter"
+
+
+@pytest.mark.parametrize("mode", ["full", "raw"])
+def test_drawn_offsets_give_the_loss_of_the_generator_they_come_from(mode: str) -> None:
+    """The CUDA-graph training step feeds the offsets as tensors: they must be the generator's draws."""
+    model = trained_looking_model(FullGlowConfig.from_dict({**SMALL.to_dict(), "conditioning": mode})).train()
+    mask, photo = images(2), images(2, seed=5)
+    with torch.no_grad():
+        from_generator = model(mask, photo, generator=torch.Generator().manual_seed(3))
+        offsets = model.dequantization_offsets(2, torch.Generator().manual_seed(3))
+        given = model(mask, photo, offsets=offsets)
+        other = model(mask, photo, offsets=model.dequantization_offsets(2, torch.Generator().manual_seed(4)))
+    assert (offsets.mask is None) == (mode == "raw")
+    torch.testing.assert_close(given.loss, from_generator.loss, atol=0, rtol=0)
+    torch.testing.assert_close(given.conditional_bpd, from_generator.conditional_bpd, atol=0, rtol=0)
+    assert not torch.equal(other.conditional_bpd, given.conditional_bpd)

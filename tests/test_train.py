@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from devices import ON_CUDA, TEST_DEVICE
 
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.io import DataError
-from fgaug.train import TrainOptions, train
+from fgaug.runtime import RuntimeChoiceError
+from fgaug.train import TrainOptions, check_cuda_graphs, train
 
 
 def options(data: Path, run: Path, **changes: object) -> TrainOptions:
@@ -75,6 +77,22 @@ def test_existing_run_folder_is_not_overwritten(small_tree: Path, tmp_path: Path
     train(options(small_tree, tmp_path / "run", steps=2, exist_ok=True))
     with pytest.raises(DataError, match="nothing to resume"):
         train(options(small_tree, tmp_path / "other", resume=True))
+
+
+def test_cuda_graphs_are_refused_where_the_captured_step_would_not_be_the_eager_one(
+    small_tree: Path, tmp_path: Path
+) -> None:
+    cuda = torch.device("cuda")  # only checked, never used
+    graphed = options(small_tree, tmp_path / "run", cuda_graphs=True)
+    check_cuda_graphs(cuda, graphed)
+    for changes, named in (({"gradient_checkpointing": True}, "--checkpointing"), ({"compile": True}, "--compile")):
+        with pytest.raises(RuntimeChoiceError, match=f"cannot be combined with {named}"):
+            check_cuda_graphs(cuda, options(small_tree, tmp_path / "run", cuda_graphs=True, **changes))
+    with pytest.raises(RuntimeChoiceError, match=r"torchrun \(2 processes\)"):
+        check_cuda_graphs(cuda, graphed, world_size=2)
+    with pytest.raises(RuntimeChoiceError, match="--cuda-graphs needs a CUDA device, not cpu"):
+        train(options(small_tree, tmp_path / "cpu", steps=2, device="cpu", cuda_graphs=True))
+    assert not (tmp_path / "cpu" / "checkpoints").exists()
 
 
 def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Path) -> None:

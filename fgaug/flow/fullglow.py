@@ -58,12 +58,28 @@ class Samples:
     diverged: Tensor
 
 
-def dequantize(images: Tensor, noise: bool, generator: torch.Generator | None = None) -> Tensor:
-    """[0, 1] 8-bit images -> ``(k + u) / 256 - 0.5`` with uniform ``u`` (``noise``) or ``u = 1/2``."""
+@dataclass
+class DequantizationOffsets:
+    """The uniform offsets ``u`` of one training batch's dequantisation, as
+    :meth:`FullGlow.forward` draws them from a generator: the mask's first (None without a source
+    Glow, whose ``raw`` conditioning is never noised), then the photo's."""
+
+    mask: Tensor | None
+    photo: Tensor
+
+
+def dequantize(
+    images: Tensor, noise: bool, generator: torch.Generator | None = None, offset: Tensor | None = None
+) -> Tensor:
+    """[0, 1] 8-bit images -> ``(k + u) / 256 - 0.5`` with uniform ``u`` (``noise``) or ``u = 1/2``.
+    ``offset`` gives ``u`` itself; else a ``generator`` draws it on the CPU, the same on every device."""
     bins = torch.round(images.clamp(0, 1) * 255)
-    if noise and generator is not None:  # drawn on the CPU: the same noise on every device
+    if noise and generator is not None:
         offset = torch.rand(bins.shape, generator=generator)
-        offset = (offset.pin_memory() if bins.is_cuda else offset).to(bins.device, bins.dtype, non_blocking=True)
+    if noise and offset is not None:
+        offset = (offset.pin_memory() if bins.is_cuda and not offset.is_cuda else offset).to(
+            bins.device, bins.dtype, non_blocking=True
+        )
     elif noise:
         offset = torch.rand(bins.shape, device=bins.device, dtype=bins.dtype)
     else:
@@ -140,11 +156,22 @@ class FullGlow(nn.Module):
         return latent_shapes(self.config.image_channels, self.config.image_size, self.config.n_block)
 
     # ----------------------------------------------------------------------------- likelihood
-    def forward(self, mask: Tensor, photo: Tensor, generator: torch.Generator | None = None) -> FullGlowOutput:
-        """The training objective on a batch of (mask, photo) pairs, with fresh dequantisation noise."""
+    def forward(
+        self,
+        mask: Tensor,
+        photo: Tensor,
+        generator: torch.Generator | None = None,
+        offsets: DequantizationOffsets | None = None,
+    ) -> FullGlowOutput:
+        """The training objective on a batch of (mask, photo) pairs, with fresh dequantisation
+        noise: drawn from ``generator`` (on the CPU), or given as ``offsets`` (see
+        :meth:`dequantization_offsets`), or else drawn on the batch's device."""
         self._check_pair(mask, photo)
-        features, source_log_density = self._source_side(mask, noise=True, generator=generator)
-        target = self.target.encode(dequantize(photo, noise=True, generator=generator), features)
+        if offsets is None and generator is not None:
+            offsets = self.dequantization_offsets(mask.shape[0], generator)
+        mask_offset, photo_offset = (None, None) if offsets is None else (offsets.mask, offsets.photo)
+        features, source_log_density = self._source_side(mask, noise=True, offset=mask_offset)
+        target = self.target.encode(dequantize(photo, noise=True, offset=photo_offset), features)
         source_bpd = (
             bits_per_dim(source_log_density, self.source_dims)
             if source_log_density is not None
@@ -168,14 +195,23 @@ class FullGlow(nn.Module):
         self._check(mask, self.config.mask_channels, "mask")
         return self._source_side(mask, noise=False)[0]
 
+    def dequantization_offsets(self, batch: int, generator: torch.Generator) -> DequantizationOffsets:
+        """The offsets :meth:`forward` draws from ``generator`` for a batch, drawn on the CPU, in its order."""
+        height, width = self.config.image_size
+        mask = None
+        if self.source is not None:
+            mask = torch.rand(batch, self.config.mask_channels, height, width, generator=generator)
+        photo = torch.rand(batch, self.config.image_channels, height, width, generator=generator)
+        return DequantizationOffsets(mask, photo)
+
     def _source_side(
-        self, mask: Tensor, noise: bool, generator: torch.Generator | None = None
+        self, mask: Tensor, noise: bool, offset: Tensor | None = None
     ) -> tuple[list[list[StepFeatures]], Tensor | None]:
         """The target side's conditions and the mask's log-density (None without a source Glow:
         ``raw`` conditioning feeds the bin-centred mask itself)."""
         if self.source is None:
             return raw_mask_conditions(dequantize(mask, noise=False), self.config.n_flow), None
-        encoding = self.source.encode(dequantize(mask, noise=noise, generator=generator))
+        encoding = self.source.encode(dequantize(mask, noise=noise, offset=offset))
         return encoding.features, encoding.log_prior + encoding.logdet
 
     def encode(self, mask: Tensor, photo: Tensor) -> list[Tensor]:

@@ -1,4 +1,5 @@
-"""CUDA-graph replay of :meth:`FullGlow.sample`, for fixed shapes.
+"""CUDA-graph replay of :meth:`FullGlow.sample` and of a training step's forward and backward
+passes, for fixed shapes.
 
 A sampling call of a Full-Glow model is thousands of small kernels (every flow step of both
 Glows: actnorm, 1x1 convolution, coupling network, element-wise arithmetic), so on a fast GPU
@@ -10,17 +11,22 @@ call can be captured once into a CUDA graph and replayed: one launch per call.
 precision). Replays run exactly the captured kernels, so their images equal the eager call's
 on the same device. It is an option (``fgaug generate --cuda-graphs``), off by default, and
 measured by ``benchmarks/gpu_check.py``.
+
+:class:`GraphedTrainingPass` does the same for training (``fgaug train --cuda-graphs``): the
+objective's forward pass and its backward pass, for one batch shape, are one replay. The
+optimiser's step, the gradient clipping and the moving average stay eager: they are a few
+multi-tensor kernels each, and the skip decision reads the gradient norm on the host.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from fgaug.flow.fullglow import FullGlow, Samples
+from fgaug.flow.fullglow import DequantizationOffsets, FullGlow, FullGlowOutput, Samples
 from fgaug.flow.precision import current_network_dtype
 
 WARMUP_CALLS = 2
@@ -36,14 +42,18 @@ class _CapturedCall:
     output: Samples
 
 
+def _require_cuda(model: FullGlow) -> None:
+    if next(model.parameters()).device.type != "cuda":
+        raise ValueError("CUDA graphs need the model on a CUDA device")
+
+
 class GraphedSampler:
     """``sampler.sample(mask, n, temperature, noise=...)`` like :meth:`FullGlow.sample`, replayed
     from a CUDA graph captured on the first call of each shape. ``sample_noise`` and every other
     attribute come from the model, so a sampler stands in for the model where samples are drawn."""
 
     def __init__(self, model: FullGlow) -> None:
-        if next(model.parameters()).device.type != "cuda":
-            raise ValueError("CUDA graphs need the model on a CUDA device")
+        _require_cuda(model)
         self.model = model
         self._calls: dict[tuple, _CapturedCall] = {}
 
@@ -87,3 +97,95 @@ class GraphedSampler:
         with torch.cuda.graph(graph):
             output = self.model.sample(static_mask, n, temperature, noise=static_noise)
         return _CapturedCall(graph, static_mask, static_noise, output)
+
+
+@dataclass
+class _CapturedPass:
+    graph: torch.cuda.CUDAGraph
+    mask: Tensor
+    photo: Tensor
+    offsets: DequantizationOffsets
+    output: FullGlowOutput
+    gradients: list[Tensor]
+
+
+class GraphedTrainingPass:
+    """``graphed(mask, photo, offsets)`` does what
+
+        output = model(mask, photo, offsets=offsets)
+        scale(output.loss).backward()
+
+    does on parameters whose ``.grad`` is None (the gradients are written, not accumulated), and
+    returns ``output``, replayed from a CUDA graph captured on the first call of each batch shape
+    and network precision. The returned tensors are overwritten by the next call.
+
+    ``scale`` is a loss scaler's ``scale`` (the identity without one); it must keep its scale
+    in a tensor that it updates in place, as :class:`torch.amp.GradScaler` does. The warm-up calls
+    before a capture run eagerly on the same batch, so a model whose data-dependent layers have not
+    seen a batch yet is initialised from this one, as an eager first step would initialise it.
+    Gradient checkpointing, ``torch.compile`` and DistributedDataParallel are not captured: the
+    trainer refuses ``--cuda-graphs`` with them."""
+
+    def __init__(self, model: FullGlow, scale: Callable[[Tensor], Tensor] | None = None) -> None:
+        _require_cuda(model)
+        self.model = model
+        self.scale = scale or (lambda loss: loss)
+        self.parameters = [p for p in model.parameters() if p.requires_grad]
+        self._captured: tuple[tuple, _CapturedPass] | None = None
+
+    @property
+    def captures(self) -> int:
+        """1 once a graph is held (a new batch shape or precision replaces it)."""
+        return int(self._captured is not None)
+
+    def __call__(self, mask: Tensor, photo: Tensor, offsets: DequantizationOffsets) -> FullGlowOutput:
+        key = (tuple(mask.shape), tuple(photo.shape), current_network_dtype(), offsets.mask is None)
+        if self._captured is None or self._captured[0] != key:
+            self._captured = None  # its memory pool goes before the next capture takes one
+            self._captured = (key, self._capture(mask, photo, offsets))
+        call = self._captured[1]
+        call.mask.copy_(mask, non_blocking=True)
+        call.photo.copy_(photo, non_blocking=True)
+        for static, given in ((call.offsets.mask, offsets.mask), (call.offsets.photo, offsets.photo)):
+            if static is not None and given is not None:
+                static.copy_(_pinned(given), non_blocking=True)
+        call.graph.replay()
+        for parameter, gradient in zip(self.parameters, call.gradients, strict=True):
+            parameter.grad = gradient  # the graph writes these; a zero_grad(set_to_none) in between is undone
+        return call.output
+
+    def _objective(self, mask: Tensor, photo: Tensor, offsets: DequantizationOffsets) -> FullGlowOutput:
+        for parameter in self.parameters:
+            parameter.grad = None
+        output = self.model(mask, photo, offsets=offsets)
+        self.scale(output.loss).backward()
+        return output
+
+    def _capture(self, mask: Tensor, photo: Tensor, offsets: DequantizationOffsets) -> _CapturedPass:
+        device = mask.device
+        static_offsets = DequantizationOffsets(
+            None if offsets.mask is None else offsets.mask.to(device, mask.dtype),
+            offsets.photo.to(device, photo.dtype),
+        )
+        static_mask, static_photo = mask.detach().clone(), photo.detach().clone()
+        side = torch.cuda.Stream(device)
+        side.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_CALLS):
+                self._objective(static_mask, static_photo, static_offsets)
+        torch.cuda.current_stream(device).wait_stream(side)
+        for parameter in self.parameters:
+            parameter.grad = None
+        torch.cuda.empty_cache()  # the warm-ups' activations, before the graph takes its own pool
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            output = self._objective(static_mask, static_photo, static_offsets)
+        output = replace(output, loss=output.loss.detach())
+        gradients = [parameter.grad for parameter in self.parameters]
+        if any(gradient is None for gradient in gradients):
+            raise RuntimeError("a parameter got no gradient in the captured backward pass")
+        return _CapturedPass(graph, static_mask, static_photo, static_offsets, output, gradients)  # type: ignore[arg-type]
+
+
+def _pinned(tensor: Tensor) -> Tensor:
+    return tensor.pin_memory() if tensor.device.type == "cpu" and not tensor.is_pinned() else tensor
