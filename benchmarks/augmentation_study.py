@@ -150,6 +150,8 @@ class Strategy:
     ignore: bool = False
     mixing: str = "concat"
     generator: str = "fair"
+    """``fair``, ``early`` or ``demo`` (see :func:`generator_checkpoint`); ``none``: layouts in real
+    pixels; ``real``: no synthetic data, the N real pairs stand in for it (a control)."""
     combines: tuple[str, ...] = ()
     """Other strategies whose synthetic data this one pools (it makes none of its own)."""
     notes: dict[str, Any] = field(default_factory=dict)
@@ -167,6 +169,11 @@ STRATEGIES: dict[str, Strategy] = {
     "prior-early-generator": Strategy("prior samples from the best-validation generator (step 200)", generator="early"),
     "prior-ratio": Strategy("prior samples, half of every batch real", mixing="ratio"),
     "prior-pretrain": Strategy("prior samples, pre-train on them then fine-tune on real", mixing="pretrain"),
+    "real-pretrain-control": Strategy(
+        "control for prior-pretrain: the same two schedules, with the N real pairs in place of the samples",
+        mixing="pretrain",
+        generator="real",
+    ),
     "prior-more-data": Strategy(
         "prior samples from the demo model (more data: 1500 other toy scenes)", generator="demo"
     ),
@@ -397,8 +404,12 @@ def part_strategy(args: argparse.Namespace) -> None:
                 print("time budget spent; run the part again to continue", flush=True)
                 return
             parts = [(other, STRATEGIES[other]) for other in strategy.combines] or [(name, strategy)]
-            synthetic = PairArrays.concat(
-                [read_synthetic(synthesize(args.study, part, recipe_of, size, real, val)) for part, recipe_of in parts]
+            synthetic = (
+                real
+                if strategy.generator == "real"
+                else PairArrays.concat(
+                    [read_synthetic(synthesize(args.study, part, of, size, real, val)) for part, of in parts]
+                )
             )
             for seed in args.seeds:
                 if (name, size, seed) in done:
