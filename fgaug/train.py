@@ -535,7 +535,9 @@ class _Run:
             group["lr"] = learning_rate
         self.model.train()
         with network_precision(self.network_dtype):
-            output = self.forward_backward(trainable, mask, photo)
+            output = forward_backward(
+                trainable, self.model, mask, photo, self.noise(self.step), self.graphed, self.scaler.scale
+            )
         self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip))
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
@@ -578,17 +580,6 @@ class _Run:
             self.history.append(record)
             self.window_start, self.window_images = time.perf_counter(), 0
         self.progress.advance(1, loss=loss)
-
-    def forward_backward(self, trainable: torch.nn.Module, mask: torch.Tensor, photo: torch.Tensor) -> FullGlowOutput:
-        """The objective on this step's batch and dequantisation noise, and the gradients of its
-        (scaled) loss, eagerly or replayed from a CUDA graph."""
-        if self.graphed is not None:
-            offsets = self.model.dequantization_offsets(mask.shape[0], self.noise(self.step))
-            return self.graphed(mask, photo, offsets)
-        output = trainable(mask, photo, generator=self.noise(self.step))
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(output.loss).backward()
-        return output
 
     def run(self) -> TrainResult:
         self.progress.log(
@@ -654,6 +645,26 @@ class _Run:
             self.progress.stop()
             distributed.stop(self.context)
             raise TrainingStoppedError(f"stopped by {reason or 'a signal'} at step {step}; resume with --resume", path)
+
+
+def forward_backward(
+    trainable: torch.nn.Module,
+    model: FullGlow,
+    mask: torch.Tensor,
+    photo: torch.Tensor,
+    generator: torch.Generator,
+    graphed: GraphedTrainingPass | None = None,
+    scale: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> FullGlowOutput:
+    """The objective on a batch with ``generator``'s dequantisation noise, and the gradients of its
+    (``scale``d) loss written into ``model``'s parameters: eagerly through ``trainable`` (the model,
+    or its DistributedDataParallel wrapper), or replayed from ``graphed``'s CUDA graph."""
+    if graphed is not None:
+        return graphed(mask, photo, model.dequantization_offsets(mask.shape[0], generator))
+    output = trainable(mask, photo, generator=generator)
+    model.zero_grad(set_to_none=True)
+    (output.loss if scale is None else scale(output.loss)).backward()
+    return output
 
 
 def adam(model: FullGlow, lr: float) -> torch.optim.Adam:
@@ -729,12 +740,7 @@ def dry_run(
     for step in range(steps + 1):
         start = time.perf_counter()
         with network_precision(network_dtype):
-            if graphed is not None:
-                loss = graphed(mask, photo, model.dequantization_offsets(batch, step_generator(0, step))).loss
-            else:
-                loss = model(mask, photo, generator=step_generator(0, step)).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+            loss = forward_backward(model, model, mask, photo, step_generator(0, step), graphed).loss
         optimizer.step()
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)

@@ -139,7 +139,7 @@ class GraphedTrainingPass:
         return int(self._captured is not None)
 
     def __call__(self, mask: Tensor, photo: Tensor, offsets: DequantizationOffsets) -> FullGlowOutput:
-        key = (tuple(mask.shape), tuple(photo.shape), current_network_dtype(), offsets.mask is None)
+        key = (tuple(mask.shape), tuple(photo.shape), current_network_dtype())
         if self._captured is None or self._captured[0] != key:
             self._captured = None  # its memory pool goes before the next capture takes one
             self._captured = (key, self._capture(mask, photo, offsets))
@@ -176,7 +176,7 @@ class GraphedTrainingPass:
         torch.cuda.current_stream(device).wait_stream(side)
         for parameter in self.parameters:
             parameter.grad = None
-        torch.cuda.empty_cache()  # the warm-ups' activations, before the graph takes its own pool
+        torch.cuda.empty_cache()  # the warm-ups' gradients and cached blocks, before the graph takes its own pool
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             output = self._objective(static_mask, static_photo, static_offsets)
