@@ -21,6 +21,11 @@ Every part appends one JSON line per trained probe to ``runs/augmentation-study/
 and skips the (arm, real size, seed) already there; generators, synthetic trees and filter
 probes are kept on disk. A part stopped by ``--minutes`` or a kill resumes where it was. Run
 parts one at a time on 2 cores (``--threads`` sets torch's). The protocol is ``fgaug.protocol``.
+
+``--min-steps M`` (default 1000, the protocol's) re-runs the curve and strategies with probes of
+at least M steps: their results go to ``results-minM.jsonl`` and the report to ``report-minM.md``
+(and ``summary-minM.json``, ``learning_curve-minM.png``), beside the default schedule's, sharing
+its generators and synthetic trees. It checks that a gain is not the under-trained baseline's.
 """
 
 from __future__ import annotations
@@ -90,6 +95,18 @@ def split_pairs(study: Path, split: str) -> PairArrays:
     return read_pairs(groups, IMAGE_SIZE)
 
 
+DEFAULT_MIN_STEPS = ProbeRecipe().min_steps
+
+
+def schedule_suffix(min_steps: int) -> str:
+    """How the files of a ``--min-steps`` schedule are named apart from the default's."""
+    return "" if min_steps == DEFAULT_MIN_STEPS else f"-min{min_steps}"
+
+
+def results_file(study: Path, min_steps: int = DEFAULT_MIN_STEPS) -> Path:
+    return study / f"results{schedule_suffix(min_steps)}.jsonl"
+
+
 def done_keys(results: Path) -> set[tuple[str, int, int]]:
     if not results.is_file():
         return set()
@@ -109,9 +126,9 @@ def budget(minutes: float) -> Iterator[bool]:
 
 
 def part_curve(args: argparse.Namespace) -> None:
-    results = args.study / "results.jsonl"
+    results = results_file(args.study, args.min_steps)
     real_all, val, test = (split_pairs(args.study, split) for split in ("train", "val", "test"))
-    recipe = ProbeRecipe()
+    recipe = ProbeRecipe(min_steps=args.min_steps)
     done = done_keys(results)
     time_left = budget(args.minutes)
     for seed in args.seeds:
@@ -383,15 +400,15 @@ def _ignore_file(group: Group) -> Path | None:
     return None
 
 
-def read_results(study: Path) -> list[dict[str, Any]]:
-    results = study / "results.jsonl"
+def read_results(study: Path, min_steps: int = DEFAULT_MIN_STEPS) -> list[dict[str, Any]]:
+    results = results_file(study, min_steps)
     return [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
 
 
 def part_strategy(args: argparse.Namespace) -> None:
-    results = args.study / "results.jsonl"
+    results = results_file(args.study, args.min_steps)
     real_all, val, test = (split_pairs(args.study, split) for split in ("train", "val", "test"))
-    recipe = ProbeRecipe()
+    recipe = ProbeRecipe(min_steps=args.min_steps)
     time_left = budget(args.minutes)
     for name in args.names:
         strategy = STRATEGIES[name]
@@ -436,9 +453,10 @@ def part_generators(args: argparse.Namespace) -> None:
 def part_report(args: argparse.Namespace) -> None:
     """Markdown tables of the curve and every strategy (for RESULTS.md), ``summary.json``, and the
     plots: the learning curve with each strategy's point per N, and per-class IoU differences."""
-    records = read_results(args.study)
+    suffix = schedule_suffix(args.min_steps)
+    records = read_results(args.study, args.min_steps)
     summary = summarise(records)
-    atomic_write_bytes(args.study / "summary.json", to_json(summary, indent=1).encode())
+    atomic_write_bytes(args.study / f"summary{suffix}.json", to_json(summary, indent=1).encode())
     lines = curve_table(summary["curve"])
     lines += [
         "",
@@ -456,7 +474,7 @@ def part_report(args: argparse.Namespace) -> None:
             f"| {classes} |"
         )
     table = "\n".join(lines) + "\n"
-    atomic_write_bytes(args.study / "report.md", table.encode())
+    atomic_write_bytes(args.study / f"report{suffix}.md", table.encode())
     print(table)
     if summary["curve"]:
         points = [
@@ -465,14 +483,17 @@ def part_report(args: argparse.Namespace) -> None:
             if row["arm"] in args.names or not args.names
         ]
         learning_curve_plot(
-            args.study / "learning_curve.png", summary["curve"], points, title="toy world, probe width 16"
+            args.study / f"learning_curve{suffix}.png",
+            summary["curve"],
+            points,
+            title=f"toy world, probe width 16, at least {args.min_steps} steps",
         )
     if summary["strategies"]:
         best = max(summary["strategies"], key=lambda r: r["difference"]["mean"])
         same = [r for r in summary["strategies"] if r["arm"] == best["arm"]]
         classes = list(best["per_class_difference"])
         class_bars(
-            args.study / "class_difference.png",
+            args.study / f"class_difference{suffix}.png",
             classes,
             {
                 f"{r['arm']}, N={r['real']}": [r["per_class_difference"].get(c, float("nan")) for c in classes]
@@ -491,6 +512,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=lambda text: [int(v) for v in text.split(",")], default=list(CURVE_SIZES))
     parser.add_argument("--seeds", type=lambda text: [int(v) for v in text.split(",")], default=list(SEEDS))
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument(
+        "--min-steps", type=int, default=DEFAULT_MIN_STEPS, help="fewest steps of a probe (a longer schedule's files)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -918,8 +918,14 @@ def evaluate_augment(
     test_split: Annotated[str, typer.Option(help="Labelled split for the scores, used for nothing else.")] = "test",
     width: Annotated[int, typer.Option(help="Probe width.")] = 16,
     batch_size: Annotated[int, typer.Option(help="Probe batch size.")] = 8,
+    min_steps: Annotated[
+        int,
+        typer.Option(
+            help="Fewest steps of a probe. Longer probes check that a gain is not an under-trained baseline's."
+        ),
+    ] = 1000,
     max_steps: Annotated[
-        int, typer.Option(help="Most steps of a probe (at least min(1000, MAX); 40 epochs of its data between).")
+        int, typer.Option(help="Most steps of a probe (40 epochs of its data, clamped to [min(MIN, MAX), MAX]).")
     ] = 3000,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation-augment"),
     device: DeviceOption = "auto",
@@ -958,6 +964,7 @@ def evaluate_augment(
             device,
             precision,
             progress_for("probes", as_json),
+            min_steps,
         )
 
     def lines() -> None:

@@ -317,8 +317,10 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
             "2,4",
             "--seeds",
             "0,1",
+            "--min-steps",
+            "25",
             "--max-steps",
-            "3",
+            "30",
             "--n",
             "1",
             "--width",
@@ -333,6 +335,8 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert [row["real"] for row in report["curve"]] == [2, 4] and len(report["arms"]) == 8
+    steps = {(arm["real"], arm["synthetic"] > 0): arm["steps"] for arm in report["arms"]}
+    assert steps == {(2, False): 25, (2, True): 30, (4, False): 30, (4, True): 30}, "40 epochs clamped to [25, 30]"
     for name in ("augment.json", "augment.md", "learning_curve.png", "class_difference.png"):
         assert (tmp_path / "aug" / name).is_file(), name
     one_line_error(
