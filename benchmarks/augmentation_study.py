@@ -23,9 +23,11 @@ probes are kept on disk. A part stopped by ``--minutes`` or a kill resumes where
 parts one at a time on 2 cores (``--threads`` sets torch's). The protocol is ``fgaug.protocol``.
 
 ``--min-steps M`` (default 1000, the protocol's) re-runs the curve and strategies with probes of
-at least M steps: their results go to ``results-minM.jsonl`` and the report to ``report-minM.md``
-(and ``summary-minM.json``, ``learning_curve-minM.png``), beside the default schedule's, sharing
-its generators and synthetic trees. It checks that a gain is not the under-trained baseline's.
+at least M steps and a patience scaled with them (10 validations at 2000 steps, so a probe is not
+cut off while the one-cycle learning rate is still high). Their results go to
+``results-minM.jsonl`` and the report to ``report-minM.md`` (and ``summary-minM.json``,
+``learning_curve-minM.png``), beside the default schedule's, sharing its generators and synthetic
+trees. It checks that a gain is not the under-trained baseline's.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from fgaug.protocol import (
     ProbeRecipe,
     curve_table,
     mixed_batches,
+    probe_recipe,
     read_pairs,
     run_arm,
     summarise,
@@ -64,6 +67,7 @@ from fgaug.protocol import (
 from fgaug.resources import bundled_dir
 from fgaug.sample import GenerateOptions, generate
 from fgaug.segmenter import fit_probe, new_probe, save_segmenter
+from fgaug.stats import paired_interval
 from fgaug.train import TrainOptions, train
 
 STUDY = Path("runs/augmentation-study")
@@ -128,7 +132,7 @@ def budget(minutes: float) -> Iterator[bool]:
 def part_curve(args: argparse.Namespace) -> None:
     results = results_file(args.study, args.min_steps)
     real_all, val, test = (split_pairs(args.study, split) for split in ("train", "val", "test"))
-    recipe = ProbeRecipe(min_steps=args.min_steps)
+    recipe = probe_recipe(args.min_steps)
     done = done_keys(results)
     time_left = budget(args.minutes)
     for seed in args.seeds:
@@ -408,7 +412,7 @@ def read_results(study: Path, min_steps: int = DEFAULT_MIN_STEPS) -> list[dict[s
 def part_strategy(args: argparse.Namespace) -> None:
     results = results_file(args.study, args.min_steps)
     real_all, val, test = (split_pairs(args.study, split) for split in ("train", "val", "test"))
-    recipe = ProbeRecipe(min_steps=args.min_steps)
+    recipe = probe_recipe(args.min_steps)
     time_left = budget(args.minutes)
     for name in args.names:
         strategy = STRATEGIES[name]
@@ -450,6 +454,29 @@ def part_generators(args: argparse.Namespace) -> None:
         print(f"generator N={size}: {fair_generator(args.study, size)}", flush=True)
 
 
+def schedule_table(longer: list[dict[str, Any]], default: list[dict[str, Any]], min_steps: int) -> list[str]:
+    """Markdown lines: each arm's test mIoU under the longer schedule minus under the default one,
+    paired by seed (for real only: how far the default schedule left the baseline under-trained)."""
+    by_key = {(r["arm"], r["real"], r["seed"]): r["test_miou"] for r in default}
+    groups: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for record in longer:
+        key = (record["arm"], record["real"], record["seed"])
+        if key in by_key:
+            groups.setdefault(key[:2], []).append((record["test_miou"], by_key[key]))
+    lines = [
+        f"| arm | N | seeds | mIoU, at least {min_steps} steps | mIoU, {DEFAULT_MIN_STEPS} | difference [95% CI] |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for (arm, size), pairs in sorted(groups.items(), key=lambda item: (item[0][0] != REAL_ONLY, item[0])):
+        longer_scores, default_scores = zip(*pairs, strict=True)
+        difference = paired_interval(longer_scores, default_scores)
+        lines.append(
+            f"| {arm} | {size} | {len(pairs)} | {np.mean(longer_scores):.4f} | {np.mean(default_scores):.4f} | "
+            f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}] |"
+        )
+    return lines
+
+
 def part_report(args: argparse.Namespace) -> None:
     """Markdown tables of the curve and every strategy (for RESULTS.md), ``summary.json``, and the
     plots: the learning curve with each strategy's point per N, and per-class IoU differences."""
@@ -473,6 +500,8 @@ def part_report(args: argparse.Namespace) -> None:
             f"{difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}] | {row['worth']} "
             f"| {classes} |"
         )
+    if suffix:
+        lines += ["", *schedule_table(records, read_results(args.study), args.min_steps)]
     table = "\n".join(lines) + "\n"
     atomic_write_bytes(args.study / f"report{suffix}.md", table.encode())
     print(table)

@@ -45,7 +45,7 @@ from fgaug.finite import require_finite
 from fgaug.flow import network_precision
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
-from fgaug.protocol import ProbeRecipe
+from fgaug.protocol import probe_recipe
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
 from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
 from fgaug.segmenter import load_segmenter, load_user_module
@@ -411,7 +411,7 @@ def evaluate_augment(
     pool = find_groups(root, ["train"], True).groups
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups
-    recipe = ProbeRecipe(width=width, batch_size=batch_size, min_steps=min(min_steps, max_steps), max_steps=max_steps)
+    recipe = probe_recipe(min(min_steps, max_steps), width=width, batch_size=batch_size, max_steps=max_steps)
     synthesise = None
     if strategy in LAYOUT_STRATEGIES:
         size = checkpoint.model.config.image_size
@@ -443,7 +443,7 @@ def evaluate_augment(
         "seeds": list(seeds),
         "synthetic": f"{strategy}: {n} per mask at T={temperature:g}, mixing {mixing}",
         "probe": f"width {width}, batch {batch_size}, {recipe.min_steps}-{recipe.max_steps} steps, "
-        f"early stopping on {val_split}",
+        f"early stopping on {val_split} after {recipe.patience} validations without gain",
     }
     write_augment_report(Path(out), report)
     return report

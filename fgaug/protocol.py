@@ -141,6 +141,14 @@ class ProbeRecipe:
         return torch.bfloat16 if self.bf16 else None
 
 
+def probe_recipe(min_steps: int = ProbeRecipe.min_steps, **fields: Any) -> ProbeRecipe:
+    """A :class:`ProbeRecipe` of at least ``min_steps`` steps whose patience grows alike (5
+    validations per 1000 steps, never fewer than 5), so a longer probe is not cut off while its
+    one-cycle learning rate is still high. ``fields`` are the recipe's other fields."""
+    patience = max(ProbeRecipe.patience, round(ProbeRecipe.patience * min_steps / ProbeRecipe.min_steps))
+    return ProbeRecipe(min_steps=min_steps, patience=patience, **fields)
+
+
 @dataclass
 class ArmResult:
     """One trained probe scored on the test split."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, run_arm, summarise
+from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, probe_recipe, run_arm, summarise
 from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
 
 
@@ -58,6 +58,14 @@ def pairs(count: int, value: int, size: tuple[int, int] = (8, 16)) -> PairArrays
     photos[:, :, :, 0] = 255  # a left edge, to see flips
     labels = torch.full((count, *size), value % 19, dtype=torch.uint8)
     return PairArrays(photos, labels)
+
+
+def test_longer_probes_wait_longer_before_stopping() -> None:
+    """Patience grows with the fewest steps (5 validations per 1000), never below the default."""
+    assert probe_recipe() == ProbeRecipe()
+    assert probe_recipe(2000).patience == 10 and probe_recipe(2000).min_steps == 2000
+    assert probe_recipe(300, width=4, max_steps=300) == ProbeRecipe(width=4, min_steps=300, max_steps=300)
+    assert probe_recipe(2000).steps_for(20) == 2000 and ProbeRecipe().steps_for(20) == 1000
 
 
 def test_ratio_batches_hold_a_fixed_share_of_each_source_and_flip_photo_and_labels_together() -> None:
