@@ -27,7 +27,9 @@ at least M steps and a patience scaled with them (10 validations at 2000 steps, 
 cut off while the one-cycle learning rate is still high). Their results go to
 ``results-minM.jsonl`` and the report to ``report-minM.md`` (and ``summary-minM.json``,
 ``learning_curve-minM.png``), beside the default schedule's, sharing its generators and synthetic
-trees. It checks that a gain is not the under-trained baseline's.
+trees. It checks that a gain is not the under-trained baseline's. ``--schedules 2`` trains every
+arm, real only included, with two one-cycle schedules back to back (a warm restart; files
+``results-x2.jsonl`` and so on): the stronger baseline that ``real-pretrain-control`` found.
 """
 
 from __future__ import annotations
@@ -99,16 +101,27 @@ def split_pairs(study: Path, split: str) -> PairArrays:
     return read_pairs(groups, IMAGE_SIZE)
 
 
-DEFAULT_MIN_STEPS = ProbeRecipe().min_steps
+DEFAULT_RECIPE = ProbeRecipe()
 
 
-def schedule_suffix(min_steps: int) -> str:
-    """How the files of a ``--min-steps`` schedule are named apart from the default's."""
-    return "" if min_steps == DEFAULT_MIN_STEPS else f"-min{min_steps}"
+def study_recipe(args: argparse.Namespace) -> ProbeRecipe:
+    """The probe of ``--min-steps`` and ``--schedules`` (patience grown with the steps)."""
+    return probe_recipe(args.min_steps, schedules=args.schedules)
 
 
-def results_file(study: Path, min_steps: int = DEFAULT_MIN_STEPS) -> Path:
-    return study / f"results{schedule_suffix(min_steps)}.jsonl"
+def schedule_suffix(recipe: ProbeRecipe) -> str:
+    """How the files of a longer schedule are named apart from the default's."""
+    steps = "" if recipe.min_steps == DEFAULT_RECIPE.min_steps else f"-min{recipe.min_steps}"
+    return steps + ("" if recipe.schedules == 1 else f"-x{recipe.schedules}")
+
+
+def describe_schedule(recipe: ProbeRecipe) -> str:
+    restarts = "" if recipe.schedules == 1 else f" x {recipe.schedules} schedules"
+    return f"at least {recipe.min_steps} steps{restarts}"
+
+
+def results_file(study: Path, recipe: ProbeRecipe = DEFAULT_RECIPE) -> Path:
+    return study / f"results{schedule_suffix(recipe)}.jsonl"
 
 
 def done_keys(results: Path) -> set[tuple[str, int, int]]:
@@ -130,9 +143,9 @@ def budget(minutes: float) -> Iterator[bool]:
 
 
 def part_curve(args: argparse.Namespace) -> None:
-    results = results_file(args.study, args.min_steps)
+    recipe = study_recipe(args)
+    results = results_file(args.study, recipe)
     real_all, val, test = (split_pairs(args.study, split) for split in ("train", "val", "test"))
-    recipe = probe_recipe(args.min_steps)
     done = done_keys(results)
     time_left = budget(args.minutes)
     for seed in args.seeds:
@@ -404,15 +417,15 @@ def _ignore_file(group: Group) -> Path | None:
     return None
 
 
-def read_results(study: Path, min_steps: int = DEFAULT_MIN_STEPS) -> list[dict[str, Any]]:
-    results = results_file(study, min_steps)
+def read_results(study: Path, recipe: ProbeRecipe = DEFAULT_RECIPE) -> list[dict[str, Any]]:
+    results = results_file(study, recipe)
     return [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
 
 
 def part_strategy(args: argparse.Namespace) -> None:
-    results = results_file(args.study, args.min_steps)
+    recipe = study_recipe(args)
+    results = results_file(args.study, recipe)
     real_all, val, test = (split_pairs(args.study, split) for split in ("train", "val", "test"))
-    recipe = probe_recipe(args.min_steps)
     time_left = budget(args.minutes)
     for name in args.names:
         strategy = STRATEGIES[name]
@@ -454,7 +467,7 @@ def part_generators(args: argparse.Namespace) -> None:
         print(f"generator N={size}: {fair_generator(args.study, size)}", flush=True)
 
 
-def schedule_table(longer: list[dict[str, Any]], default: list[dict[str, Any]], min_steps: int) -> list[str]:
+def schedule_table(longer: list[dict[str, Any]], default: list[dict[str, Any]], recipe: ProbeRecipe) -> list[str]:
     """Markdown lines: each arm's test mIoU under the longer schedule minus under the default one,
     paired by seed (for real only: how far the default schedule left the baseline under-trained)."""
     by_key = {(r["arm"], r["real"], r["seed"]): r["test_miou"] for r in default}
@@ -464,7 +477,8 @@ def schedule_table(longer: list[dict[str, Any]], default: list[dict[str, Any]], 
         if key in by_key:
             groups.setdefault(key[:2], []).append((record["test_miou"], by_key[key]))
     lines = [
-        f"| arm | N | seeds | mIoU, at least {min_steps} steps | mIoU, {DEFAULT_MIN_STEPS} | difference [95% CI] |",
+        f"| arm | N | seeds | mIoU, {describe_schedule(recipe)} | mIoU, {describe_schedule(DEFAULT_RECIPE)} "
+        "| difference [95% CI] |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for (arm, size), pairs in sorted(groups.items(), key=lambda item: (item[0][0] != REAL_ONLY, item[0])):
@@ -480,8 +494,9 @@ def schedule_table(longer: list[dict[str, Any]], default: list[dict[str, Any]], 
 def part_report(args: argparse.Namespace) -> None:
     """Markdown tables of the curve and every strategy (for RESULTS.md), ``summary.json``, and the
     plots: the learning curve with each strategy's point per N, and per-class IoU differences."""
-    suffix = schedule_suffix(args.min_steps)
-    records = read_results(args.study, args.min_steps)
+    recipe = study_recipe(args)
+    suffix = schedule_suffix(recipe)
+    records = read_results(args.study, recipe)
     summary = summarise(records)
     atomic_write_bytes(args.study / f"summary{suffix}.json", to_json(summary, indent=1).encode())
     lines = curve_table(summary["curve"])
@@ -501,7 +516,7 @@ def part_report(args: argparse.Namespace) -> None:
             f"| {classes} |"
         )
     if suffix:
-        lines += ["", *schedule_table(records, read_results(args.study), args.min_steps)]
+        lines += ["", *schedule_table(records, read_results(args.study), recipe)]
     table = "\n".join(lines) + "\n"
     atomic_write_bytes(args.study / f"report{suffix}.md", table.encode())
     print(table)
@@ -515,7 +530,7 @@ def part_report(args: argparse.Namespace) -> None:
             args.study / f"learning_curve{suffix}.png",
             summary["curve"],
             points,
-            title=f"toy world, probe width 16, at least {args.min_steps} steps",
+            title=f"toy world, probe width 16, {describe_schedule(recipe)}",
         )
     if summary["strategies"]:
         best = max(summary["strategies"], key=lambda r: r["difference"]["mean"])
@@ -542,7 +557,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=lambda text: [int(v) for v in text.split(",")], default=list(SEEDS))
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument(
-        "--min-steps", type=int, default=DEFAULT_MIN_STEPS, help="fewest steps of a probe (a longer schedule's files)"
+        "--min-steps", type=int, default=DEFAULT_RECIPE.min_steps, help="fewest steps of a probe (own results file)"
+    )
+    parser.add_argument(
+        "--schedules", type=int, default=1, help="one-cycle schedules per probe, a warm restart (own results file)"
     )
     args = parser.parse_args()
     if args.threads:

@@ -391,16 +391,20 @@ def evaluate_augment(
     precision: str = "auto",
     progress: Progress | None = None,
     min_steps: int = 1000,
+    schedules: int = 1,
 ) -> dict[str, Any]:
     """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.protocol` on a
     Cityscapes root: real pairs from its train split, early stopping on ``val_split``, scores on
     ``test_split`` (a labelled split used for nothing else). ``strategy`` is how the synthetic
     data is made (:mod:`fgaug.strategies`; layout strategies work under ``out/synthetic``). A probe
-    trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps. Writes
+    trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps, and
+    ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline). Writes
     ``augment.json``, ``augment.md`` and plots under ``out``."""
     require_finite(temperature=temperature)
     if min_steps < 1 or max_steps < 1:
         raise ValueError(f"--min-steps and --max-steps must be at least 1, got {min_steps} and {max_steps}")
+    if schedules < 1:
+        raise ValueError(f"--schedules must be at least 1, got {schedules}")
     if strategy not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if val_split == test_split:
@@ -411,7 +415,9 @@ def evaluate_augment(
     pool = find_groups(root, ["train"], True).groups
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups
-    recipe = probe_recipe(min(min_steps, max_steps), width=width, batch_size=batch_size, max_steps=max_steps)
+    recipe = probe_recipe(
+        min(min_steps, max_steps), width=width, batch_size=batch_size, max_steps=max_steps, schedules=schedules
+    )
     synthesise = None
     if strategy in LAYOUT_STRATEGIES:
         size = checkpoint.model.config.image_size
@@ -442,8 +448,8 @@ def evaluate_augment(
         "real sizes": list(sizes),
         "seeds": list(seeds),
         "synthetic": f"{strategy}: {n} per mask at T={temperature:g}, mixing {mixing}",
-        "probe": f"width {width}, batch {batch_size}, {recipe.min_steps}-{recipe.max_steps} steps, "
-        f"early stopping on {val_split} after {recipe.patience} validations without gain",
+        "probe": f"width {width}, batch {batch_size}, {recipe.schedules} x {recipe.min_steps}-{recipe.max_steps} "
+        f"steps, early stopping on {val_split} after {recipe.patience} validations without gain",
     }
     write_augment_report(Path(out), report)
     return report

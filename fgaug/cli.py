@@ -927,6 +927,13 @@ def evaluate_augment(
     max_steps: Annotated[
         int, typer.Option(help="Most steps of a probe (40 epochs of its data, clamped to [min(MIN, MAX), MAX]).")
     ] = 3000,
+    schedules: Annotated[
+        int,
+        typer.Option(
+            help="One-cycle schedules per probe, back to back from the best weights: 2 is a warm restart, a "
+            "stronger baseline (on the toy world +2.5 mIoU at N <= 40)."
+        ),
+    ] = 1,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation-augment"),
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -965,6 +972,7 @@ def evaluate_augment(
             precision,
             progress_for("probes", as_json),
             min_steps,
+            schedules,
         )
 
     def lines() -> None:

@@ -321,6 +321,8 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
             "25",
             "--max-steps",
             "30",
+            "--schedules",
+            "2",
             "--n",
             "1",
             "--width",
@@ -336,7 +338,7 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert [row["real"] for row in report["curve"]] == [2, 4] and len(report["arms"]) == 8
     steps = {(arm["real"], arm["synthetic"] > 0): arm["steps"] for arm in report["arms"]}
-    assert steps == {(2, False): 25, (2, True): 30, (4, False): 30, (4, True): 30}, "40 epochs clamped to [25, 30]"
+    assert steps == {(2, False): 50, (2, True): 60, (4, False): 60, (4, True): 60}, "2 x 40 epochs clamped to [25, 30]"
     for name in ("augment.json", "augment.md", "learning_curve.png", "class_difference.png"):
         assert (tmp_path / "aug" / name).is_file(), name
     one_line_error(

@@ -111,6 +111,8 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
         evaluate_augment(tree, tmp_path / "x", test_checkpoint, sizes=(3,), strategy="magic")
     with pytest.raises(ValueError, match="--min-steps and --max-steps must be at least 1"):
         evaluate_augment(tree, tmp_path / "x", test_checkpoint, sizes=(3,), min_steps=0)
+    with pytest.raises(ValueError, match="--schedules must be at least 1"):
+        evaluate_augment(tree, tmp_path / "x", test_checkpoint, sizes=(3,), schedules=0)
 
 
 class MeanColourFeatures(torch.nn.Module):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -103,3 +104,25 @@ def test_every_mixing_trains_and_scores_an_arm(mixing: str) -> None:
     assert {"road", "sidewalk", "building"} <= set(result.per_class_iou) and result.val_per_class_iou
     with pytest.raises(ValueError, match="unknown mixing"):
         run_arm("arm", real, val, test, 0, recipe, synthetic, "blend")
+
+
+def test_two_schedules_restart_from_the_first_ones_best_weights() -> None:
+    """``schedules=2`` on real only is the same computation as pre-training on the real pairs then
+    fine-tuning on them (the study's control): the same weights, steps and scores."""
+    rng = np.random.default_rng(1)
+    labels = torch.from_numpy(rng.integers(0, 3, (8, 16, 32)).astype(np.uint8))
+    photos = (labels[:, None].repeat(1, 3, 1, 1) * 80).to(torch.uint8)
+    real, val, test = (
+        PairArrays(photos[:4], labels[:4]),
+        PairArrays(photos[4:6], labels[4:6]),
+        PairArrays(photos[6:], labels[6:]),
+    )
+    once = ProbeRecipe(width=4, batch_size=4, min_steps=6, max_steps=6, evaluate_every=3)
+    twice = replace(once, schedules=2)
+    restarted = run_arm("real only", real, val, test, 0, twice)
+    control = run_arm("control", real, val, test, 0, once, real, "pretrain")
+    assert restarted.steps == control.steps == 12 and restarted.best_step == control.best_step
+    assert restarted.test_miou == control.test_miou and restarted.per_class_iou == control.per_class_iou
+    assert run_arm("arm", real, val, test, 0, twice, real, "pretrain").steps == 24
+    with pytest.raises(ValueError, match="schedules"):
+        replace(once, schedules=0)
