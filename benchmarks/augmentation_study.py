@@ -69,7 +69,7 @@ from fgaug.protocol import (
 from fgaug.resources import bundled_dir
 from fgaug.sample import GenerateOptions, generate
 from fgaug.segmenter import fit_probe, new_probe, save_segmenter
-from fgaug.stats import paired_interval
+from fgaug.stats import paired_interval, signed_interval
 from fgaug.train import TrainOptions, train
 
 STUDY = Path("runs/augmentation-study")
@@ -486,7 +486,7 @@ def schedule_table(longer: list[dict[str, Any]], default: list[dict[str, Any]], 
         difference = paired_interval(longer_scores, default_scores)
         lines.append(
             f"| {arm} | {size} | {len(pairs)} | {np.mean(longer_scores):.4f} | {np.mean(default_scores):.4f} | "
-            f"{difference.mean:+.4f} [{difference.low:+.4f}, {difference.high:+.4f}] |"
+            f"{signed_interval(difference.to_dict())} |"
         )
     return lines
 
@@ -512,7 +512,7 @@ def part_report(args: argparse.Namespace) -> None:
         classes = ", ".join(f"{small[c]:+.3f}" if c in small else "n/a" for c in SMALL_CLASSES)
         lines.append(
             f"| {row['arm']} | {row['real']} | {len(row['seeds'])} | {row['synthetic']} | {row['miou']['mean']:.4f} | "
-            f"{difference['mean']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}] | {row['worth']} "
+            f"{signed_interval(difference)} | {row['worth']} "
             f"| {classes} |"
         )
     if suffix:

@@ -976,13 +976,14 @@ def evaluate_augment(
         )
 
     def lines() -> None:
+        from fgaug.stats import signed_interval
+
         for row in report["curve"]:
             typer.echo(f"real only, N={row['real']}: test mIoU {row['mean']:.4f} ± {row['half_width']:.4f}")
         for row in report["strategies"]:
-            difference = row["difference"]
             typer.echo(
-                f"real + {row['synthetic']} synthetic, N={row['real']}: mIoU {difference['mean']:+.4f} "
-                f"[{difference['low']:+.4f}, {difference['high']:+.4f}], worth {row['worth']} real images"
+                f"real + {row['synthetic']} synthetic, N={row['real']}: mIoU {signed_interval(row['difference'])}, "
+                f"worth {row['worth']} real images"
             )
         typer.echo(f"report: {out / 'augment.md'}")
 

@@ -48,6 +48,7 @@ from fgaug.progress import Progress, SilentProgress
 from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, curve_table, read_pairs, run_arm, summarise
 from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import network_error, predict_train_ids
+from fgaug.stats import signed_interval
 from fgaug.strategies import Synthesiser
 
 
@@ -427,11 +428,10 @@ def augment_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
     lines += ["| real images | synthetic | mIoU | Δ mIoU (95% CI) | worth in real images | small classes Δ IoU |"]
     lines.append("| --- | --- | --- | --- | --- | --- |")
     for row in report["strategies"]:
-        difference = row["difference"]
         small = ", ".join(f"{name} {value:+.3f}" for name, value in list(row["per_class_difference"].items())[:4])
         lines.append(
-            f"| {row['real']} | {row['synthetic']} | {row['miou']['mean']:.4f} | {difference['mean']:+.4f} "
-            f"[{difference['low']:+.4f}, {difference['high']:+.4f}] | {row['worth']} | {small} |"
+            f"| {row['real']} | {row['synthetic']} | {row['miou']['mean']:.4f} | {signed_interval(row['difference'])} "
+            f"| {row['worth']} | {small} |"
         )
     for name in ("curve_plot", "class_plot"):
         if name in paths:

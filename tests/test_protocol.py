@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, probe_recipe, run_arm, summarise
-from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
+from fgaug.stats import mean_interval, paired_interval, signed_interval, worth_in_real_images
 
 
 def test_t_interval_by_hand() -> None:
@@ -20,6 +20,7 @@ def test_t_interval_by_hand() -> None:
     assert math.isnan(mean_interval([0.5]).half_width)
     paired = paired_interval([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
     assert paired.mean == pytest.approx(0.1) and paired.half_width == pytest.approx(0.0, abs=1e-12)
+    assert signed_interval(interval.to_dict()) == "+2.0000 [-0.4841, +4.4841]"
     with pytest.raises(ValueError, match="cannot be paired"):
         paired_interval([1.0], [1.0, 2.0])
 
@@ -61,6 +62,14 @@ def pairs(count: int, value: int, size: tuple[int, int] = (8, 16)) -> PairArrays
     return PairArrays(photos, labels)
 
 
+def noisy_scenes(seed: int, *counts: int) -> list[PairArrays]:
+    """Sets of ``counts`` 16x32 scenes of random road, sidewalk and building pixels, each class its
+    own grey."""
+    labels = torch.from_numpy(np.random.default_rng(seed).integers(0, 3, (sum(counts), 16, 32)).astype(np.uint8))
+    photos = (labels[:, None].repeat(1, 3, 1, 1) * 80).to(torch.uint8)
+    return [PairArrays(p, lab) for p, lab in zip(photos.split(counts), labels.split(counts), strict=True)]
+
+
 def test_longer_probes_wait_longer_before_stopping() -> None:
     """Patience grows with the fewest steps (5 validations per 1000), never below the default."""
     assert probe_recipe() == ProbeRecipe()
@@ -92,11 +101,7 @@ def test_pair_arrays_check_their_shapes() -> None:
 
 @pytest.mark.parametrize("mixing", ["concat", "ratio", "pretrain"])
 def test_every_mixing_trains_and_scores_an_arm(mixing: str) -> None:
-    rng = np.random.default_rng(0)
-    labels = torch.from_numpy(rng.integers(0, 3, (12, 16, 32)).astype(np.uint8))
-    photos = (labels[:, None].repeat(1, 3, 1, 1) * 80).to(torch.uint8)
-    real, synthetic = PairArrays(photos[:4], labels[:4]), PairArrays(photos[4:8], labels[4:8])
-    val, test = PairArrays(photos[8:10], labels[8:10]), PairArrays(photos[10:], labels[10:])
+    real, synthetic, val, test = noisy_scenes(0, 4, 4, 2, 2)
     recipe = ProbeRecipe(width=4, batch_size=4, min_steps=6, max_steps=6, evaluate_every=3)
     result = run_arm("arm", real, val, test, 0, recipe, synthetic, mixing)
     assert result.real == 4 and result.synthetic == 4 and result.mixing == mixing
@@ -109,14 +114,7 @@ def test_every_mixing_trains_and_scores_an_arm(mixing: str) -> None:
 def test_two_schedules_restart_from_the_first_ones_best_weights() -> None:
     """``schedules=2`` on real only is the same computation as pre-training on the real pairs then
     fine-tuning on them (the study's control): the same weights, steps and scores."""
-    rng = np.random.default_rng(1)
-    labels = torch.from_numpy(rng.integers(0, 3, (8, 16, 32)).astype(np.uint8))
-    photos = (labels[:, None].repeat(1, 3, 1, 1) * 80).to(torch.uint8)
-    real, val, test = (
-        PairArrays(photos[:4], labels[:4]),
-        PairArrays(photos[4:6], labels[4:6]),
-        PairArrays(photos[6:], labels[6:]),
-    )
+    real, val, test = noisy_scenes(1, 4, 2, 2)
     once = ProbeRecipe(width=4, batch_size=4, min_steps=6, max_steps=6, evaluate_every=3)
     twice = replace(once, schedules=2)
     restarted = run_arm("real only", real, val, test, 0, twice)
