@@ -259,6 +259,8 @@ def info(checkpoint: str | Path) -> dict[str, Any]:
         "levels": config.n_block,
         "flow_steps": list(config.n_flow),
         "mask_channels": config.mask_channels,
+        "noise": config.noise,
+        "condition_dropout": config.condition_dropout,
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
         "has_ema": payload.get("ema") is not None,
         "resumable": payload.get("training") is not None,

@@ -150,6 +150,22 @@ def train(
             "only couplings conditioned), raw (C-Glow style: the raw mask conditions every operation)."
         ),
     ] = None,
+    noise: Annotated[
+        str | None,
+        typer.Option(
+            help="Training noise: uniform (the paper's dequantisation, default; its bits/dim compare with the "
+            "paper's) or gaussian:SIGMA (noise augmentation, SIGMA on the [0, 1] photo scale, e.g. gaussian:0.02; "
+            "the samples can then be denoised with generate --denoise)."
+        ),
+    ] = None,
+    condition_dropout: Annotated[
+        float | None,
+        typer.Option(
+            help="Fraction of each batch trained with the null condition (an all-zero mask), so that "
+            "generate --guidance W can be used (e.g. 0.1; default 0).",
+            callback=finite,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and noise.")] = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -253,6 +269,8 @@ def train(
         epochs=epochs,
         source_weight=lambda_,
         conditioning=conditioning,
+        noise=noise,
+        condition_dropout=condition_dropout,
         seed=seed,
         device=device,
         precision=precision,

@@ -52,6 +52,15 @@ class FullGlowConfig:
             source-Glow output; ``coupling`` (Dual-Glow/C-Flow style): only the couplings, the
             other operations unconditional; ``raw`` (C-Glow style): every operation on the raw
             mask, squeezed to the level's size, with no source Glow.
+        gaussian_noise: the training noise. 0 (the paper's): uniform dequantisation,
+            ``y = (k + u) / 256 - 0.5``, so bits/dim are the paper's discrete figures. ``sigma > 0``
+            (TarFlow's noise augmentation): ``y = (k + 1/2) / 256 - 0.5 + sigma * eps`` with
+            standard-normal ``eps``, sigma on the [0, 1] scale of the photo; the model then learns
+            the density of the noisy photos, its bits/dim are "noisy" figures, and its samples can be
+            denoised by one score step (:meth:`~fgaug.flow.FullGlow.sample`).
+        condition_dropout: the fraction of a training batch whose mask is replaced by the null
+            condition (the all-zero mask, every pixel unlabelled and black), so that the model also
+            learns p(photo) and classifier-free guidance can extrapolate away from it.
     """
 
     image_size: tuple[int, int] = (64, 128)
@@ -66,6 +75,8 @@ class FullGlowConfig:
     source_weight: float = 1e-4
     coupling_scale_floor: float = 1e-3
     conditioning: ConditioningMode = "full"
+    gaussian_noise: float = 0.0
+    condition_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         height, width = self.image_size
@@ -82,6 +93,10 @@ class FullGlowConfig:
             raise ConfigError(f"coupling_scale_floor must lie in (0, 1), got {self.coupling_scale_floor}")
         if self.source_weight < 0:
             raise ConfigError(f"source_weight (lambda) must be >= 0, got {self.source_weight}")
+        if not 0.0 <= self.gaussian_noise < 1.0:
+            raise ConfigError(f"gaussian_noise must lie in [0, 1), got {self.gaussian_noise}")
+        if not 0.0 <= self.condition_dropout < 1.0:
+            raise ConfigError(f"condition_dropout must lie in [0, 1), got {self.condition_dropout}")
         if self.conditioning not in CONDITIONING_MODES:
             raise ConfigError(
                 f"unknown conditioning mode {self.conditioning!r}; known: {', '.join(CONDITIONING_MODES)}"
@@ -96,6 +111,29 @@ class FullGlowConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
+
+    @property
+    def noise(self) -> str:
+        """The training noise as ``--noise`` spells it: ``uniform`` or ``gaussian:SIGMA``."""
+        return format_noise(self.gaussian_noise)
+
+
+def parse_noise(text: str) -> float:
+    """``uniform`` -> 0.0, ``gaussian:SIGMA`` -> SIGMA (on the [0, 1] photo scale, in (0, 1))."""
+    if text == "uniform":
+        return 0.0
+    kind, _, value = text.partition(":")
+    try:
+        sigma = float(value)
+    except ValueError:
+        sigma = float("nan")
+    if kind != "gaussian" or not 0.0 < sigma < 1.0:
+        raise ConfigError(f"noise must be 'uniform' or 'gaussian:SIGMA' with 0 < SIGMA < 1, got {text!r}")
+    return sigma
+
+
+def format_noise(sigma: float) -> str:
+    return "uniform" if sigma == 0 else f"gaussian:{sigma:g}"
 
 
 @dataclass(frozen=True)

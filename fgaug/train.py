@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from fgaug import distributed
 from fgaug.checkpoint import CheckpointError, read_checkpoint_payload, save_checkpoint
-from fgaug.config import FullGlowConfig, load_preset
+from fgaug.config import FullGlowConfig, load_preset, parse_noise
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png
@@ -78,6 +78,10 @@ class TrainOptions:
     epochs: float | None = None
     source_weight: float | None = None
     conditioning: str | None = None
+    noise: str | None = None
+    """``uniform`` or ``gaussian:SIGMA`` (see :attr:`~fgaug.config.FullGlowConfig.gaussian_noise`);
+    None: the preset's (uniform)."""
+    condition_dropout: float | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -117,6 +121,7 @@ class TrainOptions:
             lr=self.lr,
             epochs=self.epochs,
             source_weight=self.source_weight,
+            condition_dropout=self.condition_dropout,
             grad_clip=self.grad_clip,
             ema_decay=self.ema_decay,
         )
@@ -308,6 +313,10 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
         settings["source_weight"] = options.source_weight
     if options.conditioning is not None:
         settings["conditioning"] = options.conditioning
+    if options.noise is not None:
+        settings["gaussian_noise"] = parse_noise(options.noise)
+    if options.condition_dropout is not None:
+        settings["condition_dropout"] = options.condition_dropout
     if options.boundary:
         settings["mask_channels"] = 4
     resolved = copy.copy(options)
@@ -456,7 +465,8 @@ class _Run:
                 self.first_val = value if self.first_val is None else self.first_val
                 self.last_val = value
                 self.log.validation(self.step, value)
-                self.progress.log(f"step {self.step}: validation {value:.4f} bits/dim")
+                noisy = f" (noisy: {self.config.noise} noise)" if self.config.gaussian_noise else ""
+                self.progress.log(f"step {self.step}: validation {value:.4f} bits/dim{noisy}")
                 if value < self.best_val:
                     self.best_val, self.since_best = value, 0
                     self.save(self.checkpoints / "best.pt")

@@ -60,12 +60,16 @@ class Samples:
 
 @dataclass
 class DequantizationOffsets:
-    """The uniform offsets ``u`` of one training batch's dequantisation, as
-    :meth:`FullGlow.forward` draws them from a generator: the mask's first (None without a source
-    Glow, whose ``raw`` conditioning is never noised), then the photo's."""
+    """The random parts of one training batch, as :meth:`FullGlow.forward` draws them from a
+    generator, in this order: the mask's dequantisation offsets ``u`` (None without a source Glow,
+    whose ``raw`` conditioning is never noised), the photo's offsets from the bin's lower edge in
+    bins (uniform ``u``, or ``1/2 + 256 sigma eps`` for a Gaussian-noise model), and, for a model
+    trained with condition dropout, ``mask_keep`` (B,): 1 where the mask is kept, 0 where it is
+    replaced by the null condition."""
 
     mask: Tensor | None
     photo: Tensor
+    mask_keep: Tensor | None = None
 
 
 def dequantize(
@@ -77,14 +81,18 @@ def dequantize(
     if noise and generator is not None:
         offset = torch.rand(bins.shape, generator=generator)
     if noise and offset is not None:
-        offset = (offset.pin_memory() if bins.is_cuda and not offset.is_cuda else offset).to(
-            bins.device, bins.dtype, non_blocking=True
-        )
+        offset = to_device(offset, bins)
     elif noise:
         offset = torch.rand(bins.shape, device=bins.device, dtype=bins.dtype)
     else:
         offset = torch.full_like(bins, 0.5)
     return (bins + offset) / 256 - 0.5
+
+
+def to_device(tensor: Tensor, like: Tensor) -> Tensor:
+    """``tensor`` (drawn on the CPU) on ``like``'s device and dtype, copied without a host sync."""
+    tensor = tensor.pin_memory() if like.is_cuda and not tensor.is_cuda else tensor
+    return tensor.to(like.device, like.dtype, non_blocking=True)
 
 
 def quantize(y: Tensor) -> Tensor:
@@ -165,11 +173,15 @@ class FullGlow(nn.Module):
     ) -> FullGlowOutput:
         """The training objective on a batch of (mask, photo) pairs, with fresh dequantisation
         noise: drawn from ``generator`` (on the CPU), or given as ``offsets`` (see
-        :meth:`dequantization_offsets`), or else drawn on the batch's device."""
+        :meth:`dequantization_offsets`), or else drawn on the batch's device. In training mode a
+        model with ``condition_dropout`` replaces the dropped rows' masks by :meth:`null_condition`
+        (their source bits/dim are then the null mask's)."""
         self._check_pair(mask, photo)
-        if offsets is None and generator is not None:
-            offsets = self.dequantization_offsets(mask.shape[0], generator)
-        mask_offset, photo_offset = (None, None) if offsets is None else (offsets.mask, offsets.photo)
+        if offsets is None:
+            offsets = self.dequantization_offsets(mask.shape[0], generator, mask.device)
+        mask_offset, photo_offset = offsets.mask, offsets.photo
+        if self.training and offsets.mask_keep is not None:
+            mask = mask * to_device(offsets.mask_keep, mask).view(-1, 1, 1, 1)  # the null condition is all zeros
         features, source_log_density = self._source_side(mask, noise=True, offset=mask_offset)
         target = self.target.encode(dequantize(photo, noise=True, offset=photo_offset), features)
         source_bpd = (
@@ -186,7 +198,12 @@ class FullGlow(nn.Module):
         """-log2 p(photo | mask) per dimension, per sample (one dequantisation draw)."""
         self._check_pair(mask, photo)
         features = self.condition_features(mask)
-        target = self.target.encode(dequantize(photo, noise=True, generator=generator), features)
+        if self.config.gaussian_noise > 0:
+            offset = self.dequantization_offsets(photo.shape[0], generator, photo.device).photo
+            noisy = dequantize(photo, noise=True, offset=offset)
+        else:
+            noisy = dequantize(photo, noise=True, generator=generator)
+        target = self.target.encode(noisy, features)
         return bits_per_dim(target.log_prior + target.logdet, self.target_dims)
 
     # ----------------------------------------------------------------------------- encode / decode
@@ -195,14 +212,30 @@ class FullGlow(nn.Module):
         self._check(mask, self.config.mask_channels, "mask")
         return self._source_side(mask, noise=False)[0]
 
-    def dequantization_offsets(self, batch: int, generator: torch.Generator) -> DequantizationOffsets:
-        """The offsets :meth:`forward` draws from ``generator`` for a batch, drawn on the CPU, in its order."""
+    def dequantization_offsets(
+        self, batch: int, generator: torch.Generator | None = None, device: torch.device | None = None
+    ) -> DequantizationOffsets:
+        """The random parts :meth:`forward` draws for a batch, in its order: from ``generator`` on
+        the CPU (the same on every device), or without one on ``device``."""
         height, width = self.config.image_size
+        shape = (batch, self.config.image_channels, height, width)
+        on = {"generator": generator} if generator is not None else {"device": device}
         mask = None
         if self.source is not None:
-            mask = torch.rand(batch, self.config.mask_channels, height, width, generator=generator)
-        photo = torch.rand(batch, self.config.image_channels, height, width, generator=generator)
-        return DequantizationOffsets(mask, photo)
+            mask = torch.rand(batch, self.config.mask_channels, height, width, **on)
+        if self.config.gaussian_noise > 0:
+            photo = 0.5 + 256 * self.config.gaussian_noise * torch.randn(shape, **on)
+        else:
+            photo = torch.rand(shape, **on)
+        mask_keep = None
+        if self.config.condition_dropout > 0:
+            mask_keep = (torch.rand(batch, **on) >= self.config.condition_dropout).float()
+        return DequantizationOffsets(mask, photo, mask_keep)
+
+    def null_condition(self, device: torch.device | None = None) -> Tensor:
+        """The condition a dropped mask is replaced by: one all-zero mask (every pixel unlabelled,
+        rendered black), shape (1, mask_channels, H, W)."""
+        return torch.zeros(1, self.config.mask_channels, *self.config.image_size, device=device)
 
     def _source_side(
         self, mask: Tensor, noise: bool, offset: Tensor | None = None

@@ -146,7 +146,11 @@ class GraphedTrainingPass:
         call = self._captured[1]
         call.mask.copy_(mask, non_blocking=True)
         call.photo.copy_(photo, non_blocking=True)
-        for static, given in ((call.offsets.mask, offsets.mask), (call.offsets.photo, offsets.photo)):
+        for static, given in (
+            (call.offsets.mask, offsets.mask),
+            (call.offsets.photo, offsets.photo),
+            (call.offsets.mask_keep, offsets.mask_keep),
+        ):
             if static is not None and given is not None:
                 static.copy_(_pinned(given), non_blocking=True)
         call.graph.replay()
@@ -166,6 +170,7 @@ class GraphedTrainingPass:
         static_offsets = DequantizationOffsets(
             None if offsets.mask is None else offsets.mask.to(device, mask.dtype),
             offsets.photo.to(device, photo.dtype),
+            None if offsets.mask_keep is None else offsets.mask_keep.to(device, mask.dtype),
         )
         static_mask, static_photo = mask.detach().clone(), photo.detach().clone()
         side = torch.cuda.Stream(device)
