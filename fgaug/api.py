@@ -43,6 +43,7 @@ from fgaug.evaluate import (
 )
 from fgaug.finite import require_finite
 from fgaug.flow import network_precision
+from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.protocol import probe_recipe
@@ -335,9 +336,11 @@ def evaluate_quality(
     progress: Progress | None = None,
     features: str | Path | None = None,
     lpips: str | Path | None = None,
+    sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Bits/dim, consistency, diversity and colour match over a temperature sweep; writes the
-    report (JSON, Markdown, plots) under ``out`` and returns it with the written paths."""
+    """Bits/dim, consistency, diversity and colour match over a temperature sweep (draws guided or
+    denoised as ``sampling`` says); writes the report (JSON, Markdown, plots) under ``out`` and
+    returns it with the written paths."""
     require_finite(temperatures=temperatures)
     checkpoint, torch_device, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
     groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
@@ -364,14 +367,20 @@ def evaluate_quality(
             "temperatures": list(temperatures),
             "bpd_rounds": rounds,
             "seed": seed,
+            **sampling.to_dict(),
             "precision": precision_name(network_dtype),
         }
     }
     report["bpd"] = evaluate_bpd(checkpoint, groups, rounds, seed, network_dtype=network_dtype, progress=progress)
     report["samples"] = evaluate_samples(
-        checkpoint, groups, temperatures, n, seed, probe, network_dtype, progress, feature_net, lpips_net
+        checkpoint, groups, temperatures, n, seed, probe, network_dtype, progress, feature_net, lpips_net, sampling
     )
     return report, write_quality_report(Path(out), report)
+
+
+def _describe_sampling(sampling: SamplingOptions) -> str:
+    guided = f", guidance {sampling.guidance:g}" if sampling.guidance else ""
+    return guided + ("" if sampling.denoise_scale is None else f", denoised (scale {sampling.denoise_scale:g})")
 
 
 def evaluate_augment(
@@ -394,6 +403,7 @@ def evaluate_augment(
     progress: Progress | None = None,
     min_steps: int = 1000,
     schedules: int = 1,
+    sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> dict[str, Any]:
     """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.protocol` on a
     Cityscapes root: real pairs from its train split, early stopping on ``val_split``, scores on
@@ -424,7 +434,9 @@ def evaluate_augment(
     if strategy in LAYOUT_STRATEGIES:
         size = checkpoint.model.config.image_size
         work_dir = Path(out) / "synthetic"
-        synthesise = layout_synthesiser(strategy, root, work_dir, size, n, temperature, model_path, device, precision)
+        synthesise = layout_synthesiser(
+            strategy, root, work_dir, size, n, temperature, model_path, device, precision, sampling
+        )
     report = augmentation_study(
         checkpoint,
         pool,
@@ -439,6 +451,7 @@ def evaluate_augment(
         network_dtype,
         progress,
         synthesise,
+        sampling,
     )
     report["strategy"] = strategy
     report["protocol"] = {
@@ -449,7 +462,7 @@ def evaluate_augment(
         "size": list(checkpoint.model.config.image_size),
         "real sizes": list(sizes),
         "seeds": list(seeds),
-        "synthetic": f"{strategy}: {n} per mask at T={temperature:g}, mixing {mixing}",
+        "synthetic": f"{strategy}: {n} per mask at T={temperature:g}{_describe_sampling(sampling)}, mixing {mixing}",
         "probe": f"width {width}, batch {batch_size}, {recipe.schedules} x {recipe.min_steps}-{recipe.max_steps} "
         f"steps, early stopping on {val_split} after {recipe.patience} validations without gain",
     }

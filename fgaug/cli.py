@@ -13,12 +13,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from fgaug import __version__
 from fgaug.finite import to_json
+
+if TYPE_CHECKING:
+    from fgaug.flow.sampling import SamplingOptions
 
 app = typer.Typer(
     help="fgaug: grow a Cityscapes-format dataset with Full-Glow. Train p(photo | mask), then sample "
@@ -48,6 +51,32 @@ def finite(value: float | None) -> float | None:
     """Callback of every float option: NaN and infinities are usage errors (exit 2)."""
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def noise_option(value: str | None) -> str | None:
+    """Callback of ``--noise``: ``uniform`` or ``gaussian:SIGMA``, else a usage error (exit 2)."""
+    from fgaug.config import ConfigError, parse_noise
+
+    if value is not None:
+        try:
+            parse_noise(value)
+        except ConfigError as error:
+            raise typer.BadParameter(str(error)) from None
+    return value
+
+
+def fraction(value: float | None) -> float | None:
+    """Callback of a fraction option in [0, 1) (exit 2 outside it)."""
+    if value is not None and not (math.isfinite(value) and 0 <= value < 1):
+        raise typer.BadParameter(f"{value} does not lie in [0, 1)")
+    return value
+
+
+def positive(value: float) -> float:
+    """Callback of a float option that must be a finite number above zero (else exit 2)."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a finite number above 0")
     return value
 
 
@@ -121,6 +150,31 @@ SnapOption = Annotated[
 SkipBadOption = Annotated[
     bool, typer.Option(help="Skip and count bad or incomplete groups instead of stopping at the first.")
 ]
+GuidanceOption = Annotated[
+    float,
+    typer.Option(
+        help="Classifier-free guidance weight W (a model trained with --condition-dropout): each conditioning "
+        "network's output is pushed W times further from the null condition's. 0: none.",
+        min=0.0,
+        callback=finite,
+    ),
+]
+DenoiseOption = Annotated[
+    bool,
+    typer.Option(
+        "--denoise",
+        help="One score step after each draw, x + S sigma^2 grad log p(x | mask) (Tweedie; a model trained with "
+        "--noise gaussian:SIGMA). Costs one forward and one backward pass per draw.",
+    ),
+]
+DenoiseScaleOption = Annotated[float, typer.Option(help="S of --denoise (1 is Tweedie's value).", callback=positive)]
+
+
+def sampling_options(guidance: float, denoise: bool, denoise_scale: float) -> SamplingOptions:
+    """The guidance and denoising options as the API takes them."""
+    from fgaug.flow.sampling import SamplingOptions
+
+    return SamplingOptions(guidance, denoise_scale if denoise else None)
 
 
 @app.command()
@@ -155,7 +209,8 @@ def train(
         typer.Option(
             help="Training noise: uniform (the paper's dequantisation, default; its bits/dim compare with the "
             "paper's) or gaussian:SIGMA (noise augmentation, SIGMA on the [0, 1] photo scale, e.g. gaussian:0.02; "
-            "the samples can then be denoised with generate --denoise)."
+            "the samples can then be denoised with generate --denoise).",
+            callback=noise_option,
         ),
     ] = None,
     condition_dropout: Annotated[
@@ -163,7 +218,7 @@ def train(
         typer.Option(
             help="Fraction of each batch trained with the null condition (an all-zero mask), so that "
             "generate --guidance W can be used (e.g. 0.1; default 0).",
-            callback=finite,
+            callback=fraction,
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and noise.")] = 0,
@@ -436,6 +491,9 @@ def generate(
             callback=finite,
         ),
     ] = 0.0,
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
     as_json: JsonOption = False,
 ) -> None:
     """Generate N diverse photos per mask as an augmented Cityscapes tree.
@@ -483,6 +541,8 @@ def generate(
         preview=str(preview) if preview else None,
         limit=limit,
         allowed_failed=allow_failed,
+        guidance=guidance,
+        denoise_scale=denoise_scale if denoise else None,
     )
     with clear_errors():
         summary = run_generation(options, progress_for("img", as_json))
@@ -870,6 +930,9 @@ def evaluate_quality(
     limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the draws and the noise.")] = 0,
     out: Annotated[Path, typer.Option(help="Report folder (report.json, report.md, plots).")] = Path("evaluation"),
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
@@ -900,6 +963,7 @@ def evaluate_quality(
             progress_for("masks", as_json),
             features,
             lpips,
+            sampling_options(guidance, denoise, denoise_scale),
         )
 
     def lines() -> None:
@@ -953,6 +1017,9 @@ def evaluate_augment(
         ),
     ] = 1,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation-augment"),
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
@@ -991,6 +1058,7 @@ def evaluate_augment(
             progress_for("probes", as_json),
             min_steps,
             schedules,
+            sampling_options(guidance, denoise, denoise_scale),
         )
 
     def lines() -> None:

@@ -33,6 +33,7 @@ from fgaug.data.io import DataError, atomic_write_bytes
 from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.finite import to_json
 from fgaug.flow import network_precision
+from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.metrics import (
     class_colour_spread,
     confusion_matrix,
@@ -161,15 +162,18 @@ def evaluate_samples(
     progress: Progress | None = None,
     features: torch.nn.Module | None = None,
     perceptual: torch.nn.Module | None = None,
+    sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> dict[str, Any]:
     """Consistency, diversity and colour match of ``n`` samples per mask at each temperature.
 
     With ``features`` (a user's local feature network, photos in [0, 1] -> (B, D), e.g.
     Inception pool features) the Fréchet distance of samples to real photos (FID) is added; with
     ``perceptual`` (a user's LPIPS network, (photos_a, photos_b) -> (B,) distances) the mean
-    pairwise perceptual distance among the samples of a mask. Nothing is downloaded."""
+    pairwise perceptual distance among the samples of a mask. Nothing is downloaded. ``sampling``:
+    guidance and denoising of the draws."""
     progress = progress or SilentProgress()
     model, read = checkpoint.model, _read_options(checkpoint)
+    sampler = sampling.bind(model)
     device = next(model.parameters()).device
     size = model.config.image_size
     real_colours: dict[int, list[np.ndarray]] = {}
@@ -191,7 +195,7 @@ def evaluate_samples(
                 real_confusion += confusion_matrix(predicted, train_ids)
         for temperature in temperatures:
             with network_precision(network_dtype):
-                row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
+                row = draw_best(sampler, condition, [group.key], [range(n)], temperature, seed)[0]
             totals = accumulators[temperature]
             totals.diverged += sum(draw.diverged for draw in row)
             delivered = [draw.image for draw in row if isinstance(draw, Draw)]
@@ -293,12 +297,14 @@ def synthetic_pairs(
     seed: int,
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
+    sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> tuple[PairArrays, int]:
     """``n`` synthetic (photo, train ids) pairs per mask at ``temperature`` at the model's size, the
-    images ``fgaug generate`` writes with the same seed (diverged draws drawn again); and how many
-    draws diverged."""
+    images ``fgaug generate`` writes with the same seed and ``sampling`` (diverged draws drawn
+    again); and how many draws diverged."""
     progress = progress or SilentProgress()
     model, read = checkpoint.model, _read_options(checkpoint)
+    sampler = sampling.bind(model)
     device = next(model.parameters()).device
     size = model.config.image_size
     photos: list[np.ndarray] = []
@@ -310,7 +316,7 @@ def synthetic_pairs(
             condition = to_tensor(load_mask(group, read)[1])[None].to(device)
             train_ids = ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), size))
             with network_precision(network_dtype):
-                row = draw_best(model, condition, [group.key], [range(n)], temperature, seed)[0]
+                row = draw_best(sampler, condition, [group.key], [range(n)], temperature, seed)[0]
             diverged += sum(draw.diverged for draw in row)
             for draw in row:
                 if isinstance(draw, Draw):
@@ -337,6 +343,7 @@ def augmentation_study(
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
     synthesise: Synthesiser | None = None,
+    sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> dict[str, Any]:
     """The augmentation protocol (:mod:`fgaug.protocol`) for one model: at each real-set size N
     (the first N masks of ``pool``), probes trained on the N real pairs only and on them with ``n``
@@ -358,7 +365,9 @@ def augmentation_study(
     if synthesise is None:
 
         def synthesise(groups: Sequence[Group]) -> tuple[PairArrays, int]:
-            return synthetic_pairs(checkpoint, groups, n, temperature, seed=0, network_dtype=network_dtype)
+            return synthetic_pairs(
+                checkpoint, groups, n, temperature, seed=0, network_dtype=network_dtype, sampling=sampling
+            )
 
     for real_size in sorted(sizes):
         synthetic, drawn_diverged = synthesise(pool[:real_size])
@@ -376,6 +385,7 @@ def augmentation_study(
         "synthetic_images": synthetic_images,
         "diverged_draws": diverged,
         "temperature": temperature,
+        **sampling.to_dict(),
         "mixing": mixing,
         "recipe": asdict(recipe),
         "val_photos": len(val_groups),

@@ -37,9 +37,10 @@ from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
 from fgaug.finite import require_finite
-from fgaug.flow import FullGlow, Samples, compile_networks, network_precision
+from fgaug.flow import Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.flow.graphs import GraphedSampler
+from fgaug.flow.sampling import Sampler, SamplingOptions
 from fgaug.ignore import IgnoreRule
 from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
@@ -84,6 +85,15 @@ class GenerateOptions:
     allowed_failed: float = 0.0
     """The fraction of requested samples that may go unwritten (diverged on every redraw, or of
     a mask skipped with ``skip_bad``) for the run to count as :attr:`GenerateSummary.accepted`."""
+    guidance: float = 0.0
+    """Classifier-free guidance weight (a model trained with condition dropout; 0: none)."""
+    denoise_scale: float | None = None
+    """One score step of this many times the noise variance after each draw (a model trained with
+    Gaussian noise; None: no denoising)."""
+
+    @property
+    def sampling(self) -> SamplingOptions:
+        return SamplingOptions(self.guidance, self.denoise_scale)
 
 
 @dataclass
@@ -161,10 +171,6 @@ def draw_seed(seed: int, key: str, sample: int, candidate: int = 0) -> int:
     """The seed of one draw: a hash of the global seed, the mask key and the indices."""
     digest = hashlib.sha256(f"{seed}\0{key}\0{sample}\0{candidate}".encode()).digest()
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
-
-
-Sampler = FullGlow | GraphedSampler
-"""What draws samples: the model itself, or its CUDA-graph replay."""
 
 
 def draw_noise(model: Sampler, seeds: Sequence[int], pin: bool = False) -> list[torch.Tensor]:
@@ -418,7 +424,7 @@ def _generate_work(
 ) -> _Tally:
     """Draw, select and write every pending sample."""
     model = checkpoint.model
-    sampler: Sampler = GraphedSampler(model) if options.cuda_graphs else model
+    sampler = options.sampling.bind(GraphedSampler(model) if options.cuda_graphs else model)
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
@@ -472,6 +478,7 @@ def _generate_work(
                         "diverged_draws": draw.diverged,
                         "log_likelihood": draw.log_likelihood,
                         "bits_per_dim": float(bits_per_dim(torch.tensor(draw.log_likelihood), model.target_dims)),
+                        **_sampling_notes(options.sampling),
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
                         **notes,
@@ -480,6 +487,18 @@ def _generate_work(
                 )
                 tally.written += 1
     return tally
+
+
+def _sampling_notes(sampling: SamplingOptions) -> dict[str, object]:
+    """What a manifest line says of guidance and denoising, where they were used: the weight, the
+    scale, and which image the recorded likelihood belongs to."""
+    notes: dict[str, object] = {}
+    if sampling.guidance:
+        notes["guidance"] = sampling.guidance
+    if sampling.denoise_scale is not None:
+        notes["denoise_scale"] = sampling.denoise_scale
+        notes["likelihood_of"] = "the draw before its denoising step"
+    return notes
 
 
 def _draw_rows(
@@ -524,7 +543,9 @@ def _transfer_work(
         try:
             groups = [item.group for item in batch]
             fill = (
-                _prior_fill(model, [g.key for g in groups], options, tally) if options.content_fill == "prior" else None
+                _prior_fill(options.sampling.bind(model), [g.key for g in groups], options, tally)
+                if options.content_fill == "prior"
+                else None
             )
             images = transfer_onto_layouts(model, source, groups, read, device, options.keep_unchanged, fill)
         except DataError as error:

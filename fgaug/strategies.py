@@ -21,6 +21,7 @@ from pathlib import Path
 from fgaug.data.cityscapes import Group, find_groups
 from fgaug.data.io import DataError
 from fgaug.data.layouts import LayoutOptions, write_layouts
+from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.protocol import PairArrays, read_pairs
 from fgaug.sample import GenerateOptions, generate
 
@@ -42,6 +43,7 @@ def layout_synthesiser(
     model: Path,
     device: str,
     precision: str,
+    sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> Synthesiser:
     """A :data:`Synthesiser` for one of :data:`LAYOUT_STRATEGIES` over masks of the tree ``root``
     (pairs read at ``size``, the model's)."""
@@ -75,6 +77,8 @@ def layout_synthesiser(
                     device=device,
                     precision=precision,
                     allowed_failed=1.0,
+                    guidance=sampling.guidance,
+                    denoise_scale=sampling.denoise_scale,
                 )
             )
             diverged = summary.diverged_draws

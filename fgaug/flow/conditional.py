@@ -14,6 +14,9 @@ sample ``i`` using condition ``i // k``. The conditioning networks then run once
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 
@@ -31,6 +34,37 @@ from fgaug.flow.layers import (
     repeat_to_batch,
     run_network,
 )
+
+
+@dataclass(frozen=True)
+class GuidedCondition:
+    r"""A condition for classifier-free guidance: the real one, the null one and the weight w.
+
+    A conditional layer given one runs each of its conditioning networks on both and extrapolates
+    the network's output away from the null condition's,
+
+    .. math:: o = o_c + w\,(o_c - o_\varnothing),
+
+    before the output becomes actnorm's log-scale and shift, the 1x1 convolution's LU factors or
+    the coupling's pre-sigmoid scale and shift. Every such output gives an invertible layer
+    whatever its value (the scale is a sigmoid of it, the diagonal an exponential), so a guided
+    flow is exactly invertible and its log-determinant exact; w = 0 is the unguided layer. The
+    null condition may be a batch of one serving every condition."""
+
+    condition: Tensor
+    null: Tensor
+    weight: float
+
+
+Condition = Tensor | GuidedCondition
+
+
+def guided_output(network_output: Callable[[Tensor], Tensor], cond: Condition | None) -> Tensor:
+    """``network_output(cond)``, or for a :class:`GuidedCondition` the guided extrapolation of it."""
+    if not isinstance(cond, GuidedCondition):
+        return network_output(cond)  # type: ignore[arg-type]  # check_condition inside refuses None
+    conditional, unconditional = network_output(cond.condition), network_output(cond.null)
+    return conditional + cond.weight * (conditional - unconditional)
 
 
 def check_condition(layer: nn.Module, cond: Tensor | None, expected: tuple[int, int, int]) -> Tensor:
@@ -122,13 +156,13 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
         self.param_net.output.bias.copy_(torch.cat([-log_std, -mean]))
         self._mark_initialized()
 
-    def parameters_for(self, cond: Tensor) -> tuple[Tensor, Tensor]:
+    def parameters_for(self, cond: Condition | None) -> tuple[Tensor, Tensor]:
         """``(log_scale, shift)``, each (Bc, C, 1, 1)."""
-        raw = self.param_net(check_condition(self, cond, self.cond_shape))
+        raw = guided_output(lambda c: self.param_net(check_condition(self, c, self.cond_shape)), cond)
         log_scale, shift = raw[:, :, None, None].chunk(2, dim=1)
         return log_scale, shift
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         if not self.is_initialized():
             self.initialize(x)
         log_scale, shift = self.parameters_for(cond)
@@ -136,7 +170,7 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
         logdet = x.shape[2] * x.shape[3] * log_scale.flatten(1).sum(dim=1)
         return (x + shift) * torch.exp(log_scale), logdet
 
-    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         log_scale, shift = self.parameters_for(cond)
         log_scale, shift = repeat_to_batch(log_scale, y.shape[0]), repeat_to_batch(shift, y.shape[0])
         logdet = -y.shape[2] * y.shape[3] * log_scale.flatten(1).sum(dim=1)
@@ -191,9 +225,9 @@ class ConditionalInvConv1x1(InvertibleLayer):
                 )
             )
 
-    def factors_for(self, cond: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def factors_for(self, cond: Condition | None) -> tuple[Tensor, Tensor, Tensor]:
         """Per-condition ``(lower, upper, log_s)``: (Bc, C, C), (Bc, C, C), (Bc, C)."""
-        raw = self.param_net(check_condition(self, cond, self.cond_shape))
+        raw = guided_output(lambda c: self.param_net(check_condition(self, c, self.cond_shape)), cond)
         n_off = self.lower_index.shape[1]
         batch, channels = raw.shape[0], self.channels
         lower = raw.new_zeros(batch, channels, channels)
@@ -202,13 +236,13 @@ class ConditionalInvConv1x1(InvertibleLayer):
         upper[:, self.upper_index[0], self.upper_index[1]] = raw[:, n_off : 2 * n_off]
         return lower, upper, raw[:, 2 * n_off :]
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         lower, upper, log_s = self.factors_for(cond)
         weight = lu_weight(self.permutation, lower, upper, self.sign, log_s)
         logdet = x.shape[2] * x.shape[3] * repeat_to_batch(log_s, x.shape[0]).sum(dim=1)
         return _apply_per_condition(x, weight), logdet
 
-    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         lower, upper, log_s = self.factors_for(cond)
         weight_inv = lu_inverse_weight(self.permutation, lower, upper, self.sign, log_s)
         logdet = -y.shape[2] * y.shape[3] * repeat_to_batch(log_s, y.shape[0]).sum(dim=1)
@@ -249,15 +283,20 @@ class ConditionalAffineCoupling(InvertibleLayer):
         self.network = CouplingNetwork(channels // 2 + channels, channels, hidden)
         self.scale_floor = scale_floor
 
-    def _coupling_params(self, kept_half: Tensor, cond: Tensor | None) -> Tensor:
-        cond = check_condition(self, cond, (self.cond_channels, *kept_half.shape[2:]))
-        embedded = run_network(self.condition_embedding, cond).to(kept_half.dtype)
-        return run_network(self.network, torch.cat([kept_half, repeat_to_batch(embedded, kept_half.shape[0])], dim=1))
+    def _coupling_params(self, kept_half: Tensor, cond: Condition | None) -> Tensor:
+        def network_output(cond: Tensor | None) -> Tensor:
+            cond = check_condition(self, cond, (self.cond_channels, *kept_half.shape[2:]))
+            embedded = run_network(self.condition_embedding, cond).to(kept_half.dtype)
+            return run_network(
+                self.network, torch.cat([kept_half, repeat_to_batch(embedded, kept_half.shape[0])], dim=1)
+            )
 
-    def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return guided_output(network_output, cond)
+
+    def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         return affine_coupling_forward(x, self._coupling_params(x.chunk(2, dim=1)[0], cond), self.scale_floor)
 
-    def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         return affine_coupling_inverse(y, self._coupling_params(y.chunk(2, dim=1)[0], cond), self.scale_floor)
 
 
@@ -265,6 +304,7 @@ __all__ = [
     "ConditionalActNorm",
     "ConditionalAffineCoupling",
     "ConditionalInvConv1x1",
+    "GuidedCondition",
     "ParameterNetwork",
     "check_condition",
 ]

@@ -26,6 +26,7 @@ from fgaug.flow.glow import (
     StepFeatures,
     build_source_glow,
     build_target_glow,
+    guided_conditions,
     latent_shapes,
     raw_mask_conditions,
 )
@@ -51,7 +52,11 @@ class Samples:
     """``images`` (B, n, C, H, W) in [0, 1]; ``log_likelihood`` (B, n): log p(sample | mask) in nats
     under the model (the dequantised continuous density), for best-of-K selection; ``diverged``
     (B, n): the reverse pass blew up (see :data:`DIVERGED_MAGNITUDE`), and the log-likelihood is
-    then ``-inf`` so that no selection picks it."""
+    then ``-inf`` so that no selection picks it.
+
+    With guidance the log-likelihood is the guided flow's density of the draw; with denoising it
+    is the density of the draw before its score step (the denoised image is not a draw of the
+    flow, and its density would cost one more forward pass)."""
 
     images: Tensor
     log_likelihood: Tensor
@@ -276,17 +281,26 @@ class FullGlow(nn.Module):
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         noise: Sequence[Tensor] | None = None,
+        guidance: float = 0.0,
+        denoise_scale: float | None = None,
     ) -> Samples:
         """``n`` photos per mask at temperature T (latents ~ prior with std scaled by T).
 
         The source side runs once per mask and its conditioning networks once per mask; the
         ``B * n`` targets decode in one batch. ``noise`` (per level, (B * n, C, H, W), sample
         ``i`` of mask ``b`` at row ``b * n + i``) overrides ``generator``.
+
+        ``guidance`` w > 0 (a model trained with condition dropout): classifier-free guidance,
+        every conditioning network's output extrapolated from the null condition's towards the
+        mask's (see :class:`~fgaug.flow.conditional.GuidedCondition`); w = 0 is plain sampling.
+        ``denoise_scale`` s (a model trained with Gaussian noise): one score step on each draw,
+        see :meth:`denoise`.
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
+        self.check_sampling(guidance, denoise_scale)
         features = self.condition_features(mask)
         batch = mask.shape[0] * n
         noise = self.sample_noise(batch, generator) if noise is None else noise
@@ -294,12 +308,59 @@ class FullGlow(nn.Module):
         for eps, shape in zip(noise, self.latent_shapes(), strict=True):
             if tuple(eps.shape) != (batch, *shape):
                 raise ValueError(f"noise of shape {tuple(eps.shape)} given where {(batch, *shape)} is needed")
-        y, log_likelihood = self.target.sample(noise, temperature, features)
-        magnitude = y.flatten(1).abs().amax(dim=1)
-        diverged = ~(torch.isfinite(magnitude) & (magnitude <= DIVERGED_MAGNITUDE) & torch.isfinite(log_likelihood))
+        conditions = features
+        if guidance:
+            null = self.condition_features(self.null_condition(mask.device).to(mask.dtype))
+            conditions = guided_conditions(features, null, guidance)
+        y, log_likelihood = self.target.sample(noise, temperature, conditions)
+        diverged = self._diverged(y) | ~torch.isfinite(log_likelihood)
+        if denoise_scale is not None:
+            y = self.denoise(y.masked_fill(diverged.view(-1, 1, 1, 1), 0.0), features, denoise_scale)
+            diverged = diverged | self._diverged(y)
         log_likelihood = log_likelihood.masked_fill(diverged, -math.inf)
         images = quantize(y).view(mask.shape[0], n, *y.shape[1:])
         return Samples(images, log_likelihood.view(mask.shape[0], n), diverged.view(mask.shape[0], n))
+
+    def check_sampling(self, guidance: float, denoise_scale: float | None) -> None:
+        """Refuse guidance for a model trained without condition dropout, denoising for one
+        trained without Gaussian noise, and values outside their ranges."""
+        if not math.isfinite(guidance) or guidance < 0:
+            raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+        if guidance and not self.config.condition_dropout:
+            raise ValueError(
+                "guidance needs a model trained with condition dropout (fgaug train --condition-dropout P); "
+                "this model was trained without it"
+            )
+        if denoise_scale is None:
+            return
+        if not math.isfinite(denoise_scale) or denoise_scale <= 0:
+            raise ValueError(f"the denoising scale must be a finite number > 0, got {denoise_scale}")
+        if not self.config.gaussian_noise:
+            raise ValueError(
+                "denoising needs a model trained with Gaussian noise (fgaug train --noise gaussian:SIGMA); "
+                "this model was trained with uniform dequantisation"
+            )
+
+    @staticmethod
+    def _diverged(y: Tensor) -> Tensor:
+        magnitude = y.flatten(1).abs().amax(dim=1)
+        return ~(torch.isfinite(magnitude) & (magnitude <= DIVERGED_MAGNITUDE))
+
+    def denoise(self, y: Tensor, features: Sequence[Sequence[StepFeatures]], scale: float = 1.0) -> Tensor:
+        r"""One score step towards the clean photo (Tweedie's formula), for a model of noisy photos:
+
+        .. math:: \hat x = y + s\,\sigma^2\,\nabla_y \log p(y \mid \text{mask})
+
+        with :math:`\sigma` the model's training noise and ``scale`` s (1 is Tweedie's value). The
+        gradient is taken by autograd through the target Glow's forward pass; ``y`` (B, C, H, W)
+        is on the model's scale (``[-0.5, 0.5]`` for the data), ``features`` the masks'
+        :meth:`condition_features` (a batch of ``B / k`` serving ``k`` samples each)."""
+        sigma = self.config.gaussian_noise
+        with torch.enable_grad():
+            noisy = y.detach().requires_grad_(True)
+            encoding = self.target.encode(noisy, features)
+            (score,) = torch.autograd.grad((encoding.log_prior + encoding.logdet).sum(), noisy)
+        return y + scale * sigma**2 * score.detach()
 
     @torch.no_grad()
     def transfer(self, content_photo: Tensor, content_mask: Tensor, new_mask: Tensor) -> Tensor:

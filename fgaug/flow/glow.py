@@ -21,7 +21,12 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from fgaug.config import FullGlowConfig
-from fgaug.flow.conditional import ConditionalActNorm, ConditionalAffineCoupling, ConditionalInvConv1x1
+from fgaug.flow.conditional import (
+    ConditionalActNorm,
+    ConditionalAffineCoupling,
+    ConditionalInvConv1x1,
+    GuidedCondition,
+)
 from fgaug.flow.layers import (
     ActNorm,
     AffineCoupling,
@@ -270,6 +275,22 @@ def build_target_glow(config: FullGlowConfig, generator: torch.Generator | None 
         )
     priors = [SplitPrior(channels, keep_none=index == len(shapes) - 1) for index, (channels, _, _) in enumerate(shapes)]
     return Glow(levels, priors)
+
+
+def guided_conditions(conditions: Conditions, null: Conditions, weight: float) -> list[list[StepFeatures]]:
+    """Every step's conditions paired with the null condition's for guidance of weight ``weight``
+    (see :class:`~fgaug.flow.conditional.GuidedCondition`)."""
+    return [
+        [
+            StepFeatures(
+                GuidedCondition(real.actnorm, empty.actnorm, weight),  # type: ignore[arg-type]  # fields hold a layer's condition
+                GuidedCondition(real.invconv, empty.invconv, weight),  # type: ignore[arg-type]
+                GuidedCondition(real.coupling, empty.coupling, weight),  # type: ignore[arg-type]
+            )
+            for real, empty in zip(level, null_level, strict=True)
+        ]
+        for level, null_level in zip(conditions, null, strict=True)
+    ]
 
 
 def raw_mask_conditions(mask: Tensor, n_flow: Sequence[int]) -> list[list[StepFeatures]]:

@@ -7,8 +7,8 @@ the host's kernel launches, not the arithmetic, can set the pace. Sampling has s
 a given number of masks and samples per mask, and no data-dependent control flow, so the whole
 call can be captured once into a CUDA graph and replayed: one launch per call.
 
-:class:`GraphedSampler` keeps one graph per (masks, samples per mask, temperature, network
-precision). Replays run exactly the captured kernels, so their images equal the eager call's
+:class:`GraphedSampler` keeps one graph per (masks, samples per mask, temperature, guidance
+weight, network precision). Replays run exactly the captured kernels, so their images equal the eager call's
 on the same device. It is an option (``fgaug generate --cuda-graphs``), off by default, and
 measured by ``benchmarks/gpu_check.py``.
 
@@ -73,10 +73,18 @@ class GraphedSampler:
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
         noise: Sequence[Tensor] | None = None,
+        guidance: float = 0.0,
+        denoise_scale: float | None = None,
     ) -> Samples:
+        """Denoising is not captured (its score step runs autograd): ``denoise_scale`` is refused."""
+        if denoise_scale is not None:
+            raise ValueError(
+                "denoising runs a backward pass, which CUDA-graph sampling does not capture: drop --cuda-graphs"
+            )
+        self.model.check_sampling(guidance, None)
         noise = self.model.sample_noise(mask.shape[0] * n, generator) if noise is None else noise
-        key = (tuple(mask.shape), n, float(temperature), current_network_dtype(), mask.dtype)
-        call = self._calls.get(key) or self._capture(mask, n, temperature, noise)
+        key = (tuple(mask.shape), n, float(temperature), float(guidance), current_network_dtype(), mask.dtype)
+        call = self._calls.get(key) or self._capture(mask, n, temperature, guidance, noise)
         self._calls[key] = call
         call.mask.copy_(mask, non_blocking=True)
         for static, given in zip(call.noise, noise, strict=True):
@@ -84,18 +92,20 @@ class GraphedSampler:
         call.graph.replay()
         return Samples(call.output.images.clone(), call.output.log_likelihood.clone(), call.output.diverged.clone())
 
-    def _capture(self, mask: Tensor, n: int, temperature: float, noise: Sequence[Tensor]) -> _CapturedCall:
+    def _capture(
+        self, mask: Tensor, n: int, temperature: float, guidance: float, noise: Sequence[Tensor]
+    ) -> _CapturedCall:
         static_mask = mask.detach().clone()
         static_noise = [eps.to(device=mask.device, dtype=mask.dtype).clone() for eps in noise]
         side = torch.cuda.Stream(mask.device)
         side.wait_stream(torch.cuda.current_stream(mask.device))
         with torch.cuda.stream(side):
             for _ in range(WARMUP_CALLS):
-                self.model.sample(static_mask, n, temperature, noise=static_noise)
+                self.model.sample(static_mask, n, temperature, noise=static_noise, guidance=guidance)
         torch.cuda.current_stream(mask.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            output = self.model.sample(static_mask, n, temperature, noise=static_noise)
+            output = self.model.sample(static_mask, n, temperature, noise=static_noise, guidance=guidance)
         return _CapturedCall(graph, static_mask, static_noise, output)
 
 
