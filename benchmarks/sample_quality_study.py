@@ -1,8 +1,10 @@
 """Issue-21 study: which training recipe makes Full-Glow's samples worth learning from?
 
-    python benchmarks/sample_quality_study.py train              # the recipes' generators, resumable
-    python benchmarks/sample_quality_study.py quality            # label consistency, diversity, colour, grids
-    python benchmarks/sample_quality_study.py report             # report.md and the side-by-side picture
+    python benchmarks/sample_quality_study.py train      # the recipes' generators (resumable; ~12 min each alone)
+    python benchmarks/sample_quality_study.py probe      # the judging world and its probe segmenter
+    python benchmarks/sample_quality_study.py quality    # val sweep, then the chosen settings on test; grid
+    python benchmarks/sample_quality_study.py augment    # the chosen variants through `evaluate augment`
+    python benchmarks/sample_quality_study.py report     # report.md, summary.json
 
 Every generator is the ``tiny`` preset trained on the demo model's toy world (1,500 scenes, seed
 2024) for the same number of steps at the same batch size and learning rate (equal compute); the
@@ -18,15 +20,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import torch
+
+from fgaug.api import evaluate_augment
+from fgaug.checkpoint import load_checkpoint
+from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_pair, to_tensor
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.evaluate import evaluate_samples
+from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
+from fgaug.preview import save_grid, to_uint8_image
+from fgaug.sample import Draw, draw_best
+from fgaug.segmenter import SegmentationPairs, load_segmenter, train_probe
+from fgaug.stats import mean_interval, signed_interval
 from fgaug.train import TrainingStoppedError, TrainOptions, train
 
 STUDY = Path("runs/sample-quality")
 GENERATOR_WORLD = {"splits": {"train": 1500, "val": 32}, "size": (128, 256), "seed": 2024}
+JUDGING_WORLD = {"splits": {"train": 640, "val": 100, "test": 300}, "size": (128, 256), "seed": 12}
+"""The augmentation study's world: the probe learns from its train split, settings are chosen on
+its val split, figures come from its test split."""
+TEMPERATURES = (0.6, 0.8, 1.0)
+DENOISE_SCALES = (0.8, 1.0, 1.2, 1.4)
+GUIDANCE_WEIGHTS = (0.0, 1.0, 2.0, 4.0)
+VAL_MASKS = 60
+TEST_MASKS = 150
+TEST_SEEDS = (0, 1, 2, 3, 4)
+SAMPLES_PER_MASK = 2
+SMALL_CLASSES = ("pole", "traffic light", "traffic sign", "person")
+PROBE = {"steps": 1500, "batch": 8, "lr": 3e-3, "width": 16}
 
 
 @dataclass(frozen=True)
@@ -104,13 +132,286 @@ def train_generators(study: Path, names: list[str], steps: int, batch: int) -> N
         print(f"{name}: {result.steps} steps in {result.seconds:.0f} s, val {result.last_val_bpd:.4f}", flush=True)
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A recipe's generator sampled one way: plain, denoised (scale chosen on val) or guided
+    (weight chosen on val); ``settings`` are the candidates the val split chooses among."""
+
+    recipe: str
+    kind: str
+    settings: tuple[SamplingOptions, ...]
+
+    @property
+    def name(self) -> str:
+        return self.recipe if self.kind == "plain" else f"{self.recipe}+{self.kind}"
+
+
+def variants(names: list[str]) -> list[Variant]:
+    found = []
+    for name in names:
+        recipe = RECIPES[name]
+        found.append(Variant(name, "plain", (PLAIN_SAMPLING,)))
+        if recipe.denoisable:
+            found.append(Variant(name, "denoise", tuple(SamplingOptions(denoise_scale=s) for s in DENOISE_SCALES)))
+        if recipe.guidable:
+            found.append(Variant(name, "guidance", tuple(SamplingOptions(guidance=w) for w in GUIDANCE_WEIGHTS[1:])))
+    return found
+
+
+def write_judging_world(study: Path) -> Path:
+    root = study / "judging-world"
+    marker = root / "complete.json"
+    if not marker.is_file():
+        write_toy_cityscapes(root, JUDGING_WORLD["splits"], size=JUDGING_WORLD["size"], seed=JUDGING_WORLD["seed"])
+        atomic_write_bytes(marker, json.dumps(JUDGING_WORLD).encode())
+    return root
+
+
+def probe_path(study: Path) -> Path:
+    return study / "probe.pt"
+
+
+def train_judging_probe(study: Path) -> Path:
+    """The probe segmenter that judges label consistency, trained on the judging world's real photos."""
+    path = probe_path(study)
+    if not path.is_file():
+        groups = find_groups(write_judging_world(study), ["train"], True).groups
+        size = load_checkpoint(generator_checkpoint(study, "uniform")).model.config.image_size
+        report = train_probe(
+            SegmentationPairs(groups, size, flip=True),
+            path,
+            PROBE["steps"],
+            PROBE["batch"],
+            PROBE["lr"],
+            PROBE["width"],
+        )
+        print(f"probe: {report.steps} steps, final loss {report.final_loss:.3f}, {report.seconds:.0f} s", flush=True)
+    return path
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as stream:
+        stream.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def figures(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per temperature: consistency (samples' probe mIoU / real photos'), small-class IoUs,
+    diversity and colour W1, from one :func:`evaluate_samples` result."""
+    real = evaluation["real_photos"]["mean_iou"]
+    rows = []
+    for row in evaluation["temperatures"]:
+        per_class = row["consistency"]["per_class_iou"]
+        rows.append(
+            {
+                "temperature": row["temperature"],
+                "consistency": row["consistency"]["mean_iou"] / real,
+                "samples_miou": row["consistency"]["mean_iou"],
+                "real_miou": real,
+                **{name: per_class[name] for name in SMALL_CLASSES},
+                "pairwise_l1": row["pairwise_l1"],
+                "pairwise_1_minus_ssim": row["pairwise_1_minus_ssim"],
+                "colour_w1": row["colour_w1_mean"],
+                "diverged_fraction": row["diverged_fraction"],
+            }
+        )
+    return rows
+
+
+def judge(study: Path, recipe: str, sampling: SamplingOptions, groups: list[Group], seed: int) -> list[dict[str, Any]]:
+    checkpoint = load_checkpoint(generator_checkpoint(study, recipe))
+    probe = load_segmenter(probe_path(study))
+    with torch.no_grad():
+        evaluation = evaluate_samples(
+            checkpoint, groups, TEMPERATURES, SAMPLES_PER_MASK, seed, probe, sampling=sampling
+        )
+    return figures(evaluation)
+
+
+def sweep_validation(study: Path, chosen: list[Variant]) -> None:
+    """Every candidate setting of every variant at every temperature, on the val split's first masks."""
+    results = study / "quality-val.jsonl"
+    done = {(r["recipe"], r["guidance"], r["denoise_scale"]) for r in read_records(results)}
+    groups = find_groups(write_judging_world(study), ["val"], True).groups[:VAL_MASKS]
+    for variant in chosen:
+        for sampling in variant.settings:
+            if (variant.recipe, sampling.guidance, sampling.denoise_scale) in done:
+                continue
+            start = time.perf_counter()
+            for row in judge(study, variant.recipe, sampling, groups, seed=0):
+                append_record(results, {"recipe": variant.recipe, **sampling.to_dict(), **row})
+            done.add((variant.recipe, sampling.guidance, sampling.denoise_scale))
+            print(f"val {variant.recipe} {sampling}: {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def choose(study: Path, variant: Variant) -> dict[str, Any]:
+    """The variant's val row of highest label consistency: its setting and temperature."""
+    candidates = [
+        r
+        for r in read_records(study / "quality-val.jsonl")
+        if r["recipe"] == variant.recipe
+        and any(r["guidance"] == s.guidance and r["denoise_scale"] == s.denoise_scale for s in variant.settings)
+    ]
+    if not candidates:
+        raise SystemExit(f"no validation figures for {variant.name}: run the quality phase")
+    return max(candidates, key=lambda r: r["consistency"])
+
+
+def test_chosen(study: Path, chosen: list[Variant]) -> None:
+    """The chosen setting of each variant on the test split, with every test seed."""
+    results = study / "quality-test.jsonl"
+    done = {(r["variant"], r["seed"]) for r in read_records(results)}
+    groups = find_groups(write_judging_world(study), ["test"], True).groups[:TEST_MASKS]
+    for variant in chosen:
+        best = choose(study, variant)
+        sampling = SamplingOptions(best["guidance"], best["denoise_scale"])
+        for seed in TEST_SEEDS:
+            if (variant.name, seed) in done:
+                continue
+            row = next(
+                r
+                for r in judge(study, variant.recipe, sampling, groups, seed)
+                if r["temperature"] == best["temperature"]
+            )
+            append_record(
+                results, {"variant": variant.name, "recipe": variant.recipe, "seed": seed, **sampling.to_dict(), **row}
+            )
+            print(f"test {variant.name} seed {seed}: consistency {row['consistency']:.3f}", flush=True)
+
+
+def write_grid(study: Path, chosen: list[Variant], masks: int = 4) -> Path:
+    """The same test masks sampled by every variant at its chosen setting, side by side."""
+    groups = find_groups(write_judging_world(study), ["test"], True).groups[:masks]
+    columns: list[list[np.ndarray]] = [[] for _ in groups]
+    titles = ["mask", "real"]
+    for variant in chosen:
+        best = choose(study, variant)
+        checkpoint = load_checkpoint(generator_checkpoint(study, variant.recipe))
+        sampler = SamplingOptions(best["guidance"], best["denoise_scale"]).bind(checkpoint.model)
+        read = ReadOptions(checkpoint.model.config.image_size)
+        titles.append(variant.name)
+        for row, group in zip(columns, groups, strict=True):
+            condition, photo = load_pair(group, read)
+            if not row:
+                row.extend([condition, photo])
+            drawn = draw_best(sampler, to_tensor(condition)[None], [group.key], [[0]], best["temperature"], 0)
+            draw = drawn[0][0]
+            row.append(to_uint8_image(draw.image) if isinstance(draw, Draw) else np.zeros_like(photo))
+    return save_grid(study / "samples.png", columns, titles)
+
+
+def augment(study: Path, names: list[str], strategies: list[str], sizes: list[int], seeds: list[int]) -> None:
+    """``evaluate augment --schedules 2`` for each named variant at its chosen setting."""
+    by_name = {variant.name: variant for variant in variants(list(RECIPES))}
+    for name in names:
+        variant = by_name[name]
+        best = choose(study, variant)
+        for strategy in strategies:
+            out = study / "augment" / name / strategy
+            if (out / "augment.json").is_file():
+                continue
+            start = time.perf_counter()
+            report = evaluate_augment(
+                write_judging_world(study),
+                out,
+                generator_checkpoint(study, variant.recipe),
+                sizes=sizes,
+                seeds=seeds,
+                temperature=best["temperature"],
+                strategy=strategy,
+                precision="fp32",
+                schedules=2,
+                sampling=SamplingOptions(best["guidance"], best["denoise_scale"]),
+            )
+            for row in report["strategies"]:
+                print(
+                    f"{name} {strategy} N={row['real']}: {signed_interval(row['difference'])} "
+                    f"({time.perf_counter() - start:.0f} s)",
+                    flush=True,
+                )
+
+
+def interval(values: list[float]) -> dict[str, float]:
+    return mean_interval(values).to_dict()
+
+
+def report(study: Path) -> Path:
+    """``report.md`` and ``summary.json``: the val sweep, the chosen settings' test figures with
+    95% t intervals over the sampling seeds, and the augmentation rows."""
+    tests = read_records(study / "quality-test.jsonl")
+    names = list(dict.fromkeys(r["variant"] for r in tests))
+    keys = ["consistency", *SMALL_CLASSES, "pairwise_l1", "pairwise_1_minus_ssim", "colour_w1"]
+    summary: dict[str, Any] = {"variants": {}, "augment": {}}
+    lines = [
+        "# Sample-quality study (issue 21)",
+        "",
+        f"Generators: `tiny` preset, trained on {GENERATOR_WORLD['splits']['train']} toy scenes (seed "
+        f"{GENERATOR_WORLD['seed']}), equal steps per recipe. Judged on the toy world of seed "
+        f"{JUDGING_WORLD['seed']}: settings chosen on its first {VAL_MASKS} val masks, figures on its first "
+        f"{TEST_MASKS} test masks, {SAMPLES_PER_MASK} samples per mask, mean and 95% t interval over "
+        f"{len(TEST_SEEDS)} sampling seeds (one generator per recipe). Consistency = probe mIoU on samples / "
+        "probe mIoU on the same masks' real photos.",
+        "",
+        "| variant | chosen (val) | consistency | " + " | ".join(keys[1:]) + " |",
+        "|---" * (len(keys) + 2) + "|",
+    ]
+    for name in names:
+        rows = [r for r in tests if r["variant"] == name]
+        first = rows[0]
+        setting = f"T={first['temperature']:g}"
+        setting += f", w={first['guidance']:g}" if first["guidance"] else ""
+        setting += f", s={first['denoise_scale']:g}" if first["denoise_scale"] is not None else ""
+        figures_ = {key: interval([r[key] for r in rows]) for key in keys}
+        summary["variants"][name] = {"setting": setting, **figures_}
+        cells = [f"{f['mean']:.3f} ± {f['half_width']:.3f}" for f in figures_.values()]
+        lines.append(f"| {name} | {setting} | " + " | ".join(cells) + " |")
+    lines += ["", f"Real photos' probe mIoU on these masks: {tests[0]['real_miou']:.3f}." if tests else ""]
+    lines += [
+        "",
+        "## Validation sweep (first seed, consistency)",
+        "",
+        "| recipe | guidance | denoise | T | consistency |",
+    ]
+    lines.append("|---|---|---|---|---|")
+    for r in read_records(study / "quality-val.jsonl"):
+        cells = [r["recipe"], f"{r['guidance']:g}", str(r["denoise_scale"]), f"{r['temperature']:g}"]
+        lines.append("| " + " | ".join(cells) + f" | {r['consistency']:.3f} |")
+    augment_rows = []
+    for path in sorted((study / "augment").glob("*/*/augment.json")):
+        result = json.loads(path.read_text())
+        variant, strategy = path.parent.parent.name, path.parent.name
+        for row in result["strategies"]:
+            augment_rows.append(f"| {variant} | {strategy} | {row['real']} | {signed_interval(row['difference'])} |")
+            summary["augment"][f"{variant}/{strategy}/N{row['real']}"] = row["difference"]
+    if augment_rows:
+        lines += [
+            "",
+            "## Does it help a segmenter? (`evaluate augment --schedules 2`, 5 seeds, Δ test mIoU vs real only)",
+            "",
+            "| variant | strategy | N | Δ mIoU [95% CI] |",
+            "|---|---|---|---|",
+            *augment_rows,
+        ]
+    atomic_write_bytes(study / "summary.json", json.dumps(summary, indent=2).encode())
+    atomic_write_bytes(study / "report.md", ("\n".join(lines) + "\n").encode())
+    return study / "report.md"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["train"])
+    parser.add_argument("phase", choices=["train", "probe", "quality", "augment", "report"])
     parser.add_argument("--study", type=Path, default=STUDY)
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipe names")
-    parser.add_argument("--steps", type=int, default=2000, help="training steps of a 1x recipe")
+    parser.add_argument("--steps", type=int, default=1500, help="training steps of a 1x recipe")
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--variants", default="", help="augment phase: comma-separated variant names")
+    parser.add_argument("--strategies", default="prior", help="augment phase: comma-separated strategies")
+    parser.add_argument("--sizes", default="20,40", help="augment phase: real-set sizes")
+    parser.add_argument("--seeds", default="0,1,2,3,4", help="augment phase: probe seeds")
     args = parser.parse_args()
     names = [name for name in args.recipes.split(",") if name]
     unknown = [name for name in names if name not in RECIPES]
@@ -118,6 +419,19 @@ def main() -> None:
         parser.error(f"unknown recipe(s) {unknown}; known: {sorted(RECIPES)}")
     if args.phase == "train":
         train_generators(args.study, names, args.steps, args.batch)
+    elif args.phase == "probe":
+        train_judging_probe(args.study)
+    elif args.phase == "quality":
+        chosen = variants(names)
+        sweep_validation(args.study, chosen)
+        test_chosen(args.study, chosen)
+        print(f"grid: {write_grid(args.study, chosen)}", flush=True)
+    elif args.phase == "augment":
+        sizes = [int(v) for v in args.sizes.split(",")]
+        seeds = [int(v) for v in args.seeds.split(",")]
+        augment(args.study, [v for v in args.variants.split(",") if v], args.strategies.split(","), sizes, seeds)
+    else:
+        print(f"report: {report(args.study)}", flush=True)
 
 
 if __name__ == "__main__":
