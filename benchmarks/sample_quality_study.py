@@ -30,6 +30,7 @@ import torch
 
 from fgaug.api import evaluate_augment
 from fgaug.checkpoint import load_checkpoint
+from fgaug.config import load_preset
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_pair, to_tensor
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.toyworld import write_toy_cityscapes
@@ -176,7 +177,7 @@ def train_judging_probe(study: Path) -> Path:
     path = probe_path(study)
     if not path.is_file():
         groups = find_groups(write_judging_world(study), ["train"], True).groups
-        size = load_checkpoint(generator_checkpoint(study, "uniform")).model.config.image_size
+        size = load_preset("tiny").model.image_size
         report = train_probe(
             SegmentationPairs(groups, size, flip=True),
             path,
