@@ -127,10 +127,14 @@ def cpuinfo_field(*names: str, path: Path = Path("/proc/cpuinfo")) -> str:
     return ""
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else what :mod:`platform` knows)."""
+    return cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
 def cpu_description() -> str:
     """The CPU's model name and whether it computes bf16 natively, for reports and benchmarks."""
-    name = cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
-    return f"{name}, {'native' if cpu_has_native_bf16() else 'no native'} bf16"
+    return f"{cpu_model()}, {'native' if cpu_has_native_bf16() else 'no native'} bf16"
 
 
 def reset_peak_memory(device: torch.device) -> None:
