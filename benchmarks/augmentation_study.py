@@ -67,6 +67,7 @@ from fgaug.protocol import (
     summarise,
 )
 from fgaug.resources import bundled_dir
+from fgaug.runtime import native_precision
 from fgaug.sample import GenerateOptions, generate
 from fgaug.segmenter import fit_probe, new_probe, save_segmenter
 from fgaug.stats import paired_interval, signed_interval
@@ -296,7 +297,7 @@ def fair_generator(study: Path, size: int) -> Path:
             steps=GENERATOR_STEPS,
             batch_size=8,
             lr=1e-3,
-            precision="bf16",
+            precision=native_precision(),
             validate_every=200,
             patience=0,  # none: the runs made before this choice had a patience saved in their config
             sample_every=GENERATOR_STEPS,
@@ -335,7 +336,7 @@ def filter_probe(study: Path, size: int, real: PairArrays, val: PairArrays) -> P
             val.everything(),
             recipe.evaluate_every,
             recipe.patience,
-            recipe.network_dtype,
+            recipe.network_dtype("cpu"),
         )
         save_segmenter(model.to(memory_format=torch.contiguous_format), path)
     return path

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from core_speed import parse_size, synchronize
+from core_speed import machine, parse_size, synchronize
 
 from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, network_precision
@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace) -> dict:
     segment = torch.rand(1, 3, *args.size, device=device)
     photo = torch.rand(1, 3, *args.size, device=device)
     report: dict = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()})",
+        **machine(device),
         "structure": f"{args.n_block}x{args.n_flow} @ {args.size[0]}x{args.size[1]}, batch 1",
     }
     report.update(time_paper_code(args, device, segment, photo))

@@ -21,6 +21,7 @@ from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import evaluate_bpd
 from fgaug.resources import bundled_dir
+from fgaug.runtime import native_precision
 from fgaug.segmenter import SegmentationPairs, train_probe
 from fgaug.train import TrainOptions, train
 
@@ -35,7 +36,11 @@ def main() -> None:
     parser.add_argument("--augment-masks", type=int, default=300, help="real training masks (40: the scarce regime)")
     parser.add_argument("--augment-per-mask", type=int, default=2, help="synthetic images per mask")
     parser.add_argument("--ablation-steps", type=int, default=1000)
-    parser.add_argument("--precision", default="bf16", help="precision of the ablation trainings")
+    parser.add_argument(
+        "--precision",
+        default=native_precision(),
+        help="precision of the ablation trainings (default: bf16 where this machine computes it natively, else fp32)",
+    )
     args = parser.parse_args()
 
     if not (args.data / "gtFine").is_dir():

@@ -4,7 +4,8 @@
     python benchmarks/train_demo_model.py --steps 200 --out /tmp/demo.pt   # a quick check
 
 Writes the toy data under --work, trains the ``tiny`` preset (64x128) with the coupling
-networks in bf16, and exports the EMA weights as float16 (a few MB).
+networks in bf16 where the machine computes bf16 natively (else fp32), and exports the EMA
+weights as float16 (a few MB).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from fgaug.checkpoint import export_weights
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.resources import bundled_dir
+from fgaug.runtime import native_precision
 from fgaug.train import TrainOptions, train
 
 
@@ -42,7 +44,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--precision", default=native_precision(), help="default: bf16 where native, else fp32")
     parser.add_argument("--out", type=Path, default=bundled_dir() / "demo-toy-64x128.pt")
     args = parser.parse_args()
 

@@ -464,7 +464,9 @@ def evaluate_augment(
         "seeds": list(seeds),
         "synthetic": f"{strategy}: {n} per mask at T={temperature:g}{_describe_sampling(sampling)}, mixing {mixing}",
         "probe": f"width {width}, batch {batch_size}, {recipe.schedules} x {recipe.min_steps}-{recipe.max_steps} "
-        f"steps, early stopping on {val_split} after {recipe.patience} validations without gain",
+        f"steps, early stopping on {val_split} after {recipe.patience} validations without gain, "
+        f"{report['probe_precision']}",
+        "generator precision": precision_name(network_dtype),
     }
     write_augment_report(Path(out), report)
     return report

@@ -370,6 +370,7 @@ def train(
         "peak_memory_mib": round(result.peak_memory_mib, 1),
         "peak_memory_kind": result.peak_memory_kind,
         "stopped_early": result.stopped_early,
+        "precision": result.precision,
     }
 
     def lines() -> None:
@@ -1092,12 +1093,14 @@ def env() -> None:
     """Print versions and devices, for bug reports."""
     import torch
 
+    from fgaug.runtime import cpu_description
+
     typer.echo(f"fgaug {__version__}")
     typer.echo(f"python {platform.python_version()} on {platform.platform()}")
     typer.echo(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     for index in range(torch.cuda.device_count()):
         typer.echo(f"  cuda:{index} {torch.cuda.get_device_name(index)}")
-    typer.echo(f"CPU threads: {torch.get_num_threads()}")
+    typer.echo(f"CPU: {cpu_description()}; threads: {torch.get_num_threads()}")
 
 
 def version_callback(value: bool) -> None:

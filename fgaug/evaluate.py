@@ -47,6 +47,7 @@ from fgaug.plots import class_bars, learning_curve_plot, line_plot
 from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, curve_table, read_pairs, run_arm, summarise
+from fgaug.runtime import precision_name
 from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import network_error, predict_train_ids
 from fgaug.stats import signed_interval
@@ -388,6 +389,7 @@ def augmentation_study(
         **sampling.to_dict(),
         "mixing": mixing,
         "recipe": asdict(recipe),
+        "probe_precision": precision_name(recipe.network_dtype(device)),
         "val_photos": len(val_groups),
         "test_photos": len(test_groups),
         "seconds": time.perf_counter() - start,

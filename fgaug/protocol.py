@@ -37,6 +37,7 @@ from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_p
 from fgaug.data.io import read_rgb
 from fgaug.data.labels import TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.metrics import segmentation_scores
+from fgaug.runtime import native_bf16
 from fgaug.segmenter import Batch, fit_probe, new_probe, probe_confusion
 from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
 
@@ -134,7 +135,9 @@ class ProbeRecipe:
     max_steps: int = 3000
     evaluate_every: int = 100
     patience: int = 5
-    bf16: bool = True
+    bf16: bool | None = None
+    """bf16 autocast for the probe's forward passes; None: where the probe's device computes bf16
+    natively (:func:`fgaug.runtime.native_bf16`), fp32 elsewhere."""
     schedules: int = 1
     """One-cycle schedules per training phase, back to back, each from the previous one's best
     weights with a fresh optimiser and its own batch order: 2 is a warm restart, which on the toy
@@ -147,9 +150,10 @@ class ProbeRecipe:
     def steps_for(self, images: int) -> int:
         return int(min(self.max_steps, max(self.min_steps, math.ceil(self.epochs * images / self.batch_size))))
 
-    @property
-    def network_dtype(self) -> torch.dtype | None:
-        return torch.bfloat16 if self.bf16 else None
+    def network_dtype(self, device: torch.device | str) -> torch.dtype | None:
+        """bf16 or None (fp32) for a probe on ``device``."""
+        bf16 = native_bf16(torch.device(device)) if self.bf16 is None else self.bf16
+        return torch.bfloat16 if bf16 else None
 
 
 def probe_recipe(min_steps: int = ProbeRecipe.min_steps, **fields: Any) -> ProbeRecipe:
@@ -199,6 +203,7 @@ def run_arm(
         raise ValueError(f"unknown mixing {mixing!r}; choose from {', '.join(MIXINGS)}")
     start = time.perf_counter()
     model = new_probe(recipe.width, seed, device)
+    network_dtype = recipe.network_dtype(device)
     val_batch = val.everything()
 
     steps = 0
@@ -214,7 +219,7 @@ def run_arm(
                 val_batch,
                 recipe.evaluate_every,
                 recipe.patience,
-                recipe.network_dtype,
+                network_dtype,
             )
             steps += fitted.steps
         return fitted
@@ -231,8 +236,8 @@ def run_arm(
     else:
         fit([(synthetic, batch)], len(synthetic), seed)
         fitted = fit([(real, batch)], len(real), seed + STREAM_SEED_STEP)
-    scores = segmentation_scores(probe_confusion(model, test.everything(), recipe.network_dtype))
-    val_scores = segmentation_scores(probe_confusion(model, val_batch, recipe.network_dtype))
+    scores = segmentation_scores(probe_confusion(model, test.everything(), network_dtype))
+    val_scores = segmentation_scores(probe_confusion(model, val_batch, network_dtype))
     return ArmResult(
         arm=arm,
         real=len(real),

@@ -2,7 +2,8 @@
 
 A run lives in one folder (``runs/NAME``)::
 
-    config.json          the resolved configuration: this file alone reproduces the run
+    config.json          the resolved configuration: this file alone reproduces the run; its
+                         ``precision`` is the networks' precision ``auto`` resolved to
     metrics.jsonl        one line per logged step (loss, bits/dim, lr, images/s) and per validation
     results.png          those figures against the step, redrawn at every validation
     tensorboard/         the same as TensorBoard events, with the sample grids (when installed)
@@ -161,6 +162,8 @@ class TrainResult:
     """What ``peak_memory_kind`` counts (see :func:`fgaug.runtime.peak_memory`)."""
     stopped_early: bool = False
     """Validation stopped improving for ``patience`` validations before the last step."""
+    precision: str = "fp32"
+    """The coupling networks' precision in this call (``auto`` resolved on its device)."""
 
     @property
     def images_per_second(self) -> float:
@@ -390,6 +393,7 @@ class _Run:
             "preset": self.preset_name,
             "model": self.config.to_dict(),
             "train": self.options.to_dict(),
+            "precision": precision_name(self.network_dtype),
             "data_fingerprint": self.data.fingerprint,
         }
         atomic_write_bytes(self.run_dir / "config.json", to_json(resolved, indent=2).encode())
@@ -633,6 +637,7 @@ class _Run:
             peak_memory_mib=memory,
             peak_memory_kind=memory_kind,
             stopped_early=self.stopped_early,
+            precision=precision_name(self.network_dtype),
         )
 
     def after_step(self, stop_requested: Callable[[], str | None]) -> None:

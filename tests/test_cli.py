@@ -13,6 +13,7 @@ from PIL import Image
 from strict import strict_json
 from typer.testing import CliRunner
 
+from fgaug import runtime
 from fgaug.cli import app
 from fgaug.data.toyworld import write_toy_cityscapes
 
@@ -38,6 +39,17 @@ def test_every_command_has_help_with_examples(command: str) -> None:
     result = runner.invoke(app, [*command.split(), "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+@pytest.mark.parametrize(("native", "said"), [(True, "native bf16"), (False, "no native bf16")])
+def test_env_says_whether_the_cpu_computes_bf16_natively(
+    native: bool, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    result = runner.invoke(app, ["env"])
+    assert result.exit_code == 0
+    cpu_line = next(line for line in result.output.splitlines() if line.startswith("CPU: "))
+    assert f", {said}; threads: " in cpu_line
 
 
 def one_line_error(result, *fragments: str) -> None:
@@ -216,6 +228,7 @@ def test_prepare_then_train_from_the_cache(small_tree: Path, tmp_path: Path) -> 
     assert summary["steps"] == 3 and summary["images"] == 3 * 4
     assert summary["seconds"] > 0 and summary["images_per_s"] == pytest.approx(12 / summary["seconds"], rel=0.01)
     assert summary["peak_memory_mib"] > 0 and summary["peak_memory_kind"] == "process resident set"
+    assert summary["precision"] == "fp32"
 
 
 def test_transfer_single_and_folders(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 from strict import strict_json
 
+from fgaug import runtime
 from fgaug.api import evaluate_augment
 from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
@@ -58,7 +59,10 @@ def test_a_temperature_scores_the_same_whatever_else_is_in_the_sweep(toy_tree_ma
     assert alone[0]["colour_w1"] and alone[0] == beside[1]
 
 
-def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(test_checkpoint: Path, tmp_path: Path) -> None:
+def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(
+    test_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     tree = tmp_path / "tree"
     write_toy_cityscapes(tree, {"train": 6, "val": 2, "test": 2}, size=(32, 64), seed=2)
     checkpoint = load_checkpoint(test_checkpoint)
@@ -75,6 +79,7 @@ def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(test_checkpoin
     )
     assert [row["real"] for row in report["curve"]] == [2, 4]
     assert report["synthetic_images"] == {2: 4, 4: 8}
+    assert report["probe_precision"] == "fp32" and report["recipe"]["bf16"] is None
     arms = {(a["arm"], a["real"], a["seed"]): a for a in report["arms"]}
     for row in report["strategies"]:
         treated = [arms[("real + synthetic", row["real"], s)]["test_miou"] for s in (0, 1)]
@@ -98,6 +103,8 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
         tree, out, test_checkpoint, sizes=(3,), seeds=(0,), n=2, strategy=strategy, width=4, batch_size=4, max_steps=2
     )
     assert report["strategy"] == strategy and report["protocol"]["synthetic"].startswith(strategy)
+    assert report["protocol"]["generator precision"] == "fp32"
+    assert report["protocol"]["probe"].endswith(report["probe_precision"])
     layouts = out / "synthetic" / "N3" / "layouts"
     assert len(list((layouts / "gtFine").rglob("*_gtFine_labelIds.png"))) == 6
     if strategy == "copy-paste-real":

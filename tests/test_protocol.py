@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from fgaug import runtime
 from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, probe_recipe, run_arm, summarise
 from fgaug.stats import mean_interval, paired_interval, signed_interval, worth_in_real_images
 
@@ -76,6 +77,17 @@ def test_longer_probes_wait_longer_before_stopping() -> None:
     assert probe_recipe(2000).patience == 10 and probe_recipe(2000).min_steps == 2000
     assert probe_recipe(300, width=4, max_steps=300) == ProbeRecipe(width=4, min_steps=300, max_steps=300)
     assert probe_recipe(2000).steps_for(20) == 2000 and ProbeRecipe().steps_for(20) == 1000
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_the_probe_trains_in_bf16_only_where_the_cpu_computes_it_natively(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
+    assert ProbeRecipe().network_dtype("cpu") == (torch.bfloat16 if native else None)
+    assert probe_recipe(2000).network_dtype(torch.device("cpu")) == ProbeRecipe().network_dtype("cpu")
+    assert ProbeRecipe(bf16=True).network_dtype("cpu") == torch.bfloat16
+    assert ProbeRecipe(bf16=False).network_dtype("cpu") is None
 
 
 def test_ratio_batches_hold_a_fixed_share_of_each_source_and_flip_photo_and_labels_together() -> None:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import torch
 
+from fgaug import runtime
 from fgaug.runtime import (
     NETWORK_DTYPES,
     PRECISIONS,
     RuntimeChoiceError,
+    cpu_has_native_bf16,
+    cpuinfo_field,
+    native_precision,
     precision_name,
     resolve_device,
     resolve_precision,
@@ -20,8 +27,55 @@ def test_cpu_precisions_resolve_and_name_back(name: str) -> None:
     assert precision_name(resolve_precision(name, torch.device("cpu"))) == name
 
 
-def test_auto_is_full_precision_on_the_cpu() -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_is_full_precision_on_the_cpu_with_or_without_native_bf16(
+    native: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
     assert resolve_precision("auto", torch.device("cpu")) is None
+    assert native_precision("cpu") == ("bf16" if native else "fp32")
+
+
+@pytest.fixture
+def fresh_detection() -> Iterator[None]:
+    """:func:`cpu_has_native_bf16` asked afresh, and this machine's answer cached again after."""
+    cpu_has_native_bf16.cache_clear()
+    yield
+    cpu_has_native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "native"),
+    [
+        ({"architecture": "x86_64", "avx2": True, "avx512_f": True, "avx512_bw": True}, False),
+        ({"architecture": "x86_64", "avx2": True, "avx512_bf16": True}, True),
+        ({"architecture": "x86_64", "amx_bf16": True, "amx_tile": True}, True),
+        ({"architecture": "aarch64", "neon": True, "sve_max_length": 256}, False),
+        ({"architecture": "aarch64", "neon": True, "bf16": True}, True),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpus_bf16_instructions(
+    capabilities: dict[str, object], native: bool, monkeypatch: pytest.MonkeyPatch, fresh_detection: None
+) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
+    assert cpu_has_native_bf16() is native
+
+
+@pytest.mark.parametrize(("flags", "native"), [("fpu avx2 fma", False), ("fp asimd bf16 i8mm", True), ("", False)])
+def test_without_torchs_capabilities_native_bf16_is_read_from_proc_cpuinfo(
+    flags: str, native: bool, monkeypatch: pytest.MonkeyPatch, fresh_detection: None
+) -> None:
+    monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    monkeypatch.setattr(runtime, "cpuinfo_field", lambda *names: flags if "flags" in names else "")
+    assert cpu_has_native_bf16() is native
+
+
+def test_cpuinfo_fields_are_read_by_key(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16\n\nprocessor\t: 1\nFeatures\t: fp\n")
+    assert cpuinfo_field("flags", "Features", path=cpuinfo) == "fp asimd bf16"
+    assert cpuinfo_field("model name", path=cpuinfo) == ""
+    assert cpuinfo_field("flags", path=tmp_path / "absent") == ""
 
 
 @pytest.mark.parametrize("name", ["fp16", "tf32"])

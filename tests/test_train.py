@@ -54,6 +54,8 @@ def test_training_lowers_validation_bits_per_dim(small_tree: Path, tmp_path: Pat
     assert (run / "samples" / "step_0000120.png").is_file()
     config = json.loads((run / "config.json").read_text())
     assert config["preset"] == "test" and config["model"]["image_size"] == [16, 32]
+    assert config["train"]["precision"] == "auto" and config["precision"] == result.precision
+    assert result.precision == ("bf16" if TEST_DEVICE.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
     assert load_checkpoint(result.last_checkpoint).meta["step"] == 120
 
 
