@@ -6,15 +6,15 @@
 Guidance runs every conditioning network twice (the mask's and the null condition's); denoising
 adds one forward and one backward pass of the target Glow per draw. The modes are timed in one
 process, interleaved round by round (so a busy machine slows them alike), and the median round is
-reported with its ratio to plain sampling. Peak memory is measured for each mode in a fresh child
-process: CUDA memory allocated, or on the CPU the growth of the resident set over the model's.
+reported with its ratio to plain sampling. Memory: on CUDA the peak allocated in a fresh child
+process per mode; on every device the bytes autograd holds for the score step's backward pass
+(what denoising adds; plain and guided sampling hold none).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,8 +55,8 @@ def draw(model: FullGlow, mask: torch.Tensor, per_mask: int, options: dict, devi
     return time.perf_counter() - start
 
 
-def peak_memory_mib(args: argparse.Namespace, mode: str) -> float:
-    """The mode's peak memory, from a child process running it once."""
+def peak_cuda_mib(args: argparse.Namespace, mode: str) -> float:
+    """The mode's peak CUDA memory allocated, from a child process running it once."""
     command = [sys.executable, __file__, "--child", mode, "--preset", args.preset, "--device", args.device]
     command += ["--masks", str(args.masks), "--per-mask", str(args.per_mask), "--precision", args.precision]
     return float(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip())
@@ -66,13 +66,23 @@ def child(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     model = build(args.preset, device)
     mask = masks(model, args.masks, device)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with network_precision(resolve_precision(args.precision, device)):
         draw(model, mask, args.per_mask, MODES[args.child], device)
-    if device.type == "cuda":
-        print(torch.cuda.max_memory_allocated(device) / 2**20)
-    else:
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline)
+    print(torch.cuda.max_memory_allocated(device) / 2**20)
+
+
+def saved_for_backward_mib(model: FullGlow, mask: torch.Tensor, per_mask: int, options: dict) -> float:
+    """MiB of tensors autograd saves for backward passes during one sampling call."""
+    held = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal held
+        held += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model.sample(mask, per_mask, 0.8, generator=torch.Generator().manual_seed(1), **options)
+    return held / 2**20
 
 
 def main() -> None:
@@ -103,11 +113,16 @@ def main() -> None:
     plain = statistics.median(times["plain"])
     rows = {}
     print(f"{args.preset} on {device} ({precision_name(network_dtype)}), {args.masks} masks x {args.per_mask} samples")
-    for mode in MODES:
+    for mode, options in MODES.items():
         median = statistics.median(times[mode])
-        memory = peak_memory_mib(args, mode)
-        rows[mode] = {"s_per_image": median / images, "ratio": median / plain, "peak_memory_mib": memory}
-        print(f"{mode:20s} {median / images:8.4f} s/image  {median / plain:5.2f}x plain  peak {memory:8.1f} MiB")
+        with network_precision(network_dtype):
+            held = saved_for_backward_mib(model, mask, args.per_mask, options)
+        row = {"s_per_image": median / images, "ratio": median / plain, "held_for_backward_mib": held}
+        if device.type == "cuda":
+            row["peak_cuda_mib"] = peak_cuda_mib(args, mode)
+        rows[mode] = row
+        peak = f"  peak {row['peak_cuda_mib']:8.1f} MiB" if device.type == "cuda" else ""
+        print(f"{mode:20s} {median / images:8.4f} s/image  {median / plain:5.2f}x plain  {held:8.1f} MiB held{peak}")
     print(json.dumps(rows))
 
 
