@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from same_images import assert_same_up_to_rounding
+from same_images import photos as photos_by_name
 from test_cli import one_line_error, runner
 
 from fgaug.cli import app
@@ -58,12 +60,15 @@ def test_info_shows_the_training_noise_and_dropout(recipe_checkpoint: Path, test
     assert plain["noise"] == "uniform" and plain["condition_dropout"] == 0.0
 
 
+GENERATE = ("--n", "2", "--limit", "2", "--device", "cpu", "--split", "val")
+
+
+def invoke(*arguments: str | Path):
+    return runner.invoke(app, [str(argument) for argument in arguments])
+
+
 def generate(masks: Path, out: Path, model: Path, *extra: str) -> list[dict]:
-    result = runner.invoke(
-        app,
-        ["generate", "--masks", str(masks), "--out", str(out), "--model", str(model), "--n", "2", "--limit", "2"]
-        + ["--device", "cpu", "--split", "val", *extra],
-    )
+    result = invoke("generate", "--masks", masks, "--out", out, "--model", model, *GENERATE, *extra)
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
 
@@ -85,30 +90,63 @@ def test_generate_with_guidance_and_denoising_records_them(
         assert record["guidance"] == 2.0 and record["denoise_scale"] == 1.2
         assert record["likelihood_of"] == "the draw before its denoising step"
     assert [r["seed"] for r in steered] == [r["seed"] for r in plain], "the same draws, steered"
-    assert any(not np.array_equal(a, b) for a, b in zip(photos(tmp_path / "plain"), photos(tmp_path / "steered")))
-    again = runner.invoke(
-        app,
-        ["generate", "--masks", str(small_tree), "--out", str(tmp_path / "steered"), "--model", str(recipe_checkpoint)]
-        + ["--n", "2", "--limit", "2", "--device", "cpu", "--split", "val", "--guidance", "2", "--denoise"]
-        + ["--denoise-scale", "1.2", "--batch-size", "1"],
+    assert any(
+        not np.array_equal(a, b) for a, b in zip(photos(tmp_path / "plain"), photos(tmp_path / "steered"), strict=True)
+    )
+    steer = ("--guidance", "2", "--denoise", "--denoise-scale", "1.2", "--batch-size", "1")
+    again = invoke(
+        "generate",
+        "--masks",
+        small_tree,
+        "--out",
+        tmp_path / "steered",
+        "--model",
+        recipe_checkpoint,
+        *GENERATE,
+        *steer,
     )
     assert again.exit_code == 0 and "4 already done" in again.output, again.output
+
+
+def test_steered_best_of_is_batch_size_invariant(small_tree: Path, recipe_checkpoint: Path, tmp_path: Path) -> None:
+    """Best-of selection, guidance and denoising together: the batch size changes no pixel by more
+    than one 8-bit level, and the kept candidates are the same."""
+    steer = ["--guidance", "1", "--denoise", "--best-of", "2"]
+    one = generate(small_tree, tmp_path / "one", recipe_checkpoint, *steer, "--batch-size", "1")
+    many = generate(small_tree, tmp_path / "many", recipe_checkpoint, *steer, "--batch-size", "8")
+    assert [r["candidate"] for r in one] == [r["candidate"] for r in many]
+    assert_same_up_to_rounding(photos_by_name(tmp_path / "one"), photos_by_name(tmp_path / "many"))
 
 
 def test_guidance_zero_writes_the_plain_images(small_tree: Path, recipe_checkpoint: Path, tmp_path: Path) -> None:
     generate(small_tree, tmp_path / "plain", recipe_checkpoint)
     generate(small_tree, tmp_path / "zero", recipe_checkpoint, "--guidance", "0")
-    assert all(np.array_equal(a, b) for a, b in zip(photos(tmp_path / "plain"), photos(tmp_path / "zero")))
+    assert all(np.array_equal(a, b) for a, b in zip(photos(tmp_path / "plain"), photos(tmp_path / "zero"), strict=True))
 
 
 def test_evaluate_quality_draws_with_the_sampling_options(
     small_tree: Path, recipe_checkpoint: Path, tmp_path: Path
 ) -> None:
-    result = runner.invoke(
-        app,
-        ["evaluate", "quality", str(small_tree), "--model", str(recipe_checkpoint), "--temps", "0.8", "--n", "2"]
-        + ["--limit", "2", "--guidance", "1.5", "--denoise", "--device", "cpu", "--out", str(tmp_path / "q")]
-        + ["--json"],
+    result = invoke(
+        "evaluate",
+        "quality",
+        small_tree,
+        "--model",
+        recipe_checkpoint,
+        "--temps",
+        "0.8",
+        "--n",
+        "2",
+        "--limit",
+        "2",
+        "--guidance",
+        "1.5",
+        "--denoise",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "q",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     protocol = json.loads(result.stdout)["protocol"]
