@@ -13,6 +13,9 @@ separate toy world (the augmentation study's, seed 12): its ``val`` split picks 
 settings (temperature, denoising scale, guidance weight), its ``test`` split, looked at only with
 the chosen settings, gives the reported figures. Every phase skips what is already on disk, so an
 interrupted run continues where it stopped.
+
+torch is imported only through fgaug, which bounds OpenMP's spinning first (``fgaug.threads``):
+the phases share two cores with other work.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from fgaug.api import evaluate_augment
 from fgaug.checkpoint import load_checkpoint
@@ -226,10 +228,7 @@ def figures(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
 def judge(study: Path, recipe: str, sampling: SamplingOptions, groups: list[Group], seed: int) -> list[dict[str, Any]]:
     checkpoint = load_checkpoint(generator_checkpoint(study, recipe))
     probe = load_segmenter(probe_path(study))
-    with torch.no_grad():
-        evaluation = evaluate_samples(
-            checkpoint, groups, TEMPERATURES, SAMPLES_PER_MASK, seed, probe, sampling=sampling
-        )
+    evaluation = evaluate_samples(checkpoint, groups, TEMPERATURES, SAMPLES_PER_MASK, seed, probe, sampling=sampling)
     return figures(evaluation)
 
 
