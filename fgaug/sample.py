@@ -91,9 +91,17 @@ class GenerateOptions:
     """One score step of this many times the noise variance after each draw (a model trained with
     Gaussian noise; None: no denoising)."""
 
+    style_seeds: Sequence[int] | None = None
+    """Style seeds: sample ``i`` of every mask is drawn with style ``style_seeds[i]``'s noise, the
+    same for every mask (one look across all masks); ``n`` must equal their number."""
+
     @property
     def sampling(self) -> SamplingOptions:
         return SamplingOptions(self.guidance, self.denoise_scale)
+
+    @property
+    def draw_seeds(self) -> DrawSeeds:
+        return DrawSeeds(self.seed, tuple(self.style_seeds) if self.style_seeds is not None else None)
 
 
 @dataclass
@@ -173,6 +181,32 @@ def draw_seed(seed: int, key: str, sample: int, candidate: int = 0) -> int:
     return int.from_bytes(digest[:8], "big") & (2**63 - 1)
 
 
+STYLE_KEY = "\0style"
+"""The key of a style's draws in :func:`draw_seed`: no mask's key (a relative path) can equal it."""
+
+
+def style_seed(style: int, candidate: int = 0) -> int:
+    """The seed of style ``style``'s ``candidate``-th draw: the same for every mask, whatever the
+    global seed (the style number is the seed)."""
+    return draw_seed(style, STYLE_KEY, 0, candidate)
+
+
+@dataclass(frozen=True)
+class DrawSeeds:
+    """Which seed each draw gets: by default from the global ``seed``, the mask's key and the
+    sample and candidate index (:func:`draw_seed`), so every mask has its own looks; with
+    ``styles``, sample ``i`` of every mask is style ``styles[i]`` (:func:`style_seed`), so all
+    masks share each look."""
+
+    seed: int
+    styles: tuple[int, ...] | None = None
+
+    def of(self, key: str, sample: int, candidate: int) -> int:
+        if self.styles is None:
+            return draw_seed(self.seed, key, sample, candidate)
+        return style_seed(self.styles[sample], candidate)
+
+
 def draw_noise(model: Sampler, seeds: Sequence[int], pin: bool = False) -> list[torch.Tensor]:
     """Per-level noise for a batch of draws, each row from its own seed, drawn on the CPU (so a seed
     gives the same image on every device); ``pin`` for a CUDA model, whose copy of pinned noise
@@ -206,15 +240,17 @@ def draw_best(
     keys: Sequence[str],
     samples: Sequence[Sequence[int]],
     temperature: float,
-    seed: int,
+    seed: int | DrawSeeds,
     best_of: int = 1,
 ) -> list[list[Draw | DrawFailure]]:
     """For mask ``m`` (key ``keys[m]``) and each index in ``samples[m]`` (the same count for every
     mask), the most likely of ``best_of`` draws that did not diverge. Where all of them diverged,
     ``best_of`` more are drawn with the next candidate indices, up to :data:`MAX_REDRAWS` times.
+    ``seed``: the global seed, or the :class:`DrawSeeds` rule.
 
     The draws of one call come back to the host in one copy; choosing among them reads no GPU value."""
     require_finite(temperature=temperature)
+    seed = seed if isinstance(seed, DrawSeeds) else DrawSeeds(seed)
     per_mask = len(samples[0])
     drawn = _draw(model, masks, keys, samples, range(best_of), temperature, seed)
     shape = (len(keys), per_mask, best_of)
@@ -248,10 +284,10 @@ def _draw(
     samples: Sequence[Sequence[int]],
     candidates: range,
     temperature: float,
-    seed: int,
+    seed: DrawSeeds,
 ) -> Samples:
     seeds = [
-        draw_seed(seed, key, sample, c)
+        seed.of(key, sample, c)
         for key, indices in zip(keys, samples, strict=True)
         for sample in indices
         for c in candidates
@@ -270,7 +306,7 @@ def to_host(*tensors: torch.Tensor) -> list[torch.Tensor]:
 
 
 def _redraw(
-    model: Sampler, mask: torch.Tensor, key: str, sample: int, temperature: float, seed: int, best_of: int
+    model: Sampler, mask: torch.Tensor, key: str, sample: int, temperature: float, seed: DrawSeeds, best_of: int
 ) -> Draw | DrawFailure:
     for attempt in range(1, MAX_REDRAWS + 1):
         candidates = range(attempt * best_of, (attempt + 1) * best_of)
@@ -469,8 +505,9 @@ def _generate_work(
                     sample,
                     to_uint8_image(draw.image),
                     {
-                        "seed": draw_seed(options.seed, item.group.key, drawn_index, draw.candidate),
+                        "seed": options.draw_seeds.of(item.group.key, drawn_index, draw.candidate),
                         "global_seed": options.seed,
+                        **({"style": options.style_seeds[drawn_index]} if options.style_seeds is not None else {}),
                         "temperature": options.temperature,
                         "best_of": options.best_of,
                         "draw": drawn_index,
@@ -509,7 +546,7 @@ def _draw_rows(
     ``ceil(count / (1 - q))`` draws of the mask, sample ``k`` being the kept draw of the ``k``-th
     smallest index."""
     keys = [item.group.key for item in items]
-    temperature, seed, best_of = options.temperature, options.seed, options.best_of
+    temperature, seed, best_of = options.temperature, options.draw_seeds, options.best_of
     if not options.reject_fraction:
         rows = draw_best(sampler, conditions, keys, [item.samples for item in items], temperature, seed, best_of)
         return [
@@ -600,6 +637,26 @@ def check_modes(options: GenerateOptions) -> None:
         raise ValueError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
     if not options.keep_unchanged and not options.content_from:
         raise ValueError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
+    if options.style_seeds is not None:
+        check_styles(options)
+
+
+def check_styles(options: GenerateOptions) -> None:
+    """Style seeds give every mask one sample per style: refuse what would break that."""
+    styles = list(options.style_seeds or [])
+    if not styles:
+        raise ValueError("give at least one style seed")
+    if len(set(styles)) != len(styles):
+        raise ValueError(f"the style seeds {styles} repeat a style")
+    if options.n != len(styles):
+        raise ValueError(f"--n {options.n} differs from the {len(styles)} style seeds: each style is one sample")
+    for name, used in {
+        "--allocate": options.allocate != "uniform",
+        "--reject": bool(options.reject_fraction),
+        "--content-from": bool(options.content_from),
+    }.items():
+        if used:
+            raise ValueError(f"{name} cannot be combined with style seeds: every mask gets one sample per style")
 
 
 def _path(text: str | None) -> Path | None:

@@ -1,0 +1,213 @@
+"""Walks between looks on one layout (issue 25): from one style's draw to another's, or from one
+real photo's appearance to another's through content transfer.
+
+Both walk in latent space and decode every frame under the same mask:
+
+* **styles**: the noise of style A (what ``fgaug generate --style-seed A`` draws) towards style
+  B's, decoded at temperature T, so the endpoints are those two draws;
+* **photos**: the latents of photo A (encoded under its own mask) towards photo B's, decoded
+  under the layout, so the endpoints are the two content transfers onto it.
+
+The path is spherical (:func:`slerp`), not straight. Standard-normal noise in D dimensions lies
+near the sphere of radius sqrt(D); the straight line between two independent draws dips to about
+sqrt(D / 2) at its middle, where the prior puts no mass, and its images look like a draw at a much
+lower temperature (flat, washed out). The great circle keeps the norm of the endpoints all the way.
+Every frame is decoded alone (batch of one), so an endpoint is bitwise the plain draw of a batch
+of one (``generate --batch-size 1``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fgaug.checkpoint import load_checkpoint
+from fgaug.data.cityscapes import Group, ReadOptions, load_mask, resize_photo, to_tensor
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
+from fgaug.flow import FullGlow, network_precision
+from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
+from fgaug.preview import image_grid, to_uint8_image
+from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.sample import draw_noise, find_model, style_seed
+
+
+def slerp(start: Tensor, end: Tensor, fraction: float) -> Tensor:
+    r"""Spherical interpolation of each row of ``start`` towards ``end`` (rows flattened):
+
+    .. math:: \mathrm{slerp}(a, b, t) = \frac{\sin((1 - t)\theta)}{\sin\theta} a
+              + \frac{\sin(t \theta)}{\sin\theta} b, \qquad \cos\theta = \frac{a \cdot b}{|a|\,|b|}
+
+    ``fraction`` 0 and 1 return the endpoints themselves; nearly parallel rows (where
+    :math:`\sin\theta` vanishes) are interpolated linearly."""
+    if fraction == 0:
+        return start
+    if fraction == 1:
+        return end
+    a, b = start.flatten(1).double(), end.flatten(1).double()
+    cosine = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-30)
+    angle = torch.arccos(cosine.clamp(-1.0, 1.0))[:, None]
+    sine = torch.sin(angle)
+    straight = sine < 1e-6
+    safe = torch.where(straight, torch.ones_like(sine), sine)
+    weight_a = torch.where(straight, 1 - fraction * torch.ones_like(sine), torch.sin((1 - fraction) * angle) / safe)
+    weight_b = torch.where(straight, fraction * torch.ones_like(sine), torch.sin(fraction * angle) / safe)
+    return (weight_a * a + weight_b * b).to(start.dtype).view_as(start)
+
+
+def slerp_levels(start: Sequence[Tensor], end: Sequence[Tensor], fraction: float) -> list[Tensor]:
+    """:func:`slerp` of per-level latents, all levels of a row taken as one vector."""
+    sizes = [level[0].numel() for level in start]
+    joined = slerp(_join(start), _join(end), fraction)
+    pieces = torch.split(joined, sizes, dim=1)
+    return [piece.reshape(level.shape) for piece, level in zip(pieces, start, strict=True)]
+
+
+def _join(levels: Sequence[Tensor]) -> Tensor:
+    return torch.cat([level.flatten(1) for level in levels], dim=1)
+
+
+def fractions(steps: int) -> list[float]:
+    """``steps`` evenly spaced points from 0 to 1, both included."""
+    if steps < 2:
+        raise ValueError(f"--steps must be at least 2 (the two endpoints), got {steps}")
+    return [index / (steps - 1) for index in range(steps)]
+
+
+@dataclass
+class Walk:
+    """What an interpolation wrote: the frames in order, the strip of them side by side, and the
+    model that decoded them."""
+
+    frames: list[Path]
+    strip: Path
+    model: Path
+    fractions: list[float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "frames": [str(path) for path in self.frames],
+            "strip": str(self.strip),
+            "model": str(self.model),
+            "fractions": self.fractions,
+        }
+
+
+@dataclass(frozen=True)
+class WalkOptions:
+    """Where and how a walk runs: the model (found as for ``generate``), device, precision, how
+    masks are read, and for style walks the temperature and sampling options."""
+
+    model: str | Path | None = None
+    temperature: float = 0.8
+    sampling: SamplingOptions = PLAIN_SAMPLING
+    device: str = "auto"
+    precision: str = "auto"
+    mask_format: str = "auto"
+    snap_colors: bool = False
+
+
+def interpolate_styles(
+    mask: str | Path, out: str | Path, start_style: int, end_style: int, steps: int, options: WalkOptions
+) -> Walk:
+    """Frames from style ``start_style``'s draw to ``end_style``'s on ``mask``, written under ``out``."""
+    points = fractions(steps)
+    model, model_path, read, device, dtype = _open(options)
+    mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
+    start, end = (draw_noise(model, [style_seed(style)]) for style in (start_style, end_style))
+    sampler = options.sampling.bind(model)
+    images = []
+    for fraction in points:
+        noise = slerp_levels(start, end, fraction)
+        with network_precision(dtype):
+            drawn = sampler.sample(condition.to(device), 1, options.temperature, noise=noise)
+        if bool(drawn.diverged[0, 0]):
+            raise DataError(f"{mask}: the frame at {fraction:.3f} diverged at T={options.temperature}; lower --temp")
+        images.append(to_uint8_image(drawn.images[0, 0]))
+    return _write(Path(out), images, mask_ids.shape, points, model_path)
+
+
+def interpolate_photos(
+    mask: str | Path,
+    out: str | Path,
+    start_photo: tuple[str | Path, str | Path],
+    end_photo: tuple[str | Path, str | Path],
+    steps: int,
+    options: WalkOptions,
+) -> Walk:
+    """Frames from photo A's look to photo B's on ``mask``: each photo (given with its own mask,
+    ``(photo, photo_mask)``) is encoded under its mask, and the latents are walked and decoded
+    under ``mask``."""
+    points = fractions(steps)
+    model, model_path, read, device, dtype = _open(options)
+    mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
+    with network_precision(dtype):
+        start, end = (
+            _latents(model, Path(p), Path(m), read, options.mask_format, device) for p, m in (start_photo, end_photo)
+        )
+        images = [to_uint8_image(model.decode(condition.to(device), slerp_levels(start, end, t))[0]) for t in points]
+    return _write(Path(out), images, mask_ids.shape, points, model_path)
+
+
+def _open(options: WalkOptions) -> tuple[FullGlow, Path, ReadOptions, torch.device, torch.dtype | None]:
+    device = resolve_device(options.device)
+    model_path, _ = find_model(options.model)
+    model = load_checkpoint(model_path, device).model
+    read = ReadOptions(
+        model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
+    )
+    return model, model_path, read, device, resolve_precision(options.precision, device)
+
+
+def _read_mask(path: Path, read: ReadOptions, mask_format: str) -> tuple[np.ndarray, Tensor]:
+    if not path.is_file():
+        raise DataError(f"{path}: mask not found")
+    group = Group(key=path.stem, stem=path.stem, mask=path, mask_format=mask_format)  # type: ignore[arg-type]
+    label_ids, condition = load_mask(group, read)
+    return label_ids, to_tensor(condition)[None]
+
+
+@torch.no_grad()
+def _latents(
+    model: FullGlow, photo: Path, mask: Path, read: ReadOptions, mask_format: str, device: torch.device
+) -> list[Tensor]:
+    label_ids, condition = _read_mask(mask, read, mask_format)
+    if not photo.is_file():
+        raise DataError(f"{photo}: photo not found")
+    image = read_rgb(photo)
+    if image.shape[:2] != label_ids.shape:
+        raise DataError(f"{photo}: size {image.shape[:2]} differs from its mask {mask} {label_ids.shape}")
+    pixels = to_tensor(resize_photo(image, read.size))[None].to(device)
+    return model.encode(condition.to(device), pixels)
+
+
+def _write(out: Path, images: list[np.ndarray], size: tuple[int, int], points: list[float], model: Path) -> Walk:
+    """Every frame at the mask's native size (as ``generate`` writes photos) and the strip."""
+    out.mkdir(parents=True, exist_ok=True)
+    frames = []
+    native = [resize_photo(image, size) for image in images]
+    for index, image in enumerate(native):
+        frames.append(out / f"frame_{index:03d}.png")
+        atomic_write_bytes(frames[-1], encode_png(image))
+    strip = out / "strip.png"
+    atomic_write_bytes(strip, encode_png(image_grid([images], [f"{t:.2f}" for t in points])))
+    return Walk(frames, strip, model, points)
+
+
+def step_changes(frames: Sequence[np.ndarray]) -> list[float]:
+    """Mean absolute change per pixel (in [0, 1] units) between consecutive frames."""
+    pairs = itertools.pairwise(frames)
+    return [float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / 255) for a, b in pairs]
+
+
+def largest_jump_ratio(frames: Sequence[np.ndarray]) -> float:
+    """The largest step change over the median one (1 for an even walk; NaN for fewer than 2 steps)."""
+    changes = step_changes(frames)
+    median = float(np.median(changes)) if changes else math.nan
+    return max(changes) / median if changes and median > 0 else math.nan
