@@ -7,8 +7,9 @@
     python benchmarks/sample_quality_study.py report     # report.md, summary.json
 
 Every generator is the ``tiny`` preset trained on the demo model's toy world (1,500 scenes, seed
-2024) for the same number of steps at the same batch size and learning rate (equal compute); the
-recipes differ only in their training noise and condition dropout. Samples are judged on a
+2024) for the same number of steps at the same batch size, learning rate and network precision (bf16
+where the CPU computes it natively; equal compute); the recipes differ only in their training
+noise and condition dropout. Samples are judged on a
 separate toy world (the augmentation study's, seed 12): its ``val`` split picks the sampling
 settings (temperature, denoising scale, guidance weight), its ``test`` split, looked at only with
 the chosen settings, gives the reported figures. Every phase skips what is already on disk, so an
@@ -39,6 +40,7 @@ from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import evaluate_samples
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.preview import save_grid, to_uint8_image
+from fgaug.runtime import native_precision
 from fgaug.sample import Draw, draw_best
 from fgaug.segmenter import SegmentationPairs, load_segmenter, train_probe
 from fgaug.stats import mean_interval, signed_interval
@@ -115,7 +117,7 @@ def train_generators(study: Path, names: list[str], steps: int, batch: int) -> N
             batch_size=batch,
             noise=recipe.noise,
             condition_dropout=recipe.condition_dropout,
-            precision="auto",
+            precision=native_precision(),
             validate_every=500,
             sample_every=1000,
             checkpoint_every=250,
