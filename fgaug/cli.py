@@ -1078,6 +1078,65 @@ def evaluate_augment(
 
 
 @app.command()
+def interpolate(
+    mask: Annotated[Path, typer.Argument(help="The layout every frame is drawn on (a mask file).")],
+    start_style: Annotated[int | None, typer.Option("--from", help="Style seed of the first frame.")] = None,
+    end_style: Annotated[int | None, typer.Option("--to", help="Style seed of the last frame.")] = None,
+    start_photo: Annotated[
+        Path | None, typer.Option("--from-photo", help="Real photo whose look starts the walk (its mask beside it).")
+    ] = None,
+    end_photo: Annotated[Path | None, typer.Option("--to-photo", help="Real photo whose look ends the walk.")] = None,
+    steps: Annotated[int, typer.Option(help="Frames, both ends included (at least 2).", min=2)] = 8,
+    out: Annotated[Path, typer.Option(help="Folder for frame_000.png ... and strip.png.")] = Path("interpolation"),
+    model: ModelOption = None,
+    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature (style walks).", callback=finite)] = 0.8,
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Walk from one look to another on one layout, along a great circle of the latent space.
+
+    Between two style seeds (the looks `generate --style-seed` draws), or between two real
+    photos' looks (their latents, as `transfer` lays them onto the layout). The first and last
+    frames are those draws or transfers exactly; a strip of all frames is written beside them.
+
+    Examples:
+
+        fgaug interpolate masks/aachen_000000_000019_gtFine_labelIds.png --from 3 --to 7 --steps 8 --model demo
+
+        fgaug interpolate layout.png --from-photo a_leftImg8bit.png --to-photo b_leftImg8bit.png --out walk
+    """
+    from fgaug.api import find_content_mask
+    from fgaug.interpolate import WalkOptions, interpolate_photos, interpolate_styles
+
+    styles, photos = (start_style, end_style), (start_photo, end_photo)
+    if any(v is not None for v in styles) == any(v is not None for v in photos):
+        raise typer.BadParameter("give --from and --to (style seeds), or --from-photo and --to-photo")
+    if None in styles and None in photos:
+        raise typer.BadParameter("a walk needs both ends: --from with --to, or --from-photo with --to-photo")
+    options = WalkOptions(
+        model, temp, sampling_options(guidance, denoise, denoise_scale), device, precision, mask_format, snap_colors
+    )
+    with clear_errors():
+        if start_style is not None and end_style is not None:
+            walk = interpolate_styles(mask, out, start_style, end_style, steps, options)
+        else:
+            assert start_photo is not None and end_photo is not None
+            ends = [(photo, find_content_mask(photo)) for photo in (start_photo, end_photo)]
+            walk = interpolate_photos(mask, out, ends[0], ends[1], steps, options)
+
+    def lines() -> None:
+        typer.echo(f"{len(walk.frames)} frames in {out} (model {walk.model}); strip: {walk.strip}")
+
+    emit(walk.to_dict(), as_json, lines)
+
+
+@app.command()
 def presets() -> None:
     """List the model presets shipped with fgaug."""
     from fgaug.config import available_presets, load_preset

@@ -138,3 +138,32 @@ def test_bad_walks_are_refused(toy_tree: Path, tmp_path: Path) -> None:
     for steps in (0, 1):
         with pytest.raises(ValueError, match="--steps must be at least 2"):
             interpolate_styles(group.mask, tmp_path / "w", 1, 2, steps, options)
+
+
+def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: Path) -> None:
+    from test_cli import one_line_error, runner
+
+    from fgaug.cli import app
+
+    group = find_groups(toy_tree, ["val"], True).groups[0]
+    base = ["interpolate", str(group.mask), "--model", str(DEMO), "--device", "cpu", "--out", str(tmp_path / "w")]
+    result = runner.invoke(app, [*base, "--from", "3", "--to", "7", "--steps", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    walk = json.loads(result.stdout)
+    assert [Path(f).name for f in walk["frames"]] == ["frame_000.png", "frame_001.png", "frame_002.png"]
+    assert Path(walk["strip"]).is_file() and walk["model"] == str(DEMO)
+    photos = [
+        "--from-photo",
+        str(group.photo),
+        "--to-photo",
+        str(find_groups(toy_tree, ["train"], True).groups[0].photo),
+    ]
+    assert runner.invoke(app, [*base, *photos, "--steps", "2"]).exit_code == 0
+    for bad in (["--from", "3", "--to", "7", "--steps", "0"], ["--from", "3"], ["--from", "3", "--to", "7", *photos]):
+        assert runner.invoke(app, [*base, *bad]).exit_code == 2, bad
+    one_line_error(
+        runner.invoke(
+            app, ["interpolate", str(tmp_path / "nope.png"), "--from", "1", "--to", "2", "--model", str(DEMO)]
+        ),
+        "mask not found",
+    )
