@@ -21,6 +21,7 @@ import numpy as np
 from fgaug.data.cityscapes import Group, read_label_ids
 from fgaug.data.io import DataError
 from fgaug.data.labels import N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
+from fgaug.usage import UsageError
 
 ALLOCATIONS = ("uniform", "rare", "weights")
 
@@ -85,11 +86,11 @@ def allocate(
 ) -> list[int]:
     """Samples per group for ``allocation`` (see the module docstring)."""
     if allocation not in ALLOCATIONS:
-        raise ValueError(f"unknown allocation {allocation!r}; choose from {', '.join(ALLOCATIONS)}")
+        raise UsageError(f"unknown allocation {allocation!r}; choose from {', '.join(ALLOCATIONS)}")
     if allocation == "uniform":
         return [per_mask] * len(groups)
     if allocation == "weights" and class_weights is None:
-        raise ValueError("--allocate weights needs --class-weights FILE")
+        raise UsageError("--allocate weights needs --class-weights FILE")
     present, pixels = class_presence(groups)
     weights = rarity_weights(pixels) if allocation == "rare" else read_class_weights(Path(class_weights))  # type: ignore[arg-type]
     return share_samples(present.astype(np.float64) @ weights, per_mask)

@@ -51,6 +51,7 @@ from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
 from fgaug.segmenter import load_segmenter, load_user_module
 from fgaug.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
 from fgaug.train import TrainOptions, TrainResult, dry_run, train
+from fgaug.usage import UsageError
 
 __all__ = [
     "GenerateOptions",
@@ -404,13 +405,13 @@ def evaluate_augment(
     ``augment.json``, ``augment.md`` and plots under ``out``."""
     require_finite(temperature=temperature)
     if min_steps < 1 or max_steps < 1:
-        raise ValueError(f"--min-steps and --max-steps must be at least 1, got {min_steps} and {max_steps}")
+        raise UsageError(f"--min-steps and --max-steps must be at least 1, got {min_steps} and {max_steps}")
     if schedules < 1:
-        raise ValueError(f"--schedules must be at least 1, got {schedules}")
+        raise UsageError(f"--schedules must be at least 1, got {schedules}")
     if strategy not in STRATEGIES:
-        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if val_split == test_split:
-        raise ValueError(
+        raise UsageError(
             f"the validation and test splits must differ (both {val_split!r}): nothing may pick on the test"
         )
     checkpoint, _, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)

@@ -1,7 +1,9 @@
 """The ``fgaug`` command: a thin layer that parses options, calls :mod:`fgaug.api` and prints.
 
 Exit codes: 0 success, 1 bad input or a failed run (one line on stderr naming the file and the
-problem), 2 usage errors, 3 ``generate`` left requested samples unwritten (beyond
+problem; also a device this machine lacks, and an output tree made with other settings), 2 usage
+errors (a malformed or out-of-range option value, options that cannot be combined, no model named:
+one line naming the option), 3 ``generate`` left requested samples unwritten (beyond
 ``--allow-failed``), 130 training stopped by a signal (a checkpoint was saved).
 """
 
@@ -30,6 +32,7 @@ app = typer.Typer(
 )
 
 EXIT_INPUT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
 EXIT_INTERRUPTED = 130
 
@@ -45,10 +48,30 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def finite(value: float | None) -> float | None:
-    """Callback of every float option: NaN and infinities are usage errors (exit 2)."""
+    """NaN and infinities are usage errors (exit 2)."""
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a finite number")
     return value
+
+
+def bounded(
+    low: float | None = None, high: float | None = None, open_low: bool = False, open_high: bool = False
+) -> Callable[[float | None], float | None]:
+    """The callback of a float option: finite and within ``[low, high]`` (an end open when asked),
+    else a usage error naming the option (exit 2), in click's words for integer ranges."""
+    low_text = "" if low is None else f"{low:g}{'<' if open_low else '<='}"
+    high_text = "" if high is None else f"{'<' if open_high else '<='}{high:g}"
+
+    def check(value: float | None) -> float | None:
+        if finite(value) is None:
+            return None
+        below = low is not None and (value <= low if open_low else value < low)
+        above = high is not None and (value >= high if open_high else value > high)
+        if below or above:
+            raise typer.BadParameter(f"{value:g} is not in the range {low_text}x{high_text}.")
+        return value
+
+    return check
 
 
 def fail(message: str, code: int = EXIT_INPUT_ERROR) -> typer.Exit:
@@ -60,14 +83,18 @@ def fail(message: str, code: int = EXIT_INPUT_ERROR) -> typer.Exit:
 
 @contextmanager
 def clear_errors() -> Iterator[None]:
-    """Turn the API's input errors into one line on stderr and exit code 1."""
+    """Turn the API's usage errors into one line on stderr and exit code 2, its input errors into one
+    line and exit code 1."""
     from fgaug.checkpoint import CheckpointError
     from fgaug.config import ConfigError
     from fgaug.data.io import DataError
     from fgaug.runtime import RuntimeChoiceError
+    from fgaug.usage import UsageError
 
     try:
         yield
+    except UsageError as error:
+        raise fail(str(error).splitlines()[0], EXIT_USAGE) from None
     except (DataError, ConfigError, CheckpointError, RuntimeChoiceError, ValueError, OSError) as error:
         raise fail(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
     except KeyboardInterrupt:
@@ -132,16 +159,20 @@ def train(
     name: Annotated[str, typer.Option(help="Run name: the run folder is PROJECT/NAME.")] = "fullglow",
     project: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
     size: Annotated[str | None, typer.Option(help="Training size HxW, overriding the preset (e.g. 256x512).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the preset's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the preset's).", min=1)] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Adam learning rate (default: the preset's).", callback=finite)
+        float | None,
+        typer.Option(help="Adam learning rate (default: the preset's).", callback=bounded(0, open_low=True)),
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps (overrides --epochs).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Training steps (overrides --epochs).", min=1)] = None,
     epochs: Annotated[
-        float | None, typer.Option(help="Epochs over the training set (default 45, the paper's).", callback=finite)
+        float | None,
+        typer.Option(
+            help="Epochs over the training set (default 45, the paper's).", callback=bounded(0, open_low=True)
+        ),
     ] = None,
     lambda_: Annotated[
-        float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).", callback=finite)
+        float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).", callback=bounded(0))
     ] = None,
     conditioning: Annotated[
         str | None,
@@ -163,26 +194,30 @@ def train(
         typer.Option(
             help="Fraction of each batch trained with the null condition (an all-zero mask), so that "
             "generate --guidance W can be used (e.g. 0.1; default 0).",
-            callback=finite,
+            callback=bounded(0, 1, open_high=True),
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and noise.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and noise.", min=0)] = 0,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up steps.")] = 200,
-    grad_clip: Annotated[float, typer.Option(help="Gradient-norm clipping threshold.", callback=finite)] = 50.0,
+    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up steps.", min=0)] = 200,
+    grad_clip: Annotated[
+        float, typer.Option(help="Gradient-norm clipping threshold.", callback=bounded(0, open_low=True))
+    ] = 50.0,
     ema_decay: Annotated[
-        float, typer.Option(help="Decay of the weight average used for samples.", callback=finite)
+        float,
+        typer.Option(help="Decay of the weight average used for samples.", callback=bounded(0, 1, open_high=True)),
     ] = 0.999,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 500,
-    validate_every: Annotated[int, typer.Option(help="Steps between validations.")] = 250,
-    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.")] = 500,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", min=1)] = 500,
+    validate_every: Annotated[int, typer.Option(help="Steps between validations.", min=1)] = 250,
+    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.", min=1)] = 500,
     patience: Annotated[
         int | None,
-        typer.Option(help="Stop after this many validations in a row without a better validation bits/dim."),
+        typer.Option(help="Stop after this many validations in a row without a better validation bits/dim.", min=1),
     ] = None,
     log_every: Annotated[
-        int, typer.Option(help="Steps between lines of metrics.jsonl (the loss is read from the GPU only then).")
+        int,
+        typer.Option(help="Steps between lines of metrics.jsonl (the loss is read from the GPU only then).", min=1),
     ] = 10,
     tensorboard: Annotated[
         bool | None,
@@ -192,7 +227,7 @@ def train(
         ),
     ] = None,
     val: Annotated[Path | None, typer.Option(help="Validation data (default: the tree's val split).")] = None,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.")] = 2,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)] = 2,
     boundary: Annotated[bool, typer.Option(help="Add the instance-boundary channel to the condition.")] = False,
     mask_format: MaskFormatOption = "auto",
     snap_colors: SnapOption = False,
@@ -337,10 +372,13 @@ def generate(
         Path, typer.Option(help="A Cityscapes root, a gtFine split or city folder, or a folder of masks.")
     ],
     n: Annotated[
-        int, typer.Option("--n", "--samples", help="Samples per mask (use --samples under torchrun, which claims --n).")
+        int,
+        typer.Option(
+            "--n", "--samples", help="Samples per mask (use --samples under torchrun, which claims --n).", min=1
+        ),
     ] = 5,
     temp: Annotated[
-        float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).", callback=finite)
+        float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).", callback=bounded(0))
     ] = 0.8,
     model: Annotated[
         str | None,
@@ -352,15 +390,20 @@ def generate(
     out: Annotated[
         Path, typer.Option(help="Root of the augmented Cityscapes tree (created; never inside MASKS).")
     ] = Path("augmented"),
-    seed: Annotated[int, typer.Option(help="Global seed; each image's seed derives from it and the mask's path.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Global seed; each image's seed derives from it and the mask's path.", min=0)
+    ] = 0,
     batch_size: Annotated[
-        int, typer.Option(help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).")
+        int,
+        typer.Option(
+            help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).", min=1
+        ),
     ] = 8,
-    best_of: Annotated[int, typer.Option(help="Keep the most likely of K draws for every sample.")] = 1,
+    best_of: Annotated[int, typer.Option(help="Keep the most likely of K draws for every sample.", min=1)] = 1,
     split: Annotated[
         list[str] | None, typer.Option(help="Splits of a Cityscapes root (repeatable; default all).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N masks.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1)] = None,
     preview: Annotated[Path | None, typer.Option(help="Write a PNG grid of masks and their samples.")] = None,
     at_model_resolution: Annotated[
         bool, typer.Option(help="Write photos at model size with labels resized (default: labels untouched).")
@@ -393,7 +436,8 @@ def generate(
     reject: Annotated[
         float,
         typer.Option(
-            help="Draw N / (1 - FRACTION) per mask and drop the least likely FRACTION of them.", callback=finite
+            help="Draw N / (1 - FRACTION) per mask and drop the least likely FRACTION of them.",
+            callback=bounded(0, 1, open_high=True),
         ),
     ] = 0.0,
     content_from: Annotated[
@@ -425,15 +469,15 @@ def generate(
             "are marked in an extra <stem>_gtFine_fgaugIgnore.png (255 = ignore); label files stay as they are."
         ),
     ] = None,
-    ignore_below: Annotated[float, typer.Option(help="Probability threshold of --ignore-map.", callback=finite)] = 0.05,
+    ignore_below: Annotated[
+        float, typer.Option(help="Probability threshold of --ignore-map.", callback=bounded(0, 1, True, True))
+    ] = 0.05,
     allow_failed: Annotated[
         float,
         typer.Option(
             help="Fraction (0-1) of the requested samples that may go unwritten (diverged on every redraw, or "
             "of masks skipped with --skip-bad) and still exit 0; beyond it the exit code is 3.",
-            min=0.0,
-            max=1.0,
-            callback=finite,
+            callback=bounded(0, 1),
         ),
     ] = 0.0,
     as_json: JsonOption = False,
@@ -569,21 +613,27 @@ def layouts(
     out: Annotated[Path, typer.Option(help="Root of the new label tree (created; never inside MASKS).")] = Path(
         "layouts"
     ),
-    n: Annotated[int, typer.Option(help="New layouts per mask.")] = 4,
-    paste: Annotated[int, typer.Option(help="Objects pasted from other masks into each layout.")] = 2,
-    flip_probability: Annotated[float, typer.Option(help="Probability of a left-right flip.", callback=finite)] = 0.5,
-    jitter_probability: Annotated[
-        float, typer.Option(help="Probability of a scale-and-crop jitter.", callback=finite)
+    n: Annotated[int, typer.Option(help="New layouts per mask.", min=1)] = 4,
+    paste: Annotated[int, typer.Option(help="Objects pasted from other masks into each layout.", min=0)] = 2,
+    flip_probability: Annotated[
+        float, typer.Option(help="Probability of a left-right flip.", callback=bounded(0, 1))
     ] = 0.5,
-    max_scale: Annotated[float, typer.Option(help="Largest jitter scale (drawn in [1, MAX]).", callback=finite)] = 1.5,
+    jitter_probability: Annotated[
+        float, typer.Option(help="Probability of a scale-and-crop jitter.", callback=bounded(0, 1))
+    ] = 0.5,
+    max_scale: Annotated[
+        float, typer.Option(help="Largest jitter scale (drawn in [1, MAX]).", callback=bounded(1))
+    ] = 1.5,
     rare_boost: Annotated[
         float,
         typer.Option(
             help="Pick pasted classes with probability ~ pixel frequency^(1 - BOOST): 0 as found, 1 uniform.",
-            callback=finite,
+            callback=bounded(0),
         ),
     ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed; each layout derives its own from it and the mask's path.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed; each layout derives its own from it and the mask's path.", min=0)
+    ] = 0,
     photos: Annotated[
         bool,
         typer.Option(
@@ -594,7 +644,7 @@ def layouts(
     split: Annotated[
         list[str] | None, typer.Option(help="Splits of a Cityscapes root (repeatable; default all).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N masks.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1)] = None,
     mask_format: MaskFormatOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
@@ -744,9 +794,9 @@ def demo(
     out: Annotated[Path, typer.Option(help="Folder for the toy masks, the augmented tree and the preview.")] = Path(
         "fgaug-demo"
     ),
-    n: Annotated[int, typer.Option("--n", help="Samples per mask.")] = 4,
-    masks: Annotated[int, typer.Option(help="Number of toy masks.")] = 6,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=finite)] = 0.8,
+    n: Annotated[int, typer.Option("--n", help="Samples per mask.", min=1)] = 4,
+    masks: Annotated[int, typer.Option(help="Number of toy masks.", min=1)] = 6,
+    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=bounded(0))] = 0.8,
     as_json: JsonOption = False,
 ) -> None:
     """Run fgaug end to end on the bundled toy world, offline, on CPU in well under a minute.
@@ -789,15 +839,26 @@ app.add_typer(segmenter_app, name="segmenter")
 app.add_typer(evaluate_app, name="evaluate")
 
 
-def parse_floats(text: str, option: str) -> list[float]:
-    """The comma-separated finite numbers of ``option`` (anything else is a usage error, exit 2)."""
+def parse_floats(text: str, option: str, low: float) -> list[float]:
+    """The comma-separated finite numbers of ``option``, none below ``low`` (anything else is a usage
+    error, exit 2)."""
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
     if not all(math.isfinite(value) for value in values):
         raise typer.BadParameter(f"{text!r} holds a number that is not finite", param_hint=option)
+    if not values or min(values) < low:
+        raise typer.BadParameter(f"{text!r}: give numbers of at least {low:g}", param_hint=option)
     return values
+
+
+def parse_ints(text: str, option: str, low: int) -> list[int]:
+    """The comma-separated whole numbers of ``option``, none below ``low`` (else exit 2)."""
+    values = parse_floats(text, option, low)
+    if any(value != int(value) for value in values):
+        raise typer.BadParameter(f"{text!r} holds a number that is not whole", param_hint=option)
+    return [int(value) for value in values]
 
 
 @segmenter_app.command("train")
@@ -806,11 +867,13 @@ def segmenter_train(
     size: Annotated[str, typer.Option(help="Size HxW to train at (the model's size to score its samples).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the probe.")] = Path("probe.pt"),
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
-    steps: Annotated[int, typer.Option(help="Training steps.")] = 2000,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 8,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).", callback=finite)] = 2e-3,
-    width: Annotated[int, typer.Option(help="Channels of the first level (doubling per level).")] = 32,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    steps: Annotated[int, typer.Option(help="Training steps.", min=1)] = 2000,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", min=1)] = 8,
+    lr: Annotated[
+        float, typer.Option(help="Peak learning rate (one-cycle schedule).", callback=bounded(0, open_low=True))
+    ] = 2e-3,
+    width: Annotated[int, typer.Option(help="Channels of the first level (doubling per level).", min=1)] = 32,
+    seed: Annotated[int, typer.Option(help="Seed.", min=0)] = 0,
     device: DeviceOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
@@ -865,10 +928,10 @@ def evaluate_quality(
     ] = None,
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "val",
     temps: Annotated[str, typer.Option(help="Temperatures of the sweep, comma-separated.")] = "0.5,0.6,0.7,0.8,0.9,1.0",
-    n: Annotated[int, typer.Option("--n", "--samples", help="Samples per mask.")] = 3,
-    rounds: Annotated[int, typer.Option(help="Dequantisation rounds for bits/dim.")] = 1,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the draws and the noise.")] = 0,
+    n: Annotated[int, typer.Option("--n", "--samples", help="Samples per mask.", min=1)] = 3,
+    rounds: Annotated[int, typer.Option(help="Dequantisation rounds for bits/dim.", min=1)] = 1,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.", min=1)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the draws and the noise.", min=0)] = 0,
     out: Annotated[Path, typer.Option(help="Report folder (report.json, report.md, plots).")] = Path("evaluation"),
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -890,7 +953,7 @@ def evaluate_quality(
             model,
             segmenter,
             split,
-            parse_floats(temps, "--temps"),
+            parse_floats(temps, "--temps", 0),
             n,
             rounds,
             limit,
@@ -919,8 +982,8 @@ def evaluate_augment(
         str, typer.Option(help="Real training-set sizes N (the first N train masks), comma-separated.")
     ] = "40",
     seeds: Annotated[str, typer.Option(help="Seeds of the paired trainings, comma-separated.")] = "0,1,2,3,4",
-    n: Annotated[int, typer.Option("--n", "--samples", help="Synthetic samples per training mask.")] = 4,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=finite)] = 0.8,
+    n: Annotated[int, typer.Option("--n", "--samples", help="Synthetic samples per training mask.", min=1)] = 4,
+    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=bounded(0))] = 0.8,
     mixing: Annotated[
         str, typer.Option(help="concat (one pool), ratio (half of each batch real) or pretrain (then fine-tune).")
     ] = "concat",
@@ -934,22 +997,25 @@ def evaluate_augment(
     ] = "prior",
     val_split: Annotated[str, typer.Option(help="Split for early stopping.")] = "val",
     test_split: Annotated[str, typer.Option(help="Labelled split for the scores, used for nothing else.")] = "test",
-    width: Annotated[int, typer.Option(help="Probe width.")] = 16,
-    batch_size: Annotated[int, typer.Option(help="Probe batch size.")] = 8,
+    width: Annotated[int, typer.Option(help="Probe width.", min=1)] = 16,
+    batch_size: Annotated[int, typer.Option(help="Probe batch size.", min=1)] = 8,
     min_steps: Annotated[
         int,
         typer.Option(
-            help="Fewest steps of a probe. Longer probes check that a gain is not an under-trained baseline's."
+            help="Fewest steps of a probe. Longer probes check that a gain is not an under-trained baseline's.",
+            min=1,
         ),
     ] = 1000,
     max_steps: Annotated[
-        int, typer.Option(help="Most steps of a probe (40 epochs of its data, clamped to [min(MIN, MAX), MAX]).")
+        int,
+        typer.Option(help="Most steps of a probe (40 epochs of its data, clamped to [min(MIN, MAX), MAX]).", min=1),
     ] = 3000,
     schedules: Annotated[
         int,
         typer.Option(
             help="One-cycle schedules per probe, back to back from the best weights: 2 is a warm restart, a "
-            "stronger baseline (on the toy world +2.5 mIoU at N <= 40)."
+            "stronger baseline (on the toy world +2.5 mIoU at N <= 40).",
+            min=1,
         ),
     ] = 1,
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation-augment"),
@@ -975,8 +1041,8 @@ def evaluate_augment(
             data,
             out,
             model,
-            [int(s) for s in parse_floats(sizes, "--sizes")],
-            [int(s) for s in parse_floats(seeds, "--seeds")],
+            parse_ints(sizes, "--sizes", 1),
+            parse_ints(seeds, "--seeds", 0),
             n,
             temp,
             mixing,

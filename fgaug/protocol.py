@@ -39,6 +39,7 @@ from fgaug.data.labels import TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.metrics import segmentation_scores
 from fgaug.segmenter import Batch, fit_probe, new_probe, probe_confusion
 from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
+from fgaug.usage import UsageError
 
 MIXINGS = ("concat", "ratio", "pretrain")
 STREAM_SEED_STEP = 7919
@@ -196,7 +197,7 @@ def run_arm(
 ) -> ArmResult:
     """Train one probe (real only, or real with ``synthetic`` mixed as ``mixing`` says) and score it."""
     if mixing not in MIXINGS:
-        raise ValueError(f"unknown mixing {mixing!r}; choose from {', '.join(MIXINGS)}")
+        raise UsageError(f"unknown mixing {mixing!r}; choose from {', '.join(MIXINGS)}")
     start = time.perf_counter()
     model = new_probe(recipe.width, seed, device)
     val_batch = val.everything()

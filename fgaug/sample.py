@@ -45,6 +45,7 @@ from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.resources import bundled_dir
 from fgaug.runtime import RuntimeChoiceError, resolve_precision
+from fgaug.usage import UsageError
 
 DEMO_MODEL_NAME = "demo-toy-64x128.pt"
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
@@ -313,12 +314,12 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     The process group is torn down however the run ends.
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
-        raise ValueError("--n, --best-of and --batch-size must be at least 1")
+        raise UsageError("--n, --best-of and --batch-size must be at least 1")
     require_finite(temperature=options.temperature, allowed_failed=options.allowed_failed)
     if options.temperature < 0:
-        raise ValueError(f"--temp must be >= 0, got {options.temperature}")
+        raise UsageError(f"--temp must be >= 0, got {options.temperature}")
     if not 0 <= options.allowed_failed <= 1:
-        raise ValueError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
+        raise UsageError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     check_modes(options)
     start = time.perf_counter()
     context, device = distributed.start(options.device)
@@ -567,18 +568,18 @@ def _prior_fill(model: Sampler, keys: Sequence[str], options: GenerateOptions, t
 def check_modes(options: GenerateOptions) -> None:
     """Refuse option combinations that mean nothing, in one line each."""
     if not 0 <= options.reject_fraction < 1:
-        raise ValueError(f"--reject must lie in [0, 1), got {options.reject_fraction}")
+        raise UsageError(f"--reject must lie in [0, 1), got {options.reject_fraction}")
     if not 0 < options.ignore_below < 1:
-        raise ValueError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
+        raise UsageError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
     plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
     if options.content_from and not plain:
-        raise ValueError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
+        raise UsageError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
     if options.content_fill not in CONTENT_FILLS:
-        raise ValueError(f"--content-fill must be one of {', '.join(CONTENT_FILLS)}, got {options.content_fill!r}")
+        raise UsageError(f"--content-fill must be one of {', '.join(CONTENT_FILLS)}, got {options.content_fill!r}")
     if options.content_fill != "transfer" and not (options.content_from and options.keep_unchanged):
-        raise ValueError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
+        raise UsageError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
     if not options.keep_unchanged and not options.content_from:
-        raise ValueError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
+        raise UsageError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
 
 
 def _path(text: str | None) -> Path | None:

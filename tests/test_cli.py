@@ -40,8 +40,8 @@ def test_every_command_has_help_with_examples(command: str) -> None:
     assert "Example" in result.output
 
 
-def one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
+def one_line_error(result, *fragments: str, code: int = 1) -> None:
+    assert result.exit_code == code, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.output  # progress lines may precede it
@@ -134,6 +134,75 @@ def test_usage_errors_exit_2() -> None:
     assert runner.invoke(app, ["prepare", "x", "--size", "big"]).exit_code == 2
 
 
+BAD_NUMBERS = [
+    ("train x", "--batch-size", "0"),
+    ("train x", "--lr", "0"),
+    ("train x", "--steps", "0"),
+    ("train x", "--epochs", "-1"),
+    ("train x", "--lambda", "-1"),
+    ("train x", "--condition-dropout", "1"),
+    ("train x", "--seed", "-1"),
+    ("train x", "--warmup-steps", "-1"),
+    ("train x", "--grad-clip", "0"),
+    ("train x", "--ema-decay", "1"),
+    ("train x", "--checkpoint-every", "0"),
+    ("train x", "--validate-every", "0"),
+    ("train x", "--sample-every", "0"),
+    ("train x", "--patience", "0"),
+    ("train x", "--log-every", "0"),
+    ("train x", "--workers", "-1"),
+    ("generate --masks x", "--n", "-1"),
+    ("generate --masks x", "--temp", "-1"),
+    ("generate --masks x", "--seed", "-1"),
+    ("generate --masks x", "--batch-size", "0"),
+    ("generate --masks x", "--best-of", "0"),
+    ("generate --masks x", "--limit", "0"),
+    ("generate --masks x", "--reject", "1"),
+    ("generate --masks x", "--ignore-below", "0"),
+    ("generate --masks x", "--allow-failed", "1.5"),
+    ("layouts x", "--n", "0"),
+    ("layouts x", "--paste", "-1"),
+    ("layouts x", "--flip-probability", "2"),
+    ("layouts x", "--jitter-probability", "-0.5"),
+    ("layouts x", "--max-scale", "0.5"),
+    ("layouts x", "--rare-boost", "-1"),
+    ("layouts x", "--seed", "-1"),
+    ("layouts x", "--limit", "0"),
+    ("demo", "--n", "0"),
+    ("demo", "--masks", "0"),
+    ("demo", "--temp", "-1"),
+    ("segmenter train x --size 16x32", "--steps", "0"),
+    ("segmenter train x --size 16x32", "--batch-size", "0"),
+    ("segmenter train x --size 16x32", "--lr", "-1"),
+    ("segmenter train x --size 16x32", "--width", "0"),
+    ("segmenter train x --size 16x32", "--seed", "-1"),
+    ("evaluate quality x", "--n", "0"),
+    ("evaluate quality x", "--rounds", "0"),
+    ("evaluate quality x", "--limit", "0"),
+    ("evaluate quality x", "--seed", "-1"),
+    ("evaluate quality x", "--temps", "0.5,-1"),
+    ("evaluate augment x", "--sizes", "0,10"),
+    ("evaluate augment x", "--sizes", "2.5"),
+    ("evaluate augment x", "--seeds", "-1"),
+    ("evaluate augment x", "--n", "0"),
+    ("evaluate augment x", "--temp", "-1"),
+    ("evaluate augment x", "--width", "0"),
+    ("evaluate augment x", "--batch-size", "0"),
+    ("evaluate augment x", "--min-steps", "0"),
+    ("evaluate augment x", "--max-steps", "0"),
+    ("evaluate augment x", "--schedules", "0"),
+]
+
+
+@pytest.mark.parametrize(("command", "option", "value"), BAD_NUMBERS)
+def test_out_of_range_numbers_are_usage_errors_naming_the_option(command: str, option: str, value: str) -> None:
+    """Refused as the command line is read (exit 2), before any input is looked at."""
+    result = runner.invoke(app, [*command.split(), option, value])
+    assert result.exit_code == 2, result.output
+    python_name = option.removeprefix("--").replace("-", "_")
+    assert option in result.output and ("_" not in python_name or python_name not in result.output), result.output
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 @pytest.mark.parametrize(
     ("command", "option", "template"),
@@ -155,6 +224,24 @@ def test_non_finite_numbers_are_usage_errors(command: str, option: str, template
     result = runner.invoke(app, [*command.split(), option, template.format(value)])
     assert result.exit_code == 2, result.output
     assert "finite" in result.output and option in result.output, result.output
+
+
+def test_options_the_api_refuses_are_usage_errors(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
+    arguments += ["--out", str(tmp_path / "out")]
+    one_line_error(runner.invoke(app, [*arguments, "--content-fill", "magic"]), "--content-fill must be one of", code=2)
+    one_line_error(runner.invoke(app, [*arguments, "--device", "gpu"]), "unknown device 'gpu'", code=2)
+    one_line_error(runner.invoke(app, [*arguments, "--precision", "fp8"]), "unknown precision 'fp8'", code=2)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_number_means_that_cuda_device_and_is_refused_without_cuda(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
+    result = runner.invoke(app, [*arguments, "--out", str(tmp_path / "out"), "--device", "0"])
+    one_line_error(result, "device '0' (cuda:0) asked for, but CUDA is not available on this machine")
 
 
 def test_info_and_generate_json(test_checkpoint: Path, small_tree: Path, tmp_path: Path) -> None:
@@ -346,6 +433,7 @@ def test_segmenter_train_then_evaluate_quality_and_augment(
             app, ["evaluate", "augment", str(three_splits), "--model", str(test_checkpoint), "--strategy", "magic"]
         ),
         "--strategy must be one of",
+        code=2,
     )
     one_line_error(
         runner.invoke(

@@ -49,6 +49,7 @@ from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_t
 from fgaug.data.writer import check_output_root, frame_names, read_manifest
 from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
+from fgaug.usage import UsageError
 
 LAYOUT_TOKEN = "layout"
 MANIFEST_NAME = "layouts.jsonl"
@@ -322,15 +323,15 @@ class LayoutOptions:
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.paste < 0:
-            raise ValueError("--n must be at least 1 and --paste at least 0")
+            raise UsageError("--n must be at least 1 and --paste at least 0")
         for name in ("flip_probability", "jitter_probability"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+                raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
         low, high = self.scale_range
         if not (math.isfinite(low) and math.isfinite(high) and 1 <= low <= high):
-            raise ValueError(f"the scale range must satisfy 1 <= low <= high, got {self.scale_range}")
+            raise UsageError(f"the scale range (1, --max-scale) must satisfy 1 <= low <= high, got {self.scale_range}")
         if not (math.isfinite(self.rare_boost) and self.rare_boost >= 0):
-            raise ValueError(f"--rare-boost must be a finite number >= 0, got {self.rare_boost}")
+            raise UsageError(f"--rare-boost must be a finite number >= 0, got {self.rare_boost}")
 
 
 @dataclass
