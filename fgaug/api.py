@@ -3,10 +3,12 @@
     from fgaug import api
     api.prepare("cityscapes/", "train.h5", size=(256, 512))
     result = api.train(api.TrainOptions(data="train.h5", run_dir="runs/city", preset="paper-256"))
-    summary = api.generate(api.GenerateOptions(masks="cityscapes/gtFine/val", out="augmented", n=5))
+    model = str(result.last_checkpoint)  # or "demo", the bundled toy-world model; one must be named
+    summary = api.generate(api.GenerateOptions(masks="cityscapes/gtFine/val", out="augmented", n=5, model=model))
 
 Every function reports long work through an optional :class:`fgaug.progress.Progress` and raises
-one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad input.
+one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad input and
+:class:`fgaug.usage.UsageError` for options that cannot work.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fgaug.checkpoint import load_checkpoint, read_checkpoint_payload
+from fgaug.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_payload
 from fgaug.data.cache import PrepareReport, prepare_cache
 from fgaug.data.cityscapes import (
     LABEL_SUFFIXES,
@@ -30,14 +32,13 @@ from fgaug.data.cityscapes import (
     resize_photo,
     to_tensor,
 )
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, file_digest, read_rgb
 from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import (
     augmentation_study,
     evaluate_bpd,
     evaluate_samples,
-    file_digest,
     write_augment_report,
     write_quality_report,
 )
@@ -47,7 +48,15 @@ from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.protocol import probe_recipe
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
-from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
+from fgaug.sample import (
+    DEMO_MODEL,
+    GenerateOptions,
+    GenerateSummary,
+    ModelUsed,
+    find_model,
+    generate,
+    load_named_model,
+)
 from fgaug.segmenter import load_segmenter, load_user_module
 from fgaug.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
 from fgaug.train import TrainOptions, TrainResult, dry_run, train
@@ -128,6 +137,20 @@ class TransferResult:
     output: Path
 
 
+@dataclass
+class TransferSummary:
+    """The transfers written, and the model that made them."""
+
+    model: ModelUsed
+    transfers: list[TransferResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        transfers = [
+            {"content": str(r.content), "structure": str(r.structure), "output": str(r.output)} for r in self.transfers
+        ]
+        return {**self.model.to_dict(), "transfers": transfers}
+
+
 def find_content_mask(photo: Path) -> Path:
     """The label file beside a Cityscapes photo (``leftImg8bit/.../X_leftImg8bit.png`` ->
     ``gtFine/.../X_gtFine_labelIds.png``, then labelTrainIds, then colour)."""
@@ -156,21 +179,23 @@ def transfer(
     mask_format: str = "auto",
     snap_colors: bool = False,
     progress: Progress | None = None,
-) -> list[TransferResult]:
+) -> TransferSummary:
     """Lay a real photo's content onto a new layout (paper section 5.4).
 
     Files: ``content`` is a photo (its mask is found beside it or given), ``structure`` a mask,
     ``out`` the output PNG. Folders: every content photo with every structure mask, or the pairs
     listed in ``pairs`` (one ``content structure`` pair per line), written into folder ``out``.
-    The output has the structure mask's native size.
+    The output has the structure mask's native size. ``model`` must be named (see
+    :func:`fgaug.sample.find_model`).
     """
     progress = progress or SilentProgress()
     content, structure, out = Path(content), Path(structure), Path(out)
     jobs = _transfer_jobs(content, structure, out, Path(content_mask) if content_mask else None, pairs)
     torch_device = resolve_device(device)
     network_dtype = resolve_precision(precision, torch_device)
-    model_path, _ = find_model(model)
-    flow = load_checkpoint(model_path, torch_device).model
+    checkpoint, model_used = load_named_model(model, torch_device)
+    progress.log(f"model: {model_used}")
+    flow = checkpoint.model
     read = ReadOptions(flow.config.image_size, boundary=flow.config.mask_channels == 4, snap_colors=snap_colors)
     results = []
     progress.start("transferring", len(jobs))
@@ -201,7 +226,7 @@ def transfer(
         results.append(TransferResult(photo_path, structure_mask, target))
         progress.advance(1)
     progress.stop()
-    return results
+    return TransferSummary(model_used, results)
 
 
 def _transfer_jobs(
@@ -245,14 +270,16 @@ def _transfer_jobs(
 
 
 def info(checkpoint: str | Path) -> dict[str, Any]:
-    """What a checkpoint is: preset, size, parameters, step, data fingerprint, versions."""
-    path = Path(checkpoint)
+    """What a checkpoint is (``demo``: the bundled model): preset, size, parameters, step, data
+    fingerprint, versions, and the SHA-256 that outputs record it by."""
+    path = find_model(checkpoint)[0]
     payload = read_checkpoint_payload(path)
     loaded = load_checkpoint(path)
     meta = payload["meta"]
     config = loaded.model.config
     return {
         "path": str(path),
+        "sha256": loaded.sha256,
         "run": meta.get("run"),
         "preset": meta.get("preset"),
         "step": meta.get("step"),
@@ -301,6 +328,7 @@ def demo(
             out=str(root / "augmented"),
             n=n,
             temperature=temperature,
+            model=DEMO_MODEL,
             seed=seed,
             preview=str(preview),
             device="auto",
@@ -312,12 +340,11 @@ def demo(
 
 def _evaluation_setup(
     data: str | Path, model: str | Path | None, device: str, precision: str
-) -> tuple[Any, Any, Any, Path, Path]:
+) -> tuple[Checkpoint, Any, Any, Path, ModelUsed]:
     torch_device = resolve_device(device)
     network_dtype = resolve_precision(precision, torch_device)
-    model_path, _ = find_model(model)
-    checkpoint = load_checkpoint(model_path, torch_device)
-    return checkpoint, torch_device, network_dtype, Path(data), model_path
+    checkpoint, model_used = load_named_model(model, torch_device)
+    return checkpoint, torch_device, network_dtype, Path(data), model_used
 
 
 def evaluate_quality(
@@ -340,7 +367,7 @@ def evaluate_quality(
     """Bits/dim, consistency, diversity and colour match over a temperature sweep; writes the
     report (JSON, Markdown, plots) under ``out`` and returns it with the written paths."""
     require_finite(temperatures=temperatures)
-    checkpoint, torch_device, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
+    checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
     groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
     groups = groups[:limit] if limit else groups
     probe = load_segmenter(Path(segmenter), torch_device) if segmenter else None
@@ -348,9 +375,7 @@ def evaluate_quality(
     lpips_net = load_user_module(Path(lpips), "LPIPS network", torch_device) if lpips else None
     report: dict[str, Any] = {
         "protocol": {
-            "model": str(model_path),
-            "model_id": checkpoint.model_id,
-            "model_sha256": file_digest(Path(model_path)),
+            **model_used.to_dict(),
             "segmenter": str(segmenter) if segmenter else None,
             "segmenter_sha256": file_digest(Path(segmenter)) if segmenter else None,
             "features": str(features) if features else None,
@@ -414,7 +439,7 @@ def evaluate_augment(
         raise UsageError(
             f"the validation and test splits must differ (both {val_split!r}): nothing may pick on the test"
         )
-    checkpoint, _, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
+    checkpoint, _, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
     pool = find_groups(root, ["train"], True).groups
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups
@@ -425,7 +450,9 @@ def evaluate_augment(
     if strategy in LAYOUT_STRATEGIES:
         size = checkpoint.model.config.image_size
         work_dir = Path(out) / "synthetic"
-        synthesise = layout_synthesiser(strategy, root, work_dir, size, n, temperature, model_path, device, precision)
+        synthesise = layout_synthesiser(
+            strategy, root, work_dir, size, n, temperature, model_used.path, device, precision
+        )
     report = augmentation_study(
         checkpoint,
         pool,
@@ -443,8 +470,7 @@ def evaluate_augment(
     )
     report["strategy"] = strategy
     report["protocol"] = {
-        "model": str(model_path),
-        "model_id": checkpoint.model_id,
+        **model_used.to_dict(),
         "data": str(root),
         "splits": f"train (real pool), {val_split} (early stopping), {test_split} (scores)",
         "size": list(checkpoint.model.config.image_size),

@@ -145,6 +145,13 @@ SnapOption = Annotated[
         "colour present in the mask. Without it such masks are refused, with the fraction named."
     ),
 ]
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The checkpoint to sample with, or 'demo' for the bundled toy-world model. Default: $FGAUG_MODEL; "
+        "one of them is required."
+    ),
+]
 SkipBadOption = Annotated[
     bool, typer.Option(help="Skip and count bad or incomplete groups instead of stopping at the first.")
 ]
@@ -380,13 +387,7 @@ def generate(
     temp: Annotated[
         float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).", callback=bounded(0))
     ] = 0.8,
-    model: Annotated[
-        str | None,
-        typer.Option(
-            help="Checkpoint. Default: $FGAUG_MODEL, else the newest runs/*/checkpoints/last.pt, else the bundled "
-            "toy-world demo model."
-        ),
-    ] = None,
+    model: ModelOption = None,
     out: Annotated[
         Path, typer.Option(help="Root of the augmented Cityscapes tree (created; never inside MASKS).")
     ] = Path("augmented"),
@@ -493,7 +494,7 @@ def generate(
 
         fgaug generate --masks cityscapes/gtFine/val --n 5 --temp 0.8 --model runs/city256/checkpoints/best.pt
 
-        fgaug generate --masks masks/ --n 3 --best-of 4 --preview grid.png --json
+        FGAUG_MODEL=runs/city256/checkpoints/best.pt fgaug generate --masks masks/ --n 3 --best-of 4 --json
     """
     from fgaug.api import GenerateOptions
     from fgaug.api import generate as run_generation
@@ -562,7 +563,7 @@ def transfer(
     ] = Path("transfer.png"),
     content_mask: Annotated[Path | None, typer.Option(help="The content photo's mask, when not beside it.")] = None,
     pairs: Annotated[Path | None, typer.Option(help="File of 'CONTENT STRUCTURE' lines to transfer.")] = None,
-    model: Annotated[str | None, typer.Option(help="Checkpoint (found as for `fgaug generate`).")] = None,
+    model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     mask_format: MaskFormatOption = "auto",
@@ -574,16 +575,16 @@ def transfer(
 
     Examples:
 
-        fgaug transfer leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png new_layout_labelIds.png -o out.png
+        fgaug transfer leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png new_labelIds.png --model demo
 
-        fgaug transfer photos/ layouts/ -o transferred/
+        fgaug transfer photos/ layouts/ -o transferred/ --model runs/city256/checkpoints/best.pt
     """
     from fgaug.api import transfer as run_transfer
 
     if (content.is_dir() or structure.is_dir() or pairs) and output.suffix == ".png":
         output = output.with_suffix("")
     with clear_errors():
-        results = run_transfer(
+        summary = run_transfer(
             content,
             structure,
             output,
@@ -596,13 +597,13 @@ def transfer(
             snap_colors,
             progress_for("img", as_json),
         )
-    records = [{"content": str(r.content), "structure": str(r.structure), "output": str(r.output)} for r in results]
 
     def lines() -> None:
-        for record in records:
-            typer.echo(f"{record['output']}  ({record['content']} on {record['structure']})")
+        for result in summary.transfers:
+            typer.echo(f"{result.output}  ({result.content} on {result.structure})")
+        typer.echo(f"model: {summary.model}")
 
-    emit({"transfers": records}, as_json, lines)
+    emit(summary.to_dict(), as_json, lines)
 
 
 @app.command()
@@ -660,7 +661,7 @@ def layouts(
 
         fgaug layouts cityscapes/ --split train --out new-masks --n 4 --paste 3 --rare-boost 1
 
-        fgaug generate --masks new-masks --n 2 --out augmented
+        fgaug generate --masks new-masks --n 2 --out augmented --model runs/city256/checkpoints/best.pt
     """
     from fgaug.api import LayoutOptions
     from fgaug.api import layouts as make_layouts
@@ -768,10 +769,11 @@ def validate(
 
 @app.command()
 def info(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file (.pt).")],
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file (.pt), or 'demo' for the bundled model.")],
     as_json: JsonOption = False,
 ) -> None:
-    """Describe a checkpoint: preset, size, parameters, training step, data fingerprint, versions.
+    """Describe a checkpoint: preset, size, parameters, training step, data fingerprint, versions,
+    and the SHA-256 that generated trees and `--json` outputs record the model by.
 
     Example:
 
@@ -818,14 +820,14 @@ def demo(
         "preview": str(result.preview) if result.preview else None,
         "images": result.summary.written + result.summary.skipped,
         "seconds": round(result.seconds, 2),
-        "model": str(result.summary.model_path),
+        **result.summary.model.to_dict(),
     }
 
     def lines() -> None:
         typer.echo(f"toy masks:        {result.masks}")
         typer.echo(f"augmented tree:   {result.augmented}  ({summary['images']} synthetic images + labels)")
         typer.echo(f"preview:          {result.preview}")
-        typer.echo(f"model:            {result.summary.model_path}")
+        typer.echo(f"model:            {result.summary.model.path}")
         typer.echo(f"done in {result.seconds:.1f} s")
 
     emit(summary, as_json, lines)
@@ -907,9 +909,6 @@ def segmenter_train(
             f"probe saved to {report.path} ({report.steps} steps, loss {report.final_loss:.4f}, {report.seconds:.0f} s)"
         ),
     )
-
-
-ModelOption = Annotated[str | None, typer.Option(help="Checkpoint (found as for `fgaug generate`).")]
 
 
 @evaluate_app.command("quality")

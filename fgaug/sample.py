@@ -48,6 +48,8 @@ from fgaug.runtime import RuntimeChoiceError, resolve_precision
 from fgaug.usage import UsageError
 
 DEMO_MODEL_NAME = "demo-toy-64x128.pt"
+DEMO_MODEL = "demo"
+"""``--model demo`` (or ``FGAUG_MODEL=demo``) names the bundled toy-world demo model."""
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 MAX_REDRAWS = 8
 CONTENT_FILLS = ("transfer", "prior")
@@ -87,6 +89,27 @@ class GenerateOptions:
     a mask skipped with ``skip_bad``) for the run to count as :attr:`GenerateSummary.accepted`."""
 
 
+@dataclass(frozen=True)
+class ModelUsed:
+    """The checkpoint a run sampled with: its path, how it was named, its id (``run@step``) and the
+    SHA-256 of its file, which identifies it wherever the run's output is recorded."""
+
+    path: Path
+    source: str
+    id: str
+    sha256: str
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, source: str) -> ModelUsed:
+        return cls(checkpoint.path, source, checkpoint.model_id, checkpoint.sha256)
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.source}), {self.id}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model": str(self.path), "model_source": self.source, "model_id": self.id, "model_sha256": self.sha256}
+
+
 @dataclass
 class GenerateSummary:
     """What a run did. ``skipped``: samples already written by an earlier run; ``failed``: one
@@ -94,9 +117,7 @@ class GenerateSummary:
     (``n`` for every mask found, skipped bad masks included)."""
 
     out: Path
-    model_path: Path
-    model_source: str
-    model_id: str
+    model: ModelUsed
     masks: int
     written: int
     skipped: int
@@ -125,9 +146,7 @@ class GenerateSummary:
     def to_dict(self) -> dict:
         return {
             "out": str(self.out),
-            "model": str(self.model_path),
-            "model_source": self.model_source,
-            "model_id": self.model_id,
+            **self.model.to_dict(),
             "masks": self.masks,
             "written": self.written,
             "skipped": self.skipped,
@@ -144,18 +163,29 @@ class GenerateSummary:
         }
 
 
-def find_model(explicit: str | Path | None) -> tuple[Path, str]:
-    """The checkpoint to generate with, and how it was found: ``--model``, then ``$FGAUG_MODEL``,
-    then the newest ``runs/*/checkpoints/last.pt`` under the working folder, then the bundled
-    demo model (trained on the toy world only)."""
-    if explicit:
-        return Path(explicit), "--model"
-    if os.environ.get(MODEL_ENVIRONMENT_VARIABLE):
-        return Path(os.environ[MODEL_ENVIRONMENT_VARIABLE]), f"${MODEL_ENVIRONMENT_VARIABLE}"
-    runs = sorted(Path("runs").glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
-    if runs:
-        return runs[-1], "newest run in ./runs"
-    return bundled_dir() / DEMO_MODEL_NAME, "bundled demo model (toy world only)"
+def find_model(named: str | Path | None) -> tuple[Path, str]:
+    """The checkpoint a command samples with, and how it was named: ``--model``, else
+    ``$FGAUG_MODEL``; :data:`DEMO_MODEL` in either names the bundled toy-world demo model. fgaug
+    never picks a model nobody named: naming none is a :class:`UsageError`."""
+    if named:
+        given, source = str(named), "--model"
+    elif os.environ.get(MODEL_ENVIRONMENT_VARIABLE):
+        given, source = os.environ[MODEL_ENVIRONMENT_VARIABLE], f"${MODEL_ENVIRONMENT_VARIABLE}"
+    else:
+        raise UsageError(
+            f"no model named: pass --model CHECKPOINT (--model {DEMO_MODEL} for the bundled toy-world model) "
+            f"or set ${MODEL_ENVIRONMENT_VARIABLE}"
+        )
+    if given == DEMO_MODEL:
+        return bundled_dir() / DEMO_MODEL_NAME, f"{source} {DEMO_MODEL}: the bundled toy-world model"
+    return Path(given), source
+
+
+def load_named_model(named: str | Path | None, device: torch.device | str = "cpu") -> tuple[Checkpoint, ModelUsed]:
+    """The checkpoint :func:`find_model` finds, loaded on ``device``, and what identifies it."""
+    path, source = find_model(named)
+    checkpoint = load_checkpoint(path, device)
+    return checkpoint, ModelUsed.of(checkpoint, source)
 
 
 def draw_seed(seed: int, key: str, sample: int, candidate: int = 0) -> int:
@@ -321,6 +351,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     if not 0 <= options.allowed_failed <= 1:
         raise UsageError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     check_modes(options)
+    find_model(options.model)  # naming no model is a usage error, found before any input is read
     start = time.perf_counter()
     context, device = distributed.start(options.device)
     try:
@@ -344,8 +375,7 @@ def _generate_in_process(
     groups = discovery.groups[: options.limit] if options.limit else discovery.groups
     part = f"rank{context.rank}" if context.active else None
     writer = DatasetWriter(Path(options.out), masks_root, WriterOptions(options.at_model_resolution), part)
-    model_path, model_source = find_model(options.model)
-    checkpoint = load_checkpoint(model_path, device)
+    checkpoint, model_used = load_named_model(options.model, device)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
@@ -358,7 +388,7 @@ def _generate_in_process(
     work = [item for item in work if item.samples]
     pending = sum(len(item.samples) for item in work)
     requested = sum(counts[g] for g in shard)
-    progress.log(f"model: {model_path} ({model_source}), {checkpoint.model_id}")
+    progress.log(f"model: {model_used}")
     progress.start("generating", pending)
     if options.content_from:
         source = ContentSource.open(masks_root, Path(options.content_from))
@@ -375,9 +405,7 @@ def _generate_in_process(
     context.barrier()
     summary = GenerateSummary(
         Path(options.out),
-        model_path,
-        model_source,
-        checkpoint.model_id,
+        model_used,
         len(groups),
         totals[0],
         totals[1],
@@ -475,6 +503,7 @@ def _generate_work(
                         "bits_per_dim": float(bits_per_dim(torch.tensor(draw.log_likelihood), model.target_dims)),
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
+                        "model_sha256": checkpoint.sha256,
                         **notes,
                     },
                     extra,
@@ -544,7 +573,12 @@ def _transfer_work(
                 )
                 tally.failed_samples += 1
                 continue
-            metadata = {"mode": "content transfer", "model": checkpoint.model_id, "model_file": checkpoint.path.name}
+            metadata = {
+                "mode": "content transfer",
+                "model": checkpoint.model_id,
+                "model_file": checkpoint.path.name,
+                "model_sha256": checkpoint.sha256,
+            }
             writer.write(item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1
     return tally

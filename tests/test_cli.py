@@ -14,7 +14,9 @@ from strict import strict_json
 from typer.testing import CliRunner
 
 from fgaug.cli import app
+from fgaug.data.io import file_digest
 from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.sample import find_model
 
 runner = CliRunner()
 
@@ -56,7 +58,46 @@ def test_train_cuda_graphs_without_cuda_is_a_one_line_error(small_tree: Path, tm
 
 
 def test_wrong_path(tmp_path: Path) -> None:
-    one_line_error(runner.invoke(app, ["generate", "--masks", str(tmp_path / "nope")]), "nope", "no such file")
+    result = runner.invoke(app, ["generate", "--masks", str(tmp_path / "nope"), "--model", "demo"])
+    one_line_error(result, "nope", "no such file")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "generate --masks {tree}/gtFine/val --out {tmp}/out",
+        "transfer {photo} {mask} -o {tmp}/moved.png",
+        "evaluate quality {tree} --out {tmp}/quality",
+        "evaluate augment {tree} --out {tmp}/augment",
+    ],
+)
+def test_commands_that_sample_need_a_named_model(
+    command: str, small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No checkpoint is picked up from ./runs or the bundled demo model unless it is named."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FGAUG_MODEL", raising=False)
+    (tmp_path / "runs" / "old" / "checkpoints").mkdir(parents=True)
+    photo = next((small_tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    mask = next((small_tree / "gtFine" / "val").rglob("*_labelIds.png"))
+    arguments = command.format(tree=small_tree, tmp=tmp_path, photo=photo, mask=mask).split()
+    result = runner.invoke(app, arguments)
+    one_line_error(result, "no model named: pass --model CHECKPOINT (--model demo", "$FGAUG_MODEL", code=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"], "nothing written"
+
+
+def test_transfer_records_its_model(small_tree: Path, tmp_path: Path, monkeypatch) -> None:
+    bundled = find_model("demo")[0]
+    photo = next((small_tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    mask = next((small_tree / "gtFine" / "val").rglob("*_labelIds.png"))
+    monkeypatch.setenv("FGAUG_MODEL", "demo")
+    result = runner.invoke(app, ["transfer", str(photo), str(mask), "-o", str(tmp_path / "moved.png"), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["model"], summary["model_sha256"]) == (str(bundled), file_digest(bundled))
+    assert summary["model_source"] == "$FGAUG_MODEL demo: the bundled toy-world model"
+    result = runner.invoke(app, ["transfer", str(photo), str(mask), "-o", str(tmp_path / "moved.png")])
+    assert result.stdout.strip().splitlines()[-1].startswith(f"model: {bundled} ($FGAUG_MODEL demo")
 
 
 def test_unknown_preset(small_tree: Path, tmp_path: Path) -> None:
@@ -269,6 +310,10 @@ def test_info_and_generate_json(test_checkpoint: Path, small_tree: Path, tmp_pat
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["written"] == 8 and summary["failed"] == 0 and summary["model_source"] == "--model"
+    digest = file_digest(test_checkpoint)
+    assert summary["model"] == str(test_checkpoint) and summary["model_sha256"] == digest
+    manifest = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
+    assert {json.loads(line)["model_sha256"] for line in manifest} == {digest}
 
 
 def test_prepare_then_train_from_the_cache(small_tree: Path, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from fgaug.data.writer import validate_tree
 
 def test_demo_writes_a_loadable_tree_and_a_preview(tmp_path: Path) -> None:
     result = demo(tmp_path / "demo", n=2, masks=3)
-    assert result.summary.written == 6 and result.summary.model_path.name == "demo-toy-64x128.pt"
+    assert result.summary.written == 6 and result.summary.model.path.name == "demo-toy-64x128.pt"
     assert result.preview is not None and result.preview.is_file()
     assert validate_tree(result.augmented, result.masks / "gtFine" / "val").problems == []
     dataset = torchvision_cityscapes()(
