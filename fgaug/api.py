@@ -90,13 +90,16 @@ def layouts(
     mask_format: str = "auto",
     limit: int | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> LayoutSummary:
     """New label sets from the masks under ``masks`` (flips, scale-and-crop jitter, pasted objects,
     rare classes emphasised), written as a Cityscapes label tree under ``out``: a ``--masks`` input
-    for :func:`generate`. See :mod:`fgaug.data.layouts`."""
+    for :func:`generate`. ``overwrite`` replaces a tree made with other settings. See
+    :mod:`fgaug.data.layouts`."""
     root = Path(masks)
     groups = find_groups(root, splits, False, mask_format).groups  # type: ignore[arg-type]
-    return write_layouts(groups[:limit] if limit else groups, root, Path(out), options or LayoutOptions(), progress)
+    groups = groups[:limit] if limit else groups
+    return write_layouts(groups, root, Path(out), options or LayoutOptions(), progress, overwrite)
 
 
 def prepare(
@@ -420,13 +423,15 @@ def evaluate_augment(
     progress: Progress | None = None,
     min_steps: int = 1000,
     schedules: int = 1,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.protocol` on a
     Cityscapes root: real pairs from its train split, early stopping on ``val_split``, scores on
     ``test_split`` (a labelled split used for nothing else). ``strategy`` is how the synthetic
     data is made (:mod:`fgaug.strategies`; layout strategies work under ``out/synthetic``). A probe
     trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps, and
-    ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline). Writes
+    ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline).
+    ``overwrite`` replaces synthetic trees under ``out/synthetic`` that other settings made. Writes
     ``augment.json``, ``augment.md`` and plots under ``out``."""
     require_finite(temperature=temperature)
     if min_steps < 1 or max_steps < 1:
@@ -451,7 +456,7 @@ def evaluate_augment(
         size = checkpoint.model.config.image_size
         work_dir = Path(out) / "synthetic"
         synthesise = layout_synthesiser(
-            strategy, root, work_dir, size, n, temperature, model_used.path, device, precision
+            strategy, root, work_dir, size, n, temperature, model_used.path, device, precision, overwrite
         )
     report = augmentation_study(
         checkpoint,

@@ -152,6 +152,14 @@ ModelOption = Annotated[
         "one of them is required."
     ),
 ]
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        help="Replace an output tree that other settings made (its fgaug-run.json says which): fgaug's own "
+        "files in it are removed first, nothing else. Without it such a rerun stops with exit 1; a rerun with "
+        "the same settings resumes."
+    ),
+]
 SkipBadOption = Annotated[
     bool, typer.Option(help="Skip and count bad or incomplete groups instead of stopping at the first.")
 ]
@@ -481,14 +489,17 @@ def generate(
             callback=bounded(0, 1),
         ),
     ] = 0.0,
+    overwrite: OverwriteOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Generate N diverse photos per mask as an augmented Cityscapes tree.
 
     Every label file of each mask is copied byte for byte beside its synthetic photo, which is
     resized to the mask's own resolution; `manifest.jsonl` records sources, seeds and
-    likelihoods. Rerunning the same command skips finished samples. A requested sample left
-    unwritten makes the exit code 3, unless `--allow-failed` allows that many.
+    likelihoods, `fgaug-run.json` the settings that shaped the samples. A rerun with the same
+    settings skips finished samples; one with other settings (another model, temperature, seed...)
+    stops with an error naming them, unless `--overwrite`. A requested sample left unwritten makes
+    the exit code 3, unless `--allow-failed` allows that many.
 
     Examples:
 
@@ -528,6 +539,7 @@ def generate(
         preview=str(preview) if preview else None,
         limit=limit,
         allowed_failed=allow_failed,
+        overwrite=overwrite,
     )
     with clear_errors():
         summary = run_generation(options, progress_for("img", as_json))
@@ -647,6 +659,7 @@ def layouts(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1)] = None,
     mask_format: MaskFormatOption = "auto",
+    overwrite: OverwriteOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Write new label sets made from existing masks: flips, scale-and-crop jitter, and objects
@@ -654,8 +667,9 @@ def layouts(
     masks where they could stand, scaled with depth and occluded by nearer objects.
 
     Every label file is written (labelIds, instanceIds, color, labelTrainIds, polygons) and
-    `layouts.jsonl` records how each layout was made. The result is a `--masks` input for
-    `fgaug generate` (prior samples, or `--content-from` for real photos' appearance).
+    `layouts.jsonl` records how each layout was made, `fgaug-run.json` the settings (a rerun with
+    others stops unless `--overwrite`). The result is a `--masks` input for `fgaug generate`
+    (prior samples, or `--content-from` for real photos' appearance).
 
     Examples:
 
@@ -677,7 +691,9 @@ def layouts(
             seed=seed,
             photos=photos,
         )
-        summary = make_layouts(masks, out, options, split, mask_format, limit, progress_for("masks", as_json))
+        summary = make_layouts(
+            masks, out, options, split, mask_format, limit, progress_for("masks", as_json), overwrite
+        )
 
     def lines() -> None:
         typer.echo(
@@ -1020,6 +1036,13 @@ def evaluate_augment(
     out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation-augment"),
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace the layouts and generated trees under OUT/synthetic that other settings made (without "
+            "it such a rerun stops with exit 1; with the same settings they are reused)."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Does augmentation help? At each real-set size N, probes trained on the N real pairs only and
@@ -1056,6 +1079,7 @@ def evaluate_augment(
             progress_for("probes", as_json),
             min_steps,
             schedules,
+            overwrite,
         )
 
     def lines() -> None:

@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ from fgaug.content import ContentSource, EditFill, transfer_onto_layouts
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
-from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
+from fgaug.data.record import RunRecord, check_output, file_identity, masks_used, take_output
+from fgaug.data.writer import OWN_OUTPUTS, DatasetWriter, WriterOptions, check_output_root, merge_manifests
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
@@ -87,6 +88,37 @@ class GenerateOptions:
     allowed_failed: float = 0.0
     """The fraction of requested samples that may go unwritten (diverged on every redraw, or of
     a mask skipped with ``skip_bad``) for the run to count as :attr:`GenerateSummary.accepted`."""
+    overwrite: bool = False
+    """Replace an output tree made with other settings (see :mod:`fgaug.data.record`); without it
+    such a tree is refused."""
+
+
+NOT_SHAPING = (
+    "out",
+    "batch_size",
+    "device",
+    "precision",
+    "compile",
+    "cuda_graphs",
+    "preview",
+    "allowed_failed",
+    "overwrite",
+)
+""":class:`GenerateOptions` fields that do not shape the samples a tree holds: where it is, how
+fast and on what the same draws are computed (which changes a pixel by float rounding at most:
+see the module docstring), a side preview, the exit status, what to do with an existing tree.
+Every other field, a new one included, is recorded in ``fgaug-run.json`` and must be equal for
+a rerun to resume."""
+MASK_SELECTION = ("splits", "limit", "skip_bad")
+"""Fields choosing which masks are used. A mask's samples depend on them only through a
+non-uniform ``allocate`` (N x masks samples spread over the masks used), so they are not
+recorded; the masks used are, with such an allocation."""
+FILE_FIELDS = ("model", "class_weights", "ignore_segmenter")
+"""Fields naming a file whose content shapes the output: recorded by its SHA-256."""
+FOLDER_FIELDS = ("masks", "content_from")
+"""Fields naming a folder: recorded as its absolute path."""
+OPTION_NAMES = {"temperature": "--temp", "reject_fraction": "--reject", "ignore_segmenter": "--ignore-map"}
+"""Command-line names of fields whose name is not ``--field-name``."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +218,27 @@ def load_named_model(named: str | Path | None, device: torch.device | str = "cpu
     path, source = find_model(named)
     checkpoint = load_checkpoint(path, device)
     return checkpoint, ModelUsed.of(checkpoint, source)
+
+
+def run_record(options: GenerateOptions, model: ModelUsed, groups: Sequence[Group]) -> RunRecord:
+    """What shapes the samples of ``options`` (every field but :data:`NOT_SHAPING` and
+    :data:`MASK_SELECTION`), for ``fgaug-run.json``."""
+    settings, files = {}, {}
+    for option in fields(options):
+        name, value = option.name, getattr(options, option.name)
+        if name in NOT_SHAPING or name in MASK_SELECTION:
+            continue
+        if name == "model":
+            value, files[name] = model.sha256, str(model.path.resolve())
+        elif name in FILE_FIELDS and value is not None:
+            value, files[name] = file_identity(value), str(Path(value).resolve())
+        elif name in FOLDER_FIELDS and value is not None:
+            value = str(Path(value).resolve())
+        settings[name] = value
+    if options.allocate != "uniform":
+        settings["masks_used"] = masks_used(groups)
+    defaults = {option.name: option.default for option in fields(GenerateOptions) if option.default is not MISSING}
+    return RunRecord("generate", settings, files, defaults, {**OPTION_NAMES, "masks_used": "the masks used"})
 
 
 def draw_seed(seed: int, key: str, sample: int, candidate: int = 0) -> int:
@@ -373,13 +426,20 @@ def _generate_in_process(
     masks_root = Path(options.masks)
     discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)  # type: ignore[arg-type]
     groups = discovery.groups[: options.limit] if options.limit else discovery.groups
-    part = f"rank{context.rank}" if context.active else None
-    writer = DatasetWriter(Path(options.out), masks_root, WriterOptions(options.at_model_resolution), part)
+    out = Path(options.out)
+    check_output_root(out, masks_root)
     checkpoint, model_used = load_named_model(options.model, device)
+    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights))
+    record = run_record(options, model_used, groups)
+    clear = check_output(out, record, OWN_OUTPUTS, options.overwrite)
+    if context.is_main:
+        take_output(out, masks_root, record, OWN_OUTPUTS, clear)
+    context.barrier()
+    part = f"rank{context.rank}" if context.active else None
+    writer = DatasetWriter(out, masks_root, WriterOptions(options.at_model_resolution), part)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
-    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights))
     shard = list(range(len(groups)))[context.rank :: context.world_size]
     work = [
         _Work(groups[g], [i for i in range(counts[g]) if not writer.is_finished(groups[g], i)], counts[g])

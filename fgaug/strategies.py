@@ -42,9 +42,10 @@ def layout_synthesiser(
     model: Path,
     device: str,
     precision: str,
+    overwrite: bool = False,
 ) -> Synthesiser:
     """A :data:`Synthesiser` for one of :data:`LAYOUT_STRATEGIES` over masks of the tree ``root``
-    (pairs read at ``size``, the model's)."""
+    (pairs read at ``size``, the model's); ``overwrite`` replaces trees other settings made."""
     if strategy not in LAYOUT_STRATEGIES:
         raise ValueError(f"a layout strategy is one of {', '.join(LAYOUT_STRATEGIES)}, got {strategy!r}")
 
@@ -58,7 +59,7 @@ def layout_synthesiser(
             paste=PASTED_OBJECTS,
             photos=strategy == "copy-paste-real",
         )
-        write_layouts(groups, root, layouts, options)
+        write_layouts(groups, root, layouts, options, overwrite=overwrite)
         tree, diverged = layouts, 0
         if strategy == "content-paste-prior":
             tree = folder / "generated"
@@ -75,6 +76,7 @@ def layout_synthesiser(
                     device=device,
                     precision=precision,
                     allowed_failed=1.0,
+                    overwrite=overwrite,
                 )
             )
             diverged = summary.diverged_draws

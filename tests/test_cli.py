@@ -592,3 +592,69 @@ def test_the_docs_state_the_rounding_of_another_batch_composition() -> None:
     assert "does not change the images" not in readme and "the same as a single process writes" not in readme
     reproducibility = readme.split("### Reproducibility", 1)[1].split("###", 1)[0]
     assert "one 8-bit level" in reproducibility and "torchrun" in reproducibility and "--batch-size" in reproducibility
+
+
+def test_a_rerun_with_other_settings_is_refused_unless_overwrite(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Issue 22, item 1: a resumed tree must hold only what this run would write."""
+    out = tmp_path / "g"
+    arguments = ["generate", "--masks", str(small_tree), "--split", "val", "--n", "1", "--limit", "1"]
+    arguments += ["--out", str(out), "--device", "cpu", "--json"]
+    first = runner.invoke(app, [*arguments, "--model", str(test_checkpoint), "--temp", "0.8"])
+    assert first.exit_code == 0, first.output
+    record = json.loads((out / "fgaug-run.json").read_text())
+    assert record["settings"]["temperature"] == 0.8 and record["settings"]["model"] == file_digest(test_checkpoint)
+    photo = next((out / "leftImg8bit").rglob("*.png"))
+    made_first = photo.read_bytes()
+
+    other = runner.invoke(app, [*arguments, "--model", str(test_checkpoint), "--temp", "0.3", "--seed", "5"])
+    one_line_error(
+        other, f"{out} was made with --seed 0, --temp 0.8; this run has --seed 5, --temp 0.3; use --overwrite"
+    )
+    demo_model = find_model("demo")[0]
+    other_model = runner.invoke(app, [*arguments, "--model", "demo"])
+    one_line_error(
+        other_model, f"--model {test_checkpoint} (sha256 {file_digest(test_checkpoint)[:12]})", str(demo_model)
+    )
+    assert photo.read_bytes() == made_first
+
+    same = runner.invoke(app, [*arguments, "--model", str(test_checkpoint), "--batch-size", "3", "--limit", "2"])
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.stdout.strip().splitlines()[-1])["skipped"] == 1, "batch size and --limit shape nothing"
+
+    (out / "notes.txt").write_text("mine")
+    inputs = {path: path.read_bytes() for path in small_tree.rglob("*") if path.is_file()}
+    replaced = runner.invoke(app, [*arguments, "--model", "demo", "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    summary = json.loads(replaced.stdout.strip().splitlines()[-1])
+    assert (summary["written"], summary["skipped"]) == (1, 0)
+    assert [json.loads(line)["model_sha256"] for line in (out / "manifest.jsonl").read_text().splitlines()] == [
+        file_digest(demo_model)
+    ]
+    assert (out / "notes.txt").read_text() == "mine" and photo.read_bytes() != made_first
+    assert {path: path.read_bytes() for path in small_tree.rglob("*") if path.is_file()} == inputs
+
+
+def test_the_run_record_holds_every_option_but_those_that_shape_nothing(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A GenerateOptions field added later is recorded without anyone listing it; an older record
+    that lacks a setting counts it as its default; fgaug's output without a record is refused."""
+    from dataclasses import fields
+
+    from fgaug.sample import MASK_SELECTION, NOT_SHAPING, GenerateOptions, generate
+
+    out = tmp_path / "out"
+    options = GenerateOptions(masks=str(small_tree / "gtFine" / "val"), out=str(out), model=str(test_checkpoint), n=1)
+    generate(options)
+    path = out / "fgaug-run.json"
+    record = json.loads(path.read_text())
+    expected = {field.name for field in fields(GenerateOptions)} - set(NOT_SHAPING) - set(MASK_SELECTION)
+    assert set(record["settings"]) == expected
+    del record["settings"]["best_of"]
+    path.write_text(json.dumps(record))
+    assert generate(options).skipped == 4, "a setting missing from the record is its default"
+    path.unlink()
+    arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
+    one_line_error(runner.invoke(app, [*arguments, "--n", "1", "--out", str(out)]), "no readable fgaug-run.json")

@@ -36,5 +36,12 @@ def test_the_ci_example_names_its_model_and_grows_the_train_split(small_tree: Pa
     summary = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
     assert summary["written"] == 12 and summary["model_source"].startswith("--model demo")
     assert {path.parent.parent.name for path in (out / "leftImg8bit").rglob("*.png")} == {"train"}
+    changed = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out), SEED="4")
+    assert changed.returncode == 1 and "was made with --seed 0; this run has --seed 4" in changed.stderr
+    replaced = run_ci_script(
+        tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out), SEED="4", OVERWRITE="1"
+    )
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4
     workflow = (ROOT / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
     assert "MODEL: /" in workflow and "SPLIT: train" in workflow

@@ -269,3 +269,25 @@ def test_photos_need_a_photo_beside_each_mask(street_tree: Path, tmp_path: Path)
     masks_only = dataclasses.replace(groups[0], photo=None)
     with pytest.raises(DataError, match=str(groups[0].mask)):
         write_layouts([masks_only, groups[1]], street_tree, tmp_path / "x", LayoutOptions(n=1, paste=1, photos=True))
+
+
+def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_tree: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fgaug.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "new-masks"
+    arguments = ["layouts", str(street_tree), "--split", "train", "--out", str(out), "--n", "1", "--limit", "2"]
+    assert runner.invoke(app, arguments).exit_code == 0
+    first = read_layout_records(out / "layouts.jsonl")
+    refused = runner.invoke(app, [*arguments, "--seed", "3"])
+    assert refused.exit_code == 1, refused.output
+    assert f"error: {out} was made with --seed 0; this run has --seed 3; use --overwrite" in refused.output
+    refused = runner.invoke(app, [*arguments[:-1], "3"])
+    assert refused.exit_code == 1 and "the masks used (--split, --limit) 2 masks" in refused.output
+    assert read_layout_records(out / "layouts.jsonl") == first
+    replaced = runner.invoke(app, [*arguments, "--seed", "3", "--overwrite", "--json"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(replaced.stdout.strip().splitlines()[-1])["skipped"] == 0
+    assert read_layout_records(out / "layouts.jsonl") != first

@@ -36,7 +36,7 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ import numpy as np
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_photo
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_train_ids
+from fgaug.data.record import OwnOutputs, RunRecord, check_output, masks_used, take_output
 from fgaug.data.writer import check_output_root, frame_names, read_manifest
 from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
@@ -53,6 +54,8 @@ from fgaug.usage import UsageError
 
 LAYOUT_TOKEN = "layout"
 MANIFEST_NAME = "layouts.jsonl"
+OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME,), rf"-{LAYOUT_TOKEN}-l\d+")
+"""What ``layouts`` writes under its output root (what ``--overwrite`` may remove)."""
 INSTANCE_CLASSES = ("person", "rider", "car", "bicycle", "motorcycle")
 POLE_MOUNTED = ("traffic sign", "traffic light")
 PASTED_CLASSES = INSTANCE_CLASSES + POLE_MOUNTED
@@ -477,20 +480,37 @@ class LayoutSummary:
         return {**asdict(self), "out": str(self.out)}
 
 
+def layout_record(groups: Sequence[Group], input_root: Path, options: LayoutOptions) -> RunRecord:
+    """What shapes the layouts (for ``fgaug-run.json``): every option, the input and the masks used
+    (the objects pasted into one layout come from all of them)."""
+    settings = {"masks": str(Path(input_root).resolve()), "masks_used": masks_used(groups), **asdict(options)}
+    defaults = {option.name: option.default for option in fields(LayoutOptions) if option.default is not MISSING}
+    names = {
+        "masks": "MASKS",
+        "masks_used": "the masks used (--split, --limit)",
+        "scale_range": "scales (1, --max-scale)",
+    }
+    return RunRecord("layouts", settings, defaults=defaults, names=names)
+
+
 def write_layouts(
     groups: Sequence[Group],
     input_root: Path,
     out_root: Path,
     options: LayoutOptions,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> LayoutSummary:
     """``options.n`` new layouts per group, written as a Cityscapes label tree under ``out_root``
     (a valid ``--masks`` input for ``fgaug generate``), with ``layouts.jsonl``. The input tree is
-    never written to; a rerun skips finished layouts."""
+    never written to; a rerun with the same settings skips finished layouts, one with others is
+    refused unless ``overwrite`` (see :mod:`fgaug.data.record`)."""
     start = time.perf_counter()
     progress = progress or SilentProgress()
     input_root, out_root = Path(input_root), Path(out_root)
     check_output_root(out_root, input_root)
+    record = layout_record(groups, input_root, options)
+    take_output(out_root, input_root, record, OWN_OUTPUTS, check_output(out_root, record, OWN_OUTPUTS, overwrite))
     manifest = out_root / MANIFEST_NAME
     records = read_layout_records(manifest)
     if records or manifest.is_file():  # drop a line torn by an interrupted run before appending

@@ -29,10 +29,13 @@ from PIL import Image
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
+from fgaug.data.record import OwnOutputs
 from fgaug.finite import to_json
 
 MANIFEST_NAME = "manifest.jsonl"
 SAMPLE_TOKEN = "fgaug"
+OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME, "manifest.*.jsonl"), rf"-{SAMPLE_TOKEN}-s\d+")
+"""What ``generate`` writes under its output root (what ``--overwrite`` may remove)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
