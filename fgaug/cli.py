@@ -756,7 +756,11 @@ def prepare(
 def validate(
     augmented: Annotated[Path, typer.Argument(help="An augmented tree written by `fgaug generate`.")],
     source: Annotated[
-        Path | None, typer.Option(help="The masks it was generated from: check copied labels byte for byte.")
+        Path | None,
+        typer.Option(
+            help="The masks it was generated from, as `generate --masks` takes them (a Cityscapes root, a split or "
+            "city folder, a folder of masks): check copied labels byte for byte."
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -765,7 +769,7 @@ def validate(
 
     Example:
 
-        fgaug validate augmented/ --source cityscapes/gtFine/val
+        fgaug validate augmented/ --source cityscapes/
     """
     from fgaug.data.writer import validate_tree
 
