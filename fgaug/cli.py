@@ -659,6 +659,7 @@ def layouts(
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1)] = None,
     mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
     overwrite: OverwriteOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -690,6 +691,7 @@ def layouts(
             rare_boost=rare_boost,
             seed=seed,
             photos=photos,
+            snap_colors=snap_colors,
         )
         summary = make_layouts(
             masks, out, options, split, mask_format, limit, progress_for("masks", as_json), overwrite

@@ -429,14 +429,15 @@ def _generate_in_process(
     out = Path(options.out)
     check_output_root(out, masks_root)
     checkpoint, model_used = load_named_model(options.model, device)
-    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights))
+    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
     clear = check_output(out, record, OWN_OUTPUTS, options.overwrite)
     if context.is_main:
         take_output(out, masks_root, record, OWN_OUTPUTS, clear)
     context.barrier()
     part = f"rank{context.rank}" if context.active else None
-    writer = DatasetWriter(out, masks_root, WriterOptions(options.at_model_resolution), part)
+    writer_options = WriterOptions(options.at_model_resolution, snap_colors=options.snap_colors)
+    writer = DatasetWriter(out, masks_root, writer_options, part)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
@@ -451,7 +452,7 @@ def _generate_in_process(
     progress.log(f"model: {model_used}")
     progress.start("generating", pending)
     if options.content_from:
-        source = ContentSource.open(masks_root, Path(options.content_from))
+        source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
         tally = _transfer_work(work, options, checkpoint, source, device, writer, progress)
     else:
         tally = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
@@ -608,7 +609,9 @@ def _transfer_work(
 ) -> _Tally:
     """Content transfer onto every pending layout (one sample each)."""
     model = checkpoint.model
-    read = ReadOptions(model.config.image_size, boundary=model.config.mask_channels == 4)
+    read = ReadOptions(
+        model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
+    )
     tally = _Tally()
     for batch in _batches(work, 1, options.batch_size):
         try:

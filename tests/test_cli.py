@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from smooth_masks import smoothly_resized_colour_masks
 from strict import strict_json
 from typer.testing import CliRunner
 
 from fgaug.cli import app
 from fgaug.data.io import file_digest
 from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.data.writer import validate_tree
 from fgaug.sample import find_model
 
 runner = CliRunner()
@@ -658,3 +660,18 @@ def test_the_run_record_holds_every_option_but_those_that_shape_nothing(
     path.unlink()
     arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
     one_line_error(runner.invoke(app, [*arguments, "--n", "1", "--out", str(out)]), "no readable fgaug-run.json")
+
+
+def test_generate_snaps_smoothly_resized_colour_masks_when_asked(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Issue 22, item 4: --snap-colors reaches every reader of the masks, the writer's included."""
+    masks = smoothly_resized_colour_masks(small_tree, tmp_path / "masks", 2)
+    arguments = ["generate", "--masks", str(masks), "--model", str(test_checkpoint), "--n", "1", "--device", "cpu"]
+    one_line_error(runner.invoke(app, [*arguments, "--out", str(tmp_path / "refused")]), "use --snap-colors")
+    for extra in ([], ["--allocate", "rare"]):
+        out = tmp_path / f"snapped{len(extra)}"
+        result = runner.invoke(app, [*arguments, "--out", str(out), "--snap-colors", *extra, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout.strip().splitlines()[-1])["written"] == 2
+        assert validate_tree(out).problems == []

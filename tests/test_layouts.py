@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from compat import torchvision_cityscapes
 from PIL import Image
+from smooth_masks import smoothly_resized_colour_masks
 
 from fgaug.data.cityscapes import find_groups, read_instance_ids, read_label_ids
 from fgaug.data.io import DataError
@@ -291,3 +292,17 @@ def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_
     assert replaced.exit_code == 0, replaced.output
     assert json.loads(replaced.stdout.strip().splitlines()[-1])["skipped"] == 0
     assert read_layout_records(out / "layouts.jsonl") != first
+
+
+def test_layouts_snap_smoothly_resized_colour_masks_when_asked(street_tree: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fgaug.cli import app
+
+    masks = smoothly_resized_colour_masks(street_tree, tmp_path / "masks", 2)
+    arguments = ["layouts", str(masks), "--n", "1", "--paste", "1"]
+    refused = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "refused")])
+    assert refused.exit_code == 1 and "use --snap-colors" in refused.output
+    snapped = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "snapped"), "--snap-colors", "--json"])
+    assert snapped.exit_code == 0, snapped.output
+    assert json.loads(snapped.stdout.strip().splitlines()[-1])["written"] == 2

@@ -87,10 +87,11 @@ class LabelSet:
     instance_ids: np.ndarray
 
     @classmethod
-    def read(cls, group: Group) -> LabelSet:
-        """The group's labelIds and instanceIds; without an instanceIds file, the instances of
-        instance classes are its connected parts."""
-        label_ids = read_label_ids(group.mask, group.mask_format)
+    def read(cls, group: Group, snap_colors: bool = False) -> LabelSet:
+        """The group's labelIds (colour masks snapped to the palette with ``snap_colors``) and
+        instanceIds; without an instanceIds file, the instances of instance classes are its
+        connected parts."""
+        label_ids = read_label_ids(group.mask, group.mask_format, snap_colors)
         if group.instance_ids is not None:
             return cls(label_ids, read_instance_ids(group.instance_ids))
         return cls(label_ids, instances_from_components(label_ids))
@@ -323,6 +324,8 @@ class LayoutOptions:
     seed: int = 0
     split: str = "train"
     photos: bool = False
+    snap_colors: bool = False
+    """Map off-palette pixels of colour masks to the nearest palette colour present (else refused)."""
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.paste < 0:
@@ -370,10 +373,11 @@ class CutoutBank:
         progress: Progress | None = None,
         per_class: int = BANK_PER_CLASS,
         photos: bool = False,
+        snap_colors: bool = False,
     ) -> None:
         """At most ``per_class`` cutouts are kept per class (a uniform reservoir sample), so the
         bank's memory stays bounded on a full-size dataset. With ``photos`` each cutout carries its
-        real pixels."""
+        real pixels; ``snap_colors`` reads colour masks as :meth:`LabelSet.read` does."""
         progress = progress or SilentProgress()
         self.by_class: dict[str, list[Cutout]] = {name: [] for name in PASTED_CLASSES}
         seen = dict.fromkeys(PASTED_CLASSES, 0)
@@ -381,7 +385,7 @@ class CutoutBank:
         pixels = dict.fromkeys(PASTED_CLASSES, 0)
         progress.start("collecting objects", len(groups))
         for group in groups:
-            labels = LabelSet.read(group)
+            labels = LabelSet.read(group, snap_colors)
             photo = read_layout_photo(group, labels.shape) if photos else None
             for cutout in find_cutouts(group.key, labels, photo):
                 kept, seen[cutout.label] = self.by_class[cutout.label], seen[cutout.label] + 1
@@ -516,7 +520,11 @@ def write_layouts(
     if records or manifest.is_file():  # drop a line torn by an interrupted run before appending
         atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in records).encode())
     finished = {(r["key"], int(r["layout"])) for r in records}
-    bank = CutoutBank(groups, options.rare_boost, progress, photos=options.photos) if options.paste else None
+    bank = (
+        CutoutBank(groups, options.rare_boost, progress, photos=options.photos, snap_colors=options.snap_colors)
+        if options.paste
+        else None
+    )
     written = skipped = pasted = 0
     progress.start("layouts", len(groups))
     for group in groups:
@@ -525,7 +533,7 @@ def write_layouts(
         progress.advance(1)
         if not pending:
             continue
-        labels = LabelSet.read(group)
+        labels = LabelSet.read(group, options.snap_colors)
         photo = read_layout_photo(group, labels.shape) if options.photos else None
         for index in pending:
             layout = make_layout(labels, group.key, index, bank, options, photo)

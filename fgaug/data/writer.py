@@ -45,6 +45,8 @@ class WriterOptions:
     split: str = "train"
     """Split folder for groups that have none (a folder of masks)."""
     derive_train_ids: bool = True
+    snap_colors: bool = False
+    """Read colour masks with off-palette pixels snapped to the palette (as the run read them)."""
 
 
 def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
@@ -174,7 +176,7 @@ class DatasetWriter:
     def _label_ids(self, group: Group) -> np.ndarray:
         """The group's labelIds, read once for all of its samples (they are written in a row)."""
         if self._cached_ids is None or self._cached_ids[0] != group.mask:
-            self._cached_ids = (group.mask, read_label_ids(group.mask, group.mask_format))
+            self._cached_ids = (group.mask, read_label_ids(group.mask, group.mask_format, self.options.snap_colors))
         return self._cached_ids[1]
 
     def _append(self, record: dict) -> None:
