@@ -29,6 +29,8 @@ from fgaug.data.cityscapes import (
     find_groups,
     is_cityscapes_root,
     load_mask,
+    looks_like_mask,
+    looks_like_photo,
     resize_photo,
     to_tensor,
 )
@@ -259,6 +261,7 @@ def _transfer_jobs(
             raise DataError(f"{content}: no *{PHOTO_SUFFIX} photos found")
         listed = [(photo, mask) for photo in photos for mask in masks]
     else:
+        _refuse_swapped(content, structure)
         return [(content, content_mask or find_content_mask(content), structure, out)]
     if content_mask is not None:
         raise DataError("--content-mask applies to a single content photo; folders find each photo's mask")
@@ -270,6 +273,18 @@ def _transfer_jobs(
         name = f"{photo.name.removesuffix(PHOTO_SUFFIX).removesuffix('.png')}__on__{mask.stem}.png"
         jobs.append((photo, find_content_mask(photo), mask, out / name))
     return jobs
+
+
+def _refuse_swapped(content: Path, structure: Path) -> None:
+    """A mask given as the content photo is refused, saying so (and when the structure is a photo,
+    that the two look swapped)."""
+    if not (content.is_file() and looks_like_mask(content)):
+        return
+    if structure.is_file() and looks_like_photo(structure):
+        problem = f"the arguments look swapped: {content} is a mask and {structure} a photo"
+    else:
+        problem = f"{content} is a mask, not a photo"
+    raise DataError(f"{problem}; the content photo comes first: fgaug transfer PHOTO MASK")
 
 
 def info(checkpoint: str | Path) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def progress_for(unit: str, as_json: bool) -> Any:
 
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object (for CI) instead of text.")]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or N (= cuda:N).")]
 PrecisionOption = Annotated[
     str,
     typer.Option(

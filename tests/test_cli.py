@@ -675,3 +675,30 @@ def test_generate_snaps_smoothly_resized_colour_masks_when_asked(
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout.strip().splitlines()[-1])["written"] == 2
         assert validate_tree(out).problems == []
+
+
+def test_a_photo_given_as_masks_is_named_a_photo(small_tree: Path, tmp_path: Path) -> None:
+    """Issue 22, item 6: not told to use --snap-colors, with or without it."""
+    photos = small_tree / "leftImg8bit" / "val"
+    for extra in ([], ["--snap-colors"]):
+        arguments = ["generate", "--masks", str(photos), "--model", "demo", "--out", str(tmp_path / "out"), *extra]
+        result = runner.invoke(app, arguments)
+        one_line_error(result, "_leftImg8bit.png: looks like a photo, not a mask", "not the photos (leftImg8bit/)")
+    renamed = tmp_path / "masks" / "scene.png"  # no Cityscapes name to go by: the colours tell
+    renamed.parent.mkdir()
+    shutil.copy(next(photos.rglob("*.png")), renamed)
+    result = runner.invoke(
+        app, ["generate", "--masks", str(renamed.parent), "--model", "demo", "--out", str(tmp_path / "o")]
+    )
+    one_line_error(result, "scene.png: looks like a photo, not a mask (")
+    assert "--snap-colors" not in result.output
+
+
+def test_transfer_with_mask_and_photo_swapped_says_so(small_tree: Path, tmp_path: Path) -> None:
+    photo = next((small_tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    mask = next((small_tree / "gtFine" / "train").rglob("*_labelIds.png"))
+    result = runner.invoke(app, ["transfer", str(mask), str(photo), "--model", "demo", "-o", str(tmp_path / "t.png")])
+    one_line_error(result, f"the arguments look swapped: {mask} is a mask and {photo} a photo", "PHOTO MASK")
+    assert "--content-mask" not in result.output and not (tmp_path / "t.png").exists()
+    result = runner.invoke(app, ["transfer", str(mask), str(mask), "--model", "demo", "-o", str(tmp_path / "t.png")])
+    one_line_error(result, f"{mask} is a mask, not a photo; the content photo comes first")

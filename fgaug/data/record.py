@@ -6,7 +6,8 @@ temperature or seed must not keep the first run's images and count them as done.
 records the settings that shape its output (written atomically before anything else) and
 compares them with the record it finds:
 
-* no record and nothing of fgaug's: a new tree; the record is written;
+* nothing of fgaug's output (at most the record of a run that wrote nothing): a new tree; the
+  record is written;
 * the same settings: the run resumes;
 * other settings, or fgaug's output without a record: :class:`OutputConflictError` naming what
   differs, unless ``overwrite``: then fgaug's own outputs are removed first (its manifests, the
@@ -97,10 +98,10 @@ def check_output(out_root: str | Path, record: RunRecord, own: OwnOutputs, overw
     with other settings (or without a record) and ``overwrite`` is given. Without ``overwrite``
     such a tree is an :class:`OutputConflictError`. Reads only (every process may call it)."""
     out_root = Path(out_root)
+    if not (own.root_files(out_root) or own.folders(out_root)):
+        return False
     found = _stored_record(out_root)
     if found is None:
-        if not (own.root_files(out_root) or own.folders(out_root)):
-            return False
         problem = f"{out_root} holds fgaug output with no readable {RECORD_NAME} saying what made it"
     else:
         problem = _difference(out_root, found, record)
