@@ -318,11 +318,21 @@ def info(checkpoint: str | Path) -> dict[str, Any]:
 
 @dataclass
 class DemoResult:
+    """What :func:`demo` wrote: the toy tree ``masks`` (``splits``: its scenes per split), the
+    augmented tree, the preview, and the ``seconds`` the toy data and the generation took."""
+
     masks: Path
     augmented: Path
     preview: Path | None
     summary: GenerateSummary
     seconds: float
+    splits: dict[str, int]
+
+
+DEMO_TRAIN_SCENES = 12
+"""The demo's train split holds at least this many scenes: a batch of `fgaug train`'s presets."""
+DEMO_HELD_OUT_SCENES = 4
+"""Scenes in each of the demo's val and test splits (validation; early stopping and scores)."""
 
 
 def demo(
@@ -333,27 +343,32 @@ def demo(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> DemoResult:
-    """The first thing to run: toy masks, ``n`` samples each from the bundled model, the
-    augmented tree and a preview grid, all under ``out``."""
+    """The first thing to run: a toy Cityscapes tree with train, val and test splits (so that
+    `fgaug train`, `layouts` and `evaluate augment` run on it), ``n`` samples from the bundled
+    model for each of the first ``masks`` training masks, the augmented tree and a preview grid,
+    all under ``out``. A rerun with other options replaces the demo's own output."""
     start = time.perf_counter()
     root = Path(out)
     toy = root / "toy-cityscapes"
-    write_toy_cityscapes(toy, {"val": masks}, size=(128, 256), seed=seed + 7)
-    preview = root / "preview.png"
+    splits = {"train": max(masks, DEMO_TRAIN_SCENES), "val": DEMO_HELD_OUT_SCENES, "test": DEMO_HELD_OUT_SCENES}
+    write_toy_cityscapes(toy, splits, size=(128, 256), seed=seed + 7)
     summary = generate(
         GenerateOptions(
-            masks=str(toy / "gtFine" / "val"),
+            masks=str(toy / "gtFine" / "train"),
             out=str(root / "augmented"),
             n=n,
             temperature=temperature,
             model=DEMO_MODEL,
             seed=seed,
-            preview=str(preview),
+            preview=str(root / "preview.png"),
             device="auto",
+            limit=masks,
+            overwrite=True,
         ),
         progress,
     )
-    return DemoResult(toy, root / "augmented", summary.preview, summary, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return DemoResult(toy, root / "augmented", summary.preview, summary, seconds, splits)
 
 
 def _evaluation_setup(

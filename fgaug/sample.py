@@ -53,6 +53,8 @@ DEMO_MODEL = "demo"
 """``--model demo`` (or ``FGAUG_MODEL=demo``) names the bundled toy-world demo model."""
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 MAX_REDRAWS = 8
+PREVIEW_MASKS = 6
+"""Masks a ``--preview`` grid shows at most (the first ones with samples)."""
 CONTENT_FILLS = ("transfer", "prior")
 
 
@@ -157,6 +159,8 @@ class GenerateSummary:
     diverged_draws: int = 0
     seconds: float = 0.0
     preview: Path | None = None
+    preview_masks: int = 0
+    """Masks shown in the preview (the first :data:`PREVIEW_MASKS` with samples)."""
     requested: int = 0
     failed_samples: int = 0
     allowed_failed: float = 0.0
@@ -192,6 +196,7 @@ class GenerateSummary:
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_second, 3),
             "preview": str(self.preview) if self.preview else None,
+            "preview_masks": self.preview_masks,
         }
 
 
@@ -480,8 +485,13 @@ def _generate_in_process(
         summary.failed.append(f"{totals[2] - len(tally.failures)} more failure(s) reported by other processes")
     if context.is_main:
         merge_manifests(Path(options.out), [group.key for group in groups])
-        if options.preview:
-            summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
+        shown = (
+            write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
+            if options.preview
+            else None
+        )
+        if shown:
+            summary.preview, summary.preview_masks = shown
     context.barrier()
     return summary
 
@@ -684,10 +694,15 @@ def _path(text: str | None) -> Path | None:
 
 
 def write_preview(
-    path: str | Path, writer: DatasetWriter, groups: Sequence[Group], n: int, size: tuple[int, int], rows: int = 6
-) -> Path | None:
-    """A grid of the first masks and their samples, read back from the output tree (so it also
-    shows the samples of an earlier, resumed run)."""
+    path: str | Path,
+    writer: DatasetWriter,
+    groups: Sequence[Group],
+    n: int,
+    size: tuple[int, int],
+    rows: int = PREVIEW_MASKS,
+) -> tuple[Path, int] | None:
+    """A grid of the first ``rows`` masks with samples and their samples, read back from the output
+    tree (so it also shows the samples of an earlier, resumed run); its path and its mask count."""
     outputs: dict[tuple[str, int], str] = {}
     for record in writer.records():
         outputs[(record["key"], int(record["sample"]))] = record["outputs"]["photo"]
@@ -704,7 +719,7 @@ def write_preview(
             grid.append(row)
     if not grid:
         return None
-    return save_grid(path, grid, ["mask", *(f"sample {i}" for i in range(n))])
+    return save_grid(path, grid, ["mask", *(f"sample {i}" for i in range(n))]), len(grid)
 
 
 def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:
