@@ -546,7 +546,9 @@ def section_cpu_vs_cuda(work: Path, log: Path, limit: float) -> dict[str, Any]:
         runs["cuda-bf16-graphs"] = ["--device", "cuda", "--precision", "bf16", "--cuda-graphs"]
     codes = {}
     for name, extra in runs.items():
-        command = fgaug_command("generate", "--masks", masks, "--n", "4", "--out", str(work / name), *extra, "--json")
+        command = fgaug_command(
+            "generate", "--masks", masks, "--model", "demo", "--n", "4", "--out", str(work / name), *extra, "--json"
+        )
         codes[name] = run_command(command, log, limit / len(runs))
     result: dict[str, Any] = {"model": "bundled demo model (tiny, 64x128)", "exit_codes": codes}
     if codes["cpu-fp32"] == 0 and codes["cuda-fp32"] == 0:

@@ -21,16 +21,17 @@ import numpy as np
 from fgaug.data.cityscapes import Group, read_label_ids
 from fgaug.data.io import DataError
 from fgaug.data.labels import N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
+from fgaug.usage import UsageError
 
 ALLOCATIONS = ("uniform", "rare", "weights")
 
 
-def class_presence(groups: Sequence[Group]) -> tuple[np.ndarray, np.ndarray]:
+def class_presence(groups: Sequence[Group], snap_colors: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per mask, which train classes it holds (masks, 19) bool; and every class's pixel count (19,)."""
     present = np.zeros((len(groups), N_TRAIN_IDS), dtype=bool)
     pixels = np.zeros(N_TRAIN_IDS, dtype=np.int64)
     for row, group in enumerate(groups):
-        train_ids = ids_to_train_ids(read_label_ids(group.mask, group.mask_format))
+        train_ids = ids_to_train_ids(read_label_ids(group.mask, group.mask_format, snap_colors))
         counts = np.bincount(train_ids[train_ids < N_TRAIN_IDS].ravel(), minlength=N_TRAIN_IDS)
         present[row] = counts > 0
         pixels += counts
@@ -81,15 +82,20 @@ def share_samples(mask_weights: np.ndarray, per_mask: int) -> list[int]:
 
 
 def allocate(
-    groups: Sequence[Group], per_mask: int, allocation: str = "uniform", class_weights: Path | None = None
+    groups: Sequence[Group],
+    per_mask: int,
+    allocation: str = "uniform",
+    class_weights: Path | None = None,
+    snap_colors: bool = False,
 ) -> list[int]:
-    """Samples per group for ``allocation`` (see the module docstring)."""
+    """Samples per group for ``allocation`` (see the module docstring); colour masks read with
+    ``snap_colors`` as generation reads them."""
     if allocation not in ALLOCATIONS:
-        raise ValueError(f"unknown allocation {allocation!r}; choose from {', '.join(ALLOCATIONS)}")
+        raise UsageError(f"unknown allocation {allocation!r}; choose from {', '.join(ALLOCATIONS)}")
     if allocation == "uniform":
         return [per_mask] * len(groups)
     if allocation == "weights" and class_weights is None:
-        raise ValueError("--allocate weights needs --class-weights FILE")
-    present, pixels = class_presence(groups)
+        raise UsageError("--allocate weights needs --class-weights FILE")
+    present, pixels = class_presence(groups, snap_colors)
     weights = rarity_weights(pixels) if allocation == "rare" else read_class_weights(Path(class_weights))  # type: ignore[arg-type]
     return share_samples(present.astype(np.float64) @ weights, per_mask)

@@ -3,10 +3,12 @@
     from fgaug import api
     api.prepare("cityscapes/", "train.h5", size=(256, 512))
     result = api.train(api.TrainOptions(data="train.h5", run_dir="runs/city", preset="paper-256"))
-    summary = api.generate(api.GenerateOptions(masks="cityscapes/gtFine/val", out="augmented", n=5))
+    model = str(result.last_checkpoint)  # or "demo", the bundled toy-world model; one must be named
+    summary = api.generate(api.GenerateOptions(masks="cityscapes/gtFine/val", out="augmented", n=5, model=model))
 
 Every function reports long work through an optional :class:`fgaug.progress.Progress` and raises
-one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad input.
+one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad input and
+:class:`fgaug.usage.UsageError` for options that cannot work.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fgaug.checkpoint import load_checkpoint, read_checkpoint_payload
+from fgaug.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_payload
 from fgaug.data.cache import PrepareReport, prepare_cache
 from fgaug.data.cityscapes import (
     LABEL_SUFFIXES,
@@ -27,17 +29,18 @@ from fgaug.data.cityscapes import (
     find_groups,
     is_cityscapes_root,
     load_mask,
+    looks_like_mask,
+    looks_like_photo,
     resize_photo,
     to_tensor,
 )
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, file_digest, read_rgb
 from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import (
     augmentation_study,
     evaluate_bpd,
     evaluate_samples,
-    file_digest,
     write_augment_report,
     write_quality_report,
 )
@@ -48,10 +51,19 @@ from fgaug.preview import to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.protocol import probe_recipe
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
-from fgaug.sample import GenerateOptions, GenerateSummary, find_model, generate
+from fgaug.sample import (
+    DEMO_MODEL,
+    GenerateOptions,
+    GenerateSummary,
+    ModelUsed,
+    find_model,
+    generate,
+    load_named_model,
+)
 from fgaug.segmenter import load_segmenter, load_user_module
 from fgaug.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
 from fgaug.train import TrainOptions, TrainResult, dry_run, train
+from fgaug.usage import UsageError
 
 __all__ = [
     "GenerateOptions",
@@ -81,13 +93,16 @@ def layouts(
     mask_format: str = "auto",
     limit: int | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> LayoutSummary:
     """New label sets from the masks under ``masks`` (flips, scale-and-crop jitter, pasted objects,
     rare classes emphasised), written as a Cityscapes label tree under ``out``: a ``--masks`` input
-    for :func:`generate`. See :mod:`fgaug.data.layouts`."""
+    for :func:`generate`. ``overwrite`` replaces a tree made with other settings. See
+    :mod:`fgaug.data.layouts`."""
     root = Path(masks)
     groups = find_groups(root, splits, False, mask_format).groups  # type: ignore[arg-type]
-    return write_layouts(groups[:limit] if limit else groups, root, Path(out), options or LayoutOptions(), progress)
+    groups = groups[:limit] if limit else groups
+    return write_layouts(groups, root, Path(out), options or LayoutOptions(), progress, overwrite)
 
 
 def prepare(
@@ -128,6 +143,20 @@ class TransferResult:
     output: Path
 
 
+@dataclass
+class TransferSummary:
+    """The transfers written, and the model that made them."""
+
+    model: ModelUsed
+    transfers: list[TransferResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        transfers = [
+            {"content": str(r.content), "structure": str(r.structure), "output": str(r.output)} for r in self.transfers
+        ]
+        return {**self.model.to_dict(), "transfers": transfers}
+
+
 def find_content_mask(photo: Path) -> Path:
     """The label file beside a Cityscapes photo (``leftImg8bit/.../X_leftImg8bit.png`` ->
     ``gtFine/.../X_gtFine_labelIds.png``, then labelTrainIds, then colour)."""
@@ -156,21 +185,23 @@ def transfer(
     mask_format: str = "auto",
     snap_colors: bool = False,
     progress: Progress | None = None,
-) -> list[TransferResult]:
+) -> TransferSummary:
     """Lay a real photo's content onto a new layout (paper section 5.4).
 
     Files: ``content`` is a photo (its mask is found beside it or given), ``structure`` a mask,
     ``out`` the output PNG. Folders: every content photo with every structure mask, or the pairs
     listed in ``pairs`` (one ``content structure`` pair per line), written into folder ``out``.
-    The output has the structure mask's native size.
+    The output has the structure mask's native size. ``model`` must be named (see
+    :func:`fgaug.sample.find_model`).
     """
     progress = progress or SilentProgress()
     content, structure, out = Path(content), Path(structure), Path(out)
     jobs = _transfer_jobs(content, structure, out, Path(content_mask) if content_mask else None, pairs)
     torch_device = resolve_device(device)
     network_dtype = resolve_precision(precision, torch_device)
-    model_path, _ = find_model(model)
-    flow = load_checkpoint(model_path, torch_device).model
+    checkpoint, model_used = load_named_model(model, torch_device)
+    progress.log(f"model: {model_used}")
+    flow = checkpoint.model
     read = ReadOptions(flow.config.image_size, boundary=flow.config.mask_channels == 4, snap_colors=snap_colors)
     results = []
     progress.start("transferring", len(jobs))
@@ -201,7 +232,7 @@ def transfer(
         results.append(TransferResult(photo_path, structure_mask, target))
         progress.advance(1)
     progress.stop()
-    return results
+    return TransferSummary(model_used, results)
 
 
 def _transfer_jobs(
@@ -231,6 +262,7 @@ def _transfer_jobs(
             raise DataError(f"{content}: no *{PHOTO_SUFFIX} photos found")
         listed = [(photo, mask) for photo in photos for mask in masks]
     else:
+        _refuse_swapped(content, structure)
         return [(content, content_mask or find_content_mask(content), structure, out)]
     if content_mask is not None:
         raise DataError("--content-mask applies to a single content photo; folders find each photo's mask")
@@ -244,15 +276,29 @@ def _transfer_jobs(
     return jobs
 
 
+def _refuse_swapped(content: Path, structure: Path) -> None:
+    """A mask given as the content photo is refused, saying so (and when the structure is a photo,
+    that the two look swapped)."""
+    if not (content.is_file() and looks_like_mask(content)):
+        return
+    if structure.is_file() and looks_like_photo(structure):
+        problem = f"the arguments look swapped: {content} is a mask and {structure} a photo"
+    else:
+        problem = f"{content} is a mask, not a photo"
+    raise DataError(f"{problem}; the content photo comes first: fgaug transfer PHOTO MASK")
+
+
 def info(checkpoint: str | Path) -> dict[str, Any]:
-    """What a checkpoint is: preset, size, parameters, step, data fingerprint, versions."""
-    path = Path(checkpoint)
+    """What a checkpoint is (``demo``: the bundled model): preset, size, parameters, step, data
+    fingerprint, versions, and the SHA-256 that outputs record it by."""
+    path = find_model(checkpoint)[0]
     payload = read_checkpoint_payload(path)
     loaded = load_checkpoint(path)
     meta = payload["meta"]
     config = loaded.model.config
     return {
         "path": str(path),
+        "sha256": loaded.sha256,
         "run": meta.get("run"),
         "preset": meta.get("preset"),
         "step": meta.get("step"),
@@ -273,11 +319,21 @@ def info(checkpoint: str | Path) -> dict[str, Any]:
 
 @dataclass
 class DemoResult:
+    """What :func:`demo` wrote: the toy tree ``masks`` (``splits``: its scenes per split), the
+    augmented tree, the preview, and the ``seconds`` the toy data and the generation took."""
+
     masks: Path
     augmented: Path
     preview: Path | None
     summary: GenerateSummary
     seconds: float
+    splits: dict[str, int]
+
+
+DEMO_TRAIN_SCENES = 12
+"""The demo's train split holds at least this many scenes: a batch of `fgaug train`'s presets."""
+DEMO_HELD_OUT_SCENES = 4
+"""Scenes in each of the demo's val and test splits (validation; early stopping and scores)."""
 
 
 def demo(
@@ -288,36 +344,41 @@ def demo(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> DemoResult:
-    """The first thing to run: toy masks, ``n`` samples each from the bundled model, the
-    augmented tree and a preview grid, all under ``out``."""
+    """The first thing to run: a toy Cityscapes tree with train, val and test splits (so that
+    `fgaug train`, `layouts` and `evaluate augment` run on it), ``n`` samples from the bundled
+    model for each of the first ``masks`` training masks, the augmented tree and a preview grid,
+    all under ``out``. A rerun with other options replaces the demo's own output."""
     start = time.perf_counter()
     root = Path(out)
     toy = root / "toy-cityscapes"
-    write_toy_cityscapes(toy, {"val": masks}, size=(128, 256), seed=seed + 7)
-    preview = root / "preview.png"
+    splits = {"train": max(masks, DEMO_TRAIN_SCENES), "val": DEMO_HELD_OUT_SCENES, "test": DEMO_HELD_OUT_SCENES}
+    write_toy_cityscapes(toy, splits, size=(128, 256), seed=seed + 7)
     summary = generate(
         GenerateOptions(
-            masks=str(toy / "gtFine" / "val"),
+            masks=str(toy / "gtFine" / "train"),
             out=str(root / "augmented"),
             n=n,
             temperature=temperature,
+            model=DEMO_MODEL,
             seed=seed,
-            preview=str(preview),
+            preview=str(root / "preview.png"),
             device="auto",
+            limit=masks,
+            overwrite=True,
         ),
         progress,
     )
-    return DemoResult(toy, root / "augmented", summary.preview, summary, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return DemoResult(toy, root / "augmented", summary.preview, summary, seconds, splits)
 
 
 def _evaluation_setup(
     data: str | Path, model: str | Path | None, device: str, precision: str
-) -> tuple[Any, Any, Any, Path, Path]:
+) -> tuple[Checkpoint, Any, Any, Path, ModelUsed]:
     torch_device = resolve_device(device)
     network_dtype = resolve_precision(precision, torch_device)
-    model_path, _ = find_model(model)
-    checkpoint = load_checkpoint(model_path, torch_device)
-    return checkpoint, torch_device, network_dtype, Path(data), model_path
+    checkpoint, model_used = load_named_model(model, torch_device)
+    return checkpoint, torch_device, network_dtype, Path(data), model_used
 
 
 def evaluate_quality(
@@ -342,7 +403,7 @@ def evaluate_quality(
     denoised as ``sampling`` says); writes the report (JSON, Markdown, plots) under ``out`` and
     returns it with the written paths."""
     require_finite(temperatures=temperatures)
-    checkpoint, torch_device, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
+    checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
     groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
     groups = groups[:limit] if limit else groups
     probe = load_segmenter(Path(segmenter), torch_device) if segmenter else None
@@ -350,9 +411,7 @@ def evaluate_quality(
     lpips_net = load_user_module(Path(lpips), "LPIPS network", torch_device) if lpips else None
     report: dict[str, Any] = {
         "protocol": {
-            "model": str(model_path),
-            "model_id": checkpoint.model_id,
-            "model_sha256": file_digest(Path(model_path)),
+            **model_used.to_dict(),
             "segmenter": str(segmenter) if segmenter else None,
             "segmenter_sha256": file_digest(Path(segmenter)) if segmenter else None,
             "features": str(features) if features else None,
@@ -403,6 +462,7 @@ def evaluate_augment(
     progress: Progress | None = None,
     min_steps: int = 1000,
     schedules: int = 1,
+    overwrite: bool = False,
     sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> dict[str, Any]:
     """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.protocol` on a
@@ -410,20 +470,21 @@ def evaluate_augment(
     ``test_split`` (a labelled split used for nothing else). ``strategy`` is how the synthetic
     data is made (:mod:`fgaug.strategies`; layout strategies work under ``out/synthetic``). A probe
     trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps, and
-    ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline). Writes
+    ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline).
+    ``overwrite`` replaces synthetic trees under ``out/synthetic`` that other settings made. Writes
     ``augment.json``, ``augment.md`` and plots under ``out``."""
     require_finite(temperature=temperature)
     if min_steps < 1 or max_steps < 1:
-        raise ValueError(f"--min-steps and --max-steps must be at least 1, got {min_steps} and {max_steps}")
+        raise UsageError(f"--min-steps and --max-steps must be at least 1, got {min_steps} and {max_steps}")
     if schedules < 1:
-        raise ValueError(f"--schedules must be at least 1, got {schedules}")
+        raise UsageError(f"--schedules must be at least 1, got {schedules}")
     if strategy not in STRATEGIES:
-        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
     if val_split == test_split:
-        raise ValueError(
+        raise UsageError(
             f"the validation and test splits must differ (both {val_split!r}): nothing may pick on the test"
         )
-    checkpoint, _, network_dtype, root, model_path = _evaluation_setup(data, model, device, precision)
+    checkpoint, _, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
     pool = find_groups(root, ["train"], True).groups
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups
@@ -435,7 +496,7 @@ def evaluate_augment(
         size = checkpoint.model.config.image_size
         work_dir = Path(out) / "synthetic"
         synthesise = layout_synthesiser(
-            strategy, root, work_dir, size, n, temperature, model_path, device, precision, sampling
+            strategy, root, work_dir, size, n, temperature, model_used.path, device, precision, overwrite, sampling
         )
     report = augmentation_study(
         checkpoint,
@@ -455,8 +516,7 @@ def evaluate_augment(
     )
     report["strategy"] = strategy
     report["protocol"] = {
-        "model": str(model_path),
-        "model_id": checkpoint.model_id,
+        **model_used.to_dict(),
         "data": str(root),
         "splits": f"train (real pool), {val_split} (early stopping), {test_split} (scores)",
         "size": list(checkpoint.model.config.image_size),

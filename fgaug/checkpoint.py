@@ -18,6 +18,7 @@ import pickle
 import warnings
 import zipfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import torch
 
 import fgaug
 from fgaug.config import ConfigError, FullGlowConfig
-from fgaug.data.io import atomic_output, first_line
+from fgaug.data.io import atomic_output, file_digest, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow
@@ -54,6 +55,11 @@ class Checkpoint:
     @property
     def model_id(self) -> str:
         return f"{self.meta.get('run', self.path.stem)}@{self.meta.get('step', 0)}"
+
+    @cached_property
+    def sha256(self) -> str:
+        """The SHA-256 of the checkpoint file: what identifies the model in outputs (computed once)."""
+        return file_digest(self.path)
 
 
 def describe_versions() -> dict[str, str]:

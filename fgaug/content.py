@@ -56,15 +56,17 @@ class ContentSource:
 
     records: dict[Path, dict[str, Any]]
     root: Path
+    snap_colors: bool = False
+    """Read the source masks' colour files with off-palette pixels snapped (``--snap-colors``)."""
 
     @classmethod
-    def open(cls, layouts_root: Path, content_root: Path) -> ContentSource:
+    def open(cls, layouts_root: Path, content_root: Path, snap_colors: bool = False) -> ContentSource:
         manifest = Path(layouts_root) / MANIFEST_NAME
         records = read_layout_records(manifest)
         if not records:
             raise DataError(f"{manifest}: no layout records; --content-from needs masks written by `fgaug layouts`")
         by_output = {(Path(layouts_root) / r["output"]).resolve(): r for r in records}
-        return cls(by_output, Path(content_root))
+        return cls(by_output, Path(content_root), snap_colors)
 
     def record_for(self, group: Group) -> dict[str, Any]:
         record = self.records.get(group.mask.resolve())
@@ -89,7 +91,7 @@ class ContentSource:
         )
         if not source.mask.is_file() or not photo_path.is_file():
             raise DataError(f"{photo_path}: the content photo of {group.mask} is missing under {self.root}")
-        photo, labels = aligned_source(read_rgb(photo_path), LabelSet.read(source), record)
+        photo, labels = aligned_source(read_rgb(photo_path), LabelSet.read(source, self.snap_colors), record)
         return photo, labels, record
 
 

@@ -54,14 +54,6 @@ from fgaug.stats import signed_interval
 from fgaug.strategies import Synthesiser
 
 
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_options(checkpoint: Checkpoint) -> ReadOptions:
     config = checkpoint.model.config
     return ReadOptions(config.image_size, boundary=config.mask_channels == 4)

@@ -13,15 +13,17 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from fgaug.usage import UsageError
+
 
 def require_finite(**values: float | Iterable[float] | None) -> None:
-    """Raise :class:`ValueError` naming the first value (or element of a sequence) that is NaN or
+    """Raise a :class:`UsageError` (a ``ValueError``) naming the first value (or element of a sequence) that is NaN or
     infinite; ``None`` (a default) passes."""
     for name, value in values.items():
         numbers = [] if value is None else [value] if isinstance(value, int | float) else list(value)
         for number in numbers:
             if not math.isfinite(number):
-                raise ValueError(f"{name} must be a finite number, got {number}")
+                raise UsageError(f"{name} must be a finite number, got {number}")
 
 
 def without_non_finite(value: Any) -> Any:

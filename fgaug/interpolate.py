@@ -28,14 +28,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, resize_photo, to_tensor
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.preview import image_grid, to_uint8_image
 from fgaug.runtime import resolve_device, resolve_precision
-from fgaug.sample import draw_noise, find_model, style_seed
+from fgaug.sample import ModelUsed, draw_noise, load_named_model, style_seed
 
 
 def slerp(start: Tensor, end: Tensor, fraction: float) -> Tensor:
@@ -87,14 +86,14 @@ class Walk:
 
     frames: list[Path]
     strip: Path
-    model: Path
+    model: ModelUsed
     fractions: list[float]
 
     def to_dict(self) -> dict[str, object]:
         return {
             "frames": [str(path) for path in self.frames],
             "strip": str(self.strip),
-            "model": str(self.model),
+            **self.model.to_dict(),
             "fractions": self.fractions,
         }
 
@@ -118,7 +117,7 @@ def interpolate_styles(
 ) -> Walk:
     """Frames from style ``start_style``'s draw to ``end_style``'s on ``mask``, written under ``out``."""
     points = fractions(steps)
-    model, model_path, read, device, dtype = _open(options)
+    model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     start, end = (draw_noise(model, [style_seed(style)]) for style in (start_style, end_style))
     sampler = options.sampling.bind(model)
@@ -130,7 +129,7 @@ def interpolate_styles(
         if bool(drawn.diverged[0, 0]):
             raise DataError(f"{mask}: the frame at {fraction:.3f} diverged at T={options.temperature}; lower --temp")
         images.append(to_uint8_image(drawn.images[0, 0]))
-    return _write(Path(out), images, mask_ids.shape, points, model_path)
+    return _write(Path(out), images, mask_ids.shape, points, model_used)
 
 
 def interpolate_photos(
@@ -145,24 +144,24 @@ def interpolate_photos(
     ``(photo, photo_mask)``) is encoded under its mask, and the latents are walked and decoded
     under ``mask``."""
     points = fractions(steps)
-    model, model_path, read, device, dtype = _open(options)
+    model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     with network_precision(dtype):
         start, end = (
             _latents(model, Path(p), Path(m), read, options.mask_format, device) for p, m in (start_photo, end_photo)
         )
         images = [to_uint8_image(model.decode(condition.to(device), slerp_levels(start, end, t))[0]) for t in points]
-    return _write(Path(out), images, mask_ids.shape, points, model_path)
+    return _write(Path(out), images, mask_ids.shape, points, model_used)
 
 
-def _open(options: WalkOptions) -> tuple[FullGlow, Path, ReadOptions, torch.device, torch.dtype | None]:
+def _open(options: WalkOptions) -> tuple[FullGlow, ModelUsed, ReadOptions, torch.device, torch.dtype | None]:
     device = resolve_device(options.device)
-    model_path, _ = find_model(options.model)
-    model = load_checkpoint(model_path, device).model
+    checkpoint, model_used = load_named_model(options.model, device)
+    model = checkpoint.model
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
-    return model, model_path, read, device, resolve_precision(options.precision, device)
+    return model, model_used, read, device, resolve_precision(options.precision, device)
 
 
 def _read_mask(path: Path, read: ReadOptions, mask_format: str) -> tuple[np.ndarray, Tensor]:
@@ -187,7 +186,7 @@ def _latents(
     return model.encode(condition.to(device), pixels)
 
 
-def _write(out: Path, images: list[np.ndarray], size: tuple[int, int], points: list[float], model: Path) -> Walk:
+def _write(out: Path, images: list[np.ndarray], size: tuple[int, int], points: list[float], model: ModelUsed) -> Walk:
     """Every frame at the mask's native size (as ``generate`` writes photos) and the strip."""
     out.mkdir(parents=True, exist_ok=True)
     frames = []

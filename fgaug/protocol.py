@@ -40,6 +40,7 @@ from fgaug.metrics import segmentation_scores
 from fgaug.runtime import native_bf16
 from fgaug.segmenter import Batch, fit_probe, new_probe, probe_confusion
 from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
+from fgaug.usage import UsageError
 
 MIXINGS = ("concat", "ratio", "pretrain")
 STREAM_SEED_STEP = 7919
@@ -200,7 +201,7 @@ def run_arm(
 ) -> ArmResult:
     """Train one probe (real only, or real with ``synthetic`` mixed as ``mixing`` says) and score it."""
     if mixing not in MIXINGS:
-        raise ValueError(f"unknown mixing {mixing!r}; choose from {', '.join(MIXINGS)}")
+        raise UsageError(f"unknown mixing {mixing!r}; choose from {', '.join(MIXINGS)}")
     start = time.perf_counter()
     model = new_probe(recipe.width, seed, device)
     network_dtype = recipe.network_dtype(device)

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from fgaug.flow.precision import TF32
+from fgaug.usage import UsageError
 
 PRECISIONS = ("auto", "fp32", "tf32", "bf16", "fp16")
 NETWORK_DTYPES: dict[str, torch.dtype | None] = {
@@ -40,21 +41,26 @@ class RuntimeChoiceError(ValueError):
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``N`` (``cuda:N``, as
+    ultralytics writes it). A name that is no device is a :class:`UsageError`; a CUDA device this
+    machine lacks is a :class:`RuntimeChoiceError`."""
+    name = f"cuda:{spec}" if spec.isdigit() else spec
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        device = torch.device(spec)
-    except RuntimeError as error:
-        raise RuntimeChoiceError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from error
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(
+            f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or N (several GPUs: torchrun)"
+        ) from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"unsupported device {spec!r}; use auto, cpu, cuda, cuda:N or N")
+    asked = repr(spec) if name == spec else f"{spec!r} ({name})"
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeChoiceError(f"device {spec!r} asked for, but this machine has no CUDA device")
+            raise RuntimeChoiceError(f"device {asked} asked for, but CUDA is not available on this machine")
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise RuntimeChoiceError(f"device {spec!r} asked for, but only {torch.cuda.device_count()} CUDA device(s)")
-    elif device.type != "cpu":
-        raise RuntimeChoiceError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
+            raise RuntimeChoiceError(f"device {asked} asked for, but only {torch.cuda.device_count()} CUDA device(s)")
         keep_float32_exact()
     return device
 
@@ -73,7 +79,7 @@ def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
     tensor cores). ``auto`` is bf16 on a CUDA device that supports it and fp32 elsewhere, on every
     CPU (bf16 there only when asked for); the flow arithmetic is fp32 in every case."""
     if spec not in PRECISIONS:
-        raise RuntimeChoiceError(f"unknown precision {spec!r}; choose from {', '.join(PRECISIONS)}")
+        raise UsageError(f"unknown precision {spec!r}; choose from {', '.join(PRECISIONS)}")
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" and native_bf16(device) else None
     if spec in ("fp16", "tf32") and device.type != "cuda":

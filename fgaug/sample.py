@@ -21,7 +21,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,8 @@ from fgaug.content import ContentSource, EditFill, transfer_onto_layouts
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
-from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests
+from fgaug.data.record import RunRecord, check_output, file_identity, masks_used, take_output
+from fgaug.data.writer import OWN_OUTPUTS, DatasetWriter, WriterOptions, check_output_root, merge_manifests
 from fgaug.finite import require_finite
 from fgaug.flow import Samples, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
@@ -46,10 +47,15 @@ from fgaug.preview import save_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
 from fgaug.resources import bundled_dir
 from fgaug.runtime import RuntimeChoiceError, resolve_precision
+from fgaug.usage import UsageError
 
 DEMO_MODEL_NAME = "demo-toy-64x128.pt"
+DEMO_MODEL = "demo"
+"""``--model demo`` (or ``FGAUG_MODEL=demo``) names the bundled toy-world demo model."""
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 MAX_REDRAWS = 8
+PREVIEW_MASKS = 6
+"""Masks a ``--preview`` grid shows at most (the first ones with samples)."""
 CONTENT_FILLS = ("transfer", "prior")
 
 
@@ -94,6 +100,9 @@ class GenerateOptions:
     style_seeds: Sequence[int] | None = None
     """Style seeds: sample ``i`` of every mask is drawn with style ``style_seeds[i]``'s noise, the
     same for every mask (one look across all masks); ``n`` must equal their number."""
+    overwrite: bool = False
+    """Replace an output tree made with other settings (see :mod:`fgaug.data.record`); without it
+    such a tree is refused."""
 
     @property
     def sampling(self) -> SamplingOptions:
@@ -104,6 +113,55 @@ class GenerateOptions:
         return DrawSeeds(self.seed, tuple(self.style_seeds) if self.style_seeds is not None else None)
 
 
+NOT_SHAPING = (
+    "out",
+    "batch_size",
+    "device",
+    "precision",
+    "compile",
+    "cuda_graphs",
+    "preview",
+    "allowed_failed",
+    "overwrite",
+)
+""":class:`GenerateOptions` fields that do not shape the samples a tree holds: where it is, how
+fast and on what the same draws are computed (which changes a pixel by float rounding at most:
+see the module docstring), a side preview, the exit status, what to do with an existing tree.
+Every other field, a new one included, is recorded in ``fgaug-run.json`` and must be equal for
+a rerun to resume."""
+MASK_SELECTION = ("splits", "limit", "skip_bad")
+"""Fields choosing which masks are used. A mask's samples depend on them only through a
+non-uniform ``allocate`` (N x masks samples spread over the masks used), so they are not
+recorded; the masks used are, with such an allocation."""
+FILE_FIELDS = ("model", "class_weights", "ignore_segmenter")
+"""Fields naming a file whose content shapes the output: recorded by its SHA-256."""
+FOLDER_FIELDS = ("masks", "content_from")
+"""Fields naming a folder: recorded as its absolute path."""
+OPTION_NAMES = {"temperature": "--temp", "reject_fraction": "--reject", "ignore_segmenter": "--ignore-map"}
+"""Command-line names of fields whose name is not ``--field-name``."""
+
+
+@dataclass(frozen=True)
+class ModelUsed:
+    """The checkpoint a run sampled with: its path, how it was named, its id (``run@step``) and the
+    SHA-256 of its file, which identifies it wherever the run's output is recorded."""
+
+    path: Path
+    source: str
+    id: str
+    sha256: str
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, source: str) -> ModelUsed:
+        return cls(checkpoint.path, source, checkpoint.model_id, checkpoint.sha256)
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.source}), {self.id}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model": str(self.path), "model_source": self.source, "model_id": self.id, "model_sha256": self.sha256}
+
+
 @dataclass
 class GenerateSummary:
     """What a run did. ``skipped``: samples already written by an earlier run; ``failed``: one
@@ -111,9 +169,7 @@ class GenerateSummary:
     (``n`` for every mask found, skipped bad masks included)."""
 
     out: Path
-    model_path: Path
-    model_source: str
-    model_id: str
+    model: ModelUsed
     masks: int
     written: int
     skipped: int
@@ -121,6 +177,8 @@ class GenerateSummary:
     diverged_draws: int = 0
     seconds: float = 0.0
     preview: Path | None = None
+    preview_masks: int = 0
+    """Masks shown in the preview (the first :data:`PREVIEW_MASKS` with samples)."""
     requested: int = 0
     failed_samples: int = 0
     allowed_failed: float = 0.0
@@ -142,9 +200,7 @@ class GenerateSummary:
     def to_dict(self) -> dict:
         return {
             "out": str(self.out),
-            "model": str(self.model_path),
-            "model_source": self.model_source,
-            "model_id": self.model_id,
+            **self.model.to_dict(),
             "masks": self.masks,
             "written": self.written,
             "skipped": self.skipped,
@@ -158,21 +214,54 @@ class GenerateSummary:
             "seconds": round(self.seconds, 3),
             "images_per_s": round(self.images_per_second, 3),
             "preview": str(self.preview) if self.preview else None,
+            "preview_masks": self.preview_masks,
         }
 
 
-def find_model(explicit: str | Path | None) -> tuple[Path, str]:
-    """The checkpoint to generate with, and how it was found: ``--model``, then ``$FGAUG_MODEL``,
-    then the newest ``runs/*/checkpoints/last.pt`` under the working folder, then the bundled
-    demo model (trained on the toy world only)."""
-    if explicit:
-        return Path(explicit), "--model"
-    if os.environ.get(MODEL_ENVIRONMENT_VARIABLE):
-        return Path(os.environ[MODEL_ENVIRONMENT_VARIABLE]), f"${MODEL_ENVIRONMENT_VARIABLE}"
-    runs = sorted(Path("runs").glob("*/checkpoints/last.pt"), key=lambda p: p.stat().st_mtime)
-    if runs:
-        return runs[-1], "newest run in ./runs"
-    return bundled_dir() / DEMO_MODEL_NAME, "bundled demo model (toy world only)"
+def find_model(named: str | Path | None) -> tuple[Path, str]:
+    """The checkpoint a command samples with, and how it was named: ``--model``, else
+    ``$FGAUG_MODEL``; :data:`DEMO_MODEL` in either names the bundled toy-world demo model. fgaug
+    never picks a model nobody named: naming none is a :class:`UsageError`."""
+    if named:
+        given, source = str(named), "--model"
+    elif os.environ.get(MODEL_ENVIRONMENT_VARIABLE):
+        given, source = os.environ[MODEL_ENVIRONMENT_VARIABLE], f"${MODEL_ENVIRONMENT_VARIABLE}"
+    else:
+        raise UsageError(
+            f"no model named: pass --model CHECKPOINT (--model {DEMO_MODEL} for the bundled toy-world model) "
+            f"or set ${MODEL_ENVIRONMENT_VARIABLE}"
+        )
+    if given == DEMO_MODEL:
+        return bundled_dir() / DEMO_MODEL_NAME, f"{source} {DEMO_MODEL}: the bundled toy-world model"
+    return Path(given), source
+
+
+def load_named_model(named: str | Path | None, device: torch.device | str = "cpu") -> tuple[Checkpoint, ModelUsed]:
+    """The checkpoint :func:`find_model` finds, loaded on ``device``, and what identifies it."""
+    path, source = find_model(named)
+    checkpoint = load_checkpoint(path, device)
+    return checkpoint, ModelUsed.of(checkpoint, source)
+
+
+def run_record(options: GenerateOptions, model: ModelUsed, groups: Sequence[Group]) -> RunRecord:
+    """What shapes the samples of ``options`` (every field but :data:`NOT_SHAPING` and
+    :data:`MASK_SELECTION`), for ``fgaug-run.json``."""
+    settings, files = {}, {}
+    for option in fields(options):
+        name, value = option.name, getattr(options, option.name)
+        if name in NOT_SHAPING or name in MASK_SELECTION:
+            continue
+        if name == "model":
+            value, files[name] = model.sha256, str(model.path.resolve())
+        elif name in FILE_FIELDS and value is not None:
+            value, files[name] = file_identity(value), str(Path(value).resolve())
+        elif name in FOLDER_FIELDS and value is not None:
+            value = str(Path(value).resolve())
+        settings[name] = value
+    if options.allocate != "uniform":
+        settings["masks_used"] = masks_used(groups)
+    defaults = {option.name: option.default for option in fields(GenerateOptions) if option.default is not MISSING}
+    return RunRecord("generate", settings, files, defaults, {**OPTION_NAMES, "masks_used": "the masks used"})
 
 
 def draw_seed(seed: int, key: str, sample: int, candidate: int = 0) -> int:
@@ -355,13 +444,14 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     The process group is torn down however the run ends.
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
-        raise ValueError("--n, --best-of and --batch-size must be at least 1")
+        raise UsageError("--n, --best-of and --batch-size must be at least 1")
     require_finite(temperature=options.temperature, allowed_failed=options.allowed_failed)
     if options.temperature < 0:
-        raise ValueError(f"--temp must be >= 0, got {options.temperature}")
+        raise UsageError(f"--temp must be >= 0, got {options.temperature}")
     if not 0 <= options.allowed_failed <= 1:
-        raise ValueError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
+        raise UsageError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     check_modes(options)
+    find_model(options.model)  # naming no model is a usage error, found before any input is read
     start = time.perf_counter()
     context, device = distributed.start(options.device)
     try:
@@ -383,14 +473,21 @@ def _generate_in_process(
     masks_root = Path(options.masks)
     discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)  # type: ignore[arg-type]
     groups = discovery.groups[: options.limit] if options.limit else discovery.groups
+    out = Path(options.out)
+    check_output_root(out, masks_root)
+    checkpoint, model_used = load_named_model(options.model, device)
+    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
+    record = run_record(options, model_used, groups)
+    clear = check_output(out, record, OWN_OUTPUTS, options.overwrite)
+    if context.is_main:
+        take_output(out, masks_root, record, OWN_OUTPUTS, clear)
+    context.barrier()
     part = f"rank{context.rank}" if context.active else None
-    writer = DatasetWriter(Path(options.out), masks_root, WriterOptions(options.at_model_resolution), part)
-    model_path, model_source = find_model(options.model)
-    checkpoint = load_checkpoint(model_path, device)
+    writer_options = WriterOptions(options.at_model_resolution, snap_colors=options.snap_colors)
+    writer = DatasetWriter(out, masks_root, writer_options, part)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
-    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights))
     shard = list(range(len(groups)))[context.rank :: context.world_size]
     work = [
         _Work(groups[g], [i for i in range(counts[g]) if not writer.is_finished(groups[g], i)], counts[g])
@@ -399,10 +496,10 @@ def _generate_in_process(
     work = [item for item in work if item.samples]
     pending = sum(len(item.samples) for item in work)
     requested = sum(counts[g] for g in shard)
-    progress.log(f"model: {model_path} ({model_source}), {checkpoint.model_id}")
+    progress.log(f"model: {model_used}")
     progress.start("generating", pending)
     if options.content_from:
-        source = ContentSource.open(masks_root, Path(options.content_from))
+        source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
         tally = _transfer_work(work, options, checkpoint, source, device, writer, progress)
     else:
         tally = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
@@ -416,9 +513,7 @@ def _generate_in_process(
     context.barrier()
     summary = GenerateSummary(
         Path(options.out),
-        model_path,
-        model_source,
-        checkpoint.model_id,
+        model_used,
         len(groups),
         totals[0],
         totals[1],
@@ -432,8 +527,13 @@ def _generate_in_process(
         summary.failed.append(f"{totals[2] - len(tally.failures)} more failure(s) reported by other processes")
     if context.is_main:
         merge_manifests(Path(options.out), [group.key for group in groups])
-        if options.preview:
-            summary.preview = write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
+        shown = (
+            write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
+            if options.preview
+            else None
+        )
+        if shown:
+            summary.preview, summary.preview_masks = shown
     context.barrier()
     return summary
 
@@ -518,6 +618,7 @@ def _generate_work(
                         **_sampling_notes(options.sampling),
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
+                        "model_sha256": checkpoint.sha256,
                         **notes,
                     },
                     extra,
@@ -574,7 +675,9 @@ def _transfer_work(
 ) -> _Tally:
     """Content transfer onto every pending layout (one sample each)."""
     model = checkpoint.model
-    read = ReadOptions(model.config.image_size, boundary=model.config.mask_channels == 4)
+    read = ReadOptions(
+        model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
+    )
     tally = _Tally()
     for batch in _batches(work, 1, options.batch_size):
         try:
@@ -601,7 +704,12 @@ def _transfer_work(
                 )
                 tally.failed_samples += 1
                 continue
-            metadata = {"mode": "content transfer", "model": checkpoint.model_id, "model_file": checkpoint.path.name}
+            metadata = {
+                "mode": "content transfer",
+                "model": checkpoint.model_id,
+                "model_file": checkpoint.path.name,
+                "model_sha256": checkpoint.sha256,
+            }
             writer.write(item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1
     return tally
@@ -625,18 +733,18 @@ def _prior_fill(model: Sampler, keys: Sequence[str], options: GenerateOptions, t
 def check_modes(options: GenerateOptions) -> None:
     """Refuse option combinations that mean nothing, in one line each."""
     if not 0 <= options.reject_fraction < 1:
-        raise ValueError(f"--reject must lie in [0, 1), got {options.reject_fraction}")
+        raise UsageError(f"--reject must lie in [0, 1), got {options.reject_fraction}")
     if not 0 < options.ignore_below < 1:
-        raise ValueError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
+        raise UsageError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
     plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
     if options.content_from and not plain:
-        raise ValueError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
+        raise UsageError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
     if options.content_fill not in CONTENT_FILLS:
-        raise ValueError(f"--content-fill must be one of {', '.join(CONTENT_FILLS)}, got {options.content_fill!r}")
+        raise UsageError(f"--content-fill must be one of {', '.join(CONTENT_FILLS)}, got {options.content_fill!r}")
     if options.content_fill != "transfer" and not (options.content_from and options.keep_unchanged):
-        raise ValueError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
+        raise UsageError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
     if not options.keep_unchanged and not options.content_from:
-        raise ValueError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
+        raise UsageError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
     if options.style_seeds is not None:
         check_styles(options)
 
@@ -645,18 +753,18 @@ def check_styles(options: GenerateOptions) -> None:
     """Style seeds give every mask one sample per style: refuse what would break that."""
     styles = list(options.style_seeds or [])
     if not styles:
-        raise ValueError("give at least one style seed")
+        raise UsageError("give at least one style seed")
     if len(set(styles)) != len(styles):
-        raise ValueError(f"the style seeds {styles} repeat a style")
+        raise UsageError(f"the style seeds {styles} repeat a style")
     if options.n != len(styles):
-        raise ValueError(f"--n {options.n} differs from the {len(styles)} style seeds: each style is one sample")
+        raise UsageError(f"--n {options.n} differs from the {len(styles)} style seeds: each style is one sample")
     for name, used in {
         "--allocate": options.allocate != "uniform",
         "--reject": bool(options.reject_fraction),
         "--content-from": bool(options.content_from),
     }.items():
         if used:
-            raise ValueError(f"{name} cannot be combined with style seeds: every mask gets one sample per style")
+            raise UsageError(f"{name} cannot be combined with style seeds: every mask gets one sample per style")
 
 
 def _path(text: str | None) -> Path | None:
@@ -664,10 +772,15 @@ def _path(text: str | None) -> Path | None:
 
 
 def write_preview(
-    path: str | Path, writer: DatasetWriter, groups: Sequence[Group], n: int, size: tuple[int, int], rows: int = 6
-) -> Path | None:
-    """A grid of the first masks and their samples, read back from the output tree (so it also
-    shows the samples of an earlier, resumed run)."""
+    path: str | Path,
+    writer: DatasetWriter,
+    groups: Sequence[Group],
+    n: int,
+    size: tuple[int, int],
+    rows: int = PREVIEW_MASKS,
+) -> tuple[Path, int] | None:
+    """A grid of the first ``rows`` masks with samples and their samples, read back from the output
+    tree (so it also shows the samples of an earlier, resumed run); its path and its mask count."""
     outputs: dict[tuple[str, int], str] = {}
     for record in writer.records():
         outputs[(record["key"], int(record["sample"]))] = record["outputs"]["photo"]
@@ -684,7 +797,7 @@ def write_preview(
             grid.append(row)
     if not grid:
         return None
-    return save_grid(path, grid, ["mask", *(f"sample {i}" for i in range(n))])
+    return save_grid(path, grid, ["mask", *(f"sample {i}" for i in range(n))]), len(grid)
 
 
 def _fit(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -43,10 +43,11 @@ def layout_synthesiser(
     model: Path,
     device: str,
     precision: str,
+    overwrite: bool = False,
     sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> Synthesiser:
     """A :data:`Synthesiser` for one of :data:`LAYOUT_STRATEGIES` over masks of the tree ``root``
-    (pairs read at ``size``, the model's)."""
+    (pairs read at ``size``, the model's); ``overwrite`` replaces trees other settings made."""
     if strategy not in LAYOUT_STRATEGIES:
         raise ValueError(f"a layout strategy is one of {', '.join(LAYOUT_STRATEGIES)}, got {strategy!r}")
 
@@ -60,7 +61,7 @@ def layout_synthesiser(
             paste=PASTED_OBJECTS,
             photos=strategy == "copy-paste-real",
         )
-        write_layouts(groups, root, layouts, options)
+        write_layouts(groups, root, layouts, options, overwrite=overwrite)
         tree, diverged = layouts, 0
         if strategy == "content-paste-prior":
             tree = folder / "generated"
@@ -79,6 +80,7 @@ def layout_synthesiser(
                     allowed_failed=1.0,
                     guidance=sampling.guidance,
                     denoise_scale=sampling.denoise_scale,
+                    overwrite=overwrite,
                 )
             )
             diverged = summary.diverged_draws

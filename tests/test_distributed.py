@@ -148,7 +148,9 @@ def test_generation_tears_the_process_group_down_when_it_fails(monkeypatch: pyte
         monkeypatch.setenv(name, value)
     try:
         with pytest.raises(DataError, match="no such file"):
-            generate(GenerateOptions(masks=str(tmp_path / "missing"), out=str(tmp_path / "out"), device="cpu"))
+            generate(
+                GenerateOptions(masks=str(tmp_path / "missing"), out=str(tmp_path / "out"), model="demo", device="cpu")
+            )
         assert not dist.is_initialized()
     finally:
         if dist.is_initialized():

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from same_images import assert_same_up_to_rounding, photos
@@ -24,6 +25,7 @@ from fgaug.sample import (
     find_model,
     generate,
 )
+from fgaug.usage import UsageError
 
 
 def run(masks: Path, out: Path, checkpoint: Path, **changes: object):
@@ -88,18 +90,22 @@ def test_preview_and_native_resolution(small_tree: Path, test_checkpoint: Path, 
     assert Image.open(first).size == (64, 32)  # the masks' size, not the model's 32x16
 
 
-def test_model_lookup_order(tmp_path: Path, monkeypatch) -> None:
+def test_only_a_named_model_is_used(tmp_path: Path, monkeypatch) -> None:
+    """--model, else $FGAUG_MODEL; 'demo' names the bundled model; a run folder nearby is not a choice."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("FGAUG_MODEL", raising=False)
-    path, source = find_model(None)
-    assert path.name == "demo-toy-64x128.pt" and "demo" in source
     newest = tmp_path / "runs" / "x" / "checkpoints" / "last.pt"
     newest.parent.mkdir(parents=True)
     newest.write_bytes(b"")
-    assert find_model(None)[0] == Path("runs/x/checkpoints/last.pt")
+    with pytest.raises(UsageError, match=r"no model named: pass --model CHECKPOINT \(--model demo .*\$FGAUG_MODEL"):
+        find_model(None)
+    path, source = find_model("demo")
+    assert path.name == "demo-toy-64x128.pt" and path.is_file() and source.startswith("--model demo")
     monkeypatch.setenv("FGAUG_MODEL", "/models/env.pt")
     assert find_model(None) == (Path("/models/env.pt"), "$FGAUG_MODEL")
     assert find_model("given.pt") == (Path("given.pt"), "--model")
+    monkeypatch.setenv("FGAUG_MODEL", "demo")
+    assert find_model(None)[0].name == "demo-toy-64x128.pt"
 
 
 class SeedDrivenModel:

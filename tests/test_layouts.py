@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from compat import torchvision_cityscapes
 from PIL import Image
+from smooth_masks import smoothly_resized_colour_masks
 
 from fgaug.data.cityscapes import find_groups, read_instance_ids, read_label_ids
 from fgaug.data.io import DataError
@@ -220,7 +221,7 @@ def test_the_layouts_command_writes_a_tree_and_refuses_bad_options(street_tree: 
     assert summary["written"] == 6 and summary["sources"] == 3 and len(read_layout_records(out / "layouts.jsonl")) == 6
     assert runner.invoke(app, [*arguments, "--max-scale", "nan"]).exit_code == 2
     refused = runner.invoke(app, [*arguments, "--max-scale", "0.5"])
-    assert refused.exit_code == 1 and "scale range" in refused.output
+    assert refused.exit_code == 2 and "--max-scale" in refused.output
     inside = runner.invoke(app, ["layouts", str(street_tree), "--out", str(street_tree / "inside")])
     assert inside.exit_code == 1 and "must not be inside the input" in inside.output
     with_photos = runner.invoke(app, [*arguments, "--out", str(tmp_path / "with-photos"), "--photos"])
@@ -269,3 +270,39 @@ def test_photos_need_a_photo_beside_each_mask(street_tree: Path, tmp_path: Path)
     masks_only = dataclasses.replace(groups[0], photo=None)
     with pytest.raises(DataError, match=str(groups[0].mask)):
         write_layouts([masks_only, groups[1]], street_tree, tmp_path / "x", LayoutOptions(n=1, paste=1, photos=True))
+
+
+def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_tree: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fgaug.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "new-masks"
+    arguments = ["layouts", str(street_tree), "--split", "train", "--out", str(out), "--n", "1", "--limit", "2"]
+    assert runner.invoke(app, arguments).exit_code == 0
+    first = read_layout_records(out / "layouts.jsonl")
+    refused = runner.invoke(app, [*arguments, "--seed", "3"])
+    assert refused.exit_code == 1, refused.output
+    assert f"error: {out} was made with --seed 0; this run has --seed 3; use --overwrite" in refused.output
+    refused = runner.invoke(app, [*arguments[:-1], "3"])
+    assert refused.exit_code == 1 and "the masks used (--split, --limit) 2 masks" in refused.output
+    assert read_layout_records(out / "layouts.jsonl") == first
+    replaced = runner.invoke(app, [*arguments, "--seed", "3", "--overwrite", "--json"])
+    assert replaced.exit_code == 0, replaced.output
+    assert json.loads(replaced.stdout.strip().splitlines()[-1])["skipped"] == 0
+    assert read_layout_records(out / "layouts.jsonl") != first
+
+
+def test_layouts_snap_smoothly_resized_colour_masks_when_asked(street_tree: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fgaug.cli import app
+
+    masks = smoothly_resized_colour_masks(street_tree, tmp_path / "masks", 2)
+    arguments = ["layouts", str(masks), "--n", "1", "--paste", "1"]
+    refused = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "refused")])
+    assert refused.exit_code == 1 and "use --snap-colors" in refused.output
+    snapped = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "snapped"), "--snap-colors", "--json"])
+    assert snapped.exit_code == 0, snapped.output
+    assert json.loads(snapped.stdout.strip().splitlines()[-1])["written"] == 2

@@ -151,7 +151,7 @@ def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: P
     assert result.exit_code == 0, result.output
     walk = json.loads(result.stdout)
     assert [Path(f).name for f in walk["frames"]] == ["frame_000.png", "frame_001.png", "frame_002.png"]
-    assert Path(walk["strip"]).is_file() and walk["model"] == str(DEMO)
+    assert Path(walk["strip"]).is_file() and walk["model"] == str(DEMO) and len(walk["model_sha256"]) == 64
     photos = [
         "--from-photo",
         str(group.photo),

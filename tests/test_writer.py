@@ -132,6 +132,29 @@ def test_validate_finds_a_damaged_tree(toy_tree: Path, tmp_path: Path) -> None:
     assert any("differs from its source" in p for p in problems)
 
 
+def test_validate_takes_the_source_as_generate_takes_masks(toy_tree: Path, tmp_path: Path) -> None:
+    """Issue 22, item 3: a tree made from a split folder checks against the root and the split folder."""
+    from typer.testing import CliRunner
+
+    from fgaug.cli import app
+    from fgaug.data.writer import validate_tree
+
+    split = toy_tree / "gtFine" / "val"
+    out = tmp_path / "augmented"
+    write_all(DatasetWriter(out, split), find_groups(split, require_photos=False).groups)
+    for source in (toy_tree, split, split / "flowdorf"):
+        assert validate_tree(out, source).problems == [], source
+    label = next(out.rglob("*_gtFine_instanceIds.png"))
+    label.write_bytes(label.read_bytes() + b"\0")
+    original = split / "flowdorf" / label.name.replace(label.parent.name, "flowdorf")  # its sample's source
+    assert validate_tree(out, toy_tree).problems == [f"{label}: differs from its source {original}"]
+    result = CliRunner().invoke(app, ["validate", str(out), "--source", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'nope'}: the source masks are missing (no such file or folder)"
+    ]
+
+
 def test_cityscapesscripts_derives_train_ids_from_the_written_tree(toy_tree: Path, tmp_path: Path) -> None:
     import os
 

@@ -50,6 +50,10 @@ MASK_SUFFIX_FORMATS = {
     "_gtFine_color.png": "color",
 }
 """Label files usable as the condition, in order of preference."""
+PHOTO_OFF_PALETTE = 0.5
+"""A colour image with more of its pixels off the Cityscapes palette is a photo, not a mask (a
+smoothly resized mask has 10-15% at its edges)."""
+ID_MODES = ("L", "I", "I;16", "I;16B")
 
 
 @dataclass(frozen=True)
@@ -239,6 +243,11 @@ def read_label_ids(path: str | Path, mask_format: MaskFormat = "auto", snap_colo
         if image.mode not in ("RGB", "RGBA", "P"):
             raise DataError(f"{path}: a colour mask must be an RGB(A) PNG, got mode {image.mode}")
         ids, off_palette = color_to_ids(np.asarray(image.convert("RGB")), snap=snap_colors)
+        if path.name.endswith(PHOTO_SUFFIX) or off_palette > PHOTO_OFF_PALETTE:
+            raise DataError(
+                f"{path}: looks like a photo, not a mask ({off_palette:.0%} of its pixels are not Cityscapes "
+                "palette colours); give the label files (gtFine/), not the photos (leftImg8bit/)"
+            )
         if off_palette > 0 and not snap_colors:
             raise DataError(
                 f"{path}: {off_palette:.1%} of pixels are not Cityscapes palette colours "
@@ -257,6 +266,20 @@ def read_label_ids(path: str | Path, mask_format: MaskFormat = "auto", snap_colo
     return values.astype(np.uint8)
 
 
+def looks_like_mask(path: Path) -> bool:
+    """Whether an image file is a label file: by its Cityscapes name, or a single-channel image."""
+    return any(path.name.endswith(suffix) for suffix in LABEL_SUFFIXES) or open_image(path).mode in ID_MODES
+
+
+def looks_like_photo(path: Path) -> bool:
+    """Whether an image file is a photo: by its Cityscapes name, or mostly off the palette."""
+    if path.name.endswith(PHOTO_SUFFIX):
+        return True
+    image = open_image(path)
+    rgb = image.mode in ("RGB", "RGBA", "P")
+    return rgb and color_to_ids(np.asarray(image.convert("RGB")))[1] > PHOTO_OFF_PALETTE
+
+
 def _listed(values: list[int], limit: int = 8) -> str:
     shown = ", ".join(map(str, values[:limit]))
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
@@ -264,7 +287,7 @@ def _listed(values: list[int], limit: int = 8) -> str:
 
 def _grey_values(path: Path, image: object) -> np.ndarray:
     mode = image.mode  # type: ignore[attr-defined]
-    if mode not in ("L", "I", "I;16", "I;16B"):
+    if mode not in ID_MODES:
         raise DataError(f"{path}: an id mask must be a single-channel PNG, got mode {mode}")
     return np.asarray(image)
 

@@ -6,6 +6,7 @@ is wrong, so the CLI can print it as one line.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -57,6 +58,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
     with atomic_output(path) as temporary:
         temporary.write_bytes(data)
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def encode_png(array: np.ndarray, compress_level: int = 4) -> bytes:

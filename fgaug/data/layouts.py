@@ -36,7 +36,7 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +46,16 @@ import numpy as np
 from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_photo
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_train_ids
+from fgaug.data.record import OwnOutputs, RunRecord, check_output, masks_used, take_output
 from fgaug.data.writer import check_output_root, frame_names, read_manifest
 from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
+from fgaug.usage import UsageError
 
 LAYOUT_TOKEN = "layout"
 MANIFEST_NAME = "layouts.jsonl"
+OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME,), rf"-{LAYOUT_TOKEN}-l\d+")
+"""What ``layouts`` writes under its output root (what ``--overwrite`` may remove)."""
 INSTANCE_CLASSES = ("person", "rider", "car", "bicycle", "motorcycle")
 POLE_MOUNTED = ("traffic sign", "traffic light")
 PASTED_CLASSES = INSTANCE_CLASSES + POLE_MOUNTED
@@ -83,10 +87,11 @@ class LabelSet:
     instance_ids: np.ndarray
 
     @classmethod
-    def read(cls, group: Group) -> LabelSet:
-        """The group's labelIds and instanceIds; without an instanceIds file, the instances of
-        instance classes are its connected parts."""
-        label_ids = read_label_ids(group.mask, group.mask_format)
+    def read(cls, group: Group, snap_colors: bool = False) -> LabelSet:
+        """The group's labelIds (colour masks snapped to the palette with ``snap_colors``) and
+        instanceIds; without an instanceIds file, the instances of instance classes are its
+        connected parts."""
+        label_ids = read_label_ids(group.mask, group.mask_format, snap_colors)
         if group.instance_ids is not None:
             return cls(label_ids, read_instance_ids(group.instance_ids))
         return cls(label_ids, instances_from_components(label_ids))
@@ -319,18 +324,20 @@ class LayoutOptions:
     seed: int = 0
     split: str = "train"
     photos: bool = False
+    snap_colors: bool = False
+    """Map off-palette pixels of colour masks to the nearest palette colour present (else refused)."""
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.paste < 0:
-            raise ValueError("--n must be at least 1 and --paste at least 0")
+            raise UsageError("--n must be at least 1 and --paste at least 0")
         for name in ("flip_probability", "jitter_probability"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+                raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
         low, high = self.scale_range
         if not (math.isfinite(low) and math.isfinite(high) and 1 <= low <= high):
-            raise ValueError(f"the scale range must satisfy 1 <= low <= high, got {self.scale_range}")
+            raise UsageError(f"the scale range (1, --max-scale) must satisfy 1 <= low <= high, got {self.scale_range}")
         if not (math.isfinite(self.rare_boost) and self.rare_boost >= 0):
-            raise ValueError(f"--rare-boost must be a finite number >= 0, got {self.rare_boost}")
+            raise UsageError(f"--rare-boost must be a finite number >= 0, got {self.rare_boost}")
 
 
 @dataclass
@@ -366,10 +373,11 @@ class CutoutBank:
         progress: Progress | None = None,
         per_class: int = BANK_PER_CLASS,
         photos: bool = False,
+        snap_colors: bool = False,
     ) -> None:
         """At most ``per_class`` cutouts are kept per class (a uniform reservoir sample), so the
         bank's memory stays bounded on a full-size dataset. With ``photos`` each cutout carries its
-        real pixels."""
+        real pixels; ``snap_colors`` reads colour masks as :meth:`LabelSet.read` does."""
         progress = progress or SilentProgress()
         self.by_class: dict[str, list[Cutout]] = {name: [] for name in PASTED_CLASSES}
         seen = dict.fromkeys(PASTED_CLASSES, 0)
@@ -377,7 +385,7 @@ class CutoutBank:
         pixels = dict.fromkeys(PASTED_CLASSES, 0)
         progress.start("collecting objects", len(groups))
         for group in groups:
-            labels = LabelSet.read(group)
+            labels = LabelSet.read(group, snap_colors)
             photo = read_layout_photo(group, labels.shape) if photos else None
             for cutout in find_cutouts(group.key, labels, photo):
                 kept, seen[cutout.label] = self.by_class[cutout.label], seen[cutout.label] + 1
@@ -476,26 +484,47 @@ class LayoutSummary:
         return {**asdict(self), "out": str(self.out)}
 
 
+def layout_record(groups: Sequence[Group], input_root: Path, options: LayoutOptions) -> RunRecord:
+    """What shapes the layouts (for ``fgaug-run.json``): every option, the input and the masks used
+    (the objects pasted into one layout come from all of them)."""
+    settings = {"masks": str(Path(input_root).resolve()), "masks_used": masks_used(groups), **asdict(options)}
+    defaults = {option.name: option.default for option in fields(LayoutOptions) if option.default is not MISSING}
+    names = {
+        "masks": "MASKS",
+        "masks_used": "the masks used (--split, --limit)",
+        "scale_range": "scales (1, --max-scale)",
+    }
+    return RunRecord("layouts", settings, defaults=defaults, names=names)
+
+
 def write_layouts(
     groups: Sequence[Group],
     input_root: Path,
     out_root: Path,
     options: LayoutOptions,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> LayoutSummary:
     """``options.n`` new layouts per group, written as a Cityscapes label tree under ``out_root``
     (a valid ``--masks`` input for ``fgaug generate``), with ``layouts.jsonl``. The input tree is
-    never written to; a rerun skips finished layouts."""
+    never written to; a rerun with the same settings skips finished layouts, one with others is
+    refused unless ``overwrite`` (see :mod:`fgaug.data.record`)."""
     start = time.perf_counter()
     progress = progress or SilentProgress()
     input_root, out_root = Path(input_root), Path(out_root)
     check_output_root(out_root, input_root)
+    record = layout_record(groups, input_root, options)
+    take_output(out_root, input_root, record, OWN_OUTPUTS, check_output(out_root, record, OWN_OUTPUTS, overwrite))
     manifest = out_root / MANIFEST_NAME
     records = read_layout_records(manifest)
     if records or manifest.is_file():  # drop a line torn by an interrupted run before appending
         atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in records).encode())
     finished = {(r["key"], int(r["layout"])) for r in records}
-    bank = CutoutBank(groups, options.rare_boost, progress, photos=options.photos) if options.paste else None
+    bank = (
+        CutoutBank(groups, options.rare_boost, progress, photos=options.photos, snap_colors=options.snap_colors)
+        if options.paste
+        else None
+    )
     written = skipped = pasted = 0
     progress.start("layouts", len(groups))
     for group in groups:
@@ -504,7 +533,7 @@ def write_layouts(
         progress.advance(1)
         if not pending:
             continue
-        labels = LabelSet.read(group)
+        labels = LabelSet.read(group, options.snap_colors)
         photo = read_layout_photo(group, labels.shape) if options.photos else None
         for index in pending:
             layout = make_layout(labels, group.key, index, bank, options, photo)

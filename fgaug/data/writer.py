@@ -26,13 +26,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
+from fgaug.data.cityscapes import Group, find_groups, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
+from fgaug.data.record import OwnOutputs
 from fgaug.finite import to_json
 
 MANIFEST_NAME = "manifest.jsonl"
 SAMPLE_TOKEN = "fgaug"
+OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME, "manifest.*.jsonl"), rf"-{SAMPLE_TOKEN}-s\d+")
+"""What ``generate`` writes under its output root (what ``--overwrite`` may remove)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 
 
@@ -42,6 +45,8 @@ class WriterOptions:
     split: str = "train"
     """Split folder for groups that have none (a folder of masks)."""
     derive_train_ids: bool = True
+    snap_colors: bool = False
+    """Read colour masks with off-palette pixels snapped to the palette (as the run read them)."""
 
 
 def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
@@ -171,7 +176,7 @@ class DatasetWriter:
     def _label_ids(self, group: Group) -> np.ndarray:
         """The group's labelIds, read once for all of its samples (they are written in a row)."""
         if self._cached_ids is None or self._cached_ids[0] != group.mask:
-            self._cached_ids = (group.mask, read_label_ids(group.mask, group.mask_format))
+            self._cached_ids = (group.mask, read_label_ids(group.mask, group.mask_format, self.options.snap_colors))
         return self._cached_ids[1]
 
     def _append(self, record: dict) -> None:
@@ -280,13 +285,19 @@ class ValidationReport:
 
 def validate_tree(out_root: str | Path, input_root: str | Path | None = None) -> ValidationReport:
     """Check an augmented tree against its manifest: every output file present and readable,
-    each photo the size of its labels, label ids valid, and (given the input root) every label
-    file that was copied still byte-identical to its source."""
+    each photo the size of its labels, label ids valid, and (given the masks it was made from)
+    every label file that was copied still byte-identical to its source.
+
+    ``input_root`` is read as ``generate --masks`` reads it (a Cityscapes root, a split or city
+    folder of one, or a folder of masks), and each sample's source found by its mask's key, so
+    the tree can be checked against the root or the split folder whichever it was made from."""
     out_root = Path(out_root)
-    input_root = Path(input_root) if input_root is not None else None
     problems: list[str] = []
     if not (out_root / MANIFEST_NAME).is_file():
         raise DataError(f"{out_root}: no {MANIFEST_NAME}; not an fgaug output tree")
+    if input_root is not None and not Path(input_root).exists():
+        raise DataError(f"{input_root}: the source masks are missing (no such file or folder)")
+    sources = {g.key: g for g in find_groups(input_root, require_photos=False).groups} if input_root else None
     records = [record for path in manifest_files(out_root) for record in read_manifest(path)]
     for record in records:
         outputs = {name: out_root / path for name, path in record["outputs"].items()}
@@ -302,10 +313,22 @@ def validate_tree(out_root: str | Path, input_root: str | Path | None = None) ->
             continue
         if photo_size != (label_ids.shape[1], label_ids.shape[0]):
             problems.append(f"{outputs['photo']}: size {photo_size} differs from its labelIds {label_ids.shape[::-1]}")
-        if input_root is not None and record.get("labels") == "copied":
-            base = input_root if input_root.is_dir() else input_root.parent
-            for suffix, source in record["source"]["labels"].items():
-                target = outputs[suffix.removeprefix("_gtFine_")]
-                if not (base / source).is_file() or target.read_bytes() != (base / source).read_bytes():
-                    problems.append(f"{target}: differs from its source {base / source}")
+        if sources is not None and record.get("labels") == "copied":
+            problems.extend(_copy_problems(record, outputs, sources.get(record["key"]), input_root))
     return ValidationReport(len(records), problems)
+
+
+def _copy_problems(
+    record: dict, outputs: dict[str, Path], source: Group | None, input_root: str | Path | None
+) -> list[str]:
+    """Label files of a sample that differ from those of its source mask (``None``: not found)."""
+    if source is None:
+        return [f"{outputs['photo']}: its source mask {record['key']} is not under {input_root}"]
+    problems = []
+    for suffix in record["source"]["labels"]:
+        target, original = outputs[suffix.removeprefix("_gtFine_")], source.label_files.get(suffix)
+        if original is None or not original.is_file():
+            problems.append(f"{target}: its source {source.stem}{suffix} is missing")
+        elif target.read_bytes() != original.read_bytes():
+            problems.append(f"{target}: differs from its source {original}")
+    return problems

@@ -1,0 +1,181 @@
+"""What made an output tree: ``fgaug-run.json`` at its root, so that a rerun resumes only its own work.
+
+``generate`` and ``layouts`` resume an interrupted run by skipping what is already written. That
+is right only when nothing that shapes the output changed: a rerun with another model,
+temperature or seed must not keep the first run's images and count them as done. So a run
+records the settings that shape its output (written atomically before anything else) and
+compares them with the record it finds:
+
+* nothing of fgaug's output (at most the record of a run that wrote nothing): a new tree; the
+  record is written;
+* the same settings: the run resumes;
+* other settings, or fgaug's output without a record: :class:`OutputConflictError` naming what
+  differs, unless ``overwrite``: then fgaug's own outputs are removed first (its manifests, the
+  record, and the city folders its naming marks as its own). Nothing else under the output root,
+  and nothing inside the input, is ever removed.
+
+A file that shapes the output (the model) is recorded by the SHA-256 of its content, so a copy
+of it elsewhere is the same model and the same path holding a retrained one is not. A setting
+missing from an older record (a newer fgaug added it) counts as its default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fgaug import __version__
+from fgaug.data.cityscapes import Group
+from fgaug.data.io import DataError, atomic_write_bytes, file_digest
+from fgaug.finite import to_json
+
+RECORD_NAME = "fgaug-run.json"
+LABEL_AND_PHOTO_ROOTS = ("leftImg8bit", "gtFine")
+
+
+class OutputConflictError(DataError):
+    """The output tree was made with other settings (the CLI's exit code 1, as for ``train``'s
+    existing run folder)."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What shapes a run's output. ``settings``: the values that must be equal for a rerun to
+    resume (JSON values; files by SHA-256); ``files``: the paths of those files, shown but not
+    compared; ``defaults``: the value of a setting that an older record lacks; ``names``: how the
+    user gives each setting (default ``--key-with-dashes``)."""
+
+    command: str
+    settings: dict[str, Any]
+    files: dict[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return to_json({"command": self.command, "fgaug": __version__, "settings": self.settings, "files": self.files})
+
+
+@dataclass(frozen=True)
+class OwnOutputs:
+    """What a command writes under its output root: ``files`` (glob patterns at the root) and the
+    city folders under ``leftImg8bit/<split>/`` and ``gtFine/<split>/`` whose names end with
+    ``folder_suffix`` (a regular expression)."""
+
+    files: tuple[str, ...]
+    folder_suffix: str
+
+    def folders(self, out_root: Path) -> list[Path]:
+        pattern = re.compile(f".+{self.folder_suffix}")
+        found = (path for kind in LABEL_AND_PHOTO_ROOTS for path in out_root.glob(f"{kind}/*/*"))
+        return sorted(path for path in found if path.is_dir() and pattern.fullmatch(path.name))
+
+    def root_files(self, out_root: Path) -> list[Path]:
+        return sorted(path for pattern in self.files for path in out_root.glob(pattern) if path.is_file())
+
+
+def file_identity(path: str | Path) -> str:
+    """The SHA-256 of a file that shapes a run's output (a missing file is a one-line error)."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: file not found")
+    return file_digest(path)
+
+
+def masks_used(groups: Sequence[Group]) -> str:
+    """Which masks a run used, in order, as one comparable value: their count and a digest of
+    their keys and formats."""
+    digest = hashlib.sha256("\n".join(f"{g.key}\0{g.mask_format}" for g in groups).encode()).hexdigest()
+    return f"{len(groups)} masks (keys sha256 {digest[:12]})"
+
+
+def check_output(out_root: str | Path, record: RunRecord, own: OwnOutputs, overwrite: bool) -> bool:
+    """Whether ``out_root`` must be cleared before this run writes: it holds fgaug's output made
+    with other settings (or without a record) and ``overwrite`` is given. Without ``overwrite``
+    such a tree is an :class:`OutputConflictError`. Reads only (every process may call it)."""
+    out_root = Path(out_root)
+    if not (own.root_files(out_root) or own.folders(out_root)):
+        return False
+    found = _stored_record(out_root)
+    if found is None:
+        problem = f"{out_root} holds fgaug output with no readable {RECORD_NAME} saying what made it"
+    else:
+        problem = _difference(out_root, found, record)
+        if not problem:
+            return False
+    if not overwrite:
+        raise OutputConflictError(f"{problem}; use --overwrite to replace it")
+    return True
+
+
+def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord, own: OwnOutputs, clear: bool) -> None:
+    """Make ``out_root`` this run's: remove fgaug's own outputs first when ``clear`` (never a path
+    inside ``input_root``), then write the record atomically. One process calls it."""
+    out_root = Path(out_root)
+    if clear:
+        keep = Path(input_root).resolve()
+        removable = [path for path in [*own.root_files(out_root), *own.folders(out_root)] if not _inside(path, keep)]
+        for path in sorted(removable, key=lambda p: p.is_dir()):  # manifests first: nothing counts as done
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        _remove_empty_folders(out_root)
+    atomic_write_bytes(out_root / RECORD_NAME, (record.to_json() + "\n").encode())
+
+
+def _stored_record(out_root: Path) -> dict[str, Any] | None:
+    try:
+        stored = json.loads((out_root / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return stored if isinstance(stored, dict) and isinstance(stored.get("settings"), dict) else None
+
+
+def _difference(out_root: Path, stored: dict[str, Any], record: RunRecord) -> str:
+    """A sentence naming what differs between the stored record and this run's ('' if nothing)."""
+    if stored.get("command") != record.command:
+        return f"{out_root} was made by fgaug {stored.get('command')}; this run is fgaug {record.command}"
+    current = json.loads(to_json(record.settings))
+    old_files = stored.get("files") if isinstance(stored.get("files"), dict) else {}
+    before, now = [], []
+    for key, value in current.items():
+        old = stored["settings"].get(key, json.loads(to_json(record.defaults.get(key))))
+        if old != value:
+            name = record.names.get(key, f"--{key.replace('_', '-')}")
+            before.append(f"{name} {_shown(old, old_files.get(key))}")
+            now.append(f"{name} {_shown(value, record.files.get(key))}")
+    if not before:
+        return ""
+    return f"{out_root} was made with {', '.join(before)}; this run has {', '.join(now)}"
+
+
+def _shown(value: Any, path: str | None) -> str:
+    if path is not None and isinstance(value, str):
+        return f"{path} (sha256 {value[:12]})"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list):
+        return ",".join(_shown(item, None) for item in value)
+    return str(value)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    resolved = path.resolve()
+    return resolved == folder or resolved.is_relative_to(folder)
+
+
+def _remove_empty_folders(out_root: Path) -> None:
+    """``leftImg8bit/<split>`` and ``gtFine/<split>`` folders (and then their roots) left empty."""
+    for kind in LABEL_AND_PHOTO_ROOTS:
+        for folder in [*sorted((out_root / kind).glob("*")), out_root / kind]:
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+                folder.rmdir()

@@ -1,0 +1,47 @@
+"""The shipped CI example runs as documented: the model is named, the train split grown, the tree checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_ci_script(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
+    """``examples/ci_data_prep.sh`` with ``fgaug`` on the PATH running this checkout."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    shim = bin_dir / "fgaug"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fgaug "$@"\n')
+    shim.chmod(0o755)
+    environment = {**os.environ, **variables, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    environment.pop("FGAUG_MODEL", None)
+    script = ROOT / "examples" / "ci_data_prep.sh"
+    return subprocess.run(
+        ["bash", str(script)], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_the_ci_example_names_its_model_and_grows_the_train_split(small_tree: Path, tmp_path: Path) -> None:
+    unnamed = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), N="1")
+    assert unnamed.returncode != 0 and "set MODEL" in unnamed.stderr
+    out = tmp_path / "augmented"
+    done = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
+    assert summary["written"] == 12 and summary["model_source"].startswith("--model demo")
+    assert {path.parent.parent.name for path in (out / "leftImg8bit").rglob("*.png")} == {"train"}
+    changed = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out), SEED="4")
+    assert changed.returncode == 1 and "was made with --seed 0; this run has --seed 4" in changed.stderr
+    replaced = run_ci_script(
+        tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out), SEED="4", OVERWRITE="1"
+    )
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4
+    workflow = (ROOT / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
+    assert "MODEL: /" in workflow and "SPLIT: train" in workflow
