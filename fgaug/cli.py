@@ -432,14 +432,29 @@ def generate(
         Path, typer.Option(help="A Cityscapes root, a gtFine split or city folder, or a folder of masks.")
     ],
     n: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "--n", "--samples", help="Samples per mask (use --samples under torchrun, which claims --n).", min=1
+            "--n",
+            "--samples",
+            help="Samples per mask (default 5; with style seeds, one per style). Use --samples under torchrun, "
+            "which claims --n.",
+            min=1,
         ),
-    ] = 5,
+    ] = None,
     temp: Annotated[
         float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).", callback=bounded(0))
     ] = 0.8,
+    style_seed: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Style seed (repeatable): sample i of every mask is drawn with the i-th style's noise, the same "
+            "for every mask, so all masks share that look. Recorded as `style` in the manifest.",
+            min=0,
+        ),
+    ] = None,
+    styles: Annotated[
+        int | None, typer.Option(help="Shorthand for --style-seed 0 ... --style-seed K-1.", min=1)
+    ] = None,
     model: ModelOption = None,
     out: Annotated[
         Path, typer.Option(help="Root of the augmented Cityscapes tree (created; never inside MASKS).")
@@ -560,13 +575,17 @@ def generate(
     from fgaug.api import GenerateOptions
     from fgaug.api import generate as run_generation
 
+    if style_seed and styles:
+        raise typer.BadParameter("give --style-seed S (repeatable) or --styles K, not both", param_hint="--styles")
+    style_seeds = list(style_seed) if style_seed else (list(range(styles)) if styles else None)
     options = GenerateOptions(
         masks=str(masks),
         out=str(out),
         model=model,
-        n=n,
+        n=n or (len(style_seeds) if style_seeds else GenerateOptions.n),
         temperature=temp,
         seed=seed,
+        style_seeds=style_seeds,
         batch_size=batch_size,
         best_of=best_of,
         device=device,

@@ -167,3 +167,19 @@ def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: P
         ),
         "mask not found",
     )
+
+
+def test_generate_style_options_through_the_command_line(toy_tree: Path, tmp_path: Path) -> None:
+    from test_cli import runner
+
+    from fgaug.cli import app
+
+    base = ["generate", "--masks", str(toy_tree), "--split", "val", "--model", str(DEMO), "--device", "cpu"]
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "k"), "--styles", "2"])
+    assert result.exit_code == 0, result.output
+    assert sorted({(r["draw"], r["style"]) for r in manifest(tmp_path / "k")}) == [(0, 0), (1, 1)]
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "s"), "--style-seed", "9", "--style-seed", "4"])
+    assert result.exit_code == 0, result.output
+    assert {r["seed"] for r in manifest(tmp_path / "s") if r["style"] == 4} == {style_seed(4)}
+    for bad in (["--styles", "2", "--style-seed", "1"], ["--styles", "2", "--n", "3"], ["--styles", "0"]):
+        assert runner.invoke(app, [*base, "--out", str(tmp_path / "bad"), *bad]).exit_code == 2, bad
