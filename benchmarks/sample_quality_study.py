@@ -151,6 +151,10 @@ class Variant:
         return self.recipe if self.kind == "plain" else f"{self.recipe}+{self.kind}"
 
 
+def trained(study: Path, recipe: str) -> bool:
+    return (study / "generators" / recipe / "done.json").is_file()
+
+
 def variants(names: list[str]) -> list[Variant]:
     found = []
     for name in names:
@@ -424,7 +428,8 @@ def main() -> None:
     elif args.phase == "probe":
         train_judging_probe(args.study)
     elif args.phase == "quality":
-        chosen = variants(names)
+        chosen = [variant for variant in variants(names) if trained(args.study, variant.recipe)]
+        print(f"judging {', '.join(v.name for v in chosen) or 'nothing yet'} (generators trained so far)", flush=True)
         sweep_validation(args.study, chosen)
         test_chosen(args.study, chosen)
         print(f"grid: {write_grid(args.study, chosen)}", flush=True)
