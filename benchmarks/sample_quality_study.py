@@ -55,7 +55,7 @@ TEMPERATURES = (0.6, 0.8, 1.0)
 DENOISE_SCALES = (0.8, 1.0, 1.2, 1.4)
 GUIDANCE_WEIGHTS = (0.0, 1.0, 2.0, 4.0)
 VAL_MASKS = 60
-TEST_MASKS = 150
+TEST_MASKS = 100
 TEST_SEEDS = (0, 1, 2, 3, 4)
 SAMPLES_PER_MASK = 2
 SMALL_CLASSES = ("pole", "traffic light", "traffic sign", "person")
@@ -231,10 +231,17 @@ def figures(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def judge(study: Path, recipe: str, sampling: SamplingOptions, groups: list[Group], seed: int) -> list[dict[str, Any]]:
+def judge(
+    study: Path,
+    recipe: str,
+    sampling: SamplingOptions,
+    groups: list[Group],
+    seed: int,
+    temperatures: tuple[float, ...] = TEMPERATURES,
+) -> list[dict[str, Any]]:
     checkpoint = load_checkpoint(generator_checkpoint(study, recipe))
     probe = load_segmenter(probe_path(study))
-    evaluation = evaluate_samples(checkpoint, groups, TEMPERATURES, SAMPLES_PER_MASK, seed, probe, sampling=sampling)
+    evaluation = evaluate_samples(checkpoint, groups, temperatures, SAMPLES_PER_MASK, seed, probe, sampling=sampling)
     return figures(evaluation)
 
 
