@@ -285,11 +285,7 @@ def test_chosen(study: Path, chosen: list[Variant]) -> None:
         for seed in TEST_SEEDS:
             if (variant.name, seed) in done:
                 continue
-            row = next(
-                r
-                for r in judge(study, variant.recipe, sampling, groups, seed)
-                if r["temperature"] == best["temperature"]
-            )
+            (row,) = judge(study, variant.recipe, sampling, groups, seed, (best["temperature"],))
             append_record(
                 results, {"variant": variant.name, "recipe": variant.recipe, "seed": seed, **sampling.to_dict(), **row}
             )
