@@ -40,8 +40,9 @@ from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import evaluate_samples
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.preview import save_grid, to_uint8_image
+from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
-from fgaug.sample import Draw, draw_best
+from fgaug.sample import DEMO_MODEL_NAME, Draw, draw_best
 from fgaug.segmenter import SegmentationPairs, load_segmenter, train_probe
 from fgaug.stats import mean_interval, signed_interval
 from fgaug.train import TrainingStoppedError, TrainOptions, train
@@ -69,6 +70,8 @@ class Recipe:
     noise: str = "uniform"
     condition_dropout: float = 0.0
     steps_factor: int = 1
+    bundled: bool = False
+    """The bundled demo model: today's recipe trained longer (4000 steps), judged, never trained here."""
 
     @property
     def denoisable(self) -> bool:
@@ -85,6 +88,7 @@ RECIPES = {
     "gauss-0.02": Recipe("gaussian:0.02"),
     "gauss-0.04": Recipe("gaussian:0.04"),
     "dropout-0.1": Recipe(condition_dropout=0.1),
+    "demo-4000": Recipe(bundled=True),
 }
 
 
@@ -99,13 +103,15 @@ def write_generator_world(study: Path) -> Path:
 
 
 def generator_checkpoint(study: Path, name: str) -> Path:
+    if RECIPES[name].bundled:
+        return bundled_dir() / DEMO_MODEL_NAME
     return study / "generators" / name / "checkpoints" / "last.pt"
 
 
 def train_generators(study: Path, names: list[str], steps: int, batch: int) -> None:
     """Train each recipe's generator for ``steps * steps_factor`` steps, resuming a stopped run."""
     data = write_generator_world(study)
-    for name in names:
+    for name in [name for name in names if not RECIPES[name].bundled]:
         recipe = RECIPES[name]
         run_dir = study / "generators" / name
         total = steps * recipe.steps_factor
@@ -152,7 +158,7 @@ class Variant:
 
 
 def trained(study: Path, recipe: str) -> bool:
-    return (study / "generators" / recipe / "done.json").is_file()
+    return RECIPES[recipe].bundled or (study / "generators" / recipe / "done.json").is_file()
 
 
 def variants(names: list[str]) -> list[Variant]:
