@@ -441,7 +441,8 @@ def main() -> None:
         print(f"judging {', '.join(v.name for v in chosen) or 'nothing yet'} (generators trained so far)", flush=True)
         sweep_validation(args.study, chosen)
         test_chosen(args.study, chosen)
-        print(f"grid: {write_grid(args.study, chosen)}", flush=True)
+        if chosen:
+            print(f"grid: {write_grid(args.study, chosen)}", flush=True)
     elif args.phase == "augment":
         sizes = [int(v) for v in args.sizes.split(",")]
         seeds = [int(v) for v in args.seeds.split(",")]
