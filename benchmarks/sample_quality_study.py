@@ -3,7 +3,7 @@
     python benchmarks/sample_quality_study.py train      # the recipes' generators (resumable; ~12 min each alone)
     python benchmarks/sample_quality_study.py probe      # the judging world and its probe segmenter
     python benchmarks/sample_quality_study.py quality    # val sweep, then the chosen settings on test; grid
-    python benchmarks/sample_quality_study.py augment    # the chosen variants through `evaluate augment`
+    python benchmarks/sample_quality_study.py augment --variants V --seeds 0,1,2   # two-schedule probes
     python benchmarks/sample_quality_study.py report     # report.md, summary.json
 
 Every generator is the ``tiny`` preset trained on the demo model's toy world (1,500 scenes, seed
@@ -25,26 +25,28 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fgaug.api import evaluate_augment
 from fgaug.checkpoint import load_checkpoint
 from fgaug.config import load_preset
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_pair, to_tensor
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluate import evaluate_samples
+from fgaug.evaluate import evaluate_samples, synthetic_pairs
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.preview import save_grid, to_uint8_image
+from fgaug.protocol import REAL_ONLY, PairArrays, curve_table, probe_recipe, read_pairs, run_arm, summarise
 from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
 from fgaug.sample import DEMO_MODEL_NAME, Draw, draw_best
 from fgaug.segmenter import SegmentationPairs, load_segmenter, train_probe
 from fgaug.stats import mean_interval, signed_interval
+from fgaug.strategies import LAYOUT_STRATEGIES, Synthesiser, layout_synthesiser
 from fgaug.train import TrainingStoppedError, TrainOptions, train
 
 STUDY = Path("runs/sample-quality")
@@ -319,35 +321,85 @@ def write_grid(study: Path, chosen: list[Variant], masks: int = 4) -> Path:
     return save_grid(study / "samples.png", columns, titles)
 
 
+SYNTHETIC_PER_MASK = 4
+PROBE_RECIPE = probe_recipe(1000, schedules=2)
+"""``evaluate augment --schedules 2``'s probe: the two-schedule baseline of issue 12."""
+
+
+def synthesiser(study: Path, variant: Variant, strategy: str, best: dict[str, Any]) -> Synthesiser:
+    """The synthetic pairs of N masks for one of ``prior``, ``content-paste-prior`` or
+    ``copy-paste-real`` (the library's strategies), or ``copy-paste-real+prior`` (both pooled)."""
+    world, checkpoint_path = write_judging_world(study), generator_checkpoint(study, variant.recipe)
+    sampling = SamplingOptions(best["guidance"], best["denoise_scale"])
+    size = load_preset("tiny").model.image_size
+    if strategy == "prior":
+        checkpoint = load_checkpoint(checkpoint_path)
+        return lambda groups: synthetic_pairs(
+            checkpoint, groups, SYNTHETIC_PER_MASK, best["temperature"], seed=0, sampling=sampling
+        )
+    if strategy in LAYOUT_STRATEGIES:
+        work = study / "synthetic" / (variant.name if strategy != "copy-paste-real" else "real-pixels") / strategy
+        return layout_synthesiser(
+            strategy,
+            world,
+            work,
+            size,
+            SYNTHETIC_PER_MASK,
+            best["temperature"],
+            checkpoint_path,
+            "cpu",
+            native_precision(),
+            sampling=sampling,
+        )
+    first, second = (synthesiser(study, variant, part, best) for part in strategy.split("+"))
+
+    def pooled(groups: Sequence[Group]) -> tuple[PairArrays, int]:
+        import torch  # through fgaug first, which bounds OpenMP's spinning (see the module docstring)
+
+        (a, diverged_a), (b, diverged_b) = first(groups), second(groups)
+        return PairArrays(torch.cat([a.photos, b.photos]), torch.cat([a.labels, b.labels])), diverged_a + diverged_b
+
+    return pooled
+
+
 def augment(study: Path, names: list[str], strategies: list[str], sizes: list[int], seeds: list[int]) -> None:
-    """``evaluate augment --schedules 2`` for each named variant at its chosen setting."""
+    """Probes trained on N real pairs alone and with each variant's synthetic pairs (at its chosen
+    setting), paired by seed, as ``evaluate augment --schedules 2`` trains them; one record per
+    (arm, N, seed) in ``augment-<seeds>.jsonl``, so several processes can split the seeds."""
     by_name = {variant.name: variant for variant in variants(list(RECIPES))}
-    for name in names:
-        variant = by_name[name]
-        best = choose(study, variant)
-        for strategy in strategies:
-            out = study / "augment" / name / strategy
-            if (out / "augment.json").is_file():
-                continue
-            start = time.perf_counter()
-            report = evaluate_augment(
-                write_judging_world(study),
-                out,
-                generator_checkpoint(study, variant.recipe),
-                sizes=sizes,
-                seeds=seeds,
-                temperature=best["temperature"],
-                strategy=strategy,
-                precision="fp32",
-                schedules=2,
-                sampling=SamplingOptions(best["guidance"], best["denoise_scale"]),
-            )
-            for row in report["strategies"]:
-                print(
-                    f"{name} {strategy} N={row['real']}: {signed_interval(row['difference'])} "
-                    f"({time.perf_counter() - start:.0f} s)",
-                    flush=True,
-                )
+    results = study / f"augment-{'-'.join(map(str, seeds))}.jsonl"
+    done = {(r["arm"], r["real"], r["seed"]) for path in study.glob("augment-*.jsonl") for r in read_records(path)}
+    world = write_judging_world(study)
+    size = load_preset("tiny").model.image_size
+    pool = find_groups(world, ["train"], True).groups
+    real_all = read_pairs(pool[: max(sizes)], size)
+    val = read_pairs(find_groups(world, ["val"], True).groups, size)
+    test = read_pairs(find_groups(world, ["test"], True).groups, size)
+
+    def run(arm: str, real_size: int, seed: int, synthetic: PairArrays | None) -> None:
+        start = time.perf_counter()
+        result = run_arm(arm, real_all.head(real_size), val, test, seed, PROBE_RECIPE, synthetic)
+        append_record(results, result.to_dict())
+        done.add((arm, real_size, seed))
+        print(
+            f"{arm} N={real_size} seed {seed}: test mIoU {result.test_miou:.4f} ({time.perf_counter() - start:.0f} s)"
+        )
+
+    for real_size in sizes:
+        for seed in seeds:
+            if (REAL_ONLY, real_size, seed) not in done:
+                run(REAL_ONLY, real_size, seed, None)
+        for name in names:
+            variant = by_name[name]
+            best = choose(study, variant)
+            for strategy in strategies:
+                arm = f"{name}/{strategy}"
+                todo = [seed for seed in seeds if (arm, real_size, seed) not in done]
+                if not todo:
+                    continue
+                synthetic, _ = synthesiser(study, variant, strategy, best)(pool[:real_size])
+                for seed in todo:
+                    run(arm, real_size, seed, synthetic)
 
 
 def interval(values: list[float]) -> dict[str, float]:
@@ -395,22 +447,28 @@ def report(study: Path) -> Path:
     for r in read_records(study / "quality-val.jsonl"):
         cells = [r["recipe"], f"{r['guidance']:g}", str(r["denoise_scale"]), f"{r['temperature']:g}"]
         lines.append("| " + " | ".join(cells) + f" | {r['consistency']:.3f} |")
-    augment_rows = []
-    for path in sorted((study / "augment").glob("*/*/augment.json")):
-        result = json.loads(path.read_text())
-        variant, strategy = path.parent.parent.name, path.parent.name
-        for row in result["strategies"]:
-            augment_rows.append(f"| {variant} | {strategy} | {row['real']} | {signed_interval(row['difference'])} |")
-            summary["augment"][f"{variant}/{strategy}/N{row['real']}"] = row["difference"]
-    if augment_rows:
+    records = [r for path in sorted(study.glob("augment-*.jsonl")) for r in read_records(path)]
+    if records:
+        summary["augment"] = summarise(records)
         lines += [
             "",
-            "## Does it help a segmenter? (`evaluate augment --schedules 2`, 5 seeds, Δ test mIoU vs real only)",
+            "## Does it help a segmenter? (two-schedule probes, paired by seed, Δ test mIoU against real only)",
             "",
-            "| variant | strategy | N | Δ mIoU [95% CI] |",
-            "|---|---|---|---|",
-            *augment_rows,
+            *curve_table(summary["augment"]["curve"]),
+            "",
+            "| arm | N | seeds | Δ mIoU [95% CI] | traffic sign | person | pole | traffic light |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+        for row in summary["augment"]["strategies"]:
+            per_class = row["per_class_difference"]
+            cells = [
+                f"{per_class.get(c, float('nan')):+.3f}" for c in ("traffic sign", "person", "pole", "traffic light")
+            ]
+            lines.append(
+                f"| {row['arm']} | {row['real']} | {len(row['seeds'])} | {signed_interval(row['difference'])} | "
+                + " | ".join(cells)
+                + " |"
+            )
     atomic_write_bytes(study / "summary.json", json.dumps(summary, indent=2).encode())
     atomic_write_bytes(study / "report.md", ("\n".join(lines) + "\n").encode())
     return study / "report.md"
