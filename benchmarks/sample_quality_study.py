@@ -362,10 +362,13 @@ def synthesiser(study: Path, variant: Variant, strategy: str, best: dict[str, An
     return pooled
 
 
-def augment(study: Path, names: list[str], strategies: list[str], sizes: list[int], seeds: list[int]) -> None:
+def augment(
+    study: Path, names: list[str], strategies: list[str], sizes: list[int], seeds: list[int], real: bool = True
+) -> None:
     """Probes trained on N real pairs alone and with each variant's synthetic pairs (at its chosen
     setting), paired by seed, as ``evaluate augment --schedules 2`` trains them; one record per
-    (arm, N, seed) in ``augment-<seeds>.jsonl``, so several processes can split the seeds."""
+    (arm, N, seed) in ``augment-<seeds>.jsonl``, so several processes can split the seeds (or the
+    arms: ``real`` False leaves the real-only probes to another process)."""
     by_name = {variant.name: variant for variant in variants(list(RECIPES))}
     results = study / f"augment-{'-'.join(map(str, seeds))}.jsonl"
     done = {(r["arm"], r["real"], r["seed"]) for path in study.glob("augment-*.jsonl") for r in read_records(path)}
@@ -386,7 +389,7 @@ def augment(study: Path, names: list[str], strategies: list[str], sizes: list[in
         )
 
     for real_size in sizes:
-        for seed in seeds:
+        for seed in seeds if real else []:
             if (REAL_ONLY, real_size, seed) not in done:
                 run(REAL_ONLY, real_size, seed, None)
         for name in names:
@@ -484,6 +487,7 @@ def main() -> None:
     parser.add_argument("--variants", default="", help="augment phase: comma-separated variant names")
     parser.add_argument("--strategies", default="prior", help="augment phase: comma-separated strategies")
     parser.add_argument("--sizes", default="20,40", help="augment phase: real-set sizes")
+    parser.add_argument("--no-real", action="store_true", help="augment phase: leave real-only probes to another run")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="augment phase: probe seeds")
     args = parser.parse_args()
     names = [name for name in args.recipes.split(",") if name]
@@ -504,7 +508,8 @@ def main() -> None:
     elif args.phase == "augment":
         sizes = [int(v) for v in args.sizes.split(",")]
         seeds = [int(v) for v in args.seeds.split(",")]
-        augment(args.study, [v for v in args.variants.split(",") if v], args.strategies.split(","), sizes, seeds)
+        names = [v for v in args.variants.split(",") if v]
+        augment(args.study, names, args.strategies.split(","), sizes, seeds, real=not args.no_real)
     else:
         print(f"report: {report(args.study)}", flush=True)
 
