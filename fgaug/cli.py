@@ -1082,7 +1082,9 @@ def prepare(
 def validate(
     augmented: Annotated[
         Path,
-        typer.Argument(help="An augmented tree written by `fgaug generate`.", metavar="AUGMENTED", show_default=False),
+        typer.Argument(
+            help="A tree written by `fgaug generate` or `fgaug layouts`.", metavar="AUGMENTED", show_default=False
+        ),
     ],
     source: Annotated[
         Path | None,
@@ -1094,7 +1096,8 @@ def validate(
     as_json: JsonOption = False,
 ) -> None:
     """Check an augmented tree: every file of every manifest entry present and readable, photos the
-    size of their labels, copied label files identical to their sources. Exit 1 on any problem.
+    size of their labels, copied label files identical to their sources; a `layouts` tree by its
+    `layouts.jsonl`. Exit 1 on any problem.
 
     Example:
 
