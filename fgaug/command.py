@@ -146,13 +146,21 @@ def tidy(param: TyperOption) -> None:
     param.min = param.max = None
 
 
+def shown_names(param: Any) -> tuple[list[str], list[str]]:
+    """``(opts, secondary_opts)`` of ``param`` as the help shows them: an on/off flag by the
+    spelling that changes something, ``--x`` for a flag off by default, ``--no-x`` for one on by
+    default. The other spelling still parses (it overrides a ``train --config`` file)."""
+    if isinstance(param, TyperOption) and param.is_flag and param.secondary_opts and param.default is not None:
+        return (param.opts if param.default is False else param.secondary_opts), []
+    return param.opts, param.secondary_opts
+
+
 def quiet_negatives(params: list[Any]) -> list[tuple[Any, list[str], list[str]]]:
-    """For the help only, show each on/off flag by the spelling that changes something: ``--x``
-    for a flag off by default, ``--no-x`` for one on by default. The other spelling still parses
-    (it overrides a ``train --config`` file). Returns what to put back."""
+    """Give every parameter its :func:`shown_names` for the help; returns what to put back."""
     taken = []
     for param in params:
-        if isinstance(param, TyperOption) and param.is_flag and param.secondary_opts and param.default is not None:
+        shown = shown_names(param)
+        if shown != (param.opts, param.secondary_opts):
             taken.append((param, param.opts, param.secondary_opts))
-            param.opts, param.secondary_opts = (param.opts if param.default is False else param.secondary_opts), []
+            param.opts, param.secondary_opts = shown
     return taken

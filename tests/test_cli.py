@@ -603,9 +603,11 @@ def test_the_docs_state_the_rounding_of_another_batch_composition() -> None:
 
     help_of = {parameter.name: parameter.help for parameter in get_command(app).commands["generate"].params}
     assert "one 8-bit level at most" in help_of["batch_size"]
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert "does not change the images" not in readme and "the same as a single process writes" not in readme
-    reproducibility = readme.split("### Reproducibility", 1)[1].split("###", 1)[0]
+    root = Path(__file__).resolve().parent.parent
+    docs = "".join(path.read_text(encoding="utf-8") for path in [root / "README.md", *(root / "docs").glob("*.md")])
+    assert "does not change the images" not in docs and "the same as a single process writes" not in docs
+    output = (root / "docs" / "output.md").read_text(encoding="utf-8")
+    reproducibility = " ".join(output.split("## Reproducibility", 1)[1].split("##", 1)[0].split())
     assert "one 8-bit level" in reproducibility and "torchrun" in reproducibility and "--batch-size" in reproducibility
 
 
