@@ -33,6 +33,7 @@ from fgaug.command import (
     STRATEGIES,
     TRAINING,
     FgaugCommand,
+    FgaugGroup,
 )
 from fgaug.finite import to_json
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from fgaug.flow.sampling import SamplingOptions
 
 app = typer.Typer(
+    cls=FgaugGroup,
     help="fgaug: grow a Cityscapes-format dataset with Full-Glow. Train p(photo | mask), then sample "
     "many different street scenes for every mask; the labels of every synthetic image are exact.",
     no_args_is_help=True,
@@ -1216,9 +1218,13 @@ def demo(
 
 
 segmenter_app = typer.Typer(
-    help="The probe segmenter used for label-consistency checks.", no_args_is_help=True, rich_markup_mode="markdown"
+    cls=FgaugGroup,
+    help="The probe segmenter used for label-consistency checks.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 evaluate_app = typer.Typer(
+    cls=FgaugGroup,
     help="Measure a model: likelihood, label consistency, diversity, augmentation value.",
     no_args_is_help=True,
     rich_markup_mode="markdown",

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from typer._click.exceptions import NoSuchOption
-from typer.core import TyperArgument, TyperCommand, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 POSITIONAL = ""
 """The new spelling of an option that became an argument: its value is passed positionally."""
@@ -106,6 +106,16 @@ class FgaugCommand(TyperCommand):
 
     def has_option(self, name: str) -> bool:
         return any(name in param.opts or name in param.secondary_opts for param in self.params)
+
+
+class FgaugGroup(TyperGroup):
+    """A Typer group whose own options (``--version``, completion, help) get the tidy type column."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperOption):
+                tidy(param)
+        super().format_help(ctx, formatter)
 
 
 def command_path(ctx: Any) -> str:

@@ -133,7 +133,7 @@ def test_a_wrong_flag_gets_the_right_one(arguments: list[str], suggested: str | 
 
 def help_lines(path: str, columns: int) -> list[str]:
     result = runner.invoke(app, [*path.split(), "--help"], env={"COLUMNS": str(columns)})
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     return result.output.splitlines()
 
 
@@ -151,3 +151,9 @@ def test_generate_help_is_grouped_and_short() -> None:
 def test_every_option_of_a_long_command_is_in_a_panel(path: str) -> None:
     params = command(path).params
     assert [param.name for param in params if param.param_type_name == "option" and not param.rich_help_panel] == []
+
+
+@pytest.mark.parametrize("path", ["", "evaluate", "segmenter", "train", "demo", "interpolate"])
+def test_no_help_shows_type_noise(path: str) -> None:
+    text = "\n".join(help_lines(path, 120))
+    assert "<bool>" not in text and "x>=" not in text and "<int range>" not in text
