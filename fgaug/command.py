@@ -25,6 +25,9 @@ INPUT, SAMPLING, STRATEGIES, OUTPUT, PERFORMANCE = "Input", "Sampling", "Strateg
 MODEL, TRAINING, RUN, PROTOCOL = "Model", "Training", "Run folder and logging", "Protocol"
 """Help panels (``rich_help_panel``)."""
 
+PANELS_FROM = 12
+"""Options a command needs before its help is split into panels; fewer read best as one list."""
+
 DEPRECATED: dict[str, dict[str, str]] = {
     "generate": {"--masks": POSITIONAL, "--n": "--samples"},
     "layouts": {"--n": "--per-mask"},
@@ -62,9 +65,11 @@ class FgaugCommand(TyperCommand):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for param in self.params:
-            if isinstance(param, TyperOption):
-                tidy(param)
+        options = [param for param in self.params if isinstance(param, TyperOption)]
+        for param in options:
+            tidy(param)
+            if len(options) < PANELS_FROM:
+                param.rich_help_panel = None
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         taken = quiet_negatives(self.params)
