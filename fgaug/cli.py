@@ -712,7 +712,7 @@ def generate(
         Path | None,
         typer.Option(
             help="Segmenter trained on real photos: pixels whose label it gives a probability below --ignore-below "
-            "are marked in an extra <stem>_gtFine_fgaugIgnore.png (255 = ignore); label files stay as they are.",
+            "are marked in an extra `<stem>_gtFine_fgaugIgnore.png` (255 = ignore); label files stay as they are.",
             metavar="SEGMENTER",
             rich_help_panel=STRATEGIES,
         ),

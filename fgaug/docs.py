@@ -99,8 +99,9 @@ def default(param: Any) -> str:
 
 
 def cell(text: str) -> str:
-    """``text`` on one line, safe in a Markdown table cell."""
-    return " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
+    """``text`` on one line, safe in a Markdown table cell (``<`` escaped outside code spans)."""
+    parts = " ".join(text.split()).replace("|", "\\|").split("`")
+    return "`".join(part if index % 2 else part.replace("<", "&lt;") for index, part in enumerate(parts))
 
 
 def help_text(text: str) -> str:
