@@ -515,7 +515,7 @@ def section_torchrun(work: Path, log: Path, limit: float) -> dict[str, Any]:
     }
     checkpoint = work / "runs" / "plain" / "checkpoints" / "last.pt"
     generate_args = [
-        "generate", "--masks", str(data / "gtFine" / "val"), "--model", str(checkpoint), "--samples", "3",
+        "generate", str(data / "gtFine" / "val"), "--model", str(checkpoint), "--samples", "3",
         "--device", SETTINGS.device, "--json",
     ]  # fmt: skip
     plain_command = fgaug_command(*generate_args, "--out", str(work / "gen-plain"))
@@ -547,7 +547,7 @@ def section_cpu_vs_cuda(work: Path, log: Path, limit: float) -> dict[str, Any]:
     codes = {}
     for name, extra in runs.items():
         command = fgaug_command(
-            "generate", "--masks", masks, "--model", "demo", "--n", "4", "--out", str(work / name), *extra, "--json"
+            "generate", masks, "--model", "demo", "--samples", "4", "--out", str(work / name), *extra, "--json"
         )
         codes[name] = run_command(command, log, limit / len(runs))
     result: dict[str, Any] = {"model": "bundled demo model (tiny, 64x128)", "exit_codes": codes}

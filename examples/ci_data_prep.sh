@@ -1,35 +1,55 @@
 #!/usr/bin/env bash
-# A CI data-prep job: grow the training masks of a Cityscapes tree into an augmented set,
-# check it, and leave a preview and a JSON summary as artefacts.
+# A CI data-prep job: grow the training split of a Cityscapes tree into an augmented set, check
+# it, and leave a JSON summary (and, for generated samples, a preview) as artefacts.
 #
-#   CITYSCAPES=/data/cityscapes MODEL=/models/city256.pt OUT=augmented bash examples/ci_data_prep.sh
+#   CITYSCAPES=/data/cityscapes OUT=augmented bash examples/ci_data_prep.sh
+#   CITYSCAPES=/data/cityscapes STRATEGY=generate MODEL=/models/city256.pt bash examples/ci_data_prep.sh
 #
-# MODEL is required: the checkpoint to generate with (MODEL=demo: the bundled toy-world model).
-# Safe to rerun: `fgaug generate` skips samples that are already written, so a job that was
-# cancelled half-way continues where it stopped and produces the same images. A rerun with other
-# settings (another MODEL, TEMP, SEED, N...) stops with an error naming them (exit 1) instead of
-# keeping the old images; OVERWRITE=1 replaces the tree.
+# STRATEGY=copy-paste (the default) is what the measurements support: `fgaug layouts --photos`,
+# real-pixel copy-paste of whole objects, no model (+3.2 mIoU [+2.4, +3.9] at 20 real images
+# against a well-trained real-only segmenter, toy world; docs/augmentation.md).
+# STRATEGY=generate writes plain Full-Glow samples of every mask with MODEL, which is then required
+# (MODEL=demo: the bundled toy-world model). In the same study plain samples cost 0 to -6 mIoU:
+# measure them on your data with `fgaug evaluate augment` before training on them.
+#
+# Only the train split is grown: a segmenter trained on augmented validation masks would train on
+# its own validation labels. Safe to rerun: finished images are skipped, so a cancelled job
+# continues where it stopped with the same images. A rerun with other settings (another MODEL,
+# TEMP, SEED, N...) stops with an error naming them (exit 1); OVERWRITE=1 replaces the tree.
 set -euo pipefail
 
 CITYSCAPES=${CITYSCAPES:?set CITYSCAPES to a Cityscapes root (gtFine/, leftImg8bit/)}
-MODEL=${MODEL:?set MODEL to the checkpoint to generate with (demo: the bundled toy-world model)}
+STRATEGY=${STRATEGY:-copy-paste}
 OUT=${OUT:-augmented}
-SPLIT=${SPLIT:-train}
-N=${N:-5}
-TEMP=${TEMP:-0.8}
+N=${N:-4}          # new images per training mask
 SEED=${SEED:-0}
 OVERWRITE=${OVERWRITE:-}
+SPLIT=train
 
-fgaug info "$MODEL"                   # fails with one clear line if the checkpoint is unusable
-
-fgaug generate \
-  --masks "$CITYSCAPES/gtFine/$SPLIT" \
-  --model "$MODEL" \
-  --n "$N" --temp "$TEMP" --seed "$SEED" \
-  --out "$OUT" \
-  --preview "$OUT/preview.png" \
-  ${OVERWRITE:+--overwrite} \
-  --json > "$OUT.summary.json"
+case "$STRATEGY" in
+  copy-paste)
+    fgaug layouts "$CITYSCAPES" --split "$SPLIT" --photos \
+      --per-mask "$N" --paste 3 --flip-probability 0 --jitter-probability 0 --seed "$SEED" \
+      --out "$OUT" \
+      ${OVERWRITE:+--overwrite} \
+      --json > "$OUT.summary.json"
+    ;;
+  generate)
+    MODEL=${MODEL:?set MODEL to the checkpoint to generate with (demo: the bundled toy-world model)}
+    fgaug info "$MODEL"                 # fails with one clear line if the checkpoint is unusable
+    fgaug generate "$CITYSCAPES/gtFine/$SPLIT" \
+      --model "$MODEL" \
+      --samples "$N" --temp "${TEMP:-0.8}" --seed "$SEED" \
+      --out "$OUT" \
+      --preview "$OUT/preview.png" \
+      ${OVERWRITE:+--overwrite} \
+      --json > "$OUT.summary.json"
+    ;;
+  *)
+    echo "STRATEGY must be copy-paste or generate, not '$STRATEGY'" >&2
+    exit 2
+    ;;
+esac
 
 fgaug validate "$OUT" --source "$CITYSCAPES/gtFine/$SPLIT"
 cat "$OUT.summary.json"

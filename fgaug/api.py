@@ -96,7 +96,7 @@ def layouts(
     overwrite: bool = False,
 ) -> LayoutSummary:
     """New label sets from the masks under ``masks`` (flips, scale-and-crop jitter, pasted objects,
-    rare classes emphasised), written as a Cityscapes label tree under ``out``: a ``--masks`` input
+    rare classes emphasised), written as a Cityscapes label tree under ``out``: a ``MASKS`` input
     for :func:`generate`. ``overwrite`` replaces a tree made with other settings. See
     :mod:`fgaug.data.layouts`."""
     root = Path(masks)

@@ -22,12 +22,26 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from fgaug import __version__
+from fgaug.command import (
+    INPUT,
+    MODEL,
+    OUTPUT,
+    PERFORMANCE,
+    PROTOCOL,
+    RUN,
+    SAMPLING,
+    STRATEGIES,
+    TRAINING,
+    FgaugCommand,
+    FgaugGroup,
+)
 from fgaug.finite import to_json
 
 if TYPE_CHECKING:
     from fgaug.flow.sampling import SamplingOptions
 
 app = typer.Typer(
+    cls=FgaugGroup,
     help="fgaug: grow a Cityscapes-format dataset with Full-Glow. Train p(photo | mask), then sample "
     "many different street scenes for every mask; the labels of every synthetic image are exact.",
     no_args_is_help=True,
@@ -131,13 +145,19 @@ def progress_for(unit: str, as_json: bool) -> Any:
     return make_progress(unit, quiet=as_json)
 
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object (for CI) instead of text.")]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or N (= cuda:N).")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object (for CI) instead of text.", rich_help_panel=OUTPUT)
+]
+DeviceOption = Annotated[
+    str, typer.Option(help="auto, cpu, cuda, cuda:N or N (= cuda:N).", metavar="DEVICE", rich_help_panel=PERFORMANCE)
+]
 PrecisionOption = Annotated[
     str,
     typer.Option(
         help="Precision of the coupling networks: auto (bf16 on CUDA, fp32 on CPU), fp32, "
-        "tf32 (fp32 on TF32 tensor cores, CUDA), bf16, fp16."
+        "tf32 (fp32 on TF32 tensor cores, CUDA), bf16, fp16.",
+        metavar="NAME",
+        rich_help_panel=PERFORMANCE,
     ),
 ]
 CompileOption = Annotated[
@@ -146,27 +166,33 @@ CompileOption = Annotated[
         "--compile",
         help="torch.compile the coupling and conditioning networks (the invertible arithmetic stays eager); "
         "the first batches pay the compilation.",
+        rich_help_panel=PERFORMANCE,
     ),
 ]
 MaskFormatOption = Annotated[
     str,
     typer.Option(
         help="labelIds, labelTrainIds, color, or auto (from the file name, then the content). "
-        "Colour masks must hold exact palette colours unless --snap-colors is given."
+        "Colour masks must hold exact palette colours unless --snap-colors is given.",
+        metavar="FORMAT",
+        rich_help_panel=INPUT,
     ),
 ]
 SnapOption = Annotated[
     bool,
     typer.Option(
         help="Map off-palette pixels of colour masks (left by smooth resizing) to the nearest palette "
-        "colour present in the mask. Without it such masks are refused, with the fraction named."
+        "colour present in the mask. Without it such masks are refused, with the fraction named.",
+        rich_help_panel=INPUT,
     ),
 ]
 ModelOption = Annotated[
     str | None,
     typer.Option(
         help="The checkpoint to sample with, or 'demo' for the bundled toy-world model. Default: $FGAUG_MODEL; "
-        "one of them is required."
+        "one of them is required.",
+        metavar="CHECKPOINT",
+        rich_help_panel=SAMPLING,
     ),
 ]
 OverwriteOption = Annotated[
@@ -174,11 +200,15 @@ OverwriteOption = Annotated[
     typer.Option(
         help="Replace an output tree that other settings made (its fgaug-run.json says which): fgaug's own "
         "files in it are removed first, nothing else. Without it such a rerun stops with exit 1; a rerun with "
-        "the same settings resumes."
+        "the same settings resumes.",
+        rich_help_panel=OUTPUT,
     ),
 ]
 SkipBadOption = Annotated[
-    bool, typer.Option(help="Skip and count bad or incomplete groups instead of stopping at the first.")
+    bool,
+    typer.Option(
+        help="Skip and count bad or incomplete groups instead of stopping at the first.", rich_help_panel=INPUT
+    ),
 ]
 GuidanceOption = Annotated[
     float,
@@ -186,6 +216,8 @@ GuidanceOption = Annotated[
         help="Classifier-free guidance weight W (a model trained with --condition-dropout): each conditioning "
         "network's output is pushed W times further from the null condition's. 0: none.",
         callback=bounded(0),
+        metavar="W",
+        rich_help_panel=SAMPLING,
     ),
 ]
 DenoiseOption = Annotated[
@@ -194,11 +226,38 @@ DenoiseOption = Annotated[
         "--denoise",
         help="One score step after each draw, x + S sigma^2 grad log p(x | mask) (Tweedie; a model trained with "
         "--noise gaussian:SIGMA). Costs one forward and one backward pass per draw.",
+        rich_help_panel=SAMPLING,
     ),
 ]
 DenoiseScaleOption = Annotated[
-    float, typer.Option(help="S of --denoise (1 is Tweedie's value).", callback=bounded(0, open_low=True))
+    float,
+    typer.Option(
+        help="S of --denoise (1 is Tweedie's value).",
+        callback=bounded(0, open_low=True),
+        metavar="S",
+        rich_help_panel=SAMPLING,
+    ),
 ]
+MasksArgument = Annotated[
+    Path,
+    typer.Argument(
+        help="A Cityscapes root, a gtFine split or city folder, or a folder of masks.",
+        metavar="MASKS",
+        show_default=False,
+    ),
+]
+SplitOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Splits of a Cityscapes root (repeatable; default all).", metavar="SPLIT", rich_help_panel=INPUT),
+]
+LimitOption = Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1, rich_help_panel=INPUT)]
+TempOption = Annotated[
+    float,
+    typer.Option(
+        "--temp", help="Sampling temperature (the paper found 0.8 best).", callback=bounded(0), rich_help_panel=SAMPLING
+    ),
+]
+SamplesOption = Annotated[int, typer.Option("--samples", help="Samples per mask.", min=1, rich_help_panel=SAMPLING)]
 
 
 def sampling_options(guidance: float, denoise: bool, denoise_scale: float) -> SamplingOptions:
@@ -208,35 +267,84 @@ def sampling_options(guidance: float, denoise: bool, denoise_scale: float) -> Sa
     return SamplingOptions(guidance, denoise_scale if denoise else None)
 
 
-@app.command()
+NOT_IN_CONFIG = ("config", "json", "dry_run", "resume", "help")
+"""Options of ``train`` that a config file cannot set: what one invocation asks for."""
+
+
+def config_defaults(ctx: typer.Context, value: Path | None) -> Path | None:
+    """Callback of ``train --config``: the file's values become the defaults that the command line
+    overrides (click's ``default_map``, so they are checked as typed options are). A key that is no
+    option of ``train`` is a usage error naming the file and the key (exit 2)."""
+    if value is None or ctx.resilient_parsing:
+        return value
+    from fgaug.config import ConfigError
+    from fgaug.optionfile import read_option_file
+
+    keys = {}
+    for param in ctx.command.params:
+        for spelling in [opt for opt in param.opts if opt.startswith("--")] or [str(param.name)]:
+            keys[spelling.lstrip("-").replace("-", "_")] = param.name
+    try:
+        values = read_option_file(value)
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from None
+    for key in values:
+        if key not in keys or key in NOT_IN_CONFIG:
+            raise fail(f"{value}: unknown key '{key}' (the keys are train's options: fgaug train --help)", EXIT_USAGE)
+    ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: values[key] for key in values}}
+    return value
+
+
+@app.command(cls=FgaugCommand)
 def train(
+    ctx: typer.Context,
     data: Annotated[
-        Path | None, typer.Argument(help="A Cityscapes root, or an HDF5 cache from `fgaug prepare`.")
+        Path | None,
+        typer.Argument(
+            help="A Cityscapes root, or an HDF5 cache from `fgaug prepare`.", metavar="DATA", show_default=False
+        ),
     ] = None,
-    preset: Annotated[str, typer.Option(help="Model preset name (see `fgaug presets`) or a JSON file.")] = "tiny",
-    name: Annotated[str, typer.Option(help="Run name: the run folder is PROJECT/NAME.")] = "fullglow",
-    project: Annotated[Path, typer.Option(help="Folder holding run folders.")] = Path("runs"),
-    size: Annotated[str | None, typer.Option(help="Training size HxW, overriding the preset (e.g. 256x512).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size (default: the preset's).", min=1)] = None,
-    lr: Annotated[
-        float | None,
-        typer.Option(help="Adam learning rate (default: the preset's).", callback=bounded(0, open_low=True)),
-    ] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps (overrides --epochs).", min=1)] = None,
-    epochs: Annotated[
-        float | None,
+    config: Annotated[
+        Path | None,
         typer.Option(
-            help="Epochs over the training set (default 45, the paper's).", callback=bounded(0, open_low=True)
+            help="Options from a file: a run's config.json (trains that run again) or YAML/JSON of option names "
+            "(batch_size: 8). Options given on the command line override it.",
+            is_eager=True,
+            callback=config_defaults,
+            rich_help_panel=INPUT,
+        ),
+    ] = None,
+    val: Annotated[
+        Path | None, typer.Option(help="Validation data (default: the tree's val split).", rich_help_panel=INPUT)
+    ] = None,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    skip_bad: SkipBadOption = False,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Model preset name (see `fgaug presets`) or a JSON file.", metavar="NAME", rich_help_panel=MODEL
+        ),
+    ] = "tiny",
+    size: Annotated[
+        str | None,
+        typer.Option(
+            help="Training size HxW, overriding the preset (e.g. 256x512).", metavar="HxW", rich_help_panel=MODEL
         ),
     ] = None,
     lambda_: Annotated[
-        float | None, typer.Option("--lambda", help="Weight of the mask NLL (paper: 1e-4).", callback=bounded(0))
+        float | None,
+        typer.Option(
+            "--lambda", help="Weight of the mask NLL (paper: 1e-4).", callback=bounded(0), rich_help_panel=MODEL
+        ),
     ] = None,
     conditioning: Annotated[
         str | None,
         typer.Option(
             help="Ablations of the paper's Table 1: full (Full-Glow, default), coupling (Dual-Glow/C-Flow style: "
-            "only couplings conditioned), raw (C-Glow style: the raw mask conditions every operation)."
+            "only couplings conditioned), raw (C-Glow style: the raw mask conditions every operation).",
+            metavar="MODE",
+            rich_help_panel=MODEL,
         ),
     ] = None,
     noise: Annotated[
@@ -246,6 +354,8 @@ def train(
             "paper's) or gaussian:SIGMA (noise augmentation, SIGMA on the [0, 1] photo scale, e.g. gaussian:0.02; "
             "the samples can then be denoised with generate --denoise).",
             callback=noise_option,
+            metavar="KIND",
+            rich_help_panel=MODEL,
         ),
     ] = None,
     condition_dropout: Annotated[
@@ -254,45 +364,111 @@ def train(
             help="Fraction of each batch trained with the null condition (an all-zero mask), so that "
             "generate --guidance W can be used (e.g. 0.1; default 0).",
             callback=bounded(0, 1, open_high=True),
+            metavar="P",
+            rich_help_panel=MODEL,
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order and noise.", min=0)] = 0,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
-    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up steps.", min=0)] = 200,
+    boundary: Annotated[
+        bool, typer.Option(help="Add the instance-boundary channel to the condition.", rich_help_panel=MODEL)
+    ] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Batch size per process (default: the preset's).", min=1, rich_help_panel=TRAINING),
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help="Adam learning rate (default: the preset's).",
+            callback=bounded(0, open_low=True),
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Training steps (overrides --epochs).", min=1, rich_help_panel=TRAINING)
+    ] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            help="Epochs over the training set (default 45, the paper's).",
+            callback=bounded(0, open_low=True),
+            rich_help_panel=TRAINING,
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Seed of initialisation, data order and noise.", min=0, rich_help_panel=TRAINING)
+    ] = 0,
+    warmup_steps: Annotated[
+        int, typer.Option(help="Linear learning-rate warm-up steps.", min=0, rich_help_panel=TRAINING)
+    ] = 200,
     grad_clip: Annotated[
-        float, typer.Option(help="Gradient-norm clipping threshold.", callback=bounded(0, open_low=True))
+        float,
+        typer.Option(
+            help="Gradient-norm clipping threshold.", callback=bounded(0, open_low=True), rich_help_panel=TRAINING
+        ),
     ] = 50.0,
     ema_decay: Annotated[
         float,
-        typer.Option(help="Decay of the weight average used for samples.", callback=bounded(0, 1, open_high=True)),
+        typer.Option(
+            help="Decay of the weight average used for samples.",
+            callback=bounded(0, 1, open_high=True),
+            rich_help_panel=TRAINING,
+        ),
     ] = 0.999,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", min=1)] = 500,
-    validate_every: Annotated[int, typer.Option(help="Steps between validations.", min=1)] = 250,
-    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.", min=1)] = 500,
     patience: Annotated[
         int | None,
-        typer.Option(help="Stop after this many validations in a row without a better validation bits/dim.", min=1),
+        typer.Option(
+            help="Stop after this many validations in a row without a better validation bits/dim.",
+            min=1,
+            rich_help_panel=TRAINING,
+        ),
     ] = None,
+    project: Annotated[
+        Path,
+        typer.Option(
+            help="Folder holding run folders; the run folder is PROJECT/NAME (ultralytics' convention, so train "
+            "takes these two instead of --out).",
+            rich_help_panel=RUN,
+        ),
+    ] = Path("runs"),
+    name: Annotated[str, typer.Option(help="Run name: the run folder is PROJECT/NAME.", rich_help_panel=RUN)] = (
+        "fullglow"
+    ),
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in PROJECT/NAME from its last checkpoint.", rich_help_panel=RUN)
+    ] = False,
+    exist_ok: Annotated[
+        bool, typer.Option(help="Start afresh in an existing run folder.", rich_help_panel=RUN)
+    ] = False,
+    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", min=1, rich_help_panel=RUN)] = 500,
+    validate_every: Annotated[int, typer.Option(help="Steps between validations.", min=1, rich_help_panel=RUN)] = 250,
+    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.", min=1, rich_help_panel=RUN)] = 500,
     log_every: Annotated[
         int,
-        typer.Option(help="Steps between lines of metrics.jsonl (the loss is read from the GPU only then).", min=1),
+        typer.Option(
+            help="Steps between lines of metrics.jsonl (the loss is read from the GPU only then).",
+            min=1,
+            rich_help_panel=RUN,
+        ),
     ] = 10,
     tensorboard: Annotated[
         bool | None,
         typer.Option(
             "--tensorboard/--no-tensorboard",
             help="TensorBoard events in RUN/tensorboard (default: when the tensorboard package is installed).",
+            rich_help_panel=RUN,
+            show_default=False,
         ),
     ] = None,
-    val: Annotated[Path | None, typer.Option(help="Validation data (default: the tree's val split).")] = None,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0)] = 2,
-    boundary: Annotated[bool, typer.Option(help="Add the instance-boundary channel to the condition.")] = False,
-    mask_format: MaskFormatOption = "auto",
-    snap_colors: SnapOption = False,
-    skip_bad: SkipBadOption = False,
+    as_json: JsonOption = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0, rich_help_panel=PERFORMANCE)] = 2,
     checkpointing: Annotated[
-        bool, typer.Option(help="Gradient checkpointing per flow step: far less memory, about 30% more time.")
+        bool,
+        typer.Option(
+            help="Gradient checkpointing per flow step: far less memory, about 30% more time.",
+            rich_help_panel=PERFORMANCE,
+        ),
     ] = False,
     compile_networks: CompileOption = False,
     cuda_graphs: Annotated[
@@ -301,21 +477,26 @@ def train(
             "--cuda-graphs",
             help="Replay each step's forward and backward passes from a CUDA graph: for small batches, where "
             "kernel launches set the pace (CUDA, one process, no --checkpointing or --compile).",
+            rich_help_panel=PERFORMANCE,
         ),
     ] = False,
     dry_run: Annotated[
         bool,
-        typer.Option(help="Run two steps on random data and report peak memory and time per step; no DATA needed."),
+        typer.Option(
+            help="Run two steps on random data and report peak memory and time per step; no DATA needed.",
+            rich_help_panel=PERFORMANCE,
+        ),
     ] = False,
-    resume: Annotated[bool, typer.Option(help="Continue the run in PROJECT/NAME from its last checkpoint.")] = False,
-    exist_ok: Annotated[bool, typer.Option(help="Start afresh in an existing run folder.")] = False,
-    as_json: JsonOption = False,
 ) -> None:
-    """Train Full-Glow on photo/mask pairs.
+    """Train Full-Glow on photo/mask pairs. The run folder is PROJECT/NAME, as in ultralytics.
 
     Examples:
 
         fgaug train cityscapes/ --preset paper-256 --name city256
+
+        fgaug train --config runs/city256/config.json --name city256-again
+
+        fgaug train --config city.yaml --steps 20000
 
         fgaug prepare cityscapes/ --size 256x512 -o train.h5 && fgaug train train.h5 --val cityscapes/ --size 256x512
 
@@ -426,64 +607,169 @@ def train(
     emit(summary, as_json, lines)
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def generate(
-    masks: Annotated[
-        Path, typer.Option(help="A Cityscapes root, a gtFine split or city folder, or a folder of masks.")
-    ],
-    n: Annotated[
+    masks: MasksArgument,
+    split: SplitOption = None,
+    limit: LimitOption = None,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    skip_bad: SkipBadOption = False,
+    model: ModelOption = None,
+    samples: Annotated[
         int | None,
         typer.Option(
-            "--n",
             "--samples",
-            help="Samples per mask (default 5; with style seeds, one per style). Use --samples under torchrun, "
-            "which claims --n.",
+            help="Samples per mask (default 5; with style seeds, one per style).",
             min=1,
+            rich_help_panel=SAMPLING,
         ),
     ] = None,
-    temp: Annotated[
-        float, typer.Option("--temp", help="Sampling temperature (the paper found 0.8 best).", callback=bounded(0))
-    ] = 0.8,
+    temp: TempOption = 0.8,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Global seed; each image's seed derives from it and the mask's path.", min=0, rich_help_panel=SAMPLING
+        ),
+    ] = 0,
+    best_of: Annotated[
+        int,
+        typer.Option(
+            help="Keep the most likely of K draws for every sample.", min=1, metavar="K", rich_help_panel=SAMPLING
+        ),
+    ] = 1,
     style_seed: Annotated[
         list[int] | None,
         typer.Option(
             help="Style seed (repeatable): sample i of every mask is drawn with the i-th style's noise, the same "
             "for every mask, so all masks share that look. Recorded as `style` in the manifest.",
             min=0,
+            metavar="S",
+            rich_help_panel=SAMPLING,
         ),
     ] = None,
     styles: Annotated[
-        int | None, typer.Option(help="Shorthand for --style-seed 0 ... --style-seed K-1.", min=1)
+        int | None,
+        typer.Option(
+            help="Shorthand for --style-seed 0 ... --style-seed K-1.", min=1, metavar="K", rich_help_panel=SAMPLING
+        ),
     ] = None,
-    model: ModelOption = None,
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
+    allocate: Annotated[
+        str,
+        typer.Option(
+            help="uniform (the same count per mask), rare (more samples for masks holding rare classes) or weights "
+            "(per --class-weights); samples x masks in all, every mask at least one.",
+            metavar="RULE",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = "uniform",
+    class_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON {"class name": weight} for --allocate weights, e.g. 1 - IoU of a real-trained model.',
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = None,
+    reject: Annotated[
+        float,
+        typer.Option(
+            help="Draw samples / (1 - FRACTION) per mask and drop the least likely FRACTION of them.",
+            callback=bounded(0, 1, open_high=True),
+            metavar="FRACTION",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = 0.0,
+    content_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="MASKS are layouts of `fgaug layouts` made from this tree: each gets the real look of its source "
+            "photo by content transfer (one photo per layout, --samples 1).",
+            metavar="ROOT",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = None,
+    keep_unchanged: Annotated[
+        bool,
+        typer.Option(
+            help="With --content-from, --no-keep-unchanged writes the whole decoded image (the paper's transfer); "
+            "by default the real photo's pixels are kept wherever the layout did not change (2-pixel margin).",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = True,
+    content_fill: Annotated[
+        str,
+        typer.Option(
+            help="With --content-from: what draws the edited regions, 'transfer' (the photo's latents decoded "
+            "under the layout) or 'prior' (the model's sample of the layout at --temp, as plain generate draws it).",
+            metavar="FILL",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = "transfer",
+    ignore_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="Segmenter trained on real photos: pixels whose label it gives a probability below --ignore-below "
+            "are marked in an extra `<stem>_gtFine_fgaugIgnore.png` (255 = ignore); label files stay as they are.",
+            metavar="SEGMENTER",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = None,
+    ignore_below: Annotated[
+        float,
+        typer.Option(
+            help="Probability threshold of --ignore-map.",
+            callback=bounded(0, 1, True, True),
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = 0.05,
     out: Annotated[
-        Path, typer.Option(help="Root of the augmented Cityscapes tree (created; never inside MASKS).")
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Root of the augmented Cityscapes tree (created; never inside MASKS).",
+            rich_help_panel=OUTPUT,
+        ),
     ] = Path("augmented"),
-    seed: Annotated[
-        int, typer.Option(help="Global seed; each image's seed derives from it and the mask's path.", min=0)
-    ] = 0,
+    preview: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a PNG grid of the first 6 masks (with samples) and their samples.",
+            metavar="PNG",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    at_model_resolution: Annotated[
+        bool,
+        typer.Option(
+            help="Write photos at model size with labels resized (default: labels untouched).", rich_help_panel=OUTPUT
+        ),
+    ] = False,
+    overwrite: OverwriteOption = False,
+    allow_failed: Annotated[
+        float,
+        typer.Option(
+            help="Fraction (0-1) of the requested samples that may go unwritten (diverged on every redraw, or "
+            "of masks skipped with --skip-bad) and still exit 0; beyond it the exit code is 3.",
+            callback=bounded(0, 1),
+            metavar="FRACTION",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = 0.0,
+    as_json: JsonOption = False,
     batch_size: Annotated[
         int,
         typer.Option(
-            help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).", min=1
+            help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).",
+            min=1,
+            rich_help_panel=PERFORMANCE,
         ),
     ] = 8,
-    best_of: Annotated[int, typer.Option(help="Keep the most likely of K draws for every sample.", min=1)] = 1,
-    split: Annotated[
-        list[str] | None, typer.Option(help="Splits of a Cityscapes root (repeatable; default all).")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1)] = None,
-    preview: Annotated[
-        Path | None, typer.Option(help="Write a PNG grid of the first 6 masks (with samples) and their samples.")
-    ] = None,
-    at_model_resolution: Annotated[
-        bool, typer.Option(help="Write photos at model size with labels resized (default: labels untouched).")
-    ] = False,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    mask_format: MaskFormatOption = "auto",
-    snap_colors: SnapOption = False,
-    skip_bad: SkipBadOption = False,
     compile_networks: CompileOption = False,
     cuda_graphs: Annotated[
         bool,
@@ -491,73 +777,11 @@ def generate(
             "--cuda-graphs",
             help="Replay each batch shape's sampling from a CUDA graph (CUDA only; the same images as without). "
             "Measured in benchmarks/RESULTS.md.",
+            rich_help_panel=PERFORMANCE,
         ),
     ] = False,
-    allocate: Annotated[
-        str,
-        typer.Option(
-            help="uniform (N per mask), rare (more samples for masks holding rare classes) or weights (per "
-            "--class-weights); N x masks samples in all, every mask at least one."
-        ),
-    ] = "uniform",
-    class_weights: Annotated[
-        Path | None,
-        typer.Option(help='JSON {"class name": weight} for --allocate weights, e.g. 1 - IoU of a real-trained model.'),
-    ] = None,
-    reject: Annotated[
-        float,
-        typer.Option(
-            help="Draw N / (1 - FRACTION) per mask and drop the least likely FRACTION of them.",
-            callback=bounded(0, 1, open_high=True),
-        ),
-    ] = 0.0,
-    content_from: Annotated[
-        Path | None,
-        typer.Option(
-            help="MASKS are layouts of `fgaug layouts` made from this tree: each gets the real look of its source "
-            "photo by content transfer (one photo per layout, --n 1)."
-        ),
-    ] = None,
-    keep_unchanged: Annotated[
-        bool,
-        typer.Option(
-            help="With --content-from: keep the real photo's pixels wherever the layout did not change (2-pixel "
-            "margin) and take only the edited regions from the decoded image; --no-keep-unchanged writes the "
-            "whole decoded image (the paper's transfer)."
-        ),
-    ] = True,
-    content_fill: Annotated[
-        str,
-        typer.Option(
-            help="With --content-from: what draws the edited regions, 'transfer' (the photo's latents decoded "
-            "under the layout) or 'prior' (the model's sample of the layout at --temp, as plain generate draws it)."
-        ),
-    ] = "transfer",
-    ignore_map: Annotated[
-        Path | None,
-        typer.Option(
-            help="Segmenter trained on real photos: pixels whose label it gives a probability below --ignore-below "
-            "are marked in an extra <stem>_gtFine_fgaugIgnore.png (255 = ignore); label files stay as they are."
-        ),
-    ] = None,
-    ignore_below: Annotated[
-        float, typer.Option(help="Probability threshold of --ignore-map.", callback=bounded(0, 1, True, True))
-    ] = 0.05,
-    allow_failed: Annotated[
-        float,
-        typer.Option(
-            help="Fraction (0-1) of the requested samples that may go unwritten (diverged on every redraw, or "
-            "of masks skipped with --skip-bad) and still exit 0; beyond it the exit code is 3.",
-            callback=bounded(0, 1),
-        ),
-    ] = 0.0,
-    guidance: GuidanceOption = 0.0,
-    denoise: DenoiseOption = False,
-    denoise_scale: DenoiseScaleOption = 1.0,
-    overwrite: OverwriteOption = False,
-    as_json: JsonOption = False,
 ) -> None:
-    """Generate N diverse photos per mask as an augmented Cityscapes tree.
+    """Generate diverse photos for every mask as an augmented Cityscapes tree.
 
     Every label file of each mask is copied byte for byte beside its synthetic photo, which is
     resized to the mask's own resolution; `manifest.jsonl` records sources, seeds and
@@ -568,9 +792,9 @@ def generate(
 
     Examples:
 
-        fgaug generate --masks cityscapes/gtFine/val --n 5 --temp 0.8 --model runs/city256/checkpoints/best.pt
+        fgaug generate cityscapes/gtFine/train --samples 5 --temp 0.8 --model runs/city256/checkpoints/best.pt
 
-        FGAUG_MODEL=runs/city256/checkpoints/best.pt fgaug generate --masks masks/ --n 3 --best-of 4 --json
+        FGAUG_MODEL=runs/city256/checkpoints/best.pt fgaug generate masks/ --samples 3 --best-of 4 --json
     """
     from fgaug.api import GenerateOptions
     from fgaug.api import generate as run_generation
@@ -582,7 +806,7 @@ def generate(
         masks=str(masks),
         out=str(out),
         model=model,
-        n=n or (len(style_seeds) if style_seeds else GenerateOptions.n),
+        n=samples or (len(style_seeds) if style_seeds else GenerateOptions.n),
         temperature=temp,
         seed=seed,
         style_seeds=style_seeds,
@@ -637,15 +861,27 @@ def generate(
         )
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def transfer(
-    content: Annotated[Path, typer.Argument(help="A photo (its mask beside it in gtFine/) or a folder of photos.")],
-    structure: Annotated[Path, typer.Argument(help="A mask, or a folder of masks.")],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output PNG (a folder when an argument is one).")
+    content: Annotated[
+        Path,
+        typer.Argument(
+            help="A photo (its mask beside it in gtFine/) or a folder of photos.", metavar="CONTENT", show_default=False
+        ),
+    ],
+    structure: Annotated[
+        Path, typer.Argument(help="A mask, or a folder of masks.", metavar="STRUCTURE", show_default=False)
+    ],
+    content_mask: Annotated[
+        Path | None, typer.Option(help="The content photo's mask, when not beside it.", rich_help_panel=INPUT)
+    ] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help="File of 'CONTENT STRUCTURE' lines to transfer.", rich_help_panel=INPUT)
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output PNG (a folder when an argument is one).", rich_help_panel=OUTPUT),
     ] = Path("transfer.png"),
-    content_mask: Annotated[Path | None, typer.Option(help="The content photo's mask, when not beside it.")] = None,
-    pairs: Annotated[Path | None, typer.Option(help="File of 'CONTENT STRUCTURE' lines to transfer.")] = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -660,17 +896,17 @@ def transfer(
 
         fgaug transfer leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png new_labelIds.png --model demo
 
-        fgaug transfer photos/ layouts/ -o transferred/ --model runs/city256/checkpoints/best.pt
+        fgaug transfer photos/ layouts/ --out transferred/ --model runs/city256/checkpoints/best.pt
     """
     from fgaug.api import transfer as run_transfer
 
-    if (content.is_dir() or structure.is_dir() or pairs) and output.suffix == ".png":
-        output = output.with_suffix("")
+    if (content.is_dir() or structure.is_dir() or pairs) and out.suffix == ".png":
+        out = out.with_suffix("")
     with clear_errors():
         summary = run_transfer(
             content,
             structure,
-            output,
+            out,
             content_mask,
             pairs,
             model,
@@ -689,48 +925,61 @@ def transfer(
     emit(summary.to_dict(), as_json, lines)
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def layouts(
-    masks: Annotated[
-        Path, typer.Argument(help="Masks: a Cityscapes root, a gtFine split or city folder, or mask PNGs.")
-    ],
-    out: Annotated[Path, typer.Option(help="Root of the new label tree (created; never inside MASKS).")] = Path(
-        "layouts"
-    ),
-    n: Annotated[int, typer.Option(help="New layouts per mask.", min=1)] = 4,
-    paste: Annotated[int, typer.Option(help="Objects pasted from other masks into each layout.", min=0)] = 2,
+    masks: MasksArgument,
+    split: SplitOption = None,
+    limit: LimitOption = None,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    per_mask: Annotated[
+        int, typer.Option(help="New layouts written per source mask.", min=1, rich_help_panel=STRATEGIES)
+    ] = 4,
+    paste: Annotated[
+        int, typer.Option(help="Objects pasted from other masks into each layout.", min=0, rich_help_panel=STRATEGIES)
+    ] = 2,
     flip_probability: Annotated[
-        float, typer.Option(help="Probability of a left-right flip.", callback=bounded(0, 1))
+        float,
+        typer.Option(help="Probability of a left-right flip.", callback=bounded(0, 1), rich_help_panel=STRATEGIES),
     ] = 0.5,
     jitter_probability: Annotated[
-        float, typer.Option(help="Probability of a scale-and-crop jitter.", callback=bounded(0, 1))
+        float,
+        typer.Option(
+            help="Probability of a scale-and-crop jitter.", callback=bounded(0, 1), rich_help_panel=STRATEGIES
+        ),
     ] = 0.5,
     max_scale: Annotated[
-        float, typer.Option(help="Largest jitter scale (drawn in [1, MAX]).", callback=bounded(1))
+        float,
+        typer.Option(help="Largest jitter scale (drawn in [1, MAX]).", callback=bounded(1), rich_help_panel=STRATEGIES),
     ] = 1.5,
     rare_boost: Annotated[
         float,
         typer.Option(
             help="Pick pasted classes with probability ~ pixel frequency^(1 - BOOST): 0 as found, 1 uniform.",
             callback=bounded(0),
+            metavar="BOOST",
+            rich_help_panel=STRATEGIES,
         ),
     ] = 0.0,
     seed: Annotated[
-        int, typer.Option(help="Seed; each layout derives its own from it and the mask's path.", min=0)
+        int,
+        typer.Option(
+            help="Seed; each layout derives its own from it and the mask's path.", min=0, rich_help_panel=STRATEGIES
+        ),
     ] = 0,
     photos: Annotated[
         bool,
         typer.Option(
             help="Also write each layout's photo from real pixels: the source photo flipped, scaled and cropped "
-            "as its labels, pasted objects cut from their own photos (copy-paste augmentation, no generator)."
+            "as its labels, pasted objects cut from their own photos (copy-paste augmentation, no generator; "
+            "the strategy the measurements recommend).",
+            rich_help_panel=OUTPUT,
         ),
     ] = False,
-    split: Annotated[
-        list[str] | None, typer.Option(help="Splits of a Cityscapes root (repeatable; default all).")
-    ] = None,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1)] = None,
-    mask_format: MaskFormatOption = "auto",
-    snap_colors: SnapOption = False,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Root of the new tree (created; never inside MASKS).", rich_help_panel=OUTPUT),
+    ] = Path("layouts"),
     overwrite: OverwriteOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -740,21 +989,22 @@ def layouts(
 
     Every label file is written (labelIds, instanceIds, color, labelTrainIds, polygons) and
     `layouts.jsonl` records how each layout was made, `fgaug-run.json` the settings (a rerun with
-    others stops unless `--overwrite`). The result is a `--masks` input for `fgaug generate`
-    (prior samples, or `--content-from` for real photos' appearance).
+    others stops unless `--overwrite`). With `--photos` the tree is a training set in real pixels
+    (copy-paste augmentation); without, it is MASKS for `fgaug generate` (prior samples, or
+    `--content-from` for real photos' appearance).
 
     Examples:
 
-        fgaug layouts cityscapes/ --split train --out new-masks --n 4 --paste 3 --rare-boost 1
+        fgaug layouts cityscapes/ --split train --out copy-paste --per-mask 4 --paste 3 --photos
 
-        fgaug generate --masks new-masks --n 2 --out augmented --model runs/city256/checkpoints/best.pt
+        fgaug layouts cityscapes/ --split train --out new-masks --per-mask 4 --paste 3 --rare-boost 1
     """
     from fgaug.api import LayoutOptions
     from fgaug.api import layouts as make_layouts
 
     with clear_errors():
         options = LayoutOptions(
-            n=n,
+            n=per_mask,
             flip_probability=flip_probability,
             jitter_probability=jitter_probability,
             scale_range=(1.0, max_scale),
@@ -778,11 +1028,16 @@ def layouts(
     emit(summary.to_dict(), as_json, lines)
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def prepare(
-    data: Annotated[Path, typer.Argument(help="A Cityscapes root (or a gtFine split folder).")],
-    size: Annotated[str, typer.Option(help="Size HxW to store, the model's training size (e.g. 256x512).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The HDF5 file to write.")] = Path("train.h5"),
+    data: Annotated[
+        Path,
+        typer.Argument(help="A Cityscapes root (or a gtFine split folder).", metavar="DATA", show_default=False),
+    ],
+    size: Annotated[
+        str, typer.Option(help="Size HxW to store, the model's training size (e.g. 256x512).", metavar="HxW")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HDF5 file to write.")] = Path("train.h5"),
     split: Annotated[str, typer.Option(help="Split to prepare.")] = "train",
     boundary: Annotated[bool, typer.Option(help="Store the instance-boundary channel too.")] = False,
     mask_format: MaskFormatOption = "auto",
@@ -794,14 +1049,14 @@ def prepare(
 
     Example:
 
-        fgaug prepare cityscapes/ --size 256x512 --split train -o train256.h5
+        fgaug prepare cityscapes/ --size 256x512 --split train --out train256.h5
     """
     from fgaug.api import prepare as run_prepare
 
     with clear_errors():
         report = run_prepare(
             data,
-            output,
+            out,
             parse_size(size),
             split,
             boundary,
@@ -825,20 +1080,26 @@ def prepare(
     emit(summary, as_json, lines)
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def validate(
-    augmented: Annotated[Path, typer.Argument(help="An augmented tree written by `fgaug generate`.")],
+    augmented: Annotated[
+        Path,
+        typer.Argument(
+            help="A tree written by `fgaug generate` or `fgaug layouts`.", metavar="AUGMENTED", show_default=False
+        ),
+    ],
     source: Annotated[
         Path | None,
         typer.Option(
-            help="The masks it was generated from, as `generate --masks` takes them (a Cityscapes root, a split or "
+            help="The masks it was generated from, as `generate MASKS` takes them (a Cityscapes root, a split or "
             "city folder, a folder of masks): check copied labels byte for byte."
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Check an augmented tree: every file of every manifest entry present and readable, photos the
-    size of their labels, copied label files identical to their sources. Exit 1 on any problem.
+    size of their labels, copied label files identical to their sources; a `layouts` tree by its
+    `layouts.jsonl`. Exit 1 on any problem.
 
     Example:
 
@@ -860,9 +1121,14 @@ def validate(
         raise typer.Exit(EXIT_INPUT_ERROR)
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def info(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint file (.pt), or 'demo' for the bundled model.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint file (.pt), or 'demo' for the bundled model.", metavar="CHECKPOINT", show_default=False
+        ),
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Describe a checkpoint: preset, size, parameters, training step, data fingerprint, versions,
@@ -892,28 +1158,28 @@ def demo_next_commands(out: Path, train_scenes: int) -> list[str]:
     sizes = f"{max(1, train_scenes // 2)},{train_scenes}"
     return [
         f"fgaug train {toy} --project {runs} --name toy --steps 100",
-        f"fgaug layouts {toy} --split train --out {layouts} --n 2 --photos",
+        f"fgaug layouts {toy} --split train --out {layouts} --per-mask 2 --photos",
         f"fgaug evaluate augment {toy} --model demo --strategy copy-paste-real --sizes {sizes} --seeds 0,1 "
         f"--max-steps 200 --out {evaluation}",
     ]
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the toy masks, the augmented tree and the preview.")] = Path(
-        "fgaug-demo"
-    ),
-    n: Annotated[int, typer.Option("--n", help="Samples per mask.", min=1)] = 4,
-    masks: Annotated[int, typer.Option(help="Number of toy training masks to generate from.", min=1)] = 6,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the toy masks, the augmented tree and the preview.")
+    ] = Path("fgaug-demo"),
+    samples: SamplesOption = 4,
+    scenes: Annotated[int, typer.Option(help="Toy training scenes to generate from.", min=1)] = 6,
     temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=bounded(0))] = 0.8,
     as_json: JsonOption = False,
 ) -> None:
     """Run fgaug end to end on the bundled toy world, offline, on CPU in well under a minute.
 
-    Writes a toy Cityscapes tree (train, val and test splits), generates N samples for each of
-    the first MASKS training masks with the bundled demo model, writes the augmented Cityscapes
-    tree and a preview grid, prints where everything is and the commands to run next on that
-    data (train, layouts, evaluate augment). A rerun with other options replaces its output.
+    Writes a toy Cityscapes tree (train, val and test splits), generates `--samples` photos for
+    each of the first `--scenes` training masks with the bundled demo model, writes the augmented
+    Cityscapes tree and a preview grid, prints where everything is and the commands to run next on
+    that data (train, layouts, evaluate augment). A rerun with other options replaces its output.
 
     Example:
 
@@ -923,7 +1189,7 @@ def demo(
     from fgaug.api import demo as run_demo
 
     with clear_errors():
-        result = run_demo(out, n, masks, temp, progress=progress_for("img", as_json))
+        result = run_demo(out, samples, scenes, temp, progress=progress_for("img", as_json))
     seconds = time.perf_counter() - started
     next_commands = demo_next_commands(out, result.splits["train"])
     summary = {
@@ -951,9 +1217,17 @@ def demo(
     emit(summary, as_json, lines)
 
 
-segmenter_app = typer.Typer(help="The probe segmenter used for label-consistency checks.", no_args_is_help=True)
+segmenter_app = typer.Typer(
+    cls=FgaugGroup,
+    help="The probe segmenter used for label-consistency checks.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 evaluate_app = typer.Typer(
-    help="Measure a model: likelihood, label consistency, diversity, augmentation value.", no_args_is_help=True
+    cls=FgaugGroup,
+    help="Measure a model: likelihood, label consistency, diversity, augmentation value.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
 )
 app.add_typer(segmenter_app, name="segmenter")
 app.add_typer(evaluate_app, name="evaluate")
@@ -981,11 +1255,18 @@ def parse_ints(text: str, option: str, low: int) -> list[int]:
     return [int(value) for value in values]
 
 
-@segmenter_app.command("train")
+@segmenter_app.command("train", cls=FgaugCommand)
 def segmenter_train(
-    data: Annotated[Path, typer.Argument(help="A Cityscapes root; its real training photos are used.")],
-    size: Annotated[str, typer.Option(help="Size HxW to train at (the model's size to score its samples).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to save the probe.")] = Path("probe.pt"),
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A Cityscapes root; its real training photos are used.", metavar="DATA", show_default=False
+        ),
+    ],
+    size: Annotated[
+        str, typer.Option(help="Size HxW to train at (the model's size to score its samples).", metavar="HxW")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the probe.")] = Path("probe.pt"),
     split: Annotated[str, typer.Option(help="Training split.")] = "train",
     steps: Annotated[int, typer.Option(help="Training steps.", min=1)] = 2000,
     batch_size: Annotated[int, typer.Option(help="Batch size.", min=1)] = 8,
@@ -1001,7 +1282,7 @@ def segmenter_train(
 
     Example:
 
-        fgaug segmenter train cityscapes/ --size 256x512 --steps 4000 -o probe256.pt
+        fgaug segmenter train cityscapes/ --size 256x512 --steps 4000 --out probe256.pt
     """
     from fgaug.data.cityscapes import find_groups
     from fgaug.runtime import resolve_device
@@ -1011,7 +1292,7 @@ def segmenter_train(
         groups = find_groups(data, [split]).groups
         dataset = SegmentationPairs(groups, parse_size(size), flip=True)
         report = train_probe(
-            dataset, output, steps, batch_size, lr, width, seed, resolve_device(device), progress_for("steps", as_json)
+            dataset, out, steps, batch_size, lr, width, seed, resolve_device(device), progress_for("steps", as_json)
         )
     summary = {
         "path": str(report.path),
@@ -1029,40 +1310,57 @@ def segmenter_train(
     )
 
 
-@evaluate_app.command("quality")
+@evaluate_app.command("quality", cls=FgaugCommand)
 def evaluate_quality(
-    data: Annotated[Path, typer.Argument(help="A Cityscapes root (the split below is evaluated).")],
+    data: Annotated[
+        Path,
+        typer.Argument(help="A Cityscapes root (the split below is evaluated).", metavar="DATA", show_default=False),
+    ],
+    split: Annotated[str, typer.Option(help="Split to evaluate.", rich_help_panel=INPUT)] = "val",
+    limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.", min=1, rich_help_panel=INPUT)] = None,
     model: ModelOption = None,
-    segmenter: Annotated[
-        Path | None, typer.Option(help="Segmenter: fgaug's probe, TorchScript or torch.export (.pt2).")
-    ] = None,
-    features: Annotated[
-        Path | None,
-        typer.Option(help="Local feature network for FID (photos in [0, 1] -> (B, D)), TorchScript or .pt2."),
-    ] = None,
-    lpips: Annotated[
-        Path | None, typer.Option(help="Local LPIPS network ((photos, photos) -> (B,)), TorchScript or .pt2.")
-    ] = None,
-    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "val",
-    temps: Annotated[str, typer.Option(help="Temperatures of the sweep, comma-separated.")] = "0.5,0.6,0.7,0.8,0.9,1.0",
-    n: Annotated[int, typer.Option("--n", "--samples", help="Samples per mask.", min=1)] = 3,
-    rounds: Annotated[int, typer.Option(help="Dequantisation rounds for bits/dim.", min=1)] = 1,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.", min=1)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the draws and the noise.", min=0)] = 0,
-    out: Annotated[Path, typer.Option(help="Report folder (report.json, report.md, plots).")] = Path("evaluation"),
+    temps: Annotated[
+        str, typer.Option(help="Temperatures of the sweep, comma-separated.", metavar="LIST", rich_help_panel=SAMPLING)
+    ] = "0.5,0.6,0.7,0.8,0.9,1.0",
+    samples: SamplesOption = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the draws and the noise.", min=0, rich_help_panel=SAMPLING)] = 0,
     guidance: GuidanceOption = 0.0,
     denoise: DenoiseOption = False,
     denoise_scale: DenoiseScaleOption = 1.0,
+    segmenter: Annotated[
+        Path | None,
+        typer.Option(help="Segmenter: fgaug's probe, TorchScript or torch.export (.pt2).", rich_help_panel=PROTOCOL),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local feature network for FID (photos in [0, 1] -> (B, D)), TorchScript or .pt2.",
+            rich_help_panel=PROTOCOL,
+        ),
+    ] = None,
+    lpips: Annotated[
+        Path | None,
+        typer.Option(
+            help="Local LPIPS network ((photos, photos) -> (B,)), TorchScript or .pt2.", rich_help_panel=PROTOCOL
+        ),
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(help="Dequantisation rounds for bits/dim.", min=1, rich_help_panel=PROTOCOL)
+    ] = 1,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Report folder (report.json, report.md, plots).", rich_help_panel=OUTPUT),
+    ] = Path("evaluation"),
+    as_json: JsonOption = False,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    as_json: JsonOption = False,
 ) -> None:
     """Conditional bits/dim, label consistency (with the segmenter's score on real photos as the
     ceiling), diversity and colour match, over a temperature sweep.
 
     Example:
 
-        fgaug evaluate quality cityscapes/ --model runs/city/checkpoints/best.pt --segmenter pspnet.pt --n 3
+        fgaug evaluate quality cityscapes/ --model runs/city/checkpoints/best.pt --segmenter pspnet.pt --samples 3
     """
     from fgaug.api import evaluate_quality as run_quality
 
@@ -1074,7 +1372,7 @@ def evaluate_quality(
             segmenter,
             split,
             parse_floats(temps, "--temps", 0),
-            n,
+            samples,
             rounds,
             limit,
             seed,
@@ -1095,76 +1393,118 @@ def evaluate_quality(
     emit(report, as_json, lines)
 
 
-@evaluate_app.command("augment")
+@evaluate_app.command("augment", cls=FgaugCommand)
 def evaluate_augment(
-    data: Annotated[Path, typer.Argument(help="A Cityscapes root with train, validation and test splits.")],
-    model: ModelOption = None,
-    sizes: Annotated[
-        str, typer.Option(help="Real training-set sizes N (the first N train masks), comma-separated.")
-    ] = "40",
-    seeds: Annotated[str, typer.Option(help="Seeds of the paired trainings, comma-separated.")] = "0,1,2,3,4",
-    n: Annotated[int, typer.Option("--n", "--samples", help="Synthetic samples per training mask.", min=1)] = 4,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature.", callback=bounded(0))] = 0.8,
-    mixing: Annotated[
-        str, typer.Option(help="concat (one pool), ratio (half of each batch real) or pretrain (then fine-tune).")
-    ] = "concat",
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="A Cityscapes root with train, validation and test splits.", metavar="DATA", show_default=False
+        ),
+    ],
     strategy: Annotated[
         str,
         typer.Option(
-            help="How the synthetic data is made: prior (N prior samples per mask), content-paste-prior (N new "
-            "layouts per mask with 3 pasted objects, the real photo kept outside them, the pasted regions drawn "
-            "from the prior) or copy-paste-real (the same layouts in real pixels, no model: the baseline)."
+            help="How the synthetic data is made: prior (prior samples of each mask), content-paste-prior (new "
+            "layouts of each mask with 3 pasted objects, the real photo kept outside them, the pasted regions drawn "
+            "from the prior) or copy-paste-real (the same layouts in real pixels, no model: the baseline, and the "
+            "strategy the toy-world study recommends).",
+            metavar="NAME",
+            rich_help_panel=STRATEGIES,
         ),
     ] = "prior",
-    val_split: Annotated[str, typer.Option(help="Split for early stopping.")] = "val",
-    test_split: Annotated[str, typer.Option(help="Labelled split for the scores, used for nothing else.")] = "test",
-    width: Annotated[int, typer.Option(help="Probe width.", min=1)] = 16,
-    batch_size: Annotated[int, typer.Option(help="Probe batch size.", min=1)] = 8,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            help="Synthetic images per real training mask (prior samples or layouts).",
+            min=1,
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = 4,
+    mixing: Annotated[
+        str,
+        typer.Option(
+            help="concat (one pool), ratio (half of each batch real) or pretrain (then fine-tune).",
+            metavar="HOW",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = "concat",
+    model: ModelOption = None,
+    temp: Annotated[
+        float, typer.Option("--temp", help="Sampling temperature.", callback=bounded(0), rich_help_panel=SAMPLING)
+    ] = 0.8,
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
+    sizes: Annotated[
+        str,
+        typer.Option(
+            help="Real training-set sizes, comma-separated; a size R trains on the first R train masks.",
+            metavar="LIST",
+            rich_help_panel=PROTOCOL,
+        ),
+    ] = "40",
+    seeds: Annotated[
+        str,
+        typer.Option(help="Seeds of the paired trainings, comma-separated.", metavar="LIST", rich_help_panel=PROTOCOL),
+    ] = "0,1,2,3,4",
+    val_split: Annotated[str, typer.Option(help="Split for early stopping.", rich_help_panel=PROTOCOL)] = "val",
+    test_split: Annotated[
+        str, typer.Option(help="Labelled split for the scores, used for nothing else.", rich_help_panel=PROTOCOL)
+    ] = "test",
+    width: Annotated[int, typer.Option(help="Probe width.", min=1, rich_help_panel=PROTOCOL)] = 16,
+    batch_size: Annotated[int, typer.Option(help="Probe batch size.", min=1, rich_help_panel=PROTOCOL)] = 8,
     min_steps: Annotated[
         int,
         typer.Option(
             help="Fewest steps of a probe. Longer probes check that a gain is not an under-trained baseline's.",
             min=1,
+            rich_help_panel=PROTOCOL,
         ),
     ] = 1000,
     max_steps: Annotated[
         int,
-        typer.Option(help="Most steps of a probe (40 epochs of its data, clamped to [min(MIN, MAX), MAX]).", min=1),
+        typer.Option(
+            help="Most steps of a probe (40 epochs of its data, clamped to [min(MIN, MAX), MAX]).",
+            min=1,
+            rich_help_panel=PROTOCOL,
+        ),
     ] = 3000,
     schedules: Annotated[
         int,
         typer.Option(
             help="One-cycle schedules per probe, back to back from the best weights: 2 is a warm restart, a "
-            "stronger baseline (on the toy world +2.6 to +3.1 mIoU for real only at N <= 40).",
+            "stronger baseline (on the toy world +2.6 to +3.1 mIoU for real only at up to 40 real images).",
             min=1,
+            rich_help_panel=PROTOCOL,
         ),
     ] = 1,
-    out: Annotated[Path, typer.Option(help="Report folder.")] = Path("evaluation-augment"),
-    guidance: GuidanceOption = 0.0,
-    denoise: DenoiseOption = False,
-    denoise_scale: DenoiseScaleOption = 1.0,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.", rich_help_panel=OUTPUT)] = Path(
+        "evaluation-augment"
+    ),
     overwrite: Annotated[
         bool,
         typer.Option(
             help="Replace the layouts and generated trees under OUT/synthetic that other settings made (without "
-            "it such a rerun stops with exit 1; with the same settings they are reused)."
+            "it such a rerun stops with exit 1; with the same settings they are reused).",
+            rich_help_panel=OUTPUT,
         ),
     ] = False,
     as_json: JsonOption = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
-    """Does augmentation help? At each real-set size N, probes trained on the N real pairs only and
-    on them plus N synthetic samples per mask, paired by seed, early-stopped on the validation split
-    and scored on the test split: the real-only learning curve with 95% intervals, the mIoU gain
-    with its interval, per-class gains and the gain's worth in real images. `fgaug demo` writes a
-    toy tree to try it on.
+    """Does augmentation help? At each real-set size R (`--sizes`), probes trained on the first R
+    real pairs only and on them plus `--samples` synthetic images per real mask, paired by seed,
+    early-stopped on the validation split and scored on the test split: the real-only learning
+    curve with 95% intervals, the mIoU gain with its interval, per-class gains and the gain's worth
+    in real images. `fgaug demo` writes a toy tree to try it on.
 
     Example:
 
-        fgaug evaluate augment cityscapes/ --model runs/city/checkpoints/best.pt --sizes 10,20,40,80 --seeds 0,1,2,3,4
+        fgaug evaluate augment cityscapes/ --model runs/city/best.pt --strategy copy-paste-real --sizes 10,20
 
-        fgaug evaluate augment fgaug-demo/toy-cityscapes --model demo --strategy content-paste-prior --sizes 6,12
+        fgaug evaluate augment cityscapes/ --model runs/city/checkpoints/best.pt --strategy content-paste-prior
     """
     from fgaug.api import evaluate_augment as run_augment
 
@@ -1175,7 +1515,7 @@ def evaluate_augment(
             model,
             parse_ints(sizes, "--sizes", 1),
             parse_ints(seeds, "--seeds", 0),
-            n,
+            samples,
             temp,
             mixing,
             strategy,
@@ -1208,27 +1548,50 @@ def evaluate_augment(
     emit(report, as_json, lines)
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def interpolate(
-    mask: Annotated[Path, typer.Argument(help="The layout every frame is drawn on (a mask file).")],
-    start_style: Annotated[int | None, typer.Option("--from", help="Style seed of the first frame.")] = None,
-    end_style: Annotated[int | None, typer.Option("--to", help="Style seed of the last frame.")] = None,
-    start_photo: Annotated[
-        Path | None, typer.Option("--from-photo", help="Real photo whose look starts the walk (its mask beside it).")
+    mask: Annotated[
+        Path,
+        typer.Argument(help="The layout every frame is drawn on (a mask file).", metavar="MASK", show_default=False),
+    ],
+    start_style: Annotated[
+        int | None, typer.Option("--from", help="Style seed of the first frame.", metavar="S", rich_help_panel=INPUT)
     ] = None,
-    end_photo: Annotated[Path | None, typer.Option("--to-photo", help="Real photo whose look ends the walk.")] = None,
-    steps: Annotated[int, typer.Option(help="Frames, both ends included (at least 2).", min=2)] = 8,
-    out: Annotated[Path, typer.Option(help="Folder for frame_000.png ... and strip.png.")] = Path("interpolation"),
+    end_style: Annotated[
+        int | None, typer.Option("--to", help="Style seed of the last frame.", metavar="S", rich_help_panel=INPUT)
+    ] = None,
+    start_photo: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-photo",
+            help="Real photo whose look starts the walk (its mask beside it).",
+            metavar="PHOTO",
+            rich_help_panel=INPUT,
+        ),
+    ] = None,
+    end_photo: Annotated[
+        Path | None,
+        typer.Option("--to-photo", help="Real photo whose look ends the walk.", metavar="PHOTO", rich_help_panel=INPUT),
+    ] = None,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
     model: ModelOption = None,
-    temp: Annotated[float, typer.Option("--temp", help="Sampling temperature (style walks).", callback=finite)] = 0.8,
+    steps: Annotated[
+        int, typer.Option(help="Frames, both ends included (at least 2).", min=2, rich_help_panel=SAMPLING)
+    ] = 8,
+    temp: Annotated[
+        float,
+        typer.Option("--temp", help="Sampling temperature (style walks).", callback=finite, rich_help_panel=SAMPLING),
+    ] = 0.8,
     guidance: GuidanceOption = 0.0,
     denoise: DenoiseOption = False,
     denoise_scale: DenoiseScaleOption = 1.0,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for frame_000.png ... and strip.png.", rich_help_panel=OUTPUT)
+    ] = Path("interpolation"),
+    as_json: JsonOption = False,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    mask_format: MaskFormatOption = "auto",
-    snap_colors: SnapOption = False,
-    as_json: JsonOption = False,
 ) -> None:
     """Walk from one look to another on one layout, along a great circle of the latent space.
 
@@ -1267,7 +1630,7 @@ def interpolate(
     emit(walk.to_dict(), as_json, lines)
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def presets() -> None:
     """List the model presets shipped with fgaug."""
     from fgaug.config import available_presets, load_preset
@@ -1278,7 +1641,7 @@ def presets() -> None:
         typer.echo(f"{preset_name:12s} {height}x{width}  {preset.description}")
 
 
-@app.command()
+@app.command(cls=FgaugCommand)
 def env() -> None:
     """Print versions and devices, for bug reports."""
     import torch

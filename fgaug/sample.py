@@ -444,7 +444,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     The process group is torn down however the run ends.
     """
     if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
-        raise UsageError("--n, --best-of and --batch-size must be at least 1")
+        raise UsageError("--samples, --best-of and --batch-size must be at least 1")
     require_finite(temperature=options.temperature, allowed_failed=options.allowed_failed)
     if options.temperature < 0:
         raise UsageError(f"--temp must be >= 0, got {options.temperature}")
@@ -738,7 +738,9 @@ def check_modes(options: GenerateOptions) -> None:
         raise UsageError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
     plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
     if options.content_from and not plain:
-        raise UsageError("--content-from writes one content-transferred photo per layout: use it with --n 1 alone")
+        raise UsageError(
+            "--content-from writes one content-transferred photo per layout: use it with --samples 1 alone"
+        )
     if options.content_fill not in CONTENT_FILLS:
         raise UsageError(f"--content-fill must be one of {', '.join(CONTENT_FILLS)}, got {options.content_fill!r}")
     if options.content_fill != "transfer" and not (options.content_from and options.keep_unchanged):
@@ -757,7 +759,7 @@ def check_styles(options: GenerateOptions) -> None:
     if len(set(styles)) != len(styles):
         raise UsageError(f"the style seeds {styles} repeat a style")
     if options.n != len(styles):
-        raise UsageError(f"--n {options.n} differs from the {len(styles)} style seeds: each style is one sample")
+        raise UsageError(f"--samples {options.n} differs from the {len(styles)} style seeds: each style is one sample")
     for name, used in {
         "--allocate": options.allocate != "uniform",
         "--reject": bool(options.reject_fraction),

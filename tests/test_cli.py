@@ -206,16 +206,16 @@ BAD_NUMBERS = [
     ("train x", "--patience", "0"),
     ("train x", "--log-every", "0"),
     ("train x", "--workers", "-1"),
-    ("generate --masks x", "--n", "-1"),
-    ("generate --masks x", "--temp", "-1"),
-    ("generate --masks x", "--seed", "-1"),
-    ("generate --masks x", "--batch-size", "0"),
-    ("generate --masks x", "--best-of", "0"),
-    ("generate --masks x", "--limit", "0"),
-    ("generate --masks x", "--reject", "1"),
-    ("generate --masks x", "--ignore-below", "0"),
-    ("generate --masks x", "--allow-failed", "1.5"),
-    ("layouts x", "--n", "0"),
+    ("generate x", "--samples", "-1"),
+    ("generate x", "--temp", "-1"),
+    ("generate x", "--seed", "-1"),
+    ("generate x", "--batch-size", "0"),
+    ("generate x", "--best-of", "0"),
+    ("generate x", "--limit", "0"),
+    ("generate x", "--reject", "1"),
+    ("generate x", "--ignore-below", "0"),
+    ("generate x", "--allow-failed", "1.5"),
+    ("layouts x", "--per-mask", "0"),
     ("layouts x", "--paste", "-1"),
     ("layouts x", "--flip-probability", "2"),
     ("layouts x", "--jitter-probability", "-0.5"),
@@ -223,15 +223,15 @@ BAD_NUMBERS = [
     ("layouts x", "--rare-boost", "-1"),
     ("layouts x", "--seed", "-1"),
     ("layouts x", "--limit", "0"),
-    ("demo", "--n", "0"),
-    ("demo", "--masks", "0"),
+    ("demo", "--samples", "0"),
+    ("demo", "--scenes", "0"),
     ("demo", "--temp", "-1"),
     ("segmenter train x --size 16x32", "--steps", "0"),
     ("segmenter train x --size 16x32", "--batch-size", "0"),
     ("segmenter train x --size 16x32", "--lr", "-1"),
     ("segmenter train x --size 16x32", "--width", "0"),
     ("segmenter train x --size 16x32", "--seed", "-1"),
-    ("evaluate quality x", "--n", "0"),
+    ("evaluate quality x", "--samples", "0"),
     ("evaluate quality x", "--rounds", "0"),
     ("evaluate quality x", "--limit", "0"),
     ("evaluate quality x", "--seed", "-1"),
@@ -239,7 +239,7 @@ BAD_NUMBERS = [
     ("evaluate augment x", "--sizes", "0,10"),
     ("evaluate augment x", "--sizes", "2.5"),
     ("evaluate augment x", "--seeds", "-1"),
-    ("evaluate augment x", "--n", "0"),
+    ("evaluate augment x", "--samples", "0"),
     ("evaluate augment x", "--temp", "-1"),
     ("evaluate augment x", "--width", "0"),
     ("evaluate augment x", "--batch-size", "0"),
@@ -603,9 +603,11 @@ def test_the_docs_state_the_rounding_of_another_batch_composition() -> None:
 
     help_of = {parameter.name: parameter.help for parameter in get_command(app).commands["generate"].params}
     assert "one 8-bit level at most" in help_of["batch_size"]
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert "does not change the images" not in readme and "the same as a single process writes" not in readme
-    reproducibility = readme.split("### Reproducibility", 1)[1].split("###", 1)[0]
+    root = Path(__file__).resolve().parent.parent
+    docs = "".join(path.read_text(encoding="utf-8") for path in [root / "README.md", *(root / "docs").glob("*.md")])
+    assert "does not change the images" not in docs and "the same as a single process writes" not in docs
+    output = (root / "docs" / "output.md").read_text(encoding="utf-8")
+    reproducibility = " ".join(output.split("## Reproducibility", 1)[1].split("##", 1)[0].split())
     assert "one 8-bit level" in reproducibility and "torchrun" in reproducibility and "--batch-size" in reproducibility
 
 

@@ -19,7 +19,7 @@ from fgaug.data.writer import validate_tree
 ROOT = Path(__file__).resolve().parent.parent
 CHEAPER = {
     "train": ["--steps", "2", "--batch-size", "2", "--workers", "0", "--device", "cpu"],
-    "layouts": ["--n", "1", "--limit", "2"],
+    "layouts": ["--per-mask", "1", "--limit", "2"],
     "evaluate": ["--sizes", "2", "--seeds", "0", "--min-steps", "2", "--max-steps", "2", "--width", "4"],
 }
 """Options appended to each next command (the last value of an option wins) to keep the test short."""
@@ -46,7 +46,7 @@ def test_the_commands_the_demo_prints_next_run_on_its_data(tmp_path: Path, monke
     """Issue 22, item 8: train, layouts and evaluate augment as printed (and as in the README)."""
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    result = runner.invoke(app, ["demo", "--out", "d", "--n", "1", "--masks", "2"])
+    result = runner.invoke(app, ["demo", "--out", "d", "--samples", "1", "--scenes", "2"])
     assert result.exit_code == 0, result.output
     printed = result.output.split("next, on the toy data:\n", 1)[1].splitlines()
     assert [line.strip() for line in printed] == demo_next_commands(Path("d"), 12)
@@ -70,6 +70,8 @@ def test_the_demo_times_the_whole_command(tmp_path: Path, monkeypatch: pytest.Mo
         return result
 
     monkeypatch.setattr(api, "demo", slow_demo)
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--n", "1", "--masks", "1", "--json"])
+    result = CliRunner().invoke(
+        app, ["demo", "--out", str(tmp_path / "d"), "--samples", "1", "--scenes", "1", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["seconds"] >= 0.5

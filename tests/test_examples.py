@@ -1,4 +1,5 @@
-"""The shipped CI example runs as documented: the model is named, the train split grown, the tree checked."""
+"""The shipped CI example runs as documented: the train split grown by copy-paste, or by samples of a
+named model, and the tree checked."""
 
 from __future__ import annotations
 
@@ -27,21 +28,33 @@ def run_ci_script(tmp_path: Path, **variables: str) -> subprocess.CompletedProce
     )
 
 
-def test_the_ci_example_names_its_model_and_grows_the_train_split(small_tree: Path, tmp_path: Path) -> None:
-    unnamed = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), N="1")
+def test_the_ci_example_grows_the_train_split_by_copy_paste_by_default(small_tree: Path, tmp_path: Path) -> None:
+    """Issue 22, item 7: the strategy the measurements support, no model, the train split only."""
+    out = tmp_path / "augmented"
+    done = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), N="1", OUT=str(out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
+    assert summary["written"] == 12 and summary["sources"] == 12
+    assert {path.parent.parent.name for path in (out / "leftImg8bit").rglob("*.png")} == {"train"}
+    assert "12 samples checked, 0 problem(s)" in done.stdout
+    settings = json.loads((out / "fgaug-run.json").read_text())["settings"]
+    assert settings["photos"] is True and settings["paste"] == 3
+
+
+def test_the_ci_example_names_its_model_to_generate(small_tree: Path, tmp_path: Path) -> None:
+    unnamed = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), STRATEGY="generate", N="1")
     assert unnamed.returncode != 0 and "set MODEL" in unnamed.stderr
     out = tmp_path / "augmented"
-    done = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out))
+    generate = {"CITYSCAPES": str(small_tree), "STRATEGY": "generate", "MODEL": "demo", "N": "1", "OUT": str(out)}
+    done = run_ci_script(tmp_path, **generate)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
     assert summary["written"] == 12 and summary["model_source"].startswith("--model demo")
     assert {path.parent.parent.name for path in (out / "leftImg8bit").rglob("*.png")} == {"train"}
-    changed = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out), SEED="4")
+    changed = run_ci_script(tmp_path, **generate, SEED="4")
     assert changed.returncode == 1 and "was made with --seed 0; this run has --seed 4" in changed.stderr
-    replaced = run_ci_script(
-        tmp_path, CITYSCAPES=str(small_tree), MODEL="demo", N="1", OUT=str(out), SEED="4", OVERWRITE="1"
-    )
+    replaced = run_ci_script(tmp_path, **generate, SEED="4", OVERWRITE="1")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4
     workflow = (ROOT / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
-    assert "MODEL: /" in workflow and "SPLIT: train" in workflow
+    assert "MODEL: /" in workflow and 'default: "copy-paste"' in workflow and "SPLIT" not in workflow

@@ -220,7 +220,7 @@ def test_content_transfer_needs_layouts_and_one_photo_each(
 ) -> None:
     with pytest.raises(DataError, match=r"layouts\.jsonl"):
         run(small_tree / "gtFine" / "val", tmp_path / "x", test_checkpoint, n=1, content_from=str(small_tree))
-    with pytest.raises(ValueError, match="--n 1"):
+    with pytest.raises(ValueError, match="--samples 1"):
         run(small_tree / "gtFine" / "val", tmp_path / "y", test_checkpoint, n=2, content_from=str(small_tree))
 
 

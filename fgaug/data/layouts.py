@@ -329,7 +329,7 @@ class LayoutOptions:
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.paste < 0:
-            raise UsageError("--n must be at least 1 and --paste at least 0")
+            raise UsageError("--per-mask must be at least 1 and --paste at least 0")
         for name in ("flip_probability", "jitter_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")

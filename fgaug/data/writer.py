@@ -286,19 +286,18 @@ class ValidationReport:
 def validate_tree(out_root: str | Path, input_root: str | Path | None = None) -> ValidationReport:
     """Check an augmented tree against its manifest: every output file present and readable,
     each photo the size of its labels, label ids valid, and (given the masks it was made from)
-    every label file that was copied still byte-identical to its source.
+    every label file that was copied still byte-identical to its source. A ``layouts`` tree is
+    checked by its ``layouts.jsonl``: each layout's labelIds and, written with ``--photos``, photo.
 
-    ``input_root`` is read as ``generate --masks`` reads it (a Cityscapes root, a split or city
+    ``input_root`` is read as ``generate MASKS`` reads it (a Cityscapes root, a split or city
     folder of one, or a folder of masks), and each sample's source found by its mask's key, so
     the tree can be checked against the root or the split folder whichever it was made from."""
     out_root = Path(out_root)
     problems: list[str] = []
-    if not (out_root / MANIFEST_NAME).is_file():
-        raise DataError(f"{out_root}: no {MANIFEST_NAME}; not an fgaug output tree")
+    records = output_records(out_root)
     if input_root is not None and not Path(input_root).exists():
         raise DataError(f"{input_root}: the source masks are missing (no such file or folder)")
     sources = {g.key: g for g in find_groups(input_root, require_photos=False).groups} if input_root else None
-    records = [record for path in manifest_files(out_root) for record in read_manifest(path)]
     for record in records:
         outputs = {name: out_root / path for name, path in record["outputs"].items()}
         missing = [str(path) for path in outputs.values() if not path.is_file()]
@@ -306,16 +305,33 @@ def validate_tree(out_root: str | Path, input_root: str | Path | None = None) ->
             problems.extend(f"{path}: missing" for path in missing)
             continue
         try:
-            photo_size = open_image(outputs["photo"]).size
             label_ids = read_label_ids(outputs["labelIds.png"], "labelIds")
+            photo_size = open_image(outputs["photo"]).size if "photo" in outputs else label_ids.shape[::-1]
         except DataError as error:
             problems.append(str(error))
             continue
-        if photo_size != (label_ids.shape[1], label_ids.shape[0]):
+        if tuple(photo_size) != (label_ids.shape[1], label_ids.shape[0]):
             problems.append(f"{outputs['photo']}: size {photo_size} differs from its labelIds {label_ids.shape[::-1]}")
         if sources is not None and record.get("labels") == "copied":
             problems.extend(_copy_problems(record, outputs, sources.get(record["key"]), input_root))
     return ValidationReport(len(records), problems)
+
+
+def output_records(out_root: Path) -> list[dict]:
+    """The records of the tree ``out_root`` with their ``outputs`` (name -> path in the tree): its
+    manifests (``generate``), else its ``layouts.jsonl`` (``layouts``)."""
+    from fgaug.data.layouts import MANIFEST_NAME as LAYOUTS_NAME
+    from fgaug.data.layouts import read_layout_records
+
+    if (out_root / MANIFEST_NAME).is_file():
+        return [record for path in manifest_files(out_root) for record in read_manifest(path)]
+    if not (out_root / LAYOUTS_NAME).is_file():
+        raise DataError(f"{out_root}: no {MANIFEST_NAME} or {LAYOUTS_NAME}; not an fgaug output tree")
+    records = read_layout_records(out_root / LAYOUTS_NAME)
+    for record in records:
+        photo = {"photo": record["photo"]} if record.get("photo") else {}
+        record["outputs"] = {"labelIds.png": record["output"], **photo}
+    return records
 
 
 def _copy_problems(

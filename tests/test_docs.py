@@ -1,0 +1,64 @@
+"""The documentation (issue 22, item 10): a short README, a command reference generated from the
+CLI and checked against it, and links that resolve."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fgaug import docs
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_the_committed_reference_matches_the_cli() -> None:
+    assert (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") == docs.reference(), (
+        "regenerate it: python -m fgaug.docs docs/cli.md"
+    )
+
+
+def test_the_check_names_the_command_that_regenerates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stale = tmp_path / "cli.md"
+    stale.write_text(docs.reference().replace("--samples", "--n"), encoding="utf-8")
+    assert docs.main(["--check", str(stale)]) == 1
+    assert f"regenerate it: python -m fgaug.docs {stale}" in capsys.readouterr().err
+    assert docs.main([str(stale)]) == 0 and docs.main(["--check", str(stale)]) == 0
+
+
+def test_the_reference_holds_every_option_and_the_old_spellings() -> None:
+    text = docs.reference()
+    for option in ("--out` / `-o", "--samples", "--per-mask", "--scenes", "--config", "--guidance", "--style-seed"):
+        assert option in text, option
+    assert "`--masks` (now an argument)" in text and "`--output` (now `--out`)" in text
+    assert "<bool>" not in text and "x>=" not in text
+
+
+def anchors(page: Path) -> set[str]:
+    """GitHub's anchors of the headings of ``page``."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_every_relative_link_resolves(page: Path) -> None:
+    for target in LINK.findall(page.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked), f"{page.name}: {target}"
+
+
+def test_the_readme_is_short_and_answers_does_it_help() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.split()) <= 1500
+    answer = readme.split("## Does it help?", 1)[1].split("\n## ", 1)[0]
+    assert "](benchmarks/figures/augmentation-learning-curve.png)" in answer
+    for internal in ("GOMP_SPINCOUNT", "glow2", "issue-5"):
+        assert internal not in readme, internal

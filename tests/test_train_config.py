@@ -1,0 +1,106 @@
+"""``fgaug train --config FILE`` (issue 22, item 12): a run's config.json trains the same run again,
+option files are read, the command line overrides them, and a wrong key is one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from fgaug.cli import app
+
+runner = CliRunner()
+QUICK = ["--preset", "test", "--steps", "4", "--batch-size", "4", "--warmup-steps", "2", "--workers", "0"]
+QUICK += ["--device", "cpu", "--log-every", "1", "--validate-every", "100", "--sample-every", "100"]
+
+
+def trained(arguments: list[str]) -> None:
+    result = runner.invoke(app, ["train", *arguments, "--json"])
+    assert result.exit_code == 0, result.output
+
+
+def saved(run: Path) -> dict:
+    return json.loads((run / "config.json").read_text(encoding="utf-8"))
+
+
+def losses(run: Path) -> dict[int, float]:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {line["step"]: line["loss"] for line in lines if "loss" in line}
+
+
+def one_line_usage_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_a_runs_config_trains_the_same_run_again(small_tree: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    trained([str(small_tree), *QUICK, "--project", str(tmp_path), "--name", "first", "--seed", "3"])
+    trained(["--config", str(first / "config.json"), "--name", "again"])
+    again = tmp_path / "again"
+    expected = saved(first)
+    expected["train"]["run_dir"] = str(again)
+    assert saved(again) == expected
+    assert losses(again) == losses(first) and len(losses(first)) == 4
+
+
+def test_the_command_line_overrides_an_option_file(small_tree: Path, tmp_path: Path) -> None:
+    options = {"data": str(small_tree), "preset": "test", "batch-size": 2, "steps": 9, "seed": 5, "workers": 0}
+    options |= {"device": "cpu", "validate_every": 100, "sample_every": 100, "project": str(tmp_path)}
+    path = tmp_path / "city.json"
+    path.write_text(json.dumps(options), encoding="utf-8")
+    trained(["--config", str(path), "--steps", "2", "--name", "run"])
+    train = saved(tmp_path / "run")["train"]
+    assert (train["steps"], train["batch_size"], train["seed"]) == (2, 2, 5)
+
+
+def test_a_yaml_option_file_is_read(small_tree: Path, tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    path = tmp_path / "city.yaml"
+    path.write_text(
+        f"data: {small_tree}\npreset: test\nsteps: 2\nbatch_size: 4\nsize: 16x32\nboundary: true\nworkers: 0\n"
+        f"device: cpu\nvalidate-every: 100\nsample-every: 100\nproject: {tmp_path}\nname: run\n",
+        encoding="utf-8",
+    )
+    trained(["--config", str(path), "--no-boundary"])
+    train = saved(tmp_path / "run")["train"]
+    assert train["size"] == [16, 32] and train["boundary"] is False and train["steps"] == 2
+
+
+def test_yaml_without_pyyaml_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    path = tmp_path / "city.yaml"
+    path.write_text("steps: 2\n", encoding="utf-8")
+    one_line_usage_error(runner.invoke(app, ["train", "--config", str(path)]), str(path), "PyYAML", "JSON")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        ({"steps": 2, "step_size": 3}, ["unknown key 'step_size'"]),
+        ({"json": True}, ["unknown key 'json'"]),
+        (
+            {"preset": "test", "model": {}, "train": {"data": "x", "learning_rate": 1}},
+            ["unknown key 'train.learning_rate'"],
+        ),
+        ({"preset": "test", "model": {}, "train": {"data": "x", "val_limit": 3}}, ["train.val_limit", "fgaug.api"]),
+        ([1, 2], ["a mapping of option names"]),
+    ],
+)
+def test_a_wrong_key_is_one_line_naming_the_file(content: object, fragments: list[str], tmp_path: Path) -> None:
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps(content), encoding="utf-8")
+    one_line_usage_error(runner.invoke(app, ["train", "--config", str(path)]), str(path), *fragments)
+
+
+def test_a_bad_value_in_the_file_is_refused_as_on_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "options.json"
+    path.write_text(json.dumps({"steps": 0}), encoding="utf-8")
+    result = runner.invoke(app, ["train", "x", "--config", str(path)])
+    assert result.exit_code == 2 and "--steps" in result.output, result.output
