@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -367,8 +368,9 @@ def augment(
 ) -> None:
     """Probes trained on N real pairs alone and with each variant's synthetic pairs (at its chosen
     setting), paired by seed, as ``evaluate augment --schedules 2`` trains them; one record per
-    (arm, N, seed) in ``augment-<seeds>.jsonl``, so several processes can split the seeds (or the
-    arms: ``real`` False leaves the real-only probes to another process)."""
+    (arm, N, seed) in ``augment-<seeds>.jsonl``. Each probe is claimed first (a file under
+    ``claims/``), so several processes can share the work; a claim left by a killed process is
+    removed by hand. ``real`` False leaves the real-only probes to another process."""
     by_name = {variant.name: variant for variant in variants(list(RECIPES))}
     results = study / f"augment-{'-'.join(map(str, seeds))}.jsonl"
     done = {(r["arm"], r["real"], r["seed"]) for path in study.glob("augment-*.jsonl") for r in read_records(path)}
@@ -378,6 +380,18 @@ def augment(
     real_all = read_pairs(pool[: max(sizes)], size)
     val = read_pairs(find_groups(world, ["val"], True).groups, size)
     test = read_pairs(find_groups(world, ["test"], True).groups, size)
+
+    def claim(arm: str, real_size: int, seed: int) -> bool:
+        """Take the probe for this process (a file created exclusively), unless it is done or taken."""
+        if (arm, real_size, seed) in done:
+            return False
+        claims = study / "claims"
+        claims.mkdir(exist_ok=True)
+        try:
+            os.close(os.open(claims / f"{arm.replace('/', '_')}-N{real_size}-s{seed}", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return False
+        return True
 
     def run(arm: str, real_size: int, seed: int, synthetic: PairArrays | None) -> None:
         start = time.perf_counter()
@@ -390,18 +404,19 @@ def augment(
 
     for real_size in sizes:
         for seed in seeds if real else []:
-            if (REAL_ONLY, real_size, seed) not in done:
+            if claim(REAL_ONLY, real_size, seed):
                 run(REAL_ONLY, real_size, seed, None)
         for name in names:
             variant = by_name[name]
             best = choose(study, variant)
             for strategy in strategies:
                 arm = f"{name}/{strategy}"
-                todo = [seed for seed in seeds if (arm, real_size, seed) not in done]
-                if not todo:
-                    continue
-                synthetic, _ = synthesiser(study, variant, strategy, best)(pool[:real_size])
-                for seed in todo:
+                synthetic = None
+                for seed in seeds:
+                    if not claim(arm, real_size, seed):
+                        continue
+                    if synthetic is None:
+                        synthetic, _ = synthesiser(study, variant, strategy, best)(pool[:real_size])
                     run(arm, real_size, seed, synthetic)
 
 
