@@ -58,3 +58,19 @@ def test_the_ci_example_names_its_model_to_generate(small_tree: Path, tmp_path: 
     assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4
     workflow = (ROOT / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
     assert "MODEL: /" in workflow and 'default: "copy-paste"' in workflow and "SPLIT" not in workflow
+
+
+def test_the_styles_example_renders_shared_styles_and_walks(tmp_path: Path) -> None:
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "styles_and_walks.py")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "8 images" in result.stdout
+    strips = sorted(tmp_path.glob("fgaug-styles-*/walk-*/strip.png"))
+    assert [path.parent.name for path in strips] == ["walk-photos", "walk-styles"]
