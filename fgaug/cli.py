@@ -214,7 +214,8 @@ GuidanceOption = Annotated[
     float,
     typer.Option(
         help="Classifier-free guidance weight W (a model trained with --condition-dropout): each conditioning "
-        "network's output is pushed W times further from the null condition's. 0: none. Keep it small: on the toy world draws diverge from W = 0.1 on.",
+        "network's output is pushed W times further from the null condition's. 0: none. Keep it small: on the "
+        "toy world draws diverge from W = 0.1 on.",
         callback=bounded(0),
         metavar="W",
         rich_help_panel=SAMPLING,
