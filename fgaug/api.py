@@ -24,17 +24,18 @@ from fgaug.data.cache import PrepareReport, prepare_cache
 from fgaug.data.cityscapes import (
     LABEL_SUFFIXES,
     PHOTO_SUFFIX,
-    Group,
     ReadOptions,
+    file_group,
     find_groups,
     is_cityscapes_root,
     load_mask,
+    load_pair,
     looks_like_mask,
     looks_like_photo,
     resize_photo,
     to_tensor,
 )
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, file_digest, read_rgb
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, file_digest
 from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluate import (
@@ -206,21 +207,9 @@ def transfer(
     results = []
     progress.start("transferring", len(jobs))
     for photo_path, photo_mask, structure_mask, target in jobs:
-        photo_group = Group(key=photo_path.stem, stem=photo_path.stem, mask=photo_mask, mask_format=mask_format)  # type: ignore[arg-type]
-        structure_group = Group(
-            key=structure_mask.stem,
-            stem=structure_mask.stem,
-            mask=structure_mask,
-            mask_format=mask_format,  # type: ignore[arg-type]
-        )
-        content_ids, content_condition = load_mask(photo_group, read)
-        structure_ids, structure_condition = load_mask(structure_group, read)
-        photo = read_rgb(photo_path)
-        if photo.shape[:2] != content_ids.shape:
-            raise DataError(
-                f"{photo_path}: size {photo.shape[:2]} differs from its mask {photo_mask} {content_ids.shape}"
-            )
-        photo_tensor = to_tensor(resize_photo(photo, flow.config.image_size))[None].to(torch_device)
+        content_condition, photo = load_pair(file_group(photo_mask, mask_format, photo_path), read)
+        structure_ids, structure_condition = load_mask(file_group(structure_mask, mask_format), read)
+        photo_tensor = to_tensor(photo)[None].to(torch_device)
         with network_precision(network_dtype):
             moved = flow.transfer(
                 photo_tensor,

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fgaug.data.cityscapes import Group, ReadOptions, load_mask, resize_photo, to_tensor
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
+from fgaug.data.cityscapes import ReadOptions, file_group, load_mask, load_pair, resize_photo, to_tensor
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png
 from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.preview import image_grid, to_uint8_image
@@ -167,8 +167,7 @@ def _open(options: WalkOptions) -> tuple[FullGlow, ModelUsed, ReadOptions, torch
 def _read_mask(path: Path, read: ReadOptions, mask_format: str) -> tuple[np.ndarray, Tensor]:
     if not path.is_file():
         raise DataError(f"{path}: mask not found")
-    group = Group(key=path.stem, stem=path.stem, mask=path, mask_format=mask_format)  # type: ignore[arg-type]
-    label_ids, condition = load_mask(group, read)
+    label_ids, condition = load_mask(file_group(path, mask_format), read)
     return label_ids, to_tensor(condition)[None]
 
 
@@ -176,14 +175,11 @@ def _read_mask(path: Path, read: ReadOptions, mask_format: str) -> tuple[np.ndar
 def _latents(
     model: FullGlow, photo: Path, mask: Path, read: ReadOptions, mask_format: str, device: torch.device
 ) -> list[Tensor]:
-    label_ids, condition = _read_mask(mask, read, mask_format)
-    if not photo.is_file():
-        raise DataError(f"{photo}: photo not found")
-    image = read_rgb(photo)
-    if image.shape[:2] != label_ids.shape:
-        raise DataError(f"{photo}: size {image.shape[:2]} differs from its mask {mask} {label_ids.shape}")
-    pixels = to_tensor(resize_photo(image, read.size))[None].to(device)
-    return model.encode(condition.to(device), pixels)
+    for path, what in ((mask, "mask"), (photo, "photo")):
+        if not path.is_file():
+            raise DataError(f"{path}: {what} not found")
+    condition, pixels = load_pair(file_group(mask, mask_format, photo), read)
+    return model.encode(to_tensor(condition)[None].to(device), to_tensor(pixels)[None].to(device))
 
 
 def _write(out: Path, images: list[np.ndarray], size: tuple[int, int], points: list[float], model: ModelUsed) -> Walk:

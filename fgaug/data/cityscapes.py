@@ -122,6 +122,12 @@ def find_groups(
     return Discovery([_flat_group(path, root, mask_format) for path in masks])
 
 
+def file_group(mask: Path, mask_format: str, photo: Path | None = None) -> Group:
+    """A group of one mask file named on the command line (and its photo, where given), keyed by
+    the mask's stem: what ``transfer`` and ``interpolate`` read outside any tree."""
+    return Group(key=mask.stem, stem=mask.stem, mask=mask, mask_format=mask_format, photo=photo)  # type: ignore[arg-type]
+
+
 def _flat_group(path: Path, root: Path, mask_format: MaskFormat) -> Group:
     relative = path.relative_to(root).with_suffix("")
     stem = path.name
