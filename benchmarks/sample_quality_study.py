@@ -92,6 +92,7 @@ RECIPES = {
     "gauss-0.01": Recipe("gaussian:0.01"),
     "gauss-0.02": Recipe("gaussian:0.02"),
     "gauss-0.04": Recipe("gaussian:0.04"),
+    "gauss-0.04-x4": Recipe("gaussian:0.04", steps_factor=4),
     "dropout-0.1": Recipe(condition_dropout=0.1),
     "demo-4000": Recipe(bundled=True),
 }
