@@ -20,7 +20,7 @@ copied to ``benchmarks/figures/augmentation-learning-curve.png``); the tables ho
 Every part appends one JSON line per trained probe to ``runs/augmentation-study/results.jsonl``
 and skips the (arm, real size, seed) already there; generators, synthetic trees and filter
 probes are kept on disk. A part stopped by ``--minutes`` or a kill resumes where it was. Run
-parts one at a time on 2 cores (``--threads`` sets torch's). The protocol is ``fgaug.protocol``.
+parts one at a time on 2 cores (``--threads`` sets torch's). The protocol is ``fgaug.evaluation.augment.protocol``.
 
 ``--min-steps M`` (default 1000, the protocol's) re-runs the curve and strategies with probes of
 at least M steps and a patience scaled with them (10 validations at 2000 steps, so a probe is not
@@ -50,11 +50,9 @@ from PIL import Image
 from fgaug.data.cityscapes import Group, find_groups
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.layouts import LayoutOptions, write_layouts
+from fgaug.data.plots import class_bars, learning_curve_plot
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.finite import to_json
-from fgaug.ignore import IGNORE_SUFFIX
-from fgaug.plots import class_bars, learning_curve_plot
-from fgaug.protocol import (
+from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
     SMALL_CLASSES,
     PairArrays,
@@ -66,12 +64,16 @@ from fgaug.protocol import (
     run_arm,
     summarise,
 )
+from fgaug.evaluation.stats import paired_interval, signed_interval
+from fgaug.finite import to_json
+from fgaug.generate.engine import generate
+from fgaug.generate.ignore import IGNORE_SUFFIX
+from fgaug.generate.options import GenerateOptions
 from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
-from fgaug.sample import GenerateOptions, generate
-from fgaug.segmenter import fit_probe, new_probe, save_segmenter
-from fgaug.stats import paired_interval, signed_interval
-from fgaug.train import TrainOptions, train
+from fgaug.segmentation.probe import fit_probe, new_probe, save_segmenter
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import train
 
 STUDY = Path("runs/augmentation-study")
 WORLD_SPLITS = {"train": 640, "val": 100, "test": 300}

@@ -26,8 +26,8 @@ import time
 WORKLOAD = r"""
 import json, sys, time
 import torch
-from fgaug.checkpoint import load_checkpoint
-from fgaug.config import load_preset
+from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.presets import load_preset
 from fgaug.flow import FullGlow
 from fgaug.resources import bundled_dir
 name = sys.argv[1]

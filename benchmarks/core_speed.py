@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, compile_networks, network_precision
+from fgaug.flow.config import FullGlowConfig
 from fgaug.runtime import (
     cpu_has_native_bf16,
     cpu_model,
@@ -30,6 +30,7 @@ from fgaug.runtime import (
     resolve_device,
     resolve_precision,
 )
+from fgaug.training.presets import load_preset
 
 
 def parse_size(text: str) -> tuple[int, int]:

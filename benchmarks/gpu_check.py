@@ -294,9 +294,9 @@ def _sampling_speed(model: Any, masks: Any, per_mask: int, network_dtype: Any, g
 def section_speed(work: Path, log: Path, limit: float) -> dict[str, Any]:
     import torch
 
-    from fgaug.config import load_preset
     from fgaug.flow import FullGlow
     from fgaug.runtime import resolve_device, resolve_precision
+    from fgaug.training.presets import load_preset
 
     sys.path.insert(0, str(BENCHMARKS))
     from core_speed import count_flops
@@ -388,9 +388,9 @@ def count_host_syncs(model: Any, masks: Any, photos: Any) -> dict[str, Any]:
     import torch
 
     from fgaug.flow import network_precision
+    from fgaug.generate.draws import draw_best
     from fgaug.runtime import counted_host_syncs
-    from fgaug.sample import draw_best
-    from fgaug.train import adam
+    from fgaug.training.train import adam
 
     optimizer = adam(model, 1e-5)
     model.train()
@@ -434,7 +434,7 @@ def time_training(
     from fgaug.flow import network_precision
     from fgaug.flow.graphs import GraphedTrainingPass
     from fgaug.runtime import resolve_precision
-    from fgaug.train import adam
+    from fgaug.training.train import adam
 
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
@@ -564,10 +564,10 @@ def section_cpu_vs_cuda(work: Path, log: Path, limit: float) -> dict[str, Any]:
 def section_compile(work: Path, log: Path, limit: float) -> dict[str, Any]:
     import torch
 
-    from fgaug.config import load_preset
     from fgaug.flow import FullGlow, compile_networks, network_precision
     from fgaug.runtime import resolve_device
-    from fgaug.train import adam
+    from fgaug.training.presets import load_preset
+    from fgaug.training.train import adam
 
     device = resolve_device(SETTINGS.device)
     config = load_preset(SETTINGS.big_preset).model

@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, to_tensor
 from fgaug.flow.conditional import GuidedCondition
 from fgaug.flow.fullglow import DIVERGED_MAGNITUDE
 from fgaug.flow.glow import StepFeatures
+from fgaug.training.checkpoint import load_checkpoint
 
 GUIDED = {
     "every network": ("actnorm", "invconv", "coupling"),

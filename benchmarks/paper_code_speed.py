@@ -29,11 +29,12 @@ from pathlib import Path
 import torch
 from core_speed import machine, parse_size, synchronize
 
-from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, network_precision
+from fgaug.flow.config import FullGlowConfig
 from fgaug.flow.graphs import GraphedSampler, GraphedTrainingPass
 from fgaug.runtime import resolve_device, resolve_precision
-from fgaug.train import adam
+from fgaug.training.presets import load_preset
+from fgaug.training.train import adam
 
 
 def import_paper_model(root: Path, device: torch.device) -> type:

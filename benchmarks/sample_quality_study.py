@@ -33,22 +33,32 @@ from typing import Any
 
 import numpy as np
 
-from fgaug.checkpoint import load_checkpoint
-from fgaug.config import load_preset
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_pair, to_tensor
 from fgaug.data.io import atomic_write_bytes
+from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluate import evaluate_samples, synthetic_pairs
+from fgaug.evaluation.augment.protocol import (
+    REAL_ONLY,
+    PairArrays,
+    curve_table,
+    probe_recipe,
+    read_pairs,
+    run_arm,
+    summarise,
+)
+from fgaug.evaluation.augment.strategies import LAYOUT_STRATEGIES, Synthesiser, layout_synthesiser
+from fgaug.evaluation.quality import evaluate_samples, synthetic_pairs
+from fgaug.evaluation.stats import mean_interval, signed_interval
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
-from fgaug.preview import save_grid, to_uint8_image
-from fgaug.protocol import REAL_ONLY, PairArrays, curve_table, probe_recipe, read_pairs, run_arm, summarise
+from fgaug.generate.draws import Draw, draw_best
+from fgaug.generate.options import DEMO_MODEL_NAME
 from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
-from fgaug.sample import DEMO_MODEL_NAME, Draw, draw_best
-from fgaug.segmenter import SegmentationPairs, load_segmenter, train_probe
-from fgaug.stats import mean_interval, signed_interval
-from fgaug.strategies import LAYOUT_STRATEGIES, Synthesiser, layout_synthesiser
-from fgaug.train import TrainingStoppedError, TrainOptions, train
+from fgaug.segmentation.probe import SegmentationPairs, load_segmenter, train_probe
+from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.options import TrainingStoppedError, TrainOptions
+from fgaug.training.presets import load_preset
+from fgaug.training.train import train
 
 STUDY = Path("runs/sample-quality")
 GENERATOR_WORLD = {"splits": {"train": 1500, "val": 32}, "size": (128, 256), "seed": 2024}

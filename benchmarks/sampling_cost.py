@@ -22,9 +22,10 @@ import time
 
 import torch
 
-from fgaug.config import FullGlowConfig, load_preset
 from fgaug.flow import FullGlow, network_precision
+from fgaug.flow.config import FullGlowConfig
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
+from fgaug.training.presets import load_preset
 
 MODES = {
     "plain": {},

@@ -27,16 +27,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, resize_labels, to_tensor
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.labels import LABEL_BY_ID, ids_to_color
+from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.interpolate import WalkOptions, interpolate_styles, largest_jump_ratio, step_changes
-from fgaug.metrics import wasserstein_1d
-from fgaug.preview import save_grid, to_uint8_image
+from fgaug.evaluation.metrics import wasserstein_1d
+from fgaug.generate.draws import Draw, DrawSeeds, draw_best
+from fgaug.generate.interpolate import WalkOptions, interpolate_styles, largest_jump_ratio, step_changes
+from fgaug.generate.options import DEMO_MODEL_NAME
 from fgaug.resources import bundled_dir
-from fgaug.sample import DEMO_MODEL_NAME, Draw, DrawSeeds, draw_best
+from fgaug.training.checkpoint import load_checkpoint
 
 STYLES = (0, 1, 2, 3, 4, 5)
 MIN_PIXELS = 64

@@ -16,14 +16,15 @@ import sys
 from pathlib import Path
 
 from fgaug.api import evaluate_augment, evaluate_quality
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluate import evaluate_bpd
+from fgaug.evaluation.quality import evaluate_bpd
 from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
-from fgaug.segmenter import SegmentationPairs, train_probe
-from fgaug.train import TrainOptions, train
+from fgaug.segmentation.probe import SegmentationPairs, train_probe
+from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import train
 
 
 def main() -> None:

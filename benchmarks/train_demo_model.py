@@ -14,11 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from fgaug.checkpoint import export_weights
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
-from fgaug.train import TrainOptions, train
+from fgaug.training.checkpoint import export_weights
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import train
 
 
 class PrintProgress:

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from fgaug import api
-from fgaug.config import load_preset
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.flow import FullGlow
+from fgaug.training.presets import load_preset
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from fgaug import api
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.interpolate import WalkOptions, interpolate_photos, interpolate_styles
+from fgaug.generate.interpolate import WalkOptions, interpolate_photos, interpolate_styles
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fgaug.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_payload
 from fgaug.data.cache import PrepareReport, prepare_cache
 from fgaug.data.cityscapes import (
     LABEL_SUFFIXES,
@@ -37,33 +36,24 @@ from fgaug.data.cityscapes import (
 )
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, file_digest
 from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
+from fgaug.data.preview import to_uint8_image
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluate import (
-    augmentation_study,
-    evaluate_bpd,
-    evaluate_samples,
-    write_augment_report,
-    write_quality_report,
-)
+from fgaug.evaluation.augment.protocol import probe_recipe
+from fgaug.evaluation.augment.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
+from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
+from fgaug.evaluation.reports import write_quality_report
 from fgaug.finite import require_finite
 from fgaug.flow import network_precision
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
-from fgaug.preview import to_uint8_image
+from fgaug.generate.engine import generate
+from fgaug.generate.options import DEMO_MODEL, GenerateOptions, GenerateSummary, ModelUsed, find_model, load_named_model
 from fgaug.progress import Progress, SilentProgress
-from fgaug.protocol import probe_recipe
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
-from fgaug.sample import (
-    DEMO_MODEL,
-    GenerateOptions,
-    GenerateSummary,
-    ModelUsed,
-    find_model,
-    generate,
-    load_named_model,
-)
-from fgaug.segmenter import load_segmenter, load_user_module
-from fgaug.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
-from fgaug.train import TrainOptions, TrainResult, dry_run, train
+from fgaug.segmentation.probe import load_segmenter, load_user_module
+from fgaug.training.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_payload
+from fgaug.training.options import TrainOptions, TrainResult
+from fgaug.training.train import dry_run, train
 from fgaug.usage import UsageError
 
 __all__ = [
@@ -193,7 +183,7 @@ def transfer(
     ``out`` the output PNG. Folders: every content photo with every structure mask, or the pairs
     listed in ``pairs`` (one ``content structure`` pair per line), written into folder ``out``.
     The output has the structure mask's native size. ``model`` must be named (see
-    :func:`fgaug.sample.find_model`).
+    :func:`fgaug.generate.options.find_model`).
     """
     progress = progress or SilentProgress()
     content, structure, out = Path(content), Path(structure), Path(out)
@@ -454,10 +444,10 @@ def evaluate_augment(
     overwrite: bool = False,
     sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> dict[str, Any]:
-    """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.protocol` on a
+    """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.evaluation.augment.protocol` on a
     Cityscapes root: real pairs from its train split, early stopping on ``val_split``, scores on
     ``test_split`` (a labelled split used for nothing else). ``strategy`` is how the synthetic
-    data is made (:mod:`fgaug.strategies`; layout strategies work under ``out/synthetic``). A probe
+    data is made (:mod:`fgaug.evaluation.augment.strategies`; layout strategies work under ``out/synthetic``). A probe
     trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps, and
     ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline).
     ``overwrite`` replaces synthetic trees under ``out/synthetic`` that other settings made. Writes

@@ -1,7 +1,7 @@
 """How long-running API calls report progress, without depending on a terminal.
 
 The API functions take a :class:`Progress`; the CLI passes a rich progress bar on a terminal and
-plain log lines otherwise (:mod:`fgaug.console`). :class:`SilentProgress` is the default.
+plain log lines otherwise (:mod:`fgaug.cli.console`). :class:`SilentProgress` is the default.
 """
 
 from __future__ import annotations

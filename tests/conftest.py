@@ -36,7 +36,8 @@ def small_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def test_checkpoint(small_tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A checkpoint of the `test` preset (16x32) after a few training steps."""
-    from fgaug.train import TrainOptions, train
+    from fgaug.training.options import TrainOptions
+    from fgaug.training.train import train
 
     run = tmp_path_factory.mktemp("run") / "run"
     result = train(

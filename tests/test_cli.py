@@ -15,11 +15,11 @@ from strict import strict_json
 from typer.testing import CliRunner
 
 from fgaug import runtime
-from fgaug.cli import app
+from fgaug.cli.app import app
 from fgaug.data.io import file_digest
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.writer import validate_tree
-from fgaug.sample import find_model
+from fgaug.generate.options import find_model
 
 runner = CliRunner()
 
@@ -555,7 +555,7 @@ def test_unwritten_samples_exit_3_unless_allowed(small_tree: Path, test_checkpoi
 
 
 def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
-    from fgaug.checkpoint import load_checkpoint
+    from fgaug.training.checkpoint import load_checkpoint
 
     arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
     result = runner.invoke(app, [*arguments, "--n", "1", "--limit", "1", "--out", str(tmp_path / "out")])
@@ -660,7 +660,8 @@ def test_the_run_record_holds_every_option_but_those_that_shape_nothing(
     that lacks a setting counts it as its default; fgaug's output without a record is refused."""
     from dataclasses import fields
 
-    from fgaug.sample import MASK_SELECTION, NOT_SHAPING, GenerateOptions, generate
+    from fgaug.generate.engine import generate
+    from fgaug.generate.options import MASK_SELECTION, NOT_SHAPING, GenerateOptions
 
     out = tmp_path / "out"
     options = GenerateOptions(masks=str(small_tree / "gtFine" / "val"), out=str(out), model=str(test_checkpoint), n=1)
@@ -722,7 +723,7 @@ def test_transfer_with_mask_and_photo_swapped_says_so(small_tree: Path, tmp_path
 def test_the_preview_says_how_many_masks_it_shows(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
     from typer.main import get_command
 
-    from fgaug.sample import PREVIEW_MASKS
+    from fgaug.generate.engine import PREVIEW_MASKS
 
     arguments = ["generate", "--masks", str(small_tree), "--split", "train", "--model", str(test_checkpoint)]
     arguments += ["--n", "1", "--out", str(tmp_path / "out"), "--preview", str(tmp_path / "grid.png")]

@@ -11,8 +11,8 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from fgaug.cli import app
-from fgaug.command import DEPRECATED
+from fgaug.cli.app import app
+from fgaug.cli.command import DEPRECATED
 
 runner = CliRunner()
 WRITERS = [
@@ -94,7 +94,7 @@ def test_old_spellings_still_work(target: str, old: list[str], new: list[str], m
 
 def test_segmenter_train_output_still_works(small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = ["segmenter", "train", str(small_tree), "--size", "16x32", "--output", str(tmp_path / "p.pt")]
-    args, _ = captured(monkeypatch, "fgaug.segmenter.train_probe", old)
+    args, _ = captured(monkeypatch, "fgaug.segmentation.probe.train_probe", old)
     assert args[1] == tmp_path / "p.pt"
 
 

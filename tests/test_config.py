@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fgaug.config import ConfigError, FullGlowConfig, available_presets, load_preset
 from fgaug.flow.conditional import ConditionalActNorm, ConditionalAffineCoupling, ConditionalInvConv1x1
+from fgaug.flow.config import ConfigError, FullGlowConfig
 from fgaug.flow.glow import build_source_glow, build_target_glow
+from fgaug.training.presets import available_presets, load_preset
 
 
 def test_shipped_presets_load_by_name() -> None:

@@ -18,12 +18,12 @@ from devices import ON_CUDA, TEST_DEVICE
 from test_fullglow import SMALL, images, trained_looking_model
 from test_train import losses, options
 
-from fgaug.checkpoint import load_checkpoint
 from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.graphs import GraphedSampler, GraphedTrainingPass
+from fgaug.generate.draws import draw_best, draw_noise
 from fgaug.runtime import counted_host_syncs
-from fgaug.sample import draw_best, draw_noise
-from fgaug.train import dry_run, train
+from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.train import dry_run, train
 
 pytestmark = pytest.mark.skipif(not ON_CUDA, reason="needs FGAUG_TEST_DEVICE=cuda (run by benchmarks/gpu_check.py)")
 

@@ -13,7 +13,8 @@ from compat import torchvision_cityscapes
 from typer.testing import CliRunner
 
 from fgaug import api
-from fgaug.cli import app, demo_next_commands
+from fgaug.cli.app import app
+from fgaug.cli.info import demo_next_commands
 from fgaug.data.writer import validate_tree
 
 ROOT = Path(__file__).resolve().parent.parent

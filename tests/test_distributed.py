@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from same_images import assert_same_up_to_rounding, photos
 
-from fgaug.checkpoint import load_checkpoint
-from fgaug.sample import GenerateOptions, generate
-from fgaug.train import TrainOptions, train
+from fgaug.generate.engine import generate
+from fgaug.generate.options import GenerateOptions
+from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import train
 
 
 def torchrun(*arguments: str) -> subprocess.CompletedProcess:

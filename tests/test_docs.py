@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fgaug import docs
+from fgaug.cli import docs
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -17,7 +17,7 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 def test_the_committed_reference_matches_the_cli() -> None:
     assert (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") == docs.reference(), (
-        "regenerate it: python -m fgaug.docs docs/cli.md"
+        "regenerate it: python -m fgaug.cli.docs docs/cli.md"
     )
 
 
@@ -25,7 +25,7 @@ def test_the_check_names_the_command_that_regenerates(tmp_path: Path, capsys: py
     stale = tmp_path / "cli.md"
     stale.write_text(docs.reference().replace("--samples", "--n"), encoding="utf-8")
     assert docs.main(["--check", str(stale)]) == 1
-    assert f"regenerate it: python -m fgaug.docs {stale}" in capsys.readouterr().err
+    assert f"regenerate it: python -m fgaug.cli.docs {stale}" in capsys.readouterr().err
     assert docs.main([str(stale)]) == 0 and docs.main(["--check", str(stale)]) == 0
 
 

@@ -13,20 +13,16 @@ from strict import strict_json
 
 from fgaug import runtime
 from fgaug.api import evaluate_augment
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluate import (
-    augmentation_study,
-    evaluate_bpd,
-    evaluate_samples,
-    write_augment_report,
-    write_quality_report,
-)
-from fgaug.protocol import ProbeRecipe
+from fgaug.evaluation.augment.protocol import ProbeRecipe
+from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
+from fgaug.evaluation.reports import write_quality_report
+from fgaug.generate.options import DEMO_MODEL_NAME
 from fgaug.resources import bundled_dir
-from fgaug.sample import DEMO_MODEL_NAME
-from fgaug.segmenter import ProbeSegmenter
+from fgaug.segmentation.probe import ProbeSegmenter
+from fgaug.training.checkpoint import load_checkpoint
 
 
 def test_bpd_is_reproducible_and_averaged_over_rounds(small_tree: Path, test_checkpoint: Path) -> None:

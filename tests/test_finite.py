@@ -13,9 +13,10 @@ from strict import strict_json
 
 from fgaug import api
 from fgaug.finite import require_finite, to_json
-from fgaug.sample import GenerateOptions, draw_best
-from fgaug.segmenter import train_probe
-from fgaug.train import TrainOptions
+from fgaug.generate.draws import draw_best
+from fgaug.generate.options import GenerateOptions
+from fgaug.segmentation.probe import train_probe
+from fgaug.training.options import TrainOptions
 
 
 def test_require_finite_names_the_value() -> None:

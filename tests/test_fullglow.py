@@ -9,8 +9,8 @@ import torch
 from devices import TEST_DEVICE
 from flow_checks import jacobian_logdet, perturb_parameters
 
-from fgaug.config import FullGlowConfig
 from fgaug.flow import FullGlow, network_precision
+from fgaug.flow.config import FullGlowConfig
 from fgaug.flow.fullglow import dequantize, quantize
 from fgaug.flow.glow import level_shapes
 

@@ -11,20 +11,12 @@ import torch
 from PIL import Image
 from same_images import assert_same_up_to_rounding, photos
 
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, to_tensor
 from fgaug.flow import Samples
-from fgaug.sample import (
-    MAX_REDRAWS,
-    Draw,
-    DrawFailure,
-    GenerateOptions,
-    draw_best,
-    draw_noise,
-    draw_seed,
-    find_model,
-    generate,
-)
+from fgaug.generate.draws import MAX_REDRAWS, Draw, DrawFailure, draw_best, draw_noise, draw_seed
+from fgaug.generate.engine import generate
+from fgaug.generate.options import GenerateOptions, find_model
+from fgaug.training.checkpoint import load_checkpoint
 from fgaug.usage import UsageError
 
 

@@ -13,14 +13,15 @@ import torch
 from PIL import Image
 from test_generate import photos, run
 
-from fgaug.allocate import allocate, class_presence, rarity_weights, share_samples
-from fgaug.content import EDIT_MARGIN
 from fgaug.data.cityscapes import find_groups, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import LABEL_BY_NAME, ids_to_train_ids
 from fgaug.data.layouts import LayoutOptions, write_layouts
-from fgaug.ignore import IGNORE_SUFFIX
-from fgaug.sample import GenerateOptions, generate
+from fgaug.generate.allocate import allocate, class_presence, rarity_weights, share_samples
+from fgaug.generate.content import EDIT_MARGIN
+from fgaug.generate.engine import generate
+from fgaug.generate.ignore import IGNORE_SUFFIX
+from fgaug.generate.options import GenerateOptions
 
 
 def manifest(out: Path) -> list[dict]:

@@ -7,8 +7,8 @@ import torch
 from devices import TEST_DEVICE
 from test_fullglow import SMALL, images, trained_looking_model
 
-from fgaug.config import ConfigError, FullGlowConfig, parse_noise
 from fgaug.flow import FullGlow
+from fgaug.flow.config import ConfigError, FullGlowConfig, parse_noise
 from fgaug.flow.fullglow import bits_per_dim, dequantize
 from fgaug.flow.glow import guided_conditions
 

@@ -15,19 +15,14 @@ from PIL import Image
 from smooth_masks import smoothly_resized_colour_masks
 
 from fgaug.data.cityscapes import find_groups, read_instance_ids, read_label_ids
+from fgaug.data.cutouts import GROUND, LabelSet, find_cutouts, horizon_row, object_depth, paste
 from fgaug.data.io import DataError
 from fgaug.data.labels import LABEL_BY_NAME, ids_to_color, ids_to_train_ids
 from fgaug.data.layouts import (
-    GROUND,
     CutoutBank,
-    LabelSet,
     LayoutOptions,
     aligned_source,
-    find_cutouts,
-    horizon_row,
     make_layout,
-    object_depth,
-    paste,
     read_layout_photo,
     read_layout_records,
     write_layouts,
@@ -89,7 +84,8 @@ def test_cityscapes_tools_read_the_tree_and_a_generated_one(
     street_tree: Path, tmp_path: Path, test_checkpoint: Path
 ) -> None:
     helpers = pytest.importorskip("cityscapesscripts.helpers.csHelpers")
-    from fgaug.sample import GenerateOptions, generate
+    from fgaug.generate.engine import generate
+    from fgaug.generate.options import GenerateOptions
 
     out = tmp_path / "layouts"
     write_layouts(find_groups(street_tree, ["train"]).groups[:3], street_tree, out, LayoutOptions(n=2, paste=2))
@@ -210,7 +206,7 @@ def test_bad_options_are_refused() -> None:
 def test_the_layouts_command_writes_a_tree_and_refuses_bad_options(street_tree: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from fgaug.cli import app
+    from fgaug.cli.app import app
 
     runner = CliRunner()
     out = tmp_path / "new-masks"
@@ -275,7 +271,7 @@ def test_photos_need_a_photo_beside_each_mask(street_tree: Path, tmp_path: Path)
 def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_tree: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from fgaug.cli import app
+    from fgaug.cli.app import app
 
     runner = CliRunner()
     out = tmp_path / "new-masks"
@@ -297,7 +293,7 @@ def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_
 def test_layouts_snap_smoothly_resized_colour_masks_when_asked(street_tree: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from fgaug.cli import app
+    from fgaug.cli.app import app
 
     masks = smoothly_resized_colour_masks(street_tree, tmp_path / "masks", 2)
     arguments = ["layouts", str(masks), "--n", "1", "--paste", "1"]

@@ -7,15 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from fgaug.metrics import (
+from fgaug.evaluation.metrics import (
     class_colour_spread,
-    confusion_matrix,
     mean_pairwise_dissimilarity,
     mean_pairwise_l1,
-    segmentation_scores,
     ssim,
     wasserstein_1d,
 )
+from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
 
 
 def test_segmentation_scores_by_hand() -> None:
@@ -84,7 +83,7 @@ def test_wasserstein_by_hand() -> None:
 
 
 def test_frechet_distance_by_hand() -> None:
-    from fgaug.metrics import frechet_distance
+    from fgaug.evaluation.metrics import frechet_distance
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(4000, 3))
@@ -126,7 +125,7 @@ def test_wasserstein_counts_the_whole_tail() -> None:
 
 
 def test_frechet_distance_against_the_diagonal_closed_form_and_clear_errors() -> None:
-    from fgaug.metrics import frechet_distance
+    from fgaug.evaluation.metrics import frechet_distance
 
     rng = np.random.default_rng(1)
     first = rng.normal(size=(50, 4)) * np.array([1.0, 2.0, 0.5, 3.0]) + 1

@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from fgaug import api
-from fgaug.checkpoint import export_weights, load_checkpoint, read_checkpoint_payload
 from fgaug.data.cache import CachedPairs, inspect_cache
 from fgaug.data.cityscapes import find_groups, is_cityscapes_root, read_instance_ids, read_label_ids
 from fgaug.data.io import atomic_write_bytes, file_digest, open_image, read_rgb
+from fgaug.data.preview import save_grid
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.writer import DatasetWriter, manifest_files, merge_manifests, read_manifest, validate_tree
-from fgaug.evaluate import write_quality_report
-from fgaug.preview import save_grid
-from fgaug.segmenter import ProbeSegmenter, load_segmenter, save_segmenter
-from fgaug.train import TrainOptions
+from fgaug.evaluation.reports import write_quality_report
+from fgaug.segmentation.probe import ProbeSegmenter, load_segmenter, save_segmenter
+from fgaug.training.checkpoint import export_weights, load_checkpoint, read_checkpoint_payload
+from fgaug.training.options import TrainOptions
 
 
 def test_the_toy_world_is_written_to_a_relative_text_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

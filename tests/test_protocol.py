@@ -10,8 +10,16 @@ import pytest
 import torch
 
 from fgaug import runtime
-from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, mixed_batches, probe_recipe, run_arm, summarise
-from fgaug.stats import mean_interval, paired_interval, signed_interval, worth_in_real_images
+from fgaug.evaluation.augment.protocol import (
+    REAL_ONLY,
+    PairArrays,
+    ProbeRecipe,
+    mixed_batches,
+    probe_recipe,
+    run_arm,
+    summarise,
+)
+from fgaug.evaluation.stats import mean_interval, paired_interval, signed_interval, worth_in_real_images
 
 
 def test_t_interval_by_hand() -> None:

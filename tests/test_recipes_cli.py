@@ -13,7 +13,7 @@ from same_images import assert_same_up_to_rounding
 from same_images import photos as photos_by_name
 from test_cli import one_line_error, runner
 
-from fgaug.cli import app
+from fgaug.cli.app import app
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ from torch.utils.data import TensorDataset
 
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.io import DataError
-from fgaug.metrics import confusion_matrix, segmentation_scores
-from fgaug.segmenter import ProbeSegmenter, SegmentationPairs, load_segmenter, predict_train_ids, train_probe
+from fgaug.segmentation.probe import ProbeSegmenter, SegmentationPairs, load_segmenter, predict_train_ids, train_probe
+from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
 
 
 def test_probe_learns_the_toy_world_and_reloads(small_tree: Path, tmp_path: Path) -> None:

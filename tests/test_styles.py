@@ -11,13 +11,15 @@ import torch
 from PIL import Image
 
 from fgaug.api import transfer
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, resize_photo, to_tensor
 from fgaug.data.io import DataError
-from fgaug.interpolate import WalkOptions, interpolate_photos, interpolate_styles, largest_jump_ratio, slerp
-from fgaug.preview import to_uint8_image
+from fgaug.data.preview import to_uint8_image
+from fgaug.generate.draws import DrawSeeds, draw_noise, draw_seed, style_seed
+from fgaug.generate.engine import generate
+from fgaug.generate.interpolate import WalkOptions, interpolate_photos, interpolate_styles, largest_jump_ratio, slerp
+from fgaug.generate.options import DEMO_MODEL_NAME, GenerateOptions
 from fgaug.resources import bundled_dir
-from fgaug.sample import DEMO_MODEL_NAME, DrawSeeds, GenerateOptions, draw_noise, draw_seed, generate, style_seed
+from fgaug.training.checkpoint import load_checkpoint
 
 DEMO = bundled_dir() / DEMO_MODEL_NAME
 
@@ -143,7 +145,7 @@ def test_bad_walks_are_refused(toy_tree: Path, tmp_path: Path) -> None:
 def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: Path) -> None:
     from test_cli import one_line_error, runner
 
-    from fgaug.cli import app
+    from fgaug.cli.app import app
 
     group = find_groups(toy_tree, ["val"], True).groups[0]
     base = ["interpolate", str(group.mask), "--model", str(DEMO), "--device", "cpu", "--out", str(tmp_path / "w")]
@@ -172,7 +174,7 @@ def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: P
 def test_generate_style_options_through_the_command_line(toy_tree: Path, tmp_path: Path) -> None:
     from test_cli import runner
 
-    from fgaug.cli import app
+    from fgaug.cli.app import app
 
     base = ["generate", "--masks", str(toy_tree), "--split", "val", "--model", str(DEMO), "--device", "cpu"]
     result = runner.invoke(app, [*base, "--out", str(tmp_path / "k"), "--styles", "2"])

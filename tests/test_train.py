@@ -14,10 +14,11 @@ import pytest
 import torch
 from devices import ON_CUDA, TEST_DEVICE
 
-from fgaug.checkpoint import load_checkpoint
 from fgaug.data.io import DataError
 from fgaug.runtime import RuntimeChoiceError
-from fgaug.train import TrainOptions, check_cuda_graphs, train
+from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import check_cuda_graphs, train
 
 
 def options(data: Path, run: Path, **changes: object) -> TrainOptions:
@@ -159,7 +160,7 @@ def test_tensorboard_can_be_switched_off_and_is_refused_when_missing(
 ) -> None:
     train(options(small_tree, tmp_path / "off", steps=2, tensorboard=False))
     assert not (tmp_path / "off" / "tensorboard").exists() and (tmp_path / "off" / "results.png").is_file()
-    monkeypatch.setattr("fgaug.runlog.tensorboard_available", lambda: False)
+    monkeypatch.setattr("fgaug.training.runlog.tensorboard_available", lambda: False)
     with pytest.raises(ValueError, match='pip install "fgaug\\[tensorboard\\]"'):
         train(options(small_tree, tmp_path / "on", steps=2, tensorboard=True))
     train(options(small_tree, tmp_path / "auto", steps=2))

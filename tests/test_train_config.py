@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from fgaug.cli import app
+from fgaug.cli.app import app
 
 runner = CliRunner()
 QUICK = ["--preset", "test", "--steps", "4", "--batch-size", "4", "--warmup-steps", "2", "--workers", "0"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from fgaug.cli import app
+from fgaug.cli.app import app
 
 runner = CliRunner()
 

@@ -136,7 +136,7 @@ def test_validate_takes_the_source_as_generate_takes_masks(toy_tree: Path, tmp_p
     """Issue 22, item 3: a tree made from a split folder checks against the root and the split folder."""
     from typer.testing import CliRunner
 
-    from fgaug.cli import app
+    from fgaug.cli.app import app
     from fgaug.data.writer import validate_tree
 
     split = toy_tree / "gtFine" / "val"

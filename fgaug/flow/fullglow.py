@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from fgaug.config import FullGlowConfig
+from fgaug.flow.config import FullGlowConfig
 from fgaug.flow.glow import (
     GlowEncoding,
     StepFeatures,

@@ -20,13 +20,13 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from fgaug.config import FullGlowConfig
 from fgaug.flow.conditional import (
     ConditionalActNorm,
     ConditionalAffineCoupling,
     ConditionalInvConv1x1,
     GuidedCondition,
 )
+from fgaug.flow.config import FullGlowConfig
 from fgaug.flow.layers import (
     ActNorm,
     AffineCoupling,

@@ -44,8 +44,9 @@ from fgaug.data.cityscapes import (
     resize_photo,
     to_tensor,
 )
+from fgaug.data.cutouts import LabelSet
 from fgaug.data.io import DataError, read_rgb
-from fgaug.data.layouts import MANIFEST_NAME, LabelSet, aligned_source, read_layout_records
+from fgaug.data.layouts import MANIFEST_NAME, aligned_source, read_layout_records
 from fgaug.flow import FullGlow
 
 
@@ -111,6 +112,7 @@ def content_condition(labels: LabelSet, options: ReadOptions) -> np.ndarray:
 
 
 EDIT_MARGIN = 2
+
 
 EditFill = Callable[[torch.Tensor], list[torch.Tensor | None]]
 """Layout conditions (B, C, H, W) on the device -> per layout an image (3, H, W) in [0, 1] for its

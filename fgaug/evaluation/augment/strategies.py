@@ -21,13 +21,19 @@ from pathlib import Path
 from fgaug.data.cityscapes import Group, find_groups
 from fgaug.data.io import DataError
 from fgaug.data.layouts import LayoutOptions, write_layouts
+from fgaug.evaluation.augment.protocol import PairArrays, read_pairs
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
-from fgaug.protocol import PairArrays, read_pairs
-from fgaug.sample import GenerateOptions, generate
+from fgaug.generate.engine import generate
+from fgaug.generate.options import GenerateOptions
 
 STRATEGIES = ("prior", "content-paste-prior", "copy-paste-real")
+
+
 LAYOUT_STRATEGIES = STRATEGIES[1:]
+
+
 PASTED_OBJECTS = 3
+
 
 Synthesiser = Callable[[Sequence[Group]], tuple[PairArrays, int]]
 """The N real masks' groups -> their synthetic pairs and how many draws diverged."""

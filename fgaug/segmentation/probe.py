@@ -31,10 +31,12 @@ from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_p
 from fgaug.data.io import DataError, atomic_output, first_line, read_rgb
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
 from fgaug.finite import require_finite
-from fgaug.metrics import confusion_matrix, segmentation_scores
 from fgaug.progress import Progress, SilentProgress
+from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
 
 MEAN = (0.485, 0.456, 0.406)
+
+
 STD = (0.229, 0.224, 0.225)
 
 

@@ -26,25 +26,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from fgaug import distributed
-from fgaug.checkpoint import CheckpointError, read_checkpoint_payload, save_checkpoint
-from fgaug.config import FullGlowConfig, load_preset, parse_noise
-from fgaug.data.cache import CachedPairs, source_digest
-from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png
-from fgaug.finite import require_finite, to_json
+from fgaug.data.preview import image_grid, to_uint8_image
+from fgaug.finite import to_json
 from fgaug.flow import FullGlow, FullGlowOutput, compile_networks, network_precision
+from fgaug.flow.config import FullGlowConfig, parse_noise
 from fgaug.flow.graphs import GraphedTrainingPass
-from fgaug.preview import image_grid, to_uint8_image
 from fgaug.progress import Progress, SilentProgress
-from fgaug.runlog import RunLog
 from fgaug.runtime import (
     RuntimeChoiceError,
     peak_memory,
@@ -53,214 +48,14 @@ from fgaug.runtime import (
     resolve_device,
     resolve_precision,
 )
+from fgaug.training.batches import OrderSampler, epoch_permutation, open_training_data, step_generator
+from fgaug.training.checkpoint import CheckpointError, read_checkpoint_payload, save_checkpoint
+from fgaug.training.ema import ExponentialMovingAverage
+from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
+from fgaug.training.presets import load_preset
+from fgaug.training.runlog import RunLog
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
-
-
-class TrainingStoppedError(RuntimeError):
-    """Training ended early; a checkpoint was saved. ``reason`` says why."""
-
-    def __init__(self, message: str, checkpoint: Path | None) -> None:
-        super().__init__(message)
-        self.checkpoint = checkpoint
-
-
-@dataclass
-class TrainOptions:
-    """Everything a training run depends on (``None`` means: the preset's value)."""
-
-    data: str | Path
-    run_dir: str | Path = "runs/fullglow"
-    preset: str = "tiny"
-    size: tuple[int, int] | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    steps: int | None = None
-    epochs: float | None = None
-    source_weight: float | None = None
-    conditioning: str | None = None
-    noise: str | None = None
-    """``uniform`` or ``gaussian:SIGMA`` (see :attr:`~fgaug.config.FullGlowConfig.gaussian_noise`);
-    None: the preset's (uniform)."""
-    condition_dropout: float | None = None
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    warmup_steps: int = 200
-    grad_clip: float = 50.0
-    ema_decay: float = 0.999
-    checkpoint_every: int = 500
-    validate_every: int = 250
-    sample_every: int = 500
-    log_every: int = 10
-    val_data: str | Path | None = None
-    val_limit: int = 16
-    workers: int = 2
-    boundary: bool = False
-    train_split: str = "train"
-    val_split: str = "val"
-    mask_format: str = "auto"
-    snap_colors: bool = False
-    skip_bad: bool = False
-    max_bad_steps: int = 20
-    patience: int | None = None
-    """Stop after this many validations in a row without a new best validation bits/dim (None or
-    0: never; 0 also switches off a patience saved in a resumed run's config)."""
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    cuda_graphs: bool = False
-    """Replay each step's forward and backward passes from a CUDA graph (see
-    :class:`~fgaug.flow.graphs.GraphedTrainingPass`): for small batches, where the host's kernel
-    launches set the pace. CUDA only, one process, without checkpointing or compilation."""
-    tensorboard: bool | None = None
-    resume: bool = False
-    exist_ok: bool = False
-
-    def __post_init__(self) -> None:
-        """Paths are kept as text, as ``config.json`` records them; NaN and infinities are refused."""
-        require_finite(
-            lr=self.lr,
-            epochs=self.epochs,
-            source_weight=self.source_weight,
-            condition_dropout=self.condition_dropout,
-            grad_clip=self.grad_clip,
-            ema_decay=self.ema_decay,
-        )
-        self.data, self.run_dir = str(self.data), str(self.run_dir)
-        self.val_data = None if self.val_data is None else str(self.val_data)
-
-    def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["size"] = list(self.size) if self.size else None
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
-        if values.get("size"):
-            values["size"] = tuple(values["size"])
-        return cls(**values)
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    steps: int
-    last_checkpoint: Path
-    best_checkpoint: Path | None
-    first_val_bpd: float | None
-    last_val_bpd: float | None
-    skipped_steps: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-    images: int = 0
-    """Images trained on by this call's steps, over every process."""
-    seconds: float = 0.0
-    """Wall time of this call, start-up, validation and checkpoints included."""
-    peak_memory_mib: float = 0.0
-    peak_memory_kind: str = ""
-    """What ``peak_memory_kind`` counts (see :func:`fgaug.runtime.peak_memory`)."""
-    stopped_early: bool = False
-    """Validation stopped improving for ``patience`` validations before the last step."""
-    precision: str = "fp32"
-    """The coupling networks' precision in this call (``auto`` resolved on its device)."""
-
-    @property
-    def images_per_second(self) -> float:
-        return self.images / self.seconds if self.seconds > 0 else 0.0
-
-
-# ------------------------------------------------------------------------------------------ data
-
-
-@dataclass
-class TrainingData:
-    train: Dataset
-    val: Dataset | None
-    fingerprint: str
-    description: str
-
-
-def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> TrainingData:
-    """The training set (a Cityscapes tree or an HDF5 cache) and a validation set when one exists."""
-    read = ReadOptions(model_config.image_size, options.boundary, options.snap_colors)
-    data = Path(options.data)
-
-    def open_one(path: Path, split: str, limit: int | None) -> tuple[Dataset, str]:
-        if path.suffix in (".h5", ".hdf5"):
-            dataset = CachedPairs(path, size=model_config.image_size)
-            if dataset.info.boundary != options.boundary:
-                raise DataError(
-                    f"{path}: prepared {'with' if dataset.info.boundary else 'without'} the boundary channel"
-                )
-            return dataset, dataset.info.source_digest
-        discovery = find_groups(
-            path, [split] if is_cityscapes_root(path) else None, True, options.mask_format, options.skip_bad
-        )
-        groups = discovery.groups[:limit] if limit else discovery.groups
-        return CityscapesPairs(groups, read), source_digest(groups, path)
-
-    train, fingerprint = open_one(data, options.train_split, None)
-    val: Dataset | None = None
-    if options.val_data:
-        val, _ = open_one(Path(options.val_data), options.val_split, options.val_limit)
-    elif data.is_dir() and is_cityscapes_root(data) and (data / "gtFine" / options.val_split).is_dir():
-        val, _ = open_one(data, options.val_split, options.val_limit)
-    batch = options.batch_size or 1
-    if len(train) < batch:
-        raise DataError(f"{data}: {len(train)} training pair(s), fewer than the batch size {batch}")
-    description = f"{len(train)} training pairs" + (f", {len(val)} validation pairs" if val is not None else "")
-    return TrainingData(train, val, fingerprint, description)
-
-
-class OrderSampler(Sampler[int]):
-    """Yields a fixed list of indices (one epoch's permutation from a given offset)."""
-
-    def __init__(self, indices: list[int]) -> None:
-        self.indices = indices
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-def epoch_permutation(size: int, seed: int, epoch: int) -> list[int]:
-    generator = torch.Generator().manual_seed(seed * 7919 + epoch)
-    return torch.randperm(size, generator=generator).tolist()
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The generator of one step's dequantisation noise."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + step)
-
-
-# ------------------------------------------------------------------------------------------ helpers
-
-
-class ExponentialMovingAverage:
-    r"""A copy of the model whose parameters follow :math:`\bar\theta \leftarrow d_t\,\bar\theta + (1-d_t)\,\theta`
-    (buffers copied), used for validation, samples and the saved weights.
-
-    :math:`d_t = \min(d, (1 + t) / (10 + t))` after t updates, so the average tracks the model
-    early in training instead of lagging behind its random start.
-    """
-
-    def __init__(self, model: FullGlow, decay: float) -> None:
-        self.decay = decay
-        self.updates = 0
-        self.model = copy.deepcopy(model).eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: FullGlow) -> None:
-        self.updates += 1
-        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        averages, currents = list(self.model.parameters()), [p.detach() for p in model.parameters()]
-        torch._foreach_lerp_(averages, currents, 1.0 - decay)  # one fused kernel per group, not one per tensor
-        torch._foreach_copy_(list(self.model.buffers()), list(model.buffers()))
 
 
 @contextmanager
@@ -283,9 +78,6 @@ def stop_requests() -> Iterator[Callable[[], str | None]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-# ------------------------------------------------------------------------------------------ the run
 
 
 def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, str]:

@@ -36,15 +36,19 @@ import torch
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import read_rgb
 from fgaug.data.labels import TRAIN_ID_NAMES, ids_to_train_ids
-from fgaug.metrics import segmentation_scores
+from fgaug.evaluation.stats import mean_interval, paired_interval, worth_in_real_images
 from fgaug.runtime import native_bf16
-from fgaug.segmenter import Batch, fit_probe, new_probe, probe_confusion
-from fgaug.stats import mean_interval, paired_interval, worth_in_real_images
+from fgaug.segmentation.probe import Batch, fit_probe, new_probe, probe_confusion
+from fgaug.segmentation.scores import segmentation_scores
 from fgaug.usage import UsageError
 
 MIXINGS = ("concat", "ratio", "pretrain")
+
+
 STREAM_SEED_STEP = 7919
 """Added to an arm's seed for the batch order of each further schedule or phase."""
+
+
 SMALL_CLASSES = ("pole", "traffic light", "traffic sign", "person")
 """Reported first: the thin and small classes a segmenter needs help with."""
 

@@ -2,7 +2,8 @@
 
 * Label consistency (the paper's protocol, after FCN): a segmenter's prediction on a synthetic
   photo against the mask it was generated from, over the 19 train ids: pixel accuracy, mean
-  class accuracy and mean IoU from one accumulated confusion matrix.
+  class accuracy and mean IoU from one accumulated confusion matrix
+  (:mod:`fgaug.segmentation.scores`).
 * Diversity among the samples of one mask: mean pairwise L1 and 1 - SSIM, and per-class colour
   spread.
 * Match to a known appearance distribution: the 1-D Wasserstein distance per class and channel.
@@ -17,53 +18,7 @@ from itertools import combinations
 import numpy as np
 from scipy import linalg, stats
 
-from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS
-
-
-def confusion_matrix(predicted: np.ndarray, target: np.ndarray, classes: int = N_TRAIN_IDS) -> np.ndarray:
-    """``(classes, classes + 1)`` pixel counts: row = target class, column = predicted class, the
-    last column counting predictions outside ``[0, classes)`` (always wrong). Target pixels
-    outside ``[0, classes)`` (255, ignore) are left out. Matrices of several images add up."""
-    if predicted.shape != target.shape:
-        raise ValueError(f"prediction {predicted.shape} and target {target.shape} differ in shape")
-    target = target.astype(np.int64).ravel()
-    predicted = predicted.astype(np.int64).ravel()
-    keep = (target >= 0) & (target < classes)
-    target, predicted = target[keep], predicted[keep]
-    predicted = np.where((predicted >= 0) & (predicted < classes), predicted, classes)
-    counts = np.bincount(target * (classes + 1) + predicted, minlength=classes * (classes + 1))
-    return counts.reshape(classes, classes + 1)
-
-
-def segmentation_scores(matrix: np.ndarray) -> dict[str, float | list[float]]:
-    r"""Scores of a :func:`confusion_matrix`.
-
-    .. math:: \mathrm{pixel\ acc} = \frac{\sum_c n_{cc}}{\sum_c t_c}, \quad
-              \mathrm{class\ acc} = \frac{1}{|C|}\sum_{c \in C} \frac{n_{cc}}{t_c}, \quad
-              \mathrm{mIoU} = \frac{1}{|C|}\sum_{c \in C} \frac{n_{cc}}{t_c + p_c - n_{cc}}
-
-    with :math:`t_c` the target pixels of class c and :math:`p_c` the predicted ones. As in the FCN
-    protocol and cityscapesScripts, class accuracy averages the classes present in the target and
-    mIoU the classes with a non-empty union, so a class predicted but absent from the target counts
-    as IoU 0; a class neither present nor predicted is left out (NaN in ``per_class_iou``).
-    """
-    classes = matrix.shape[0]
-    true_positive = np.diag(matrix[:, :classes]).astype(np.float64)
-    target_total = matrix.sum(axis=1)
-    predicted_total = matrix[:, :classes].sum(axis=0)
-    present = target_total > 0
-    union = target_total + predicted_total - true_positive
-    seen = union > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        class_accuracy = true_positive / target_total
-        iou = true_positive / union
-    total = target_total.sum()
-    return {
-        "pixel_accuracy": float(true_positive.sum() / total) if total else float("nan"),
-        "mean_class_accuracy": float(class_accuracy[present].mean()) if present.any() else float("nan"),
-        "mean_iou": float(iou[seen].mean()) if seen.any() else float("nan"),
-        "per_class_iou": [float(v) if s else float("nan") for v, s in zip(iou, seen, strict=True)],
-    }
+from fgaug.data.labels import IGNORE_TRAIN_ID
 
 
 def mean_pairwise_l1(images: Sequence[np.ndarray]) -> float:

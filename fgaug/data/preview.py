@@ -12,6 +12,8 @@ from PIL import Image, ImageDraw
 from fgaug.data.io import atomic_write_bytes, encode_png
 
 TITLE_HEIGHT = 14
+
+
 GAP = 2
 
 

@@ -19,17 +19,20 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from fgaug.config import ConfigError
-from fgaug.train import TrainOptions
+from fgaug.flow.config import ConfigError
+from fgaug.training.options import TrainOptions
 
 RUN_CONFIG_KEYS = frozenset({"preset", "model", "train"})
-"""Keys every run's ``config.json`` holds (see :mod:`fgaug.train`)."""
+"""Keys every run's ``config.json`` holds (see :mod:`fgaug.training.train`)."""
+
 
 FIELD_OPTIONS = {"source_weight": "lambda", "val_data": "val", "gradient_checkpointing": "checkpointing"}
 """``TrainOptions`` fields that ``fgaug train`` spells otherwise."""
 
+
 API_ONLY = ("val_limit", "train_split", "val_split", "max_bad_steps")
 """``TrainOptions`` fields only the Python API sets; a run config must hold their defaults."""
+
 
 NOT_RECORDED = ("run_dir", "size", "resume", "exist_ok")
 """Fields a run config gives back otherwise (``run_dir``, ``size``) or not at all (what the
@@ -38,7 +41,7 @@ invocation asked for: resuming, reusing the folder)."""
 
 def read_option_file(path: Path) -> dict[str, Any]:
     """Option name (``batch_size``, dashes as underscores) -> value, from ``path``; a
-    :class:`~fgaug.config.ConfigError` naming the file for anything unreadable."""
+    :class:`~fgaug.flow.config.ConfigError` naming the file for anything unreadable."""
     raw = parse(path)
     if not isinstance(raw, dict) or not all(isinstance(key, str) for key in raw):
         raise ConfigError(f"{path}: expected a mapping of option names to values")

@@ -20,9 +20,11 @@ import torch.nn.functional as F
 
 from fgaug.data.io import DataError
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
-from fgaug.segmenter import load_segmenter
+from fgaug.segmentation.probe import load_segmenter
 
 IGNORE_SUFFIX = "_gtFine_fgaugIgnore.png"
+
+
 IGNORED = 255
 
 

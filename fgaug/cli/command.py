@@ -21,12 +21,17 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 POSITIONAL = ""
 """The new spelling of an option that became an argument: its value is passed positionally."""
 
+
 INPUT, SAMPLING, STRATEGIES, OUTPUT, PERFORMANCE = "Input", "Sampling", "Strategies", "Output", "Performance"
+
+
 MODEL, TRAINING, RUN, PROTOCOL = "Model", "Training", "Run folder and logging", "Protocol"
 """Help panels (``rich_help_panel``)."""
 
+
 PANELS_FROM = 12
 """Options a command needs before its help is split into panels; fewer read best as one list."""
+
 
 DEPRECATED: dict[str, dict[str, str]] = {
     "generate": {"--masks": POSITIONAL, "--n": "--samples"},
@@ -41,7 +46,10 @@ DEPRECATED: dict[str, dict[str, str]] = {
 """Old spelling -> current one, per command path (without ``fgaug``): accepted until the next
 release, hidden from ``--help``."""
 
+
 OUT = ("--out", "--project")
+
+
 WRONG_FLAGS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("-o", "--output", "--output-dir", "--output_dir", "--outdir", "--out-dir", "--save-dir"), OUT),
     **dict.fromkeys(("-n", "--n", "--num-samples", "--n-samples", "--num_samples"), ("--samples", "--per-mask")),
@@ -55,6 +63,7 @@ WRONG_FLAGS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("--name", "--project"), ("--out",)),
 }
 """Options users bring from other tools -> fgaug's spellings; the first this command has is suggested."""
+
 
 POSITIONAL_GUESSES = ("--masks", "--data", "--input", "--source", "--mask", "--checkpoint")
 """Options users try for an input that is an argument here."""

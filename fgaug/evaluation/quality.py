@@ -8,7 +8,7 @@
   colour spread) and for the match of per-class colour distributions to the real photos' (1-D
   Wasserstein per class and channel; on the toy world the real photos are draws from the known
   appearance distribution).
-* :func:`augmentation_study`: the augmentation protocol of :mod:`fgaug.protocol` for a model:
+* :func:`augmentation_study`: the augmentation protocol of :mod:`fgaug.evaluation.augment.protocol` for a model:
   probes trained on N real pairs only and with synthetic samples of their masks, paired by seed,
   early-stopped on a validation split and scored on a test split nothing else looks at.
 """
@@ -17,41 +17,35 @@ from __future__ import annotations
 
 import hashlib
 import math
-import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fgaug.checkpoint import Checkpoint
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, load_pair, read_label_ids, resize_labels, to_tensor
-from fgaug.data.io import DataError, atomic_write_bytes
+from fgaug.data.io import DataError
 from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
-from fgaug.finite import to_json
-from fgaug.flow import network_precision
-from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
-from fgaug.metrics import (
+from fgaug.data.preview import to_uint8_image
+from fgaug.evaluation.augment.protocol import (
+    PairArrays,
+)
+from fgaug.evaluation.metrics import (
     class_colour_spread,
-    confusion_matrix,
     frechet_distance,
     mean_pairwise_dissimilarity,
     mean_pairwise_l1,
-    segmentation_scores,
     wasserstein_1d,
 )
-from fgaug.plots import class_bars, learning_curve_plot, line_plot
-from fgaug.preview import to_uint8_image
+from fgaug.flow import network_precision
+from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
+from fgaug.generate.draws import Draw, draw_best
 from fgaug.progress import Progress, SilentProgress
-from fgaug.protocol import REAL_ONLY, PairArrays, ProbeRecipe, curve_table, read_pairs, run_arm, summarise
-from fgaug.runtime import precision_name
-from fgaug.sample import Draw, draw_best
-from fgaug.segmenter import network_error, predict_train_ids
-from fgaug.stats import signed_interval
-from fgaug.strategies import Synthesiser
+from fgaug.segmentation.probe import network_error, predict_train_ids
+from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
+from fgaug.training.checkpoint import Checkpoint
 
 
 def _read_options(checkpoint: Checkpoint) -> ReadOptions:
@@ -320,240 +314,3 @@ def synthetic_pairs(
     if not photos:
         raise DataError("every synthetic draw diverged: lower the temperature")
     return PairArrays.from_arrays(photos, labels), diverged
-
-
-def augmentation_study(
-    checkpoint: Checkpoint,
-    pool: Sequence[Group],
-    val_groups: Sequence[Group],
-    test_groups: Sequence[Group],
-    sizes: Sequence[int] = (40,),
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    n: int = 4,
-    temperature: float = 0.8,
-    mixing: str = "concat",
-    recipe: ProbeRecipe | None = None,
-    network_dtype: torch.dtype | None = None,
-    progress: Progress | None = None,
-    synthesise: Synthesiser | None = None,
-    sampling: SamplingOptions = PLAIN_SAMPLING,
-) -> dict[str, Any]:
-    """The augmentation protocol (:mod:`fgaug.protocol`) for one model: at each real-set size N
-    (the first N masks of ``pool``), probes trained on the N real pairs only and on them with ``n``
-    synthetic samples per mask, paired by seed; early stopping on ``val_groups``, scores on
-    ``test_groups``. Returns the learning curve, the paired differences and every arm's record.
-    ``synthesise`` makes the synthetic pairs of N masks (default: ``n`` prior samples per mask at
-    ``temperature``; :mod:`fgaug.strategies` has the others)."""
-    progress = progress or SilentProgress()
-    recipe = recipe or ProbeRecipe()
-    start = time.perf_counter()
-    size = checkpoint.model.config.image_size
-    device = next(checkpoint.model.parameters()).device
-    if max(sizes) > len(pool):
-        raise DataError(f"the largest real-set size {max(sizes)} exceeds the {len(pool)} training pairs")
-    real_all = read_pairs(pool[: max(sizes)], size)
-    val, test = read_pairs(val_groups, size), read_pairs(test_groups, size)
-    records, synthetic_images, diverged = [], {}, 0
-    progress.start("probes", 2 * len(sizes) * len(seeds))
-    if synthesise is None:
-
-        def synthesise(groups: Sequence[Group]) -> tuple[PairArrays, int]:
-            return synthetic_pairs(
-                checkpoint, groups, n, temperature, seed=0, network_dtype=network_dtype, sampling=sampling
-            )
-
-    for real_size in sorted(sizes):
-        synthetic, drawn_diverged = synthesise(pool[:real_size])
-        synthetic_images[real_size], diverged = len(synthetic), diverged + drawn_diverged
-        for seed in seeds:
-            for arm, extra in ((REAL_ONLY, None), (SYNTHETIC_ARM, synthetic)):
-                result = run_arm(arm, real_all.head(real_size), val, test, seed, recipe, extra, mixing, device=device)
-                records.append(result.to_dict())
-                progress.advance(1)
-    progress.stop()
-    return {
-        **summarise(records),
-        "arms": records,
-        "synthetic_per_mask": n,
-        "synthetic_images": synthetic_images,
-        "diverged_draws": diverged,
-        "temperature": temperature,
-        **sampling.to_dict(),
-        "mixing": mixing,
-        "recipe": asdict(recipe),
-        "probe_precision": precision_name(recipe.network_dtype(device)),
-        "val_photos": len(val_groups),
-        "test_photos": len(test_groups),
-        "seconds": time.perf_counter() - start,
-    }
-
-
-SYNTHETIC_ARM = "real + synthetic"
-
-
-def write_augment_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
-    """``augment.json``, ``augment.md``, the learning curve with the synthetic arms as points and
-    the per-class IoU differences, under ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "augment.json", "markdown": out_dir / "augment.md"}
-    atomic_write_bytes(paths["json"], to_json(report, indent=2).encode())
-    strategies = report["strategies"]
-    if report["curve"]:
-        points = [
-            {"label": f"{row['arm']} (N={row['real']})", "real": row["real"], **row["miou"]} for row in strategies
-        ]
-        paths["curve_plot"] = learning_curve_plot(out_dir / "learning_curve.png", report["curve"], points)
-    if strategies:
-        classes = list(strategies[0]["per_class_difference"])
-        series = {
-            f"N={row['real']}": [row["per_class_difference"].get(c, math.nan) for c in classes] for row in strategies
-        }
-        paths["class_plot"] = class_bars(
-            out_dir / "class_difference.png", classes, series, "IoU difference (real + synthetic - real only)"
-        )
-    atomic_write_bytes(paths["markdown"], augment_markdown(report, paths).encode())
-    return paths
-
-
-def augment_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
-    lines = ["# Does synthetic data help the segmenter?", "", "## Protocol", ""]
-    lines += [f"- {key}: {value}" for key, value in report["protocol"].items()]
-    lines += [
-        "",
-        "## Real-only learning curve",
-        "",
-        *curve_table(report["curve"]),
-    ]
-    lines += [
-        "",
-        "A size is *valid* where doubling the real data raises the mean by more than its interval's half-width.",
-    ]
-    lines += ["", "## Real + synthetic, paired by seed", ""]
-    lines += ["| real images | synthetic | mIoU | Δ mIoU (95% CI) | worth in real images | small classes Δ IoU |"]
-    lines.append("| --- | --- | --- | --- | --- | --- |")
-    for row in report["strategies"]:
-        small = ", ".join(f"{name} {value:+.3f}" for name, value in list(row["per_class_difference"].items())[:4])
-        lines.append(
-            f"| {row['real']} | {row['synthetic']} | {row['miou']['mean']:.4f} | {signed_interval(row['difference'])} "
-            f"| {row['worth']} | {small} |"
-        )
-    for name in ("curve_plot", "class_plot"):
-        if name in paths:
-            lines += ["", f"![{name}]({paths[name].name})"]
-    return "\n".join(lines) + "\n"
-
-
-def write_quality_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]:
-    """``report.json``, ``report.md`` and PNG plots against temperature under ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
-    atomic_write_bytes(paths["json"], to_json(report, indent=2).encode())
-    rows = report.get("samples", {}).get("temperatures", [])
-    temperatures = [row["temperature"] for row in rows]
-    if len(rows) > 1:
-        paths["diversity_plot"] = line_plot(
-            out_dir / "diversity.png",
-            temperatures,
-            {"pairwise L1": [r["pairwise_l1"] for r in rows], "1 - SSIM": [r["pairwise_1_minus_ssim"] for r in rows]},
-            "temperature",
-            "diversity among the samples of a mask",
-        )
-        paths["colour_plot"] = line_plot(
-            out_dir / "colour_match.png",
-            temperatures,
-            {"mean W1": [r["colour_w1_mean"] for r in rows]},
-            "temperature",
-            "colour distance to real photos (W1, 0-255)",
-        )
-        if "consistency" in rows[0]:
-            series = {"synthetic photos": [r["consistency"]["mean_iou"] for r in rows]}
-            if "real_photos" in report["samples"]:
-                series["real photos"] = [report["samples"]["real_photos"]["mean_iou"]] * len(rows)
-            paths["consistency_plot"] = line_plot(
-                out_dir / "consistency.png", temperatures, series, "temperature", "segmenter mean IoU"
-            )
-    if rows and "consistency" in rows[0] and "real_photos" in report["samples"]:
-        best = max(rows, key=lambda r: r["consistency"]["mean_iou"])
-        real = report["samples"]["real_photos"]["per_class_iou"]
-        synthetic = best["consistency"]["per_class_iou"]
-        classes = [name for name in real if _is_number(real[name]) or _is_number(synthetic.get(name))]
-        paths["class_plot"] = class_bars(
-            out_dir / "class_iou.png",
-            classes,
-            {
-                "real photos": [real[c] for c in classes],
-                f"synthetic, T={best['temperature']:g}": [synthetic[c] for c in classes],
-            },
-            "IoU",
-            "segmenter IoU per class",
-        )
-    atomic_write_bytes(paths["markdown"], quality_markdown(report, paths).encode())
-    return paths
-
-
-def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
-    protocol = report["protocol"]
-    lines = ["# fgaug evaluation", "", "## Protocol", ""]
-    lines += [f"- {key}: {value}" for key, value in protocol.items()]
-    if "bpd" in report:
-        bpd = report["bpd"]
-        lines += [
-            "",
-            "## Likelihood",
-            "",
-            f"Conditional bits/dim: **{bpd['conditional_bpd']:.4f}** "
-            f"(± {bpd['std_over_rounds']:.4f} over {bpd['rounds']} rounds, {bpd['pairs']} pairs)",
-        ]
-    rows = report.get("samples", {}).get("temperatures", [])
-    if rows:
-        has_consistency = "consistency" in rows[0]
-        header = "| T | pixel acc | class acc | mIoU | pairwise L1 | 1 - SSIM | colour W1 | diverged |"
-        lines += [
-            "",
-            "## Temperature sweep",
-            "",
-            header if has_consistency else "| T | pairwise L1 | 1 - SSIM | colour W1 | diverged |",
-            "|" + " --- |" * (8 if has_consistency else 5),
-        ]
-        for row in rows:
-            diversity = (
-                f"{row['pairwise_l1']:.4f} | {row['pairwise_1_minus_ssim']:.4f} | {row['colour_w1_mean']:.2f} | "
-                f"{row['diverged_fraction']:.1%}"
-            )
-            if has_consistency:
-                scores = row["consistency"]
-                lines.append(
-                    f"| {row['temperature']:g} | {scores['pixel_accuracy']:.4f} | "
-                    f"{scores['mean_class_accuracy']:.4f} | {scores['mean_iou']:.4f} | {diversity} |"
-                )
-            else:
-                lines.append(f"| {row['temperature']:g} | {diversity} |")
-        extras = [key for key in ("fid", "pairwise_lpips") if key in rows[0]]
-        if extras:
-            lines += ["", "| T | " + " | ".join(extras) + " |", "|" + " --- |" * (len(extras) + 1)]
-            lines += [
-                f"| {row['temperature']:g} | " + " | ".join(f"{row[k]:.4f}" for k in extras) + " |" for row in rows
-            ]
-        for row in rows:
-            if row.get("masks_all_diverged"):
-                lines += [
-                    "",
-                    f"At T = {row['temperature']:g} every draw of {row['masks_all_diverged']} mask(s) diverged; "
-                    "they are left out of its figures.",
-                ]
-        if "real_photos" in report["samples"]:
-            real = report["samples"]["real_photos"]
-            lines += [
-                "",
-                f"Same segmenter on the real photos: pixel acc {real['pixel_accuracy']:.4f}, class acc "
-                f"{real['mean_class_accuracy']:.4f}, mIoU {real['mean_iou']:.4f}.",
-            ]
-    for name in ("consistency_plot", "class_plot", "diversity_plot", "colour_plot"):
-        if name in paths:
-            lines += ["", f"![{name}]({paths[name].name})"]
-    return "\n".join(lines) + "\n"
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, float) and math.isfinite(value)

@@ -1,7 +1,7 @@
 """The command reference ``docs/cli.md``, generated from the CLI itself so that it cannot drift.
 
-    python -m fgaug.docs docs/cli.md           # write it
-    python -m fgaug.docs --check docs/cli.md   # exit 1 if the file differs from the CLI (.ci/run)
+    python -m fgaug.cli.docs docs/cli.md           # write it
+    python -m fgaug.cli.docs --check docs/cli.md   # exit 1 if the file differs from the CLI (.ci/run)
 
 Every command, its help, its arguments and its options (grouped as ``--help`` groups them) with
 their types, defaults and help, and the deprecated spellings each command still accepts. The text
@@ -18,11 +18,11 @@ from typing import Any
 
 from typer.main import get_command
 
-from fgaug.command import DEPRECATED, shown_names
+from fgaug.cli.command import DEPRECATED, shown_names
 
 HEADER = """# Command reference
 
-Generated from the CLI by `python -m fgaug.docs docs/cli.md`; do not edit by hand (`.ci/run`
+Generated from the CLI by `python -m fgaug.cli.docs docs/cli.md`; do not edit by hand (`.ci/run`
 checks that it matches). `fgaug COMMAND --help` shows the same. An on/off flag is listed by the
 spelling that changes its default; the opposite one (`--no-x`, or `--x`) is accepted too, to
 override a `train --config` file. Exit codes: 0 success, 1 bad input or a failed run, 2 usage
@@ -32,7 +32,7 @@ errors, 3 `generate` left requested samples unwritten, 130 training stopped by a
 
 def reference() -> str:
     """The whole Markdown reference."""
-    from fgaug.cli import app
+    from fgaug.cli.app import app
 
     root = get_command(app)
     commands = list(walk(root, "fgaug"))
@@ -126,7 +126,7 @@ def main(arguments: list[str]) -> int:
     check = "--check" in arguments
     paths = [argument for argument in arguments if argument != "--check"]
     if len(paths) != 1:
-        print("usage: python -m fgaug.docs [--check] docs/cli.md", file=sys.stderr)
+        print("usage: python -m fgaug.cli.docs [--check] docs/cli.md", file=sys.stderr)
         return 2
     path, text = Path(paths[0]), reference()
     if not check:
@@ -135,7 +135,7 @@ def main(arguments: list[str]) -> int:
         return 0
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return 0
-    print(f"{path} does not match the CLI; regenerate it: python -m fgaug.docs {path}", file=sys.stderr)
+    print(f"{path} does not match the CLI; regenerate it: python -m fgaug.cli.docs {path}", file=sys.stderr)
     return 1
 
 

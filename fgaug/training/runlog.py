@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from fgaug.data.plots import training_plot
 from fgaug.finite import to_json
-from fgaug.plots import training_plot
 
 TENSORBOARD_SCALARS = ("loss", "bpd", "source_bpd", "lr", "grad_norm", "images_per_s")
 

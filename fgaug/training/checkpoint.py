@@ -25,14 +25,18 @@ from typing import Any
 import torch
 
 import fgaug
-from fgaug.config import ConfigError, FullGlowConfig
 from fgaug.data.io import atomic_output, file_digest, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow
+from fgaug.flow.config import ConfigError, FullGlowConfig
 
 CHECKPOINT_FORMAT = "fgaug-checkpoint-1"
+
+
 ZIP_MAGIC = b"PK\x03\x04"
+
+
 PICKLE_PROTO = pickle.PROTO[0]
 
 

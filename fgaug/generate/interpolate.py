@@ -30,11 +30,12 @@ from torch import Tensor
 
 from fgaug.data.cityscapes import ReadOptions, file_group, load_mask, load_pair, resize_photo, to_tensor
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png
+from fgaug.data.preview import image_grid, to_uint8_image
 from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
-from fgaug.preview import image_grid, to_uint8_image
+from fgaug.generate.draws import draw_noise, style_seed
+from fgaug.generate.options import ModelUsed, load_named_model
 from fgaug.runtime import resolve_device, resolve_precision
-from fgaug.sample import ModelUsed, draw_noise, load_named_model, style_seed
 
 
 def slerp(start: Tensor, end: Tensor, fraction: float) -> Tensor:

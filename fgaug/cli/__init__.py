@@ -1,0 +1,28 @@
+"""The ``fgaug`` command: a thin layer that parses options, calls :mod:`fgaug.api` and prints.
+
+Exit codes: 0 success, 1 bad input or a failed run (one line on stderr naming the file and the
+problem; also a device this machine lacks, and an output tree made with other settings), 2 usage
+errors (a malformed or out-of-range option value, options that cannot be combined, no model named:
+one line naming the option), 3 ``generate`` left requested samples unwritten (beyond
+``--allow-failed``), 130 training stopped by a signal (a checkpoint was saved).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from fgaug.cli.app import app
+
+COMMAND_MODULES = ("train", "generate", "data", "info", "evaluate")
+"""Each registers its commands on :data:`app` when imported; ``--help`` lists them in this order."""
+for module in COMMAND_MODULES:
+    importlib.import_module(f"fgaug.cli.{module}")
+
+
+def main() -> None:
+    app(prog_name="fgaug")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""What the commands share: option types and validators, the one-line error handling, output
+as text or JSON, and progress bars.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from fgaug.cli.command import (
+    INPUT,
+    OUTPUT,
+    PERFORMANCE,
+    SAMPLING,
+)
+from fgaug.finite import to_json
+
+if TYPE_CHECKING:
+    from fgaug.flow.sampling import SamplingOptions
+from fgaug.cli.app import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not HEIGHTxWIDTH, e.g. 256x512") from None
+    if height <= 0 or width <= 0:
+        raise typer.BadParameter(f"{text!r}: height and width must be positive")
+    return height, width
+
+
+def finite(value: float | None) -> float | None:
+    """NaN and infinities are usage errors (exit 2)."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def noise_option(value: str | None) -> str | None:
+    """Callback of ``--noise``: ``uniform`` or ``gaussian:SIGMA``, else a usage error (exit 2)."""
+    from fgaug.flow.config import ConfigError, parse_noise
+
+    if value is not None:
+        try:
+            parse_noise(value)
+        except ConfigError as error:
+            raise typer.BadParameter(str(error)) from None
+    return value
+
+
+def bounded(
+    low: float | None = None, high: float | None = None, open_low: bool = False, open_high: bool = False
+) -> Callable[[float | None], float | None]:
+    """The callback of a float option: finite and within ``[low, high]`` (an end open when asked),
+    else a usage error naming the option (exit 2), in click's words for integer ranges."""
+    low_text = "" if low is None else f"{low:g}{'<' if open_low else '<='}"
+    high_text = "" if high is None else f"{'<' if open_high else '<='}{high:g}"
+
+    def check(value: float | None) -> float | None:
+        if finite(value) is None:
+            return None
+        below = low is not None and (value <= low if open_low else value < low)
+        above = high is not None and (value >= high if open_high else value > high)
+        if below or above:
+            raise typer.BadParameter(f"{value:g} is not in the range {low_text}x{high_text}.")
+        return value
+
+    return check
+
+
+def fail(message: str, code: int = EXIT_INPUT_ERROR) -> typer.Exit:
+    from fgaug.cli.console import err_console
+
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Turn the API's usage errors into one line on stderr and exit code 2, its input errors into one
+    line and exit code 1."""
+    from fgaug.data.io import DataError
+    from fgaug.flow.config import ConfigError
+    from fgaug.runtime import RuntimeChoiceError
+    from fgaug.training.checkpoint import CheckpointError
+    from fgaug.usage import UsageError
+
+    try:
+        yield
+    except UsageError as error:
+        raise fail(str(error).splitlines()[0], EXIT_USAGE) from None
+    except (DataError, ConfigError, CheckpointError, RuntimeChoiceError, ValueError, OSError) as error:
+        raise fail(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
+
+
+def emit(result: dict[str, Any], as_json: bool, lines: Callable[[], None]) -> None:
+    if as_json:
+        typer.echo(to_json(result))
+    else:
+        lines()
+
+
+def progress_for(unit: str, as_json: bool) -> Any:
+    from fgaug.cli.console import make_progress
+
+    return make_progress(unit, quiet=as_json)
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object (for CI) instead of text.", rich_help_panel=OUTPUT)
+]
+
+
+DeviceOption = Annotated[
+    str, typer.Option(help="auto, cpu, cuda, cuda:N or N (= cuda:N).", metavar="DEVICE", rich_help_panel=PERFORMANCE)
+]
+
+
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        help="Precision of the coupling networks: auto (bf16 on CUDA, fp32 on CPU), fp32, "
+        "tf32 (fp32 on TF32 tensor cores, CUDA), bf16, fp16.",
+        metavar="NAME",
+        rich_help_panel=PERFORMANCE,
+    ),
+]
+
+
+CompileOption = Annotated[
+    bool,
+    typer.Option(
+        "--compile",
+        help="torch.compile the coupling and conditioning networks (the invertible arithmetic stays eager); "
+        "the first batches pay the compilation.",
+        rich_help_panel=PERFORMANCE,
+    ),
+]
+
+
+MaskFormatOption = Annotated[
+    str,
+    typer.Option(
+        help="labelIds, labelTrainIds, color, or auto (from the file name, then the content). "
+        "Colour masks must hold exact palette colours unless --snap-colors is given.",
+        metavar="FORMAT",
+        rich_help_panel=INPUT,
+    ),
+]
+
+
+SnapOption = Annotated[
+    bool,
+    typer.Option(
+        help="Map off-palette pixels of colour masks (left by smooth resizing) to the nearest palette "
+        "colour present in the mask. Without it such masks are refused, with the fraction named.",
+        rich_help_panel=INPUT,
+    ),
+]
+
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="The checkpoint to sample with, or 'demo' for the bundled toy-world model. Default: $FGAUG_MODEL; "
+        "one of them is required.",
+        metavar="CHECKPOINT",
+        rich_help_panel=SAMPLING,
+    ),
+]
+
+
+OverwriteOption = Annotated[
+    bool,
+    typer.Option(
+        help="Replace an output tree that other settings made (its fgaug-run.json says which): fgaug's own "
+        "files in it are removed first, nothing else. Without it such a rerun stops with exit 1; a rerun with "
+        "the same settings resumes.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+
+
+SkipBadOption = Annotated[
+    bool,
+    typer.Option(
+        help="Skip and count bad or incomplete groups instead of stopping at the first.", rich_help_panel=INPUT
+    ),
+]
+
+
+GuidanceOption = Annotated[
+    float,
+    typer.Option(
+        help="Classifier-free guidance weight W (a model trained with --condition-dropout): each conditioning "
+        "network's output is pushed W times further from the null condition's. 0: none. Keep it small: on the "
+        "toy world draws diverge from W = 0.1 on.",
+        callback=bounded(0),
+        metavar="W",
+        rich_help_panel=SAMPLING,
+    ),
+]
+
+
+DenoiseOption = Annotated[
+    bool,
+    typer.Option(
+        "--denoise",
+        help="One score step after each draw, x + S sigma^2 grad log p(x | mask) (Tweedie; a model trained with "
+        "--noise gaussian:SIGMA). Costs one forward and one backward pass per draw.",
+        rich_help_panel=SAMPLING,
+    ),
+]
+
+
+DenoiseScaleOption = Annotated[
+    float,
+    typer.Option(
+        help="S of --denoise (1 is Tweedie's value).",
+        callback=bounded(0, open_low=True),
+        metavar="S",
+        rich_help_panel=SAMPLING,
+    ),
+]
+
+
+MasksArgument = Annotated[
+    Path,
+    typer.Argument(
+        help="A Cityscapes root, a gtFine split or city folder, or a folder of masks.",
+        metavar="MASKS",
+        show_default=False,
+    ),
+]
+
+
+SplitOption = Annotated[
+    list[str] | None,
+    typer.Option(help="Splits of a Cityscapes root (repeatable; default all).", metavar="SPLIT", rich_help_panel=INPUT),
+]
+
+
+LimitOption = Annotated[int | None, typer.Option(help="Use only the first N masks.", min=1, rich_help_panel=INPUT)]
+
+
+TempOption = Annotated[
+    float,
+    typer.Option(
+        "--temp", help="Sampling temperature (the paper found 0.8 best).", callback=bounded(0), rich_help_panel=SAMPLING
+    ),
+]
+
+
+SamplesOption = Annotated[int, typer.Option("--samples", help="Samples per mask.", min=1, rich_help_panel=SAMPLING)]
+
+
+def sampling_options(guidance: float, denoise: bool, denoise_scale: float) -> SamplingOptions:
+    """The guidance and denoising options as the API takes them."""
+    from fgaug.flow.sampling import SamplingOptions
+
+    return SamplingOptions(guidance, denoise_scale if denoise else None)
+
+
+def parse_floats(text: str, option: str, low: float) -> list[float]:
+    """The comma-separated finite numbers of ``option``, none below ``low`` (anything else is a usage
+    error, exit 2)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
+    if not all(math.isfinite(value) for value in values):
+        raise typer.BadParameter(f"{text!r} holds a number that is not finite", param_hint=option)
+    if not values or min(values) < low:
+        raise typer.BadParameter(f"{text!r}: give numbers of at least {low:g}", param_hint=option)
+    return values
+
+
+def parse_ints(text: str, option: str, low: int) -> list[int]:
+    """The comma-separated whole numbers of ``option``, none below ``low`` (else exit 2)."""
+    values = parse_floats(text, option, low)
+    if any(value != int(value) for value in values):
+        raise typer.BadParameter(f"{text!r} holds a number that is not whole", param_hint=option)
+    return [int(value) for value in values]

@@ -1,0 +1,231 @@
+"""``fgaug layouts``, ``fgaug prepare`` and ``fgaug validate``: making, preparing and checking
+Cityscapes trees.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fgaug.cli.command import (
+    OUTPUT,
+    STRATEGIES,
+    FgaugCommand,
+)
+
+if TYPE_CHECKING:
+    pass
+from fgaug.cli.app import EXIT_INPUT_ERROR, app
+from fgaug.cli.common import (
+    JsonOption,
+    LimitOption,
+    MaskFormatOption,
+    MasksArgument,
+    OverwriteOption,
+    SkipBadOption,
+    SnapOption,
+    SplitOption,
+    bounded,
+    clear_errors,
+    emit,
+    parse_size,
+    progress_for,
+)
+
+
+@app.command(cls=FgaugCommand)
+def layouts(
+    masks: MasksArgument,
+    split: SplitOption = None,
+    limit: LimitOption = None,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    per_mask: Annotated[
+        int, typer.Option(help="New layouts written per source mask.", min=1, rich_help_panel=STRATEGIES)
+    ] = 4,
+    paste: Annotated[
+        int, typer.Option(help="Objects pasted from other masks into each layout.", min=0, rich_help_panel=STRATEGIES)
+    ] = 2,
+    flip_probability: Annotated[
+        float,
+        typer.Option(help="Probability of a left-right flip.", callback=bounded(0, 1), rich_help_panel=STRATEGIES),
+    ] = 0.5,
+    jitter_probability: Annotated[
+        float,
+        typer.Option(
+            help="Probability of a scale-and-crop jitter.", callback=bounded(0, 1), rich_help_panel=STRATEGIES
+        ),
+    ] = 0.5,
+    max_scale: Annotated[
+        float,
+        typer.Option(help="Largest jitter scale (drawn in [1, MAX]).", callback=bounded(1), rich_help_panel=STRATEGIES),
+    ] = 1.5,
+    rare_boost: Annotated[
+        float,
+        typer.Option(
+            help="Pick pasted classes with probability ~ pixel frequency^(1 - BOOST): 0 as found, 1 uniform.",
+            callback=bounded(0),
+            metavar="BOOST",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = 0.0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed; each layout derives its own from it and the mask's path.", min=0, rich_help_panel=STRATEGIES
+        ),
+    ] = 0,
+    photos: Annotated[
+        bool,
+        typer.Option(
+            help="Also write each layout's photo from real pixels: the source photo flipped, scaled and cropped "
+            "as its labels, pasted objects cut from their own photos (copy-paste augmentation, no generator; "
+            "the strategy the measurements recommend).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = False,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Root of the new tree (created; never inside MASKS).", rich_help_panel=OUTPUT),
+    ] = Path("layouts"),
+    overwrite: OverwriteOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Write new label sets made from existing masks: flips, scale-and-crop jitter, and objects
+    (person, rider, car, bicycle, motorcycle, traffic sign or light with its pole) pasted from other
+    masks where they could stand, scaled with depth and occluded by nearer objects.
+
+    Every label file is written (labelIds, instanceIds, color, labelTrainIds, polygons) and
+    `layouts.jsonl` records how each layout was made, `fgaug-run.json` the settings (a rerun with
+    others stops unless `--overwrite`). With `--photos` the tree is a training set in real pixels
+    (copy-paste augmentation); without, it is MASKS for `fgaug generate` (prior samples, or
+    `--content-from` for real photos' appearance).
+
+    Examples:
+
+        fgaug layouts cityscapes/ --split train --out copy-paste --per-mask 4 --paste 3 --photos
+
+        fgaug layouts cityscapes/ --split train --out new-masks --per-mask 4 --paste 3 --rare-boost 1
+    """
+    from fgaug.api import LayoutOptions
+    from fgaug.api import layouts as make_layouts
+
+    with clear_errors():
+        options = LayoutOptions(
+            n=per_mask,
+            flip_probability=flip_probability,
+            jitter_probability=jitter_probability,
+            scale_range=(1.0, max_scale),
+            paste=paste,
+            rare_boost=rare_boost,
+            seed=seed,
+            photos=photos,
+            snap_colors=snap_colors,
+        )
+        summary = make_layouts(
+            masks, out, options, split, mask_format, limit, progress_for("masks", as_json), overwrite
+        )
+
+    def lines() -> None:
+        typer.echo(
+            f"{summary.written} layouts written, {summary.skipped} already done, from {summary.sources} masks "
+            f"({summary.pasted} objects pasted from a bank of {summary.objects}), {summary.seconds:.1f} s"
+        )
+        typer.echo(f"label tree: {summary.out}")
+
+    emit(summary.to_dict(), as_json, lines)
+
+
+@app.command(cls=FgaugCommand)
+def prepare(
+    data: Annotated[
+        Path,
+        typer.Argument(help="A Cityscapes root (or a gtFine split folder).", metavar="DATA", show_default=False),
+    ],
+    size: Annotated[
+        str, typer.Option(help="Size HxW to store, the model's training size (e.g. 256x512).", metavar="HxW")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HDF5 file to write.")] = Path("train.h5"),
+    split: Annotated[str, typer.Option(help="Split to prepare.")] = "train",
+    boundary: Annotated[bool, typer.Option(help="Store the instance-boundary channel too.")] = False,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    skip_bad: SkipBadOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Decode, check and resize a split once into an HDF5 cache for fast training.
+
+    Example:
+
+        fgaug prepare cityscapes/ --size 256x512 --split train --out train256.h5
+    """
+    from fgaug.api import prepare as run_prepare
+
+    with clear_errors():
+        report = run_prepare(
+            data,
+            out,
+            parse_size(size),
+            split,
+            boundary,
+            mask_format,
+            snap_colors,
+            skip_bad,
+            progress_for("pairs", as_json),
+        )
+    summary = {
+        "path": str(report.path),
+        "written": report.written,
+        "skipped": report.skipped,
+        "seconds": report.seconds,
+    }
+
+    def lines() -> None:
+        typer.echo(f"{report.written} pairs written to {report.path} in {report.seconds:.1f} s")
+        for skipped in report.skipped:
+            typer.echo(f"  skipped: {skipped}", err=True)
+
+    emit(summary, as_json, lines)
+
+
+@app.command(cls=FgaugCommand)
+def validate(
+    augmented: Annotated[
+        Path,
+        typer.Argument(
+            help="A tree written by `fgaug generate` or `fgaug layouts`.", metavar="AUGMENTED", show_default=False
+        ),
+    ],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            help="The masks it was generated from, as `generate MASKS` takes them (a Cityscapes root, a split or "
+            "city folder, a folder of masks): check copied labels byte for byte."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check an augmented tree: every file of every manifest entry present and readable, photos the
+    size of their labels, copied label files identical to their sources; a `layouts` tree by its
+    `layouts.jsonl`. Exit 1 on any problem.
+
+    Example:
+
+        fgaug validate augmented/ --source cityscapes/
+    """
+    from fgaug.data.writer import validate_tree
+
+    with clear_errors():
+        report = validate_tree(augmented, source)
+    summary = {"samples": report.samples, "problems": report.problems}
+
+    def lines() -> None:
+        typer.echo(f"{report.samples} samples checked, {len(report.problems)} problem(s)")
+        for problem in report.problems:
+            typer.echo(f"  {problem}", err=True)
+
+    emit(summary, as_json, lines)
+    if report.problems:
+        raise typer.Exit(EXIT_INPUT_ERROR)

@@ -1,0 +1,446 @@
+"""``fgaug generate``, ``fgaug transfer`` and ``fgaug interpolate``: drawing photos for masks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from fgaug.cli.command import (
+    INPUT,
+    OUTPUT,
+    PERFORMANCE,
+    SAMPLING,
+    STRATEGIES,
+    FgaugCommand,
+)
+
+if TYPE_CHECKING:
+    pass
+from fgaug.cli.app import EXIT_INCOMPLETE, app
+from fgaug.cli.common import (
+    CompileOption,
+    DenoiseOption,
+    DenoiseScaleOption,
+    DeviceOption,
+    GuidanceOption,
+    JsonOption,
+    LimitOption,
+    MaskFormatOption,
+    MasksArgument,
+    ModelOption,
+    OverwriteOption,
+    PrecisionOption,
+    SkipBadOption,
+    SnapOption,
+    SplitOption,
+    TempOption,
+    bounded,
+    clear_errors,
+    emit,
+    fail,
+    finite,
+    progress_for,
+    sampling_options,
+)
+
+
+@app.command(cls=FgaugCommand)
+def generate(
+    masks: MasksArgument,
+    split: SplitOption = None,
+    limit: LimitOption = None,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    skip_bad: SkipBadOption = False,
+    model: ModelOption = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            "--samples",
+            help="Samples per mask (default 5; with style seeds, one per style).",
+            min=1,
+            rich_help_panel=SAMPLING,
+        ),
+    ] = None,
+    temp: TempOption = 0.8,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Global seed; each image's seed derives from it and the mask's path.", min=0, rich_help_panel=SAMPLING
+        ),
+    ] = 0,
+    best_of: Annotated[
+        int,
+        typer.Option(
+            help="Keep the most likely of K draws for every sample.", min=1, metavar="K", rich_help_panel=SAMPLING
+        ),
+    ] = 1,
+    style_seed: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="Style seed (repeatable): sample i of every mask is drawn with the i-th style's noise, the same "
+            "for every mask, so all masks share that look. Recorded as `style` in the manifest.",
+            min=0,
+            metavar="S",
+            rich_help_panel=SAMPLING,
+        ),
+    ] = None,
+    styles: Annotated[
+        int | None,
+        typer.Option(
+            help="Shorthand for --style-seed 0 ... --style-seed K-1.", min=1, metavar="K", rich_help_panel=SAMPLING
+        ),
+    ] = None,
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
+    allocate: Annotated[
+        str,
+        typer.Option(
+            help="uniform (the same count per mask), rare (more samples for masks holding rare classes) or weights "
+            "(per --class-weights); samples x masks in all, every mask at least one.",
+            metavar="RULE",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = "uniform",
+    class_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON {"class name": weight} for --allocate weights, e.g. 1 - IoU of a real-trained model.',
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = None,
+    reject: Annotated[
+        float,
+        typer.Option(
+            help="Draw samples / (1 - FRACTION) per mask and drop the least likely FRACTION of them.",
+            callback=bounded(0, 1, open_high=True),
+            metavar="FRACTION",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = 0.0,
+    content_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="MASKS are layouts of `fgaug layouts` made from this tree: each gets the real look of its source "
+            "photo by content transfer (one photo per layout, --samples 1).",
+            metavar="ROOT",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = None,
+    keep_unchanged: Annotated[
+        bool,
+        typer.Option(
+            help="With --content-from, --no-keep-unchanged writes the whole decoded image (the paper's transfer); "
+            "by default the real photo's pixels are kept wherever the layout did not change (2-pixel margin).",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = True,
+    content_fill: Annotated[
+        str,
+        typer.Option(
+            help="With --content-from: what draws the edited regions, 'transfer' (the photo's latents decoded "
+            "under the layout) or 'prior' (the model's sample of the layout at --temp, as plain generate draws it).",
+            metavar="FILL",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = "transfer",
+    ignore_map: Annotated[
+        Path | None,
+        typer.Option(
+            help="Segmenter trained on real photos: pixels whose label it gives a probability below --ignore-below "
+            "are marked in an extra `<stem>_gtFine_fgaugIgnore.png` (255 = ignore); label files stay as they are.",
+            metavar="SEGMENTER",
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = None,
+    ignore_below: Annotated[
+        float,
+        typer.Option(
+            help="Probability threshold of --ignore-map.",
+            callback=bounded(0, 1, True, True),
+            rich_help_panel=STRATEGIES,
+        ),
+    ] = 0.05,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Root of the augmented Cityscapes tree (created; never inside MASKS).",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = Path("augmented"),
+    preview: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write a PNG grid of the first 6 masks (with samples) and their samples.",
+            metavar="PNG",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = None,
+    at_model_resolution: Annotated[
+        bool,
+        typer.Option(
+            help="Write photos at model size with labels resized (default: labels untouched).", rich_help_panel=OUTPUT
+        ),
+    ] = False,
+    overwrite: OverwriteOption = False,
+    allow_failed: Annotated[
+        float,
+        typer.Option(
+            help="Fraction (0-1) of the requested samples that may go unwritten (diverged on every redraw, or "
+            "of masks skipped with --skip-bad) and still exit 0; beyond it the exit code is 3.",
+            callback=bounded(0, 1),
+            metavar="FRACTION",
+            rich_help_panel=OUTPUT,
+        ),
+    ] = 0.0,
+    as_json: JsonOption = False,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).",
+            min=1,
+            rich_help_panel=PERFORMANCE,
+        ),
+    ] = 8,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    compile_networks: CompileOption = False,
+    cuda_graphs: Annotated[
+        bool,
+        typer.Option(
+            "--cuda-graphs",
+            help="Replay each batch shape's sampling from a CUDA graph (CUDA only; the same images as without). "
+            "Measured in benchmarks/RESULTS.md.",
+            rich_help_panel=PERFORMANCE,
+        ),
+    ] = False,
+) -> None:
+    """Generate diverse photos for every mask as an augmented Cityscapes tree.
+
+    Every label file of each mask is copied byte for byte beside its synthetic photo, which is
+    resized to the mask's own resolution; `manifest.jsonl` records sources, seeds and
+    likelihoods, `fgaug-run.json` the settings that shaped the samples. A rerun with the same
+    settings skips finished samples; one with other settings (another model, temperature, seed...)
+    stops with an error naming them, unless `--overwrite`. A requested sample left unwritten makes
+    the exit code 3, unless `--allow-failed` allows that many.
+
+    Examples:
+
+        fgaug generate cityscapes/gtFine/train --samples 5 --temp 0.8 --model runs/city256/checkpoints/best.pt
+
+        FGAUG_MODEL=runs/city256/checkpoints/best.pt fgaug generate masks/ --samples 3 --best-of 4 --json
+    """
+    from fgaug.api import GenerateOptions
+    from fgaug.api import generate as run_generation
+
+    if style_seed and styles:
+        raise typer.BadParameter("give --style-seed S (repeatable) or --styles K, not both", param_hint="--styles")
+    style_seeds = list(style_seed) if style_seed else (list(range(styles)) if styles else None)
+    options = GenerateOptions(
+        masks=str(masks),
+        out=str(out),
+        model=model,
+        n=samples or (len(style_seeds) if style_seeds else GenerateOptions.n),
+        temperature=temp,
+        seed=seed,
+        style_seeds=style_seeds,
+        batch_size=batch_size,
+        best_of=best_of,
+        device=device,
+        precision=precision,
+        compile=compile_networks,
+        cuda_graphs=cuda_graphs,
+        allocate=allocate,
+        class_weights=str(class_weights) if class_weights else None,
+        reject_fraction=reject,
+        content_from=str(content_from) if content_from else None,
+        keep_unchanged=keep_unchanged,
+        content_fill=content_fill,
+        ignore_segmenter=str(ignore_map) if ignore_map else None,
+        ignore_below=ignore_below,
+        splits=split,
+        mask_format=mask_format,
+        snap_colors=snap_colors,
+        skip_bad=skip_bad,
+        at_model_resolution=at_model_resolution,
+        preview=str(preview) if preview else None,
+        limit=limit,
+        allowed_failed=allow_failed,
+        guidance=guidance,
+        denoise_scale=denoise_scale if denoise else None,
+        overwrite=overwrite,
+    )
+    with clear_errors():
+        summary = run_generation(options, progress_for("img", as_json))
+
+    def lines() -> None:  # the model was logged with its id before generating
+        typer.echo(
+            f"{summary.written} images written, {summary.skipped} already done, {summary.failed_samples} failed, "
+            f"{summary.seconds:.1f} s ({summary.images_per_second:.2f} images/s)"
+        )
+        if summary.diverged_draws:
+            typer.echo(f"{summary.diverged_draws} diverged draw(s) passed over and drawn again with the next seed")
+        for failure in summary.failed:
+            typer.echo(f"  failed: {failure}", err=True)
+        typer.echo(f"augmented tree: {summary.out}")
+        if summary.preview:
+            typer.echo(f"preview: {summary.preview} (the first {summary.preview_masks} of {summary.masks} masks)")
+
+    emit(summary.to_dict(), as_json, lines)
+    if not summary.accepted:
+        raise fail(
+            f"{summary.failed_samples} of {summary.requested} requested samples not written "
+            f"(--allow-failed {summary.allowed_failed:g})",
+            EXIT_INCOMPLETE,
+        )
+
+
+@app.command(cls=FgaugCommand)
+def transfer(
+    content: Annotated[
+        Path,
+        typer.Argument(
+            help="A photo (its mask beside it in gtFine/) or a folder of photos.", metavar="CONTENT", show_default=False
+        ),
+    ],
+    structure: Annotated[
+        Path, typer.Argument(help="A mask, or a folder of masks.", metavar="STRUCTURE", show_default=False)
+    ],
+    content_mask: Annotated[
+        Path | None, typer.Option(help="The content photo's mask, when not beside it.", rich_help_panel=INPUT)
+    ] = None,
+    pairs: Annotated[
+        Path | None, typer.Option(help="File of 'CONTENT STRUCTURE' lines to transfer.", rich_help_panel=INPUT)
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output PNG (a folder when an argument is one).", rich_help_panel=OUTPUT),
+    ] = Path("transfer.png"),
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Put a real photo's content onto a new layout: encode the photo given its own mask, decode
+    the same latents given the new mask.
+
+    Examples:
+
+        fgaug transfer leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png new_labelIds.png --model demo
+
+        fgaug transfer photos/ layouts/ --out transferred/ --model runs/city256/checkpoints/best.pt
+    """
+    from fgaug.api import transfer as run_transfer
+
+    if (content.is_dir() or structure.is_dir() or pairs) and out.suffix == ".png":
+        out = out.with_suffix("")
+    with clear_errors():
+        summary = run_transfer(
+            content,
+            structure,
+            out,
+            content_mask,
+            pairs,
+            model,
+            device,
+            precision,
+            mask_format,
+            snap_colors,
+            progress_for("img", as_json),
+        )
+
+    def lines() -> None:
+        for result in summary.transfers:
+            typer.echo(f"{result.output}  ({result.content} on {result.structure})")
+        typer.echo(f"model: {summary.model}")
+
+    emit(summary.to_dict(), as_json, lines)
+
+
+@app.command(cls=FgaugCommand)
+def interpolate(
+    mask: Annotated[
+        Path,
+        typer.Argument(help="The layout every frame is drawn on (a mask file).", metavar="MASK", show_default=False),
+    ],
+    start_style: Annotated[
+        int | None, typer.Option("--from", help="Style seed of the first frame.", metavar="S", rich_help_panel=INPUT)
+    ] = None,
+    end_style: Annotated[
+        int | None, typer.Option("--to", help="Style seed of the last frame.", metavar="S", rich_help_panel=INPUT)
+    ] = None,
+    start_photo: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-photo",
+            help="Real photo whose look starts the walk (its mask beside it).",
+            metavar="PHOTO",
+            rich_help_panel=INPUT,
+        ),
+    ] = None,
+    end_photo: Annotated[
+        Path | None,
+        typer.Option("--to-photo", help="Real photo whose look ends the walk.", metavar="PHOTO", rich_help_panel=INPUT),
+    ] = None,
+    mask_format: MaskFormatOption = "auto",
+    snap_colors: SnapOption = False,
+    model: ModelOption = None,
+    steps: Annotated[
+        int, typer.Option(help="Frames, both ends included (at least 2).", min=2, rich_help_panel=SAMPLING)
+    ] = 8,
+    temp: Annotated[
+        float,
+        typer.Option("--temp", help="Sampling temperature (style walks).", callback=finite, rich_help_panel=SAMPLING),
+    ] = 0.8,
+    guidance: GuidanceOption = 0.0,
+    denoise: DenoiseOption = False,
+    denoise_scale: DenoiseScaleOption = 1.0,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for frame_000.png ... and strip.png.", rich_help_panel=OUTPUT)
+    ] = Path("interpolation"),
+    as_json: JsonOption = False,
+    device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+) -> None:
+    """Walk from one look to another on one layout, along a great circle of the latent space.
+
+    Between two style seeds (the looks `generate --style-seed` draws), or between two real
+    photos' looks (their latents, as `transfer` lays them onto the layout). The first and last
+    frames are those draws or transfers exactly; a strip of all frames is written beside them.
+
+    Examples:
+
+        fgaug interpolate masks/aachen_000000_000019_gtFine_labelIds.png --from 3 --to 7 --steps 8 --model demo
+
+        fgaug interpolate layout.png --from-photo a_leftImg8bit.png --to-photo b_leftImg8bit.png --out walk
+    """
+    from fgaug.api import find_content_mask
+    from fgaug.generate.interpolate import WalkOptions, interpolate_photos, interpolate_styles
+
+    styles, photos = (start_style, end_style), (start_photo, end_photo)
+    if any(v is not None for v in styles) == any(v is not None for v in photos):
+        raise typer.BadParameter("give --from and --to (style seeds), or --from-photo and --to-photo")
+    if None in styles and None in photos:
+        raise typer.BadParameter("a walk needs both ends: --from with --to, or --from-photo with --to-photo")
+    options = WalkOptions(
+        model, temp, sampling_options(guidance, denoise, denoise_scale), device, precision, mask_format, snap_colors
+    )
+    with clear_errors():
+        if start_style is not None and end_style is not None:
+            walk = interpolate_styles(mask, out, start_style, end_style, steps, options)
+        else:
+            assert start_photo is not None and end_photo is not None
+            ends = [(photo, find_content_mask(photo)) for photo in (start_photo, end_photo)]
+            walk = interpolate_photos(mask, out, ends[0], ends[1], steps, options)
+
+    def lines() -> None:
+        typer.echo(f"{len(walk.frames)} frames in {out} (model {walk.model}); strip: {walk.strip}")
+
+    emit(walk.to_dict(), as_json, lines)

@@ -1,0 +1,261 @@
+"""What ``generate`` is asked to do (:class:`GenerateOptions`), which model it uses (named,
+never guessed) and what it returns (:class:`GenerateSummary`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from fgaug.flow.sampling import SamplingOptions
+from fgaug.generate.draws import DrawSeeds
+from fgaug.resources import bundled_dir
+from fgaug.training.checkpoint import Checkpoint, load_checkpoint
+from fgaug.usage import UsageError
+
+DEMO_MODEL_NAME = "demo-toy-64x128.pt"
+
+
+DEMO_MODEL = "demo"
+"""``--model demo`` (or ``FGAUG_MODEL=demo``) names the bundled toy-world demo model."""
+
+
+MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
+
+
+CONTENT_FILLS = ("transfer", "prior")
+
+
+@dataclass
+class GenerateOptions:
+    masks: str | Path
+    out: str | Path = "augmented"
+    model: str | Path | None = None
+    n: int = 5
+    temperature: float = 0.8
+    seed: int = 0
+    batch_size: int = 8
+    best_of: int = 1
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    cuda_graphs: bool = False
+    allocate: str = "uniform"
+    class_weights: str | None = None
+    reject_fraction: float = 0.0
+    content_from: str | None = None
+    keep_unchanged: bool = True
+    content_fill: str = "transfer"
+    ignore_segmenter: str | None = None
+    ignore_below: float = 0.05
+    splits: Sequence[str] | None = None
+    mask_format: str = "auto"
+    snap_colors: bool = False
+    skip_bad: bool = False
+    at_model_resolution: bool = False
+    preview: str | Path | None = None
+    limit: int | None = None
+    allowed_failed: float = 0.0
+    """The fraction of requested samples that may go unwritten (diverged on every redraw, or of
+    a mask skipped with ``skip_bad``) for the run to count as :attr:`GenerateSummary.accepted`."""
+    guidance: float = 0.0
+    """Classifier-free guidance weight (a model trained with condition dropout; 0: none)."""
+    denoise_scale: float | None = None
+    """One score step of this many times the noise variance after each draw (a model trained with
+    Gaussian noise; None: no denoising)."""
+
+    style_seeds: Sequence[int] | None = None
+    """Style seeds: sample ``i`` of every mask is drawn with style ``style_seeds[i]``'s noise, the
+    same for every mask (one look across all masks); ``n`` must equal their number."""
+    overwrite: bool = False
+    """Replace an output tree made with other settings (see :mod:`fgaug.data.record`); without it
+    such a tree is refused."""
+
+    @property
+    def sampling(self) -> SamplingOptions:
+        return SamplingOptions(self.guidance, self.denoise_scale)
+
+    @property
+    def draw_seeds(self) -> DrawSeeds:
+        return DrawSeeds(self.seed, tuple(self.style_seeds) if self.style_seeds is not None else None)
+
+
+NOT_SHAPING = (
+    "out",
+    "batch_size",
+    "device",
+    "precision",
+    "compile",
+    "cuda_graphs",
+    "preview",
+    "allowed_failed",
+    "overwrite",
+)
+""":class:`GenerateOptions` fields that do not shape the samples a tree holds: where it is, how
+fast and on what the same draws are computed (which changes a pixel by float rounding at most:
+see the module docstring), a side preview, the exit status, what to do with an existing tree.
+Every other field, a new one included, is recorded in ``fgaug-run.json`` and must be equal for
+a rerun to resume."""
+
+
+MASK_SELECTION = ("splits", "limit", "skip_bad")
+"""Fields choosing which masks are used. A mask's samples depend on them only through a
+non-uniform ``allocate`` (N x masks samples spread over the masks used), so they are not
+recorded; the masks used are, with such an allocation."""
+
+
+FILE_FIELDS = ("model", "class_weights", "ignore_segmenter")
+"""Fields naming a file whose content shapes the output: recorded by its SHA-256."""
+
+
+FOLDER_FIELDS = ("masks", "content_from")
+"""Fields naming a folder: recorded as its absolute path."""
+
+
+OPTION_NAMES = {"temperature": "--temp", "reject_fraction": "--reject", "ignore_segmenter": "--ignore-map"}
+"""Command-line names of fields whose name is not ``--field-name``."""
+
+
+@dataclass(frozen=True)
+class ModelUsed:
+    """The checkpoint a run sampled with: its path, how it was named, its id (``run@step``) and the
+    SHA-256 of its file, which identifies it wherever the run's output is recorded."""
+
+    path: Path
+    source: str
+    id: str
+    sha256: str
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint, source: str) -> ModelUsed:
+        return cls(checkpoint.path, source, checkpoint.model_id, checkpoint.sha256)
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.source}), {self.id}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"model": str(self.path), "model_source": self.source, "model_id": self.id, "model_sha256": self.sha256}
+
+
+@dataclass
+class GenerateSummary:
+    """What a run did. ``skipped``: samples already written by an earlier run; ``failed``: one
+    message per failure; ``failed_samples``: the requested samples not written, of ``requested``
+    (``n`` for every mask found, skipped bad masks included)."""
+
+    out: Path
+    model: ModelUsed
+    masks: int
+    written: int
+    skipped: int
+    failed: list[str] = field(default_factory=list)
+    diverged_draws: int = 0
+    seconds: float = 0.0
+    preview: Path | None = None
+    preview_masks: int = 0
+    """Masks shown in the preview (the first :data:`PREVIEW_MASKS` with samples)."""
+    requested: int = 0
+    failed_samples: int = 0
+    allowed_failed: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Every requested sample is written (now or by an earlier run)."""
+        return self.failed_samples == 0
+
+    @property
+    def accepted(self) -> bool:
+        """Complete, or the samples not written are at most the ``allowed_failed`` fraction."""
+        return self.complete or self.failed_samples / self.requested <= self.allowed_failed
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out),
+            **self.model.to_dict(),
+            "masks": self.masks,
+            "written": self.written,
+            "skipped": self.skipped,
+            "requested": self.requested,
+            "failed": self.failed_samples,
+            "failures": self.failed,
+            "complete": self.complete,
+            "allowed_failed_fraction": self.allowed_failed,
+            "accepted": self.accepted,
+            "diverged_draws": self.diverged_draws,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_second, 3),
+            "preview": str(self.preview) if self.preview else None,
+            "preview_masks": self.preview_masks,
+        }
+
+
+def find_model(named: str | Path | None) -> tuple[Path, str]:
+    """The checkpoint a command samples with, and how it was named: ``--model``, else
+    ``$FGAUG_MODEL``; :data:`DEMO_MODEL` in either names the bundled toy-world demo model. fgaug
+    never picks a model nobody named: naming none is a :class:`UsageError`."""
+    if named:
+        given, source = str(named), "--model"
+    elif os.environ.get(MODEL_ENVIRONMENT_VARIABLE):
+        given, source = os.environ[MODEL_ENVIRONMENT_VARIABLE], f"${MODEL_ENVIRONMENT_VARIABLE}"
+    else:
+        raise UsageError(
+            f"no model named: pass --model CHECKPOINT (--model {DEMO_MODEL} for the bundled toy-world model) "
+            f"or set ${MODEL_ENVIRONMENT_VARIABLE}"
+        )
+    if given == DEMO_MODEL:
+        return bundled_dir() / DEMO_MODEL_NAME, f"{source} {DEMO_MODEL}: the bundled toy-world model"
+    return Path(given), source
+
+
+def load_named_model(named: str | Path | None, device: torch.device | str = "cpu") -> tuple[Checkpoint, ModelUsed]:
+    """The checkpoint :func:`find_model` finds, loaded on ``device``, and what identifies it."""
+    path, source = find_model(named)
+    checkpoint = load_checkpoint(path, device)
+    return checkpoint, ModelUsed.of(checkpoint, source)
+
+
+def check_modes(options: GenerateOptions) -> None:
+    """Refuse option combinations that mean nothing, in one line each."""
+    if not 0 <= options.reject_fraction < 1:
+        raise UsageError(f"--reject must lie in [0, 1), got {options.reject_fraction}")
+    if not 0 < options.ignore_below < 1:
+        raise UsageError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
+    plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
+    if options.content_from and not plain:
+        raise UsageError(
+            "--content-from writes one content-transferred photo per layout: use it with --samples 1 alone"
+        )
+    if options.content_fill not in CONTENT_FILLS:
+        raise UsageError(f"--content-fill must be one of {', '.join(CONTENT_FILLS)}, got {options.content_fill!r}")
+    if options.content_fill != "transfer" and not (options.content_from and options.keep_unchanged):
+        raise UsageError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
+    if not options.keep_unchanged and not options.content_from:
+        raise UsageError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
+    if options.style_seeds is not None:
+        check_styles(options)
+
+
+def check_styles(options: GenerateOptions) -> None:
+    """Style seeds give every mask one sample per style: refuse what would break that."""
+    styles = list(options.style_seeds or [])
+    if not styles:
+        raise UsageError("give at least one style seed")
+    if len(set(styles)) != len(styles):
+        raise UsageError(f"the style seeds {styles} repeat a style")
+    if options.n != len(styles):
+        raise UsageError(f"--samples {options.n} differs from the {len(styles)} style seeds: each style is one sample")
+    for name, used in {
+        "--allocate": options.allocate != "uniform",
+        "--reject": bool(options.reject_fraction),
+        "--content-from": bool(options.content_from),
+    }.items():
+        if used:
+            raise UsageError(f"{name} cannot be combined with style seeds: every mask gets one sample per style")

@@ -1,0 +1,81 @@
+"""The training data and the order of its batches: the same order on every rank count and
+after a resume (one permutation per epoch from the run's seed), and one random generator per step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from fgaug.data.cache import CachedPairs, source_digest
+from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
+from fgaug.data.io import DataError
+from fgaug.flow.config import FullGlowConfig
+from fgaug.training.options import TrainOptions
+
+
+@dataclass
+class TrainingData:
+    train: Dataset
+    val: Dataset | None
+    fingerprint: str
+    description: str
+
+
+def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> TrainingData:
+    """The training set (a Cityscapes tree or an HDF5 cache) and a validation set when one exists."""
+    read = ReadOptions(model_config.image_size, options.boundary, options.snap_colors)
+    data = Path(options.data)
+
+    def open_one(path: Path, split: str, limit: int | None) -> tuple[Dataset, str]:
+        if path.suffix in (".h5", ".hdf5"):
+            dataset = CachedPairs(path, size=model_config.image_size)
+            if dataset.info.boundary != options.boundary:
+                raise DataError(
+                    f"{path}: prepared {'with' if dataset.info.boundary else 'without'} the boundary channel"
+                )
+            return dataset, dataset.info.source_digest
+        discovery = find_groups(
+            path, [split] if is_cityscapes_root(path) else None, True, options.mask_format, options.skip_bad
+        )
+        groups = discovery.groups[:limit] if limit else discovery.groups
+        return CityscapesPairs(groups, read), source_digest(groups, path)
+
+    train, fingerprint = open_one(data, options.train_split, None)
+    val: Dataset | None = None
+    if options.val_data:
+        val, _ = open_one(Path(options.val_data), options.val_split, options.val_limit)
+    elif data.is_dir() and is_cityscapes_root(data) and (data / "gtFine" / options.val_split).is_dir():
+        val, _ = open_one(data, options.val_split, options.val_limit)
+    batch = options.batch_size or 1
+    if len(train) < batch:
+        raise DataError(f"{data}: {len(train)} training pair(s), fewer than the batch size {batch}")
+    description = f"{len(train)} training pairs" + (f", {len(val)} validation pairs" if val is not None else "")
+    return TrainingData(train, val, fingerprint, description)
+
+
+class OrderSampler(Sampler[int]):
+    """Yields a fixed list of indices (one epoch's permutation from a given offset)."""
+
+    def __init__(self, indices: list[int]) -> None:
+        self.indices = indices
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def epoch_permutation(size: int, seed: int, epoch: int) -> list[int]:
+    generator = torch.Generator().manual_seed(seed * 7919 + epoch)
+    return torch.randperm(size, generator=generator).tolist()
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator of one step's dequantisation noise."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)

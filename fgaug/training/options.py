@@ -1,0 +1,124 @@
+"""What a training run is asked to do (:class:`TrainOptions`), what it returns
+(:class:`TrainResult`), and how it stops early (:class:`TrainingStoppedError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fgaug.finite import require_finite
+
+
+class TrainingStoppedError(RuntimeError):
+    """Training ended early; a checkpoint was saved. ``reason`` says why."""
+
+    def __init__(self, message: str, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class TrainOptions:
+    """Everything a training run depends on (``None`` means: the preset's value)."""
+
+    data: str | Path
+    run_dir: str | Path = "runs/fullglow"
+    preset: str = "tiny"
+    size: tuple[int, int] | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    steps: int | None = None
+    epochs: float | None = None
+    source_weight: float | None = None
+    conditioning: str | None = None
+    noise: str | None = None
+    """``uniform`` or ``gaussian:SIGMA`` (see :attr:`~fgaug.flow.config.FullGlowConfig.gaussian_noise`);
+    None: the preset's (uniform)."""
+    condition_dropout: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    warmup_steps: int = 200
+    grad_clip: float = 50.0
+    ema_decay: float = 0.999
+    checkpoint_every: int = 500
+    validate_every: int = 250
+    sample_every: int = 500
+    log_every: int = 10
+    val_data: str | Path | None = None
+    val_limit: int = 16
+    workers: int = 2
+    boundary: bool = False
+    train_split: str = "train"
+    val_split: str = "val"
+    mask_format: str = "auto"
+    snap_colors: bool = False
+    skip_bad: bool = False
+    max_bad_steps: int = 20
+    patience: int | None = None
+    """Stop after this many validations in a row without a new best validation bits/dim (None or
+    0: never; 0 also switches off a patience saved in a resumed run's config)."""
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    cuda_graphs: bool = False
+    """Replay each step's forward and backward passes from a CUDA graph (see
+    :class:`~fgaug.flow.graphs.GraphedTrainingPass`): for small batches, where the host's kernel
+    launches set the pace. CUDA only, one process, without checkpointing or compilation."""
+    tensorboard: bool | None = None
+    resume: bool = False
+    exist_ok: bool = False
+
+    def __post_init__(self) -> None:
+        """Paths are kept as text, as ``config.json`` records them; NaN and infinities are refused."""
+        require_finite(
+            lr=self.lr,
+            epochs=self.epochs,
+            source_weight=self.source_weight,
+            condition_dropout=self.condition_dropout,
+            grad_clip=self.grad_clip,
+            ema_decay=self.ema_decay,
+        )
+        self.data, self.run_dir = str(self.data), str(self.run_dir)
+        self.val_data = None if self.val_data is None else str(self.val_data)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["size"] = list(self.size) if self.size else None
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in values.items() if k in known}
+        if values.get("size"):
+            values["size"] = tuple(values["size"])
+        return cls(**values)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    first_val_bpd: float | None
+    last_val_bpd: float | None
+    skipped_steps: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    images: int = 0
+    """Images trained on by this call's steps, over every process."""
+    seconds: float = 0.0
+    """Wall time of this call, start-up, validation and checkpoints included."""
+    peak_memory_mib: float = 0.0
+    peak_memory_kind: str = ""
+    """What ``peak_memory_kind`` counts (see :func:`fgaug.runtime.peak_memory`)."""
+    stopped_early: bool = False
+    """Validation stopped improving for ``patience`` validations before the last step."""
+    precision: str = "fp32"
+    """The coupling networks' precision in this call (``auto`` resolved on its device)."""
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
