@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
+import signal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,10 +16,13 @@ import torch
 from PIL import Image
 from smooth_masks import smoothly_resized_colour_masks
 from strict import strict_json
+from typer._click.core import ParameterSource
+from typer.main import get_command
 from typer.testing import CliRunner
 
 from fgaug import runtime
 from fgaug.cli.app import app
+from fgaug.cli.docs import walk
 from fgaug.data.io import file_digest
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.writer import validate_tree
@@ -741,3 +748,133 @@ def test_the_schedules_help_quotes_the_readme() -> None:
     help_of = {parameter.name: parameter.help for parameter in augment.params}
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     assert "adds +2.6 to +3.1 mIoU to real only" in readme and "+2.6 to +3.1 mIoU" in help_of["schedules"]
+
+
+def help_examples(command: Any) -> list[list[str]]:
+    """The command lines of a command's help examples (``A && B`` gives both; a leading
+    ``VAR=value`` is the environment, not an argument)."""
+    lines = []
+    for line in (command.help or "").splitlines():
+        if not re.match(r"([A-Z_]+=\S* )*fgaug ", line.strip()):
+            continue
+        words = shlex.split(line.strip())
+        while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+            words = words[1:]
+        if words[:1] == ["fgaug"]:
+            parts = " ".join(shlex.quote(w) for w in words).split(" '&&' ")
+            lines += [shlex.split(part) for part in parts]
+    return lines
+
+
+def parse_only(arguments: list[str]) -> tuple[Any, Any]:
+    """The command an ``fgaug`` command line names and its parsed context, as the CLI would parse
+    it (types, ranges, callbacks), without running the command."""
+    command = get_command(app)
+    context = command.make_context("fgaug", arguments[1:])
+    while hasattr(command, "commands"):
+        rest = [*getattr(context, "_protected_args", []), *context.args]
+        name, command, rest = command.resolve_command(context, rest)
+        context = command.make_context(name, rest, parent=context)
+    return command, context
+
+
+COMMANDS = list(walk(get_command(app), "fgaug"))
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[path for path, _ in COMMANDS])
+def test_every_help_example_parses(path: str, command: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each example in a command's help is a command line the CLI accepts: the command it names
+    exists and every option it spells is read from the line (a renamed option, a value of the
+    wrong type or out of range fails here). A command with options shows at least one example."""
+    monkeypatch.chdir(tmp_path)
+    examples = help_examples(command)
+    takes_options = any(param.name != "help" for param in command.params)
+    assert examples or not takes_options, f"{path}: no example in its help"
+    assert any(" ".join(example).startswith(path) for example in examples) or not takes_options
+    for example in examples:
+        for index, word in enumerate(example[:-1]):
+            if word == "--config":  # read as the line is parsed: an empty option file stands in
+                (tmp_path / example[index + 1]).parent.mkdir(parents=True, exist_ok=True)
+                (tmp_path / example[index + 1]).write_text("{}")
+        parsed, context = parse_only(example)
+        spelled = {word.split("=")[0] for word in example if word.startswith("-")}
+        for param in parsed.params:
+            if spelled & {*param.opts, *param.secondary_opts}:
+                assert context.get_parameter_source(param.name) == ParameterSource.COMMANDLINE, (example, param.name)
+                spelled -= {*param.opts, *param.secondary_opts}
+        assert not spelled, f"{example}: {spelled} not options of {parsed.name}"
+
+
+def test_a_mistyped_example_would_not_parse() -> None:
+    """The parser above refuses what the CLI refuses, without running anything."""
+    from typer._click.exceptions import BadParameter, NoSuchOption, UsageError
+
+    with pytest.raises(NoSuchOption):
+        parse_only(["fgaug", "generate", "masks/", "--sample", "3"])
+    with pytest.raises(BadParameter):
+        parse_only(["fgaug", "generate", "masks/", "--temp", "-1"])
+    with pytest.raises(UsageError):
+        parse_only(["fgaug", "segmenter", "fit", "x"])
+
+
+def documented_exit_codes() -> set[int]:
+    import fgaug.cli
+
+    paragraph = (fgaug.cli.__doc__ or "").split("Exit codes:", 1)[1].split("\n\n", 1)[0]
+    return {int(code) for code in re.findall(r"(?:^|,)\s+(\d+)\s", paragraph)}
+
+
+def test_the_documented_exit_codes_are_the_clis() -> None:
+    import importlib
+
+    app_module = importlib.import_module("fgaug.cli.app")  # fgaug.cli.app is also the Typer app's name
+    constants = {value for name, value in vars(app_module).items() if name.startswith("EXIT_")}
+    assert documented_exit_codes() == {0, *constants} == {0, 1, 2, 3, 130}
+
+
+@pytest.fixture
+def stop_signal_after_the_first_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGTERM arriving during the first training step: its handler, the one ``train`` installs,
+    is called as the signal would call it."""
+    from fgaug.training import train as training
+
+    step = training._Run.train_step
+
+    def then_terminated(self: Any, *arguments: Any) -> None:
+        step(self, *arguments)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler), "training runs without its SIGTERM handler"
+        handler(signal.SIGTERM, None)
+
+    monkeypatch.setattr(training._Run, "train_step", then_terminated)
+
+
+@pytest.mark.parametrize("code", sorted(documented_exit_codes()))
+def test_each_documented_exit_code_happens(
+    code: int, small_tree: Path, test_checkpoint: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    val = str(small_tree / "gtFine" / "val")
+    if code == 0:
+        result = runner.invoke(app, ["presets"])
+    elif code == 1:  # bad input: a file that is no checkpoint
+        (tmp_path / "notes.pt").write_text("not a checkpoint")
+        result = runner.invoke(app, ["info", str(tmp_path / "notes.pt")])
+    elif code == 2:  # usage: an out-of-range option value
+        result = runner.invoke(app, ["generate", val, "--best-of", "0"])
+    elif code == 3:  # every draw of the one mask diverges: its sample is not written
+        request.getfixturevalue("every_draw_diverges")
+        arguments = ["generate", val, "--limit", "1", "--samples", "1", "--model", str(test_checkpoint)]
+        result = runner.invoke(app, [*arguments, "--out", str(tmp_path / "out"), "--device", "cpu"])
+    elif code == 130:  # training stopped by a signal, a checkpoint saved
+        request.getfixturevalue("stop_signal_after_the_first_step")
+        arguments = ["train", str(small_tree), "--preset", "test", "--steps", "5", "--batch-size", "2"]
+        result = runner.invoke(app, [*arguments, "--project", str(tmp_path), "--device", "cpu", "--workers", "0"])
+        assert "stopped by SIGTERM at step 1" in result.output
+        assert list(tmp_path.rglob("last.pt")), "no checkpoint saved"
+    else:
+        pytest.fail(f"exit code {code} is documented but has no case here")
+    assert result.exit_code == code, result.output
+    if code == 2:  # click's usage message, naming the option
+        assert "--best-of" in result.output
+    elif code:
+        one_line_error(result, code=code)

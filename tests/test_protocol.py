@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fgaug import runtime
+from fgaug.data.labels import N_TRAIN_IDS, TRAIN_ID_NAMES
 from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
     PairArrays,
@@ -125,7 +126,10 @@ def test_every_mixing_trains_and_scores_an_arm(mixing: str) -> None:
     recipe = ProbeRecipe(width=4, batch_size=4, min_steps=6, max_steps=6, evaluate_every=3)
     result = run_arm("arm", real, val, test, 0, recipe, synthetic, mixing)
     assert result.real == 4 and result.synthetic == 4 and result.mixing == mixing
-    assert 0 <= result.test_miou <= 1 and result.steps == (12 if mixing == "pretrain" else 6)
+    assert result.steps == (12 if mixing == "pretrain" else 6)
+    # the mIoU is the mean of the per-class IoUs it reports (classes with a union), each an IoU
+    assert result.test_miou == pytest.approx(np.mean(list(result.per_class_iou.values())), abs=1e-12)
+    assert all(0 <= iou <= 1 for iou in [*result.per_class_iou.values(), *result.val_per_class_iou.values()])
     assert {"road", "sidewalk", "building"} <= set(result.per_class_iou) and result.val_per_class_iou
     with pytest.raises(ValueError, match="unknown mixing"):
         run_arm("arm", real, val, test, 0, recipe, synthetic, "blend")
@@ -144,3 +148,116 @@ def test_two_schedules_restart_from_the_first_ones_best_weights() -> None:
     assert run_arm("arm", real, val, test, 0, twice, real, "pretrain").steps == 24
     with pytest.raises(ValueError, match="schedules"):
         replace(once, schedules=0)
+
+
+def by_hand_miou(matrix: np.ndarray) -> tuple[float, dict[int, float]]:
+    """mIoU of a (classes, classes + 1) confusion matrix, written out: IoU = TP / (target +
+    predicted - TP) for every class with a non-empty union, averaged."""
+    classes = matrix.shape[0]
+    ious = {}
+    for c in range(classes):
+        true_positive = matrix[c, c]
+        union = matrix[c, :].sum() + matrix[:, c].sum() - true_positive
+        if union:
+            ious[c] = true_positive / union
+    return float(np.mean(list(ious.values()))), ious
+
+
+def test_an_arms_miou_is_the_miou_of_its_test_confusion_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fgaug.evaluation.augment import protocol
+
+    matrices = []
+    confusion = protocol.probe_confusion
+
+    def recorded(*arguments, **options):
+        matrices.append(confusion(*arguments, **options))
+        return matrices[-1]
+
+    monkeypatch.setattr(protocol, "probe_confusion", recorded)
+    real, val, test = noisy_scenes(2, 4, 2, 3)
+    test.labels[0, :4] = 255  # ignored pixels are not counted
+    recipe = ProbeRecipe(width=4, batch_size=4, min_steps=6, max_steps=6, evaluate_every=3)
+    result = run_arm("real only", real, val, test, 0, recipe)
+    test_matrix, val_matrix = matrices  # scored on the test split, then on the validation split
+    assert test_matrix.sum() == int((test.labels < N_TRAIN_IDS).sum()) == test.labels.numel() - 4 * 32
+    miou, ious = by_hand_miou(test_matrix)
+    assert result.test_miou == pytest.approx(miou, abs=1e-12)
+    assert result.per_class_iou == pytest.approx({TRAIN_ID_NAMES[c]: v for c, v in ious.items()}, abs=1e-12)
+    assert result.val_per_class_iou == pytest.approx(
+        {TRAIN_ID_NAMES[c]: v for c, v in by_hand_miou(val_matrix)[1].items()}, abs=1e-12
+    )
+
+
+def arm_outcome(result) -> dict:
+    """What an arm computed (all but its wall time)."""
+    return {key: value for key, value in result.to_dict().items() if key != "seconds"}
+
+
+def test_seeds_pair_arms_and_the_same_seed_repeats_an_arm_bitwise() -> None:
+    real, val, test = noisy_scenes(3, 4, 2, 2)
+    recipe = ProbeRecipe(width=4, batch_size=4, min_steps=6, max_steps=6, evaluate_every=3)
+    first, again = (arm_outcome(run_arm("real only", real, val, test, 0, recipe)) for _ in range(2))
+    assert first == again  # equal floats, not close ones
+    other = arm_outcome(run_arm("real only", real, val, test, 1, recipe))
+    assert other["seed"] == 1
+    assert (other["test_miou"], other["val_miou"], other["per_class_iou"]) != (
+        first["test_miou"],
+        first["val_miou"],
+        first["per_class_iou"],
+    )
+
+
+def test_concat_with_a_copy_of_the_real_set_is_one_pool_of_both() -> None:
+    """``concat`` trains on one shuffled pool of real and synthetic pairs, for ``epochs`` passes of
+    the pool: a synthetic set identical to the real one is the real-only arm on the real set
+    twice over, bitwise, with twice its steps; only what the arm reports of its data differs."""
+    real, val, test = noisy_scenes(4, 4, 2, 2)
+    recipe = ProbeRecipe(width=4, batch_size=4, epochs=2, min_steps=1, max_steps=100, evaluate_every=2, patience=99)
+    assert recipe.steps_for(8) == 2 * recipe.steps_for(4) == 4
+    mixed = run_arm("copy", real, val, test, 0, recipe, real, "concat")
+    doubled = run_arm("real only", PairArrays.concat([real, real]), val, test, 0, recipe)
+    alone = run_arm("real only", real, val, test, 0, recipe)
+    assert (mixed.real, mixed.synthetic, mixed.mixing) == (4, 4, "concat")
+    assert (doubled.real, doubled.synthetic, doubled.mixing) == (8, 0, None)
+    assert mixed.steps == doubled.steps == recipe.steps_for(8) and alone.steps == recipe.steps_for(4)
+    assert (mixed.test_miou, mixed.per_class_iou, mixed.val_miou, mixed.best_step) == (
+        doubled.test_miou,
+        doubled.per_class_iou,
+        doubled.val_miou,
+        doubled.best_step,
+    )
+
+
+def test_summary_intervals_agree_with_scipy() -> None:
+    """The learning curve's t intervals, a strategy's mIoU interval and its paired difference with
+    its interval, computed independently by scipy (``t.interval`` and ``ttest_rel``); a seed run by
+    the strategy alone is left out of the pairing."""
+    stats = pytest.importorskip("scipy.stats")
+    baseline = {0: 0.512, 1: 0.547, 2: 0.498, 3: 0.530}
+    treated = {0: 0.561, 1: 0.549, 2: 0.540, 3: 0.577, 7: 0.99}
+    larger = {0: 0.60, 1: 0.64, 2: 0.59, 3: 0.62}
+    results = [record(REAL_ONLY, 10, seed, miou) for seed, miou in baseline.items()]
+    results += [record(REAL_ONLY, 20, seed, miou) for seed, miou in larger.items()]
+    results += [record("synthetic", 10, seed, miou, small=seed / 10) for seed, miou in treated.items()]
+    for confidence in (0.95, 0.8):
+        summary = summarise(results, confidence)
+        curve = {row["real"]: row for row in summary["curve"]}
+        for size, values in ((10, baseline), (20, larger)):
+            low, high = stats.t.interval(
+                confidence, len(values) - 1, loc=np.mean(list(values.values())), scale=stats.sem(list(values.values()))
+            )
+            assert (curve[size]["low"], curve[size]["high"]) == pytest.approx((low, high), rel=1e-9)
+            assert curve[size]["seeds"] == sorted(values)
+        (strategy,) = summary["strategies"]
+        assert strategy["seeds"] == [0, 1, 2, 3]
+        paired = [treated[s] for s in range(4)]
+        differences = np.subtract(paired, [baseline[s] for s in range(4)])
+        expected = stats.ttest_rel(paired, [baseline[s] for s in range(4)]).confidence_interval(confidence)
+        difference = strategy["difference"]
+        assert difference["mean"] == pytest.approx(differences.mean(), rel=1e-12)
+        assert (difference["low"], difference["high"]) == pytest.approx((expected.low, expected.high), rel=1e-9)
+        assert difference["n"] == 4 and difference["confidence"] == confidence
+        low, high = stats.t.interval(confidence, 3, loc=np.mean(paired), scale=stats.sem(paired))
+        assert (strategy["miou"]["low"], strategy["miou"]["high"]) == pytest.approx((low, high), rel=1e-9)
+        assert strategy["per_class_difference"]["pole"] == pytest.approx(np.mean([s / 10 for s in range(4)]))
+        assert strategy["per_class_difference"]["road"] == pytest.approx(0.0)

@@ -11,7 +11,19 @@ from torch.utils.data import TensorDataset
 
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.io import DataError
-from fgaug.segmentation.probe import ProbeSegmenter, SegmentationPairs, load_segmenter, predict_train_ids, train_probe
+from fgaug.data.labels import N_TRAIN_IDS
+from fgaug.segmentation.probe import (
+    PROBE_FORMAT,
+    ProbeSegmenter,
+    SegmentationPairs,
+    fit_probe,
+    load_segmenter,
+    loader_batches,
+    new_probe,
+    predict_train_ids,
+    save_segmenter,
+    train_probe,
+)
 from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
 
 
@@ -27,6 +39,58 @@ def test_probe_learns_the_toy_world_and_reloads(small_tree: Path, tmp_path: Path
     assert scores["pixel_accuracy"] > 0.6  # road, sky, building and sidewalk are learnt in 150 steps
     untrained = predict_train_ids(ProbeSegmenter(8).eval(), photos, (32, 64))
     assert segmentation_scores(confusion_matrix(untrained, labels))["pixel_accuracy"] < scores["pixel_accuracy"]
+    training_labels = torch.stack([train[i][1] for i in range(len(train) // 2)]).numpy()
+    constant = constant_scores(majority_class(training_labels), labels)
+    assert scores["pixel_accuracy"] > constant["pixel_accuracy"] + 0.1
+    assert scores["mean_iou"] > constant["mean_iou"] + 0.1
+
+
+def majority_class(labels: np.ndarray) -> int:
+    return int(np.bincount(labels[labels < N_TRAIN_IDS].ravel(), minlength=N_TRAIN_IDS).argmax())
+
+
+def constant_scores(train_id: int, labels: np.ndarray) -> dict:
+    """The scores of a segmenter that answers ``train_id`` everywhere."""
+    return segmentation_scores(confusion_matrix(np.full_like(labels, train_id), labels))
+
+
+def test_a_probe_fitted_on_a_few_pairs_beats_a_constant_and_reloads_exactly(small_tree: Path, tmp_path: Path) -> None:
+    pairs = SegmentationPairs(find_groups(small_tree, ["train"]).groups[:4], (32, 64))
+    photos = torch.stack([pairs[i][0] for i in range(len(pairs))])
+    labels = torch.stack([pairs[i][1] for i in range(len(pairs))])
+    batches = loader_batches(TensorDataset(photos, labels), 4, torch.Generator().manual_seed(0))
+    model = fit_probe(new_probe(4, seed=0), batches, steps=60, lr=1e-2).model
+    predicted = predict_train_ids(model, photos, (32, 64))
+    scores = segmentation_scores(confusion_matrix(predicted, labels.numpy()))
+    best_constant = max(
+        (constant_scores(c, labels.numpy()) for c in range(N_TRAIN_IDS)), key=lambda s: s["pixel_accuracy"]
+    )
+    assert scores["pixel_accuracy"] > best_constant["pixel_accuracy"] + 0.1
+    assert scores["mean_iou"] > best_constant["mean_iou"]
+    path = save_segmenter(model.to(memory_format=torch.contiguous_format), tmp_path / "probe.pt")
+    loaded = load_segmenter(path)
+    with torch.no_grad():
+        assert torch.equal(loaded(photos), model(photos))
+    np.testing.assert_array_equal(predict_train_ids(loaded, photos, (32, 64)), predicted)
+
+
+def test_a_corrupt_or_foreign_probe_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    good = save_segmenter(ProbeSegmenter(4), tmp_path / "good.pt")
+    content = good.read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(content[: len(content) // 2])
+    state = ProbeSegmenter(4).state_dict()
+    torch.save({"format": PROBE_FORMAT, "width": 8, "state": state}, tmp_path / "wrong-width.pt")
+    torch.save({"format": PROBE_FORMAT, "width": 4}, tmp_path / "no-weights.pt")
+    torch.save(
+        {"format": PROBE_FORMAT, "width": 4, "state": {**state, "head.weight": torch.zeros(3)}}, tmp_path / "bent.pt"
+    )
+    for name in ("truncated.pt", "wrong-width.pt", "no-weights.pt", "bent.pt"):
+        with pytest.raises(DataError) as caught:
+            load_segmenter(tmp_path / name)
+        message = str(caught.value)
+        assert message.startswith(f"{tmp_path / name}: not a usable segmenter (") and "\n" not in message, message
+    with pytest.raises(DataError, match=r"missing.pt: segmenter not found"):
+        load_segmenter(tmp_path / "missing.pt")
 
 
 def test_foreign_segmenter_file_is_refused(tmp_path: Path) -> None:
@@ -59,7 +123,12 @@ def test_a_dataset_smaller_than_one_batch_still_trains(tmp_path: Path) -> None:
     photos = torch.rand(3, 3, 16, 16)
     labels = torch.randint(0, 19, (3, 16, 16))
     report = train_probe(TensorDataset(photos, labels), tmp_path / "probe.pt", steps=2, batch_size=8, width=4)
-    assert report.steps == 2 and (tmp_path / "probe.pt").is_file()
+    assert report.steps == 2 and np.isfinite(report.final_loss)
+    trained = load_segmenter(report.path).module.state_dict()
+    initial = new_probe(4, seed=0).state_dict()
+    assert trained.keys() == initial.keys()
+    changed = [name for name in initial if not torch.equal(trained[name], initial[name].contiguous())]
+    assert "head.weight" in changed and "down.0.0.weight" in changed  # both short batches moved the weights
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

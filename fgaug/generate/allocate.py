@@ -71,7 +71,10 @@ def share_samples(mask_weights: np.ndarray, per_mask: int) -> list[int]:
     total = per_mask * count
     if count == 0:
         return []
-    if not np.isfinite(mask_weights).all() or mask_weights.sum() <= 0 or np.allclose(mask_weights, mask_weights[0]):
+    if not np.isfinite(mask_weights).all() or mask_weights.max() <= 0:
+        return [per_mask] * count
+    mask_weights = mask_weights / mask_weights.max()  # in [0, 1]: no overflow below, whatever their scale
+    if np.allclose(mask_weights, mask_weights[0]):
         return [per_mask] * count
     spare = total - count
     ideal = spare * mask_weights / mask_weights.sum()
