@@ -64,6 +64,7 @@ __all__ = [
     "LayoutOptions",
     "LayoutRunOptions",
     "LayoutSummary",
+    "PrepareReport",
     "QualityOptions",
     "QualityResult",
     "SegmenterTrainOptions",
@@ -198,6 +199,18 @@ class DemoResult:
     summary: GenerateSummary
     seconds: float
     splits: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The trees and the preview, the images in the augmented tree, the model, the seconds."""
+        return {
+            "masks": str(self.masks),
+            "augmented": str(self.augmented),
+            "preview": str(self.preview) if self.preview else None,
+            "preview_masks": self.summary.preview_masks,
+            "images": self.summary.written + self.summary.skipped,
+            "seconds": round(self.seconds, 2),
+            **self.summary.model.to_dict(),
+        }
 
 
 DEMO_TRAIN_SCENES = 12

@@ -177,19 +177,12 @@ def prepare(
             progress_for("pairs", as_json),
         )
 
-    summary = {
-        "path": str(report.path),
-        "written": report.written,
-        "skipped": report.skipped,
-        "seconds": report.seconds,
-    }
-
     def lines() -> None:
         typer.echo(f"{report.written} pairs written to {report.path} in {report.seconds:.1f} s")
         for skipped in report.skipped:
             typer.echo(f"  skipped: {skipped}", err=True)
 
-    emit(summary, as_json, lines)
+    emit(report.to_dict(), as_json, lines)
 
 
 @app.command(cls=FgaugCommand)
