@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from fgaug.api import evaluate_augment, evaluate_quality
+from fgaug.api import QualityOptions, evaluate_augment, evaluate_quality
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.quality import evaluate_bpd
@@ -56,16 +56,16 @@ def main() -> None:
     )
     print(f"probe segmenter: {probe.steps} steps, final loss {probe.final_loss:.3f}, {probe.seconds:.0f} s", flush=True)
 
-    report, _ = evaluate_quality(
+    quality = QualityOptions(
         args.data,
         args.work / "quality",
         str(args.model),
-        probe.path,
-        "val",
-        (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+        temperatures=(0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
         n=3,
+        segmenter=probe.path,
         rounds=3,
     )
+    report = evaluate_quality(quality).report
     summary["bpd"] = report["bpd"]
     summary["real_photos"] = report["samples"].get("real_photos", {})
     summary["sweep"] = [

@@ -45,7 +45,7 @@ def main() -> None:
 
     photo = next((data / "leftImg8bit" / "val").rglob("*.png"))
     layout = next((data / "gtFine" / "train").rglob("*_labelIds.png"))
-    moved = api.transfer(photo, layout, work / "transfer.png", model=str(result.last_checkpoint))
+    moved = api.transfer(api.TransferOptions(photo, layout, work / "transfer.png", model=str(result.last_checkpoint)))
     print(f"content transfer: {moved.transfers[0].output} (model sha256 {moved.model.sha256[:12]})")
 
     # The model itself is a plain torch module.

@@ -1,56 +1,57 @@
-"""The Python API behind the CLI: ``train``, ``generate``, ``transfer``, ``prepare``, ``demo``, ``info``.
+"""The Python API behind the CLI: one function per command, each taking the command's options
+dataclass (whose defaults are the command line's) and returning a result with ``to_dict()`` (what
+the command's ``--json`` prints).
 
     from fgaug import api
     api.prepare("cityscapes/", "train.h5", size=(256, 512))
     result = api.train(api.TrainOptions(data="train.h5", run_dir="runs/city", preset="paper-256"))
     model = str(result.last_checkpoint)  # or "demo", the bundled toy-world model; one must be named
     summary = api.generate(api.GenerateOptions(masks="cityscapes/gtFine/val", out="augmented", n=5, model=model))
+    api.transfer(api.TransferOptions("photo_leftImg8bit.png", "layout_gtFine_labelIds.png", model=model))
 
 Every function reports long work through an optional :class:`fgaug.progress.Progress` and raises
 one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad input and
-:class:`fgaug.usage.UsageError` for options that cannot work.
+:class:`fgaug.usage.UsageError`, naming the command-line option, for options that cannot work
+(most as the options dataclass is made).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from fgaug.data.cache import PrepareReport, prepare_cache
-from fgaug.data.cityscapes import (
-    LABEL_SUFFIXES,
-    PHOTO_SUFFIX,
-    ReadOptions,
-    file_group,
-    find_groups,
-    is_cityscapes_root,
-    load_mask,
-    load_pair,
-    looks_like_mask,
-    looks_like_photo,
-    resize_photo,
-    to_tensor,
-)
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, file_digest
-from fgaug.data.layouts import LayoutOptions, LayoutSummary, write_layouts
-from fgaug.data.preview import to_uint8_image
+from fgaug.data.cityscapes import ReadOptions, find_groups, is_cityscapes_root
+from fgaug.data.io import file_digest
+from fgaug.data.layouts import LayoutSummary, write_layouts
+from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.data.writer import ValidationReport, validate_tree
 from fgaug.evaluation.augment.protocol import probe_recipe
 from fgaug.evaluation.augment.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
 from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.options import QualityOptions, QualityResult
 from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.finite import require_finite
-from fgaug.flow import network_precision
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.engine import generate
+from fgaug.generate.interpolate import InterpolateOptions, Walk, WalkOptions, interpolate
 from fgaug.generate.options import DEMO_MODEL, GenerateOptions, GenerateSummary, ModelUsed, find_model, load_named_model
+from fgaug.generate.transfer import TransferOptions, TransferSummary, transfer
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
-from fgaug.segmentation.probe import load_segmenter, load_user_module
+from fgaug.segmentation.options import SegmenterTrainOptions
+from fgaug.segmentation.probe import (
+    SegmentationPairs,
+    SegmenterTrainReport,
+    load_segmenter,
+    load_user_module,
+    train_probe,
+)
 from fgaug.training.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_payload
 from fgaug.training.options import TrainOptions, TrainResult
 from fgaug.training.train import dry_run, train
@@ -59,41 +60,47 @@ from fgaug.usage import UsageError
 __all__ = [
     "GenerateOptions",
     "GenerateSummary",
+    "InterpolateOptions",
     "LayoutOptions",
+    "LayoutRunOptions",
     "LayoutSummary",
+    "PrepareReport",
+    "QualityOptions",
+    "QualityResult",
+    "SegmenterTrainOptions",
+    "SegmenterTrainReport",
     "TrainOptions",
     "TrainResult",
+    "TransferOptions",
+    "TransferSummary",
+    "ValidateOptions",
+    "ValidationReport",
+    "Walk",
+    "WalkOptions",
     "demo",
     "dry_run",
     "evaluate_augment",
     "evaluate_quality",
     "generate",
     "info",
+    "interpolate",
     "layouts",
     "prepare",
     "train",
+    "train_segmenter",
     "transfer",
+    "validate",
 ]
 
 
-def layouts(
-    masks: str | Path,
-    out: str | Path,
-    options: LayoutOptions | None = None,
-    splits: Sequence[str] | None = None,
-    mask_format: str = "auto",
-    limit: int | None = None,
-    progress: Progress | None = None,
-    overwrite: bool = False,
-) -> LayoutSummary:
-    """New label sets from the masks under ``masks`` (flips, scale-and-crop jitter, pasted objects,
-    rare classes emphasised), written as a Cityscapes label tree under ``out``: a ``MASKS`` input
-    for :func:`generate`. ``overwrite`` replaces a tree made with other settings. See
-    :mod:`fgaug.data.layouts`."""
-    root = Path(masks)
-    groups = find_groups(root, splits, False, mask_format).groups  # type: ignore[arg-type]
-    groups = groups[:limit] if limit else groups
-    return write_layouts(groups, root, Path(out), options or LayoutOptions(), progress, overwrite)
+def layouts(options: LayoutRunOptions, progress: Progress | None = None) -> LayoutSummary:
+    """New label sets from the masks under ``options.masks`` (flips, scale-and-crop jitter, pasted
+    objects, rare classes emphasised), written as a Cityscapes label tree under ``options.out``: a
+    ``MASKS`` input for :func:`generate`. See :mod:`fgaug.data.layouts`."""
+    root = Path(options.masks)
+    groups = find_groups(root, options.splits, False, options.mask_format).groups  # type: ignore[arg-type]
+    groups = groups[: options.limit] if options.limit else groups
+    return write_layouts(groups, root, Path(options.out), options.layout, progress, options.overwrite)
 
 
 def prepare(
@@ -127,144 +134,29 @@ def prepare(
     return report
 
 
-@dataclass
-class TransferResult:
-    content: Path
-    structure: Path
-    output: Path
+def validate(options: ValidateOptions) -> ValidationReport:
+    """Check the tree ``options.augmented`` against its manifest (and, given ``options.source``,
+    its copied label files against their sources); see :func:`fgaug.data.writer.validate_tree`."""
+    return validate_tree(options.augmented, options.source)
 
 
-@dataclass
-class TransferSummary:
-    """The transfers written, and the model that made them."""
-
-    model: ModelUsed
-    transfers: list[TransferResult]
-
-    def to_dict(self) -> dict[str, Any]:
-        transfers = [
-            {"content": str(r.content), "structure": str(r.structure), "output": str(r.output)} for r in self.transfers
-        ]
-        return {**self.model.to_dict(), "transfers": transfers}
-
-
-def find_content_mask(photo: Path) -> Path:
-    """The label file beside a Cityscapes photo (``leftImg8bit/.../X_leftImg8bit.png`` ->
-    ``gtFine/.../X_gtFine_labelIds.png``, then labelTrainIds, then colour)."""
-    if not photo.name.endswith(PHOTO_SUFFIX) or "leftImg8bit" not in photo.parts[:-1]:
-        raise DataError(f"{photo}: not a Cityscapes photo name; give its mask with --content-mask")
-    parts = list(photo.parts)
-    index = len(parts) - 2 - parts[-2::-1].index("leftImg8bit")
-    parts[index] = "gtFine"
-    stem = photo.name[: -len(PHOTO_SUFFIX)]
-    for suffix in LABEL_SUFFIXES[:3]:
-        candidate = Path(*parts[:-1], f"{stem}{suffix}")
-        if candidate.is_file():
-            return candidate
-    raise DataError(f"{photo}: no mask beside it in the gtFine tree; give it with --content-mask")
-
-
-def transfer(
-    content: str | Path,
-    structure: str | Path,
-    out: str | Path,
-    content_mask: str | Path | None = None,
-    pairs: str | Path | None = None,
-    model: str | Path | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    mask_format: str = "auto",
-    snap_colors: bool = False,
-    progress: Progress | None = None,
-) -> TransferSummary:
-    """Lay a real photo's content onto a new layout (paper section 5.4).
-
-    Files: ``content`` is a photo (its mask is found beside it or given), ``structure`` a mask,
-    ``out`` the output PNG. Folders: every content photo with every structure mask, or the pairs
-    listed in ``pairs`` (one ``content structure`` pair per line), written into folder ``out``.
-    The output has the structure mask's native size. ``model`` must be named (see
-    :func:`fgaug.generate.options.find_model`).
-    """
-    progress = progress or SilentProgress()
-    content, structure, out = Path(content), Path(structure), Path(out)
-    jobs = _transfer_jobs(content, structure, out, Path(content_mask) if content_mask else None, pairs)
-    torch_device = resolve_device(device)
-    network_dtype = resolve_precision(precision, torch_device)
-    checkpoint, model_used = load_named_model(model, torch_device)
-    progress.log(f"model: {model_used}")
-    flow = checkpoint.model
-    read = ReadOptions(flow.config.image_size, boundary=flow.config.mask_channels == 4, snap_colors=snap_colors)
-    results = []
-    progress.start("transferring", len(jobs))
-    for photo_path, photo_mask, structure_mask, target in jobs:
-        content_condition, photo = load_pair(file_group(photo_mask, mask_format, photo_path), read)
-        structure_ids, structure_condition = load_mask(file_group(structure_mask, mask_format), read)
-        photo_tensor = to_tensor(photo)[None].to(torch_device)
-        with network_precision(network_dtype):
-            moved = flow.transfer(
-                photo_tensor,
-                to_tensor(content_condition)[None].to(torch_device),
-                to_tensor(structure_condition)[None].to(torch_device),
-            )
-        image = resize_photo(to_uint8_image(moved[0]), structure_ids.shape)
-        atomic_write_bytes(target, encode_png(image))
-        results.append(TransferResult(photo_path, structure_mask, target))
-        progress.advance(1)
-    progress.stop()
-    return TransferSummary(model_used, results)
-
-
-def _transfer_jobs(
-    content: Path, structure: Path, out: Path, content_mask: Path | None, pairs: str | Path | None
-) -> list[tuple[Path, Path, Path, Path]]:
-    """(photo, its mask, structure mask, output) for every transfer asked for."""
-    if pairs is not None:
-        listed = []
-        for number, line in enumerate(Path(pairs).read_text(encoding="utf-8").splitlines(), 1):
-            fields = line.replace(",", " ").split()
-            if not fields or line.lstrip().startswith("#"):
-                continue
-            if len(fields) != 2:
-                raise DataError(f"{pairs}:{number}: expected 'CONTENT STRUCTURE', got {line.strip()!r}")
-            listed.append(
-                (
-                    content / fields[0] if content.is_dir() else Path(fields[0]),
-                    structure / fields[1] if structure.is_dir() else Path(fields[1]),
-                )
-            )
-    elif content.is_dir() or structure.is_dir():
-        photos = sorted(content.rglob(f"*{PHOTO_SUFFIX}")) if content.is_dir() else [content]
-        masks = (
-            [g.mask for g in find_groups(structure, require_photos=False).groups] if structure.is_dir() else [structure]
-        )
-        if not photos:
-            raise DataError(f"{content}: no *{PHOTO_SUFFIX} photos found")
-        listed = [(photo, mask) for photo in photos for mask in masks]
-    else:
-        _refuse_swapped(content, structure)
-        return [(content, content_mask or find_content_mask(content), structure, out)]
-    if content_mask is not None:
-        raise DataError("--content-mask applies to a single content photo; folders find each photo's mask")
-    jobs = []
-    for photo, mask in listed:
-        for path in (photo, mask):
-            if not path.is_file():
-                raise DataError(f"{path}: file not found")
-        name = f"{photo.name.removesuffix(PHOTO_SUFFIX).removesuffix('.png')}__on__{mask.stem}.png"
-        jobs.append((photo, find_content_mask(photo), mask, out / name))
-    return jobs
-
-
-def _refuse_swapped(content: Path, structure: Path) -> None:
-    """A mask given as the content photo is refused, saying so (and when the structure is a photo,
-    that the two look swapped)."""
-    if not (content.is_file() and looks_like_mask(content)):
-        return
-    if structure.is_file() and looks_like_photo(structure):
-        problem = f"the arguments look swapped: {content} is a mask and {structure} a photo"
-    else:
-        problem = f"{content} is a mask, not a photo"
-    raise DataError(f"{problem}; the content photo comes first: fgaug transfer PHOTO MASK")
+def train_segmenter(options: SegmenterTrainOptions, progress: Progress | None = None) -> SegmenterTrainReport:
+    """Train fgaug's probe segmenter on the real photos of one split (flipped copies added), for
+    ``evaluate quality --segmenter``; saved to ``options.out``."""
+    groups = find_groups(Path(options.data), [options.split]).groups
+    dataset = SegmentationPairs(groups, options.size, flip=True)
+    report = train_probe(
+        dataset,
+        options.out,
+        options.steps,
+        options.batch_size,
+        options.lr,
+        options.width,
+        options.seed,
+        resolve_device(options.device),
+        progress,
+    )
+    return replace(report, photos=len(groups))
 
 
 def info(checkpoint: str | Path) -> dict[str, Any]:
@@ -307,6 +199,18 @@ class DemoResult:
     summary: GenerateSummary
     seconds: float
     splits: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The trees and the preview, the images in the augmented tree, the model, the seconds."""
+        return {
+            "masks": str(self.masks),
+            "augmented": str(self.augmented),
+            "preview": str(self.preview) if self.preview else None,
+            "preview_masks": self.summary.preview_masks,
+            "images": self.summary.written + self.summary.skipped,
+            "seconds": round(self.seconds, 2),
+            **self.summary.model.to_dict(),
+        }
 
 
 DEMO_TRAIN_SCENES = 12
@@ -360,60 +264,62 @@ def _evaluation_setup(
     return checkpoint, torch_device, network_dtype, Path(data), model_used
 
 
-def evaluate_quality(
-    data: str | Path,
-    out: str | Path,
-    model: str | Path | None = None,
-    segmenter: str | Path | None = None,
-    split: str = "val",
-    temperatures: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
-    n: int = 3,
-    rounds: int = 1,
-    limit: int | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    precision: str = "auto",
-    progress: Progress | None = None,
-    features: str | Path | None = None,
-    lpips: str | Path | None = None,
-    sampling: SamplingOptions = PLAIN_SAMPLING,
-) -> tuple[dict[str, Any], dict[str, Path]]:
+def evaluate_quality(options: QualityOptions, progress: Progress | None = None) -> QualityResult:
     """Bits/dim, consistency, diversity and colour match over a temperature sweep (draws guided or
-    denoised as ``sampling`` says); writes the report (JSON, Markdown, plots) under ``out`` and
-    returns it with the written paths."""
-    require_finite(temperatures=temperatures)
-    checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
-    groups = find_groups(root, [split] if is_cityscapes_root(root) else None, True).groups
-    groups = groups[:limit] if limit else groups
-    probe = load_segmenter(Path(segmenter), torch_device) if segmenter else None
-    feature_net = load_user_module(Path(features), "feature network", torch_device) if features else None
-    lpips_net = load_user_module(Path(lpips), "LPIPS network", torch_device) if lpips else None
+    denoised as the options say); writes the report (JSON, Markdown, plots) under ``options.out``
+    and returns it with the written paths."""
+    checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(
+        options.data, options.model, options.device, options.precision
+    )
+    groups = find_groups(root, [options.split] if is_cityscapes_root(root) else None, True).groups
+    groups = groups[: options.limit] if options.limit else groups
+    segmenter, features, lpips = (
+        Path(path) if path else None for path in (options.segmenter, options.features, options.lpips)
+    )
+    probe = load_segmenter(segmenter, torch_device) if segmenter else None
+    feature_net = load_user_module(features, "feature network", torch_device) if features else None
+    lpips_net = load_user_module(lpips, "LPIPS network", torch_device) if lpips else None
+    sampling = SamplingOptions(options.guidance, options.denoise_scale)
     report: dict[str, Any] = {
         "protocol": {
             **model_used.to_dict(),
-            "segmenter": str(segmenter) if segmenter else None,
-            "segmenter_sha256": file_digest(Path(segmenter)) if segmenter else None,
-            "features": str(features) if features else None,
-            "features_sha256": file_digest(Path(features)) if features else None,
-            "lpips": str(lpips) if lpips else None,
-            "lpips_sha256": file_digest(Path(lpips)) if lpips else None,
+            **_named_file("segmenter", segmenter),
+            **_named_file("features", features),
+            **_named_file("lpips", lpips),
             "data": str(root),
-            "split": split,
+            "split": options.split,
             "pairs": len(groups),
             "size": list(checkpoint.model.config.image_size),
-            "samples_per_mask": n,
-            "temperatures": list(temperatures),
-            "bpd_rounds": rounds,
-            "seed": seed,
+            "samples_per_mask": options.n,
+            "temperatures": list(options.temperatures),
+            "bpd_rounds": options.rounds,
+            "seed": options.seed,
             **sampling.to_dict(),
             "precision": precision_name(network_dtype),
         }
     }
-    report["bpd"] = evaluate_bpd(checkpoint, groups, rounds, seed, network_dtype=network_dtype, progress=progress)
-    report["samples"] = evaluate_samples(
-        checkpoint, groups, temperatures, n, seed, probe, network_dtype, progress, feature_net, lpips_net, sampling
+    report["bpd"] = evaluate_bpd(
+        checkpoint, groups, options.rounds, options.seed, network_dtype=network_dtype, progress=progress
     )
-    return report, write_quality_report(Path(out), report)
+    report["samples"] = evaluate_samples(
+        checkpoint,
+        groups,
+        options.temperatures,
+        options.n,
+        options.seed,
+        probe,
+        network_dtype,
+        progress,
+        feature_net,
+        lpips_net,
+        sampling,
+    )
+    return QualityResult(report, write_quality_report(Path(options.out), report))
+
+
+def _named_file(key: str, path: Path | None) -> dict[str, str | None]:
+    """``{key: path, key_sha256: its digest}`` for a report's protocol (both None without a file)."""
+    return {key: str(path) if path else None, f"{key}_sha256": file_digest(path) if path else None}
 
 
 def _describe_sampling(sampling: SamplingOptions) -> str:

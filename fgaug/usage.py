@@ -11,3 +11,16 @@ from __future__ import annotations
 
 class UsageError(ValueError):
     """An option's value, or a combination of options, is invalid (the CLI's exit code 2)."""
+
+
+def require_at_least(option: str, value: float | None, low: float) -> None:
+    """Refuse ``value`` below ``low`` with a :class:`UsageError` naming the command-line
+    ``option`` (``--samples must be at least 1, got 0``); ``None`` (a default) passes."""
+    if value is not None and value < low:
+        raise UsageError(f"{option} must be at least {low:g}, got {value:g}")
+
+
+def require_positive(option: str, value: float | None) -> None:
+    """Refuse ``value`` of 0 or below (``--lr must be above 0, got -1``); ``None`` passes."""
+    if value is not None and not value > 0:
+        raise UsageError(f"{option} must be above 0, got {value:g}")

@@ -94,8 +94,8 @@ def test_old_spellings_still_work(target: str, old: list[str], new: list[str], m
 
 def test_segmenter_train_output_still_works(small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = ["segmenter", "train", str(small_tree), "--size", "16x32", "--output", str(tmp_path / "p.pt")]
-    args, _ = captured(monkeypatch, "fgaug.segmentation.probe.train_probe", old)
-    assert args[1] == tmp_path / "p.pt"
+    (options,), _ = captured(monkeypatch, "fgaug.api.train_segmenter", old)
+    assert options.out == tmp_path / "p.pt"
 
 
 @pytest.mark.parametrize("path", sorted(DEPRECATED))

@@ -135,7 +135,7 @@ class MeanAbsoluteDistance(torch.nn.Module):
 def test_user_feature_and_lpips_networks_add_fid_and_perceptual_distance(
     small_tree: Path, test_checkpoint: Path, tmp_path: Path
 ) -> None:
-    from fgaug.api import evaluate_quality
+    from fgaug.api import QualityOptions, evaluate_quality
 
     photos = torch.rand(2, 3, 16, 32)
     batch = {0: torch.export.Dim.DYNAMIC}  # a user's export must accept any batch size
@@ -145,17 +145,17 @@ def test_user_feature_and_lpips_networks_add_fid_and_perceptual_distance(
     )
     torch.export.save(features, str(tmp_path / "features.pt2"))
     torch.export.save(lpips, str(tmp_path / "lpips.pt2"))
-    report, paths = evaluate_quality(
+    options = QualityOptions(
         small_tree,
         tmp_path / "out",
         str(test_checkpoint),
-        None,
-        "val",
-        (0.0, 1.0),
+        temperatures=(0.0, 1.0),
         n=3,
         features=tmp_path / "features.pt2",
         lpips=tmp_path / "lpips.pt2",
     )
+    result = evaluate_quality(options)
+    report, paths = result.report, result.paths
     cold, warm = report["samples"]["temperatures"]
     assert cold["pairwise_lpips"] == pytest.approx(0.0, abs=1e-7) and warm["pairwise_lpips"] > 0
     assert cold["fid"] >= 0 and warm["fid"] >= 0

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fgaug.api import transfer
+from fgaug.api import TransferOptions, transfer
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, resize_photo, to_tensor
 from fgaug.data.io import DataError
 from fgaug.data.preview import to_uint8_image
@@ -128,7 +128,7 @@ def test_a_photo_walk_starts_and_ends_at_the_two_content_transfers(toy_tree: Pat
     )
     for frame, source in ((walk.frames[0], first), (walk.frames[-1], second)):
         target = tmp_path / f"{source.stem}.png"
-        transfer(source.photo, layout.mask, target, content_mask=source.mask, model=DEMO, device="cpu")
+        transfer(TransferOptions(source.photo, layout.mask, target, content_mask=source.mask, model=DEMO, device="cpu"))
         assert np.array_equal(np.asarray(Image.open(frame)), np.asarray(Image.open(target)))
 
 

@@ -33,6 +33,7 @@ from fgaug.cli.common import (
     parse_size,
     progress_for,
 )
+from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 
 
 @app.command(cls=FgaugCommand)
@@ -40,28 +41,28 @@ def layouts(
     masks: MasksArgument,
     split: SplitOption = None,
     limit: LimitOption = None,
-    mask_format: MaskFormatOption = "auto",
-    snap_colors: SnapOption = False,
+    mask_format: MaskFormatOption = LayoutRunOptions.mask_format,
+    snap_colors: SnapOption = LayoutOptions.snap_colors,
     per_mask: Annotated[
         int, typer.Option(help="New layouts written per source mask.", min=1, rich_help_panel=STRATEGIES)
-    ] = 4,
+    ] = LayoutOptions.n,
     paste: Annotated[
         int, typer.Option(help="Objects pasted from other masks into each layout.", min=0, rich_help_panel=STRATEGIES)
-    ] = 2,
+    ] = LayoutOptions.paste,
     flip_probability: Annotated[
         float,
         typer.Option(help="Probability of a left-right flip.", callback=bounded(0, 1), rich_help_panel=STRATEGIES),
-    ] = 0.5,
+    ] = LayoutOptions.flip_probability,
     jitter_probability: Annotated[
         float,
         typer.Option(
             help="Probability of a scale-and-crop jitter.", callback=bounded(0, 1), rich_help_panel=STRATEGIES
         ),
-    ] = 0.5,
+    ] = LayoutOptions.jitter_probability,
     max_scale: Annotated[
         float,
         typer.Option(help="Largest jitter scale (drawn in [1, MAX]).", callback=bounded(1), rich_help_panel=STRATEGIES),
-    ] = 1.5,
+    ] = LayoutOptions.scale_range[1],
     rare_boost: Annotated[
         float,
         typer.Option(
@@ -70,13 +71,13 @@ def layouts(
             metavar="BOOST",
             rich_help_panel=STRATEGIES,
         ),
-    ] = 0.0,
+    ] = LayoutOptions.rare_boost,
     seed: Annotated[
         int,
         typer.Option(
             help="Seed; each layout derives its own from it and the mask's path.", min=0, rich_help_panel=STRATEGIES
         ),
-    ] = 0,
+    ] = LayoutOptions.seed,
     photos: Annotated[
         bool,
         typer.Option(
@@ -85,12 +86,12 @@ def layouts(
             "the strategy the measurements recommend).",
             rich_help_panel=OUTPUT,
         ),
-    ] = False,
+    ] = LayoutOptions.photos,
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Root of the new tree (created; never inside MASKS).", rich_help_panel=OUTPUT),
-    ] = Path("layouts"),
-    overwrite: OverwriteOption = False,
+    ] = Path(LayoutRunOptions.out),
+    overwrite: OverwriteOption = LayoutRunOptions.overwrite,
     as_json: JsonOption = False,
 ) -> None:
     """Write new label sets made from existing masks: flips, scale-and-crop jitter, and objects
@@ -109,11 +110,10 @@ def layouts(
 
         fgaug layouts cityscapes/ --split train --out new-masks --per-mask 4 --paste 3 --rare-boost 1
     """
-    from fgaug.api import LayoutOptions
     from fgaug.api import layouts as make_layouts
 
     with clear_errors():
-        options = LayoutOptions(
+        layout = LayoutOptions(
             n=per_mask,
             flip_probability=flip_probability,
             jitter_probability=jitter_probability,
@@ -124,9 +124,10 @@ def layouts(
             photos=photos,
             snap_colors=snap_colors,
         )
-        summary = make_layouts(
-            masks, out, options, split, mask_format, limit, progress_for("masks", as_json), overwrite
+        options = LayoutRunOptions(
+            masks=masks, out=out, layout=layout, splits=split, limit=limit, mask_format=mask_format, overwrite=overwrite
         )
+        summary = make_layouts(options, progress_for("masks", as_json))
 
     def lines() -> None:
         typer.echo(
@@ -175,19 +176,13 @@ def prepare(
             skip_bad,
             progress_for("pairs", as_json),
         )
-    summary = {
-        "path": str(report.path),
-        "written": report.written,
-        "skipped": report.skipped,
-        "seconds": report.seconds,
-    }
 
     def lines() -> None:
         typer.echo(f"{report.written} pairs written to {report.path} in {report.seconds:.1f} s")
         for skipped in report.skipped:
             typer.echo(f"  skipped: {skipped}", err=True)
 
-    emit(summary, as_json, lines)
+    emit(report.to_dict(), as_json, lines)
 
 
 @app.command(cls=FgaugCommand)
@@ -215,17 +210,16 @@ def validate(
 
         fgaug validate augmented/ --source cityscapes/
     """
-    from fgaug.data.writer import validate_tree
+    from fgaug.api import validate as run_validation
 
     with clear_errors():
-        report = validate_tree(augmented, source)
-    summary = {"samples": report.samples, "problems": report.problems}
+        report = run_validation(ValidateOptions(augmented, source))
 
     def lines() -> None:
         typer.echo(f"{report.samples} samples checked, {len(report.problems)} problem(s)")
         for problem in report.problems:
             typer.echo(f"  {problem}", err=True)
 
-    emit(summary, as_json, lines)
+    emit(report.to_dict(), as_json, lines)
     if report.problems:
         raise typer.Exit(EXIT_INPUT_ERROR)

@@ -37,6 +37,8 @@ from fgaug.cli.common import (
     progress_for,
     sampling_options,
 )
+from fgaug.evaluation.options import QualityOptions
+from fgaug.segmentation.options import SegmenterTrainOptions
 
 
 @segmenter_app.command("train", cls=FgaugCommand)
@@ -50,16 +52,20 @@ def segmenter_train(
     size: Annotated[
         str, typer.Option(help="Size HxW to train at (the model's size to score its samples).", metavar="HxW")
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the probe.")] = Path("probe.pt"),
-    split: Annotated[str, typer.Option(help="Training split.")] = "train",
-    steps: Annotated[int, typer.Option(help="Training steps.", min=1)] = 2000,
-    batch_size: Annotated[int, typer.Option(help="Batch size.", min=1)] = 8,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to save the probe.")] = Path(
+        SegmenterTrainOptions.out
+    ),
+    split: Annotated[str, typer.Option(help="Training split.")] = SegmenterTrainOptions.split,
+    steps: Annotated[int, typer.Option(help="Training steps.", min=1)] = SegmenterTrainOptions.steps,
+    batch_size: Annotated[int, typer.Option(help="Batch size.", min=1)] = SegmenterTrainOptions.batch_size,
     lr: Annotated[
         float, typer.Option(help="Peak learning rate (one-cycle schedule).", callback=bounded(0, open_low=True))
-    ] = 2e-3,
-    width: Annotated[int, typer.Option(help="Channels of the first level (doubling per level).", min=1)] = 32,
-    seed: Annotated[int, typer.Option(help="Seed.", min=0)] = 0,
-    device: DeviceOption = "auto",
+    ] = SegmenterTrainOptions.lr,
+    width: Annotated[
+        int, typer.Option(help="Channels of the first level (doubling per level).", min=1)
+    ] = SegmenterTrainOptions.width,
+    seed: Annotated[int, typer.Option(help="Seed.", min=0)] = SegmenterTrainOptions.seed,
+    device: DeviceOption = SegmenterTrainOptions.device,
     as_json: JsonOption = False,
 ) -> None:
     """Train fgaug's probe segmenter on real photos (for `fgaug evaluate --segmenter`).
@@ -68,25 +74,24 @@ def segmenter_train(
 
         fgaug segmenter train cityscapes/ --size 256x512 --steps 4000 --out probe256.pt
     """
-    from fgaug.data.cityscapes import find_groups
-    from fgaug.runtime import resolve_device
-    from fgaug.segmentation.probe import SegmentationPairs, train_probe
+    from fgaug.api import train_segmenter
 
     with clear_errors():
-        groups = find_groups(data, [split]).groups
-        dataset = SegmentationPairs(groups, parse_size(size), flip=True)
-        report = train_probe(
-            dataset, out, steps, batch_size, lr, width, seed, resolve_device(device), progress_for("steps", as_json)
+        options = SegmenterTrainOptions(
+            data=data,
+            size=parse_size(size),
+            out=out,
+            split=split,
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            width=width,
+            seed=seed,
+            device=device,
         )
-    summary = {
-        "path": str(report.path),
-        "steps": report.steps,
-        "final_loss": report.final_loss,
-        "seconds": round(report.seconds, 1),
-        "photos": len(groups),
-    }
+        report = train_segmenter(options, progress_for("steps", as_json))
     emit(
-        summary,
+        report.to_dict(),
         as_json,
         lambda: typer.echo(
             f"probe saved to {report.path} ({report.steps} steps, loss {report.final_loss:.4f}, {report.seconds:.0f} s)"
@@ -100,15 +105,17 @@ def evaluate_quality(
         Path,
         typer.Argument(help="A Cityscapes root (the split below is evaluated).", metavar="DATA", show_default=False),
     ],
-    split: Annotated[str, typer.Option(help="Split to evaluate.", rich_help_panel=INPUT)] = "val",
+    split: Annotated[str, typer.Option(help="Split to evaluate.", rich_help_panel=INPUT)] = QualityOptions.split,
     limit: Annotated[int | None, typer.Option(help="Use only the first N pairs.", min=1, rich_help_panel=INPUT)] = None,
     model: ModelOption = None,
     temps: Annotated[
         str, typer.Option(help="Temperatures of the sweep, comma-separated.", metavar="LIST", rich_help_panel=SAMPLING)
     ] = "0.5,0.6,0.7,0.8,0.9,1.0",
-    samples: SamplesOption = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the draws and the noise.", min=0, rich_help_panel=SAMPLING)] = 0,
-    guidance: GuidanceOption = 0.0,
+    samples: SamplesOption = QualityOptions.n,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the draws and the noise.", min=0, rich_help_panel=SAMPLING)
+    ] = QualityOptions.seed,
+    guidance: GuidanceOption = QualityOptions.guidance,
     denoise: DenoiseOption = False,
     denoise_scale: DenoiseScaleOption = 1.0,
     segmenter: Annotated[
@@ -130,14 +137,14 @@ def evaluate_quality(
     ] = None,
     rounds: Annotated[
         int, typer.Option(help="Dequantisation rounds for bits/dim.", min=1, rich_help_panel=PROTOCOL)
-    ] = 1,
+    ] = QualityOptions.rounds,
     out: Annotated[
         Path,
         typer.Option("--out", "-o", help="Report folder (report.json, report.md, plots).", rich_help_panel=OUTPUT),
-    ] = Path("evaluation"),
+    ] = Path(QualityOptions.out),
     as_json: JsonOption = False,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
+    device: DeviceOption = QualityOptions.device,
+    precision: PrecisionOption = QualityOptions.precision,
 ) -> None:
     """Conditional bits/dim, label consistency (with the segmenter's score on real photos as the
     ceiling), diversity and colour match, over a temperature sweep.
@@ -148,33 +155,35 @@ def evaluate_quality(
     """
     from fgaug.api import evaluate_quality as run_quality
 
+    temperatures = parse_floats(temps, "--temps", 0)
     with clear_errors():
-        report, paths = run_quality(
-            data,
-            out,
-            model,
-            segmenter,
-            split,
-            parse_floats(temps, "--temps", 0),
-            samples,
-            rounds,
-            limit,
-            seed,
-            device,
-            precision,
-            progress_for("masks", as_json),
-            features,
-            lpips,
-            sampling_options(guidance, denoise, denoise_scale),
+        options = QualityOptions(
+            data=data,
+            out=out,
+            model=model,
+            split=split,
+            limit=limit,
+            temperatures=temperatures,
+            n=samples,
+            seed=seed,
+            guidance=guidance,
+            denoise_scale=denoise_scale if denoise else None,
+            segmenter=segmenter,
+            features=features,
+            lpips=lpips,
+            rounds=rounds,
+            device=device,
+            precision=precision,
         )
+        result = run_quality(options, progress_for("masks", as_json))
 
     def lines() -> None:
         from fgaug.cli.console import quality_table
 
-        quality_table(report)
-        typer.echo(f"report: {paths['markdown']} ({paths['json'].name} and plots beside it)")
+        quality_table(result.report)
+        typer.echo(f"report: {result.paths['markdown']} ({result.paths['json'].name} and plots beside it)")
 
-    emit(report, as_json, lines)
+    emit(result.to_dict(), as_json, lines)
 
 
 @evaluate_app.command("augment", cls=FgaugCommand)

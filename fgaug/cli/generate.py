@@ -337,24 +337,23 @@ def transfer(
 
         fgaug transfer photos/ layouts/ --out transferred/ --model runs/city256/checkpoints/best.pt
     """
+    from fgaug.api import TransferOptions
     from fgaug.api import transfer as run_transfer
 
-    if (content.is_dir() or structure.is_dir() or pairs) and out.suffix == ".png":
-        out = out.with_suffix("")
+    options = TransferOptions(
+        content=content,
+        structure=structure,
+        out=out,
+        content_mask=content_mask,
+        pairs=pairs,
+        model=model,
+        device=device,
+        precision=precision,
+        mask_format=mask_format,
+        snap_colors=snap_colors,
+    )
     with clear_errors():
-        summary = run_transfer(
-            content,
-            structure,
-            out,
-            content_mask,
-            pairs,
-            model,
-            device,
-            precision,
-            mask_format,
-            snap_colors,
-            progress_for("img", as_json),
-        )
+        summary = run_transfer(options, progress_for("img", as_json))
 
     def lines() -> None:
         for result in summary.transfers:
@@ -421,24 +420,29 @@ def interpolate(
 
         fgaug interpolate layout.png --from-photo a_leftImg8bit.png --to-photo b_leftImg8bit.png --out walk
     """
-    from fgaug.api import find_content_mask
-    from fgaug.generate.interpolate import WalkOptions, interpolate_photos, interpolate_styles
+    from fgaug.api import InterpolateOptions, WalkOptions
+    from fgaug.api import interpolate as walk_between
 
-    styles, photos = (start_style, end_style), (start_photo, end_photo)
-    if any(v is not None for v in styles) == any(v is not None for v in photos):
-        raise typer.BadParameter("give --from and --to (style seeds), or --from-photo and --to-photo")
-    if None in styles and None in photos:
-        raise typer.BadParameter("a walk needs both ends: --from with --to, or --from-photo with --to-photo")
-    options = WalkOptions(
-        model, temp, sampling_options(guidance, denoise, denoise_scale), device, precision, mask_format, snap_colors
-    )
     with clear_errors():
-        if start_style is not None and end_style is not None:
-            walk = interpolate_styles(mask, out, start_style, end_style, steps, options)
-        else:
-            assert start_photo is not None and end_photo is not None
-            ends = [(photo, find_content_mask(photo)) for photo in (start_photo, end_photo)]
-            walk = interpolate_photos(mask, out, ends[0], ends[1], steps, options)
+        options = InterpolateOptions(
+            mask=mask,
+            out=out,
+            start_style=start_style,
+            end_style=end_style,
+            start_photo=start_photo,
+            end_photo=end_photo,
+            steps=steps,
+            walk=WalkOptions(
+                model=model,
+                temperature=temp,
+                sampling=sampling_options(guidance, denoise, denoise_scale),
+                device=device,
+                precision=precision,
+                mask_format=mask_format,
+                snap_colors=snap_colors,
+            ),
+        )
+        walk = walk_between(options)
 
     def lines() -> None:
         typer.echo(f"{len(walk.frames)} frames in {out} (model {walk.model}); strip: {walk.strip}")

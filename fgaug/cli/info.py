@@ -92,16 +92,7 @@ def demo(
         result = run_demo(out, samples, scenes, temp, progress=progress_for("img", as_json))
     seconds = time.perf_counter() - started
     next_commands = demo_next_commands(out, result.splits["train"])
-    summary = {
-        "masks": str(result.masks),
-        "augmented": str(result.augmented),
-        "preview": str(result.preview) if result.preview else None,
-        "preview_masks": result.summary.preview_masks,
-        "images": result.summary.written + result.summary.skipped,
-        "seconds": round(seconds, 2),
-        **result.summary.model.to_dict(),
-        "next_commands": next_commands,
-    }
+    summary = {**result.to_dict(), "seconds": round(seconds, 2), "next_commands": next_commands}  # the whole command
 
     def lines() -> None:
         splits = ", ".join(f"{count} {split}" for split, count in result.splits.items())

@@ -37,6 +37,7 @@ from fgaug.cli.common import (
     parse_size,
     progress_for,
 )
+from fgaug.training.options import TrainOptions
 
 NOT_IN_CONFIG = ("config", "json", "dry_run", "resume", "help")
 """Options of ``train`` that a config file cannot set: what one invocation asks for."""
@@ -88,15 +89,15 @@ def train(
     val: Annotated[
         Path | None, typer.Option(help="Validation data (default: the tree's val split).", rich_help_panel=INPUT)
     ] = None,
-    mask_format: MaskFormatOption = "auto",
-    snap_colors: SnapOption = False,
-    skip_bad: SkipBadOption = False,
+    mask_format: MaskFormatOption = TrainOptions.mask_format,
+    snap_colors: SnapOption = TrainOptions.snap_colors,
+    skip_bad: SkipBadOption = TrainOptions.skip_bad,
     preset: Annotated[
         str,
         typer.Option(
             help="Model preset name (see `fgaug presets`) or a JSON file.", metavar="NAME", rich_help_panel=MODEL
         ),
-    ] = "tiny",
+    ] = TrainOptions.preset,
     size: Annotated[
         str | None,
         typer.Option(
@@ -108,7 +109,7 @@ def train(
         typer.Option(
             "--lambda", help="Weight of the mask NLL (paper: 1e-4).", callback=bounded(0), rich_help_panel=MODEL
         ),
-    ] = None,
+    ] = TrainOptions.source_weight,
     conditioning: Annotated[
         str | None,
         typer.Option(
@@ -117,7 +118,7 @@ def train(
             metavar="MODE",
             rich_help_panel=MODEL,
         ),
-    ] = None,
+    ] = TrainOptions.conditioning,
     noise: Annotated[
         str | None,
         typer.Option(
@@ -128,7 +129,7 @@ def train(
             metavar="KIND",
             rich_help_panel=MODEL,
         ),
-    ] = None,
+    ] = TrainOptions.noise,
     condition_dropout: Annotated[
         float | None,
         typer.Option(
@@ -138,14 +139,14 @@ def train(
             metavar="P",
             rich_help_panel=MODEL,
         ),
-    ] = None,
+    ] = TrainOptions.condition_dropout,
     boundary: Annotated[
         bool, typer.Option(help="Add the instance-boundary channel to the condition.", rich_help_panel=MODEL)
-    ] = False,
+    ] = TrainOptions.boundary,
     batch_size: Annotated[
         int | None,
         typer.Option(help="Batch size per process (default: the preset's).", min=1, rich_help_panel=TRAINING),
-    ] = None,
+    ] = TrainOptions.batch_size,
     lr: Annotated[
         float | None,
         typer.Option(
@@ -153,10 +154,10 @@ def train(
             callback=bounded(0, open_low=True),
             rich_help_panel=TRAINING,
         ),
-    ] = None,
+    ] = TrainOptions.lr,
     steps: Annotated[
         int | None, typer.Option(help="Training steps (overrides --epochs).", min=1, rich_help_panel=TRAINING)
-    ] = None,
+    ] = TrainOptions.steps,
     epochs: Annotated[
         float | None,
         typer.Option(
@@ -164,19 +165,19 @@ def train(
             callback=bounded(0, open_low=True),
             rich_help_panel=TRAINING,
         ),
-    ] = None,
+    ] = TrainOptions.epochs,
     seed: Annotated[
         int, typer.Option(help="Seed of initialisation, data order and noise.", min=0, rich_help_panel=TRAINING)
-    ] = 0,
+    ] = TrainOptions.seed,
     warmup_steps: Annotated[
         int, typer.Option(help="Linear learning-rate warm-up steps.", min=0, rich_help_panel=TRAINING)
-    ] = 200,
+    ] = TrainOptions.warmup_steps,
     grad_clip: Annotated[
         float,
         typer.Option(
             help="Gradient-norm clipping threshold.", callback=bounded(0, open_low=True), rich_help_panel=TRAINING
         ),
-    ] = 50.0,
+    ] = TrainOptions.grad_clip,
     ema_decay: Annotated[
         float,
         typer.Option(
@@ -184,7 +185,7 @@ def train(
             callback=bounded(0, 1, open_high=True),
             rich_help_panel=TRAINING,
         ),
-    ] = 0.999,
+    ] = TrainOptions.ema_decay,
     patience: Annotated[
         int | None,
         typer.Option(
@@ -192,7 +193,7 @@ def train(
             min=1,
             rich_help_panel=TRAINING,
         ),
-    ] = None,
+    ] = TrainOptions.patience,
     project: Annotated[
         Path,
         typer.Option(
@@ -206,13 +207,19 @@ def train(
     ),
     resume: Annotated[
         bool, typer.Option(help="Continue the run in PROJECT/NAME from its last checkpoint.", rich_help_panel=RUN)
-    ] = False,
+    ] = TrainOptions.resume,
     exist_ok: Annotated[
         bool, typer.Option(help="Start afresh in an existing run folder.", rich_help_panel=RUN)
-    ] = False,
-    checkpoint_every: Annotated[int, typer.Option(help="Steps between checkpoints.", min=1, rich_help_panel=RUN)] = 500,
-    validate_every: Annotated[int, typer.Option(help="Steps between validations.", min=1, rich_help_panel=RUN)] = 250,
-    sample_every: Annotated[int, typer.Option(help="Steps between sample grids.", min=1, rich_help_panel=RUN)] = 500,
+    ] = TrainOptions.exist_ok,
+    checkpoint_every: Annotated[
+        int, typer.Option(help="Steps between checkpoints.", min=1, rich_help_panel=RUN)
+    ] = TrainOptions.checkpoint_every,
+    validate_every: Annotated[
+        int, typer.Option(help="Steps between validations.", min=1, rich_help_panel=RUN)
+    ] = TrainOptions.validate_every,
+    sample_every: Annotated[
+        int, typer.Option(help="Steps between sample grids.", min=1, rich_help_panel=RUN)
+    ] = TrainOptions.sample_every,
     log_every: Annotated[
         int,
         typer.Option(
@@ -220,7 +227,7 @@ def train(
             min=1,
             rich_help_panel=RUN,
         ),
-    ] = 10,
+    ] = TrainOptions.log_every,
     tensorboard: Annotated[
         bool | None,
         typer.Option(
@@ -229,19 +236,21 @@ def train(
             rich_help_panel=RUN,
             show_default=False,
         ),
-    ] = None,
+    ] = TrainOptions.tensorboard,
     as_json: JsonOption = False,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes.", min=0, rich_help_panel=PERFORMANCE)] = 2,
+    device: DeviceOption = TrainOptions.device,
+    precision: PrecisionOption = TrainOptions.precision,
+    workers: Annotated[
+        int, typer.Option(help="DataLoader worker processes.", min=0, rich_help_panel=PERFORMANCE)
+    ] = TrainOptions.workers,
     checkpointing: Annotated[
         bool,
         typer.Option(
             help="Gradient checkpointing per flow step: far less memory, about 30% more time.",
             rich_help_panel=PERFORMANCE,
         ),
-    ] = False,
-    compile_networks: CompileOption = False,
+    ] = TrainOptions.gradient_checkpointing,
+    compile_networks: CompileOption = TrainOptions.compile,
     cuda_graphs: Annotated[
         bool,
         typer.Option(
@@ -250,7 +259,7 @@ def train(
             "kernel launches set the pace (CUDA, one process, no --checkpointing or --compile).",
             rich_help_panel=PERFORMANCE,
         ),
-    ] = False,
+    ] = TrainOptions.cuda_graphs,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -277,7 +286,6 @@ def train(
 
         torchrun --nproc_per_node 4 -m fgaug train cityscapes/ --preset paper-256 --name city256
     """
-    from fgaug.api import TrainOptions
     from fgaug.api import train as run_training
     from fgaug.training.options import TrainingStoppedError
     from fgaug.training.train import dry_run as measure
@@ -347,22 +355,6 @@ def train(
         except TrainingStoppedError as stopped:
             code = EXIT_INTERRUPTED if "stopped by" in str(stopped) else EXIT_INPUT_ERROR
             raise fail(f"{stopped} (checkpoint: {stopped.checkpoint})", code) from None
-    summary = {
-        "run_dir": str(result.run_dir),
-        "steps": result.steps,
-        "last_checkpoint": str(result.last_checkpoint),
-        "best_checkpoint": str(result.best_checkpoint) if result.best_checkpoint else None,
-        "first_val_bpd": result.first_val_bpd,
-        "last_val_bpd": result.last_val_bpd,
-        "skipped_steps": result.skipped_steps,
-        "images": result.images,
-        "seconds": round(result.seconds, 3),
-        "images_per_s": round(result.images_per_second, 3),
-        "peak_memory_mib": round(result.peak_memory_mib, 1),
-        "peak_memory_kind": result.peak_memory_kind,
-        "stopped_early": result.stopped_early,
-        "precision": result.precision,
-    }
 
     def lines() -> None:
         early = " (stopped early: validation stopped improving)" if result.stopped_early else ""
@@ -375,4 +367,4 @@ def train(
             typer.echo(f"validation bits/dim {result.first_val_bpd:.4f} -> {result.last_val_bpd:.4f}")
         typer.echo(f"checkpoint: {result.last_checkpoint}")
 
-    emit(summary, as_json, lines)
+    emit(result.to_dict(), as_json, lines)

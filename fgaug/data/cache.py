@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -36,10 +37,15 @@ CACHE_FORMAT = "fgaug-cache-1"
 
 @dataclass
 class PrepareReport:
+    """The cache written, its pairs, the groups skipped (one line each) and the time taken."""
+
     path: Path
     written: int
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "written": self.written, "skipped": self.skipped, "seconds": self.seconds}
 
 
 def source_digest(groups: Sequence[Group], root: str | Path) -> str:

@@ -33,7 +33,6 @@ align the source photo (:func:`aligned_source`).
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -46,11 +45,11 @@ from fgaug.data.cityscapes import Group, resize_photo
 from fgaug.data.cutouts import PASTED_CLASSES, Cutout, LabelSet, Placement, find_cutouts, paste
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.labels import LABEL_BY_NAME
+from fgaug.data.options import LayoutOptions
 from fgaug.data.record import OwnOutputs, RunRecord, check_output, masks_used, take_output
 from fgaug.data.writer import check_output_root, frame_names, read_manifest
 from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
-from fgaug.usage import UsageError
 
 LAYOUT_TOKEN = "layout"
 
@@ -63,35 +62,6 @@ OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME,), rf"-{LAYOUT_TOKEN}-l\d+")
 
 
 BANK_PER_CLASS = 2000
-
-
-@dataclass(frozen=True)
-class LayoutOptions:
-    """How new layouts are made (see the module docstring)."""
-
-    n: int = 4
-    flip_probability: float = 0.5
-    jitter_probability: float = 0.5
-    scale_range: tuple[float, float] = (1.0, 1.5)
-    paste: int = 2
-    rare_boost: float = 0.0
-    seed: int = 0
-    split: str = "train"
-    photos: bool = False
-    snap_colors: bool = False
-    """Map off-palette pixels of colour masks to the nearest palette colour present (else refused)."""
-
-    def __post_init__(self) -> None:
-        if self.n < 1 or self.paste < 0:
-            raise UsageError("--per-mask must be at least 1 and --paste at least 0")
-        for name in ("flip_probability", "jitter_probability"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
-        low, high = self.scale_range
-        if not (math.isfinite(low) and math.isfinite(high) and 1 <= low <= high):
-            raise UsageError(f"the scale range (1, --max-scale) must satisfy 1 <= low <= high, got {self.scale_range}")
-        if not (math.isfinite(self.rare_boost) and self.rare_boost >= 0):
-            raise UsageError(f"--rare-boost must be a finite number >= 0, got {self.rare_boost}")
 
 
 @dataclass

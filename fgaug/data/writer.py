@@ -22,6 +22,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -279,8 +280,13 @@ def _scaled_polygons(source: Path, native: tuple[int, int], size: tuple[int, int
 
 @dataclass
 class ValidationReport:
+    """What :func:`validate_tree` found: the samples checked and one line per problem."""
+
     samples: int
     problems: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "problems": self.problems}
 
 
 def validate_tree(out_root: str | Path, input_root: str | Path | None = None) -> ValidationReport:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +31,14 @@ from torch import Tensor
 from fgaug.data.cityscapes import ReadOptions, file_group, load_mask, load_pair, resize_photo, to_tensor
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png
 from fgaug.data.preview import image_grid, to_uint8_image
+from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import draw_noise, style_seed
 from fgaug.generate.options import ModelUsed, load_named_model
+from fgaug.generate.transfer import find_content_mask
 from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.usage import UsageError, require_at_least
 
 
 def slerp(start: Tensor, end: Tensor, fraction: float) -> Tensor:
@@ -111,6 +114,44 @@ class WalkOptions:
     precision: str = "auto"
     mask_format: str = "auto"
     snap_colors: bool = False
+
+    def __post_init__(self) -> None:
+        require_finite(temperature=self.temperature)
+
+
+@dataclass(frozen=True)
+class InterpolateOptions:
+    """One ``fgaug interpolate`` walk on the layout ``mask``: between the style seeds
+    ``start_style`` and ``end_style`` (``--from``, ``--to``), or between the looks of the real
+    photos ``start_photo`` and ``end_photo`` (``--from-photo``, ``--to-photo``; each with its mask
+    beside it in the gtFine tree), in ``steps`` frames, both ends included, written under ``out``."""
+
+    mask: str | Path
+    out: str | Path = "interpolation"
+    start_style: int | None = None
+    end_style: int | None = None
+    start_photo: str | Path | None = None
+    end_photo: str | Path | None = None
+    steps: int = 8
+    walk: WalkOptions = field(default_factory=WalkOptions)
+
+    def __post_init__(self) -> None:
+        styles, photos = (self.start_style, self.end_style), (self.start_photo, self.end_photo)
+        if any(v is not None for v in styles) == any(v is not None for v in photos):
+            raise UsageError("give --from and --to (style seeds), or --from-photo and --to-photo")
+        if None in styles and None in photos:
+            raise UsageError("a walk needs both ends: --from with --to, or --from-photo with --to-photo")
+        require_at_least("--steps", self.steps, 2)
+
+
+def interpolate(options: InterpolateOptions) -> Walk:
+    """The walk ``options`` asks for: :func:`interpolate_styles` or :func:`interpolate_photos`."""
+    if options.start_style is not None and options.end_style is not None:
+        ends = (options.start_style, options.end_style)
+        return interpolate_styles(options.mask, options.out, *ends, options.steps, options.walk)
+    photos = [Path(photo) for photo in (options.start_photo, options.end_photo) if photo is not None]
+    start, end = ((photo, find_content_mask(photo)) for photo in photos)
+    return interpolate_photos(options.mask, options.out, start, end, options.steps, options.walk)
 
 
 def interpolate_styles(

@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from fgaug.data.io import DataError, atomic_output, first_line, read_rgb
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
 from fgaug.finite import require_finite
 from fgaug.progress import Progress, SilentProgress
+from fgaug.segmentation.options import SegmenterTrainOptions
 from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
 
 MEAN = (0.485, 0.456, 0.406)
@@ -100,12 +102,25 @@ class SegmentationPairs(Dataset):
         return to_tensor(np.ascontiguousarray(photo)), torch.from_numpy(np.ascontiguousarray(labels)).long()
 
 
-@dataclass
+@dataclass(frozen=True)
 class SegmenterTrainReport:
+    """The probe saved at ``path``: its steps, last loss and training time, and (where the caller
+    counted them, as ``fgaug segmenter train`` does) the real ``photos`` it learnt from."""
+
     path: Path
     steps: int
     final_loss: float
     seconds: float
+    photos: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "steps": self.steps,
+            "final_loss": self.final_loss,
+            "seconds": round(self.seconds, 1),
+            "photos": self.photos,
+        }
 
 
 Batch = tuple[Tensor, Tensor]
@@ -227,11 +242,11 @@ def loader_batches(dataset: Dataset, batch_size: int, generator: torch.Generator
 def train_probe(
     dataset: Dataset,
     out: str | Path,
-    steps: int = 2000,
-    batch_size: int = 8,
-    lr: float = 2e-3,
-    width: int = 32,
-    seed: int = 0,
+    steps: int = SegmenterTrainOptions.steps,
+    batch_size: int = SegmenterTrainOptions.batch_size,
+    lr: float = SegmenterTrainOptions.lr,
+    width: int = SegmenterTrainOptions.width,
+    seed: int = SegmenterTrainOptions.seed,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
 ) -> SegmenterTrainReport:

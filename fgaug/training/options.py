@@ -99,6 +99,9 @@ class TrainOptions:
 
 @dataclass
 class TrainResult:
+    """What a training call did: its run folder and checkpoints, validation bits/dim at the first
+    and last validation, and its throughput and peak memory."""
+
     run_dir: Path
     steps: int
     last_checkpoint: Path
@@ -122,3 +125,22 @@ class TrainResult:
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but ``history`` (``fgaug train --json``)."""
+        return {
+            "run_dir": str(self.run_dir),
+            "steps": self.steps,
+            "last_checkpoint": str(self.last_checkpoint),
+            "best_checkpoint": str(self.best_checkpoint) if self.best_checkpoint else None,
+            "first_val_bpd": self.first_val_bpd,
+            "last_val_bpd": self.last_val_bpd,
+            "skipped_steps": self.skipped_steps,
+            "images": self.images,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_second, 3),
+            "peak_memory_mib": round(self.peak_memory_mib, 1),
+            "peak_memory_kind": self.peak_memory_kind,
+            "stopped_early": self.stopped_early,
+            "precision": self.precision,
+        }

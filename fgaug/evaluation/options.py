@@ -1,0 +1,73 @@
+"""What ``fgaug evaluate quality`` is asked to do (:class:`QualityOptions`) and what it returns
+(:class:`QualityResult`).
+
+Each field's default is the command line's: the CLI reads it from here. This module imports
+neither numpy nor torch, so the CLI can do so without slowing ``--help``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fgaug.finite import require_finite
+from fgaug.usage import UsageError, require_at_least, require_positive
+
+
+@dataclass(frozen=True)
+class QualityOptions:
+    """Evaluate the model ``model`` (found as ``generate`` finds it) on split ``split`` of the
+    Cityscapes root ``data`` (its first ``limit`` pairs) and write the report under ``out``."""
+
+    data: str | Path
+    out: str | Path = "evaluation"
+    model: str | Path | None = None
+    split: str = "val"
+    limit: int | None = None
+    temperatures: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    """The temperatures of the sweep (``--temps``)."""
+    n: int = 3
+    """Samples per mask at each temperature (``--samples``)."""
+    seed: int = 0
+    guidance: float = 0.0
+    """Classifier-free guidance weight of the draws (0: none)."""
+    denoise_scale: float | None = None
+    """One score step of this many times the noise variance after each draw (None: none)."""
+    segmenter: str | Path | None = None
+    """Segmenter for label consistency: fgaug's probe, TorchScript or ``torch.export`` (.pt2)."""
+    features: str | Path | None = None
+    """Local feature network for FID (photos in [0, 1] -> (B, D))."""
+    lpips: str | Path | None = None
+    """Local LPIPS network ((photos, photos) -> (B,))."""
+    rounds: int = 1
+    """Dequantisation rounds for bits/dim."""
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        require_finite(temperatures=self.temperatures, guidance=self.guidance, denoise_scale=self.denoise_scale)
+        if not self.temperatures or min(self.temperatures) < 0:
+            raise UsageError(f"--temps must be one or more numbers of at least 0, got {list(self.temperatures)}")
+        for option, value, low in (
+            ("--samples", self.n, 1),
+            ("--rounds", self.rounds, 1),
+            ("--limit", self.limit, 1),
+            ("--seed", self.seed, 0),
+            ("--guidance", self.guidance, 0),
+        ):
+            require_at_least(option, value, low)
+        require_positive("--denoise-scale", self.denoise_scale)
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """The report (protocol, bits/dim, the sweep's scores) and the files it was written to
+    (``json``, ``markdown`` and the plots)."""
+
+    report: dict[str, Any]
+    paths: dict[str, Path]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.report
