@@ -36,6 +36,7 @@ from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import draw_noise, style_seed
 from fgaug.generate.options import ModelUsed, load_named_model
 from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.usage import UsageError
 
 
 def slerp(start: Tensor, end: Tensor, fraction: float) -> Tensor:
@@ -76,7 +77,7 @@ def _join(levels: Sequence[Tensor]) -> Tensor:
 def fractions(steps: int) -> list[float]:
     """``steps`` evenly spaced points from 0 to 1, both included."""
     if steps < 2:
-        raise ValueError(f"--steps must be at least 2 (the two endpoints), got {steps}")
+        raise UsageError(f"--steps must be at least 2 (the two endpoints), got {steps}")
     return [index / (steps - 1) for index in range(steps)]
 
 

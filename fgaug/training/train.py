@@ -19,7 +19,6 @@ exactly the losses of an uninterrupted one, without saving random-number-generat
 from __future__ import annotations
 
 import copy
-import json
 import math
 import signal
 import threading
@@ -33,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fgaug import distributed
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_json
 from fgaug.data.preview import image_grid, to_uint8_image
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow, FullGlowOutput, compile_networks, network_precision
@@ -88,7 +87,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
     if options.resume:
         if not config_path.is_file():
             raise DataError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        saved = read_json(config_path, "run configuration")
         resumed = TrainOptions.from_dict(saved["train"])
         for name in ("steps", "epochs", "patience"):
             if getattr(options, name) is not None:
@@ -355,6 +354,7 @@ class _Run:
                     f"the loss or its gradient was not finite for {self.consecutive_bad} steps in a row "
                     f"(step {self.step}); lower --lr or check the data",
                     path,
+                    reason="non-finite loss",
                 )
             return
         self.consecutive_bad = 0
@@ -451,7 +451,9 @@ class _Run:
             path = self.save(self.checkpoints / "last.pt")
             self.progress.stop()
             distributed.stop(self.context)
-            raise TrainingStoppedError(f"stopped by {reason or 'a signal'} at step {step}; resume with --resume", path)
+            raise TrainingStoppedError(
+                f"stopped by {reason or 'a signal'} at step {step}; resume with --resume", path, reason="signal"
+            )
 
 
 def forward_backward(
