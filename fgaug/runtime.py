@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from fgaug.errors import FgaugError
 from fgaug.flow.precision import TF32
 from fgaug.usage import UsageError
 
@@ -36,8 +37,8 @@ BF16_CPU_FEATURES = frozenset({"avx512_bf16", "amx_bf16", "bf16", "sve_bf16", "s
 ``/proc/cpuinfo`` name them: x86 AVX512_BF16 and AMX-BF16, Arm BF16 (BFDOT, BFMMLA) and SVE BF16."""
 
 
-class RuntimeChoiceError(ValueError):
-    """A device or precision that this machine cannot provide."""
+class RuntimeChoiceError(FgaugError, ValueError):
+    """A device, precision or optional package that this machine cannot provide."""
 
 
 def resolve_device(spec: str = "auto") -> torch.device:

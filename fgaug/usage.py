@@ -8,8 +8,10 @@ Python caller catches it as the ``ValueError`` it is, and the CLI prints it as o
 
 from __future__ import annotations
 
+from fgaug.errors import FgaugError
 
-class UsageError(ValueError):
+
+class UsageError(FgaugError, ValueError):
     """An option's value, or a combination of options, is invalid (the CLI's exit code 2)."""
 
 

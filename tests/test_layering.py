@@ -1,5 +1,11 @@
 """The package tree is its layering: each top-level folder of ``fgaug/`` is one layer, and no
-module imports from a layer above its own (lazy imports inside functions included)."""
+module imports from a layer above its own (lazy imports inside functions included).
+
+One module ranks below even the flow: :mod:`fgaug.errors`, the base of the errors users cause.
+Every layer raises such errors, the flow too (``ConfigError``, ``SamplingError``), and one base
+is what lets the CLI print exactly those as one line. So ``fgaug/errors.py`` imports nothing at
+all, and is the one module outside ``fgaug/flow/`` that the flow may import: lifted out of
+fgaug, the flow would take that one class along."""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fgaug"
 LAYERS = {
+    "errors": -1,
     "flow": 0,
     "base": 1,
     "data": 2,
@@ -20,7 +27,8 @@ LAYERS = {
     "api": 6,
     "cli": 7,
 }
-"""Rank of each layer; ``base`` is the small runtime helpers at the top level of ``fgaug/``.
+"""Rank of each layer; ``base`` is the small runtime helpers at the top level of ``fgaug/``, ``errors``
+the dependency-free :mod:`fgaug.errors` below them all.
 Layers of one rank (the segmenter and the flow's training) do not import each other."""
 MAX_LINES = 600
 
@@ -74,14 +82,24 @@ def test_no_module_imports_from_a_layer_above(path: Path) -> None:
     assert not upward, f"{module_name(path)} ({importer}) imports upwards: {upward}"
 
 
-def test_the_flow_needs_nothing_but_torch_and_itself() -> None:
+FLOW_MAY_IMPORT = "fgaug.errors"
+"""The one module outside the flow that the flow imports (see the module docstring)."""
+
+
+def test_the_flow_needs_nothing_but_torch_itself_and_the_error_base() -> None:
     outside = {
         f"{module_name(path)} -> {target}"
         for path in (PACKAGE / "flow").rglob("*.py")
         for target in imported_modules(path)
-        if not target.startswith("fgaug.flow")
+        if not target.startswith("fgaug.flow") and target != FLOW_MAY_IMPORT
     }
     assert not outside
+
+
+def test_the_error_base_imports_nothing() -> None:
+    tree = ast.parse((PACKAGE / "errors.py").read_text())
+    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
+    assert not imports, "fgaug/errors.py ranks below the flow: it may import nothing"
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda path: str(path.relative_to(PACKAGE)))
@@ -94,3 +112,4 @@ def test_the_layer_rule_catches_an_upward_import(tmp_path: Path) -> None:
     module.write_text("def f():\n    from fgaug.cli.app import app\n    return app\n")
     assert imported_modules(module) == {"fgaug.cli.app"}
     assert LAYERS[layer_of("fgaug.cli.app")] > LAYERS[layer_of("fgaug.data.io")]
+    assert LAYERS[layer_of("fgaug.errors")] < LAYERS[layer_of("fgaug.flow.config")]

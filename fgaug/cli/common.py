@@ -4,6 +4,7 @@ as text or JSON, and progress bars.
 
 from __future__ import annotations
 
+import errno
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from fgaug.cli.command import (
     PERFORMANCE,
     SAMPLING,
 )
+from fgaug.errors import FgaugError
 from fgaug.finite import to_json
 
 if TYPE_CHECKING:
@@ -81,22 +83,46 @@ def fail(message: str, code: int = EXIT_INPUT_ERROR) -> typer.Exit:
     return typer.Exit(code)
 
 
+FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
+"""Errors of the file system that a user causes (a path that is missing, forbidden, a folder where
+a file belongs or the reverse): printed as one line naming the file, like a :class:`FgaugError`."""
+
+
+FULL_OR_READ_ONLY = frozenset({errno.ENOSPC, errno.EROFS})
+"""``OSError`` numbers of a full or a read-only disk: the user's to fix, too."""
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether ``error`` is the user's to fix (an :class:`FgaugError`, or a file the user named
+    that is missing, forbidden or on a full or read-only disk) rather than a bug."""
+    if isinstance(error, (FgaugError, *FILE_ERRORS)):
+        return True
+    return isinstance(error, OSError) and error.errno in FULL_OR_READ_ONLY
+
+
+def one_line(error: BaseException) -> str:
+    """The first line of ``error``'s message; a file system error as ``FILE: what is wrong``."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    text = str(error)
+    return text.splitlines()[0] if text.strip() else type(error).__name__
+
+
 @contextmanager
 def clear_errors() -> Iterator[None]:
-    """Turn the API's usage errors into one line on stderr and exit code 2, its input errors into one
-    line and exit code 1."""
-    from fgaug.data.io import DataError
-    from fgaug.flow.config import ConfigError
-    from fgaug.runtime import RuntimeChoiceError
-    from fgaug.training.checkpoint import CheckpointError
+    """Print the errors a user causes as one line on stderr: a :class:`~fgaug.usage.UsageError` with
+    exit code 2, any other :class:`~fgaug.errors.FgaugError` or a file error (:func:`is_user_error`)
+    with exit code 1. Anything else is a bug and propagates with its traceback."""
     from fgaug.usage import UsageError
 
     try:
         yield
     except UsageError as error:
-        raise fail(str(error).splitlines()[0], EXIT_USAGE) from None
-    except (DataError, ConfigError, CheckpointError, RuntimeChoiceError, ValueError, OSError) as error:
-        raise fail(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
+        raise fail(one_line(error), EXIT_USAGE) from None
+    except (FgaugError, OSError) as error:
+        if not is_user_error(error):
+            raise
+        raise fail(one_line(error)) from None
     except KeyboardInterrupt:
         raise fail("interrupted", EXIT_INTERRUPTED) from None
 

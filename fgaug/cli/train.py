@@ -19,7 +19,7 @@ from fgaug.cli.command import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from fgaug.training.options import StopReason
 from fgaug.cli.app import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, app
 from fgaug.cli.common import (
     CompileOption,
@@ -38,6 +38,10 @@ from fgaug.cli.common import (
     progress_for,
 )
 from fgaug.training.options import TrainOptions
+
+STOP_EXIT_CODES: dict[StopReason, int] = {"signal": EXIT_INTERRUPTED, "non-finite loss": EXIT_INPUT_ERROR}
+"""The exit code of a run stopped early, by its :data:`~fgaug.training.options.StopReason`."""
+
 
 NOT_IN_CONFIG = ("config", "json", "dry_run", "resume", "help")
 """Options of ``train`` that a config file cannot set: what one invocation asks for."""
@@ -353,8 +357,7 @@ def train(
         try:
             result = run_training(options, progress_for("steps", as_json))
         except TrainingStoppedError as stopped:
-            code = EXIT_INTERRUPTED if "stopped by" in str(stopped) else EXIT_INPUT_ERROR
-            raise fail(f"{stopped} (checkpoint: {stopped.checkpoint})", code) from None
+            raise fail(f"{stopped} (checkpoint: {stopped.checkpoint})", STOP_EXIT_CODES[stopped.reason]) from None
 
     def lines() -> None:
         early = " (stopped early: validation stopped improving)" if result.stopped_early else ""

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 
 import fgaug
 from fgaug.data.cityscapes import Group, ReadOptions, load_pair, to_tensor
-from fgaug.data.io import DataError, atomic_output
+from fgaug.data.io import DataError, atomic_output, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
 
 CACHE_FORMAT = "fgaug-cache-1"
@@ -160,7 +160,11 @@ def inspect_cache(
         raise DataError(f"{path}: file not found")
     if not h5py.is_hdf5(path):
         raise DataError(f"{path}: not an HDF5 file")
-    with h5py.File(path, "r") as cache:
+    try:
+        cache = h5py.File(path, "r")
+    except OSError as error:
+        raise DataError(f"{path}: not a readable HDF5 file ({first_line(error)})") from error
+    with cache:
         attrs = dict(cache.attrs)
         if attrs.get("format") != CACHE_FORMAT:
             raise DataError(f"{path}: not an fgaug cache (format {attrs.get('format')!r}, expected {CACHE_FORMAT!r})")

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fgaug.errors import FgaugError
 
-class DataError(ValueError):
+
+class DataError(FgaugError, ValueError):
     """An input file is missing, unreadable or not what a Cityscapes tree should hold."""
 
 
@@ -52,6 +56,15 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """The JSON document in the file ``path``; a file that is missing, unreadable or not JSON is a
+    :class:`DataError` naming it as ``what`` (``{path}: not a readable {what} (...)``)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: not a readable {what} ({first_line(error)})") from error
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from fgaug.data.cityscapes import Group, find_groups, read_instance_ids, read_label_ids, resize_labels, resize_photo
-from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image
+from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image, read_json
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
 from fgaug.data.record import OwnOutputs
 from fgaug.finite import to_json
@@ -267,10 +267,7 @@ def _resized_color(source: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 def _scaled_polygons(source: Path, native: tuple[int, int], size: tuple[int, int]) -> bytes:
-    try:
-        document = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise DataError(f"{source}: not a readable polygons file ({error})") from error
+    document = read_json(source, "polygons file")
     scale_y, scale_x = size[0] / native[0], size[1] / native[1]
     document["imgHeight"], document["imgWidth"] = size
     for obj in document.get("objects", []):

@@ -18,6 +18,7 @@ from itertools import combinations
 import numpy as np
 from scipy import linalg, stats
 
+from fgaug.data.io import DataError
 from fgaug.data.labels import IGNORE_TRAIN_ID
 
 
@@ -112,7 +113,7 @@ def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
     if first.ndim != 2 or second.ndim != 2 or first.shape[1] != second.shape[1]:
         raise ValueError(f"feature sets of shapes {first.shape} and {second.shape} cannot be compared")
     if min(len(first), len(second)) < 2:
-        raise ValueError(
+        raise DataError(
             f"a Fréchet distance needs at least 2 feature rows per set (got {len(first)} and {len(second)}): "
             "use more images"
         )

@@ -11,13 +11,15 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from fgaug.errors import FgaugError
+
 ConditioningMode = Literal["full", "coupling", "raw"]
 
 
 CONDITIONING_MODES = ("full", "coupling", "raw")
 
 
-class ConfigError(ValueError):
+class ConfigError(FgaugError, ValueError):
     """A preset or configuration value is missing, unknown or out of range."""
 
 

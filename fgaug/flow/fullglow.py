@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from fgaug.errors import FgaugError
 from fgaug.flow.config import FullGlowConfig
 from fgaug.flow.glow import (
     GlowEncoding,
@@ -30,6 +31,11 @@ from fgaug.flow.glow import (
     latent_shapes,
     raw_mask_conditions,
 )
+
+
+class SamplingError(FgaugError, ValueError):
+    """A sampling setting out of its range, or one this model cannot honour (guidance without
+    condition dropout, denoising without Gaussian noise, denoising in a CUDA-graph replay)."""
 
 
 @dataclass
@@ -297,9 +303,9 @@ class FullGlow(nn.Module):
         see :meth:`denoise`.
         """
         if n < 1:
-            raise ValueError(f"n must be at least 1, got {n}")
+            raise SamplingError(f"n must be at least 1, got {n}")
         if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
+            raise SamplingError(f"temperature must be >= 0, got {temperature}")
         self.check_sampling(guidance, denoise_scale)
         features = self.condition_features(mask)
         batch = mask.shape[0] * n
@@ -325,18 +331,18 @@ class FullGlow(nn.Module):
         """Refuse guidance for a model trained without condition dropout, denoising for one
         trained without Gaussian noise, and values outside their ranges."""
         if not math.isfinite(guidance) or guidance < 0:
-            raise ValueError(f"guidance must be a finite number >= 0, got {guidance}")
+            raise SamplingError(f"guidance must be a finite number >= 0, got {guidance}")
         if guidance and not self.config.condition_dropout:
-            raise ValueError(
+            raise SamplingError(
                 "guidance needs a model trained with condition dropout (fgaug train --condition-dropout P); "
                 "this model was trained without it"
             )
         if denoise_scale is None:
             return
         if not math.isfinite(denoise_scale) or denoise_scale <= 0:
-            raise ValueError(f"the denoising scale must be a finite number > 0, got {denoise_scale}")
+            raise SamplingError(f"the denoising scale must be a finite number > 0, got {denoise_scale}")
         if not self.config.gaussian_noise:
-            raise ValueError(
+            raise SamplingError(
                 "denoising needs a model trained with Gaussian noise (fgaug train --noise gaussian:SIGMA); "
                 "this model was trained with uniform dequantisation"
             )

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from fgaug.flow.fullglow import DequantizationOffsets, FullGlow, FullGlowOutput, Samples
+from fgaug.flow.fullglow import DequantizationOffsets, FullGlow, FullGlowOutput, Samples, SamplingError
 from fgaug.flow.precision import current_network_dtype
 
 WARMUP_CALLS = 2
@@ -60,6 +60,15 @@ class GraphedSampler:
     def __getattr__(self, name: str) -> object:
         return getattr(self.model, name)
 
+    def check_sampling(self, guidance: float, denoise_scale: float | None) -> None:
+        """The model's checks, and denoising refused: its score step runs a backward pass, which a
+        graph does not capture."""
+        if denoise_scale is not None:
+            raise SamplingError(
+                "denoising runs a backward pass, which CUDA-graph sampling does not capture: drop --cuda-graphs"
+            )
+        self.model.check_sampling(guidance, None)
+
     @property
     def captured(self) -> int:
         """How many graphs (distinct shapes and temperatures) have been captured."""
@@ -77,11 +86,7 @@ class GraphedSampler:
         denoise_scale: float | None = None,
     ) -> Samples:
         """Denoising is not captured (its score step runs autograd): ``denoise_scale`` is refused."""
-        if denoise_scale is not None:
-            raise ValueError(
-                "denoising runs a backward pass, which CUDA-graph sampling does not capture: drop --cuda-graphs"
-            )
-        self.model.check_sampling(guidance, None)
+        self.check_sampling(guidance, denoise_scale)
         noise = self.model.sample_noise(mask.shape[0] * n, generator) if noise is None else noise
         key = (tuple(mask.shape), n, float(temperature), float(guidance), current_network_dtype(), mask.dtype)
         call = self._calls.get(key) or self._capture(mask, n, temperature, guidance, noise)

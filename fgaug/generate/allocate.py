@@ -11,7 +11,6 @@ mask keeping at least one.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fgaug.data.cityscapes import Group, read_label_ids
-from fgaug.data.io import DataError
+from fgaug.data.io import DataError, read_json
 from fgaug.data.labels import N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.usage import UsageError
 
@@ -47,10 +46,7 @@ def rarity_weights(pixels: np.ndarray) -> np.ndarray:
 
 def read_class_weights(path: Path) -> np.ndarray:
     """Class weights from a JSON object ``{train class name: weight >= 0}``; unnamed classes weigh 0."""
-    try:
-        given = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: not a readable JSON file of class weights ({error})") from error
+    given = read_json(path, "JSON file of class weights")
     if not isinstance(given, Mapping):
         raise DataError(f"{path}: class weights must be a JSON object {{class name: weight}}")
     unknown = sorted(set(given) - set(TRAIN_ID_NAMES))

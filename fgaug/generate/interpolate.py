@@ -79,7 +79,7 @@ def _join(levels: Sequence[Tensor]) -> Tensor:
 def fractions(steps: int) -> list[float]:
     """``steps`` evenly spaced points from 0 to 1, both included."""
     if steps < 2:
-        raise ValueError(f"--steps must be at least 2 (the two endpoints), got {steps}")
+        raise UsageError(f"--steps must be at least 2 (the two endpoints), got {steps}")
     return [index / (steps - 1) for index in range(steps)]
 
 

@@ -27,6 +27,7 @@ import torch
 import fgaug
 from fgaug.data.io import atomic_output, file_digest, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
+from fgaug.errors import FgaugError
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow
 from fgaug.flow.config import ConfigError, FullGlowConfig
@@ -40,7 +41,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO = pickle.PROTO[0]
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FgaugError, ValueError):
     """A checkpoint file is missing, corrupt, foreign or does not fit this version of fgaug."""
 
 

@@ -6,17 +6,25 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from fgaug.errors import FgaugError
 from fgaug.finite import require_finite
 
+StopReason = Literal["signal", "non-finite loss"]
+"""Why a run stopped before its last step: a SIGINT or SIGTERM asked it to (it resumes where it
+stopped), or the loss or its gradient was not finite for ``max_bad_steps`` steps in a row (lower
+the learning rate or check the data). Validation that stops improving is no error: see
+:attr:`TrainResult.stopped_early`."""
 
-class TrainingStoppedError(RuntimeError):
-    """Training ended early; a checkpoint was saved. ``reason`` says why."""
 
-    def __init__(self, message: str, checkpoint: Path | None) -> None:
+class TrainingStoppedError(FgaugError, RuntimeError):
+    """Training ended early; the checkpoint ``checkpoint`` was saved. ``reason`` says why."""
+
+    def __init__(self, message: str, checkpoint: Path | None, reason: StopReason) -> None:
         super().__init__(message)
         self.checkpoint = checkpoint
+        self.reason: StopReason = reason
 
 
 @dataclass

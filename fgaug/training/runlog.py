@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from fgaug.data.io import DataError, first_line
 from fgaug.data.plots import training_plot
 from fgaug.finite import to_json
+from fgaug.runtime import RuntimeChoiceError
 
 TENSORBOARD_SCALARS = ("loss", "bpd", "source_bpd", "lr", "grad_norm", "images_per_s")
 
@@ -41,7 +43,7 @@ class RunLog:
         self._writer: Any = None
         if active and tensorboard is not False:
             if tensorboard and not tensorboard_available():
-                raise ValueError(
+                raise RuntimeChoiceError(
                     'TensorBoard logging asked for, but tensorboard is not installed: pip install "fgaug[tensorboard]"'
                 )
             if tensorboard_available():
@@ -56,7 +58,10 @@ class RunLog:
     def resume(self) -> None:
         """Read back the records of an earlier part of the run, so ``results.png`` shows all of it."""
         if self.active and self.metrics.is_file():
-            self.records = [json.loads(line) for line in self.metrics.read_text(encoding="utf-8").splitlines()]
+            try:
+                self.records = [json.loads(line) for line in self.metrics.read_text(encoding="utf-8").splitlines()]
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                raise DataError(f"{self.metrics}: damaged, not one JSON object a line ({first_line(error)})") from error
 
     def start(self) -> None:
         """A new run: no records yet."""

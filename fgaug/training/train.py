@@ -19,13 +19,13 @@ exactly the losses of an uninterrupted one, without saving random-number-generat
 from __future__ import annotations
 
 import copy
-import json
 import math
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fgaug import distributed
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_json
 from fgaug.data.preview import image_grid, to_uint8_image
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow, FullGlowOutput, compile_networks, network_precision
@@ -54,6 +54,7 @@ from fgaug.training.ema import ExponentialMovingAverage
 from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
 from fgaug.training.runlog import RunLog
+from fgaug.training.state import TrainState
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -88,7 +89,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
     if options.resume:
         if not config_path.is_file():
             raise DataError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
-        saved = json.loads(config_path.read_text(encoding="utf-8"))
+        saved = read_json(config_path, "run configuration")
         resumed = TrainOptions.from_dict(saved["train"])
         for name in ("steps", "epochs", "patience"):
             if getattr(options, name) is not None:
@@ -132,7 +133,9 @@ class _Run:
         self.context.barrier()  # every process checked the run folder before the first writes to it
         assert self.options.batch_size is not None and self.options.lr is not None
         self.batch_size, self.lr = self.options.batch_size, self.options.lr
-        self.network_dtype = resolve_precision(self.options.precision, self.device)
+        optimisation = build_optimisation(self.options, self.config, self.device, self.context.world_size)
+        self.model, self.optimizer, self.scaler = optimisation.model, optimisation.optimizer, optimisation.scaler
+        self.graphed, self.network_dtype = optimisation.graphed, optimisation.network_dtype
         self.run_dir = Path(self.options.run_dir)
         self.checkpoints, self.samples_dir = self.run_dir / "checkpoints", self.run_dir / "samples"
         self.data = open_training_data(self.options, self.config)
@@ -144,23 +147,10 @@ class _Run:
                 f"({self.batch_size} x {self.context.world_size} processes)"
             )
         self.total_steps = self.options.steps or math.ceil((self.options.epochs or 45) * self.steps_per_epoch)
-        self.model = FullGlow(self.config, seed=self.options.seed).to(self.device)
-        self.model.set_gradient_checkpointing(self.options.gradient_checkpointing)
-        if self.options.compile:
-            compile_networks(self.model)
-        self.optimizer = adam(self.model, self.lr)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.network_dtype == torch.float16)
-        self.graphed: GraphedTrainingPass | None = None
-        if self.options.cuda_graphs:
-            check_cuda_graphs(self.device, self.options, self.context.world_size)
-            self.graphed = GraphedTrainingPass(self.model, self.scaler.scale)
         self.ema: ExponentialMovingAverage | None = None
-        self.step = self.skipped = self.consecutive_bad = 0
-        self.best_val = math.inf
-        self.since_best = 0
+        self.state = TrainState()
+        self.consecutive_bad = 0
         self.stopped_early = False
-        self.first_val: float | None = None
-        self.last_val: float | None = None
         self.history: list[dict[str, Any]] = []
         self.meta = {
             "run": self.run_dir.name,
@@ -203,34 +193,26 @@ class _Run:
             self.ema = ExponentialMovingAverage(self.model, self.options.ema_decay)
             self.ema.model.load_state_dict(payload["ema"])
             self.ema.updates = int(training["ema_updates"])
-        self.step, self.skipped = int(training["step"]), int(training["skipped"])
-        self.best_val = float(training["best_val"])
-        self.since_best = int(training.get("since_best", 0))
-        self.first_val, self.last_val = training.get("first_val"), training.get("last_val")
+        self.state = TrainState.from_dict(training)
         previous_world = int(training.get("world_size", 1))
         note = (
             f" (was {previous_world} processes, now {self.context.world_size})"
             if previous_world != self.context.world_size
             else ""
         )
-        self.progress.log(f"resuming {self.run_dir} at step {self.step}{note}")
+        self.progress.log(f"resuming {self.run_dir} at step {self.state.step}{note}")
 
     def save(self, path: Path) -> Path:
         if self.context.is_main:
             training = {
                 "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(),
-                "step": self.step,
-                "skipped": self.skipped,
-                "best_val": self.best_val,
-                "since_best": self.since_best,
-                "first_val": self.first_val,
-                "last_val": self.last_val,
+                **self.state.to_dict(),
                 "ema_updates": self.ema.updates if self.ema else 0,
                 "world_size": self.context.world_size,
             }
             ema_state = self.ema.model.state_dict() if self.ema else None
-            save_checkpoint(path, self.model, {**self.meta, "step": self.step}, ema_state, training)
+            save_checkpoint(path, self.model, {**self.meta, "step": self.state.step}, ema_state, training)
         return path
 
     # ---------------------------------------------------------------------------- evaluation
@@ -258,16 +240,11 @@ class _Run:
         if self.context.is_main:
             value = self.validate()
             if value is not None:
-                self.first_val = value if self.first_val is None else self.first_val
-                self.last_val = value
-                self.log.validation(self.step, value)
+                self.log.validation(self.state.step, value)
                 noisy = f" (noisy: {self.config.noise} noise)" if self.config.gaussian_noise else ""
-                self.progress.log(f"step {self.step}: validation {value:.4f} bits/dim{noisy}")
-                if value < self.best_val:
-                    self.best_val, self.since_best = value, 0
+                self.progress.log(f"step {self.state.step}: validation {value:.4f} bits/dim{noisy}")
+                if self.state.record_validation(value):
                     self.save(self.checkpoints / "best.pt")
-                else:
-                    self.since_best += 1
 
     def write_samples(self) -> None:
         if not self.context.is_main:
@@ -285,9 +262,9 @@ class _Run:
                     row.append(to_uint8_image(image))
         titles = ["mask", "photo", *(f"T={t}" for t in SAMPLE_TEMPERATURES)]
         grid = image_grid(rows, titles)
-        path = self.samples_dir / f"step_{self.step:07d}.png"
+        path = self.samples_dir / f"step_{self.state.step:07d}.png"
         atomic_write_bytes(path, encode_png(grid))
-        self.log.image(self.step, "samples", grid)
+        self.log.image(self.state.step, "samples", grid)
         self.progress.log(f"samples: {path}")
 
     # ---------------------------------------------------------------------------- the loop
@@ -336,25 +313,26 @@ class _Run:
         same decision. The loss is read only on logged steps."""
         mask = batch["mask"].to(self.device, non_blocking=True)
         photo = batch["photo"].to(self.device, non_blocking=True)
-        learning_rate = self.lr * min(1.0, (self.step + 1) / max(self.options.warmup_steps, 1))
+        learning_rate = self.lr * min(1.0, (self.state.step + 1) / max(self.options.warmup_steps, 1))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         self.model.train()
         with network_precision(self.network_dtype):
             output = forward_backward(
-                trainable, self.model, mask, photo, self.noise(self.step), self.graphed, self.scaler.scale
+                trainable, self.model, mask, photo, self.noise(self.state.step), self.graphed, self.scaler.scale
             )
         self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip))
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
-            self.skipped += 1
+            self.state.skipped += 1
             self.consecutive_bad += 1
             if self.consecutive_bad >= self.options.max_bad_steps:
                 path = self.save(self.checkpoints / "last.pt")
                 raise TrainingStoppedError(
                     f"the loss or its gradient was not finite for {self.consecutive_bad} steps in a row "
-                    f"(step {self.step}); lower --lr or check the data",
+                    f"(step {self.state.step}); lower --lr or check the data",
                     path,
+                    reason="non-finite loss",
                 )
             return
         self.consecutive_bad = 0
@@ -365,16 +343,17 @@ class _Run:
                 self.ema = ExponentialMovingAverage(self.model, self.options.ema_decay)
             else:
                 self.ema.update(self.model)
-        self.step += 1
+        self.state.step += 1
+        step = self.state.step
         self.window_images += mask.shape[0] * self.context.world_size
-        if not (self.step % self.options.log_every == 0 or self.step == 1 or self.step == self.total_steps):
+        if not (step % self.options.log_every == 0 or step == 1 or step == self.total_steps):
             self.progress.advance(1)
             return
         loss = float(output.loss.detach())
         if self.context.is_main:
             seconds = time.perf_counter() - self.window_start
             record = {
-                "step": self.step,
+                "step": step,
                 "loss": loss,
                 "bpd": float(output.conditional_bpd.detach().mean()),
                 "source_bpd": float(output.source_bpd.detach().mean()),
@@ -395,18 +374,18 @@ class _Run:
             f"{self.data.description}, {self.total_steps} steps"
         )
         self.progress.start("training", self.total_steps)
-        self.progress.advance(self.step)
-        first_step = self.step
+        self.progress.advance(self.state.step)
+        first_step = self.state.step
         self.window_start, self.window_images = time.perf_counter(), 0
         trainable: torch.nn.Module | None = None
         try:
             with stop_requests() as stop_requested:
-                while self.step < self.total_steps and not self.stopped_early:
-                    for batch in self.loader_from(self.step):
+                while self.state.step < self.total_steps and not self.stopped_early:
+                    for batch in self.loader_from(self.state.step):
                         trainable = trainable or self.trainable(batch)
                         self.train_step(trainable, batch)
                         self.after_step(stop_requested)
-                        if self.step >= self.total_steps or self.stopped_early:
+                        if self.state.step >= self.total_steps or self.stopped_early:
                             break
         finally:
             self.log.close()
@@ -417,14 +396,14 @@ class _Run:
         distributed.stop(self.context)
         return TrainResult(
             self.run_dir,
-            self.step,
+            self.state.step,
             last,
             best if best.is_file() else None,
-            self.first_val,
-            self.last_val,
-            self.skipped,
+            self.state.first_val,
+            self.state.last_val,
+            self.state.skipped,
             self.history,
-            images=(self.step - first_step) * self.global_batch,
+            images=(self.state.step - first_step) * self.global_batch,
             seconds=time.perf_counter() - self.started,
             peak_memory_mib=memory,
             peak_memory_kind=memory_kind,
@@ -433,11 +412,11 @@ class _Run:
         )
 
     def after_step(self, stop_requested: Callable[[], str | None]) -> None:
-        step, options = self.step, self.options
+        step, options = self.state.step, self.options
         if step == 1 or step % options.validate_every == 0 or step == self.total_steps:
             self.record_validation()
             if options.patience:  # every process stops with rank 0, which validates
-                self.stopped_early = self.context.any_true(self.since_best >= options.patience, self.device)
+                self.stopped_early = self.context.any_true(self.state.since_best >= options.patience, self.device)
                 if self.stopped_early:
                     self.progress.log(f"step {step}: no better validation for {options.patience} validations; stopping")
         if step % options.sample_every == 0 or step == self.total_steps or self.stopped_early:
@@ -451,7 +430,9 @@ class _Run:
             path = self.save(self.checkpoints / "last.pt")
             self.progress.stop()
             distributed.stop(self.context)
-            raise TrainingStoppedError(f"stopped by {reason or 'a signal'} at step {step}; resume with --resume", path)
+            raise TrainingStoppedError(
+                f"stopped by {reason or 'a signal'} at step {step}; resume with --resume", path, reason="signal"
+            )
 
 
 def forward_backward(
@@ -496,6 +477,37 @@ def check_cuda_graphs(device: torch.device, options: TrainOptions, world_size: i
             raise RuntimeChoiceError(f"--cuda-graphs cannot be combined with {name}")
 
 
+@dataclass
+class Optimisation:
+    """What takes a training step: the model, its optimiser and gradient scaler, the CUDA graph of
+    its forward and backward passes (``--cuda-graphs``), and the coupling networks' precision."""
+
+    model: FullGlow
+    optimizer: torch.optim.Adam
+    scaler: torch.amp.GradScaler
+    graphed: GraphedTrainingPass | None
+    network_dtype: torch.dtype | None
+
+
+def build_optimisation(
+    options: TrainOptions, config: FullGlowConfig, device: torch.device, world_size: int = 1
+) -> Optimisation:
+    """The set-up a run and a dry run share: ``options``' precision and CUDA graphs checked on
+    ``device`` first, then the model of ``config`` initialised from ``options.seed``, with its
+    gradient checkpointing and compilation, and its optimiser (``options.lr`` resolved)."""
+    assert options.lr is not None
+    network_dtype = resolve_precision(options.precision, device)
+    if options.cuda_graphs:
+        check_cuda_graphs(device, options, world_size)
+    model = FullGlow(config, seed=options.seed).to(device)
+    model.set_gradient_checkpointing(options.gradient_checkpointing)
+    if options.compile:
+        compile_networks(model)
+    scaler = torch.amp.GradScaler(device.type, enabled=network_dtype == torch.float16)
+    graphed = GraphedTrainingPass(model, scaler.scale) if options.cuda_graphs else None
+    return Optimisation(model, adam(model, options.lr), scaler, graphed, network_dtype)
+
+
 def train(options: TrainOptions, progress: Progress | None = None) -> TrainResult:
     """Train (or resume) a Full-Glow run; see the module docstring for the run folder. Under
     ``torchrun`` every process calls this; rank 0 writes the run folder."""
@@ -514,41 +526,41 @@ def dry_run(
     cuda_graphs: bool = False,
 ) -> dict[str, Any]:
     """Two training steps on random data at the given preset, size and batch: peak memory and
-    seconds per step, before committing to a long run (no data needed)."""
-    options = TrainOptions(
-        data="",
-        preset=preset,
-        size=size,
-        batch_size=batch_size,
-        exist_ok=True,
-        run_dir="",
-        gradient_checkpointing=gradient_checkpointing,
-        compile=compile,
-        cuda_graphs=cuda_graphs,
+    seconds per step, before committing to a long run (no data needed). The model and optimiser are
+    set up as a run's (:func:`build_optimisation`), at a small learning rate: a dry run measures,
+    it does not learn."""
+    options, config, preset_name = resolve_run(
+        TrainOptions(
+            data="",
+            run_dir="",
+            exist_ok=True,
+            preset=preset,
+            size=size,
+            batch_size=batch_size,
+            lr=1e-4,
+            precision=precision,
+            gradient_checkpointing=gradient_checkpointing,
+            compile=compile,
+            cuda_graphs=cuda_graphs,
+        )
     )
-    _, config, preset_name = resolve_run(options)
     torch_device = resolve_device(device)
-    if cuda_graphs:
-        check_cuda_graphs(torch_device, options)
-    network_dtype = resolve_precision(precision, torch_device)
-    batch = batch_size or load_preset(preset).train.batch_size
-    model = FullGlow(config).to(torch_device)
-    model.set_gradient_checkpointing(gradient_checkpointing)
-    if compile:
-        compile_networks(model)
-    optimizer = adam(model, 1e-4)
+    optimisation = build_optimisation(options, config, torch_device)
+    model, network_dtype, batch = optimisation.model, optimisation.network_dtype, options.batch_size
     generator = torch.Generator().manual_seed(0)
     height, width = config.image_size
     mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)
     photo = torch.rand(batch, config.image_channels, height, width, generator=generator).to(torch_device)
-    graphed = GraphedTrainingPass(model) if cuda_graphs else None
     reset_peak_memory(torch_device)
     seconds = []
     for step in range(steps + 1):
         start = time.perf_counter()
         with network_precision(network_dtype):
-            loss = forward_backward(model, model, mask, photo, step_generator(0, step), graphed).loss
-        optimizer.step()
+            loss = forward_backward(
+                model, model, mask, photo, step_generator(0, step), optimisation.graphed, optimisation.scaler.scale
+            ).loss
+        optimisation.scaler.step(optimisation.optimizer)
+        optimisation.scaler.update()
         if torch_device.type == "cuda":
             torch.cuda.synchronize(torch_device)
         seconds.append(time.perf_counter() - start)

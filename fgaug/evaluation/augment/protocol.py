@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo
-from fgaug.data.io import read_rgb
+from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.evaluation.stats import mean_interval, paired_interval, worth_in_real_images
 from fgaug.runtime import native_bf16
@@ -102,7 +102,7 @@ def read_pairs(groups: Sequence[Group], size: tuple[int, int]) -> PairArrays:
     photos, labels = [], []
     for group in groups:
         if group.photo is None:
-            raise ValueError(f"{group.mask}: no photo beside this mask")
+            raise DataError(f"{group.mask}: no photo beside this mask")
         photos.append(resize_photo(read_rgb(group.photo), size))
         labels.append(ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), size)))
     return PairArrays.from_arrays(photos, labels)
