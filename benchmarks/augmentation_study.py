@@ -20,7 +20,10 @@ copied to ``benchmarks/figures/augmentation-learning-curve.png``); the tables ho
 Every part appends one JSON line per trained probe to ``runs/augmentation-study/results.jsonl``
 and skips the (arm, real size, seed) already there; generators, synthetic trees and filter
 probes are kept on disk. A part stopped by ``--minutes`` or a kill resumes where it was. Run
-parts one at a time on 2 cores (``--threads`` sets torch's). The protocol is ``fgaug.evaluation.augment.protocol``.
+parts one at a time on 2 cores (``--threads`` sets torch's). The protocol is ``fgaug.evaluation.augment.protocol``;
+the arms and how their synthetic data is made are fgaug's (``fgaug.evaluation.augment.strategies``
+and ``synthesis``, also behind ``fgaug evaluate augment --strategy``): this script keeps the
+study's world, sizes, seeds, generators, files and report.
 
 ``--min-steps M`` (default 1000, the protocol's) re-runs the curve and strategies with probes of
 at least M steps and a patience scaled with them (10 validations at 2000 steps, so a probe is not
@@ -38,40 +41,35 @@ import argparse
 import json
 import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from fgaug.data.cityscapes import Group, find_groups
+from fgaug.data.cityscapes import find_groups
 from fgaug.data.io import atomic_write_bytes
-from fgaug.data.layouts import LayoutOptions, write_layouts
 from fgaug.data.plots import class_bars, learning_curve_plot
 from fgaug.data.toyworld import write_toy_cityscapes
+from fgaug.evaluation.augment import supplies
 from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
     SMALL_CLASSES,
     PairArrays,
     ProbeRecipe,
     curve_table,
-    mixed_batches,
     probe_recipe,
     read_pairs,
     run_arm,
     summarise,
 )
+from fgaug.evaluation.augment.strategies import MODEL_KINDS, STRATEGIES
+from fgaug.evaluation.augment.synthesis import RealSet, Supplies, synthesise
 from fgaug.evaluation.stats import paired_interval, signed_interval
 from fgaug.finite import to_json
-from fgaug.generate.engine import generate
-from fgaug.generate.ignore import IGNORE_SUFFIX
-from fgaug.generate.options import GenerateOptions
 from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
-from fgaug.segmentation.probe import fit_probe, new_probe, save_segmenter
 from fgaug.training.options import TrainOptions
 from fgaug.training.train import train
 
@@ -170,94 +168,6 @@ def part_curve(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------------------ strategies
 
 
-@dataclass(frozen=True)
-class Strategy:
-    """How one arm's synthetic data is made from the N real masks (``per_mask`` images each)."""
-
-    description: str
-    per_mask: int = 4
-    temperature: float = 0.8
-    best_of: int = 1
-    reject: float = 0.0
-    allocate: str = "uniform"
-    layouts: LayoutOptions | None = None
-    content: bool = False
-    keep_unchanged: bool = True
-    content_fill: str = "transfer"
-    ignore: bool = False
-    mixing: str = "concat"
-    generator: str = "fair"
-    """``fair``, ``early`` or ``demo`` (see :func:`generator_checkpoint`); ``none``: layouts in real
-    pixels; ``real``: no synthetic data, the N real pairs stand in for it (a control)."""
-    combines: tuple[str, ...] = ()
-    """Other strategies whose synthetic data this one pools (it makes none of its own)."""
-    notes: dict[str, Any] = field(default_factory=dict)
-
-
-ONLY_FLIP = LayoutOptions(n=4, flip_probability=1.0, jitter_probability=0.0, paste=0)
-ONLY_JITTER = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=1.0, paste=0)
-PASTE = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3)
-PASTE_RARE = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3, rare_boost=1.0)
-PASTE_PHOTOS = LayoutOptions(n=4, flip_probability=0.0, jitter_probability=0.0, paste=3, photos=True)
-ALL_EDITS = LayoutOptions(n=4, flip_probability=0.5, jitter_probability=0.5, paste=3, rare_boost=1.0)
-
-STRATEGIES: dict[str, Strategy] = {
-    "prior": Strategy("prior samples of the same masks, T=0.8, 4 per mask"),
-    "prior-early-generator": Strategy("prior samples from the best-validation generator (step 200)", generator="early"),
-    "prior-ratio": Strategy("prior samples, half of every batch real", mixing="ratio"),
-    "prior-pretrain": Strategy("prior samples, pre-train on them then fine-tune on real", mixing="pretrain"),
-    "real-pretrain-control": Strategy(
-        "control for prior-pretrain: the same two schedules, with the N real pairs in place of the samples",
-        mixing="pretrain",
-        generator="real",
-    ),
-    "prior-more-data": Strategy(
-        "prior samples from the demo model (more data: 1500 other toy scenes)", generator="demo"
-    ),
-    "layouts-flip": Strategy("new layouts: flipped masks, rendered from the prior", layouts=ONLY_FLIP),
-    "layouts-jitter": Strategy("new layouts: scale-and-crop jitter, rendered from the prior", layouts=ONLY_JITTER),
-    "layouts-paste": Strategy("new layouts: 3 objects pasted per mask, rendered from the prior", layouts=PASTE),
-    "layouts-paste-rare": Strategy("new layouts: pasted objects, rare classes boosted, prior", layouts=PASTE_RARE),
-    "layouts-all": Strategy("new layouts: flip, jitter, pasted rare-boosted objects, prior", layouts=ALL_EDITS),
-    "content-paste": Strategy(
-        "real appearance: content transfer onto pasted-object layouts, real photo kept outside the edits",
-        layouts=PASTE,
-        content=True,
-    ),
-    "content-paste-raw": Strategy(
-        "real appearance: the paper's whole-image content transfer onto pasted-object layouts",
-        layouts=PASTE,
-        content=True,
-        keep_unchanged=False,
-    ),
-    "content-paste-prior": Strategy(
-        "real photo kept outside the edits, pasted objects drawn from the prior of the layout at T",
-        layouts=PASTE,
-        content=True,
-        content_fill="prior",
-    ),
-    "content-all": Strategy(
-        "real appearance: content transfer onto all-edits layouts, real photo kept outside the edits",
-        layouts=ALL_EDITS,
-        content=True,
-    ),
-    "copy-paste-real": Strategy(
-        "no generator: pasted-object layouts with real pixels (the source photo, each object cut from its own)",
-        layouts=PASTE_PHOTOS,
-        generator="none",
-    ),
-    "copy-paste-real+content-paste-prior": Strategy(
-        "both pools: real-pixel copy-paste layouts and content-paste-prior renderings",
-        combines=("copy-paste-real", "content-paste-prior"),
-    ),
-    "targeted-rare": Strategy("prior samples allocated to masks holding rare classes", allocate="rare"),
-    "targeted-hard": Strategy("prior samples allocated by 1 - val IoU of the real-only probe", allocate="weights"),
-    "filter-best-of-4": Strategy("prior samples, each the most likely of 4 draws", best_of=4),
-    "filter-reject-half": Strategy("prior samples, the most likely half of 8 draws per mask", reject=0.5),
-    "filter-ignore-map": Strategy("prior samples, pixels a real-trained probe rejects ignored", ignore=True),
-}
-
-
 def subset_tree(study: Path, size: int) -> Path:
     """A tree of the first ``size`` training pairs of the world (copies), for a fair generator."""
     root = study / "subsets" / f"N{size}"
@@ -324,100 +234,42 @@ def generator_checkpoint(study: Path, size: int, kind: str) -> Path:
 
 
 def filter_probe(study: Path, size: int, real: PairArrays, val: PairArrays) -> Path:
-    """A probe trained on the N real pairs (seed 1000, early stopping on val) that judges synthetic
-    pixels for ignore maps; saved once per N."""
-    path = study / "filters" / f"N{size}.pt"
-    if not path.is_file():
-        recipe = ProbeRecipe()
-        model = new_probe(recipe.width, 1000)
-        fit_probe(
-            model,
-            mixed_batches([(real, recipe.batch_size)], 1000),
-            recipe.steps_for(len(real)),
-            recipe.lr,
-            val.everything(),
-            recipe.evaluate_every,
-            recipe.patience,
-            recipe.network_dtype("cpu"),
-        )
-        save_segmenter(model.to(memory_format=torch.contiguous_format), path)
-    return path
+    """The probe that judges synthetic pixels for ignore maps at N (fgaug's
+    :func:`~fgaug.evaluation.augment.supplies.filter_probe`), saved once per N."""
+    return supplies.filter_probe(study / "filters" / f"N{size}.pt", real, val)
 
 
 def hardness_weights(study: Path, size: int) -> Path:
     """``1 - IoU`` per class on the validation split, averaged over the real-only arms at N."""
-    path = study / "hardness" / f"N{size}.json"
     records = [r for r in read_results(study) if r["arm"] == REAL_ONLY and r["real"] == size]
     if not records:
         raise SystemExit(f"the real-only arms at N={size} are needed first (part curve)")
-    names = sorted({name for r in records for name in r["val_per_class_iou"]})
-    weights = {n: 1.0 - float(np.mean([r["val_per_class_iou"].get(n, 0.0) for r in records])) for n in names}
-    atomic_write_bytes(path, json.dumps(weights, indent=1, sort_keys=True).encode())
-    return path
+    return supplies.class_weights(study / "hardness" / f"N{size}.json", records)
 
 
-def synthesize(study: Path, name: str, strategy: Strategy, size: int, real: PairArrays, val: PairArrays) -> Path:
-    """The synthetic tree of a strategy at N (made once, through fgaug's commands)."""
-    root = study / "synthetic" / name / f"N{size}"
-    tree, marker = root / "tree", root / "complete.json"
-    if marker.is_file():
-        return root / "layouts" if strategy.generator == "none" else tree
-    world = write_world(study)
-    if strategy.generator == "none":  # the layouts tree is the synthetic data (real pixels)
-        groups = find_groups(world, ["train"]).groups[:size]
-        summary = write_layouts(groups, world, root / "layouts", strategy.layouts or LayoutOptions(photos=True))
-        atomic_write_bytes(marker, json.dumps({"written": summary.written, "pasted": summary.pasted}).encode())
-        return root / "layouts"
-    model = str(generator_checkpoint(study, size, strategy.generator))
-    masks, per_mask, content = world / "gtFine" / "train", strategy.per_mask, None
-    if strategy.layouts is not None:
-        layout_root = root / "layouts"
-        groups = find_groups(world, ["train"]).groups[:size]
-        write_layouts(groups, world, layout_root, strategy.layouts)
-        masks, per_mask = layout_root, 1
-        content = str(world) if strategy.content else None
-    options = GenerateOptions(
-        masks=str(masks),
-        out=str(tree),
-        model=model,
-        n=per_mask,
-        temperature=strategy.temperature,
-        best_of=strategy.best_of,
-        reject_fraction=strategy.reject,
-        allocate=strategy.allocate,
-        class_weights=str(hardness_weights(study, size)) if strategy.allocate == "weights" else None,
-        content_from=content,
-        keep_unchanged=strategy.keep_unchanged,
-        content_fill=strategy.content_fill,
-        ignore_segmenter=str(filter_probe(study, size, real, val)) if strategy.ignore else None,
-        at_model_resolution=True,
-        limit=None if strategy.layouts is not None else size,
-        device="cpu",
+def study_supplies(study: Path, real: PairArrays, val: PairArrays) -> Supplies:
+    """What the study supplies the arms: per N, the generators of :func:`generator_checkpoint`, the
+    filter probe and the weights above, all kept in the study folder; finished trees are reused."""
+
+    def generator(kind: str) -> Callable[[RealSet], Path]:
+        return lambda real_set: generator_checkpoint(study, real_set.size, kind)
+
+    return Supplies(
+        write_world(study),
+        study / "synthetic",
+        IMAGE_SIZE,
+        generators={kind: generator(kind) for kind in MODEL_KINDS},
+        filter_probe=lambda real_set: filter_probe(study, real_set.size, real, val),
+        class_weights=lambda real_set: hardness_weights(study, real_set.size),
+        reuse_finished=True,
     )
-    summary = generate(options)
-    description = {"written": summary.written, "failed": len(summary.failed), "diverged": summary.diverged_draws}
-    atomic_write_bytes(marker, json.dumps(description).encode())
-    return tree
 
 
-def read_synthetic(tree: Path) -> PairArrays:
-    """The synthetic pairs of a generated tree (model resolution), with ignore maps applied."""
-    groups = find_groups(tree, None, True).groups
-    pairs = read_pairs(groups, IMAGE_SIZE)
-    for index, group in enumerate(groups):
-        ignore = _ignore_file(group)
-        if ignore is not None:
-            pairs.labels[index][torch.from_numpy(np.asarray(Image.open(ignore)) == 255)] = 255
-    return pairs
-
-
-def _ignore_file(group: Group) -> Path | None:
-    name = group.mask.name
-    for suffix in group.label_files:
-        if name.endswith(suffix):
-            path = group.mask.with_name(name[: -len(suffix)] + IGNORE_SUFFIX)
-            return path if path.is_file() else None
-    return None
+def arm_synthetic(study: Path, name: str, size: int, real: PairArrays, val: PairArrays) -> PairArrays:
+    """The synthetic pairs of arm ``name`` at N = ``size`` (``real``: the first N real pairs),
+    made once under ``synthetic/<arm>/N<size>`` (fgaug's :func:`~fgaug.evaluation.augment.synthesis.synthesise`)."""
+    groups = find_groups(write_world(study), ["train"]).groups[:size]
+    return synthesise(name, RealSet(groups), study_supplies(study, real, val))[0]
 
 
 def read_results(study: Path, recipe: ProbeRecipe = DEFAULT_RECIPE) -> list[dict[str, Any]]:
@@ -440,14 +292,7 @@ def part_strategy(args: argparse.Namespace) -> None:
             if not next(time_left):
                 print("time budget spent; run the part again to continue", flush=True)
                 return
-            parts = [(other, STRATEGIES[other]) for other in strategy.combines] or [(name, strategy)]
-            synthetic = (
-                real
-                if strategy.generator == "real"
-                else PairArrays.concat(
-                    [read_synthetic(synthesize(args.study, part, of, size, real, val)) for part, of in parts]
-                )
-            )
+            synthetic = arm_synthetic(args.study, name, size, real, val)
             for seed in args.seeds:
                 if (name, size, seed) in done:
                     continue

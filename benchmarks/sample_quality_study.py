@@ -26,8 +26,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +45,8 @@ from fgaug.evaluation.augment.protocol import (
     run_arm,
     summarise,
 )
-from fgaug.evaluation.augment.strategies import LAYOUT_STRATEGIES, Synthesiser, layout_synthesiser
-from fgaug.evaluation.quality import evaluate_samples, synthetic_pairs
+from fgaug.evaluation.augment.synthesis import RealSet, Supplies, Synthesiser, synthesise
+from fgaug.evaluation.quality import evaluate_samples
 from fgaug.evaluation.stats import mean_interval, signed_interval
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import Draw, draw_best
@@ -342,37 +341,31 @@ PROBE_RECIPE = probe_recipe(1000, schedules=2)
 
 
 def synthesiser(study: Path, variant: Variant, strategy: str, best: dict[str, Any]) -> Synthesiser:
-    """The synthetic pairs of N masks for one of ``prior``, ``content-paste-prior`` or
-    ``copy-paste-real`` (the library's strategies), or ``copy-paste-real+prior`` (both pooled)."""
-    world, checkpoint_path = write_judging_world(study), generator_checkpoint(study, variant.recipe)
-    sampling = SamplingOptions(best["guidance"], best["denoise_scale"])
-    size = load_preset("tiny").model.image_size
-    if strategy == "prior":
-        checkpoint = load_checkpoint(checkpoint_path)
-        return lambda groups: synthetic_pairs(
-            checkpoint, groups, SYNTHETIC_PER_MASK, best["temperature"], seed=0, sampling=sampling
-        )
-    if strategy in LAYOUT_STRATEGIES:
-        work = study / "synthetic" / (variant.name if strategy != "copy-paste-real" else "real-pixels") / strategy
-        return layout_synthesiser(
-            strategy,
-            world,
-            work,
-            size,
-            SYNTHETIC_PER_MASK,
-            best["temperature"],
-            checkpoint_path,
-            "cpu",
-            native_precision(),
-            sampling=sampling,
-        )
-    first, second = (synthesiser(study, variant, part, best) for part in strategy.split("+"))
+    """The synthetic pairs of N masks for fgaug's arm ``prior``, ``content-paste-prior`` or
+    ``copy-paste-real``, or ``copy-paste-real+prior`` (both pooled), at the variant's chosen
+    settings; made under ``synthetic/<variant>/<arm>/N<N>``, copy-paste (no model) once for every
+    variant under ``synthetic/real-pixels``. Prior samples are drawn in fp32, layouts rendered
+    in the CPU's native precision, as the study's first runs did."""
+    checkpoint = generator_checkpoint(study, variant.recipe)
+    supplies = Supplies(
+        write_judging_world(study),
+        study / "synthetic" / variant.name,
+        load_preset("tiny").model.image_size,
+        generators={"fair": lambda real: checkpoint},
+        precision=native_precision(),
+        sampling=SamplingOptions(best["guidance"], best["denoise_scale"]),
+    )
+    own = {
+        "prior": replace(supplies, precision="fp32"),
+        "copy-paste-real": replace(supplies, folder=study / "synthetic" / "real-pixels"),
+    }
 
-    def pooled(groups: Sequence[Group]) -> tuple[PairArrays, int]:
-        import torch  # through fgaug first, which bounds OpenMP's spinning (see the module docstring)
-
-        (a, diverged_a), (b, diverged_b) = first(groups), second(groups)
-        return PairArrays(torch.cat([a.photos, b.photos]), torch.cat([a.labels, b.labels])), diverged_a + diverged_b
+    def pooled(real: RealSet) -> tuple[PairArrays, int]:
+        made = [
+            synthesise(name, real, own.get(name, supplies), SYNTHETIC_PER_MASK, best["temperature"])
+            for name in strategy.split("+")
+        ]
+        return PairArrays.concat([pairs for pairs, _ in made]), sum(diverged for _, diverged in made)
 
     return pooled
 
@@ -430,7 +423,7 @@ def augment(
                     if not claim(arm, real_size, seed):
                         continue
                     if synthetic is None:
-                        synthetic, _ = synthesiser(study, variant, strategy, best)(pool[:real_size])
+                        synthetic, _ = synthesiser(study, variant, strategy, best)(RealSet(pool[:real_size]))
                     run(arm, real_size, seed, synthetic)
 
 

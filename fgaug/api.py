@@ -30,9 +30,11 @@ from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.writer import ValidationReport, validate_tree
-from fgaug.evaluation.augment.protocol import probe_recipe
-from fgaug.evaluation.augment.strategies import LAYOUT_STRATEGIES, STRATEGIES, layout_synthesiser
+from fgaug.evaluation.augment.protocol import MIXINGS, probe_recipe
+from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
 from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.augment.supplies import evaluation_supplies
+from fgaug.evaluation.augment.synthesis import arm_synthesiser
 from fgaug.evaluation.options import QualityOptions, QualityResult
 from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
@@ -335,7 +337,7 @@ def evaluate_augment(
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     n: int = 4,
     temperature: float = 0.8,
-    mixing: str = "concat",
+    mixing: str | None = None,
     strategy: str = "prior",
     val_split: str = "val",
     test_split: str = "test",
@@ -350,10 +352,14 @@ def evaluate_augment(
     overwrite: bool = False,
     sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> dict[str, Any]:
-    """Does the model's synthetic data help a segmenter? The protocol of :mod:`fgaug.evaluation.augment.protocol` on a
-    Cityscapes root: real pairs from its train split, early stopping on ``val_split``, scores on
-    ``test_split`` (a labelled split used for nothing else). ``strategy`` is how the synthetic
-    data is made (:mod:`fgaug.evaluation.augment.strategies`; layout strategies work under ``out/synthetic``). A probe
+    """Does the model's synthetic data help a segmenter? The protocol of
+    :mod:`fgaug.evaluation.augment.protocol` on a Cityscapes root: real pairs from its train split,
+    early stopping on ``val_split``, scores on ``test_split`` (a labelled split used for nothing
+    else). ``strategy`` is the arm that makes the synthetic data
+    (:data:`~fgaug.evaluation.augment.strategies.STRATEGIES`), with ``n`` images per real mask at
+    ``temperature``, mixed as ``mixing`` says (None: the arm's own), its trees under
+    ``out/synthetic`` (:func:`~fgaug.evaluation.augment.supplies.evaluation_supplies` says what
+    the model and the data supply; an arm needing a second generator is a usage error). A probe
     trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps, and
     ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline).
     ``overwrite`` replaces synthetic trees under ``out/synthetic`` that other settings made. Writes
@@ -365,49 +371,44 @@ def evaluate_augment(
         raise UsageError(f"--schedules must be at least 1, got {schedules}")
     if strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    mixing = STRATEGIES[strategy].mixing if mixing is None else mixing
+    if mixing not in MIXINGS:
+        raise UsageError(f"--mixing must be one of {', '.join(MIXINGS)}, got {mixing!r}")
     if val_split == test_split:
         raise UsageError(
             f"the validation and test splits must differ (both {val_split!r}): nothing may pick on the test"
         )
-    checkpoint, _, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
+    checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
     pool = find_groups(root, ["train"], True).groups
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups
     recipe = probe_recipe(
         min(min_steps, max_steps), width=width, batch_size=batch_size, max_steps=max_steps, schedules=schedules
     )
-    synthesise = None
-    if strategy in LAYOUT_STRATEGIES:
-        size = checkpoint.model.config.image_size
-        work_dir = Path(out) / "synthetic"
-        synthesise = layout_synthesiser(
-            strategy, root, work_dir, size, n, temperature, model_used.path, device, precision, overwrite, sampling
-        )
-    report = augmentation_study(
-        checkpoint,
-        pool,
-        val_groups,
-        test_groups,
-        sizes,
-        seeds,
-        n,
-        temperature,
-        mixing,
-        recipe,
-        network_dtype,
-        progress,
-        synthesise,
-        sampling,
+    size = checkpoint.model.config.image_size
+    supplies = evaluation_supplies(
+        root, Path(out) / "synthetic", size, model_used.path, val_groups, device, precision, sampling, overwrite
     )
-    report["strategy"] = strategy
+    lacking = supplies.missing(strategy)
+    if lacking:
+        raise UsageError(
+            f"--strategy {strategy} needs {' and '.join(map(describe_need, lacking))}, but evaluate augment has one "
+            "generator, --model (the fair one); benchmarks/augmentation_study.py runs this arm"
+        )
+    synthesise = arm_synthesiser(strategy, supplies, n, temperature)
+    report = augmentation_study(
+        synthesise, pool, val_groups, test_groups, size, sizes, seeds, mixing, recipe, torch_device, progress
+    )
+    report.update(strategy=strategy, synthetic_per_mask=n, temperature=temperature, **sampling.to_dict())
     report["protocol"] = {
         **model_used.to_dict(),
         "data": str(root),
         "splits": f"train (real pool), {val_split} (early stopping), {test_split} (scores)",
-        "size": list(checkpoint.model.config.image_size),
+        "size": list(size),
         "real sizes": list(sizes),
         "seeds": list(seeds),
-        "synthetic": f"{strategy}: {n} per mask at T={temperature:g}{_describe_sampling(sampling)}, mixing {mixing}",
+        "synthetic": f"{strategy}: {n} per mask at T={temperature:g}{_describe_sampling(sampling)}, mixing {mixing} "
+        f"({STRATEGIES[strategy].description})",
         "probe": f"width {width}, batch {batch_size}, {recipe.schedules} x {recipe.min_steps}-{recipe.max_steps} "
         f"steps, early stopping on {val_split} after {recipe.patience} validations without gain, "
         f"{report['probe_precision']}",

@@ -35,7 +35,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "fgaug.sample": ("fgaug.generate.engine", "fgaug.generate.options", "fgaug.generate.draws"),
     "fgaug.segmenter": ("fgaug.segmentation.probe",),
     "fgaug.stats": ("fgaug.evaluation.stats",),
-    "fgaug.strategies": ("fgaug.evaluation.augment.strategies",),
+    "fgaug.strategies": ("fgaug.evaluation.augment.strategies", "fgaug.evaluation.augment.synthesis"),
     "fgaug.train": (
         "fgaug.training.train",
         "fgaug.training.options",

@@ -15,8 +15,9 @@ from fgaug import runtime
 from fgaug.api import evaluate_augment
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluation.augment.protocol import ProbeRecipe
+from fgaug.evaluation.augment.protocol import PairArrays, ProbeRecipe
 from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.augment.synthesis import RealSet, Supplies, arm_synthesiser
 from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.generate.options import DEMO_MODEL_NAME
@@ -61,20 +62,29 @@ def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(
     monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     tree = tmp_path / "tree"
     write_toy_cityscapes(tree, {"train": 6, "val": 2, "test": 2}, size=(32, 64), seed=2)
-    checkpoint = load_checkpoint(test_checkpoint)
+    size = load_checkpoint(test_checkpoint).model.config.image_size
     recipe = ProbeRecipe(width=4, batch_size=4, min_steps=2, max_steps=3, evaluate_every=1)
+    supplies = Supplies(tree, tmp_path / "synthetic", size, {"fair": lambda real: test_checkpoint})
+    seen: list[RealSet] = []
+
+    def synthesise(real: RealSet) -> tuple[PairArrays, int]:
+        seen.append(real)
+        return arm_synthesiser("prior", supplies, per_mask=2)(real)
+
     report = augmentation_study(
-        checkpoint,
+        synthesise,
         find_groups(tree, ["train"]).groups,
         find_groups(tree, ["val"]).groups,
         find_groups(tree, ["test"]).groups,
+        size,
         sizes=(2, 4),
         seeds=(0, 1),
-        n=2,
         recipe=recipe,
     )
     assert [row["real"] for row in report["curve"]] == [2, 4]
     assert report["synthetic_images"] == {2: 4, 4: 8}
+    assert [(real.size, [r["seed"] for r in real.real_only]) for real in seen] == [(2, [0, 1]), (4, [0, 1])]
+    assert all(r["arm"] == "real only" and r["real"] == real.size for real in seen for r in real.real_only)
     assert report["probe_precision"] == "fp32" and report["recipe"]["bf16"] is None
     arms = {(a["arm"], a["real"], a["seed"]): a for a in report["arms"]}
     for row in report["strategies"]:
@@ -91,7 +101,7 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
     strategy: str, test_checkpoint: Path, tmp_path: Path
 ) -> None:
     """``--strategy``: pasted-object layouts of the N masks, in real pixels or rendered with the
-    prior in the edited regions, written under ``out/synthetic/N<size>`` and used as the synthetic arm."""
+    prior in the edited regions, written under ``out/synthetic/<arm>/N<size>`` and used as the synthetic arm."""
     tree = tmp_path / "tree"
     write_toy_cityscapes(tree, {"train": 4, "val": 2, "test": 2}, size=(32, 64), seed=2)
     out = tmp_path / "report"
@@ -101,13 +111,13 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
     assert report["strategy"] == strategy and report["protocol"]["synthetic"].startswith(strategy)
     assert report["protocol"]["generator precision"] == "fp32"
     assert report["protocol"]["probe"].endswith(report["probe_precision"])
-    layouts = out / "synthetic" / "N3" / "layouts"
+    layouts = out / "synthetic" / strategy / "N3" / "layouts"
     assert len(list((layouts / "gtFine").rglob("*_gtFine_labelIds.png"))) == 6
     if strategy == "copy-paste-real":
         assert report["synthetic_images"] == {3: 6}
         assert len(list((layouts / "leftImg8bit").rglob("*.png"))) == 6
     else:
-        generated = out / "synthetic" / "N3" / "generated" / "manifest.jsonl"
+        generated = out / "synthetic" / strategy / "N3" / "tree" / "manifest.jsonl"
         records = [json.loads(line) for line in generated.read_text().splitlines()]
         assert report["synthetic_images"] == {3: len(records)} and all(r["edit_fill"] == "prior" for r in records)
     with pytest.raises(ValueError, match="--strategy"):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from fgaug.cli.app import evaluate_app, segmenter_app
 from fgaug.cli.command import (
     INPUT,
     OUTPUT,
@@ -15,10 +16,6 @@ from fgaug.cli.command import (
     STRATEGIES,
     FgaugCommand,
 )
-
-if TYPE_CHECKING:
-    pass
-from fgaug.cli.app import evaluate_app, segmenter_app
 from fgaug.cli.common import (
     DenoiseOption,
     DenoiseScaleOption,
@@ -197,10 +194,12 @@ def evaluate_augment(
     strategy: Annotated[
         str,
         typer.Option(
-            help="How the synthetic data is made: prior (prior samples of each mask), content-paste-prior (new "
-            "layouts of each mask with 3 pasted objects, the real photo kept outside them, the pasted regions drawn "
-            "from the prior) or copy-paste-real (the same layouts in real pixels, no model: the baseline, and the "
-            "strategy the toy-world study recommends).",
+            help="The arm that makes the synthetic data (table: docs/augmentation.md): prior, prior-ratio, "
+            "prior-pretrain, real-pretrain-control, layouts-flip, layouts-jitter, layouts-paste, layouts-paste-rare, "
+            "layouts-all, content-paste, content-paste-raw, content-paste-prior, content-all, copy-paste-real (no "
+            "model: the baseline, and the toy-world study's recommendation), copy-paste-real+content-paste-prior, "
+            "targeted-rare, targeted-hard, filter-best-of-4, filter-reject-half, filter-ignore-map; "
+            "prior-early-generator and prior-more-data need a second model (benchmarks/augmentation_study.py).",
             metavar="NAME",
             rich_help_panel=STRATEGIES,
         ),
@@ -215,13 +214,15 @@ def evaluate_augment(
         ),
     ] = 4,
     mixing: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="concat (one pool), ratio (half of each batch real) or pretrain (then fine-tune).",
+            help="concat (one pool), ratio (half of each batch real) or pretrain (then fine-tune); default: the "
+            "arm's (concat but for prior-ratio and the pretrain arms).",
             metavar="HOW",
+            show_default=False,
             rich_help_panel=STRATEGIES,
         ),
-    ] = "concat",
+    ] = None,
     model: ModelOption = None,
     temp: Annotated[
         float, typer.Option("--temp", help="Sampling temperature.", callback=bounded(0), rich_help_panel=SAMPLING)

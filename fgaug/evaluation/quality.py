@@ -8,9 +8,8 @@
   colour spread) and for the match of per-class colour distributions to the real photos' (1-D
   Wasserstein per class and channel; on the toy world the real photos are draws from the known
   appearance distribution).
-* :func:`augmentation_study`: the augmentation protocol of :mod:`fgaug.evaluation.augment.protocol` for a model:
-  probes trained on N real pairs only and with synthetic samples of their masks, paired by seed,
-  early-stopped on a validation split and scored on a test split nothing else looks at.
+
+Whether the samples help a segmenter is :mod:`fgaug.evaluation.augment`'s question.
 """
 
 from __future__ import annotations
@@ -26,12 +25,8 @@ import numpy as np
 import torch
 
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, load_pair, read_label_ids, resize_labels, to_tensor
-from fgaug.data.io import DataError
 from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
 from fgaug.data.preview import to_uint8_image
-from fgaug.evaluation.augment.protocol import (
-    PairArrays,
-)
 from fgaug.evaluation.metrics import (
     class_colour_spread,
     frechet_distance,
@@ -274,43 +269,3 @@ def _named_scores(matrix: np.ndarray) -> dict[str, Any]:
     scores = segmentation_scores(matrix)
     scores["per_class_iou"] = dict(zip(TRAIN_ID_NAMES, scores["per_class_iou"], strict=True))  # type: ignore[arg-type]
     return scores
-
-
-def synthetic_pairs(
-    checkpoint: Checkpoint,
-    groups: Sequence[Group],
-    n: int,
-    temperature: float,
-    seed: int,
-    network_dtype: torch.dtype | None = None,
-    progress: Progress | None = None,
-    sampling: SamplingOptions = PLAIN_SAMPLING,
-) -> tuple[PairArrays, int]:
-    """``n`` synthetic (photo, train ids) pairs per mask at ``temperature`` at the model's size, the
-    images ``fgaug generate`` writes with the same seed and ``sampling`` (diverged draws drawn
-    again); and how many draws diverged."""
-    progress = progress or SilentProgress()
-    model, read = checkpoint.model, _read_options(checkpoint)
-    sampler = sampling.bind(model)
-    device = next(model.parameters()).device
-    size = model.config.image_size
-    photos: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    diverged = 0
-    progress.start("synthesising", len(groups))
-    with torch.no_grad():
-        for group in groups:
-            condition = to_tensor(load_mask(group, read)[1])[None].to(device)
-            train_ids = ids_to_train_ids(resize_labels(read_label_ids(group.mask, group.mask_format), size))
-            with network_precision(network_dtype):
-                row = draw_best(sampler, condition, [group.key], [range(n)], temperature, seed)[0]
-            diverged += sum(draw.diverged for draw in row)
-            for draw in row:
-                if isinstance(draw, Draw):
-                    photos.append(to_uint8_image(draw.image))
-                    labels.append(train_ids)
-            progress.advance(1)
-    progress.stop()
-    if not photos:
-        raise DataError("every synthetic draw diverged: lower the temperature")
-    return PairArrays.from_arrays(photos, labels), diverged

@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
+from fgaug.data.cityscapes import Group
 from fgaug.data.io import DataError
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
 from fgaug.segmentation.probe import load_segmenter
@@ -63,3 +65,20 @@ class IgnoreRule:
         rejected = self.rejected(photo, label_ids)
         ignore = np.where(rejected, IGNORED, 0).astype(np.uint8)
         return {IGNORE_SUFFIX: ignore}, {"ignored_fraction": float(rejected.mean()), "ignore_segmenter": self.path.name}
+
+
+def ignore_map_file(group: Group) -> Path | None:
+    """The ignore map written beside ``group``'s labels (same stem, :data:`IGNORE_SUFFIX`), if any."""
+    name = group.mask.name
+    for suffix in group.label_files:
+        if name.endswith(suffix):
+            path = group.mask.with_name(name[: -len(suffix)] + IGNORE_SUFFIX)
+            return path if path.is_file() else None
+    return None
+
+
+def read_ignore_map(group: Group) -> np.ndarray | None:
+    """(H, W) bool at the map's own size: the pixels of ``group`` its ignore map marks
+    :data:`IGNORED`; None where no map was written (nothing is ignored)."""
+    path = ignore_map_file(group)
+    return None if path is None else np.asarray(Image.open(path)) == IGNORED

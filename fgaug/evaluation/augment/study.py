@@ -25,73 +25,61 @@ from fgaug.evaluation.augment.protocol import (
     run_arm,
     summarise,
 )
-from fgaug.evaluation.augment.strategies import Synthesiser
-from fgaug.evaluation.quality import synthetic_pairs
+from fgaug.evaluation.augment.synthesis import RealSet, Synthesiser
 from fgaug.evaluation.stats import signed_interval
 from fgaug.finite import to_json
-from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import precision_name
-from fgaug.training.checkpoint import Checkpoint
 
 
 def augmentation_study(
-    checkpoint: Checkpoint,
+    synthesise: Synthesiser,
     pool: Sequence[Group],
     val_groups: Sequence[Group],
     test_groups: Sequence[Group],
+    image_size: tuple[int, int],
     sizes: Sequence[int] = (40,),
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    n: int = 4,
-    temperature: float = 0.8,
     mixing: str = "concat",
     recipe: ProbeRecipe | None = None,
-    network_dtype: torch.dtype | None = None,
+    device: torch.device | str = "cpu",
     progress: Progress | None = None,
-    synthesise: Synthesiser | None = None,
-    sampling: SamplingOptions = PLAIN_SAMPLING,
 ) -> dict[str, Any]:
-    """The augmentation protocol (:mod:`fgaug.evaluation.augment.protocol`) for one model: at each real-set size N
-    (the first N masks of ``pool``), probes trained on the N real pairs only and on them with ``n``
-    synthetic samples per mask, paired by seed; early stopping on ``val_groups``, scores on
-    ``test_groups``. Returns the learning curve, the paired differences and every arm's record.
-    ``synthesise`` makes the synthetic pairs of N masks (default: ``n`` prior samples per mask at
-    ``temperature``; :mod:`fgaug.evaluation.augment.strategies` has the others)."""
+    """The augmentation protocol (:mod:`fgaug.evaluation.augment.protocol`): at each real-set size N
+    (the first N masks of ``pool``), probes trained on the N real pairs only and on them with the
+    synthetic pairs ``synthesise`` makes of them (one arm of
+    :mod:`fgaug.evaluation.augment.strategies`), paired by seed; pairs read at ``image_size``,
+    probes trained on ``device``, early stopping on ``val_groups``, scores on ``test_groups``.
+    The real-only probes at N train first: their records are part of the real set an arm is made
+    from (``targeted-hard`` weights classes by them). Returns the learning curve, the paired
+    differences and every arm's record."""
     progress = progress or SilentProgress()
     recipe = recipe or ProbeRecipe()
     start = time.perf_counter()
-    size = checkpoint.model.config.image_size
-    device = next(checkpoint.model.parameters()).device
     if max(sizes) > len(pool):
         raise DataError(f"the largest real-set size {max(sizes)} exceeds the {len(pool)} training pairs")
-    real_all = read_pairs(pool[: max(sizes)], size)
-    val, test = read_pairs(val_groups, size), read_pairs(test_groups, size)
+    real_all = read_pairs(pool[: max(sizes)], image_size)
+    val, test = read_pairs(val_groups, image_size), read_pairs(test_groups, image_size)
     records, synthetic_images, diverged = [], {}, 0
     progress.start("probes", 2 * len(sizes) * len(seeds))
-    if synthesise is None:
 
-        def synthesise(groups: Sequence[Group]) -> tuple[PairArrays, int]:
-            return synthetic_pairs(
-                checkpoint, groups, n, temperature, seed=0, network_dtype=network_dtype, sampling=sampling
-            )
+    def arm(name: str, real: PairArrays, seed: int, extra: PairArrays | None) -> dict[str, Any]:
+        record = run_arm(name, real, val, test, seed, recipe, extra, mixing, device=device).to_dict()
+        progress.advance(1)
+        return record
 
     for real_size in sorted(sizes):
-        synthetic, drawn_diverged = synthesise(pool[:real_size])
+        real = real_all.head(real_size)
+        real_only = [arm(REAL_ONLY, real, seed, None) for seed in seeds]
+        synthetic, drawn_diverged = synthesise(RealSet(pool[:real_size], real_only))
         synthetic_images[real_size], diverged = len(synthetic), diverged + drawn_diverged
-        for seed in seeds:
-            for arm, extra in ((REAL_ONLY, None), (SYNTHETIC_ARM, synthetic)):
-                result = run_arm(arm, real_all.head(real_size), val, test, seed, recipe, extra, mixing, device=device)
-                records.append(result.to_dict())
-                progress.advance(1)
+        records += real_only + [arm(SYNTHETIC_ARM, real, seed, synthetic) for seed in seeds]
     progress.stop()
     return {
         **summarise(records),
         "arms": records,
-        "synthetic_per_mask": n,
         "synthetic_images": synthetic_images,
         "diverged_draws": diverged,
-        "temperature": temperature,
-        **sampling.to_dict(),
         "mixing": mixing,
         "recipe": asdict(recipe),
         "probe_precision": precision_name(recipe.network_dtype(device)),
