@@ -55,8 +55,9 @@ from fgaug.segmentation.probe import (
     train_probe,
 )
 from fgaug.training.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_payload
+from fgaug.training.dry_run import dry_run
 from fgaug.training.options import TrainOptions, TrainResult
-from fgaug.training.train import dry_run, train
+from fgaug.training.train import train
 from fgaug.usage import UsageError
 
 __all__ = [

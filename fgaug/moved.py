@@ -41,6 +41,7 @@ MOVED: dict[str, tuple[str, ...]] = {
         "fgaug.training.options",
         "fgaug.training.batches",
         "fgaug.training.ema",
+        "fgaug.training.dry_run",
     ),
 }
 """Old module -> the modules its contents now live in."""

@@ -23,7 +23,8 @@ from fgaug.flow.graphs import GraphedSampler, GraphedTrainingPass
 from fgaug.generate.draws import draw_best, draw_noise
 from fgaug.runtime import counted_host_syncs
 from fgaug.training.checkpoint import load_checkpoint
-from fgaug.training.train import dry_run, train
+from fgaug.training.dry_run import dry_run
+from fgaug.training.train import train
 
 pytestmark = pytest.mark.skipif(not ON_CUDA, reason="needs FGAUG_TEST_DEVICE=cuda (run by benchmarks/gpu_check.py)")
 

@@ -15,10 +15,11 @@ import torch
 from devices import ON_CUDA, TEST_DEVICE
 
 from fgaug.data.io import DataError
+from fgaug.progress import SilentProgress
 from fgaug.runtime import RuntimeChoiceError
 from fgaug.training.checkpoint import load_checkpoint
 from fgaug.training.options import TrainOptions
-from fgaug.training.train import check_cuda_graphs, train
+from fgaug.training.train import Optimisation, build_optimisation, resolve_cuda_graphs, train
 
 
 def options(data: Path, run: Path, **changes: object) -> TrainOptions:
@@ -87,15 +88,80 @@ def test_cuda_graphs_are_refused_where_the_captured_step_would_not_be_the_eager_
 ) -> None:
     cuda = torch.device("cuda")  # only checked, never used
     graphed = options(small_tree, tmp_path / "run", cuda_graphs=True)
-    check_cuda_graphs(cuda, graphed)
+    assert resolve_cuda_graphs(cuda, graphed) == (True, None)
     for changes, named in (({"gradient_checkpointing": True}, "--checkpointing"), ({"compile": True}, "--compile")):
         with pytest.raises(RuntimeChoiceError, match=f"cannot be combined with {named}"):
-            check_cuda_graphs(cuda, options(small_tree, tmp_path / "run", cuda_graphs=True, **changes))
+            resolve_cuda_graphs(cuda, options(small_tree, tmp_path / "run", cuda_graphs=True, **changes))
     with pytest.raises(RuntimeChoiceError, match=r"torchrun \(2 processes\)"):
-        check_cuda_graphs(cuda, graphed, world_size=2)
+        resolve_cuda_graphs(cuda, graphed, world_size=2)
     with pytest.raises(RuntimeChoiceError, match="--cuda-graphs needs a CUDA device, not cpu"):
         train(options(small_tree, tmp_path / "cpu", steps=2, device="cpu", cuda_graphs=True))
     assert not (tmp_path / "cpu" / "checkpoints").exists()
+
+
+def test_auto_cuda_graphs_are_on_where_valid_and_off_with_a_reason_elsewhere(small_tree: Path, tmp_path: Path) -> None:
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")  # only checked, never used
+    auto = options(small_tree, tmp_path / "run")
+    assert auto.cuda_graphs is None
+    assert resolve_cuda_graphs(cuda, auto) == (True, None)
+    assert resolve_cuda_graphs(cpu, auto) == (False, None)
+    assert resolve_cuda_graphs(cuda, auto, world_size=2) == (
+        False,
+        "CUDA graphs off: cannot be combined with torchrun (2 processes)",
+    )
+    checkpointed = options(small_tree, tmp_path / "run", gradient_checkpointing=True)
+    assert resolve_cuda_graphs(cuda, checkpointed) == (
+        False,
+        "CUDA graphs off: cannot be combined with --checkpointing",
+    )
+    assert resolve_cuda_graphs(cuda, options(small_tree, tmp_path / "run", cuda_graphs=False)) == (False, None)
+    result = train(options(small_tree, tmp_path / "cpu", steps=2, device="cpu"))
+    assert result.cuda_graphs is False and result.to_dict()["cuda_graphs"] is False
+
+
+class LoggedProgress(SilentProgress):
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+
+class OutOfMemoryOnCapture:
+    """Stands in for a CUDA graph whose first capture runs out of memory."""
+
+    captures = 0
+
+    def __call__(self, *args: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (the graph's pool)")
+
+
+@pytest.mark.parametrize("choice", [None, True])
+def test_a_capture_out_of_memory_falls_back_to_eager_steps_under_auto_only(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, choice: bool | None
+) -> None:
+    eager = train(options(small_tree, tmp_path / "eager", steps=2, device="cpu"))
+    logged: list[str] = []
+
+    def graphed_set_up(*args: object, **kwargs: object) -> Optimisation:
+        optimisation = build_optimisation(*args, **kwargs)  # type: ignore[arg-type]
+        optimisation.graphed = OutOfMemoryOnCapture()  # type: ignore[assignment]
+        return optimisation
+
+    monkeypatch.setattr("fgaug.training.train.build_optimisation", graphed_set_up)
+    monkeypatch.setattr("fgaug.training.train.resolve_cuda_graphs", lambda *args: (False, None))
+    progress = LoggedProgress(logged)
+    run = options(small_tree, tmp_path / "fallback", steps=2, device="cpu", cuda_graphs=choice)
+    if choice:
+        with pytest.raises(torch.cuda.OutOfMemoryError):
+            train(run, progress)
+        return
+    fallback = train(run, progress)
+    assert any("CUDA graphs off: the captured step's memory pool did not fit" in line for line in logged)
+    assert fallback.cuda_graphs is False
+    weights = load_checkpoint(fallback.last_checkpoint).model.state_dict()
+    for name, tensor in load_checkpoint(eager.last_checkpoint).model.state_dict().items():
+        assert torch.equal(weights[name], tensor), name  # the same steps on the same noise, eagerly
 
 
 def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 
 from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.dry_run import dry_run
 from fgaug.training.options import TrainOptions
 from fgaug.training.state import TrainState
-from fgaug.training.train import dry_run, train
+from fgaug.training.train import train
 
 TRAINING_KEYS = {
     "optimizer",

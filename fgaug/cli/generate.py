@@ -211,14 +211,16 @@ def generate(
     precision: PrecisionOption = "auto",
     compile_networks: CompileOption = False,
     cuda_graphs: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--cuda-graphs",
-            help="Replay each batch shape's sampling from a CUDA graph (CUDA only; the same images as without). "
-            "Measured in benchmarks/RESULTS.md.",
+            "--cuda-graphs/--no-cuda-graphs",
+            help="Replay each batch shape's sampling from a CUDA graph (the same images as without). Default: on "
+            "with CUDA unless --denoise, eager again if a graph's memory does not fit; --cuda-graphs refuses to "
+            "fall back. Measured in benchmarks/RESULTS.md.",
+            show_default=False,
             rich_help_panel=PERFORMANCE,
         ),
-    ] = False,
+    ] = None,
 ) -> None:
     """Generate diverse photos for every mask as an augmented Cityscapes tree.
 

@@ -256,11 +256,13 @@ def train(
     ] = TrainOptions.gradient_checkpointing,
     compile_networks: CompileOption = TrainOptions.compile,
     cuda_graphs: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            "--cuda-graphs",
-            help="Replay each step's forward and backward passes from a CUDA graph: for small batches, where "
-            "kernel launches set the pace (CUDA, one process, no --checkpointing or --compile).",
+            "--cuda-graphs/--no-cuda-graphs",
+            help="Replay each step's forward and backward passes from a CUDA graph, so kernel launches do not "
+            "set the pace. Default: on where valid (CUDA, one process, no --checkpointing or --compile), "
+            "falling back to eager steps if the graph's memory does not fit; --cuda-graphs refuses to fall back.",
+            show_default=False,
             rich_help_panel=PERFORMANCE,
         ),
     ] = TrainOptions.cuda_graphs,
@@ -291,8 +293,8 @@ def train(
         torchrun --nproc_per_node 4 -m fgaug train cityscapes/ --preset paper-256 --name city256
     """
     from fgaug.api import train as run_training
+    from fgaug.training.dry_run import dry_run as measure
     from fgaug.training.options import TrainingStoppedError
-    from fgaug.training.train import dry_run as measure
 
     if dry_run:
         with clear_errors():

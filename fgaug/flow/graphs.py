@@ -9,8 +9,8 @@ call can be captured once into a CUDA graph and replayed: one launch per call.
 
 :class:`GraphedSampler` keeps one graph per (masks, samples per mask, temperature, guidance
 weight, network precision). Replays run exactly the captured kernels, so their images equal the eager call's
-on the same device. It is an option (``fgaug generate --cuda-graphs``), off by default, and
-measured by ``benchmarks/gpu_check.py``.
+on the same device. ``fgaug generate`` uses it on CUDA by default (``--no-cuda-graphs`` turns it
+off); it is measured by ``benchmarks/gpu_check.py``.
 
 :class:`GraphedTrainingPass` does the same for training (``fgaug train --cuda-graphs``): the
 objective's forward pass and its backward pass, for one batch shape, are one replay. The
@@ -52,9 +52,13 @@ class GraphedSampler:
     from a CUDA graph captured on the first call of each shape. ``sample_noise`` and every other
     attribute come from the model, so a sampler stands in for the model where samples are drawn."""
 
-    def __init__(self, model: FullGlow) -> None:
+    def __init__(self, model: FullGlow, eager_when_out_of_memory: bool = False) -> None:
         _require_cuda(model)
         self.model = model
+        # A capture that runs out of memory (each graph keeps its own memory pool) turns graphs off:
+        # that call and every later one run eagerly, drawing the same images.
+        self.eager_when_out_of_memory = eager_when_out_of_memory
+        self.eager = False
         self._calls: dict[tuple, _CapturedCall] = {}
 
     def __getattr__(self, name: str) -> object:
@@ -89,7 +93,17 @@ class GraphedSampler:
         self.check_sampling(guidance, denoise_scale)
         noise = self.model.sample_noise(mask.shape[0] * n, generator) if noise is None else noise
         key = (tuple(mask.shape), n, float(temperature), float(guidance), current_network_dtype(), mask.dtype)
-        call = self._calls.get(key) or self._capture(mask, n, temperature, guidance, noise)
+        call = None if self.eager else self._calls.get(key)
+        if call is None and not self.eager:
+            try:
+                call = self._capture(mask, n, temperature, guidance, noise)
+            except torch.cuda.OutOfMemoryError:
+                if not self.eager_when_out_of_memory:
+                    raise
+                self.eager, self._calls = True, {}
+                torch.cuda.empty_cache()
+        if call is None:
+            return self.model.sample(mask, n, temperature, noise=noise, guidance=guidance)
         self._calls[key] = call
         call.mask.copy_(mask, non_blocking=True)
         for static, given in zip(call.noise, noise, strict=True):

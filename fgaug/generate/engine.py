@@ -239,7 +239,9 @@ def _generate_work(
 ) -> _Tally:
     """Draw, select and write every pending sample."""
     model = checkpoint.model
-    sampler = options.sampling.bind(GraphedSampler(model) if options.cuda_graphs else model)
+    auto_graphs = options.cuda_graphs is None and device.type == "cuda" and options.sampling.denoise_scale is None
+    use_graphs = auto_graphs or bool(options.cuda_graphs)
+    sampler = options.sampling.bind(GraphedSampler(model, auto_graphs) if use_graphs else model)
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )

@@ -43,7 +43,10 @@ class GenerateOptions:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
-    cuda_graphs: bool = False
+    cuda_graphs: bool | None = None
+    """Sampling replayed from CUDA graphs (:class:`~fgaug.flow.graphs.GraphedSampler`, the same
+    images). ``None`` (auto): on a CUDA device unless denoising (whose score step is not captured),
+    eager from the first capture that runs out of memory; ``True`` refuses where it cannot hold."""
     allocate: str = "uniform"
     class_weights: str | None = None
     reject_fraction: float = 0.0

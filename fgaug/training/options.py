@@ -70,10 +70,12 @@ class TrainOptions:
     0: never; 0 also switches off a patience saved in a resumed run's config)."""
     gradient_checkpointing: bool = False
     compile: bool = False
-    cuda_graphs: bool = False
+    cuda_graphs: bool | None = None
     """Replay each step's forward and backward passes from a CUDA graph (see
     :class:`~fgaug.flow.graphs.GraphedTrainingPass`): for small batches, where the host's kernel
-    launches set the pace. CUDA only, one process, without checkpointing or compilation."""
+    launches set the pace. CUDA only, one process, without checkpointing or compilation. ``None``
+    (auto): on wherever that holds, falling back to eager steps with a log line where the graph's
+    memory pool does not fit; ``True`` refuses a run where it cannot hold."""
     tensorboard: bool | None = None
     resume: bool = False
     exist_ok: bool = False
@@ -129,6 +131,8 @@ class TrainResult:
     """Validation stopped improving for ``patience`` validations before the last step."""
     precision: str = "fp32"
     """The coupling networks' precision in this call (``auto`` resolved on its device)."""
+    cuda_graphs: bool = False
+    """Whether this call's steps were replayed from a CUDA graph (``auto`` resolved)."""
 
     @property
     def images_per_second(self) -> float:
@@ -151,4 +155,5 @@ class TrainResult:
             "peak_memory_kind": self.peak_memory_kind,
             "stopped_early": self.stopped_early,
             "precision": self.precision,
+            "cuda_graphs": self.cuda_graphs,
         }

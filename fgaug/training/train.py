@@ -45,7 +45,6 @@ from fgaug.runtime import (
     peak_memory,
     precision_name,
     reset_peak_memory,
-    resolve_device,
     resolve_precision,
 )
 from fgaug.training.batches import OrderSampler, epoch_permutation, open_training_data, step_generator
@@ -136,6 +135,7 @@ class _Run:
         optimisation = build_optimisation(self.options, self.config, self.device, self.context.world_size)
         self.model, self.optimizer, self.scaler = optimisation.model, optimisation.optimizer, optimisation.scaler
         self.graphed, self.network_dtype = optimisation.graphed, optimisation.network_dtype
+        self.graphs_note = optimisation.graphs_note
         self.run_dir = Path(self.options.run_dir)
         self.checkpoints, self.samples_dir = self.run_dir / "checkpoints", self.run_dir / "samples"
         self.data = open_training_data(self.options, self.config)
@@ -306,6 +306,27 @@ class _Run:
         device_ids = [self.device] if self.device.type == "cuda" else None
         return torch.nn.parallel.DistributedDataParallel(self.model, device_ids=device_ids)
 
+    def forward_backward(self, trainable: torch.nn.Module, mask: torch.Tensor, photo: torch.Tensor) -> FullGlowOutput:
+        """:func:`forward_backward` of this step. Where ``auto`` chose CUDA graphs and the first
+        capture runs out of memory (the graph keeps its own memory pool), the run goes on eagerly,
+        with a log line, from the same step and noise: never an out-of-memory crash that eager
+        steps would not have had."""
+        step = self.state.step
+        try:
+            return forward_backward(
+                trainable, self.model, mask, photo, self.noise(step), self.graphed, self.scaler.scale
+            )
+        except torch.cuda.OutOfMemoryError:
+            if self.graphed is None or self.graphed.captures or self.options.cuda_graphs:
+                raise
+        self.graphed = None
+        self.model.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        self.progress.log(
+            f"step {step}: CUDA graphs off: the captured step's memory pool did not fit; training eagerly"
+        )
+        return forward_backward(trainable, self.model, mask, photo, self.noise(step), None, self.scaler.scale)
+
     def train_step(self, trainable: torch.nn.Module, batch: dict[str, Any]) -> None:
         """One optimiser step. It waits for the GPU once: to read the gradient norm, which decides
         whether the step is skipped (a non-finite loss gives a non-finite norm). Under DDP the
@@ -318,9 +339,7 @@ class _Run:
             group["lr"] = learning_rate
         self.model.train()
         with network_precision(self.network_dtype):
-            output = forward_backward(
-                trainable, self.model, mask, photo, self.noise(self.state.step), self.graphed, self.scaler.scale
-            )
+            output = self.forward_backward(trainable, mask, photo)
         self.scaler.unscale_(self.optimizer)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.options.grad_clip))
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():
@@ -373,6 +392,8 @@ class _Run:
             f"({precision_name(self.network_dtype)}, {self.context.world_size} process(es)), "
             f"{self.data.description}, {self.total_steps} steps"
         )
+        if self.graphs_note:
+            self.progress.log(self.graphs_note)
         self.progress.start("training", self.total_steps)
         self.progress.advance(self.state.step)
         first_step = self.state.step
@@ -409,6 +430,7 @@ class _Run:
             peak_memory_kind=memory_kind,
             stopped_early=self.stopped_early,
             precision=precision_name(self.network_dtype),
+            cuda_graphs=self.graphed is not None,
         )
 
     def after_step(self, stop_requested: Callable[[], str | None]) -> None:
@@ -463,18 +485,29 @@ def adam(model: FullGlow, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
 
 
-def check_cuda_graphs(device: torch.device, options: TrainOptions, world_size: int = 1) -> None:
-    """Refuse ``--cuda-graphs`` where the captured step would not be the eager one."""
+def cuda_graphs_blocker(device: torch.device, options: TrainOptions, world_size: int = 1) -> str | None:
+    """Why a captured step would not be the eager one here (``None``: it would)."""
     if device.type != "cuda":
-        raise RuntimeChoiceError(f"--cuda-graphs needs a CUDA device, not {device}")
+        return f"needs a CUDA device, not {device}"
     conflicts = {
         "--checkpointing": options.gradient_checkpointing,
         "--compile": options.compile,
         f"torchrun ({world_size} processes)": world_size > 1,
     }
-    for name, conflict in conflicts.items():
-        if conflict:
-            raise RuntimeChoiceError(f"--cuda-graphs cannot be combined with {name}")
+    return next((f"cannot be combined with {name}" for name, conflict in conflicts.items() if conflict), None)
+
+
+def resolve_cuda_graphs(device: torch.device, options: TrainOptions, world_size: int = 1) -> tuple[bool, str | None]:
+    """Whether steps are replayed from a CUDA graph, and why not where ``auto`` (``None``) turned
+    them off on a CUDA device; ``--cuda-graphs`` (``True``) where they cannot hold is an error."""
+    if options.cuda_graphs is False:
+        return False, None
+    blocker = cuda_graphs_blocker(device, options, world_size)
+    if blocker is None:
+        return True, None
+    if options.cuda_graphs:
+        raise RuntimeChoiceError(f"--cuda-graphs {blocker}")
+    return False, f"CUDA graphs off: {blocker}" if device.type == "cuda" else None
 
 
 @dataclass
@@ -487,6 +520,8 @@ class Optimisation:
     scaler: torch.amp.GradScaler
     graphed: GraphedTrainingPass | None
     network_dtype: torch.dtype | None
+    graphs_note: str | None = None
+    """Why ``auto`` left CUDA graphs off on a CUDA device, for the run's log."""
 
 
 def build_optimisation(
@@ -497,87 +532,17 @@ def build_optimisation(
     gradient checkpointing and compilation, and its optimiser (``options.lr`` resolved)."""
     assert options.lr is not None
     network_dtype = resolve_precision(options.precision, device)
-    if options.cuda_graphs:
-        check_cuda_graphs(device, options, world_size)
+    use_graphs, graphs_note = resolve_cuda_graphs(device, options, world_size)
     model = FullGlow(config, seed=options.seed).to(device)
     model.set_gradient_checkpointing(options.gradient_checkpointing)
     if options.compile:
         compile_networks(model)
     scaler = torch.amp.GradScaler(device.type, enabled=network_dtype == torch.float16)
-    graphed = GraphedTrainingPass(model, scaler.scale) if options.cuda_graphs else None
-    return Optimisation(model, adam(model, options.lr), scaler, graphed, network_dtype)
+    graphed = GraphedTrainingPass(model, scaler.scale) if use_graphs else None
+    return Optimisation(model, adam(model, options.lr), scaler, graphed, network_dtype, graphs_note)
 
 
 def train(options: TrainOptions, progress: Progress | None = None) -> TrainResult:
     """Train (or resume) a Full-Glow run; see the module docstring for the run folder. Under
     ``torchrun`` every process calls this; rank 0 writes the run folder."""
     return _Run(options, progress or SilentProgress()).run()
-
-
-def dry_run(
-    preset: str = "tiny",
-    size: tuple[int, int] | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    gradient_checkpointing: bool = False,
-    steps: int = 2,
-    compile: bool = False,
-    cuda_graphs: bool = False,
-) -> dict[str, Any]:
-    """Two training steps on random data at the given preset, size and batch: peak memory and
-    seconds per step, before committing to a long run (no data needed). The model and optimiser are
-    set up as a run's (:func:`build_optimisation`), at a small learning rate: a dry run measures,
-    it does not learn."""
-    options, config, preset_name = resolve_run(
-        TrainOptions(
-            data="",
-            run_dir="",
-            exist_ok=True,
-            preset=preset,
-            size=size,
-            batch_size=batch_size,
-            lr=1e-4,
-            precision=precision,
-            gradient_checkpointing=gradient_checkpointing,
-            compile=compile,
-            cuda_graphs=cuda_graphs,
-        )
-    )
-    torch_device = resolve_device(device)
-    optimisation = build_optimisation(options, config, torch_device)
-    model, network_dtype, batch = optimisation.model, optimisation.network_dtype, options.batch_size
-    generator = torch.Generator().manual_seed(0)
-    height, width = config.image_size
-    mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)
-    photo = torch.rand(batch, config.image_channels, height, width, generator=generator).to(torch_device)
-    reset_peak_memory(torch_device)
-    seconds = []
-    for step in range(steps + 1):
-        start = time.perf_counter()
-        with network_precision(network_dtype):
-            loss = forward_backward(
-                model, model, mask, photo, step_generator(0, step), optimisation.graphed, optimisation.scaler.scale
-            ).loss
-        optimisation.scaler.step(optimisation.optimizer)
-        optimisation.scaler.update()
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize(torch_device)
-        seconds.append(time.perf_counter() - start)
-    peak, peak_kind = peak_memory(torch_device)
-    return {
-        "preset": preset_name,
-        "image_size": [height, width],
-        "batch_size": batch,
-        "device": str(torch_device),
-        "precision": precision_name(network_dtype),
-        "gradient_checkpointing": gradient_checkpointing,
-        "compiled": compile,
-        "cuda_graphs": cuda_graphs,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "peak_memory_mib": round(peak, 1),
-        "peak_memory_kind": peak_kind,
-        "seconds_per_step": round(sum(seconds[1:]) / max(len(seconds) - 1, 1), 4),
-        "first_step_seconds": round(seconds[0], 2),
-        "finite_loss": bool(torch.isfinite(loss)),
-    }

@@ -1,0 +1,46 @@
+"""CUDA graphs by default: a capture that runs out of memory (a graph keeps its own memory pool)
+falls back to eager sampling under ``auto``, and is an error under an explicit ``--cuda-graphs``.
+The capture is stood in for on the CPU; tests/test_cuda.py checks the real graphs on a GPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_fullglow import SMALL, trained_looking_model
+
+from fgaug.flow.graphs import GraphedSampler
+
+
+def out_of_memory(*args: object) -> None:
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory (the graph's pool)")
+
+
+@pytest.fixture
+def cpu_sampler(monkeypatch: pytest.MonkeyPatch) -> type[GraphedSampler]:
+    monkeypatch.setattr("fgaug.flow.graphs._require_cuda", lambda model: None)
+    monkeypatch.setattr(GraphedSampler, "_capture", out_of_memory)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    return GraphedSampler
+
+
+def test_auto_graphs_sample_eagerly_the_same_images_once_a_capture_runs_out_of_memory(
+    cpu_sampler: type[GraphedSampler],
+) -> None:
+    model = trained_looking_model(SMALL).eval()
+    mask = torch.rand(2, SMALL.mask_channels, *SMALL.image_size, generator=torch.Generator().manual_seed(0))
+    noise = model.sample_noise(4, torch.Generator().manual_seed(1))
+    sampler = cpu_sampler(model, eager_when_out_of_memory=True)
+    drawn = sampler.sample(mask, 2, 0.7, noise=noise)
+    assert sampler.eager and sampler.captured == 0
+    eager = model.sample(mask, 2, 0.7, noise=noise)
+    assert torch.equal(drawn.images, eager.images)
+    assert torch.equal(drawn.log_likelihood, eager.log_likelihood)
+    again = sampler.sample(mask, 2, 0.7, noise=noise)  # no second capture is tried
+    assert torch.equal(again.images, eager.images)
+
+
+def test_explicit_graphs_refuse_to_fall_back(cpu_sampler: type[GraphedSampler]) -> None:
+    model = trained_looking_model(SMALL).eval()
+    mask = torch.rand(1, SMALL.mask_channels, *SMALL.image_size, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        cpu_sampler(model).sample(mask, 1, 0.7, generator=torch.Generator().manual_seed(1))
