@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from fgaug.api import QualityOptions, evaluate_augment, evaluate_quality
+from fgaug.api import AugmentOptions, QualityOptions, evaluate_augment, evaluate_quality
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.quality import evaluate_bpd
@@ -86,20 +86,17 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     augment = evaluate_augment(
-        args.data,
-        args.work / "augment",
-        str(args.model),
-        (0, 1, 2),
-        args.augment_steps,
-        args.augment_per_mask,
-        0.8,
-        16,
-        8,
-        args.augment_masks,
+        AugmentOptions(
+            args.data,
+            args.work / "augment",
+            str(args.model),
+            n=args.augment_per_mask,
+            sizes=(args.augment_masks,),
+            seeds=(0, 1, 2),
+            max_steps=args.augment_steps,
+        )
     )
-    summary["augment"] = {
-        k: augment[k] for k in ("runs", "miou_difference_mean", "miou_difference_std", "diverged_draws")
-    }
+    summary["augment"] = {k: augment[k] for k in ("strategies", "synthetic_images", "diverged_draws")}
     print(json.dumps(summary["augment"]), flush=True)
 
     if args.ablation_steps:

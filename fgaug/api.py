@@ -18,7 +18,6 @@ one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad in
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,10 @@ from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
 from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
 from fgaug.evaluation.augment.supplies import evaluation_supplies
 from fgaug.evaluation.augment.synthesis import arm_synthesiser
-from fgaug.evaluation.options import QualityOptions, QualityResult
+from fgaug.evaluation.options import AugmentOptions, QualityOptions, QualityResult
 from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
-from fgaug.finite import require_finite
-from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
+from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.engine import generate
 from fgaug.generate.interpolate import InterpolateOptions, Walk, WalkOptions, interpolate
 from fgaug.generate.options import DEMO_MODEL, GenerateOptions, GenerateSummary, ModelUsed, find_model, load_named_model
@@ -330,65 +328,40 @@ def _describe_sampling(sampling: SamplingOptions) -> str:
     return guided + ("" if sampling.denoise_scale is None else f", denoised (scale {sampling.denoise_scale:g})")
 
 
-def evaluate_augment(
-    data: str | Path,
-    out: str | Path,
-    model: str | Path | None = None,
-    sizes: Sequence[int] = (40,),
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    n: int = 4,
-    temperature: float = 0.8,
-    mixing: str | None = None,
-    strategy: str = "prior",
-    val_split: str = "val",
-    test_split: str = "test",
-    width: int = 16,
-    batch_size: int = 8,
-    max_steps: int = 3000,
-    device: str = "auto",
-    precision: str = "auto",
-    progress: Progress | None = None,
-    min_steps: int = 1000,
-    schedules: int = 1,
-    overwrite: bool = False,
-    sampling: SamplingOptions = PLAIN_SAMPLING,
-) -> dict[str, Any]:
+def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Does the model's synthetic data help a segmenter? The protocol of
-    :mod:`fgaug.evaluation.augment.protocol` on a Cityscapes root: real pairs from its train split,
-    early stopping on ``val_split``, scores on ``test_split`` (a labelled split used for nothing
-    else). ``strategy`` is the arm that makes the synthetic data
-    (:data:`~fgaug.evaluation.augment.strategies.STRATEGIES`), with ``n`` images per real mask at
-    ``temperature``, mixed as ``mixing`` says (None: the arm's own), its trees under
-    ``out/synthetic`` (:func:`~fgaug.evaluation.augment.supplies.evaluation_supplies` says what
-    the model and the data supply; an arm needing a second generator is a usage error). A probe
-    trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps, and
-    ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline).
-    ``overwrite`` replaces synthetic trees under ``out/synthetic`` that other settings made. Writes
-    ``augment.json``, ``augment.md`` and plots under ``out``."""
-    require_finite(temperature=temperature)
-    if min_steps < 1 or max_steps < 1:
-        raise UsageError(f"--min-steps and --max-steps must be at least 1, got {min_steps} and {max_steps}")
-    if schedules < 1:
-        raise UsageError(f"--schedules must be at least 1, got {schedules}")
+    :mod:`fgaug.evaluation.augment.protocol` on a Cityscapes root (:class:`AugmentOptions`): real
+    pairs from its train split, early stopping on the validation split, scores on the test split (a
+    labelled split used for nothing else). The arm makes the synthetic data
+    (:data:`~fgaug.evaluation.augment.strategies.STRATEGIES`), its trees under ``out/synthetic``
+    (:func:`~fgaug.evaluation.augment.supplies.evaluation_supplies` says what the model and the
+    data supply; an arm needing a second generator is a usage error). Writes ``augment.json``,
+    ``augment.md`` and plots under ``out``, and returns the report."""
+    strategy, n, temperature = options.strategy, options.n, options.temperature
+    val_split, test_split, width, batch_size = options.val_split, options.test_split, options.width, options.batch_size
+    sizes, seeds, out = options.sizes, options.seeds, options.out
+    sampling = SamplingOptions(options.guidance, options.denoise_scale)
     if strategy not in STRATEGIES:
         raise UsageError(f"--strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
-    mixing = STRATEGIES[strategy].mixing if mixing is None else mixing
+    mixing = STRATEGIES[strategy].mixing if options.mixing is None else options.mixing
     if mixing not in MIXINGS:
         raise UsageError(f"--mixing must be one of {', '.join(MIXINGS)}, got {mixing!r}")
-    if val_split == test_split:
-        raise UsageError(
-            f"the validation and test splits must differ (both {val_split!r}): nothing may pick on the test"
-        )
+    device, precision = options.device, options.precision
+    data, model = options.data, options.model
     checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
     pool = find_groups(root, ["train"], True).groups
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups
     recipe = probe_recipe(
-        min(min_steps, max_steps), width=width, batch_size=batch_size, max_steps=max_steps, schedules=schedules
+        min(options.min_steps, options.max_steps),
+        width=width,
+        batch_size=batch_size,
+        max_steps=options.max_steps,
+        schedules=options.schedules,
     )
     size = checkpoint.model.config.image_size
     supplies = evaluation_supplies(
-        root, Path(out) / "synthetic", size, model_used.path, val_groups, device, precision, sampling, overwrite
+        root, Path(out) / "synthetic", size, model_used.path, val_groups, device, precision, sampling, options.overwrite
     )
     lacking = supplies.missing(strategy)
     if lacking:

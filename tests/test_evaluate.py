@@ -18,6 +18,7 @@ from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.augment.protocol import PairArrays, ProbeRecipe
 from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
 from fgaug.evaluation.augment.synthesis import RealSet, Supplies, arm_synthesiser
+from fgaug.evaluation.options import AugmentOptions
 from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.generate.options import DEMO_MODEL_NAME
@@ -106,7 +107,9 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
     write_toy_cityscapes(tree, {"train": 4, "val": 2, "test": 2}, size=(32, 64), seed=2)
     out = tmp_path / "report"
     report = evaluate_augment(
-        tree, out, test_checkpoint, sizes=(3,), seeds=(0,), n=2, strategy=strategy, width=4, batch_size=4, max_steps=2
+        AugmentOptions(
+            tree, out, test_checkpoint, strategy, n=2, sizes=(3,), seeds=(0,), width=4, batch_size=4, max_steps=2
+        )
     )
     assert report["strategy"] == strategy and report["protocol"]["synthetic"].startswith(strategy)
     assert report["protocol"]["generator precision"] == "fp32"
@@ -121,11 +124,11 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
         records = [json.loads(line) for line in generated.read_text().splitlines()]
         assert report["synthetic_images"] == {3: len(records)} and all(r["edit_fill"] == "prior" for r in records)
     with pytest.raises(ValueError, match="--strategy"):
-        evaluate_augment(tree, tmp_path / "x", test_checkpoint, sizes=(3,), strategy="magic")
+        evaluate_augment(AugmentOptions(tree, tmp_path / "x", test_checkpoint, sizes=(3,), strategy="magic"))
     with pytest.raises(ValueError, match="--min-steps and --max-steps must be at least 1"):
-        evaluate_augment(tree, tmp_path / "x", test_checkpoint, sizes=(3,), min_steps=0)
+        AugmentOptions(tree, tmp_path / "x", test_checkpoint, sizes=(3,), min_steps=0)
     with pytest.raises(ValueError, match="--schedules must be at least 1"):
-        evaluate_augment(tree, tmp_path / "x", test_checkpoint, sizes=(3,), schedules=0)
+        AugmentOptions(tree, tmp_path / "x", test_checkpoint, sizes=(3,), schedules=0)
 
 
 class MeanColourFeatures(torch.nn.Module):

@@ -35,7 +35,7 @@ def test_require_finite_names_the_value() -> None:
         ("temperature", lambda v: api.demo("nowhere", temperature=v)),
         ("temperature", lambda v: draw_best(None, torch.zeros(1, 3, 2, 2), ["k"], [[0]], v, seed=0)),
         ("temperatures", lambda v: api.evaluate_quality(api.QualityOptions("nowhere", temperatures=(0.8, v)))),
-        ("temperature", lambda v: api.evaluate_augment("nowhere", "out", temperature=v)),
+        ("temperature", lambda v: api.evaluate_augment(api.AugmentOptions("nowhere", "out", temperature=v))),
         ("lr", lambda v: TrainOptions(data="nowhere", lr=v)),
         ("epochs", lambda v: TrainOptions(data="nowhere", epochs=v)),
         ("source_weight", lambda v: TrainOptions(data="nowhere", source_weight=v)),

@@ -21,6 +21,7 @@ import pytest
 from typer.main import get_command
 
 from fgaug.api import (
+    AugmentOptions,
     DemoResult,
     GenerateOptions,
     GenerateSummary,
@@ -111,6 +112,17 @@ COMMANDS: dict[str, tuple[type, dict[str, Field], set[str]]] = {
     ),
     "validate": (ValidateOptions, {}, set()),
     "segmenter train": (SegmenterTrainOptions, {}, set()),
+    "evaluate augment": (
+        AugmentOptions,
+        {
+            "samples": "n",
+            "temp": "temperature",
+            "denoise": ("denoise_scale", denoising),
+            "sizes": ("sizes", lambda text: tuple(int(v) for v in text.split(","))),
+            "seeds": ("seeds", lambda text: tuple(int(v) for v in text.split(","))),
+        },
+        {"denoise_scale"},
+    ),
     "evaluate quality": (
         QualityOptions,
         {
@@ -182,6 +194,9 @@ def test_the_command_line_imports_neither_torch_nor_numpy_before_a_command_runs(
     ("make", "message"),
     [
         (lambda: QualityOptions("d", n=0), "--samples must be at least 1, got 0"),
+        (lambda: AugmentOptions("d", sizes=(0, 10)), "--sizes must be at least 1, got 0"),
+        (lambda: AugmentOptions("d", schedules=0), "--schedules must be at least 1, got 0"),
+        (lambda: AugmentOptions("d", val_split="test"), "the validation and test splits must differ"),
         (lambda: QualityOptions("d", rounds=0), "--rounds must be at least 1, got 0"),
         (lambda: QualityOptions("d", limit=0), "--limit must be at least 1, got 0"),
         (lambda: QualityOptions("d", seed=-1), "--seed must be at least 0, got -1"),

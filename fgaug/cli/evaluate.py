@@ -32,9 +32,8 @@ from fgaug.cli.common import (
     parse_ints,
     parse_size,
     progress_for,
-    sampling_options,
 )
-from fgaug.evaluation.options import QualityOptions
+from fgaug.evaluation.options import AugmentOptions, QualityOptions
 from fgaug.segmentation.options import SegmenterTrainOptions
 
 
@@ -203,7 +202,7 @@ def evaluate_augment(
             metavar="NAME",
             rich_help_panel=STRATEGIES,
         ),
-    ] = "prior",
+    ] = AugmentOptions.strategy,
     samples: Annotated[
         int,
         typer.Option(
@@ -212,7 +211,7 @@ def evaluate_augment(
             min=1,
             rich_help_panel=STRATEGIES,
         ),
-    ] = 4,
+    ] = AugmentOptions.n,
     mixing: Annotated[
         str | None,
         typer.Option(
@@ -222,12 +221,12 @@ def evaluate_augment(
             show_default=False,
             rich_help_panel=STRATEGIES,
         ),
-    ] = None,
+    ] = AugmentOptions.mixing,
     model: ModelOption = None,
     temp: Annotated[
         float, typer.Option("--temp", help="Sampling temperature.", callback=bounded(0), rich_help_panel=SAMPLING)
-    ] = 0.8,
-    guidance: GuidanceOption = 0.0,
+    ] = AugmentOptions.temperature,
+    guidance: GuidanceOption = AugmentOptions.guidance,
     denoise: DenoiseOption = False,
     denoise_scale: DenoiseScaleOption = 1.0,
     sizes: Annotated[
@@ -242,12 +241,16 @@ def evaluate_augment(
         str,
         typer.Option(help="Seeds of the paired trainings, comma-separated.", metavar="LIST", rich_help_panel=PROTOCOL),
     ] = "0,1,2,3,4",
-    val_split: Annotated[str, typer.Option(help="Split for early stopping.", rich_help_panel=PROTOCOL)] = "val",
+    val_split: Annotated[
+        str, typer.Option(help="Split for early stopping.", rich_help_panel=PROTOCOL)
+    ] = AugmentOptions.val_split,
     test_split: Annotated[
         str, typer.Option(help="Labelled split for the scores, used for nothing else.", rich_help_panel=PROTOCOL)
-    ] = "test",
-    width: Annotated[int, typer.Option(help="Probe width.", min=1, rich_help_panel=PROTOCOL)] = 16,
-    batch_size: Annotated[int, typer.Option(help="Probe batch size.", min=1, rich_help_panel=PROTOCOL)] = 8,
+    ] = AugmentOptions.test_split,
+    width: Annotated[int, typer.Option(help="Probe width.", min=1, rich_help_panel=PROTOCOL)] = AugmentOptions.width,
+    batch_size: Annotated[
+        int, typer.Option(help="Probe batch size.", min=1, rich_help_panel=PROTOCOL)
+    ] = AugmentOptions.batch_size,
     min_steps: Annotated[
         int,
         typer.Option(
@@ -255,7 +258,7 @@ def evaluate_augment(
             min=1,
             rich_help_panel=PROTOCOL,
         ),
-    ] = 1000,
+    ] = AugmentOptions.min_steps,
     max_steps: Annotated[
         int,
         typer.Option(
@@ -263,7 +266,7 @@ def evaluate_augment(
             min=1,
             rich_help_panel=PROTOCOL,
         ),
-    ] = 3000,
+    ] = AugmentOptions.max_steps,
     schedules: Annotated[
         int,
         typer.Option(
@@ -272,7 +275,7 @@ def evaluate_augment(
             min=1,
             rich_help_panel=PROTOCOL,
         ),
-    ] = 1,
+    ] = AugmentOptions.schedules,
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.", rich_help_panel=OUTPUT)] = Path(
         "evaluation-augment"
     ),
@@ -283,7 +286,7 @@ def evaluate_augment(
             "it such a rerun stops with exit 1; with the same settings they are reused).",
             rich_help_panel=OUTPUT,
         ),
-    ] = False,
+    ] = AugmentOptions.overwrite,
     as_json: JsonOption = False,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -303,29 +306,30 @@ def evaluate_augment(
     from fgaug.api import evaluate_augment as run_augment
 
     with clear_errors():
-        report = run_augment(
+        options = AugmentOptions(
             data,
-            out,
-            model,
-            parse_ints(sizes, "--sizes", 1),
-            parse_ints(seeds, "--seeds", 0),
-            samples,
-            temp,
-            mixing,
-            strategy,
-            val_split,
-            test_split,
-            width,
-            batch_size,
-            max_steps,
-            device,
-            precision,
-            progress_for("probes", as_json),
-            min_steps,
-            schedules,
+            out=out,
+            model=model,
+            strategy=strategy,
+            n=samples,
+            mixing=mixing,
+            temperature=temp,
+            guidance=guidance,
+            denoise_scale=denoise_scale if denoise else None,
+            sizes=parse_ints(sizes, "--sizes", 1),
+            seeds=parse_ints(seeds, "--seeds", 0),
+            val_split=val_split,
+            test_split=test_split,
+            width=width,
+            batch_size=batch_size,
+            min_steps=min_steps,
+            max_steps=max_steps,
+            schedules=schedules,
             overwrite=overwrite,
-            sampling=sampling_options(guidance, denoise, denoise_scale),
+            device=device,
+            precision=precision,
         )
+        report = run_augment(options, progress_for("probes", as_json))
 
     def lines() -> None:
         from fgaug.evaluation.stats import signed_interval

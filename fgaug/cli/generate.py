@@ -214,9 +214,8 @@ def generate(
         bool | None,
         typer.Option(
             "--cuda-graphs/--no-cuda-graphs",
-            help="Replay each batch shape's sampling from a CUDA graph (the same images as without). Default: on "
-            "with CUDA unless --denoise, eager again if a graph's memory does not fit; --cuda-graphs refuses to "
-            "fall back. Measured in benchmarks/RESULTS.md.",
+            help="Sample from CUDA graphs (the same images). Default: on with CUDA unless --denoise, eager if a "
+            "graph does not fit; --cuda-graphs insists.",
             show_default=False,
             rich_help_panel=PERFORMANCE,
         ),

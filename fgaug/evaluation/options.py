@@ -1,5 +1,5 @@
 """What ``fgaug evaluate quality`` is asked to do (:class:`QualityOptions`) and what it returns
-(:class:`QualityResult`).
+(:class:`QualityResult`), and what ``fgaug evaluate augment`` is asked to do (:class:`AugmentOptions`).
 
 Each field's default is the command line's: the CLI reads it from here. This module imports
 neither numpy nor torch, so the CLI can do so without slowing ``--help``.
@@ -71,3 +71,68 @@ class QualityResult:
 
     def to_dict(self) -> dict[str, Any]:
         return self.report
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Does the model ``model``'s synthetic data help a segmenter on the Cityscapes root ``data``?
+    Probes trained on the first R real train pairs (R in ``sizes``), alone and with the arm
+    ``strategy``'s synthetic data, paired by seed, early-stopped on ``val_split`` and scored on
+    ``test_split``; the report goes under ``out``. The arm and the mixing are checked against the
+    registry when the study starts (:data:`~fgaug.evaluation.augment.strategies.STRATEGIES`)."""
+
+    data: str | Path
+    out: str | Path = "evaluation-augment"
+    model: str | Path | None = None
+    strategy: str = "prior"
+    n: int = 4
+    """Synthetic images per real training mask (``--samples``)."""
+    mixing: str | None = None
+    """``concat``, ``ratio`` or ``pretrain``; None: the arm's own."""
+    temperature: float = 0.8
+    guidance: float = 0.0
+    """Classifier-free guidance weight of the draws (0: none)."""
+    denoise_scale: float | None = None
+    """One score step of this many times the noise variance after each draw (None: none)."""
+    sizes: Sequence[int] = (40,)
+    seeds: Sequence[int] = (0, 1, 2, 3, 4)
+    val_split: str = "val"
+    test_split: str = "test"
+    width: int = 16
+    """Probe width."""
+    batch_size: int = 8
+    """Probe batch size."""
+    min_steps: int = 1000
+    max_steps: int = 3000
+    """A probe trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]``."""
+    schedules: int = 1
+    """One-cycle schedules per probe, back to back (2: a warm restart, the stronger baseline)."""
+    overwrite: bool = False
+    """Replace synthetic trees under ``out/synthetic`` that other settings made."""
+    device: str = "auto"
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        require_finite(temperature=self.temperature, guidance=self.guidance, denoise_scale=self.denoise_scale)
+        if self.min_steps < 1 or self.max_steps < 1:
+            raise UsageError(
+                f"--min-steps and --max-steps must be at least 1, got {self.min_steps} and {self.max_steps}"
+            )
+        if not self.sizes or not self.seeds:
+            raise UsageError("--sizes and --seeds need one value or more")
+        for option, value, low in (
+            ("--samples", self.n, 1),
+            ("--sizes", min(self.sizes), 1),
+            ("--seeds", min(self.seeds), 0),
+            ("--temp", self.temperature, 0),
+            ("--guidance", self.guidance, 0),
+            ("--width", self.width, 1),
+            ("--batch-size", self.batch_size, 1),
+            ("--schedules", self.schedules, 1),
+        ):
+            require_at_least(option, value, low)
+        require_positive("--denoise-scale", self.denoise_scale)
+        if self.val_split == self.test_split:
+            raise UsageError(
+                f"the validation and test splits must differ (both {self.val_split!r}): nothing may pick on the test"
+            )
