@@ -32,11 +32,11 @@ from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.writer import ValidationReport, validate_tree
 from fgaug.evaluation.augment.protocol import MIXINGS, probe_recipe
 from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
-from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.augment.study import AugmentReport, augmentation_study, write_augment_report
 from fgaug.evaluation.augment.supplies import evaluation_supplies
 from fgaug.evaluation.augment.synthesis import arm_synthesiser
 from fgaug.evaluation.options import QualityOptions, QualityResult
-from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
+from fgaug.evaluation.quality import QualityReport, evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.finite import require_finite
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
@@ -282,28 +282,24 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
     feature_net = load_user_module(features, "feature network", torch_device) if features else None
     lpips_net = load_user_module(lpips, "LPIPS network", torch_device) if lpips else None
     sampling = SamplingOptions(options.guidance, options.denoise_scale)
-    report: dict[str, Any] = {
-        "protocol": {
-            **model_used.to_dict(),
-            **_named_file("segmenter", segmenter),
-            **_named_file("features", features),
-            **_named_file("lpips", lpips),
-            "data": str(root),
-            "split": options.split,
-            "pairs": len(groups),
-            "size": list(checkpoint.model.config.image_size),
-            "samples_per_mask": options.n,
-            "temperatures": list(options.temperatures),
-            "bpd_rounds": options.rounds,
-            "seed": options.seed,
-            **sampling.to_dict(),
-            "precision": precision_name(network_dtype),
-        }
+    protocol = {
+        **model_used.to_dict(),
+        **_named_file("segmenter", segmenter),
+        **_named_file("features", features),
+        **_named_file("lpips", lpips),
+        "data": str(root),
+        "split": options.split,
+        "pairs": len(groups),
+        "size": list(checkpoint.model.config.image_size),
+        "samples_per_mask": options.n,
+        "temperatures": list(options.temperatures),
+        "bpd_rounds": options.rounds,
+        "seed": options.seed,
+        **sampling.to_dict(),
+        "precision": precision_name(network_dtype),
     }
-    report["bpd"] = evaluate_bpd(
-        checkpoint, groups, options.rounds, options.seed, network_dtype=network_dtype, progress=progress
-    )
-    report["samples"] = evaluate_samples(
+    bpd = evaluate_bpd(checkpoint, groups, options.rounds, options.seed, network_dtype=network_dtype, progress=progress)
+    samples = evaluate_samples(
         checkpoint,
         groups,
         options.temperatures,
@@ -316,6 +312,7 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
         lpips_net,
         sampling,
     )
+    report = QualityReport(protocol, bpd, samples)
     return QualityResult(report, write_quality_report(Path(options.out), report))
 
 
@@ -351,7 +348,7 @@ def evaluate_augment(
     schedules: int = 1,
     overwrite: bool = False,
     sampling: SamplingOptions = PLAIN_SAMPLING,
-) -> dict[str, Any]:
+) -> AugmentReport:
     """Does the model's synthetic data help a segmenter? The protocol of
     :mod:`fgaug.evaluation.augment.protocol` on a Cityscapes root: real pairs from its train split,
     early stopping on ``val_split``, scores on ``test_split`` (a labelled split used for nothing
@@ -363,7 +360,7 @@ def evaluate_augment(
     trains 40 epochs of its data, clamped to ``[min(min_steps, max_steps), max_steps]`` steps, and
     ``schedules`` such schedules back to back (2: a warm restart, the stronger baseline).
     ``overwrite`` replaces synthetic trees under ``out/synthetic`` that other settings made. Writes
-    ``augment.json``, ``augment.md`` and plots under ``out``."""
+    ``augment.json``, ``augment.md`` and plots under ``out``, and returns the report."""
     require_finite(temperature=temperature)
     if min_steps < 1 or max_steps < 1:
         raise UsageError(f"--min-steps and --max-steps must be at least 1, got {min_steps} and {max_steps}")
@@ -396,11 +393,10 @@ def evaluate_augment(
             "generator, --model (the fair one); benchmarks/augmentation_study.py runs this arm"
         )
     synthesise = arm_synthesiser(strategy, supplies, n, temperature)
-    report = augmentation_study(
+    study = augmentation_study(
         synthesise, pool, val_groups, test_groups, size, sizes, seeds, mixing, recipe, torch_device, progress
     )
-    report.update(strategy=strategy, synthetic_per_mask=n, temperature=temperature, **sampling.to_dict())
-    report["protocol"] = {
+    protocol = {
         **model_used.to_dict(),
         "data": str(root),
         "splits": f"train (real pool), {val_split} (early stopping), {test_split} (scores)",
@@ -411,8 +407,9 @@ def evaluate_augment(
         f"({STRATEGIES[strategy].description})",
         "probe": f"width {width}, batch {batch_size}, {recipe.schedules} x {recipe.min_steps}-{recipe.max_steps} "
         f"steps, early stopping on {val_split} after {recipe.patience} validations without gain, "
-        f"{report['probe_precision']}",
+        f"{study.probe_precision}",
         "generator precision": precision_name(network_dtype),
     }
+    report = AugmentReport(study, protocol, strategy, n, temperature, sampling)
     write_augment_report(Path(out), report)
     return report

@@ -210,7 +210,7 @@ def fit_probe(
 
 def probe_miou(model: torch.nn.Module, pairs: Batch, network_dtype: torch.dtype | None = None) -> float:
     """Mean IoU of ``model`` over (photos, train ids)."""
-    return float(segmentation_scores(probe_confusion(model, pairs, network_dtype))["mean_iou"])  # type: ignore[arg-type]
+    return segmentation_scores(probe_confusion(model, pairs, network_dtype)).mean_iou
 
 
 @torch.no_grad()
