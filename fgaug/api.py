@@ -100,7 +100,7 @@ def layouts(options: LayoutRunOptions, progress: Progress | None = None) -> Layo
     objects, rare classes emphasised), written as a Cityscapes label tree under ``options.out``: a
     ``MASKS`` input for :func:`generate`. See :mod:`fgaug.data.layouts`."""
     root = Path(options.masks)
-    groups = find_groups(root, options.splits, False, options.mask_format).groups  # type: ignore[arg-type]
+    groups = find_groups(root, options.splits, False, options.mask_format).groups
     groups = groups[: options.limit] if options.limit else groups
     return write_layouts(groups, root, Path(options.out), options.layout, progress, options.overwrite)
 
@@ -119,7 +119,7 @@ def prepare(
     """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training."""
     progress = progress or SilentProgress()
     root = Path(data)
-    discovery = find_groups(root, [split] if is_cityscapes_root(root) else None, True, mask_format, skip_bad)  # type: ignore[arg-type]
+    discovery = find_groups(root, [split] if is_cityscapes_root(root) else None, True, mask_format, skip_bad)
     progress.start("preparing", len(discovery.groups))
     done = 0
 

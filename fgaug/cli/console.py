@@ -59,7 +59,7 @@ class RichProgress:
             return
         self._done += amount
         elapsed = max(time.perf_counter() - self._started, 1e-9)
-        shown: dict[str, str] = {"rate": f"{self._done / elapsed:.2f} {self.unit}/s"}
+        shown: dict[str, Any] = {"rate": f"{self._done / elapsed:.2f} {self.unit}/s"}  # rich's **fields
         if fields:  # figures given now and then (the loss at logged steps) stay shown until the next
             shown["figures"] = " ".join(f"{key} {value:.4f}" for key, value in fields.items())
         self._progress.update(self._task, advance=amount, **shown)
@@ -79,7 +79,8 @@ class PlainProgress:
     def __init__(self, unit: str = "it", interval: float = 30.0) -> None:
         self.unit = unit
         self.interval = interval
-        self._description, self._total, self._done = "", None, 0
+        self._description, self._done = "", 0
+        self._total: int | None = None
         self._started = self._last = 0.0
         self._next_fraction = 0.1
 

@@ -47,7 +47,7 @@ def signed_interval(interval: Interval) -> str:
     return f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"
 
 
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
     """The mean and t confidence interval of independent values (a single value: width NaN)."""
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:

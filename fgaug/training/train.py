@@ -124,6 +124,11 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
 class _Run:
     """One training run: its model, optimiser, counters and run folder (see :func:`train`)."""
 
+    window_start: float
+    """When the current logging window began (set as the loop starts, then at each logged step)."""
+    window_images: int
+    """Images trained on in the current logging window, over all processes."""
+
     def __init__(self, options: TrainOptions, progress: Progress) -> None:
         self.started = time.perf_counter()
         self.context, self.device = distributed.start(options.device)
@@ -547,6 +552,7 @@ def dry_run(
     torch_device = resolve_device(device)
     optimisation = build_optimisation(options, config, torch_device)
     model, network_dtype, batch = optimisation.model, optimisation.network_dtype, options.batch_size
+    assert batch is not None  # resolve_run takes the preset's where none was given
     generator = torch.Generator().manual_seed(0)
     height, width = config.image_size
     mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)

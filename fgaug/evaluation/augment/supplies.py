@@ -17,7 +17,7 @@ from fgaug.evaluation.augment.protocol import ArmResult, PairArrays, ProbeRecipe
 from fgaug.evaluation.augment.synthesis import RealSet, Supplies
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.runtime import resolve_device
-from fgaug.segmentation.probe import fit_probe, new_probe, save_segmenter
+from fgaug.segmentation.probe import fit_probe, in_memory_format, new_probe, save_segmenter
 
 FILTER_SEED = 1000
 """The filter probe's seed (initial weights and batch order), apart from every arm's."""
@@ -41,7 +41,7 @@ def filter_probe(path: Path, real: PairArrays, val: PairArrays, device: torch.de
             recipe.patience,
             recipe.network_dtype(device),
         )
-        save_segmenter(model.to("cpu", memory_format=torch.contiguous_format), path)
+        save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), path)
     return path
 
 

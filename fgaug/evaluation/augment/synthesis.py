@@ -155,8 +155,8 @@ def _write_tree(strategy: Strategy, real: RealSet, supplies: Supplies, folder: P
     """Run the arm's commands; what ``complete.json`` says of them."""
     root, overwrite = supplies.root, supplies.overwrite
     if strategy.generator == "none" and strategy.layouts is not None:  # layouts always, Strategy checks
-        summary = write_layouts(real.groups, root, tree, strategy.layouts, overwrite=overwrite)
-        return {"written": summary.written, "pasted": summary.pasted}
+        layouts = write_layouts(real.groups, root, tree, strategy.layouts, overwrite=overwrite)
+        return {"written": layouts.written, "pasted": layouts.pasted}
     model = supplies.provide(strategy.generator + GENERATOR_NEED, real)
     masks, per_mask, content = root / "gtFine" / "train", strategy.per_mask, None
     if strategy.layouts is not None:
