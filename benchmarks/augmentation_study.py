@@ -42,6 +42,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ from fgaug.evaluation.augment import supplies
 from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
     SMALL_CLASSES,
+    ArmResult,
     PairArrays,
     ProbeRecipe,
     curve_table,
@@ -241,7 +243,7 @@ def filter_probe(study: Path, size: int, real: PairArrays, val: PairArrays) -> P
 
 def hardness_weights(study: Path, size: int) -> Path:
     """``1 - IoU`` per class on the validation split, averaged over the real-only arms at N."""
-    records = [r for r in read_results(study) if r["arm"] == REAL_ONLY and r["real"] == size]
+    records = [ArmResult.from_dict(r) for r in read_results(study) if r["arm"] == REAL_ONLY and r["real"] == size]
     if not records:
         raise SystemExit(f"the real-only arms at N={size} are needed first (part curve)")
     return supplies.class_weights(study / "hardness" / f"N{size}.json", records)
@@ -300,7 +302,7 @@ def part_strategy(args: argparse.Namespace) -> None:
                     print("time budget spent; run the part again to continue", flush=True)
                     return
                 result = run_arm(name, real, val, test, seed, recipe, synthetic, strategy.mixing)
-                result.notes = {"description": strategy.description, "generator": strategy.generator}
+                result = replace(result, notes={"description": strategy.description, "generator": strategy.generator})
                 append_result(results, result.to_dict())
                 print(
                     f"{name} N={size} seed={seed}: test mIoU {result.test_miou:.4f} with {len(synthetic)} synthetic "
@@ -334,7 +336,7 @@ def schedule_table(longer: list[dict[str, Any]], default: list[dict[str, Any]], 
         difference = paired_interval(longer_scores, default_scores)
         lines.append(
             f"| {arm} | {size} | {len(pairs)} | {np.mean(longer_scores):.4f} | {np.mean(default_scores):.4f} | "
-            f"{signed_interval(difference.to_dict())} |"
+            f"{signed_interval(difference)} |"
         )
     return lines
 
@@ -345,9 +347,9 @@ def part_report(args: argparse.Namespace) -> None:
     recipe = study_recipe(args)
     suffix = schedule_suffix(recipe)
     records = read_results(args.study, recipe)
-    summary = summarise(records)
-    atomic_write_bytes(args.study / f"summary{suffix}.json", to_json(summary, indent=1).encode())
-    lines = curve_table(summary["curve"])
+    summary = summarise([ArmResult.from_dict(record) for record in records])
+    atomic_write_bytes(args.study / f"summary{suffix}.json", to_json(summary.to_dict(), indent=1).encode())
+    lines = curve_table(summary.curve)
     lines += [
         "",
         "| strategy | N | seeds | synthetic | mIoU | Δ mIoU [95% CI] | worth in real images "
@@ -355,12 +357,12 @@ def part_report(args: argparse.Namespace) -> None:
     ]
     lines.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     order = {name: index for index, name in enumerate(STRATEGIES)}
-    for row in sorted(summary["strategies"], key=lambda r: (order.get(r["arm"], 99), r["real"])):
-        difference, small = row["difference"], row["per_class_difference"]
+    for row in sorted(summary.strategies, key=lambda r: (order.get(r.arm, 99), r.real)):
+        small = row.per_class_difference
         classes = ", ".join(f"{small[c]:+.3f}" if c in small else "n/a" for c in SMALL_CLASSES)
         lines.append(
-            f"| {row['arm']} | {row['real']} | {len(row['seeds'])} | {row['synthetic']} | {row['miou']['mean']:.4f} | "
-            f"{signed_interval(difference)} | {row['worth']} "
+            f"| {row.arm} | {row.real} | {len(row.seeds)} | {row.synthetic} | {row.miou.mean:.4f} | "
+            f"{signed_interval(row.difference)} | {row.worth_described} "
             f"| {classes} |"
         )
     if suffix:
@@ -368,29 +370,26 @@ def part_report(args: argparse.Namespace) -> None:
     table = "\n".join(lines) + "\n"
     atomic_write_bytes(args.study / f"report{suffix}.md", table.encode())
     print(table)
-    if summary["curve"]:
+    if summary.curve:
         points = [
-            {"label": f"{row['arm']} (N={row['real']})", "real": row["real"], **row["miou"]}
-            for row in summary["strategies"]
-            if row["arm"] in args.names or not args.names
+            {"label": f"{row.arm} (N={row.real})", "real": row.real, **row.miou.to_dict()}
+            for row in summary.strategies
+            if row.arm in args.names or not args.names
         ]
         learning_curve_plot(
             args.study / f"learning_curve{suffix}.png",
-            summary["curve"],
+            [point.to_dict() for point in summary.curve],
             points,
             title=f"toy world, probe width 16, {describe_schedule(recipe)}",
         )
-    if summary["strategies"]:
-        best = max(summary["strategies"], key=lambda r: r["difference"]["mean"])
-        same = [r for r in summary["strategies"] if r["arm"] == best["arm"]]
-        classes = list(best["per_class_difference"])
+    if summary.strategies:
+        best = max(summary.strategies, key=lambda r: r.difference.mean)
+        same = [r for r in summary.strategies if r.arm == best.arm]
+        classes = list(best.per_class_difference)
         class_bars(
             args.study / f"class_difference{suffix}.png",
             classes,
-            {
-                f"{r['arm']}, N={r['real']}": [r["per_class_difference"].get(c, float("nan")) for c in classes]
-                for r in same
-            },
+            {f"{r.arm}, N={r.real}": [r.per_class_difference.get(c, float("nan")) for c in classes] for r in same},
             "IoU difference against real only",
         )
 

@@ -38,6 +38,7 @@ from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
+    ArmResult,
     PairArrays,
     curve_table,
     probe_recipe,
@@ -46,7 +47,7 @@ from fgaug.evaluation.augment.protocol import (
     summarise,
 )
 from fgaug.evaluation.augment.synthesis import RealSet, Supplies, Synthesiser, synthesise
-from fgaug.evaluation.quality import evaluate_samples
+from fgaug.evaluation.quality import SampleScores, evaluate_samples
 from fgaug.evaluation.stats import mean_interval, signed_interval
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import Draw, draw_best
@@ -229,24 +230,28 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         stream.write(json.dumps(record, sort_keys=True) + "\n")
 
 
-def figures(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+def figures(evaluation: SampleScores) -> list[dict[str, Any]]:
     """Per temperature: consistency (samples' probe mIoU / real photos'), small-class IoUs,
-    diversity and colour W1, from one :func:`evaluate_samples` result."""
-    real = evaluation["real_photos"]["mean_iou"]
+    diversity and colour W1, from one :func:`evaluate_samples` result (with a segmenter)."""
+    if evaluation.real_photos is None:
+        raise ValueError("the figures need the probe's scores of the real photos")
+    real = evaluation.real_photos.mean_iou
     rows = []
-    for row in evaluation["temperatures"]:
-        per_class = row["consistency"]["per_class_iou"]
+    for row in evaluation.temperatures:
+        if row.consistency is None:
+            raise ValueError("the figures need the probe's scores of the samples")
+        per_class = row.consistency.named_iou()
         rows.append(
             {
-                "temperature": row["temperature"],
-                "consistency": row["consistency"]["mean_iou"] / real,
-                "samples_miou": row["consistency"]["mean_iou"],
+                "temperature": row.temperature,
+                "consistency": row.consistency.mean_iou / real,
+                "samples_miou": row.consistency.mean_iou,
                 "real_miou": real,
                 **{name: per_class[name] for name in SMALL_CLASSES},
-                "pairwise_l1": row["pairwise_l1"],
-                "pairwise_1_minus_ssim": row["pairwise_1_minus_ssim"],
-                "colour_w1": row["colour_w1_mean"],
-                "diverged_fraction": row["diverged_fraction"],
+                "pairwise_l1": row.pairwise_l1,
+                "pairwise_1_minus_ssim": row.pairwise_1_minus_ssim,
+                "colour_w1": row.colour_w1_mean,
+                "diverged_fraction": row.diverged_fraction,
             }
         )
     return rows
@@ -474,23 +479,24 @@ def report(study: Path) -> Path:
         lines.append("| " + " | ".join(cells) + f" | {r['consistency']:.3f} |")
     records = [r for path in sorted(study.glob("augment-*.jsonl")) for r in read_records(path)]
     if records:
-        summary["augment"] = summarise(records)
+        augment_summary = summarise([ArmResult.from_dict(record) for record in records])
+        summary["augment"] = augment_summary.to_dict()
         lines += [
             "",
             "## Does it help a segmenter? (two-schedule probes, paired by seed, Δ test mIoU against real only)",
             "",
-            *curve_table(summary["augment"]["curve"]),
+            *curve_table(augment_summary.curve),
             "",
             "| arm | N | seeds | Δ mIoU [95% CI] | traffic sign | person | pole | traffic light |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for row in summary["augment"]["strategies"]:
-            per_class = row["per_class_difference"]
+        for row in augment_summary.strategies:
+            per_class = row.per_class_difference
             cells = [
                 f"{per_class.get(c, float('nan')):+.3f}" for c in ("traffic sign", "person", "pole", "traffic light")
             ]
             lines.append(
-                f"| {row['arm']} | {row['real']} | {len(row['seeds'])} | {signed_interval(row['difference'])} | "
+                f"| {row.arm} | {row.real} | {len(row.seeds)} | {signed_interval(row.difference)} | "
                 + " | ".join(cells)
                 + " |"
             )

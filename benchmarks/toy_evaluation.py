@@ -65,7 +65,7 @@ def main() -> None:
         segmenter=probe.path,
         rounds=3,
     )
-    report = evaluate_quality(quality).report
+    report = evaluate_quality(quality).to_dict()
     summary["bpd"] = report["bpd"]
     summary["real_photos"] = report["samples"].get("real_photos", {})
     summary["sweep"] = [
@@ -96,7 +96,8 @@ def main() -> None:
             max_steps=args.augment_steps,
         )
     )
-    summary["augment"] = {k: augment[k] for k in ("strategies", "synthetic_images", "diverged_draws")}
+    augment_report = augment.to_dict()
+    summary["augment"] = {k: augment_report[k] for k in ("strategies", "synthetic_images", "diverged_draws")}
     print(json.dumps(summary["augment"]), flush=True)
 
     if args.ablation_steps:
@@ -120,8 +121,8 @@ def main() -> None:
             )
             checkpoint = load_checkpoint(result.last_checkpoint)
             bpd = evaluate_bpd(checkpoint, val_groups, rounds=3)
-            summary["ablation"][mode] = bpd["conditional_bpd"]
-            print(json.dumps({"conditioning": mode, "val_bpd": bpd["conditional_bpd"]}), flush=True)
+            summary["ablation"][mode] = bpd.conditional_bpd
+            print(json.dumps({"conditioning": mode, "val_bpd": bpd.conditional_bpd}), flush=True)
     (args.work / "summary.json").write_text(json.dumps(summary, indent=2))
     return None
 

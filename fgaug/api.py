@@ -31,11 +31,11 @@ from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.writer import ValidationReport, validate_tree
 from fgaug.evaluation.augment.protocol import MIXINGS, probe_recipe
 from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
-from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.augment.study import AugmentReport, augmentation_study, write_augment_report
 from fgaug.evaluation.augment.supplies import evaluation_supplies
 from fgaug.evaluation.augment.synthesis import arm_synthesiser
 from fgaug.evaluation.options import AugmentOptions, QualityOptions, QualityResult
-from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
+from fgaug.evaluation.quality import QualityReport, evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.engine import generate
@@ -99,7 +99,7 @@ def layouts(options: LayoutRunOptions, progress: Progress | None = None) -> Layo
     objects, rare classes emphasised), written as a Cityscapes label tree under ``options.out``: a
     ``MASKS`` input for :func:`generate`. See :mod:`fgaug.data.layouts`."""
     root = Path(options.masks)
-    groups = find_groups(root, options.splits, False, options.mask_format).groups  # type: ignore[arg-type]
+    groups = find_groups(root, options.splits, False, options.mask_format).groups
     groups = groups[: options.limit] if options.limit else groups
     return write_layouts(groups, root, Path(options.out), options.layout, progress, options.overwrite)
 
@@ -118,7 +118,7 @@ def prepare(
     """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training."""
     progress = progress or SilentProgress()
     root = Path(data)
-    discovery = find_groups(root, [split] if is_cityscapes_root(root) else None, True, mask_format, skip_bad)  # type: ignore[arg-type]
+    discovery = find_groups(root, [split] if is_cityscapes_root(root) else None, True, mask_format, skip_bad)
     progress.start("preparing", len(discovery.groups))
     done = 0
 
@@ -288,28 +288,24 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
     feature_net = load_user_module(features, "feature network", torch_device) if features else None
     lpips_net = load_user_module(lpips, "LPIPS network", torch_device) if lpips else None
     sampling = SamplingOptions(options.guidance, options.denoise_scale)
-    report: dict[str, Any] = {
-        "protocol": {
-            **model_used.to_dict(),
-            **_named_file("segmenter", segmenter),
-            **_named_file("features", features),
-            **_named_file("lpips", lpips),
-            "data": str(root),
-            "split": options.split,
-            "pairs": len(groups),
-            "size": list(checkpoint.model.config.image_size),
-            "samples_per_mask": options.n,
-            "temperatures": list(options.temperatures),
-            "bpd_rounds": options.rounds,
-            "seed": options.seed,
-            **sampling.to_dict(),
-            "precision": precision_name(network_dtype),
-        }
+    protocol = {
+        **model_used.to_dict(),
+        **_named_file("segmenter", segmenter),
+        **_named_file("features", features),
+        **_named_file("lpips", lpips),
+        "data": str(root),
+        "split": options.split,
+        "pairs": len(groups),
+        "size": list(checkpoint.model.config.image_size),
+        "samples_per_mask": options.n,
+        "temperatures": list(options.temperatures),
+        "bpd_rounds": options.rounds,
+        "seed": options.seed,
+        **sampling.to_dict(),
+        "precision": precision_name(network_dtype),
     }
-    report["bpd"] = evaluate_bpd(
-        checkpoint, groups, options.rounds, options.seed, network_dtype=network_dtype, progress=progress
-    )
-    report["samples"] = evaluate_samples(
+    bpd = evaluate_bpd(checkpoint, groups, options.rounds, options.seed, network_dtype=network_dtype, progress=progress)
+    samples = evaluate_samples(
         checkpoint,
         groups,
         options.temperatures,
@@ -322,6 +318,7 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
         lpips_net,
         sampling,
     )
+    report = QualityReport(protocol, bpd, samples)
     return QualityResult(report, write_quality_report(Path(options.out), report))
 
 
@@ -335,7 +332,7 @@ def _describe_sampling(sampling: SamplingOptions) -> str:
     return guided + ("" if sampling.denoise_scale is None else f", denoised (scale {sampling.denoise_scale:g})")
 
 
-def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) -> dict[str, Any]:
+def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) -> AugmentReport:
     """Does the model's synthetic data help a segmenter? The protocol of
     :mod:`fgaug.evaluation.augment.protocol` on a Cityscapes root (:class:`AugmentOptions`): real
     pairs from its train split, early stopping on the validation split, scores on the test split (a
@@ -377,11 +374,10 @@ def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) 
             "generator, --model (the fair one); benchmarks/augmentation_study.py runs this arm"
         )
     synthesise = arm_synthesiser(strategy, supplies, n, temperature)
-    report = augmentation_study(
+    study = augmentation_study(
         synthesise, pool, val_groups, test_groups, size, sizes, seeds, mixing, recipe, torch_device, progress
     )
-    report.update(strategy=strategy, synthetic_per_mask=n, temperature=temperature, **sampling.to_dict())
-    report["protocol"] = {
+    protocol = {
         **model_used.to_dict(),
         "data": str(root),
         "splits": f"train (real pool), {val_split} (early stopping), {test_split} (scores)",
@@ -392,8 +388,9 @@ def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) 
         f"({STRATEGIES[strategy].description})",
         "probe": f"width {width}, batch {batch_size}, {recipe.schedules} x {recipe.min_steps}-{recipe.max_steps} "
         f"steps, early stopping on {val_split} after {recipe.patience} validations without gain, "
-        f"{report['probe_precision']}",
+        f"{study.probe_precision}",
         "generator precision": precision_name(network_dtype),
     }
+    report = AugmentReport(study, protocol, strategy, n, temperature, sampling)
     write_augment_report(Path(out), report)
     return report

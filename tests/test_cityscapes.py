@@ -13,6 +13,7 @@ from PIL import Image
 from fgaug.data.cityscapes import (
     CityscapesPairs,
     ReadOptions,
+    file_group,
     find_groups,
     instance_boundaries,
     load_pair,
@@ -98,6 +99,18 @@ def test_mask_format_detection_in_a_flat_folder(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_label_ids(tmp_path / "ambiguous.png", "labelTrainIds"), [[7, 8], [11, 12]])
     groups = find_groups(tmp_path, require_photos=False).groups
     assert sorted(g.key for g in groups) == ["ambiguous", "colour", "ids", "train"]
+
+
+def test_an_unknown_mask_format_is_refused_with_the_choices(toy_tree: Path) -> None:
+    """Found groups and a named mask file take the format's text as an option gives it; a wrong
+    spelling is named at once (in a tree it used to read as a missing ``labelids`` file)."""
+    choices = r"unknown mask format 'labelids'; choose from auto, labelIds, labelTrainIds, color"
+    mask = find_groups(toy_tree).groups[0].mask
+    with pytest.raises(DataError, match=choices):
+        find_groups(toy_tree, mask_format="labelids")
+    with pytest.raises(DataError, match=choices):
+        file_group(mask, "labelids")
+    assert file_group(mask, "labelIds").mask_format == "labelIds"
 
 
 def test_smoothly_resized_colour_mask_is_refused_or_snapped(tmp_path: Path) -> None:

@@ -16,11 +16,12 @@ from fgaug.api import evaluate_augment
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.augment.protocol import PairArrays, ProbeRecipe
-from fgaug.evaluation.augment.study import augmentation_study, write_augment_report
+from fgaug.evaluation.augment.study import AugmentReport, augmentation_study, write_augment_report
 from fgaug.evaluation.augment.synthesis import RealSet, Supplies, arm_synthesiser
 from fgaug.evaluation.options import AugmentOptions
-from fgaug.evaluation.quality import evaluate_bpd, evaluate_samples
+from fgaug.evaluation.quality import QualityReport, evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
+from fgaug.flow.sampling import PLAIN_SAMPLING
 from fgaug.generate.options import DEMO_MODEL_NAME
 from fgaug.resources import bundled_dir
 from fgaug.segmentation.probe import ProbeSegmenter
@@ -32,29 +33,29 @@ def test_bpd_is_reproducible_and_averaged_over_rounds(small_tree: Path, test_che
     groups = find_groups(small_tree, ["val"]).groups
     first = evaluate_bpd(checkpoint, groups, rounds=2, seed=3)
     assert first == evaluate_bpd(checkpoint, groups, rounds=2, seed=3)
-    assert first["rounds"] == 2 and first["pairs"] == 4 and 0 < first["conditional_bpd"] < 9
-    assert first["std_over_rounds"] > 0
+    assert first.rounds == 2 and first.pairs == 4 and 0 < first.conditional_bpd < 9
+    assert first.std_over_rounds > 0
 
 
 def test_samples_report_consistency_diversity_and_colour_match(small_tree: Path, test_checkpoint: Path) -> None:
     checkpoint = load_checkpoint(test_checkpoint)
     groups = find_groups(small_tree, ["val"]).groups
     report = evaluate_samples(checkpoint, groups, [0.0, 1.0], n=3, seed=1, segmenter=ProbeSegmenter(4).eval())
-    cold, warm = report["temperatures"]
-    assert cold["pairwise_l1"] == pytest.approx(0.0, abs=1e-9)  # T = 0: every draw is the same
-    assert warm["pairwise_l1"] > cold["pairwise_l1"] and warm["pairwise_1_minus_ssim"] > 0
-    assert set(warm["colour_w1"]) >= {"road", "sky"} and warm["colour_w1_mean"] > 0
-    assert 0 <= warm["consistency"]["mean_iou"] <= 1 and "road" in warm["consistency"]["per_class_iou"]
-    assert 0 <= report["real_photos"]["pixel_accuracy"] <= 1
+    cold, warm = report.temperatures
+    assert cold.pairwise_l1 == pytest.approx(0.0, abs=1e-9)  # T = 0: every draw is the same
+    assert warm.pairwise_l1 > cold.pairwise_l1 and warm.pairwise_1_minus_ssim > 0
+    assert set(warm.colour_w1) >= {"road", "sky"} and warm.colour_w1_mean > 0
+    assert 0 <= warm.consistency.mean_iou <= 1 and "road" in warm.consistency.named_iou()
+    assert 0 <= report.real_photos.pixel_accuracy <= 1
 
 
 def test_a_temperature_scores_the_same_whatever_else_is_in_the_sweep(toy_tree_master: Path) -> None:
     """At 64x128 classes cover more pixels than the colour W1 keeps per image, so it picks some at random."""
     checkpoint = load_checkpoint(bundled_dir() / DEMO_MODEL_NAME)
     groups = find_groups(toy_tree_master, ["val"]).groups
-    alone = evaluate_samples(checkpoint, groups, [0.8], n=2, seed=4)["temperatures"]
-    beside = evaluate_samples(checkpoint, groups, [0.5, 0.8], n=2, seed=4)["temperatures"]
-    assert alone[0]["colour_w1"] and alone[0] == beside[1]
+    alone = evaluate_samples(checkpoint, groups, [0.8], n=2, seed=4).temperatures
+    beside = evaluate_samples(checkpoint, groups, [0.5, 0.8], n=2, seed=4).temperatures
+    assert alone[0].colour_w1 and alone[0] == beside[1]
 
 
 def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(
@@ -72,7 +73,7 @@ def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(
         seen.append(real)
         return arm_synthesiser("prior", supplies, per_mask=2)(real)
 
-    report = augmentation_study(
+    study = augmentation_study(
         synthesise,
         find_groups(tree, ["train"]).groups,
         find_groups(tree, ["val"]).groups,
@@ -82,17 +83,18 @@ def test_augmentation_study_pairs_real_and_augmented_arms_by_seed(
         seeds=(0, 1),
         recipe=recipe,
     )
-    assert [row["real"] for row in report["curve"]] == [2, 4]
-    assert report["synthetic_images"] == {2: 4, 4: 8}
-    assert [(real.size, [r["seed"] for r in real.real_only]) for real in seen] == [(2, [0, 1]), (4, [0, 1])]
-    assert all(r["arm"] == "real only" and r["real"] == real.size for real in seen for r in real.real_only)
-    assert report["probe_precision"] == "fp32" and report["recipe"]["bf16"] is None
-    arms = {(a["arm"], a["real"], a["seed"]): a for a in report["arms"]}
-    for row in report["strategies"]:
-        treated = [arms[("real + synthetic", row["real"], s)]["test_miou"] for s in (0, 1)]
-        baseline = [arms[("real only", row["real"], s)]["test_miou"] for s in (0, 1)]
-        assert row["difference"]["mean"] == pytest.approx(np.mean(treated) - np.mean(baseline))
-    paths = write_augment_report(tmp_path / "report", {**report, "protocol": {"model": "test"}})
+    assert [point.real for point in study.summary.curve] == [2, 4]
+    assert study.synthetic_images == {2: 4, 4: 8}
+    assert [(real.size, [r.seed for r in real.real_only]) for real in seen] == [(2, [0, 1]), (4, [0, 1])]
+    assert all(r.arm == "real only" and r.real == real.size for real in seen for r in real.real_only)
+    assert study.probe_precision == "fp32" and study.recipe.bf16 is None
+    arms = {(a.arm, a.real, a.seed): a for a in study.arms}
+    for row in study.summary.strategies:
+        treated = [arms[("real + synthetic", row.real, s)].test_miou for s in (0, 1)]
+        baseline = [arms[("real only", row.real, s)].test_miou for s in (0, 1)]
+        assert row.difference.mean == pytest.approx(np.mean(treated) - np.mean(baseline))
+    report = AugmentReport(study, {"model": "test"}, "prior", 2, 0.8, PLAIN_SAMPLING)
+    paths = write_augment_report(tmp_path / "report", report)
     assert {"json", "markdown", "curve_plot", "class_plot"} <= set(paths)
     assert "worth in real images" in paths["markdown"].read_text()
 
@@ -111,18 +113,18 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
             tree, out, test_checkpoint, strategy, n=2, sizes=(3,), seeds=(0,), width=4, batch_size=4, max_steps=2
         )
     )
-    assert report["strategy"] == strategy and report["protocol"]["synthetic"].startswith(strategy)
-    assert report["protocol"]["generator precision"] == "fp32"
-    assert report["protocol"]["probe"].endswith(report["probe_precision"])
+    assert report.strategy == strategy and report.protocol["synthetic"].startswith(strategy)
+    assert report.protocol["generator precision"] == "fp32"
+    assert report.protocol["probe"].endswith(report.study.probe_precision)
     layouts = out / "synthetic" / strategy / "N3" / "layouts"
     assert len(list((layouts / "gtFine").rglob("*_gtFine_labelIds.png"))) == 6
     if strategy == "copy-paste-real":
-        assert report["synthetic_images"] == {3: 6}
+        assert report.study.synthetic_images == {3: 6}
         assert len(list((layouts / "leftImg8bit").rglob("*.png"))) == 6
     else:
         generated = out / "synthetic" / strategy / "N3" / "tree" / "manifest.jsonl"
         records = [json.loads(line) for line in generated.read_text().splitlines()]
-        assert report["synthetic_images"] == {3: len(records)} and all(r["edit_fill"] == "prior" for r in records)
+        assert report.study.synthetic_images == {3: len(records)} and all(r["edit_fill"] == "prior" for r in records)
     with pytest.raises(ValueError, match="--strategy"):
         evaluate_augment(AugmentOptions(tree, tmp_path / "x", test_checkpoint, sizes=(3,), strategy="magic"))
     with pytest.raises(ValueError, match="--min-steps and --max-steps must be at least 1"):
@@ -169,10 +171,10 @@ def test_user_feature_and_lpips_networks_add_fid_and_perceptual_distance(
     )
     result = evaluate_quality(options)
     report, paths = result.report, result.paths
-    cold, warm = report["samples"]["temperatures"]
-    assert cold["pairwise_lpips"] == pytest.approx(0.0, abs=1e-7) and warm["pairwise_lpips"] > 0
-    assert cold["fid"] >= 0 and warm["fid"] >= 0
-    assert report["protocol"]["features_sha256"] and "fid" in paths["markdown"].read_text()
+    cold, warm = report.samples.temperatures
+    assert cold.pairwise_lpips == pytest.approx(0.0, abs=1e-7) and warm.pairwise_lpips > 0
+    assert cold.fid >= 0 and warm.fid >= 0
+    assert report.protocol["features_sha256"] and "fid" in paths["markdown"].read_text()
 
 
 def test_a_mask_whose_every_draw_diverged_is_left_out_and_counted(
@@ -189,9 +191,9 @@ def test_a_mask_whose_every_draw_diverged_is_left_out_and_counted(
         features=MeanColourFeatures(),
         perceptual=MeanAbsoluteDistance(),
     )
-    (row,) = report["temperatures"]
-    assert row["masks_all_diverged"] == 2 and row["diverged_fraction"] == 1.0
-    assert math.isnan(row["fid"]) and math.isnan(row["pairwise_lpips"]) and row["colour_w1"] == {}
-    paths = write_quality_report(tmp_path, {"protocol": {}, "samples": report})
+    (row,) = report.temperatures
+    assert row.masks_all_diverged == 2 and row.diverged_fraction == 1.0
+    assert math.isnan(row.fid) and math.isnan(row.pairwise_lpips) and row.colour_w1 == {}
+    paths = write_quality_report(tmp_path, QualityReport({}, samples=report))
     assert "every draw of 2 mask(s) diverged" in paths["markdown"].read_text()
     assert strict_json(paths["json"].read_text())["samples"]["temperatures"][0]["fid"] is None

@@ -372,10 +372,10 @@ def test_a_confusion_matrix_counts_every_pixel_not_ignored_once(pair: tuple[np.n
     np.testing.assert_array_equal(split, matrix)  # matrices of several images add up
     perfect = segmentation_scores(confusion_matrix(np.where(kept, target, 0), target, classes))
     if kept.any():
-        assert perfect["pixel_accuracy"] == perfect["mean_iou"] == 1.0
+        assert perfect.pixel_accuracy == perfect.mean_iou == 1.0
     if kept.any():
         scores = segmentation_scores(matrix)
-        assert 0 <= scores["mean_iou"] <= 1 and 0 <= scores["pixel_accuracy"] <= 1
+        assert 0 <= scores.mean_iou <= 1 and 0 <= scores.pixel_accuracy <= 1
 
 
 def test_rank_shards_by_hand() -> None:

@@ -27,9 +27,9 @@ def test_segmentation_scores_by_hand() -> None:
     expected = np.array([[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 1, 0]])
     np.testing.assert_array_equal(matrix, expected)
     scores = segmentation_scores(matrix)
-    assert scores["pixel_accuracy"] == pytest.approx(4 / 6)
-    assert scores["mean_class_accuracy"] == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
-    assert scores["mean_iou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert scores.pixel_accuracy == pytest.approx(4 / 6)
+    assert scores.mean_class_accuracy == pytest.approx((1 / 2 + 1 + 1 / 2) / 3)
+    assert scores.mean_iou == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
 
 
 def test_unseen_classes_are_not_averaged_and_false_positives_count() -> None:
@@ -38,9 +38,9 @@ def test_unseen_classes_are_not_averaged_and_false_positives_count() -> None:
     scores = segmentation_scores(confusion_matrix(predicted, target, classes=3))
     # class 1: 2 right of 4 target px -> accuracy 1/2, IoU 2/(4+2-2); class 0: predicted once, never
     # in the target -> IoU 0, averaged (FCN / cityscapesScripts); class 2: neither -> left out
-    assert scores["mean_class_accuracy"] == pytest.approx(0.5)
-    assert scores["mean_iou"] == pytest.approx((0 + 2 / 4) / 2)
-    assert scores["per_class_iou"][0] == 0.0 and math.isnan(scores["per_class_iou"][2])
+    assert scores.mean_class_accuracy == pytest.approx(0.5)
+    assert scores.mean_iou == pytest.approx((0 + 2 / 4) / 2)
+    assert scores.per_class_iou[0] == 0.0 and math.isnan(scores.per_class_iou[2])
     with pytest.raises(ValueError, match="differ in shape"):
         confusion_matrix(predicted, target[:, :3])
 

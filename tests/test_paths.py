@@ -16,6 +16,7 @@ from fgaug.data.io import atomic_write_bytes, file_digest, open_image, read_rgb
 from fgaug.data.preview import save_grid
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.writer import DatasetWriter, manifest_files, merge_manifests, read_manifest, validate_tree
+from fgaug.evaluation.quality import QualityReport
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.segmentation.probe import ProbeSegmenter, load_segmenter, save_segmenter
 from fgaug.training.checkpoint import export_weights, load_checkpoint, read_checkpoint_payload
@@ -54,7 +55,7 @@ def test_checkpoints_segmenters_and_reports_take_text_paths(test_checkpoint: Pat
     probe = save_segmenter(ProbeSegmenter(4), str(tmp_path / "probe.pt"))
     assert probe == tmp_path / "probe.pt" and isinstance(load_segmenter(str(probe)), torch.nn.Module)
     assert len(file_digest(str(probe))) == 64
-    paths = write_quality_report(str(tmp_path / "report"), {"protocol": {"seed": 0}})
+    paths = write_quality_report(str(tmp_path / "report"), QualityReport({"seed": 0}))
     assert paths["json"] == tmp_path / "report" / "report.json"
 
 

@@ -13,6 +13,7 @@ from fgaug import runtime
 from fgaug.data.labels import N_TRAIN_IDS, TRAIN_ID_NAMES
 from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
+    ArmResult,
     PairArrays,
     ProbeRecipe,
     mixed_batches,
@@ -30,7 +31,7 @@ def test_t_interval_by_hand() -> None:
     assert math.isnan(mean_interval([0.5]).half_width)
     paired = paired_interval([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
     assert paired.mean == pytest.approx(0.1) and paired.half_width == pytest.approx(0.0, abs=1e-12)
-    assert signed_interval(interval.to_dict()) == "+2.0000 [-0.4841, +4.4841]"
+    assert signed_interval(interval) == "+2.0000 [-0.4841, +4.4841]"
     with pytest.raises(ValueError, match="cannot be paired"):
         paired_interval([1.0], [1.0, 2.0])
 
@@ -45,8 +46,9 @@ def test_worth_in_real_images_interpolates_in_log_size() -> None:
     assert worth_in_real_images([10, 20, 40], [0.5, 0.6, 0.58], 0.6).images == pytest.approx(20)
 
 
-def record(arm: str, real: int, seed: int, miou: float, small: float = 0.0) -> dict:
-    return {"arm": arm, "real": real, "seed": seed, "test_miou": miou, "per_class_iou": {"pole": small, "road": 0.9}}
+def record(arm: str, real: int, seed: int, miou: float, small: float = 0.0) -> ArmResult:
+    per_class = {"pole": small, "road": 0.9}
+    return ArmResult(arm, real, seed, miou, per_class, None, {}, steps=1, best_step=1, seconds=0.0)
 
 
 def test_summary_marks_valid_sizes_and_pairs_strategies_by_seed() -> None:
@@ -54,7 +56,7 @@ def test_summary_marks_valid_sizes_and_pairs_strategies_by_seed() -> None:
     for seed, noise in enumerate((0.0, 0.01, -0.01)):
         results += [record(REAL_ONLY, 10, seed, 0.50 + noise), record(REAL_ONLY, 20, seed, 0.60 + noise)]
         results += [record(REAL_ONLY, 40, seed, 0.61 + noise), record("paste", 10, seed, 0.55 + noise, small=0.2)]
-    summary = summarise(results)
+    summary = summarise(results).to_dict()
     curve = {row["real"]: row for row in summary["curve"]}
     assert curve[10]["valid"] and not curve[20]["valid"] and "valid" not in curve[40]
     assert curve[10]["rise_to_next"] == pytest.approx(0.10)
@@ -240,7 +242,7 @@ def test_summary_intervals_agree_with_scipy() -> None:
     results += [record(REAL_ONLY, 20, seed, miou) for seed, miou in larger.items()]
     results += [record("synthetic", 10, seed, miou, small=seed / 10) for seed, miou in treated.items()]
     for confidence in (0.95, 0.8):
-        summary = summarise(results, confidence)
+        summary = summarise(results, confidence).to_dict()
         curve = {row["real"]: row for row in summary["curve"]}
         for size, values in ((10, baseline), (20, larger)):
             low, high = stats.t.interval(

@@ -24,7 +24,7 @@ from fgaug.segmentation.probe import (
     save_segmenter,
     train_probe,
 )
-from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
+from fgaug.segmentation.scores import SegmentationScores, confusion_matrix, segmentation_scores
 
 
 def test_probe_learns_the_toy_world_and_reloads(small_tree: Path, tmp_path: Path) -> None:
@@ -36,20 +36,20 @@ def test_probe_learns_the_toy_world_and_reloads(small_tree: Path, tmp_path: Path
     labels = torch.stack([val[i][1] for i in range(len(val))]).numpy()
     predicted = predict_train_ids(segmenter, photos, (32, 64))
     scores = segmentation_scores(confusion_matrix(predicted, labels))
-    assert scores["pixel_accuracy"] > 0.6  # road, sky, building and sidewalk are learnt in 150 steps
+    assert scores.pixel_accuracy > 0.6  # road, sky, building and sidewalk are learnt in 150 steps
     untrained = predict_train_ids(ProbeSegmenter(8).eval(), photos, (32, 64))
-    assert segmentation_scores(confusion_matrix(untrained, labels))["pixel_accuracy"] < scores["pixel_accuracy"]
+    assert segmentation_scores(confusion_matrix(untrained, labels)).pixel_accuracy < scores.pixel_accuracy
     training_labels = torch.stack([train[i][1] for i in range(len(train) // 2)]).numpy()
     constant = constant_scores(majority_class(training_labels), labels)
-    assert scores["pixel_accuracy"] > constant["pixel_accuracy"] + 0.1
-    assert scores["mean_iou"] > constant["mean_iou"] + 0.1
+    assert scores.pixel_accuracy > constant.pixel_accuracy + 0.1
+    assert scores.mean_iou > constant.mean_iou + 0.1
 
 
 def majority_class(labels: np.ndarray) -> int:
     return int(np.bincount(labels[labels < N_TRAIN_IDS].ravel(), minlength=N_TRAIN_IDS).argmax())
 
 
-def constant_scores(train_id: int, labels: np.ndarray) -> dict:
+def constant_scores(train_id: int, labels: np.ndarray) -> SegmentationScores:
     """The scores of a segmenter that answers ``train_id`` everywhere."""
     return segmentation_scores(confusion_matrix(np.full_like(labels, train_id), labels))
 
@@ -63,10 +63,10 @@ def test_a_probe_fitted_on_a_few_pairs_beats_a_constant_and_reloads_exactly(smal
     predicted = predict_train_ids(model, photos, (32, 64))
     scores = segmentation_scores(confusion_matrix(predicted, labels.numpy()))
     best_constant = max(
-        (constant_scores(c, labels.numpy()) for c in range(N_TRAIN_IDS)), key=lambda s: s["pixel_accuracy"]
+        (constant_scores(c, labels.numpy()) for c in range(N_TRAIN_IDS)), key=lambda s: s.pixel_accuracy
     )
-    assert scores["pixel_accuracy"] > best_constant["pixel_accuracy"] + 0.1
-    assert scores["mean_iou"] > best_constant["mean_iou"]
+    assert scores.pixel_accuracy > best_constant.pixel_accuracy + 0.1
+    assert scores.mean_iou > best_constant.mean_iou
     path = save_segmenter(model.to(memory_format=torch.contiguous_format), tmp_path / "probe.pt")
     loaded = load_segmenter(path)
     with torch.no_grad():

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from fgaug.cli.app import app
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.evaluation.augment.protocol import read_pairs
+from fgaug.evaluation.augment.protocol import ArmResult, read_pairs
 from fgaug.evaluation.augment.strategies import (
     CLASS_WEIGHTS,
     FILTER_PROBE,
@@ -176,7 +176,10 @@ def test_the_ignore_map_reader_sets_255_where_the_map_says_so(tmp_path: Path) ->
 
 
 def test_class_weights_are_one_minus_the_mean_real_only_val_iou(tmp_path: Path) -> None:
-    records = [{"val_per_class_iou": {"road": 0.9, "pole": 0.2}}, {"val_per_class_iou": {"road": 0.7}}]
+    records = [
+        ArmResult("real only", 2, seed, 0.5, {}, 0.5, val_iou, steps=1, best_step=1, seconds=0.0)
+        for seed, val_iou in enumerate(({"road": 0.9, "pole": 0.2}, {"road": 0.7}))
+    ]
     path = class_weights(tmp_path / "weights.json", records)
     assert json.loads(path.read_text()) == pytest.approx({"pole": 0.9, "road": 0.2})
     with pytest.raises(ValueError, match="real-only probes"):

@@ -10,7 +10,6 @@ one line naming the option), 3 ``generate`` left requested samples unwritten (be
 from __future__ import annotations
 
 import importlib
-import sys
 
 from fgaug.cli.app import app
 
@@ -25,4 +24,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -164,7 +164,7 @@ def tidy(param: TyperOption) -> None:
         param.metavar = ""
         param.show_default = param.default is None
     elif param.metavar is None:
-        label = param.display_type(None)[1:-1].removesuffix(" range")  # type: ignore[arg-type]
+        label = param.display_type(None)[1:-1].removesuffix(" range")  # type: ignore[arg-type]  # typer wants a Context; none exists yet, and it works without
         label = label.removeprefix("list[").removesuffix("]").upper()
         param.metavar = "TEXT" if label == "STR" else label
     param.min = param.max = None

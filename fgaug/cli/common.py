@@ -65,7 +65,8 @@ def bounded(
     high_text = "" if high is None else f"{'<' if open_high else '<='}{high:g}"
 
     def check(value: float | None) -> float | None:
-        if finite(value) is None:
+        value = finite(value)
+        if value is None:
             return None
         below = low is not None and (value <= low if open_low else value < low)
         above = high is not None and (value >= high if open_high else value > high)

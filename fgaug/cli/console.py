@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -20,6 +20,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+if TYPE_CHECKING:  # the report's module imports torch: the CLI imports it when a command runs
+    from fgaug.evaluation.quality import QualityReport
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -56,7 +59,7 @@ class RichProgress:
             return
         self._done += amount
         elapsed = max(time.perf_counter() - self._started, 1e-9)
-        shown: dict[str, str] = {"rate": f"{self._done / elapsed:.2f} {self.unit}/s"}
+        shown: dict[str, Any] = {"rate": f"{self._done / elapsed:.2f} {self.unit}/s"}  # rich's **fields
         if fields:  # figures given now and then (the loss at logged steps) stay shown until the next
             shown["figures"] = " ".join(f"{key} {value:.4f}" for key, value in fields.items())
         self._progress.update(self._task, advance=amount, **shown)
@@ -76,7 +79,8 @@ class PlainProgress:
     def __init__(self, unit: str = "it", interval: float = 30.0) -> None:
         self.unit = unit
         self.interval = interval
-        self._description, self._total, self._done = "", None, 0
+        self._description, self._done = "", 0
+        self._total: int | None = None
         self._started = self._last = 0.0
         self._next_fraction = 0.1
 
@@ -117,35 +121,30 @@ def make_progress(unit: str, quiet: bool = False) -> RichProgress | PlainProgres
     return PlainProgress(unit)
 
 
-def quality_table(report: dict[str, Any]) -> None:
+def quality_table(report: QualityReport) -> None:
     """The evaluation report as a rich table on stderr."""
     from rich.table import Table
 
-    bpd = report.get("bpd")
-    if bpd:
-        err_console.print(f"conditional bits/dim: [bold]{bpd['conditional_bpd']:.4f}[/] ({bpd['pairs']} pairs)")
-    rows = report.get("samples", {}).get("temperatures", [])
+    if report.bpd is not None:
+        err_console.print(f"conditional bits/dim: [bold]{report.bpd.conditional_bpd:.4f}[/] ({report.bpd.pairs} pairs)")
+    rows = report.samples.temperatures if report.samples else ()
     table = Table(title="temperature sweep")
-    columns = ["T", "pixel acc", "class acc", "mIoU"] if rows and "consistency" in rows[0] else ["T"]
+    columns = ["T", "pixel acc", "class acc", "mIoU"] if rows and rows[0].consistency is not None else ["T"]
     for column in [*columns, "pairwise L1", "1 - SSIM", "colour W1", "diverged"]:
         table.add_column(column, justify="right")
     for row in rows:
-        cells = [f"{row['temperature']:g}"]
-        if "consistency" in row:
-            scores = row["consistency"]
-            cells += [
-                f"{scores['pixel_accuracy']:.4f}",
-                f"{scores['mean_class_accuracy']:.4f}",
-                f"{scores['mean_iou']:.4f}",
-            ]
+        cells = [f"{row.temperature:g}"]
+        if row.consistency is not None:
+            scores = row.consistency
+            cells += [f"{scores.pixel_accuracy:.4f}", f"{scores.mean_class_accuracy:.4f}", f"{scores.mean_iou:.4f}"]
         cells += [
-            f"{row['pairwise_l1']:.4f}",
-            f"{row['pairwise_1_minus_ssim']:.4f}",
-            f"{row['colour_w1_mean']:.2f}",
-            f"{row['diverged_fraction']:.1%}",
+            f"{row.pairwise_l1:.4f}",
+            f"{row.pairwise_1_minus_ssim:.4f}",
+            f"{row.colour_w1_mean:.2f}",
+            f"{row.diverged_fraction:.1%}",
         ]
         table.add_row(*cells)
     err_console.print(table)
-    real = report.get("samples", {}).get("real_photos")
-    if real:
-        err_console.print(f"segmenter on real photos: mIoU {real['mean_iou']:.4f} (the ceiling)")
+    real = report.samples.real_photos if report.samples else None
+    if real is not None:
+        err_console.print(f"segmenter on real photos: mIoU {real.mean_iou:.4f} (the ceiling)")

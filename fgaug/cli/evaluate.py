@@ -334,13 +334,14 @@ def evaluate_augment(
     def lines() -> None:
         from fgaug.evaluation.stats import signed_interval
 
-        for row in report["curve"]:
-            typer.echo(f"real only, N={row['real']}: test mIoU {row['mean']:.4f} ± {row['half_width']:.4f}")
-        for row in report["strategies"]:
+        summary = report.study.summary
+        for point in summary.curve:
+            typer.echo(f"real only, N={point.real}: test mIoU {point.miou.mean:.4f} ± {point.miou.half_width:.4f}")
+        for row in summary.strategies:
             typer.echo(
-                f"real + {row['synthetic']} synthetic, N={row['real']}: mIoU {signed_interval(row['difference'])}, "
-                f"worth {row['worth']} real images"
+                f"real + {row.synthetic} synthetic, N={row.real}: mIoU {signed_interval(row.difference)}, "
+                f"worth {row.worth_described} real images"
             )
         typer.echo(f"report: {out / 'augment.md'}")
 
-    emit(report, as_json, lines)
+    emit(report.to_dict(), as_json, lines)

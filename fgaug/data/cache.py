@@ -24,11 +24,10 @@ from typing import Any
 
 import h5py
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 import fgaug
-from fgaug.data.cityscapes import Group, ReadOptions, load_pair, to_tensor
+from fgaug.data.cityscapes import Group, PairItem, ReadOptions, load_pair, to_tensor
 from fgaug.data.io import DataError, atomic_output, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
 
@@ -209,7 +208,7 @@ class CachedPairs(Dataset):
             self._pid = os.getpid()
         return self._file
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+    def __getitem__(self, index: int) -> PairItem:
         cache = self._handle()
         key = cache["keys"][index]
         return {

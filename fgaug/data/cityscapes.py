@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypedDict
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from fgaug.data.io import DataError, open_image, read_rgb
@@ -33,7 +34,7 @@ from fgaug.data.labels import (
 )
 
 MaskFormat = Literal["auto", "labelIds", "labelTrainIds", "color"]
-MASK_FORMATS: tuple[str, ...] = ("auto", "labelIds", "labelTrainIds", "color")
+MASK_FORMATS: tuple[MaskFormat, ...] = ("auto", "labelIds", "labelTrainIds", "color")
 
 PHOTO_SUFFIX = "_leftImg8bit.png"
 LABEL_SUFFIXES = (
@@ -44,7 +45,7 @@ LABEL_SUFFIXES = (
     "_gtFine_instanceTrainIds.png",
     "_gtFine_polygons.json",
 )
-MASK_SUFFIX_FORMATS = {
+MASK_SUFFIX_FORMATS: dict[str, MaskFormat] = {
     "_gtFine_labelIds.png": "labelIds",
     "_gtFine_labelTrainIds.png": "labelTrainIds",
     "_gtFine_color.png": "color",
@@ -96,16 +97,18 @@ def find_groups(
     root: str | Path,
     splits: Sequence[str] | None = None,
     require_photos: bool = True,
-    mask_format: MaskFormat = "auto",
+    mask_format: str = "auto",
     skip_bad: bool = False,
 ) -> Discovery:
     """Every group under ``root``: a Cityscapes root (``splits`` chooses, all by default), a part
-    of one (a ``gtFine/<split>`` or city folder), or a folder of mask PNGs.
+    of one (a ``gtFine/<split>`` or city folder), or a folder of mask PNGs, their masks read as
+    ``mask_format`` (one of :data:`MASK_FORMATS`).
 
     A missing partner (photo without labels, labels without photo when ``require_photos``) is
     an error naming the file, or with ``skip_bad`` a skipped entry.
     """
     root = Path(root)
+    mask_format = parse_mask_format(mask_format)
     if not root.exists():
         raise DataError(f"{root}: no such file or folder")
     if root.is_file():
@@ -125,7 +128,16 @@ def find_groups(
 def file_group(mask: Path, mask_format: str, photo: Path | None = None) -> Group:
     """A group of one mask file named on the command line (and its photo, where given), keyed by
     the mask's stem: what ``transfer`` and ``interpolate`` read outside any tree."""
-    return Group(key=mask.stem, stem=mask.stem, mask=mask, mask_format=mask_format, photo=photo)  # type: ignore[arg-type]
+    return Group(key=mask.stem, stem=mask.stem, mask=mask, mask_format=parse_mask_format(mask_format), photo=photo)
+
+
+def parse_mask_format(text: str) -> MaskFormat:
+    """``text`` (an option's value) as a :data:`MaskFormat`; anything else is a :class:`DataError`
+    naming the choices."""
+    for mask_format in MASK_FORMATS:
+        if text == mask_format:
+            return mask_format
+    raise DataError(f"unknown mask format {text!r}; choose from {', '.join(MASK_FORMATS)}")
 
 
 def _flat_group(path: Path, root: Path, mask_format: MaskFormat) -> Group:
@@ -291,22 +303,21 @@ def _listed(values: list[int], limit: int = 8) -> str:
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
-def _grey_values(path: Path, image: object) -> np.ndarray:
-    mode = image.mode  # type: ignore[attr-defined]
+def _grey_values(path: Path, image: Image.Image) -> np.ndarray:
+    mode = image.mode
     if mode not in ID_MODES:
         raise DataError(f"{path}: an id mask must be a single-channel PNG, got mode {mode}")
     return np.asarray(image)
 
 
-def _detect_format(path: Path, image: object, mask_format: MaskFormat) -> str:
-    if mask_format not in MASK_FORMATS:
-        raise DataError(f"unknown mask format {mask_format!r}; choose from {', '.join(MASK_FORMATS)}")
+def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> str:
+    mask_format = parse_mask_format(mask_format)  # a caller without types may pass any text
     if mask_format != "auto":
         return mask_format
     for suffix, fmt in MASK_SUFFIX_FORMATS.items():
         if path.name.endswith(suffix) or path.name.endswith(suffix.removeprefix("_gtFine")):
             return fmt
-    if image.mode in ("RGB", "RGBA", "P"):  # type: ignore[attr-defined]
+    if image.mode in ("RGB", "RGBA", "P"):
         return "color"
     values = {int(v) for v in np.unique(_grey_values(path, image))}
     if IGNORE_TRAIN_ID in values and values <= set(range(N_TRAIN_IDS)) | {IGNORE_TRAIN_ID}:
@@ -408,6 +419,15 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
 
 
+class PairItem(TypedDict):
+    """One (mask, photo) training pair: the condition image and the photo, float (C, H, W) in
+    [0, 1], and its group's key."""
+
+    mask: torch.Tensor
+    photo: torch.Tensor
+    key: str
+
+
 class CityscapesPairs(Dataset):
     """(mask, photo) pairs read from PNGs: items are ``{"mask", "photo", "key"}`` with float
     tensors in [0, 1] at ``options.size`` (mask: colour-rendered, plus the boundary channel)."""
@@ -419,7 +439,7 @@ class CityscapesPairs(Dataset):
     def __len__(self) -> int:
         return len(self.groups)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+    def __getitem__(self, index: int) -> PairItem:
         group = self.groups[index]
         condition, photo = load_pair(group, self.options)
         return {"mask": to_tensor(condition), "photo": to_tensor(photo), "key": group.key}

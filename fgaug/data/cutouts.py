@@ -71,7 +71,7 @@ class LabelSet:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.label_ids.shape  # type: ignore[return-value]
+        return self.label_ids.shape
 
     def flipped(self) -> LabelSet:
         return LabelSet(np.ascontiguousarray(self.label_ids[:, ::-1]), np.ascontiguousarray(self.instance_ids[:, ::-1]))

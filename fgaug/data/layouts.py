@@ -237,8 +237,10 @@ def write_layouts(
     progress = progress or SilentProgress()
     input_root, out_root = Path(input_root), Path(out_root)
     check_output_root(out_root, input_root)
-    record = layout_record(groups, input_root, options)
-    take_output(out_root, input_root, record, OWN_OUTPUTS, check_output(out_root, record, OWN_OUTPUTS, overwrite))
+    run_record = layout_record(groups, input_root, options)
+    take_output(
+        out_root, input_root, run_record, OWN_OUTPUTS, check_output(out_root, run_record, OWN_OUTPUTS, overwrite)
+    )
     manifest = out_root / MANIFEST_NAME
     records = read_layout_records(manifest)
     if records or manifest.is_file():  # drop a line torn by an interrupted run before appending

@@ -141,7 +141,8 @@ def _difference(out_root: Path, stored: dict[str, Any], record: RunRecord) -> st
     if stored.get("command") != record.command:
         return f"{out_root} was made by fgaug {stored.get('command')}; this run is fgaug {record.command}"
     current = json.loads(to_json(record.settings))
-    old_files = stored.get("files") if isinstance(stored.get("files"), dict) else {}
+    files = stored.get("files")
+    old_files = files if isinstance(files, dict) else {}
     before, now = [], []
     for key, value in current.items():
         old = stored["settings"].get(key, json.loads(to_json(record.defaults.get(key))))

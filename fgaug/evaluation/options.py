@@ -10,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fgaug.finite import require_finite
 from fgaug.usage import UsageError, require_at_least, require_positive
+
+if TYPE_CHECKING:  # the report's module imports torch
+    from fgaug.evaluation.quality import QualityReport
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,11 @@ class QualityResult:
     """The report (protocol, bits/dim, the sweep's scores) and the files it was written to
     (``json``, ``markdown`` and the plots)."""
 
-    report: dict[str, Any]
+    report: QualityReport
     paths: dict[str, Path]
 
     def to_dict(self) -> dict[str, Any]:
-        return self.report
+        return self.report.to_dict()
 
 
 @dataclass(frozen=True)

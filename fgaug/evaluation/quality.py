@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from fgaug.data.cityscapes import Group, ReadOptions, load_mask, load_pair, read_label_ids, resize_labels, to_tensor
-from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, TRAIN_ID_NAMES, ids_to_train_ids
+from fgaug.data.labels import LABEL_BY_ID, N_TRAIN_IDS, ids_to_train_ids
 from fgaug.data.preview import to_uint8_image
 from fgaug.evaluation.metrics import (
     class_colour_spread,
@@ -39,8 +39,105 @@ from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import Draw, draw_best
 from fgaug.progress import Progress, SilentProgress
 from fgaug.segmentation.probe import network_error, predict_train_ids
-from fgaug.segmentation.scores import confusion_matrix, segmentation_scores
+from fgaug.segmentation.scores import SegmentationScores, confusion_matrix, segmentation_scores
 from fgaug.training.checkpoint import Checkpoint
+
+
+@dataclass(frozen=True)
+class BpdScores:
+    """:func:`evaluate_bpd`'s result: the mean over rounds of the conditional bits/dim, its
+    standard deviation over the rounds, and what was averaged."""
+
+    conditional_bpd: float
+    std_over_rounds: float
+    rounds: int
+    pairs: int
+    seed: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TemperatureScores:
+    """The figures of one temperature of :func:`evaluate_samples`. ``consistency``, ``fid`` and
+    ``pairwise_lpips`` are None where their network was not given (and absent from the JSON); a
+    figure that could not be computed is NaN."""
+
+    temperature: float
+    diverged_fraction: float
+    masks_all_diverged: int
+    pairwise_l1: float
+    pairwise_1_minus_ssim: float
+    class_colour_spread: dict[str, float]
+    """By label name."""
+    colour_w1: dict[str, list[float]]
+    """By label name: the W1 distance of each colour channel to the real photos'."""
+    colour_w1_mean: float
+    consistency: SegmentationScores | None = None
+    fid: float | None = None
+    pairwise_lpips: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "temperature": self.temperature,
+            "diverged_fraction": self.diverged_fraction,
+            "masks_all_diverged": self.masks_all_diverged,
+            "pairwise_l1": self.pairwise_l1,
+            "pairwise_1_minus_ssim": self.pairwise_1_minus_ssim,
+            "class_colour_spread": self.class_colour_spread,
+            "colour_w1": self.colour_w1,
+            "colour_w1_mean": self.colour_w1_mean,
+        }
+        if self.consistency is not None:
+            row["consistency"] = self.consistency.to_dict()
+        if self.fid is not None:
+            row["fid"] = self.fid
+        if self.pairwise_lpips is not None:
+            row["pairwise_lpips"] = self.pairwise_lpips
+        return row
+
+
+@dataclass(frozen=True)
+class SampleScores:
+    """:func:`evaluate_samples`'s result: a row per temperature, and the segmenter's scores on the
+    real photos (None without a segmenter or real photos)."""
+
+    samples_per_mask: int
+    masks: int
+    seed: int
+    temperatures: tuple[TemperatureScores, ...]
+    real_photos: SegmentationScores | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "samples_per_mask": self.samples_per_mask,
+            "masks": self.masks,
+            "seed": self.seed,
+            "temperatures": [row.to_dict() for row in self.temperatures],
+        }
+        if self.real_photos is not None:
+            result["real_photos"] = self.real_photos.to_dict()
+        return result
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """``fgaug evaluate quality``'s report: the ``protocol`` (what was evaluated, how: a key per
+    line of the report), the bits/dim and the samples' scores (either None where not evaluated)."""
+
+    protocol: dict[str, Any]
+    bpd: BpdScores | None = None
+    samples: SampleScores | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``report.json``: ``protocol``, ``bpd`` and ``samples``, the last two where evaluated."""
+        report: dict[str, Any] = {"protocol": self.protocol}
+        if self.bpd is not None:
+            report["bpd"] = self.bpd.to_dict()
+        if self.samples is not None:
+            report["samples"] = self.samples.to_dict()
+        return report
 
 
 def _read_options(checkpoint: Checkpoint) -> ReadOptions:
@@ -57,7 +154,7 @@ def evaluate_bpd(
     batch_size: int = 8,
     network_dtype: torch.dtype | None = None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> BpdScores:
     """Mean conditional bits per dimension over the groups, averaged over ``rounds`` draws of
     the dequantisation noise (round r uses generator seed ``seed + r``)."""
     progress = progress or SilentProgress()
@@ -76,13 +173,7 @@ def evaluate_bpd(
             progress.advance(len(pairs))
     progress.stop()
     per_round = np.array(values).reshape(rounds, len(groups)).mean(axis=1)
-    return {
-        "conditional_bpd": float(per_round.mean()),
-        "std_over_rounds": float(per_round.std()),
-        "rounds": rounds,
-        "pairs": len(groups),
-        "seed": seed,
-    }
+    return BpdScores(float(per_round.mean()), float(per_round.std()), rounds, len(groups), seed)
 
 
 @dataclass
@@ -145,7 +236,7 @@ def evaluate_samples(
     features: torch.nn.Module | None = None,
     perceptual: torch.nn.Module | None = None,
     sampling: SamplingOptions = PLAIN_SAMPLING,
-) -> dict[str, Any]:
+) -> SampleScores:
     """Consistency, diversity and colour match of ``n`` samples per mask at each temperature.
 
     With ``features`` (a user's local feature network, photos in [0, 1] -> (B, D), e.g.
@@ -213,30 +304,29 @@ def evaluate_samples(
     for temperature in temperatures:
         totals = accumulators[temperature]
         distances = _colour_distances(totals.colours, real_colours)
-        row: dict[str, Any] = {
-            "temperature": temperature,
-            "diverged_fraction": totals.diverged / (totals.diverged + totals.delivered),
-            "masks_all_diverged": totals.masks_all_diverged,
-            "pairwise_l1": _mean(totals.l1),
-            "pairwise_1_minus_ssim": _mean(totals.dissimilarity),
-            "class_colour_spread": {
-                LABEL_BY_ID[label].name: float(np.mean(values)) for label, values in sorted(totals.spread.items())
-            },
-            "colour_w1": distances,
-            "colour_w1_mean": float(np.mean([np.mean(v) for v in distances.values()])) if distances else math.nan,
-        }
-        if segmenter is not None:
-            row["consistency"] = _named_scores(totals.confusion)
-        if features is not None and real_features:  # NaN where no sample was delivered: every row has the keys
+        fid = None
+        if features is not None and real_features:  # NaN where no sample was delivered: every row has the figure
             samples = np.concatenate(totals.features) if totals.features else None
-            row["fid"] = math.nan if samples is None else frechet_distance(samples, np.concatenate(real_features))
-        if perceptual is not None:
-            row["pairwise_lpips"] = _mean(totals.perceptual)
-        rows.append(row)
-    result: dict[str, Any] = {"samples_per_mask": n, "masks": len(groups), "seed": seed, "temperatures": rows}
-    if segmenter is not None and real_confusion.sum():
-        result["real_photos"] = _named_scores(real_confusion)
-    return result
+            fid = math.nan if samples is None else frechet_distance(samples, np.concatenate(real_features))
+        rows.append(
+            TemperatureScores(
+                temperature=temperature,
+                diverged_fraction=totals.diverged / (totals.diverged + totals.delivered),
+                masks_all_diverged=totals.masks_all_diverged,
+                pairwise_l1=_mean(totals.l1),
+                pairwise_1_minus_ssim=_mean(totals.dissimilarity),
+                class_colour_spread={
+                    LABEL_BY_ID[label].name: float(np.mean(values)) for label, values in sorted(totals.spread.items())
+                },
+                colour_w1=distances,
+                colour_w1_mean=float(np.mean([np.mean(v) for v in distances.values()])) if distances else math.nan,
+                consistency=None if segmenter is None else segmentation_scores(totals.confusion),
+                fid=fid,
+                pairwise_lpips=None if perceptual is None else _mean(totals.perceptual),
+            )
+        )
+    real = segmentation_scores(real_confusion) if segmenter is not None and real_confusion.sum() else None
+    return SampleScores(n, len(groups), seed, tuple(rows), real)
 
 
 def _feature_rows(network: torch.nn.Module, photos: torch.Tensor) -> np.ndarray:
@@ -263,9 +353,3 @@ def _mean_distance(network: torch.nn.Module, first: torch.Tensor, second: torch.
 def _mean(values: Sequence[float]) -> float:
     """The mean, NaN for no values (one sample per mask has no pairs; no mask may have delivered)."""
     return float(np.mean(values)) if len(values) else math.nan
-
-
-def _named_scores(matrix: np.ndarray) -> dict[str, Any]:
-    scores = segmentation_scores(matrix)
-    scores["per_class_iou"] = dict(zip(TRAIN_ID_NAMES, scores["per_class_iou"], strict=True))  # type: ignore[arg-type]
-    return scores

@@ -4,54 +4,56 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.plots import class_bars, line_plot
+from fgaug.evaluation.quality import QualityReport, TemperatureScores
 from fgaug.finite import to_json
+from fgaug.segmentation.scores import SegmentationScores
 
 
-def write_quality_report(out_dir: str | Path, report: dict[str, Any]) -> dict[str, Path]:
+def write_quality_report(out_dir: str | Path, report: QualityReport) -> dict[str, Path]:
     """``report.json``, ``report.md`` and PNG plots against temperature under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
-    atomic_write_bytes(paths["json"], to_json(report, indent=2).encode())
-    rows = report.get("samples", {}).get("temperatures", [])
-    temperatures = [row["temperature"] for row in rows]
+    atomic_write_bytes(paths["json"], to_json(report.to_dict(), indent=2).encode())
+    rows = report.samples.temperatures if report.samples else ()
+    real_photos = report.samples.real_photos if report.samples else None
+    temperatures = [row.temperature for row in rows]
+    consistency = _consistency(rows)
     if len(rows) > 1:
         paths["diversity_plot"] = line_plot(
             out_dir / "diversity.png",
             temperatures,
-            {"pairwise L1": [r["pairwise_l1"] for r in rows], "1 - SSIM": [r["pairwise_1_minus_ssim"] for r in rows]},
+            {"pairwise L1": [r.pairwise_l1 for r in rows], "1 - SSIM": [r.pairwise_1_minus_ssim for r in rows]},
             "temperature",
             "diversity among the samples of a mask",
         )
         paths["colour_plot"] = line_plot(
             out_dir / "colour_match.png",
             temperatures,
-            {"mean W1": [r["colour_w1_mean"] for r in rows]},
+            {"mean W1": [r.colour_w1_mean for r in rows]},
             "temperature",
             "colour distance to real photos (W1, 0-255)",
         )
-        if "consistency" in rows[0]:
-            series = {"synthetic photos": [r["consistency"]["mean_iou"] for r in rows]}
-            if "real_photos" in report["samples"]:
-                series["real photos"] = [report["samples"]["real_photos"]["mean_iou"]] * len(rows)
+        if consistency:
+            series = {"synthetic photos": [scores.mean_iou for scores in consistency]}
+            if real_photos is not None:
+                series["real photos"] = [real_photos.mean_iou] * len(rows)
             paths["consistency_plot"] = line_plot(
                 out_dir / "consistency.png", temperatures, series, "temperature", "segmenter mean IoU"
             )
-    if rows and "consistency" in rows[0] and "real_photos" in report["samples"]:
-        best = max(rows, key=lambda r: r["consistency"]["mean_iou"])
-        real = report["samples"]["real_photos"]["per_class_iou"]
-        synthetic = best["consistency"]["per_class_iou"]
+    if consistency and real_photos is not None:
+        best_row, best = max(zip(rows, consistency, strict=True), key=lambda pair: pair[1].mean_iou)
+        real, synthetic = real_photos.named_iou(), best.named_iou()
         classes = [name for name in real if _is_number(real[name]) or _is_number(synthetic.get(name))]
         paths["class_plot"] = class_bars(
             out_dir / "class_iou.png",
             classes,
             {
                 "real photos": [real[c] for c in classes],
-                f"synthetic, T={best['temperature']:g}": [synthetic[c] for c in classes],
+                f"synthetic, T={best_row.temperature:g}": [synthetic[c] for c in classes],
             },
             "IoU",
             "segmenter IoU per class",
@@ -60,63 +62,70 @@ def write_quality_report(out_dir: str | Path, report: dict[str, Any]) -> dict[st
     return paths
 
 
-def quality_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
-    protocol = report["protocol"]
+def _consistency(rows: tuple[TemperatureScores, ...]) -> list[SegmentationScores]:
+    """The segmenter's scores of every row, or none where the rows were not scored by one."""
+    scores = [row.consistency for row in rows if row.consistency is not None]
+    return scores if len(scores) == len(rows) else []
+
+
+def quality_markdown(report: QualityReport, paths: dict[str, Path]) -> str:
     lines = ["# fgaug evaluation", "", "## Protocol", ""]
-    lines += [f"- {key}: {value}" for key, value in protocol.items()]
-    if "bpd" in report:
-        bpd = report["bpd"]
+    lines += [f"- {key}: {value}" for key, value in report.protocol.items()]
+    if report.bpd is not None:
+        bpd = report.bpd
         lines += [
             "",
             "## Likelihood",
             "",
-            f"Conditional bits/dim: **{bpd['conditional_bpd']:.4f}** "
-            f"(± {bpd['std_over_rounds']:.4f} over {bpd['rounds']} rounds, {bpd['pairs']} pairs)",
+            f"Conditional bits/dim: **{bpd.conditional_bpd:.4f}** "
+            f"(± {bpd.std_over_rounds:.4f} over {bpd.rounds} rounds, {bpd.pairs} pairs)",
         ]
-    rows = report.get("samples", {}).get("temperatures", [])
+    rows = report.samples.temperatures if report.samples else ()
     if rows:
-        has_consistency = "consistency" in rows[0]
+        consistency = _consistency(rows)
         header = "| T | pixel acc | class acc | mIoU | pairwise L1 | 1 - SSIM | colour W1 | diverged |"
         lines += [
             "",
             "## Temperature sweep",
             "",
-            header if has_consistency else "| T | pairwise L1 | 1 - SSIM | colour W1 | diverged |",
-            "|" + " --- |" * (8 if has_consistency else 5),
+            header if consistency else "| T | pairwise L1 | 1 - SSIM | colour W1 | diverged |",
+            "|" + " --- |" * (8 if consistency else 5),
         ]
-        for row in rows:
+        for index, row in enumerate(rows):
             diversity = (
-                f"{row['pairwise_l1']:.4f} | {row['pairwise_1_minus_ssim']:.4f} | {row['colour_w1_mean']:.2f} | "
-                f"{row['diverged_fraction']:.1%}"
+                f"{row.pairwise_l1:.4f} | {row.pairwise_1_minus_ssim:.4f} | {row.colour_w1_mean:.2f} | "
+                f"{row.diverged_fraction:.1%}"
             )
-            if has_consistency:
-                scores = row["consistency"]
+            if consistency:
+                scores = consistency[index]
                 lines.append(
-                    f"| {row['temperature']:g} | {scores['pixel_accuracy']:.4f} | "
-                    f"{scores['mean_class_accuracy']:.4f} | {scores['mean_iou']:.4f} | {diversity} |"
+                    f"| {row.temperature:g} | {scores.pixel_accuracy:.4f} | "
+                    f"{scores.mean_class_accuracy:.4f} | {scores.mean_iou:.4f} | {diversity} |"
                 )
             else:
-                lines.append(f"| {row['temperature']:g} | {diversity} |")
-        extras = [key for key in ("fid", "pairwise_lpips") if key in rows[0]]
+                lines.append(f"| {row.temperature:g} | {diversity} |")
+        figures = {"fid": [row.fid for row in rows], "pairwise_lpips": [row.pairwise_lpips for row in rows]}
+        extras = {key: values for key, values in figures.items() if values[0] is not None}
         if extras:
             lines += ["", "| T | " + " | ".join(extras) + " |", "|" + " --- |" * (len(extras) + 1)]
             lines += [
-                f"| {row['temperature']:g} | " + " | ".join(f"{row[k]:.4f}" for k in extras) + " |" for row in rows
+                f"| {row.temperature:g} | " + " | ".join(f"{values[index]:.4f}" for values in extras.values()) + " |"
+                for index, row in enumerate(rows)
             ]
         for row in rows:
-            if row.get("masks_all_diverged"):
+            if row.masks_all_diverged:
                 lines += [
                     "",
-                    f"At T = {row['temperature']:g} every draw of {row['masks_all_diverged']} mask(s) diverged; "
+                    f"At T = {row.temperature:g} every draw of {row.masks_all_diverged} mask(s) diverged; "
                     "they are left out of its figures.",
                 ]
-        if "real_photos" in report["samples"]:
-            real = report["samples"]["real_photos"]
-            lines += [
-                "",
-                f"Same segmenter on the real photos: pixel acc {real['pixel_accuracy']:.4f}, class acc "
-                f"{real['mean_class_accuracy']:.4f}, mIoU {real['mean_iou']:.4f}.",
-            ]
+    real = report.samples.real_photos if report.samples else None
+    if rows and real is not None:
+        lines += [
+            "",
+            f"Same segmenter on the real photos: pixel acc {real.pixel_accuracy:.4f}, class acc "
+            f"{real.mean_class_accuracy:.4f}, mIoU {real.mean_iou:.4f}.",
+        ]
     for name in ("consistency_plot", "class_plot", "diversity_plot", "colour_plot"):
         if name in paths:
             lines += ["", f"![{name}]({paths[name].name})"]

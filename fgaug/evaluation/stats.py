@@ -4,7 +4,7 @@ real images" of a result read off a learning curve (scipy for the t distribution
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,13 +42,12 @@ class Interval:
         }
 
 
-def signed_interval(interval: Mapping[str, float]) -> str:
-    """A difference and its interval as reports print them: ``+0.0123 [+0.0050, +0.0196]``
-    (``interval``: :meth:`Interval.to_dict`)."""
-    return f"{interval['mean']:+.4f} [{interval['low']:+.4f}, {interval['high']:+.4f}]"
+def signed_interval(interval: Interval) -> str:
+    """A difference and its interval as reports print them: ``+0.0123 [+0.0050, +0.0196]``."""
+    return f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"
 
 
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Interval:
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:
     """The mean and t confidence interval of independent values (a single value: width NaN)."""
     array = np.asarray(values, dtype=np.float64)
     if array.size == 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -119,8 +120,8 @@ class Glow(nn.Module):
         super().__init__()
         if len(levels) != len(priors):
             raise ValueError("a Glow needs one prior per level")
-        self.levels = nn.ModuleList(nn.ModuleList(steps) for steps in levels)
-        self.priors = nn.ModuleList(priors)
+        self.levels = cast(Sequence[Sequence[FlowStep]], nn.ModuleList(nn.ModuleList(steps) for steps in levels))
+        self.priors = cast(Sequence[SplitPrior], nn.ModuleList(priors))
         self.gradient_checkpointing = False
         """Recompute each flow step's activations in the backward pass instead of storing them
         (a run-time choice, not part of the model's state)."""
@@ -284,8 +285,8 @@ def guided_conditions(conditions: Conditions, null: Conditions, weight: float) -
         [
             StepFeatures(
                 GuidedCondition(real.actnorm, empty.actnorm, weight),  # type: ignore[arg-type]  # fields hold a layer's condition
-                GuidedCondition(real.invconv, empty.invconv, weight),  # type: ignore[arg-type]
-                GuidedCondition(real.coupling, empty.coupling, weight),  # type: ignore[arg-type]
+                GuidedCondition(real.invconv, empty.invconv, weight),  # type: ignore[arg-type]  # fields hold a layer's condition
+                GuidedCondition(real.coupling, empty.coupling, weight),  # type: ignore[arg-type]  # fields hold a layer's condition
             )
             for real, empty in zip(level, null_level, strict=True)
         ]

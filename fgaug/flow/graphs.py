@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -61,7 +62,7 @@ class GraphedSampler:
         self.eager = False
         self._calls: dict[tuple, _CapturedCall] = {}
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
     def check_sampling(self, guidance: float, denoise_scale: float | None) -> None:
@@ -218,7 +219,7 @@ class GraphedTrainingPass:
         gradients = [parameter.grad for parameter in self.parameters]
         if any(gradient is None for gradient in gradients):
             raise RuntimeError("a parameter got no gradient in the captured backward pass")
-        return _CapturedPass(graph, static_mask, static_photo, static_offsets, output, gradients)  # type: ignore[arg-type]
+        return _CapturedPass(graph, static_mask, static_photo, static_offsets, output, gradients)  # type: ignore[arg-type]  # None refused above
 
 
 def _pinned(tensor: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -201,7 +201,7 @@ class ZeroConv2d(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1)
         nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
+        nn.init.zeros_(cast(Tensor, self.conv.bias))
         self.log_gain = nn.Parameter(torch.zeros(1, out_channels, 1, 1))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -223,7 +223,7 @@ class CouplingNetwork(nn.Module):
         self.output_conv = ZeroConv2d(hidden, out_channels)
         for conv in (self.input_conv, self.hidden_conv):
             nn.init.normal_(conv.weight, 0.0, 0.05)
-            nn.init.zeros_(conv.bias)
+            nn.init.zeros_(cast(Tensor, conv.bias))
 
     def forward(self, x: Tensor) -> Tensor:
         hidden = F.relu(self.input_conv(x), inplace=True)

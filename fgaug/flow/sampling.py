@@ -50,7 +50,7 @@ class BoundSampler:
         self.sampler = sampler
         self.options = options
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.sampler, name)
 
     def sample(

@@ -96,5 +96,9 @@ def allocate(
     if allocation == "weights" and class_weights is None:
         raise UsageError("--allocate weights needs --class-weights FILE")
     present, pixels = class_presence(groups, snap_colors)
-    weights = rarity_weights(pixels) if allocation == "rare" else read_class_weights(Path(class_weights))  # type: ignore[arg-type]
+    weights = (
+        read_class_weights(Path(class_weights))
+        if allocation == "weights" and class_weights is not None
+        else rarity_weights(pixels)
+    )
     return share_samples(present.astype(np.float64) @ weights, per_mask)

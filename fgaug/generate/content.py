@@ -167,9 +167,9 @@ def transfer_onto_layouts(
     else:
         drawn = fill(layouts)
     written: list[tuple[torch.Tensor | None, dict[str, Any]]] = []
-    for image, edited, photo, note in zip(drawn, edits, real, notes, strict=True):
+    for image, region, real_photo, note in zip(drawn, edits, real, notes, strict=True):
         note["edit_fill"] = "transfer" if fill is None else "prior"
         if image is not None:
-            image = torch.where(edited, image.cpu(), photo) if keep_unchanged else image.cpu()
+            image = torch.where(region, image.cpu(), real_photo) if keep_unchanged else image.cpu()
         written.append((image, note))
     return written

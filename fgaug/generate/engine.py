@@ -150,7 +150,7 @@ def _generate_in_process(
     if options.cuda_graphs and device.type != "cuda":
         raise RuntimeChoiceError(f"--cuda-graphs needs a CUDA device, not {device}")
     masks_root = Path(options.masks)
-    discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)  # type: ignore[arg-type]
+    discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)
     groups = discovery.groups[: options.limit] if options.limit else discovery.groups
     out = Path(options.out)
     check_output_root(out, masks_root)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo, to_tensor
 from fgaug.data.io import DataError, atomic_output, first_line, read_rgb
@@ -55,6 +55,11 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 class ProbeSegmenter(nn.Module):
     """photos in [0, 1] -> logits over the 19 train ids, same size (input sides divisible by 8)."""
+
+    mean: Tensor
+    """ImageNet's channel means, (1, 3, 1, 1) (a buffer)."""
+    std: Tensor
+    """ImageNet's channel standard deviations, (1, 3, 1, 1) (a buffer)."""
 
     def __init__(self, width: int = 32, classes: int = N_TRAIN_IDS) -> None:
         super().__init__()
@@ -127,6 +132,10 @@ Batch = tuple[Tensor, Tensor]
 """Photos (B, 3, H, W) float in [0, 1] and train ids (B, H, W) long, 255 ignored."""
 
 
+ProbeDataset = SegmentationPairs | TensorDataset
+"""(photo, train ids) pairs a probe trains on: of groups, or in memory."""
+
+
 @dataclass
 class ProbeFit:
     """A fitted probe: ``model`` holds the weights of the best validation step (the last step
@@ -145,7 +154,12 @@ def new_probe(width: int, seed: int, device: torch.device | str = "cpu") -> Prob
     """A probe whose initial weights depend on ``seed`` only, channels-last (25-35% faster)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ProbeSegmenter(width).to(device).to(memory_format=torch.channels_last)
+        return in_memory_format(ProbeSegmenter(width).to(device), torch.channels_last)
+
+
+def in_memory_format(model: ProbeSegmenter, memory_format: torch.memory_format) -> ProbeSegmenter:
+    """``model`` (moved in place) with its 4-D weights in ``memory_format``."""
+    return model.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's Module.to overloads lack memory_format
 
 
 def fit_probe(
@@ -210,7 +224,7 @@ def fit_probe(
 
 def probe_miou(model: torch.nn.Module, pairs: Batch, network_dtype: torch.dtype | None = None) -> float:
     """Mean IoU of ``model`` over (photos, train ids)."""
-    return float(segmentation_scores(probe_confusion(model, pairs, network_dtype))["mean_iou"])  # type: ignore[arg-type]
+    return segmentation_scores(probe_confusion(model, pairs, network_dtype)).mean_iou
 
 
 @torch.no_grad()
@@ -230,7 +244,7 @@ def probe_confusion(
     return matrix
 
 
-def loader_batches(dataset: Dataset, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
+def loader_batches(dataset: ProbeDataset, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
     """Endless shuffled batches of a dataset; one smaller than a batch gives one short batch per
     epoch instead of looping forever."""
     while True:
@@ -240,7 +254,7 @@ def loader_batches(dataset: Dataset, batch_size: int, generator: torch.Generator
 
 
 def train_probe(
-    dataset: Dataset,
+    dataset: ProbeDataset,
     out: str | Path,
     steps: int = SegmenterTrainOptions.steps,
     batch_size: int = SegmenterTrainOptions.batch_size,
@@ -255,7 +269,7 @@ def train_probe(
     model = new_probe(width, seed, device)
     batches = loader_batches(dataset, batch_size, torch.Generator().manual_seed(seed))
     fit = fit_probe(model, batches, steps, lr, progress=progress)
-    save_segmenter(model.cpu().to(memory_format=torch.contiguous_format), out)
+    save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), out)
     return SegmenterTrainReport(Path(out), fit.steps, fit.final_loss, fit.seconds)
 
 
@@ -264,7 +278,7 @@ PROBE_FORMAT = "fgaug-probe-1"
 
 def save_segmenter(model: ProbeSegmenter, path: str | Path) -> Path:
     """Save the probe as plain weights (loaded with ``weights_only=True``)."""
-    payload = {"format": PROBE_FORMAT, "width": model.down[0][0].out_channels, "state": model.state_dict()}
+    payload = {"format": PROBE_FORMAT, "width": model.head.in_channels, "state": model.state_dict()}
     with atomic_output(path) as temporary:
         torch.save(payload, temporary)
     return Path(path)

@@ -4,9 +4,35 @@ protocol all count pixels this one way."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from fgaug.data.labels import N_TRAIN_IDS
+from fgaug.data.labels import N_TRAIN_IDS, TRAIN_ID_NAMES
+
+
+@dataclass(frozen=True)
+class SegmentationScores:
+    """The scores of one confusion matrix (:func:`segmentation_scores`)."""
+
+    pixel_accuracy: float
+    mean_class_accuracy: float
+    mean_iou: float
+    per_class_iou: tuple[float, ...]
+    """IoU per class id, NaN for a class neither in the target nor predicted."""
+
+    def named_iou(self) -> dict[str, float]:
+        """:attr:`per_class_iou` by train-id name (the scores of the 19 train ids), NaN kept."""
+        return dict(zip(TRAIN_ID_NAMES, self.per_class_iou, strict=True))
+
+    def to_dict(self) -> dict[str, float | dict[str, float]]:
+        """As reports write them: the per-class IoU by train-id name."""
+        return {
+            "pixel_accuracy": self.pixel_accuracy,
+            "mean_class_accuracy": self.mean_class_accuracy,
+            "mean_iou": self.mean_iou,
+            "per_class_iou": self.named_iou(),
+        }
 
 
 def confusion_matrix(predicted: np.ndarray, target: np.ndarray, classes: int = N_TRAIN_IDS) -> np.ndarray:
@@ -24,7 +50,7 @@ def confusion_matrix(predicted: np.ndarray, target: np.ndarray, classes: int = N
     return counts.reshape(classes, classes + 1)
 
 
-def segmentation_scores(matrix: np.ndarray) -> dict[str, float | list[float]]:
+def segmentation_scores(matrix: np.ndarray) -> SegmentationScores:
     r"""Scores of a :func:`confusion_matrix`.
 
     .. math:: \mathrm{pixel\ acc} = \frac{\sum_c n_{cc}}{\sum_c t_c}, \quad
@@ -47,9 +73,9 @@ def segmentation_scores(matrix: np.ndarray) -> dict[str, float | list[float]]:
         class_accuracy = true_positive / target_total
         iou = true_positive / union
     total = target_total.sum()
-    return {
-        "pixel_accuracy": float(true_positive.sum() / total) if total else float("nan"),
-        "mean_class_accuracy": float(class_accuracy[present].mean()) if present.any() else float("nan"),
-        "mean_iou": float(iou[seen].mean()) if seen.any() else float("nan"),
-        "per_class_iou": [float(v) if s else float("nan") for v, s in zip(iou, seen, strict=True)],
-    }
+    return SegmentationScores(
+        pixel_accuracy=float(true_positive.sum() / total) if total else float("nan"),
+        mean_class_accuracy=float(class_accuracy[present].mean()) if present.any() else float("nan"),
+        mean_iou=float(iou[seen].mean()) if seen.any() else float("nan"),
+        per_class_iou=tuple(float(v) if s else float("nan") for v, s in zip(iou, seen, strict=True)),
+    )

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Sampler
 
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
@@ -17,11 +17,14 @@ from fgaug.data.io import DataError
 from fgaug.flow.config import FullGlowConfig
 from fgaug.training.options import TrainOptions
 
+PairDataset = CachedPairs | CityscapesPairs
+"""(mask, photo) training pairs: from an HDF5 cache or a Cityscapes tree."""
+
 
 @dataclass
 class TrainingData:
-    train: Dataset
-    val: Dataset | None
+    train: PairDataset
+    val: PairDataset | None
     fingerprint: str
     description: str
 
@@ -31,7 +34,7 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
     read = ReadOptions(model_config.image_size, options.boundary, options.snap_colors)
     data = Path(options.data)
 
-    def open_one(path: Path, split: str, limit: int | None) -> tuple[Dataset, str]:
+    def open_one(path: Path, split: str, limit: int | None) -> tuple[PairDataset, str]:
         if path.suffix in (".h5", ".hdf5"):
             dataset = CachedPairs(path, size=model_config.image_size)
             if dataset.info.boundary != options.boundary:
@@ -46,7 +49,7 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
         return CityscapesPairs(groups, read), source_digest(groups, path)
 
     train, fingerprint = open_one(data, options.train_split, None)
-    val: Dataset | None = None
+    val: PairDataset | None = None
     if options.val_data:
         val, _ = open_one(Path(options.val_data), options.val_split, options.val_limit)
     elif data.is_dir() and is_cityscapes_root(data) and (data / "gtFine" / options.val_split).is_dir():

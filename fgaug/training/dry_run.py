@@ -49,6 +49,7 @@ def dry_run(
     torch_device = resolve_device(device)
     optimisation = build_optimisation(options, config, torch_device)
     model, network_dtype, batch = optimisation.model, optimisation.network_dtype, options.batch_size
+    assert batch is not None  # resolve_run takes the preset's where none was given
     generator = torch.Generator().manual_seed(0)
     height, width = config.image_size
     mask = torch.rand(batch, config.mask_channels, height, width, generator=generator).to(torch_device)

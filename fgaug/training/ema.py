@@ -28,6 +28,7 @@ class ExponentialMovingAverage:
     def update(self, model: FullGlow) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        averages, currents = list(self.model.parameters()), [p.detach() for p in model.parameters()]
+        averages: list[torch.Tensor] = list(self.model.parameters())
+        currents = [p.detach() for p in model.parameters()]
         torch._foreach_lerp_(averages, currents, 1.0 - decay)  # one fused kernel per group, not one per tensor
         torch._foreach_copy_(list(self.model.buffers()), list(model.buffers()))

@@ -123,6 +123,11 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
 class _Run:
     """One training run: its model, optimiser, counters and run folder (see :func:`train`)."""
 
+    window_start: float
+    """When the current logging window began (set as the loop starts, then at each logged step)."""
+    window_images: int
+    """Images trained on in the current logging window, over all processes."""
+
     def __init__(self, options: TrainOptions, progress: Progress) -> None:
         self.started = time.perf_counter()
         self.context, self.device = distributed.start(options.device)

@@ -22,11 +22,10 @@ batch) or ``pretrain`` (synthetic only, then fine-tuned on real).
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,10 +35,10 @@ import torch
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import TRAIN_ID_NAMES, ids_to_train_ids
-from fgaug.evaluation.stats import mean_interval, paired_interval, worth_in_real_images
+from fgaug.evaluation.stats import Interval, RealWorth, mean_interval, paired_interval, worth_in_real_images
 from fgaug.runtime import native_bf16
 from fgaug.segmentation.probe import Batch, fit_probe, new_probe, probe_confusion
-from fgaug.segmentation.scores import segmentation_scores
+from fgaug.segmentation.scores import SegmentationScores, segmentation_scores
 from fgaug.usage import UsageError
 
 MIXINGS = ("concat", "ratio", "pretrain")
@@ -169,7 +168,7 @@ def probe_recipe(min_steps: int = ProbeRecipe.min_steps, **fields: Any) -> Probe
     return ProbeRecipe(min_steps=min_steps, patience=patience, **fields)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ArmResult:
     """One trained probe scored on the test split."""
 
@@ -189,6 +188,11 @@ class ArmResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> ArmResult:
+        """The result a :meth:`to_dict` record (a line of a results file) holds."""
+        return cls(**record)
 
 
 def run_arm(
@@ -247,10 +251,10 @@ def run_arm(
         arm=arm,
         real=len(real),
         seed=seed,
-        test_miou=float(scores["mean_iou"]),  # type: ignore[arg-type]
-        per_class_iou=_named(scores["per_class_iou"]),  # type: ignore[arg-type]
+        test_miou=scores.mean_iou,
+        per_class_iou=_named(scores),
         val_miou=fitted.best_val_miou,
-        val_per_class_iou=_named(val_scores["per_class_iou"]),  # type: ignore[arg-type]
+        val_per_class_iou=_named(val_scores),
         steps=steps,
         best_step=fitted.best_step,
         seconds=time.perf_counter() - start,
@@ -259,46 +263,118 @@ def run_arm(
     )
 
 
-def _named(per_class: Sequence[float]) -> dict[str, float]:
+def _named(scores: SegmentationScores) -> dict[str, float]:
     """Per-class IoU by class name, classes without a union left out."""
-    return {name: value for name, value in zip(TRAIN_ID_NAMES, per_class, strict=True) if not math.isnan(value)}
+    return {name: value for name, value in scores.named_iou().items() if not math.isnan(value)}
 
 
 REAL_ONLY = "real only"
 
 
-def summarise(results: Sequence[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
-    """The learning curve, where the protocol can see a gain, and every strategy against real-only.
+@dataclass(frozen=True)
+class CurvePoint:
+    """The real-only arms at one real-set size: their test mIoU's mean and interval, its rise to
+    the next size and whether that rise exceeds the interval's half-width (None at the last size)."""
 
-    ``results`` are :meth:`ArmResult.to_dict` records; the real-only arm is :data:`REAL_ONLY`.
-    """
-    by_arm: dict[tuple[str, int], dict[int, dict[str, Any]]] = defaultdict(dict)
-    for record in results:
-        by_arm[(record["arm"], record["real"])][record["seed"]] = record
+    real: int
+    seeds: list[int]
+    miou: Interval
+    rise_to_next: float | None = None
+    valid: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """``real``, ``seeds``, the interval's keys and, but at the last size, ``rise_to_next`` and ``valid``."""
+        point: dict[str, Any] = {"real": self.real, "seeds": self.seeds, **self.miou.to_dict()}
+        if self.rise_to_next is not None:
+            point["rise_to_next"] = self.rise_to_next
+        if self.valid is not None:
+            point["valid"] = self.valid
+        return point
+
+
+@dataclass(frozen=True)
+class StrategySummary:
+    """An arm with synthetic data against the real-only arm at the same real-set size, paired by
+    seed: its test mIoU, the paired difference, the per-class IoU differences (the small classes
+    first) and its worth in real images (None without a learning curve)."""
+
+    arm: str
+    real: int
+    seeds: list[int]
+    miou: Interval
+    difference: Interval
+    per_class_difference: dict[str, float]
+    worth: RealWorth | None
+    synthetic: int
+    mixing: str | None
+    notes: dict[str, Any]
+
+    @property
+    def worth_described(self) -> str | None:
+        """The worth as reports print it (:meth:`~fgaug.evaluation.stats.RealWorth.describe`)."""
+        return None if self.worth is None else self.worth.describe()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arm": self.arm,
+            "real": self.real,
+            "seeds": self.seeds,
+            "miou": self.miou.to_dict(),
+            "difference": self.difference.to_dict(),
+            "per_class_difference": self.per_class_difference,
+            "worth_in_real_images": None if self.worth is None else self.worth.images,
+            "worth": self.worth_described,
+            "synthetic": self.synthetic,
+            "mixing": self.mixing,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class AugmentSummary:
+    """:func:`summarise`'s result: the learning curve by size and every strategy against real-only."""
+
+    confidence: float
+    curve: list[CurvePoint]
+    strategies: list[StrategySummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "confidence": self.confidence,
+            "curve": [point.to_dict() for point in self.curve],
+            "strategies": [strategy.to_dict() for strategy in self.strategies],
+        }
+
+
+def summarise(results: Sequence[ArmResult], confidence: float = 0.95) -> AugmentSummary:
+    """The learning curve, where the protocol can see a gain, and every strategy against real-only
+    (the arm :data:`REAL_ONLY`)."""
+    by_arm: dict[tuple[str, int], dict[int, ArmResult]] = defaultdict(dict)
+    for result in results:
+        by_arm[(result.arm, result.real)][result.seed] = result
+    real_only = sorted(((size, runs) for (arm, size), runs in by_arm.items() if arm == REAL_ONLY), key=lambda x: x[0])
+    intervals = [mean_interval([r.test_miou for r in runs.values()], confidence) for _, runs in real_only]
     curve = []
-    for (arm, size), runs in sorted(by_arm.items(), key=lambda item: item[0][1]):
-        if arm == REAL_ONLY:
-            interval = mean_interval([r["test_miou"] for r in runs.values()], confidence)
-            curve.append({"real": size, "seeds": sorted(runs), **interval.to_dict()})
-    for lower, upper in itertools.pairwise(curve):
-        rise = upper["mean"] - lower["mean"]
-        lower["rise_to_next"] = rise
-        lower["valid"] = bool(len(lower["seeds"]) > 1 and rise > lower["half_width"])
-    sizes, means = [row["real"] for row in curve], [row["mean"] for row in curve]
+    for index, (size, runs) in enumerate(real_only):
+        interval = intervals[index]
+        rise = intervals[index + 1].mean - interval.mean if index + 1 < len(intervals) else None
+        valid = None if rise is None else bool(len(runs) > 1 and rise > interval.half_width)
+        curve.append(CurvePoint(size, sorted(runs), interval, rise, valid))
+    sizes, means = [point.real for point in curve], [point.miou.mean for point in curve]
     strategies = []
     for (arm, size), runs in sorted(by_arm.items()):
         baseline = by_arm.get((REAL_ONLY, size), {})
         seeds = sorted(set(runs) & set(baseline))
         if arm == REAL_ONLY or not seeds:
             continue
-        treated = [runs[s]["test_miou"] for s in seeds]
-        difference = paired_interval(treated, [baseline[s]["test_miou"] for s in seeds], confidence)
+        treated = [runs[s].test_miou for s in seeds]
+        difference = paired_interval(treated, [baseline[s].test_miou for s in seeds], confidence)
         per_class = {}
         for name in TRAIN_ID_NAMES:
             pairs = [
-                (runs[s]["per_class_iou"][name], baseline[s]["per_class_iou"][name])
+                (runs[s].per_class_iou[name], baseline[s].per_class_iou[name])
                 for s in seeds
-                if name in runs[s]["per_class_iou"] and name in baseline[s]["per_class_iou"]
+                if name in runs[s].per_class_iou and name in baseline[s].per_class_iou
             ]
             if pairs:
                 per_class[name] = float(np.mean([a - b for a, b in pairs]))
@@ -307,33 +383,32 @@ def summarise(results: Sequence[dict[str, Any]], confidence: float = 0.95) -> di
         worth = worth_in_real_images(sizes, means, float(np.mean(treated))) if curve else None
         first = runs[seeds[0]]
         strategies.append(
-            {
-                "arm": arm,
-                "real": size,
-                "seeds": seeds,
-                "miou": mean_interval(treated, confidence).to_dict(),
-                "difference": difference.to_dict(),
-                "per_class_difference": ordered,
-                "worth_in_real_images": None if worth is None else worth.images,
-                "worth": None if worth is None else worth.describe(),
-                "synthetic": first.get("synthetic", 0),
-                "mixing": first.get("mixing"),
-                "notes": first.get("notes", {}),
-            }
+            StrategySummary(
+                arm=arm,
+                real=size,
+                seeds=seeds,
+                miou=mean_interval(treated, confidence),
+                difference=difference,
+                per_class_difference=ordered,
+                worth=worth,
+                synthetic=first.synthetic,
+                mixing=first.mixing,
+                notes=first.notes,
+            )
         )
-    return {"confidence": confidence, "curve": curve, "strategies": strategies}
+    return AugmentSummary(confidence, curve, strategies)
 
 
-def curve_table(curve: Sequence[dict[str, Any]]) -> list[str]:
+def curve_table(curve: Sequence[CurvePoint]) -> list[str]:
     """The learning curve of :func:`summarise` as Markdown table lines."""
     lines = [
         "| real images | seeds | test mIoU | 95% CI | rise to next | valid |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for row in curve:
-        rise = row.get("rise_to_next")
+    for point in curve:
+        rise, valid = point.rise_to_next, point.valid
         lines.append(
-            f"| {row['real']} | {len(row['seeds'])} | {row['mean']:.4f} | ± {row['half_width']:.4f} | "
-            f"{'' if rise is None else f'{rise:+.4f}'} | {row.get('valid', '')} |"
+            f"| {point.real} | {len(point.seeds)} | {point.miou.mean:.4f} | ± {point.miou.half_width:.4f} | "
+            f"{'' if rise is None else f'{rise:+.4f}'} | {'' if valid is None else valid} |"
         )
     return lines

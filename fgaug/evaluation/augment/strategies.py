@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from fgaug.data.layouts import LayoutOptions
+from fgaug.data.options import LayoutOptions
 from fgaug.evaluation.augment.protocol import MIXINGS
 from fgaug.generate.allocate import ALLOCATIONS
 from fgaug.generate.options import CONTENT_FILLS

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from fgaug.data.io import DataError, atomic_write_bytes
 from fgaug.data.plots import class_bars, learning_curve_plot
 from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
+    ArmResult,
+    AugmentSummary,
     PairArrays,
     ProbeRecipe,
     curve_table,
@@ -28,8 +30,66 @@ from fgaug.evaluation.augment.protocol import (
 from fgaug.evaluation.augment.synthesis import RealSet, Synthesiser
 from fgaug.evaluation.stats import signed_interval
 from fgaug.finite import to_json
+from fgaug.flow.sampling import SamplingOptions
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import precision_name
+
+
+@dataclass(frozen=True)
+class AugmentStudy:
+    """:func:`augmentation_study`'s result: the :func:`~fgaug.evaluation.augment.protocol.summarise`
+    summary of every arm's record, the synthetic images made and the draws that diverged, and how
+    the probes were trained."""
+
+    summary: AugmentSummary
+    arms: list[ArmResult]
+    synthetic_images: dict[int, int]
+    """By real-set size."""
+    diverged_draws: int
+    mixing: str
+    recipe: ProbeRecipe
+    probe_precision: str
+    val_photos: int
+    test_photos: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.summary.to_dict(),
+            "arms": [arm.to_dict() for arm in self.arms],
+            "synthetic_images": self.synthetic_images,
+            "diverged_draws": self.diverged_draws,
+            "mixing": self.mixing,
+            "recipe": asdict(self.recipe),
+            "probe_precision": self.probe_precision,
+            "val_photos": self.val_photos,
+            "test_photos": self.test_photos,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class AugmentReport:
+    """``fgaug evaluate augment``'s report: the study, the ``protocol`` (what was evaluated, how: a
+    key per line of the report), and the arm that made the synthetic data and how it sampled."""
+
+    study: AugmentStudy
+    protocol: dict[str, Any]
+    strategy: str
+    synthetic_per_mask: int
+    temperature: float
+    sampling: SamplingOptions
+
+    def to_dict(self) -> dict[str, Any]:
+        """``augment.json``: the study's keys beside the others, the sampling's flattened."""
+        return {
+            **self.study.to_dict(),
+            "strategy": self.strategy,
+            "synthetic_per_mask": self.synthetic_per_mask,
+            "temperature": self.temperature,
+            **self.sampling.to_dict(),
+            "protocol": self.protocol,
+        }
 
 
 def augmentation_study(
@@ -44,7 +104,7 @@ def augmentation_study(
     recipe: ProbeRecipe | None = None,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> AugmentStudy:
     """The augmentation protocol (:mod:`fgaug.evaluation.augment.protocol`): at each real-set size N
     (the first N masks of ``pool``), probes trained on the N real pairs only and on them with the
     synthetic pairs ``synthesise`` makes of them (one arm of
@@ -60,11 +120,13 @@ def augmentation_study(
         raise DataError(f"the largest real-set size {max(sizes)} exceeds the {len(pool)} training pairs")
     real_all = read_pairs(pool[: max(sizes)], image_size)
     val, test = read_pairs(val_groups, image_size), read_pairs(test_groups, image_size)
-    records, synthetic_images, diverged = [], {}, 0
+    records: list[ArmResult] = []
+    synthetic_images: dict[int, int] = {}
+    diverged = 0
     progress.start("probes", 2 * len(sizes) * len(seeds))
 
-    def arm(name: str, real: PairArrays, seed: int, extra: PairArrays | None) -> dict[str, Any]:
-        record = run_arm(name, real, val, test, seed, recipe, extra, mixing, device=device).to_dict()
+    def arm(name: str, real: PairArrays, seed: int, extra: PairArrays | None) -> ArmResult:
+        record = run_arm(name, real, val, test, seed, recipe, extra, mixing, device=device)
         progress.advance(1)
         return record
 
@@ -75,40 +137,39 @@ def augmentation_study(
         synthetic_images[real_size], diverged = len(synthetic), diverged + drawn_diverged
         records += real_only + [arm(SYNTHETIC_ARM, real, seed, synthetic) for seed in seeds]
     progress.stop()
-    return {
-        **summarise(records),
-        "arms": records,
-        "synthetic_images": synthetic_images,
-        "diverged_draws": diverged,
-        "mixing": mixing,
-        "recipe": asdict(recipe),
-        "probe_precision": precision_name(recipe.network_dtype(device)),
-        "val_photos": len(val_groups),
-        "test_photos": len(test_groups),
-        "seconds": time.perf_counter() - start,
-    }
+    return AugmentStudy(
+        summary=summarise(records),
+        arms=records,
+        synthetic_images=synthetic_images,
+        diverged_draws=diverged,
+        mixing=mixing,
+        recipe=recipe,
+        probe_precision=precision_name(recipe.network_dtype(device)),
+        val_photos=len(val_groups),
+        test_photos=len(test_groups),
+        seconds=time.perf_counter() - start,
+    )
 
 
 SYNTHETIC_ARM = "real + synthetic"
 
 
-def write_augment_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
+def write_augment_report(out_dir: Path, report: AugmentReport) -> dict[str, Path]:
     """``augment.json``, ``augment.md``, the learning curve with the synthetic arms as points and
     the per-class IoU differences, under ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "augment.json", "markdown": out_dir / "augment.md"}
-    atomic_write_bytes(paths["json"], to_json(report, indent=2).encode())
-    strategies = report["strategies"]
-    if report["curve"]:
-        points = [
-            {"label": f"{row['arm']} (N={row['real']})", "real": row["real"], **row["miou"]} for row in strategies
-        ]
-        paths["curve_plot"] = learning_curve_plot(out_dir / "learning_curve.png", report["curve"], points)
+    atomic_write_bytes(paths["json"], to_json(report.to_dict(), indent=2).encode())
+    summary = report.study.summary
+    strategies = summary.strategies
+    if summary.curve:
+        points = [{"label": f"{row.arm} (N={row.real})", "real": row.real, **row.miou.to_dict()} for row in strategies]
+        paths["curve_plot"] = learning_curve_plot(
+            out_dir / "learning_curve.png", [point.to_dict() for point in summary.curve], points
+        )
     if strategies:
-        classes = list(strategies[0]["per_class_difference"])
-        series = {
-            f"N={row['real']}": [row["per_class_difference"].get(c, math.nan) for c in classes] for row in strategies
-        }
+        classes = list(strategies[0].per_class_difference)
+        series = {f"N={row.real}": [row.per_class_difference.get(c, math.nan) for c in classes] for row in strategies}
         paths["class_plot"] = class_bars(
             out_dir / "class_difference.png", classes, series, "IoU difference (real + synthetic - real only)"
         )
@@ -116,14 +177,15 @@ def write_augment_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Pat
     return paths
 
 
-def augment_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
+def augment_markdown(report: AugmentReport, paths: dict[str, Path]) -> str:
+    summary = report.study.summary
     lines = ["# Does synthetic data help the segmenter?", "", "## Protocol", ""]
-    lines += [f"- {key}: {value}" for key, value in report["protocol"].items()]
+    lines += [f"- {key}: {value}" for key, value in report.protocol.items()]
     lines += [
         "",
         "## Real-only learning curve",
         "",
-        *curve_table(report["curve"]),
+        *curve_table(summary.curve),
     ]
     lines += [
         "",
@@ -132,11 +194,11 @@ def augment_markdown(report: dict[str, Any], paths: dict[str, Path]) -> str:
     lines += ["", "## Real + synthetic, paired by seed", ""]
     lines += ["| real images | synthetic | mIoU | Δ mIoU (95% CI) | worth in real images | small classes Δ IoU |"]
     lines.append("| --- | --- | --- | --- | --- | --- |")
-    for row in report["strategies"]:
-        small = ", ".join(f"{name} {value:+.3f}" for name, value in list(row["per_class_difference"].items())[:4])
+    for row in summary.strategies:
+        small = ", ".join(f"{name} {value:+.3f}" for name, value in list(row.per_class_difference.items())[:4])
         lines.append(
-            f"| {row['real']} | {row['synthetic']} | {row['miou']['mean']:.4f} | {signed_interval(row['difference'])} "
-            f"| {row['worth']} | {small} |"
+            f"| {row.real} | {row.synthetic} | {row.miou.mean:.4f} | {signed_interval(row.difference)} "
+            f"| {row.worth_described} | {small} |"
         )
     for name in ("curve_plot", "class_plot"):
         if name in paths:

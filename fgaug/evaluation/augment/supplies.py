@@ -5,20 +5,19 @@ class weights of ``targeted-hard``), and what ``fgaug evaluate augment`` supplie
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from fgaug.data.cityscapes import Group
 from fgaug.data.io import DataError, atomic_write_bytes
-from fgaug.evaluation.augment.protocol import PairArrays, ProbeRecipe, mixed_batches, read_pairs
+from fgaug.evaluation.augment.protocol import ArmResult, PairArrays, ProbeRecipe, mixed_batches, read_pairs
 from fgaug.evaluation.augment.synthesis import RealSet, Supplies
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.runtime import resolve_device
-from fgaug.segmentation.probe import fit_probe, new_probe, save_segmenter
+from fgaug.segmentation.probe import fit_probe, in_memory_format, new_probe, save_segmenter
 
 FILTER_SEED = 1000
 """The filter probe's seed (initial weights and batch order), apart from every arm's."""
@@ -42,20 +41,19 @@ def filter_probe(path: Path, real: PairArrays, val: PairArrays, device: torch.de
             recipe.patience,
             recipe.network_dtype(device),
         )
-        save_segmenter(model.to("cpu", memory_format=torch.contiguous_format), path)
+        save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), path)
     return path
 
 
-def class_weights(path: Path, real_only: Sequence[Mapping[str, Any]]) -> Path:
+def class_weights(path: Path, real_only: Sequence[ArmResult]) -> Path:
     """The weights of ``generate --allocate weights`` for ``targeted-hard``, written to ``path`` as
     JSON: for every class, ``w_c = 1 - mean_s IoU_c(s)``, the validation IoU of the real-only probes
     ``real_only`` (seeds s, one real set; a class a probe never predicted counts 0)."""
     if not real_only:
         raise DataError("targeted-hard weights classes by the real-only probes of its real set: none were given")
-    names = sorted({name for record in real_only for name in record["val_per_class_iou"]})
+    names = sorted({name for result in real_only for name in result.val_per_class_iou})
     weights = {
-        name: 1.0 - float(np.mean([record["val_per_class_iou"].get(name, 0.0) for record in real_only]))
-        for name in names
+        name: 1.0 - float(np.mean([result.val_per_class_iou.get(name, 0.0) for result in real_only])) for name in names
     }
     atomic_write_bytes(Path(path), json.dumps(weights, indent=1, sort_keys=True).encode())
     return Path(path)

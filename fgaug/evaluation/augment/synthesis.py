@@ -14,14 +14,13 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from fgaug.data.cityscapes import Group, find_groups
 from fgaug.data.io import DataError, atomic_write_bytes
 from fgaug.data.layouts import write_layouts
-from fgaug.evaluation.augment.protocol import PairArrays, read_pairs
+from fgaug.evaluation.augment.protocol import ArmResult, PairArrays, read_pairs
 from fgaug.evaluation.augment.strategies import (
     CLASS_WEIGHTS,
     FILTER_PROBE,
@@ -40,12 +39,11 @@ from fgaug.generate.options import GenerateOptions
 @dataclass(frozen=True)
 class RealSet:
     """The real data an arm is made from: ``groups``, the first N training masks of the tree the
-    arm reads (with their photos), and ``real_only``, the records of the real-only probes trained
-    on them (:meth:`~fgaug.evaluation.augment.protocol.ArmResult.to_dict`), where the runner has
-    them."""
+    arm reads (with their photos), and ``real_only``, the results of the real-only probes trained
+    on them, where the runner has them."""
 
     groups: Sequence[Group]
-    real_only: Sequence[Mapping[str, Any]] = ()
+    real_only: Sequence[ArmResult] = ()
 
     @property
     def size(self) -> int:
@@ -157,8 +155,8 @@ def _write_tree(strategy: Strategy, real: RealSet, supplies: Supplies, folder: P
     """Run the arm's commands; what ``complete.json`` says of them."""
     root, overwrite = supplies.root, supplies.overwrite
     if strategy.generator == "none" and strategy.layouts is not None:  # layouts always, Strategy checks
-        summary = write_layouts(real.groups, root, tree, strategy.layouts, overwrite=overwrite)
-        return {"written": summary.written, "pasted": summary.pasted}
+        layouts = write_layouts(real.groups, root, tree, strategy.layouts, overwrite=overwrite)
+        return {"written": layouts.written, "pasted": layouts.pasted}
     model = supplies.provide(strategy.generator + GENERATOR_NEED, real)
     masks, per_mask, content = root / "gtFine" / "train", strategy.per_mask, None
     if strategy.layouts is not None:
