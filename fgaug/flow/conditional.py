@@ -28,6 +28,7 @@ from fgaug.flow.layers import (
     affine_coupling_inverse,
     apply_channel_matrix,
     channel_statistics,
+    channels_last_weights,
     lu_inverse_weight,
     lu_weight,
     random_rotation_lu,
@@ -280,6 +281,7 @@ class ConditionalAffineCoupling(InvertibleLayer):
             nn.Conv2d(embed_hidden, channels, kernel_size=3, padding=1),
             nn.ReLU(),
         )
+        channels_last_weights(self.condition_embedding)
         self.network = CouplingNetwork(channels // 2 + channels, channels, hidden)
         self.scale_floor = scale_floor
 

@@ -224,6 +224,7 @@ class CouplingNetwork(nn.Module):
         for conv in (self.input_conv, self.hidden_conv):
             nn.init.normal_(conv.weight, 0.0, 0.05)
             nn.init.zeros_(conv.bias)
+        channels_last_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         hidden = F.relu(self.input_conv(x), inplace=True)
@@ -244,6 +245,13 @@ def channels_last(x: Tensor) -> Tensor:
     """Wide convolutions run 25-35% faster on channels-last input (oneDNN on CPU, cuDNN on GPU);
     measured in ``benchmarks/core_speed.py``."""
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def channels_last_weights(network: nn.Module) -> None:
+    """Store the convolution weights of a network that :func:`run_network` runs in the layout of
+    its input, channels-last: a convolution would otherwise copy its weight to that layout on
+    every call. The values and so every output are unchanged; checkpoints load either way."""
+    network.to(memory_format=torch.channels_last)
 
 
 def repeat_to_batch(value: Tensor, batch: int) -> Tensor:
