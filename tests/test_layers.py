@@ -24,7 +24,6 @@ from fgaug.flow.layers import (
     Squeeze,
     coupling_log_scale,
     gaussian_log_prob,
-    lu_weight,
 )
 
 BATCH, CHANNELS, HEIGHT, WIDTH = 3, 4, 2, 2
@@ -169,10 +168,32 @@ def test_actnorm_does_not_reinitialise_after_state_dict_load() -> None:
     torch.testing.assert_close(fresh.shift.detach(), before)
 
 
+@pytest.mark.parametrize("conditional", [False, True], ids=["invconv1x1", "conditional-invconv1x1"])
+def test_invconv_applies_the_permutation_it_loads(conditional: bool) -> None:
+    """The permutation is applied as a row order derived from the saved matrix: a layer that loads
+    another's weights (another seed, so another permutation) computes exactly what that one does."""
+
+    def build(seed: int) -> nn.Module:
+        generator = torch.Generator().manual_seed(seed)
+        if conditional:
+            return ConditionalInvConv1x1(
+                CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH), hidden=(8, 8, 8), generator=generator
+            )
+        return InvConv1x1(CHANNELS, generator)
+
+    trained, fresh = build(1), build(2)
+    assert not torch.equal(trained.permutation, fresh.permutation)
+    fresh.load_state_dict(trained.state_dict())
+    cond = condition() if conditional else None
+    with torch.no_grad():
+        assert torch.equal(fresh(data(), cond)[0], trained(data(), cond)[0])
+        assert torch.equal(fresh.inverse(data(), cond)[0], trained.inverse(data(), cond)[0])
+
+
 def test_conditional_invconv_starts_as_a_rotation_for_every_condition() -> None:
     layer = ConditionalInvConv1x1(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH))
-    lower, upper, log_s = layer.factors_for(condition())
-    weight = lu_weight(layer.permutation, lower, upper, layer.sign, log_s).detach()
+    unit_lower, upper, _ = layer.triangles_for(condition())
+    weight = layer.compose(unit_lower, upper).detach()
     eye = torch.eye(CHANNELS).expand(BATCH, -1, -1)
     torch.testing.assert_close(weight @ weight.transpose(1, 2), eye, atol=1e-5, rtol=0)
     torch.testing.assert_close(weight[0], weight[1])

@@ -24,13 +24,12 @@ from fgaug.flow.layers import (
     CouplingNetwork,
     DataDependentInit,
     InvertibleLayer,
+    PermutedLU,
     affine_coupling_forward,
     affine_coupling_inverse,
     apply_channel_matrix,
     channel_statistics,
     channels_last_weights,
-    lu_inverse_weight,
-    lu_weight,
     random_rotation_lu,
     repeat_to_batch,
     run_network,
@@ -178,7 +177,7 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
         return y * torch.exp(-log_scale) - shift, logdet
 
 
-class ConditionalInvConv1x1(InvertibleLayer):
+class ConditionalInvConv1x1(PermutedLU, InvertibleLayer):
     r"""Invertible 1x1 convolution whose LU factors come from the source side (paper eq. 6).
 
     .. math:: (L, U, \log s) = \mathrm{CN}(c), \quad W = P (L + I)(U + \mathrm{diag}(\mathrm{sign}\,
@@ -187,13 +186,15 @@ class ConditionalInvConv1x1(InvertibleLayer):
     The CN outputs exactly the free entries: C(C-1)/2 below the diagonal of L, C(C-1)/2 above the
     diagonal of U and C log-scales. P and the signs are fixed buffers from a random rotation W0,
     and the CN's bias starts at W0's factors (its weights at zero), so W = W0 for every condition
-    at first. Each sample has its own W; the inverse uses triangular solves per sample.
+    at first. Each sample has its own W, applied by one batched matrix product; the inverse uses
+    triangular solves per sample.
     """
 
-    permutation: Tensor
     sign: Tensor
     lower_index: Tensor
     upper_index: Tensor
+    triangle_index: Tensor
+    zero_one: Tensor
 
     def __init__(
         self,
@@ -208,10 +209,12 @@ class ConditionalInvConv1x1(InvertibleLayer):
         self.channels = channels
         self.cond_shape = (cond_channels, *size)
         factors = random_rotation_lu(channels, generator)
-        self.register_buffer("permutation", factors["permutation"])
+        self._register_permutation(factors["permutation"])
         self.register_buffer("sign", factors["sign"])
         self.register_buffer("lower_index", torch.tril_indices(channels, channels, -1))
         self.register_buffer("upper_index", torch.triu_indices(channels, channels, 1))
+        self.register_buffer("triangle_index", triangle_gather_index(channels), persistent=False)
+        self.register_buffer("zero_one", torch.tensor([[0.0, 1.0]]), persistent=False)
         self.param_net = ParameterNetwork(cond_channels, size, channels * channels, conv_channels, hidden)
         rows, cols = self.lower_index
         upper_rows, upper_cols = self.upper_index
@@ -226,33 +229,47 @@ class ConditionalInvConv1x1(InvertibleLayer):
                 )
             )
 
-    def factors_for(self, cond: Condition | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-condition ``(lower, upper, log_s)``: (Bc, C, C), (Bc, C, C), (Bc, C)."""
+    def triangles_for(self, cond: Condition | None) -> tuple[Tensor, Tensor, Tensor]:
+        r"""Per condition :math:`L + I`, :math:`U + \mathrm{diag}(\mathrm{sign}\, e^{\log s})` and
+        :math:`\log s`: (Bc, C, C), (Bc, C, C), (Bc, C). Both triangles are gathered in one indexing
+        from the CN's output, its diagonal and the constants 0 and 1 (see :func:`triangle_gather_index`)."""
         raw = guided_output(lambda c: self.param_net(check_condition(self, c, self.cond_shape)), cond)
-        n_off = self.lower_index.shape[1]
         batch, channels = raw.shape[0], self.channels
-        lower = raw.new_zeros(batch, channels, channels)
-        upper = raw.new_zeros(batch, channels, channels)
-        lower[:, self.lower_index[0], self.lower_index[1]] = raw[:, :n_off]
-        upper[:, self.upper_index[0], self.upper_index[1]] = raw[:, n_off : 2 * n_off]
-        return lower, upper, raw[:, 2 * n_off :]
+        log_s = raw[:, -channels:]
+        values = torch.cat([self.zero_one.expand(batch, 2), raw, self.sign * torch.exp(log_s)], dim=1)
+        unit_lower, upper = values.index_select(1, self.triangle_index).view(batch, 2, channels, channels).unbind(1)
+        return unit_lower, upper, log_s
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
-        lower, upper, log_s = self.factors_for(cond)
-        weight = lu_weight(self.permutation, lower, upper, self.sign, log_s)
+        unit_lower, upper, log_s = self.triangles_for(cond)
         logdet = x.shape[2] * x.shape[3] * repeat_to_batch(log_s, x.shape[0]).sum(dim=1)
-        return _apply_per_condition(x, weight), logdet
+        return _apply_per_condition(x, self.compose(unit_lower, upper)), logdet
 
     def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
-        lower, upper, log_s = self.factors_for(cond)
-        weight_inv = lu_inverse_weight(self.permutation, lower, upper, self.sign, log_s)
+        unit_lower, upper, log_s = self.triangles_for(cond)
         logdet = -y.shape[2] * y.shape[3] * repeat_to_batch(log_s, y.shape[0]).sum(dim=1)
-        return _apply_per_condition(y, weight_inv), logdet
+        return _apply_per_condition(y, self.compose_inverse(unit_lower, upper)), logdet
+
+
+def triangle_gather_index(channels: int) -> Tensor:
+    r"""Where each entry of :math:`L + I` and then of :math:`U + \mathrm{diag}(s)` (2 C^2 entries,
+    row-major) is found in ``[0, 1, CN output, diagonal]``: the CN output holds L's entries below the
+    diagonal (``tril_indices`` order), U's above it (``triu_indices`` order) and the C log-scales."""
+    n_off = channels * (channels - 1) // 2
+    lower = torch.zeros(channels, channels, dtype=torch.long)
+    upper = torch.zeros(channels, channels, dtype=torch.long)
+    lower[tuple(torch.tril_indices(channels, channels, -1))] = 2 + torch.arange(n_off)
+    upper[tuple(torch.triu_indices(channels, channels, 1))] = 2 + n_off + torch.arange(n_off)
+    diagonal = torch.arange(channels)
+    lower[diagonal, diagonal] = 1
+    upper[diagonal, diagonal] = 2 + channels * channels + diagonal
+    return torch.cat([lower.flatten(), upper.flatten()])
 
 
 def _apply_per_condition(x: Tensor, weight: Tensor) -> Tensor:
-    """Apply (Bc, C, C) matrices to a batch of ``k * Bc`` samples; one shared matrix uses a conv."""
-    if weight.shape[0] == 1:
+    """Apply (Bc, C, C) matrices to a batch of ``k * Bc`` samples: one batched matrix product, or
+    one convolution where a single matrix serves several samples."""
+    if weight.shape[0] == 1 and x.shape[0] > 1:
         return apply_channel_matrix(x, weight[0])
     return apply_channel_matrix(x, repeat_to_batch(weight, x.shape[0]))
 

@@ -136,18 +136,39 @@ def lu_triangles(lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor) -> t
     return torch.tril(lower, -1) + eye, torch.triu(upper, 1) + torch.diag_embed(sign * torch.exp(log_s))
 
 
-def lu_weight(permutation: Tensor, lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor) -> Tensor:
-    r""":math:`W = P (L + I) (U + \mathrm{diag}(\mathrm{sign}\, e^{\log s}))`."""
-    unit_lower, upper_with_diagonal = lu_triangles(lower, upper, sign, log_s)
-    return permutation @ unit_lower @ upper_with_diagonal
+def matrix_product(a: Tensor, b: Tensor) -> Tensor:
+    """``a @ b`` for single matrices or equal batches, without ``matmul``'s broadcasting steps."""
+    return torch.bmm(a, b) if a.dim() == 3 else torch.mm(a, b)
 
 
-def lu_inverse_weight(permutation: Tensor, lower: Tensor, upper: Tensor, sign: Tensor, log_s: Tensor) -> Tensor:
-    r""":math:`W^{-1} = (U + \mathrm{diag}(s))^{-1} (L + I)^{-1} P^\top`, by two triangular solves."""
-    unit_lower, upper_with_diagonal = lu_triangles(lower, upper, sign, log_s)
-    eye = torch.eye(lower.shape[-1], dtype=lower.dtype, device=lower.device)
-    lower_inv = torch.linalg.solve_triangular(unit_lower, eye, upper=False, unitriangular=True)
-    return torch.linalg.solve_triangular(upper_with_diagonal, lower_inv, upper=True) @ permutation.transpose(-1, -2)
+class PermutedLU(nn.Module):
+    r"""The fixed permutation P of an LU-parameterised 1x1 convolution and the weight it composes.
+
+    P is kept as the matrix (a buffer saved with the weights) and as the row order it stands
+    for, :math:`(P A)_i = A_{\mathrm{order}(i)}` (derived, refreshed whenever P is loaded), so that
+    it is applied by indexing, which is exact, rather than by a matrix product.
+    """
+
+    permutation: Tensor
+    row_order: Tensor
+
+    def _register_permutation(self, permutation: Tensor) -> None:
+        self.register_buffer("permutation", permutation)
+        self.register_buffer("row_order", permutation.argmax(dim=1), persistent=False)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.row_order.copy_(self.permutation.argmax(dim=1))
+
+    def compose(self, unit_lower: Tensor, upper: Tensor) -> Tensor:
+        r""":math:`W = P (L + I) (U + \mathrm{diag}(s))` from the two triangles, (C, C) or (B, C, C)."""
+        return matrix_product(unit_lower, upper).index_select(-2, self.row_order)
+
+    def compose_inverse(self, unit_lower: Tensor, upper: Tensor) -> Tensor:
+        r""":math:`W^{-1} = (U + \mathrm{diag}(s))^{-1} (L + I)^{-1} P^\top`, by two triangular solves
+        (the first with right-hand side :math:`P^\top`), never a general matrix inverse."""
+        lower_solved = torch.linalg.solve_triangular(unit_lower, self.permutation.mT, upper=False, unitriangular=True)
+        return torch.linalg.solve_triangular(upper, lower_solved, upper=True)
 
 
 def apply_channel_matrix(x: Tensor, weight: Tensor) -> Tensor:
@@ -158,7 +179,7 @@ def apply_channel_matrix(x: Tensor, weight: Tensor) -> Tensor:
     return torch.bmm(weight, x.reshape(batch, channels, height * width)).view(batch, -1, height, width)
 
 
-class InvConv1x1(InvertibleLayer):
+class InvConv1x1(PermutedLU, InvertibleLayer):
     r"""Invertible 1x1 convolution in LU form (Glow, section 3.2).
 
     .. math:: y_{:,h,w} = W x_{:,h,w}, \quad W = P L (U + \mathrm{diag}(\mathrm{sign}\, e^{\log s})),
@@ -168,29 +189,30 @@ class InvConv1x1(InvertibleLayer):
     solves, never a general matrix inverse.
     """
 
-    permutation: Tensor
     sign: Tensor
 
     def __init__(self, channels: int, generator: torch.Generator | None = None) -> None:
         super().__init__()
         factors = random_rotation_lu(channels, generator)
-        self.register_buffer("permutation", factors["permutation"])
+        self._register_permutation(factors["permutation"])
         self.register_buffer("sign", factors["sign"])
         self.lower = nn.Parameter(factors["lower"])
         self.upper = nn.Parameter(factors["upper"])
         self.log_s = nn.Parameter(factors["log_s"])
 
+    def triangles(self) -> tuple[Tensor, Tensor]:
+        return lu_triangles(self.lower, self.upper, self.sign, self.log_s)
+
     def weight(self) -> Tensor:
-        return lu_weight(self.permutation, self.lower, self.upper, self.sign, self.log_s)
+        return self.compose(*self.triangles())
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdet = x.shape[2] * x.shape[3] * self.log_s.sum()
         return apply_channel_matrix(x, self.weight()), per_sample(logdet, x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        weight_inv = lu_inverse_weight(self.permutation, self.lower, self.upper, self.sign, self.log_s)
         logdet = -y.shape[2] * y.shape[3] * self.log_s.sum()
-        return apply_channel_matrix(y, weight_inv), per_sample(logdet, y.shape[0])
+        return apply_channel_matrix(y, self.compose_inverse(*self.triangles())), per_sample(logdet, y.shape[0])
 
 
 class ZeroConv2d(nn.Module):
