@@ -8,7 +8,7 @@ each code at batch 1, the structure of ``paper_code_speed.py``. For each:
   ones an operator calls inside itself), and all aten calls, counted by ``torch.profiler``;
 * **cpu** and **wall**: median CPU seconds of the calling thread (all of torch's work with one
   thread; time lost to other processes is not counted) and wall seconds per call, timed with the
-  codes interleaved (A, B, A, B, ...) in this one process, and their ratio to the last code's;
+  codes interleaved (A, B, B, A, ...) in this one process, and their ratio to the last code's;
 * **kernels**: the CPU time spent inside convolutions and matrix products (:data:`KERNEL_OPS`,
   timed one by one under a dispatch mode), the arithmetic both codes must do; median of
   ``--profiles`` calls;
@@ -226,9 +226,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for code in codes:
                 code.profiles[what].append(operator_profile(getattr(code, what)))
                 code.kernels[what].append(kernel_seconds(getattr(code, what)))
-    for _ in range(args.rounds):
+    for index in range(args.rounds):
         for what in ("train", "sample"):
-            for code in codes:
+            for code in codes if index % 2 else reversed(codes):  # each code first as often as last
                 code.time(what)
     return report(args, codes, checks)
 

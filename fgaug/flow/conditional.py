@@ -103,20 +103,20 @@ class ParameterNetwork(nn.Module):
         c1, c2, c3 = conv_channels
         self.convs = nn.Sequential(
             nn.Conv2d(in_channels, c1, kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(c1, c2, kernel_size=3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(c2, c3, kernel_size=3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         h1, h2, h3 = hidden
         self.fully_connected = nn.Sequential(
             nn.Linear(c3 * size[0] * size[1], h1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Linear(h1, h2),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Linear(h2, h3),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         self.output = nn.Linear(h3, out_features)
         nn.init.zeros_(self.output.weight)
@@ -159,7 +159,7 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
     def parameters_for(self, cond: Condition | None) -> tuple[Tensor, Tensor]:
         """``(log_scale, shift)``, each (Bc, C, 1, 1)."""
         raw = guided_output(lambda c: self.param_net(check_condition(self, c, self.cond_shape)), cond)
-        log_scale, shift = raw[:, :, None, None].chunk(2, dim=1)
+        log_scale, shift = raw.view(-1, 2, self.channels, 1, 1).unbind(1)
         return log_scale, shift
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
@@ -167,14 +167,14 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
             self.initialize(x)
         log_scale, shift = self.parameters_for(cond)
         log_scale, shift = repeat_to_batch(log_scale, x.shape[0]), repeat_to_batch(shift, x.shape[0])
-        logdet = x.shape[2] * x.shape[3] * log_scale.flatten(1).sum(dim=1)
+        logdet = x.shape[2] * x.shape[3] * log_scale.sum(dim=(1, 2, 3))
         return (x + shift) * torch.exp(log_scale), logdet
 
     def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         log_scale, shift = self.parameters_for(cond)
-        log_scale, shift = repeat_to_batch(log_scale, y.shape[0]), repeat_to_batch(shift, y.shape[0])
-        logdet = -y.shape[2] * y.shape[3] * log_scale.flatten(1).sum(dim=1)
-        return y * torch.exp(-log_scale) - shift, logdet
+        inverse_log_scale, shift = -repeat_to_batch(log_scale, y.shape[0]), repeat_to_batch(shift, y.shape[0])
+        logdet = y.shape[2] * y.shape[3] * inverse_log_scale.sum(dim=(1, 2, 3))
+        return y * torch.exp(inverse_log_scale) - shift, logdet
 
 
 class ConditionalInvConv1x1(PermutedLU, InvertibleLayer):
@@ -294,9 +294,9 @@ class ConditionalAffineCoupling(InvertibleLayer):
         self.cond_channels = cond_channels
         self.condition_embedding = nn.Sequential(
             nn.Conv2d(cond_channels, embed_hidden, kernel_size=3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(embed_hidden, channels, kernel_size=3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         )
         channels_last_weights(self.condition_embedding)
         self.network = CouplingNetwork(channels // 2 + channels, channels, hidden)

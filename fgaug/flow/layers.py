@@ -260,7 +260,7 @@ def run_network(network: nn.Module, x: Tensor) -> Tensor:
     back contiguous and in ``x``'s dtype, for the invertible arithmetic."""
     with network_autocast(x.device.type):
         output = network(channels_last(x))
-    return output.to(x.dtype).contiguous()
+    return (output if output.dtype == x.dtype else output.to(x.dtype)).contiguous()
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -292,7 +292,8 @@ def coupling_log_scale(raw: Tensor, floor: float) -> Tensor:
 
     Computed in log space, so it is finite for any ``raw``; ``s`` lies in ``[f, 1)``.
     """
-    return torch.logaddexp(torch.full_like(raw, math.log(floor)), math.log1p(-floor) + F.logsigmoid(raw + 2.0))
+    log_scaled_sigmoid = math.log1p(-floor) + F.logsigmoid(raw + 2.0)
+    return torch.logaddexp(log_scaled_sigmoid, raw.new_full((), math.log(floor)))
 
 
 def affine_coupling_forward(x: Tensor, params: Tensor, floor: float) -> tuple[Tensor, Tensor]:
@@ -304,7 +305,7 @@ def affine_coupling_forward(x: Tensor, params: Tensor, floor: float) -> tuple[Te
     raw_scale, shift = params.chunk(2, dim=1)
     log_s = coupling_log_scale(raw_scale, floor)
     y_b = (x_b + shift) * torch.exp(log_s)
-    return torch.cat([x_a, y_b], dim=1), log_s.flatten(1).sum(dim=1)
+    return torch.cat([x_a, y_b], dim=1), log_s.sum(dim=(1, 2, 3))
 
 
 def affine_coupling_inverse(y: Tensor, params: Tensor, floor: float) -> tuple[Tensor, Tensor]:
@@ -312,9 +313,9 @@ def affine_coupling_inverse(y: Tensor, params: Tensor, floor: float) -> tuple[Te
     :math:`e^{-\log s}` by ``1/floor``."""
     y_a, y_b = y.chunk(2, dim=1)
     raw_scale, shift = params.chunk(2, dim=1)
-    log_s = coupling_log_scale(raw_scale, floor)
-    x_b = y_b * torch.exp(-log_s) - shift
-    return torch.cat([y_a, x_b], dim=1), -log_s.flatten(1).sum(dim=1)
+    inverse_log_s = -coupling_log_scale(raw_scale, floor)
+    x_b = y_b * torch.exp(inverse_log_s) - shift
+    return torch.cat([y_a, x_b], dim=1), inverse_log_s.sum(dim=(1, 2, 3))
 
 
 class AffineCoupling(InvertibleLayer):
