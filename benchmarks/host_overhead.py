@@ -61,7 +61,7 @@ from fgaug.flow.config import FullGlowConfig
 from fgaug.runtime import cpu_description
 from fgaug.training.train import adam
 
-KERNEL_OPS = frozenset({"convolution", "convolution_backward", "mm", "addmm", "bmm", "baddbmm"})
+KERNEL_OPS = frozenset({"convolution", "mkldnn_convolution", "convolution_backward", "mm", "addmm", "bmm", "baddbmm"})
 """The operators (as a dispatch mode sees them) that do the arithmetic of convolutions and matrix products."""
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -178,18 +178,31 @@ def paper_code(args: argparse.Namespace, segment: torch.Tensor, photo: torch.Ten
 
 
 def same_results(model: torch.nn.Module, baseline: torch.nn.Module, segment: torch.Tensor, photo: torch.Tensor) -> dict:
-    """Loss and samples of today's flow and the baseline's, from the same weights and draws."""
+    """Loss and samples of today's flow and the baseline's, from the same weights and draws: the
+    initial weights moved by a little noise (zero-initialised output layers would hide the networks),
+    then both put back to the initial ones."""
+    initial = {name: value.clone() for name, value in model.state_dict().items()}
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.01 * torch.randn(parameter.shape, generator=generator))
+    baseline.load_state_dict(model.state_dict())
 
     def run(flow: torch.nn.Module) -> tuple[torch.Tensor, ...]:
         loss = flow(segment, photo, generator=torch.Generator().manual_seed(1)).loss
         samples = flow.sample(segment, n=2, temperature=0.8, generator=torch.Generator().manual_seed(2))
-        return loss.detach(), samples.images, samples.log_likelihood
+        latents = torch.cat([z.flatten() for z in flow.encode(segment, photo)])
+        return loss.detach(), samples.images, samples.log_likelihood, latents
 
     ours, theirs = run(model), run(baseline)
+    model.load_state_dict(initial)
+    baseline.load_state_dict(initial)
     return {
         "loss_difference": (ours[0] - theirs[0]).abs().item(),
         "samples_bitwise_equal": torch.equal(ours[1], theirs[1]),
+        "samples_max_difference_in_8bit_levels": round((ours[1] - theirs[1]).abs().max().item() * 255),
         "log_likelihood_difference": (ours[2] - theirs[2]).abs().max().item(),
+        "latents_max_difference": (ours[3] - theirs[3]).abs().max().item(),
     }
 
 
@@ -205,7 +218,6 @@ def codes_under_test(args: argparse.Namespace, segment: torch.Tensor, photo: tor
     if args.baseline:
         flow = load_flow_at(args.baseline)
         baseline = flow.FullGlow(flow.config.FullGlowConfig.from_dict(config.to_dict(), origin="host_overhead"))
-        baseline.load_state_dict(model.state_dict())
         checks = same_results(model, baseline, segment, photo)
         codes.append(fgaug_code(f"fgaug@{args.baseline}", baseline, segment, photo))
     if args.glow2:
