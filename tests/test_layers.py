@@ -8,6 +8,7 @@ import pytest
 import torch
 from flow_checks import check_invertible_layer, perturb_parameters
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from fgaug.flow.conditional import (
     ConditionalActNorm,
@@ -20,10 +21,12 @@ from fgaug.flow.layers import (
     ActNorm,
     AffineCoupling,
     InvConv1x1,
+    NetworkConv2d,
     SplitPrior,
     Squeeze,
     coupling_log_scale,
     gaussian_log_prob,
+    onednn_convolves,
 )
 
 BATCH, CHANNELS, HEIGHT, WIDTH = 3, 4, 2, 2
@@ -276,3 +279,26 @@ def test_guidance_weight_zero_is_the_unguided_layer_and_one_extrapolates(name: s
         unconditional = layer(x, null.expand_as(cond))[0]
     assert not torch.allclose(guided, plain)
     assert not torch.allclose(guided, unconditional)
+
+
+def test_network_convolution_is_torchs_convolution_run_by_onednn() -> None:
+    """On the CPU in float32 the networks' convolution calls oneDNN itself: the same function as
+    ``conv2d`` (float32 rounding apart), the same gradients and FLOP count; in float64 and under
+    autocast it is ``nn.Conv2d``."""
+    torch.manual_seed(0)
+    conv = NetworkConv2d(6, 16, kernel_size=3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 6, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert onednn_convolves(x, conv.weight) == torch.backends.mkldnn.is_available()
+    assert not onednn_convolves(x.double(), conv.weight.double())
+    output = conv(x)
+    expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    torch.testing.assert_close(output, expected)
+    gradients = torch.autograd.grad(output.square().sum(), (x, conv.weight, conv.bias))
+    expected_gradients = torch.autograd.grad(expected.square().sum(), (x, conv.weight, conv.bias))
+    for gradient, expected_gradient in zip(gradients, expected_gradients, strict=True):
+        torch.testing.assert_close(gradient, expected_gradient)
+    with FlopCounterMode(display=False) as counter:
+        conv(x)
+    assert counter.get_total_flops() == 2 * 6 * 9 * 16 * 8 * 8
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv(x).dtype == torch.bfloat16

@@ -26,6 +26,7 @@ from fgaug.flow.layers import (
     CouplingNetwork,
     DataDependentInit,
     InvertibleLayer,
+    NetworkConv2d,
     PermutedLU,
     affine_coupling_forward,
     affine_coupling_inverse,
@@ -300,9 +301,9 @@ class ConditionalAffineCoupling(InvertibleLayer):
             raise ValueError(f"affine coupling needs an even channel count, got {channels}")
         self.cond_channels = cond_channels
         self.condition_embedding = nn.Sequential(
-            nn.Conv2d(cond_channels, embed_hidden, kernel_size=3, padding=1),
+            NetworkConv2d(cond_channels, embed_hidden, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
-            nn.Conv2d(embed_hidden, channels, kernel_size=3, padding=1),
+            NetworkConv2d(embed_hidden, channels, kernel_size=3, padding=1),
             nn.ReLU(inplace=True),
         )
         channels_last_weights(self.condition_embedding)
