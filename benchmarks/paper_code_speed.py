@@ -16,6 +16,10 @@ kernel launches set the pace.
 
 from __future__ import annotations
 
+import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is loaded
+
+# isort: split
+
 import argparse
 import importlib
 import json
@@ -79,6 +83,32 @@ def paper_loss(model: torch.nn.Module, segment: torch.Tensor, photo: torch.Tenso
     return reg * nll(left) + nll(right)
 
 
+def paper_calls(
+    root: Path,
+    device: torch.device,
+    n_block: int,
+    n_flow: int,
+    size: tuple[int, int],
+    segment: torch.Tensor,
+    photo: torch.Tensor,
+) -> tuple[torch.nn.Module, Callable[[], None], Callable[[], None]]:
+    """The paper's model, one training step of it as its trainer runs it (Adam), and one sampling call."""
+    model = paper_model(root, device, n_block, n_flow, size)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = paper_loss(model, segment, photo)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    def sample() -> None:
+        with torch.no_grad():
+            model.reverse(x_a=segment, z_b_samples=paper_latents(model, size, n_block, device))
+
+    return model, step, sample
+
+
 def paper_latents(model: torch.nn.Module, size: tuple[int, int], n_block: int, device: torch.device) -> list:
     channels, (height, width), shapes = 3, size, []
     for _ in range(n_block - 1):
@@ -140,19 +170,7 @@ def time_paper_code(
 def _time_paper_code(
     args: argparse.Namespace, device: torch.device, segment: torch.Tensor, photo: torch.Tensor
 ) -> dict[str, float]:
-    paper = paper_model(args.glow2, device, args.n_block, args.n_flow, args.size)
-    optimizer = torch.optim.Adam(paper.parameters(), lr=1e-4)
-
-    def step() -> None:
-        loss = paper_loss(paper, segment, photo)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    def sample() -> None:
-        with torch.no_grad():
-            paper.reverse(x_a=segment, z_b_samples=paper_latents(paper, args.size, args.n_block, device))
-
+    paper, step, sample = paper_calls(args.glow2, device, args.n_block, args.n_flow, args.size, segment, photo)
     return {
         "paper_parameters_m": round(sum(p.numel() for p in paper.parameters()) / 1e6, 2),
         "paper_train_seconds": seconds_per_call(step, args.steps, device),

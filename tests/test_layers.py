@@ -8,6 +8,7 @@ import pytest
 import torch
 from flow_checks import check_invertible_layer, perturb_parameters
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from fgaug.flow.conditional import (
     ConditionalActNorm,
@@ -20,11 +21,12 @@ from fgaug.flow.layers import (
     ActNorm,
     AffineCoupling,
     InvConv1x1,
+    NetworkConv2d,
     SplitPrior,
     Squeeze,
     coupling_log_scale,
     gaussian_log_prob,
-    lu_weight,
+    onednn_convolves,
 )
 
 BATCH, CHANNELS, HEIGHT, WIDTH = 3, 4, 2, 2
@@ -169,10 +171,32 @@ def test_actnorm_does_not_reinitialise_after_state_dict_load() -> None:
     torch.testing.assert_close(fresh.shift.detach(), before)
 
 
+@pytest.mark.parametrize("conditional", [False, True], ids=["invconv1x1", "conditional-invconv1x1"])
+def test_invconv_applies_the_permutation_it_loads(conditional: bool) -> None:
+    """The permutation is applied as a row order derived from the saved matrix: a layer that loads
+    another's weights (another seed, so another permutation) computes exactly what that one does."""
+
+    def build(seed: int) -> nn.Module:
+        generator = torch.Generator().manual_seed(seed)
+        if conditional:
+            return ConditionalInvConv1x1(
+                CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH), hidden=(8, 8, 8), generator=generator
+            )
+        return InvConv1x1(CHANNELS, generator)
+
+    trained, fresh = build(1), build(2)
+    assert not torch.equal(trained.permutation, fresh.permutation)
+    fresh.load_state_dict(trained.state_dict())
+    cond = condition() if conditional else None
+    with torch.no_grad():
+        assert torch.equal(fresh(data(), cond)[0], trained(data(), cond)[0])
+        assert torch.equal(fresh.inverse(data(), cond)[0], trained.inverse(data(), cond)[0])
+
+
 def test_conditional_invconv_starts_as_a_rotation_for_every_condition() -> None:
     layer = ConditionalInvConv1x1(CHANNELS, COND_CHANNELS, (HEIGHT, WIDTH))
-    lower, upper, log_s = layer.factors_for(condition())
-    weight = lu_weight(layer.permutation, lower, upper, layer.sign, log_s).detach()
+    unit_lower, upper, _ = layer.triangles_for(condition())
+    weight = layer.compose(unit_lower, upper).detach()
     eye = torch.eye(CHANNELS).expand(BATCH, -1, -1)
     torch.testing.assert_close(weight @ weight.transpose(1, 2), eye, atol=1e-5, rtol=0)
     torch.testing.assert_close(weight[0], weight[1])
@@ -255,3 +279,26 @@ def test_guidance_weight_zero_is_the_unguided_layer_and_one_extrapolates(name: s
         unconditional = layer(x, null.expand_as(cond))[0]
     assert not torch.allclose(guided, plain)
     assert not torch.allclose(guided, unconditional)
+
+
+def test_network_convolution_is_torchs_convolution_run_by_onednn() -> None:
+    """On the CPU in float32 the networks' convolution calls oneDNN itself: the same function as
+    ``conv2d`` (float32 rounding apart), the same gradients and FLOP count; in float64 and under
+    autocast it is ``nn.Conv2d``."""
+    torch.manual_seed(0)
+    conv = NetworkConv2d(6, 16, kernel_size=3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 6, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert onednn_convolves(x, conv.weight) == torch.backends.mkldnn.is_available()
+    assert not onednn_convolves(x.double(), conv.weight.double())
+    output = conv(x)
+    expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    torch.testing.assert_close(output, expected)
+    gradients = torch.autograd.grad(output.square().sum(), (x, conv.weight, conv.bias))
+    expected_gradients = torch.autograd.grad(expected.square().sum(), (x, conv.weight, conv.bias))
+    for gradient, expected_gradient in zip(gradients, expected_gradients, strict=True):
+        torch.testing.assert_close(gradient, expected_gradient)
+    with FlopCounterMode(display=False) as counter:
+        conv(x)
+    assert counter.get_total_flops() == 2 * 6 * 9 * 16 * 8 * 8
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert conv(x).dtype == torch.bfloat16

@@ -14,22 +14,26 @@ sample ``i`` using condition ``i // k``. The conditioning networks then run once
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fgaug.flow.layers import (
     CouplingNetwork,
     DataDependentInit,
     InvertibleLayer,
+    NetworkConv2d,
+    PermutedLU,
     affine_coupling_forward,
     affine_coupling_inverse,
     apply_channel_matrix,
     channel_statistics,
-    lu_inverse_weight,
-    lu_weight,
+    channels_last_weights,
     random_rotation_lu,
     repeat_to_batch,
     run_network,
@@ -89,6 +93,9 @@ class ParameterNetwork(nn.Module):
     connected layers, so the network is tied to the spatial size it was built for. The last
     layer has zero weights: its output starts as its bias, the same for every condition, which is
     how the data-dependent and the random-rotation initialisations are set.
+
+    ``forward`` calls the layers' functions on their weights: on layers this small, a module call
+    per layer (and per ReLU) took a quarter of the network's time.
     """
 
     def __init__(
@@ -101,29 +108,31 @@ class ParameterNetwork(nn.Module):
     ) -> None:
         super().__init__()
         c1, c2, c3 = conv_channels
-        self.convs = nn.Sequential(
+        self.convs = every_other(
             nn.Conv2d(in_channels, c1, kernel_size=1),
-            nn.ReLU(),
             nn.Conv2d(c1, c2, kernel_size=3, padding=1),
-            nn.ReLU(),
             nn.Conv2d(c2, c3, kernel_size=3, padding=1),
-            nn.ReLU(),
         )
         h1, h2, h3 = hidden
-        self.fully_connected = nn.Sequential(
-            nn.Linear(c3 * size[0] * size[1], h1),
-            nn.ReLU(),
-            nn.Linear(h1, h2),
-            nn.ReLU(),
-            nn.Linear(h2, h3),
-            nn.ReLU(),
-        )
+        self.fully_connected = every_other(nn.Linear(c3 * size[0] * size[1], h1), nn.Linear(h1, h2), nn.Linear(h2, h3))
         self.output = nn.Linear(h3, out_features)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
     def forward(self, cond: Tensor) -> Tensor:
-        return self.output(self.fully_connected(self.convs(cond).flatten(1)))
+        hidden = cond
+        for conv in cast(list[nn.Conv2d], self.convs):
+            hidden = torch.relu_(F.conv2d(hidden, conv.weight, conv.bias, padding=conv.padding))
+        hidden = hidden.flatten(1)
+        for linear in cast(list[nn.Linear], self.fully_connected):
+            hidden = torch.relu_(F.linear(hidden, linear.weight, linear.bias))
+        return F.linear(hidden, self.output.weight, self.output.bias)
+
+
+def every_other(*layers: nn.Module) -> nn.Sequential:
+    """The layers in a Sequential under the names 0, 2, 4, ...: ReLU modules once sat between them,
+    and saved models keep those state-dict keys."""
+    return nn.Sequential(OrderedDict((str(2 * index), layer) for index, layer in enumerate(layers)))
 
 
 class ConditionalActNorm(DataDependentInit, InvertibleLayer):
@@ -159,7 +168,7 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
     def parameters_for(self, cond: Condition | None) -> tuple[Tensor, Tensor]:
         """``(log_scale, shift)``, each (Bc, C, 1, 1)."""
         raw = guided_output(lambda c: self.param_net(check_condition(self, c, self.cond_shape)), cond)
-        log_scale, shift = raw[:, :, None, None].chunk(2, dim=1)
+        log_scale, shift = raw.view(-1, 2, self.channels, 1, 1).unbind(1)
         return log_scale, shift
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
@@ -167,17 +176,17 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
             self.initialize(x)
         log_scale, shift = self.parameters_for(cond)
         log_scale, shift = repeat_to_batch(log_scale, x.shape[0]), repeat_to_batch(shift, x.shape[0])
-        logdet = x.shape[2] * x.shape[3] * log_scale.flatten(1).sum(dim=1)
+        logdet = x.shape[2] * x.shape[3] * log_scale.sum(dim=(1, 2, 3))
         return (x + shift) * torch.exp(log_scale), logdet
 
     def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         log_scale, shift = self.parameters_for(cond)
-        log_scale, shift = repeat_to_batch(log_scale, y.shape[0]), repeat_to_batch(shift, y.shape[0])
-        logdet = -y.shape[2] * y.shape[3] * log_scale.flatten(1).sum(dim=1)
-        return y * torch.exp(-log_scale) - shift, logdet
+        inverse_log_scale, shift = -repeat_to_batch(log_scale, y.shape[0]), repeat_to_batch(shift, y.shape[0])
+        logdet = y.shape[2] * y.shape[3] * inverse_log_scale.sum(dim=(1, 2, 3))
+        return y * torch.exp(inverse_log_scale) - shift, logdet
 
 
-class ConditionalInvConv1x1(InvertibleLayer):
+class ConditionalInvConv1x1(PermutedLU, InvertibleLayer):
     r"""Invertible 1x1 convolution whose LU factors come from the source side (paper eq. 6).
 
     .. math:: (L, U, \log s) = \mathrm{CN}(c), \quad W = P (L + I)(U + \mathrm{diag}(\mathrm{sign}\,
@@ -186,13 +195,15 @@ class ConditionalInvConv1x1(InvertibleLayer):
     The CN outputs exactly the free entries: C(C-1)/2 below the diagonal of L, C(C-1)/2 above the
     diagonal of U and C log-scales. P and the signs are fixed buffers from a random rotation W0,
     and the CN's bias starts at W0's factors (its weights at zero), so W = W0 for every condition
-    at first. Each sample has its own W; the inverse uses triangular solves per sample.
+    at first. Each sample has its own W, applied by one batched matrix product; the inverse uses
+    triangular solves per sample.
     """
 
-    permutation: Tensor
     sign: Tensor
     lower_index: Tensor
     upper_index: Tensor
+    triangle_index: Tensor
+    zero_one: Tensor
 
     def __init__(
         self,
@@ -207,10 +218,12 @@ class ConditionalInvConv1x1(InvertibleLayer):
         self.channels = channels
         self.cond_shape = (cond_channels, *size)
         factors = random_rotation_lu(channels, generator)
-        self.register_buffer("permutation", factors["permutation"])
+        self._register_permutation(factors["permutation"])
         self.register_buffer("sign", factors["sign"])
         self.register_buffer("lower_index", torch.tril_indices(channels, channels, -1))
         self.register_buffer("upper_index", torch.triu_indices(channels, channels, 1))
+        self.register_buffer("triangle_index", triangle_gather_index(channels), persistent=False)
+        self.register_buffer("zero_one", torch.tensor([[0.0, 1.0]]), persistent=False)
         self.param_net = ParameterNetwork(cond_channels, size, channels * channels, conv_channels, hidden)
         rows, cols = self.lower_index
         upper_rows, upper_cols = self.upper_index
@@ -225,33 +238,47 @@ class ConditionalInvConv1x1(InvertibleLayer):
                 )
             )
 
-    def factors_for(self, cond: Condition | None) -> tuple[Tensor, Tensor, Tensor]:
-        """Per-condition ``(lower, upper, log_s)``: (Bc, C, C), (Bc, C, C), (Bc, C)."""
+    def triangles_for(self, cond: Condition | None) -> tuple[Tensor, Tensor, Tensor]:
+        r"""Per condition :math:`L + I`, :math:`U + \mathrm{diag}(\mathrm{sign}\, e^{\log s})` and
+        :math:`\log s`: (Bc, C, C), (Bc, C, C), (Bc, C). Both triangles are gathered in one indexing
+        from the CN's output, its diagonal and the constants 0 and 1 (see :func:`triangle_gather_index`)."""
         raw = guided_output(lambda c: self.param_net(check_condition(self, c, self.cond_shape)), cond)
-        n_off = self.lower_index.shape[1]
         batch, channels = raw.shape[0], self.channels
-        lower = raw.new_zeros(batch, channels, channels)
-        upper = raw.new_zeros(batch, channels, channels)
-        lower[:, self.lower_index[0], self.lower_index[1]] = raw[:, :n_off]
-        upper[:, self.upper_index[0], self.upper_index[1]] = raw[:, n_off : 2 * n_off]
-        return lower, upper, raw[:, 2 * n_off :]
+        log_s = raw[:, -channels:]
+        values = torch.cat([self.zero_one.expand(batch, 2), raw, self.sign * torch.exp(log_s)], dim=1)
+        unit_lower, upper = values.index_select(1, self.triangle_index).view(batch, 2, channels, channels).unbind(1)
+        return unit_lower, upper, log_s
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
-        lower, upper, log_s = self.factors_for(cond)
-        weight = lu_weight(self.permutation, lower, upper, self.sign, log_s)
+        unit_lower, upper, log_s = self.triangles_for(cond)
         logdet = x.shape[2] * x.shape[3] * repeat_to_batch(log_s, x.shape[0]).sum(dim=1)
-        return _apply_per_condition(x, weight), logdet
+        return _apply_per_condition(x, self.compose(unit_lower, upper)), logdet
 
     def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
-        lower, upper, log_s = self.factors_for(cond)
-        weight_inv = lu_inverse_weight(self.permutation, lower, upper, self.sign, log_s)
+        unit_lower, upper, log_s = self.triangles_for(cond)
         logdet = -y.shape[2] * y.shape[3] * repeat_to_batch(log_s, y.shape[0]).sum(dim=1)
-        return _apply_per_condition(y, weight_inv), logdet
+        return _apply_per_condition(y, self.compose_inverse(unit_lower, upper)), logdet
+
+
+def triangle_gather_index(channels: int) -> Tensor:
+    r"""Where each entry of :math:`L + I` and then of :math:`U + \mathrm{diag}(s)` (2 C^2 entries,
+    row-major) is found in ``[0, 1, CN output, diagonal]``: the CN output holds L's entries below the
+    diagonal (``tril_indices`` order), U's above it (``triu_indices`` order) and the C log-scales."""
+    n_off = channels * (channels - 1) // 2
+    lower = torch.zeros(channels, channels, dtype=torch.long)
+    upper = torch.zeros(channels, channels, dtype=torch.long)
+    lower[tuple(torch.tril_indices(channels, channels, -1))] = 2 + torch.arange(n_off)
+    upper[tuple(torch.triu_indices(channels, channels, 1))] = 2 + n_off + torch.arange(n_off)
+    diagonal = torch.arange(channels)
+    lower[diagonal, diagonal] = 1
+    upper[diagonal, diagonal] = 2 + channels * channels + diagonal
+    return torch.cat([lower.flatten(), upper.flatten()])
 
 
 def _apply_per_condition(x: Tensor, weight: Tensor) -> Tensor:
-    """Apply (Bc, C, C) matrices to a batch of ``k * Bc`` samples; one shared matrix uses a conv."""
-    if weight.shape[0] == 1:
+    """Apply (Bc, C, C) matrices to a batch of ``k * Bc`` samples: one batched matrix product, or
+    one convolution where a single matrix serves several samples."""
+    if weight.shape[0] == 1 and x.shape[0] > 1:
         return apply_channel_matrix(x, weight[0])
     return apply_channel_matrix(x, repeat_to_batch(weight, x.shape[0]))
 
@@ -275,11 +302,12 @@ class ConditionalAffineCoupling(InvertibleLayer):
             raise ValueError(f"affine coupling needs an even channel count, got {channels}")
         self.cond_channels = cond_channels
         self.condition_embedding = nn.Sequential(
-            nn.Conv2d(cond_channels, embed_hidden, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(embed_hidden, channels, kernel_size=3, padding=1),
-            nn.ReLU(),
+            NetworkConv2d(cond_channels, embed_hidden, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
+            NetworkConv2d(embed_hidden, channels, kernel_size=3, padding=1),
+            nn.ReLU(inplace=True),
         )
+        channels_last_weights(self.condition_embedding)
         self.network = CouplingNetwork(channels // 2 + channels, channels, hidden)
         self.scale_floor = scale_floor
 

@@ -15,7 +15,7 @@ direction, which is all exact invertibility asks of it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 
 import torch
@@ -41,18 +41,20 @@ def current_network_dtype() -> torch.dtype | None:
     return _network_dtype.get()
 
 
-@contextmanager
-def network_autocast(device_type: str) -> Iterator[None]:
-    """Autocast (or TF32) for one network call, as set by :func:`network_precision`."""
+def network_autocast(device_type: str) -> AbstractContextManager[None]:
+    """Autocast (or TF32) for one network call, as set by :func:`network_precision`; nothing to
+    enter (not even autocast switched off) where no precision is set and no autocast is on."""
     dtype = _network_dtype.get()
+    if dtype is None and not torch.is_autocast_enabled(device_type):
+        return _NOTHING
     if dtype == TF32:
-        with tf32_allowed():
-            yield
-        return
+        return tf32_allowed()
     # no weight cache: each network call is its own autocast region, so a cache would only be
     # refilled per call, and CUDA-graph capture (fgaug.flow.graphs) requires it off
-    with torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None, cache_enabled=False):
-        yield
+    return torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None, cache_enabled=False)
+
+
+_NOTHING = nullcontext()
 
 
 @contextmanager
