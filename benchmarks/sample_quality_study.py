@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -86,7 +87,12 @@ class Recipe:
     condition_dropout: float = 0.0
     steps_factor: int = 1
     bundled: bool = False
-    """The bundled demo model: today's recipe trained longer (4000 steps), judged, never trained here."""
+    """The bundled demo model, judged, never trained here."""
+    fair: bool = False
+    """One generator per real-set size N, trained on the judging world's first N train pairs only
+    (the probes' own N pairs: the augmentation study's fair ``prior``) for :data:`FAIR_STEPS`
+    steps, and sampled at the setting val chose for ``settings_from``'s generator."""
+    settings_from: str | None = None
 
     @property
     def denoisable(self) -> bool:
@@ -105,7 +111,10 @@ RECIPES = {
     "gauss-0.04-x4": Recipe("gaussian:0.04", steps_factor=4),
     "dropout-0.1": Recipe(condition_dropout=0.1),
     "demo-4000": Recipe(bundled=True),
+    "fair-gauss-0.04": Recipe("gaussian:0.04", fair=True, settings_from="gauss-0.04-x4"),
 }
+FAIR_STEPS = 2000
+"""The augmentation study's fair generators' steps (``augmentation_study.GENERATOR_STEPS``)."""
 
 
 def write_generator_world(study: Path) -> Path:
@@ -118,16 +127,74 @@ def write_generator_world(study: Path) -> Path:
     return root
 
 
-def generator_checkpoint(study: Path, name: str) -> Path:
+def generator_checkpoint(study: Path, name: str, size: int | None = None) -> Path:
+    """The recipe's generator; a fair recipe's (trained first if it is not) is the one of real-set size ``size``."""
     if RECIPES[name].bundled:
         return bundled_dir() / DEMO_MODEL_NAME
+    if RECIPES[name].fair:
+        if size is None:
+            raise ValueError(f"{name} has one generator per real-set size: give the size")
+        return fair_generator(study, name, size)
     return study / "generators" / name / "checkpoints" / "last.pt"
 
 
-def train_generators(study: Path, names: list[str], steps: int, batch: int) -> None:
-    """Train each recipe's generator for ``steps * steps_factor`` steps, resuming a stopped run."""
+def judging_subset(study: Path, size: int) -> Path:
+    """A tree of copies of the judging world's first ``size`` train pairs: the pairs of the probes at N."""
+    root = study / "judging-subsets" / f"N{size}"
+    marker = root / "complete.json"
+    if not marker.is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        world = write_judging_world(study)
+        for group in find_groups(world, ["train"], True).groups[:size]:
+            for path in [group.photo, *group.label_files.values()]:
+                target = root / path.relative_to(world)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, target)
+        atomic_write_bytes(marker, json.dumps({"pairs": size}).encode())
+    return root
+
+
+def fair_generator(study: Path, name: str, size: int) -> Path:
+    """The fair recipe ``name``'s generator of the first ``size`` judging pairs (its last EMA
+    weights, as the augmentation study's), trained here on first use and resumed if stopped."""
+    recipe = RECIPES[name]
+    run_dir = study / "generators" / name / f"N{size}"
+    done = run_dir / "done.json"
+    if not done.is_file():
+        result = train(
+            TrainOptions(
+                data=str(judging_subset(study, size)),
+                val_data=str(write_judging_world(study)),
+                run_dir=str(run_dir),
+                preset="tiny",
+                steps=FAIR_STEPS * recipe.steps_factor,
+                batch_size=8,
+                lr=1e-3,
+                noise=recipe.noise,
+                condition_dropout=recipe.condition_dropout,
+                precision=native_precision(),
+                validate_every=500,
+                patience=0,
+                sample_every=FAIR_STEPS * recipe.steps_factor,
+                checkpoint_every=250,
+                workers=1,
+                resume=(run_dir / "config.json").is_file(),
+                tensorboard=False,
+            )
+        )
+        atomic_write_bytes(done, json.dumps({"steps": result.steps, "seconds": result.seconds}).encode())
+        print(f"{name} N={size}: {result.steps} steps in {result.seconds:.0f} s", flush=True)
+    return run_dir / "checkpoints" / "last.pt"
+
+
+def train_generators(study: Path, names: list[str], steps: int, batch: int, sizes: list[int]) -> None:
+    """Train each recipe's generator for ``steps * steps_factor`` steps (a fair recipe's, one per
+    real-set size in ``sizes``), resuming a stopped run."""
     data = write_generator_world(study)
-    for name in [name for name in names if not RECIPES[name].bundled]:
+    for name in [name for name in names if RECIPES[name].fair]:
+        for size in sizes:
+            print(f"{name} N={size}: {fair_generator(study, name, size)}", flush=True)
+    for name in [name for name in names if not (RECIPES[name].bundled or RECIPES[name].fair)]:
         recipe = RECIPES[name]
         run_dir = study / "generators" / name
         total = steps * recipe.steps_factor
@@ -174,6 +241,10 @@ class Variant:
 
 
 def trained(study: Path, recipe: str) -> bool:
+    """Whether the recipe's generator can be judged on val and test (a fair recipe's never is: it
+    has one generator per real-set size and borrows its setting)."""
+    if RECIPES[recipe].fair:
+        return False
     return RECIPES[recipe].bundled or (study / "generators" / recipe / "done.json").is_file()
 
 
@@ -288,11 +359,13 @@ def sweep_validation(study: Path, chosen: list[Variant]) -> None:
 
 
 def choose(study: Path, variant: Variant) -> dict[str, Any]:
-    """The variant's val row of highest label consistency: its setting and temperature."""
+    """The variant's val row of highest label consistency: its setting and temperature (a fair
+    recipe's: its ``settings_from`` recipe's)."""
+    source = RECIPES[variant.recipe].settings_from or variant.recipe
     candidates = [
         r
         for r in read_records(study / "quality-val.jsonl")
-        if r["recipe"] == variant.recipe
+        if r["recipe"] == source
         and any(r["guidance"] == s.guidance and r["denoise_scale"] == s.denoise_scale for s in variant.settings)
     ]
     scored = [r for r in candidates if r["consistency"] == r["consistency"]]  # NaN: every draw diverged
@@ -351,12 +424,11 @@ def synthesiser(study: Path, variant: Variant, strategy: str, best: dict[str, An
     settings; made under ``synthetic/<variant>/<arm>/N<N>``, copy-paste (no model) once for every
     variant under ``synthetic/real-pixels``. Prior samples are drawn in fp32, layouts rendered
     in the CPU's native precision, as the study's first runs did."""
-    checkpoint = generator_checkpoint(study, variant.recipe)
     supplies = Supplies(
         write_judging_world(study),
         study / "synthetic" / variant.name,
         load_preset("tiny").model.image_size,
-        generators={"fair": lambda real: checkpoint},
+        generators={"fair": lambda real: generator_checkpoint(study, variant.recipe, real.size)},
         precision=native_precision(),
         sampling=SamplingOptions(best["guidance"], best["denoise_scale"]),
     )
@@ -514,7 +586,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--variants", default="", help="augment phase: comma-separated variant names")
     parser.add_argument("--strategies", default="prior", help="augment phase: comma-separated strategies")
-    parser.add_argument("--sizes", default="20,40", help="augment phase: real-set sizes")
+    parser.add_argument("--sizes", default="20,40", help="augment and train phases: real-set sizes")
     parser.add_argument("--no-real", action="store_true", help="augment phase: leave real-only probes to another run")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="augment phase: probe seeds")
     args = parser.parse_args()
@@ -523,7 +595,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; known: {sorted(RECIPES)}")
     if args.phase == "train":
-        train_generators(args.study, names, args.steps, args.batch)
+        train_generators(args.study, names, args.steps, args.batch, [int(v) for v in args.sizes.split(",")])
     elif args.phase == "probe":
         train_judging_probe(args.study)
     elif args.phase == "quality":
