@@ -22,6 +22,15 @@ SMALL = FullGlowConfig(
     condition_embed_hidden=8,
     param_net_hidden=(8, 8, 8),
 )
+TINY = FullGlowConfig(
+    image_size=(4, 8),
+    n_block=2,
+    n_flow=(2, 1),
+    coupling_hidden=8,
+    condition_embed_hidden=4,
+    param_net_hidden=(4, 4, 4),
+)
+"""Small enough for a brute-force Jacobian of a whole Glow in float64."""
 
 
 def images(batch: int, channels: int = 3, size: tuple[int, int] = (8, 16), seed: int = 0) -> torch.Tensor:
@@ -68,14 +77,7 @@ def test_target_glow_round_trip_and_logdet_sum_to_zero(dtype: torch.dtype) -> No
 
 def test_whole_model_logdet_equals_autograd_jacobian() -> None:
     """Source and target Glow logdets equal log|det| of the full Jacobian (float64, tiny input)."""
-    config = FullGlowConfig(
-        image_size=(4, 8),
-        n_block=2,
-        n_flow=(2, 1),
-        coupling_hidden=8,
-        condition_embed_hidden=4,
-        param_net_hidden=(4, 4, 4),
-    )
+    config = TINY
     model = trained_looking_model(config).double()
     mask = images(1, size=(4, 8)).double()
     y = dequantize(images(1, size=(4, 8), seed=4), noise=True).double()

@@ -10,6 +10,7 @@ from flow_checks import check_invertible_layer, perturb_parameters
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from fgaug.flow.arithmetic import coupling_log_scale, gaussian_log_prob
 from fgaug.flow.conditional import (
     ConditionalActNorm,
     ConditionalAffineCoupling,
@@ -24,8 +25,6 @@ from fgaug.flow.layers import (
     NetworkConv2d,
     SplitPrior,
     Squeeze,
-    coupling_log_scale,
-    gaussian_log_prob,
     onednn_convolves,
 )
 

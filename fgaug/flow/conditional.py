@@ -23,14 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from fgaug.flow.arithmetic import UsesArithmetic
 from fgaug.flow.layers import (
     CouplingNetwork,
     DataDependentInit,
     InvertibleLayer,
     NetworkConv2d,
     PermutedLU,
-    affine_coupling_forward,
-    affine_coupling_inverse,
     apply_channel_matrix,
     channel_statistics,
     channels_last_weights,
@@ -135,7 +134,7 @@ def every_other(*layers: nn.Module) -> nn.Sequential:
     return nn.Sequential(OrderedDict((str(2 * index), layer) for index, layer in enumerate(layers)))
 
 
-class ConditionalActNorm(DataDependentInit, InvertibleLayer):
+class ConditionalActNorm(DataDependentInit, InvertibleLayer, UsesArithmetic):
     r"""Actnorm whose scale and shift come from the source side.
 
     .. math:: (\log s, b) = \mathrm{CN}(c), \quad y = (x + b) \odot e^{\log s},
@@ -177,13 +176,13 @@ class ConditionalActNorm(DataDependentInit, InvertibleLayer):
         log_scale, shift = self.parameters_for(cond)
         log_scale, shift = repeat_to_batch(log_scale, x.shape[0]), repeat_to_batch(shift, x.shape[0])
         logdet = x.shape[2] * x.shape[3] * log_scale.sum(dim=(1, 2, 3))
-        return (x + shift) * torch.exp(log_scale), logdet
+        return self.arithmetic.scale_shift(x, log_scale, shift), logdet
 
     def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
         log_scale, shift = self.parameters_for(cond)
         inverse_log_scale, shift = -repeat_to_batch(log_scale, y.shape[0]), repeat_to_batch(shift, y.shape[0])
         logdet = y.shape[2] * y.shape[3] * inverse_log_scale.sum(dim=(1, 2, 3))
-        return y * torch.exp(inverse_log_scale) - shift, logdet
+        return self.arithmetic.unscale_shift(y, inverse_log_scale, shift), logdet
 
 
 class ConditionalInvConv1x1(PermutedLU, InvertibleLayer):
@@ -283,7 +282,7 @@ def _apply_per_condition(x: Tensor, weight: Tensor) -> Tensor:
     return apply_channel_matrix(x, repeat_to_batch(weight, x.shape[0]))
 
 
-class ConditionalAffineCoupling(InvertibleLayer):
+class ConditionalAffineCoupling(InvertibleLayer, UsesArithmetic):
     r"""Affine coupling whose network also reads the source coupling output (paper eqs. 7-10).
 
     .. math:: x_a, x_b = \mathrm{split}(x), \quad o_1, o_2 = \mathrm{NN}(x_a, \mathrm{CN}(c)),
@@ -322,10 +321,12 @@ class ConditionalAffineCoupling(InvertibleLayer):
         return guided_output(network_output, cond)
 
     def forward(self, x: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
-        return affine_coupling_forward(x, self._coupling_params(x.chunk(2, dim=1)[0], cond), self.scale_floor)
+        params = self._coupling_params(x.chunk(2, dim=1)[0], cond)
+        return self.arithmetic.coupling_forward(x, params, self.scale_floor)
 
     def inverse(self, y: Tensor, cond: Condition | None = None) -> tuple[Tensor, Tensor]:
-        return affine_coupling_inverse(y, self._coupling_params(y.chunk(2, dim=1)[0], cond), self.scale_floor)
+        params = self._coupling_params(y.chunk(2, dim=1)[0], cond)
+        return self.arithmetic.coupling_inverse(y, params, self.scale_floor)
 
 
 __all__ = [

@@ -12,7 +12,6 @@ initialisation flag, LU permutation, masks and signs) lives in buffers, so it su
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Any, cast
 
@@ -21,9 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.flop_counter import conv_flop_count, flop_registry, register_flop_formula
 
+from fgaug.flow.arithmetic import UsesArithmetic
 from fgaug.flow.precision import network_autocast
-
-LOG_2PI = math.log(2 * math.pi)
 
 
 class InvertibleLayer(nn.Module, ABC):
@@ -76,7 +74,7 @@ def per_sample(value: Tensor, batch: int) -> Tensor:
     return value.expand(batch) if value.dim() == 0 else value
 
 
-class ActNorm(DataDependentInit, InvertibleLayer):
+class ActNorm(DataDependentInit, InvertibleLayer, UsesArithmetic):
     r"""Per-channel affine normalisation with data-dependent initialisation.
 
     .. math:: y = (x + b) \odot e^{\log s}, \qquad \log|\det J| = H W \sum_c \log s_c
@@ -102,11 +100,11 @@ class ActNorm(DataDependentInit, InvertibleLayer):
         if not self.is_initialized():
             self.initialize(x)
         logdet = x.shape[2] * x.shape[3] * self.log_scale.sum()
-        return (x + self.shift) * torch.exp(self.log_scale), per_sample(logdet, x.shape[0])
+        return self.arithmetic.scale_shift(x, self.log_scale, self.shift), per_sample(logdet, x.shape[0])
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
         logdet = -y.shape[2] * y.shape[3] * self.log_scale.sum()
-        return y * torch.exp(-self.log_scale) - self.shift, per_sample(logdet, y.shape[0])
+        return self.arithmetic.unscale_shift(y, -self.log_scale, self.shift), per_sample(logdet, y.shape[0])
 
 
 def random_rotation_lu(channels: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -329,38 +327,7 @@ def repeat_to_batch(value: Tensor, batch: int) -> Tensor:
     return value.unsqueeze(1).expand(-1, repeats, *value.shape[1:]).reshape(batch, *value.shape[1:])
 
 
-def coupling_log_scale(raw: Tensor, floor: float) -> Tensor:
-    r""":math:`\log s` with :math:`s = f + (1 - f)\,\sigma(o_1 + 2)` (Full-Glow eq. 9 with a floor f).
-
-    Computed in log space, so it is finite for any ``raw``; ``s`` lies in ``[f, 1)``.
-    """
-    log_scaled_sigmoid = math.log1p(-floor) + F.logsigmoid(raw + 2.0)
-    return torch.logaddexp(log_scaled_sigmoid, raw.new_full((), math.log(floor)))
-
-
-def affine_coupling_forward(x: Tensor, params: Tensor, floor: float) -> tuple[Tensor, Tensor]:
-    r"""Coupling transform of the second channel half, given the network output ``(o1, o2)``.
-
-    .. math:: y_b = (x_b + o_2) \odot s, \qquad \log|\det J| = \sum \log s
-    """
-    x_a, x_b = x.chunk(2, dim=1)
-    raw_scale, shift = params.chunk(2, dim=1)
-    log_s = coupling_log_scale(raw_scale, floor)
-    y_b = (x_b + shift) * torch.exp(log_s)
-    return torch.cat([x_a, y_b], dim=1), log_s.sum(dim=(1, 2, 3))
-
-
-def affine_coupling_inverse(y: Tensor, params: Tensor, floor: float) -> tuple[Tensor, Tensor]:
-    r""":math:`x_b = y_b \odot e^{-\log s} - o_2`; the scale floor bounds
-    :math:`e^{-\log s}` by ``1/floor``."""
-    y_a, y_b = y.chunk(2, dim=1)
-    raw_scale, shift = params.chunk(2, dim=1)
-    inverse_log_s = -coupling_log_scale(raw_scale, floor)
-    x_b = y_b * torch.exp(inverse_log_s) - shift
-    return torch.cat([y_a, x_b], dim=1), inverse_log_s.sum(dim=(1, 2, 3))
-
-
-class AffineCoupling(InvertibleLayer):
+class AffineCoupling(InvertibleLayer, UsesArithmetic):
     """Affine coupling layer of Glow: the first channel half parameterises a scale and shift of
     the second (see :func:`affine_coupling_forward`)."""
 
@@ -372,10 +339,12 @@ class AffineCoupling(InvertibleLayer):
         self.scale_floor = scale_floor
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return affine_coupling_forward(x, run_network(self.network, x.chunk(2, dim=1)[0]), self.scale_floor)
+        params = run_network(self.network, x.chunk(2, dim=1)[0])
+        return self.arithmetic.coupling_forward(x, params, self.scale_floor)
 
     def inverse(self, y: Tensor, cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return affine_coupling_inverse(y, run_network(self.network, y.chunk(2, dim=1)[0]), self.scale_floor)
+        params = run_network(self.network, y.chunk(2, dim=1)[0])
+        return self.arithmetic.coupling_inverse(y, params, self.scale_floor)
 
 
 def squeeze2x2(x: Tensor) -> Tensor:
@@ -404,13 +373,7 @@ class Squeeze(InvertibleLayer):
         return unsqueeze2x2(y), y.new_zeros(y.shape[0])
 
 
-def gaussian_log_prob(z: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
-    r"""Per-sample :math:`\sum \log \mathcal N(z; \mu, \sigma^2)`."""
-    log_prob = -0.5 * (LOG_2PI + 2 * log_std + (z - mean) ** 2 * torch.exp(-2 * log_std))
-    return log_prob.flatten(1).sum(dim=1)
-
-
-class SplitPrior(nn.Module):
+class SplitPrior(nn.Module, UsesArithmetic):
     r"""Splits half the channels off into a latent with a learned Gaussian prior.
 
     ``z`` (the second channel half) is modelled as :math:`\mathcal N(\mu(h), \sigma(h)^2)` where
@@ -439,7 +402,7 @@ class SplitPrior(nn.Module):
         """Returns ``(kept, z, log p(z | kept))``; ``kept`` is None at the top level."""
         kept, z = (None, x) if self.keep_none else x.chunk(2, dim=1)
         mean, log_std = self.prior(kept, z)
-        return kept, z, gaussian_log_prob(z, mean, log_std)
+        return kept, z, self.arithmetic.gaussian_log_prob(z, mean, log_std)
 
     def merge(self, kept: Tensor | None, z: Tensor) -> Tensor:
         """Exact inverse of :meth:`split` for a given latent (never re-sampled)."""
@@ -449,5 +412,5 @@ class SplitPrior(nn.Module):
         r"""Draw :math:`z = \mu + T \sigma \epsilon` for standard normal ``noise``; returns
         ``(merged tensor, log p(z))`` with the log-density under the untempered prior."""
         mean, log_std = self.prior(kept, noise)
-        z = mean + temperature * torch.exp(log_std) * noise
-        return self.merge(kept, z), gaussian_log_prob(z, mean, log_std)
+        z, log_prob = self.arithmetic.gaussian_sample(mean, log_std, noise, temperature)
+        return self.merge(kept, z), log_prob
