@@ -34,7 +34,7 @@ from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.record import RunRecord, check_output, file_identity, masks_used, take_output
 from fgaug.data.writer import OWN_OUTPUTS, DatasetWriter, WriterOptions, check_output_root, merge_manifests
 from fgaug.finite import require_finite
-from fgaug.flow import compile_networks, network_precision
+from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.flow.graphs import GraphedSampler
 from fgaug.flow.sampling import Sampler, SamplingOptions
@@ -179,7 +179,7 @@ def _generate_in_process(
     progress.start("generating", pending)
     if options.content_from:
         source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
-        tally = _transfer_work(work, options, checkpoint, source, device, writer, progress)
+        tally = _transfer_work(work, options, checkpoint, source, network_dtype, device, writer, progress)
     else:
         tally = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
     progress.stop()
@@ -239,9 +239,7 @@ def _generate_work(
 ) -> _Tally:
     """Draw, select and write every pending sample."""
     model = checkpoint.model
-    auto_graphs = options.cuda_graphs is None and device.type == "cuda" and options.sampling.denoise_scale is None
-    use_graphs = auto_graphs or bool(options.cuda_graphs)
-    sampler = options.sampling.bind(GraphedSampler(model, auto_graphs) if use_graphs else model)
+    sampler = _sampler(model, options, device)
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
@@ -345,17 +343,32 @@ def _draw_rows(
     return kept_rows
 
 
+def _sampler(model: FullGlow, options: GenerateOptions, device: torch.device) -> Sampler:
+    """The model's sampler with ``options.sampling``'s denoising and guidance: CUDA-graphed where
+    ``--cuda-graphs`` asks for it or, by default, on CUDA without ``--denoise`` (falling back to
+    eager steps where the graphs' memory pool would not fit)."""
+    auto_graphs = options.cuda_graphs is None and device.type == "cuda" and options.sampling.denoise_scale is None
+    use_graphs = auto_graphs or bool(options.cuda_graphs)
+    return options.sampling.bind(GraphedSampler(model, auto_graphs) if use_graphs else model)
+
+
 def _transfer_work(
     work: Sequence[_Work],
     options: GenerateOptions,
     checkpoint: Checkpoint,
     source: ContentSource,
+    network_dtype: torch.dtype | None,
     device: torch.device,
     writer: DatasetWriter,
     progress: Progress,
 ) -> _Tally:
-    """Content transfer onto every pending layout (one sample each)."""
+    """Content transfer onto every pending layout (one sample each), its networks in
+    ``network_dtype``; a prior fill of the edited regions samples as :func:`_generate_work` does
+    (CUDA graphs included), the transfer's encode and decode passes run eagerly."""
     model = checkpoint.model
+    if options.cuda_graphs and options.content_fill != "prior":
+        progress.log("--cuda-graphs: content transfer's encode and decode passes run without CUDA graphs")
+    sampler = _sampler(model, options, device) if options.content_fill == "prior" else None
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
@@ -363,12 +376,9 @@ def _transfer_work(
     for batch in _batches(work, 1, options.batch_size):
         try:
             groups = [item.group for item in batch]
-            fill = (
-                _prior_fill(options.sampling.bind(model), [g.key for g in groups], options, tally)
-                if options.content_fill == "prior"
-                else None
-            )
-            images = transfer_onto_layouts(model, source, groups, read, device, options.keep_unchanged, fill)
+            fill = _prior_fill(sampler, [g.key for g in groups], options, tally) if sampler else None
+            with network_precision(network_dtype):
+                images = transfer_onto_layouts(model, source, groups, read, device, options.keep_unchanged, fill)
         except DataError as error:
             if not options.skip_bad:
                 raise
