@@ -301,6 +301,7 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
         "temperatures": list(options.temperatures),
         "bpd_rounds": options.rounds,
         "seed": options.seed,
+        "best_of": options.best_of,
         **sampling.to_dict(),
         "precision": precision_name(network_dtype),
     }
@@ -317,6 +318,7 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
         feature_net,
         lpips_net,
         sampling,
+        options.best_of,
     )
     report = QualityReport(protocol, bpd, samples)
     return QualityResult(report, write_quality_report(Path(options.out), report))

@@ -18,7 +18,7 @@ from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.augment.protocol import PairArrays, ProbeRecipe
 from fgaug.evaluation.augment.study import AugmentReport, augmentation_study, write_augment_report
 from fgaug.evaluation.augment.synthesis import RealSet, Supplies, arm_synthesiser
-from fgaug.evaluation.options import AugmentOptions
+from fgaug.evaluation.options import AugmentOptions, QualityOptions
 from fgaug.evaluation.quality import QualityReport, evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.flow.sampling import PLAIN_SAMPLING
@@ -26,6 +26,7 @@ from fgaug.generate.options import DEMO_MODEL_NAME
 from fgaug.resources import bundled_dir
 from fgaug.segmentation.probe import ProbeSegmenter
 from fgaug.training.checkpoint import load_checkpoint
+from fgaug.usage import UsageError
 
 
 def test_bpd_is_reproducible_and_averaged_over_rounds(small_tree: Path, test_checkpoint: Path) -> None:
@@ -47,6 +48,21 @@ def test_samples_report_consistency_diversity_and_colour_match(small_tree: Path,
     assert set(warm.colour_w1) >= {"road", "sky"} and warm.colour_w1_mean > 0
     assert 0 <= warm.consistency.mean_iou <= 1 and "road" in warm.consistency.named_iou()
     assert 0 <= report.real_photos.pixel_accuracy <= 1
+
+
+def test_samples_can_each_be_the_most_likely_of_several_draws(small_tree: Path, test_checkpoint: Path) -> None:
+    """``best_of`` K keeps generate's choice (the most likely of K draws): other images than the
+    first draws, and 1 is the default."""
+    checkpoint = load_checkpoint(test_checkpoint)
+    groups = find_groups(small_tree, ["val"]).groups
+    plain, one, best = (
+        evaluate_samples(checkpoint, groups, [1.0], n=2, seed=1, **extra).temperatures[0]
+        for extra in ({}, {"best_of": 1}, {"best_of": 3})
+    )
+    assert plain == one
+    assert best.pairwise_l1 != plain.pairwise_l1 and best.colour_w1 != plain.colour_w1
+    with pytest.raises(UsageError, match="--best-of"):
+        QualityOptions(data=small_tree, best_of=0)
 
 
 def test_a_temperature_scores_the_same_whatever_else_is_in_the_sweep(toy_tree_master: Path) -> None:

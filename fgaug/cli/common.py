@@ -162,13 +162,19 @@ PrecisionOption = Annotated[
 ]
 
 
+BestOfOption = Annotated[
+    int,
+    typer.Option(
+        help="Keep the most likely of K draws for every sample.", min=1, metavar="K", rich_help_panel=SAMPLING
+    ),
+]
+
 CompileOption = Annotated[
     bool,
     typer.Option(
         "--compile",
-        help="torch.compile the coupling and conditioning networks, and on CUDA fuse the invertible "
-        "element-wise arithmetic into one kernel per layer and direction (on the CPU it stays eager: "
-        "no faster there); the first batches pay the compilation.",
+        help="torch.compile the networks (on CUDA also the flow's element-wise arithmetic); "
+        "the first batches pay the compilation.",
         rich_help_panel=PERFORMANCE,
     ),
 ]

@@ -17,6 +17,7 @@ from fgaug.cli.command import (
     FgaugCommand,
 )
 from fgaug.cli.common import (
+    BestOfOption,
     DenoiseOption,
     DenoiseScaleOption,
     DeviceOption,
@@ -111,6 +112,7 @@ def evaluate_quality(
     seed: Annotated[
         int, typer.Option(help="Seed of the draws and the noise.", min=0, rich_help_panel=SAMPLING)
     ] = QualityOptions.seed,
+    best_of: BestOfOption = QualityOptions.best_of,
     guidance: GuidanceOption = QualityOptions.guidance,
     denoise: DenoiseOption = False,
     denoise_scale: DenoiseScaleOption = 1.0,
@@ -162,6 +164,7 @@ def evaluate_quality(
             temperatures=temperatures,
             n=samples,
             seed=seed,
+            best_of=best_of,
             guidance=guidance,
             denoise_scale=denoise_scale if denoise else None,
             segmenter=segmenter,

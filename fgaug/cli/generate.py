@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     pass
 from fgaug.cli.app import EXIT_INCOMPLETE, app
 from fgaug.cli.common import (
+    BestOfOption,
     CompileOption,
     DenoiseOption,
     DenoiseScaleOption,
@@ -71,12 +72,7 @@ def generate(
             help="Global seed; each image's seed derives from it and the mask's path.", min=0, rich_help_panel=SAMPLING
         ),
     ] = 0,
-    best_of: Annotated[
-        int,
-        typer.Option(
-            help="Keep the most likely of K draws for every sample.", min=1, metavar="K", rich_help_panel=SAMPLING
-        ),
-    ] = 1,
+    best_of: BestOfOption = 1,
     style_seed: Annotated[
         list[int] | None,
         typer.Option(

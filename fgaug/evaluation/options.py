@@ -34,6 +34,8 @@ class QualityOptions:
     n: int = 3
     """Samples per mask at each temperature (``--samples``)."""
     seed: int = 0
+    best_of: int = 1
+    """Each sample the most likely of this many draws (``--best-of``, as ``generate``'s)."""
     guidance: float = 0.0
     """Classifier-free guidance weight of the draws (0: none)."""
     denoise_scale: float | None = None
@@ -55,6 +57,7 @@ class QualityOptions:
             raise UsageError(f"--temps must be one or more numbers of at least 0, got {list(self.temperatures)}")
         for option, value, low in (
             ("--samples", self.n, 1),
+            ("--best-of", self.best_of, 1),
             ("--rounds", self.rounds, 1),
             ("--limit", self.limit, 1),
             ("--seed", self.seed, 0),

@@ -236,8 +236,10 @@ def evaluate_samples(
     features: torch.nn.Module | None = None,
     perceptual: torch.nn.Module | None = None,
     sampling: SamplingOptions = PLAIN_SAMPLING,
+    best_of: int = 1,
 ) -> SampleScores:
-    """Consistency, diversity and colour match of ``n`` samples per mask at each temperature.
+    """Consistency, diversity and colour match of ``n`` samples per mask at each temperature, each
+    the most likely of ``best_of`` draws (``generate --best-of``).
 
     With ``features`` (a user's local feature network, photos in [0, 1] -> (B, D), e.g.
     Inception pool features) the Fréchet distance of samples to real photos (FID) is added; with
@@ -268,7 +270,7 @@ def evaluate_samples(
                 real_confusion += confusion_matrix(predicted, train_ids)
         for temperature in temperatures:
             with network_precision(network_dtype):
-                row = draw_best(sampler, condition, [group.key], [range(n)], temperature, seed)[0]
+                row = draw_best(sampler, condition, [group.key], [range(n)], temperature, seed, best_of)[0]
             totals = accumulators[temperature]
             totals.diverged += sum(draw.diverged for draw in row)
             delivered = [draw.image for draw in row if isinstance(draw, Draw)]
