@@ -3,6 +3,7 @@
     python benchmarks/sample_quality_study.py train      # the recipes' generators (resumable; ~12 min each alone)
     python benchmarks/sample_quality_study.py probe      # the judging world and its probe segmenter
     python benchmarks/sample_quality_study.py quality    # val sweep, then the chosen settings on test; grid
+    python benchmarks/sample_quality_study.py quality --recipes R --best-of 4   # CAFLOW's best-of-N selection
     python benchmarks/sample_quality_study.py augment --variants V --seeds 0,1,2   # two-schedule probes
     python benchmarks/sample_quality_study.py report     # report.md, summary.json
 
@@ -234,10 +235,21 @@ class Variant:
     recipe: str
     kind: str
     settings: tuple[SamplingOptions, ...]
+    best_of: int = 1
+    """Each sample the most likely of this many draws (``generate --best-of``, CAFLOW's selection)."""
 
     @property
     def name(self) -> str:
-        return self.recipe if self.kind == "plain" else f"{self.recipe}+{self.kind}"
+        name = self.recipe if self.kind == "plain" else f"{self.recipe}+{self.kind}"
+        return name if self.best_of == 1 else f"{name}+best{self.best_of}"
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        """Whether a quality record was drawn this variant's way (records before best-of: 1)."""
+        return (
+            record["recipe"] == (RECIPES[self.recipe].settings_from or self.recipe)
+            and record.get("best_of", 1) == self.best_of
+            and (record["guidance"], record["denoise_scale"]) in {(s.guidance, s.denoise_scale) for s in self.settings}
+        )
 
 
 def trained(study: Path, recipe: str) -> bool:
@@ -246,6 +258,19 @@ def trained(study: Path, recipe: str) -> bool:
     if RECIPES[recipe].fair:
         return False
     return RECIPES[recipe].bundled or (study / "generators" / recipe / "done.json").is_file()
+
+
+def best_of_variants(study: Path, names: list[str], best_of: int) -> list[Variant]:
+    """Each recipe's plain and denoised variants with every sample the most likely of ``best_of``
+    draws, the denoised one at the scale val chose for it without selection (temperature swept again)."""
+    found = []
+    for name in names:
+        found.append(Variant(name, "plain", (PLAIN_SAMPLING,), best_of))
+        if RECIPES[name].denoisable:
+            denoised = next(variant for variant in variants([name]) if variant.kind == "denoise")
+            scale = choose(study, denoised)
+            found.append(Variant(name, "denoise", (SamplingOptions(denoise_scale=scale["denoise_scale"]),), best_of))
+    return found
 
 
 def variants(names: list[str]) -> list[Variant]:
@@ -335,39 +360,38 @@ def judge(
     groups: list[Group],
     seed: int,
     temperatures: tuple[float, ...] = TEMPERATURES,
+    best_of: int = 1,
 ) -> list[dict[str, Any]]:
     checkpoint = load_checkpoint(generator_checkpoint(study, recipe))
     probe = load_segmenter(probe_path(study))
-    evaluation = evaluate_samples(checkpoint, groups, temperatures, SAMPLES_PER_MASK, seed, probe, sampling=sampling)
+    evaluation = evaluate_samples(
+        checkpoint, groups, temperatures, SAMPLES_PER_MASK, seed, probe, sampling=sampling, best_of=best_of
+    )
     return figures(evaluation)
 
 
 def sweep_validation(study: Path, chosen: list[Variant]) -> None:
     """Every candidate setting of every variant at every temperature, on the val split's first masks."""
     results = study / "quality-val.jsonl"
-    done = {(r["recipe"], r["guidance"], r["denoise_scale"]) for r in read_records(results)}
+    done = {(r["recipe"], r["guidance"], r["denoise_scale"], r.get("best_of", 1)) for r in read_records(results)}
     groups = find_groups(write_judging_world(study), ["val"], True).groups[:VAL_MASKS]
     for variant in chosen:
         for sampling in variant.settings:
-            if (variant.recipe, sampling.guidance, sampling.denoise_scale) in done:
+            key = (variant.recipe, sampling.guidance, sampling.denoise_scale, variant.best_of)
+            if key in done:
                 continue
             start = time.perf_counter()
-            for row in judge(study, variant.recipe, sampling, groups, seed=0):
-                append_record(results, {"recipe": variant.recipe, **sampling.to_dict(), **row})
-            done.add((variant.recipe, sampling.guidance, sampling.denoise_scale))
-            print(f"val {variant.recipe} {sampling}: {time.perf_counter() - start:.0f} s", flush=True)
+            for row in judge(study, variant.recipe, sampling, groups, seed=0, best_of=variant.best_of):
+                record = {"recipe": variant.recipe, **sampling.to_dict(), "best_of": variant.best_of}
+                append_record(results, {**record, **row})
+            done.add(key)
+            print(f"val {variant.name} {sampling}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def choose(study: Path, variant: Variant) -> dict[str, Any]:
     """The variant's val row of highest label consistency: its setting and temperature (a fair
     recipe's: its ``settings_from`` recipe's)."""
-    source = RECIPES[variant.recipe].settings_from or variant.recipe
-    candidates = [
-        r
-        for r in read_records(study / "quality-val.jsonl")
-        if r["recipe"] == source
-        and any(r["guidance"] == s.guidance and r["denoise_scale"] == s.denoise_scale for s in variant.settings)
-    ]
+    candidates = [r for r in read_records(study / "quality-val.jsonl") if variant.matches(r)]
     scored = [r for r in candidates if r["consistency"] == r["consistency"]]  # NaN: every draw diverged
     if not scored:
         raise SystemExit(f"no usable validation figures for {variant.name}: run the quality phase")
@@ -385,10 +409,9 @@ def test_chosen(study: Path, chosen: list[Variant]) -> None:
         for seed in TEST_SEEDS:
             if (variant.name, seed) in done:
                 continue
-            (row,) = judge(study, variant.recipe, sampling, groups, seed, (best["temperature"],))
-            append_record(
-                results, {"variant": variant.name, "recipe": variant.recipe, "seed": seed, **sampling.to_dict(), **row}
-            )
+            (row,) = judge(study, variant.recipe, sampling, groups, seed, (best["temperature"],), variant.best_of)
+            record = {"variant": variant.name, "recipe": variant.recipe, "seed": seed, "best_of": variant.best_of}
+            append_record(results, {**record, **sampling.to_dict(), **row})
             print(f"test {variant.name} seed {seed}: consistency {row['consistency']:.3f}", flush=True)
 
 
@@ -407,7 +430,9 @@ def write_grid(study: Path, chosen: list[Variant], masks: int = 4) -> Path:
             condition, photo = load_pair(group, read)
             if not row:
                 row.extend([condition, photo])
-            drawn = draw_best(sampler, to_tensor(condition)[None], [group.key], [[0]], best["temperature"], 0)
+            drawn = draw_best(
+                sampler, to_tensor(condition)[None], [group.key], [[0]], best["temperature"], 0, variant.best_of
+            )
             draw = drawn[0][0]
             row.append(to_uint8_image(draw.image) if isinstance(draw, Draw) else np.zeros_like(photo))
     return save_grid(study / "samples.png", columns, titles)
@@ -456,6 +481,12 @@ def augment(
     ``claims/``), so several processes can share the work; a claim left by a killed process is
     removed by hand. ``real`` False leaves the real-only probes to another process."""
     by_name = {variant.name: variant for variant in variants(list(RECIPES))}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise SystemExit(
+            f"unknown variant(s) {unknown} (a best-of variant's samples are the strategy filter-best-of-4 of its "
+            f"plain variant); known: {sorted(by_name)}"
+        )
     results = study / f"augment-{'-'.join(map(str, seeds))}.jsonl"
     done = {(r["arm"], r["real"], r["seed"]) for path in study.glob("augment-*.jsonl") for r in read_records(path)}
     world = write_judging_world(study)
@@ -589,6 +620,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="20,40", help="augment and train phases: real-set sizes")
     parser.add_argument("--no-real", action="store_true", help="augment phase: leave real-only probes to another run")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="augment phase: probe seeds")
+    parser.add_argument(
+        "--best-of", type=int, default=1, help="quality phase: every sample the most likely of K draws (K > 1)"
+    )
     args = parser.parse_args()
     names = [name for name in args.recipes.split(",") if name]
     unknown = [name for name in names if name not in RECIPES]
@@ -599,7 +633,8 @@ def main() -> None:
     elif args.phase == "probe":
         train_judging_probe(args.study)
     elif args.phase == "quality":
-        chosen = [variant for variant in variants(names) if trained(args.study, variant.recipe)]
+        usable = [name for name in names if trained(args.study, name)]
+        chosen = best_of_variants(args.study, usable, args.best_of) if args.best_of > 1 else variants(usable)
         print(f"judging {', '.join(v.name for v in chosen) or 'nothing yet'} (generators trained so far)", flush=True)
         sweep_validation(args.study, chosen)
         test_chosen(args.study, chosen)
