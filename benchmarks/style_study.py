@@ -1,6 +1,7 @@
 """Issue 25: is a style's look really shared across layouts, and is a walk between looks smooth?
 
     python benchmarks/style_study.py                 # demo model, 24 toy masks, 6 styles: ~5 minutes on 2 cores
+    python benchmarks/style_study.py --denoise-scale 1.2 --work runs/style-study-denoised
 
 Shared look: for every class and every pair of different masks, the per-channel colour W1 (0-255
 units) between that class's pixels in the two masks' samples, for samples that share a style
@@ -33,6 +34,7 @@ from fgaug.data.labels import LABEL_BY_ID, ids_to_color
 from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.metrics import wasserstein_1d
+from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.draws import Draw, DrawSeeds, draw_best
 from fgaug.generate.interpolate import WalkOptions, interpolate_styles, largest_jump_ratio, step_changes
 from fgaug.generate.options import DEMO_MODEL_NAME
@@ -78,6 +80,12 @@ def main() -> None:
     parser.add_argument("--masks", type=int, default=24)
     parser.add_argument("--temp", type=float, default=0.8)
     parser.add_argument("--steps", type=int, default=8, help="frames per walk")
+    parser.add_argument(
+        "--denoise-scale",
+        type=float,
+        default=None,
+        help="denoise every draw and frame (generate --denoise); the bundled demo model's own: 1.2",
+    )
     args = parser.parse_args()
 
     root = args.work / "toy"
@@ -85,6 +93,8 @@ def main() -> None:
         write_toy_cityscapes(root, {"val": args.masks}, size=(128, 256), seed=25)
     groups = find_groups(root, ["val"], True).groups[: args.masks]
     model = load_checkpoint(args.model).model
+    sampling = SamplingOptions(denoise_scale=args.denoise_scale)
+    sampler = sampling.bind(model)
     read = ReadOptions(model.config.image_size)
     loaded = [load_mask(group, read) for group in groups]
     labels = [np.asarray(ids) for ids, _ in loaded]
@@ -95,7 +105,7 @@ def main() -> None:
     def samples(seeds: DrawSeeds) -> list[list[np.ndarray]]:
         rows = []
         for group, condition in zip(groups, conditions, strict=True):
-            row = draw_best(model, condition, [group.key], [list(range(len(STYLES)))], args.temp, seeds)[0]
+            row = draw_best(sampler, condition, [group.key], [list(range(len(STYLES)))], args.temp, seeds)[0]
             rows.append([to_uint8_image(d.image) if isinstance(d, Draw) else None for d in row])
         return rows
 
@@ -140,7 +150,7 @@ def main() -> None:
             STYLES[index % len(STYLES)],
             STYLES[(index + 1) % len(STYLES)],
             args.steps,
-            WalkOptions(model=args.model, temperature=args.temp, device="cpu"),
+            WalkOptions(model=args.model, temperature=args.temp, sampling=sampling, device="cpu"),
         )
         frames = [np.asarray(Image.open(path)) for path in walk.frames]
         jumps.append(largest_jump_ratio(frames))
@@ -159,6 +169,7 @@ def main() -> None:
         "masks": len(groups),
         "styles": list(STYLES),
         "temperature": args.temp,
+        "denoise_scale": args.denoise_scale,
         "shared_minus_independent_per_class": per_class,
         "shared_minus_independent": interval,
         "walk_largest_jump_over_median": jumps,
