@@ -576,11 +576,12 @@ def report(study: Path) -> Path:
         "",
         "## Validation sweep (first seed, consistency)",
         "",
-        "| recipe | guidance | denoise | T | consistency |",
+        "| recipe | guidance | denoise | best of | T | consistency |",
     ]
-    lines.append("|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|")
     for r in read_records(study / "quality-val.jsonl"):
-        cells = [r["recipe"], f"{r['guidance']:g}", str(r["denoise_scale"]), f"{r['temperature']:g}"]
+        setting = [f"{r['guidance']:g}", str(r["denoise_scale"]), str(r.get("best_of", 1)), f"{r['temperature']:g}"]
+        cells = [r["recipe"], *setting]
         lines.append("| " + " | ".join(cells) + f" | {r['consistency']:.3f} |")
     records = [r for path in sorted(study.glob("augment-*.jsonl")) for r in read_records(path)]
     if records:
