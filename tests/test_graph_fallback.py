@@ -9,6 +9,8 @@ import torch
 from test_fullglow import SMALL, trained_looking_model
 
 from fgaug.flow.graphs import GraphedSampler
+from fgaug.generate.engine import generation_sampler
+from fgaug.generate.options import GenerateOptions
 
 
 def out_of_memory(*args: object) -> None:
@@ -44,3 +46,24 @@ def test_explicit_graphs_refuse_to_fall_back(cpu_sampler: type[GraphedSampler]) 
     mask = torch.rand(1, SMALL.mask_channels, *SMALL.image_size, generator=torch.Generator().manual_seed(0))
     with pytest.raises(torch.cuda.OutOfMemoryError):
         cpu_sampler(model).sample(mask, 1, 0.7, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize(
+    ("changes", "graphed"),
+    [
+        ({}, True),
+        ({"compile": True}, False),
+        ({"cuda_graphs": False}, False),
+        ({"compile": True, "cuda_graphs": True}, True),
+    ],
+)
+def test_generate_graphs_by_default_on_cuda_unless_compiled(
+    cpu_sampler: type[GraphedSampler], changes: dict[str, bool], graphed: bool
+) -> None:
+    """Like ``train``'s default: compiled networks are not captured unless ``--cuda-graphs`` insists."""
+    model = trained_looking_model(SMALL).eval()
+    options = GenerateOptions(masks="masks", out="out", **changes)
+    assert isinstance(generation_sampler(model, options, torch.device("cuda")), GraphedSampler) == graphed
+    assert not isinstance(
+        generation_sampler(model, GenerateOptions(masks="masks", out="out"), torch.device("cpu")), GraphedSampler
+    )

@@ -210,8 +210,8 @@ def generate(
         bool | None,
         typer.Option(
             "--cuda-graphs/--no-cuda-graphs",
-            help="Sample from CUDA graphs (the same images). Default: on with CUDA unless --denoise, eager if a "
-            "graph does not fit; --cuda-graphs insists.",
+            help="Sample from CUDA graphs (the same images). Default: on with CUDA unless --denoise or --compile, "
+            "eager if a graph does not fit; --cuda-graphs insists.",
             show_default=False,
             rich_help_panel=PERFORMANCE,
         ),

@@ -239,7 +239,7 @@ def _generate_work(
 ) -> _Tally:
     """Draw, select and write every pending sample."""
     model = checkpoint.model
-    sampler = _sampler(model, options, device)
+    sampler = generation_sampler(model, options, device)
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
@@ -343,11 +343,17 @@ def _draw_rows(
     return kept_rows
 
 
-def _sampler(model: FullGlow, options: GenerateOptions, device: torch.device) -> Sampler:
+def generation_sampler(model: FullGlow, options: GenerateOptions, device: torch.device) -> Sampler:
     """The model's sampler with ``options.sampling``'s denoising and guidance: CUDA-graphed where
-    ``--cuda-graphs`` asks for it or, by default, on CUDA without ``--denoise`` (falling back to
-    eager steps where the graphs' memory pool would not fit)."""
-    auto_graphs = options.cuda_graphs is None and device.type == "cuda" and options.sampling.denoise_scale is None
+    ``--cuda-graphs`` asks for it or, by default, on CUDA without ``--denoise`` or ``--compile``
+    (as ``train``'s default: compiled code is not captured; falling back to eager steps where the
+    graphs' memory pool would not fit)."""
+    auto_graphs = (
+        options.cuda_graphs is None
+        and device.type == "cuda"
+        and options.sampling.denoise_scale is None
+        and not options.compile
+    )
     use_graphs = auto_graphs or bool(options.cuda_graphs)
     return options.sampling.bind(GraphedSampler(model, auto_graphs) if use_graphs else model)
 
@@ -368,7 +374,7 @@ def _transfer_work(
     model = checkpoint.model
     if options.cuda_graphs and options.content_fill != "prior":
         progress.log("--cuda-graphs: content transfer's encode and decode passes run without CUDA graphs")
-    sampler = _sampler(model, options, device) if options.content_fill == "prior" else None
+    sampler = generation_sampler(model, options, device) if options.content_fill == "prior" else None
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
