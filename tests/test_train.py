@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,6 +73,20 @@ def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) 
     else:
         assert losses(split) == losses(whole)
     assert max(losses(whole)) == 40
+
+
+def test_a_copied_run_folder_resumes_in_the_copy_and_leaves_the_original_alone(
+    small_tree: Path, tmp_path: Path
+) -> None:
+    """Branching a longer run off a finished one: the copy's config.json names the original folder,
+    which must not be written to."""
+    original, branch = tmp_path / "original", tmp_path / "branch"
+    train(options(small_tree, original, steps=20))
+    shutil.copytree(original, branch)
+    before = {path: path.read_bytes() for path in original.rglob("*") if path.is_file()}
+    result = train(options(small_tree, branch, steps=40, resume=True))
+    assert {path: path.read_bytes() for path in original.rglob("*") if path.is_file()} == before
+    assert result.last_checkpoint.parent.parent == branch and max(losses(branch)) == 40
 
 
 def test_existing_run_folder_is_not_overwritten(small_tree: Path, tmp_path: Path) -> None:

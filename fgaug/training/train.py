@@ -93,6 +93,7 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
         for name in ("steps", "epochs", "patience"):
             if getattr(options, name) is not None:
                 setattr(resumed, name, getattr(options, name))
+        resumed.run_dir = options.run_dir  # the folder given, even where the run was copied or moved
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
         resumed.gradient_checkpointing, resumed.compile = options.gradient_checkpointing, options.compile
         resumed.cuda_graphs = options.cuda_graphs
