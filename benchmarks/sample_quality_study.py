@@ -94,6 +94,9 @@ class Recipe:
     (the probes' own N pairs: the augmentation study's fair ``prior``) for :data:`FAIR_STEPS`
     steps, and sampled at the setting val chose for ``settings_from``'s generator."""
     settings_from: str | None = None
+    branch_of: str | None = None
+    """A longer run of another recipe's: its trained run folder is copied and trained on to this
+    recipe's steps (the learning rate is constant after warm-up, so this equals one long run)."""
 
     @property
     def denoisable(self) -> bool:
@@ -110,6 +113,7 @@ RECIPES = {
     "gauss-0.02": Recipe("gaussian:0.02"),
     "gauss-0.04": Recipe("gaussian:0.04"),
     "gauss-0.04-x4": Recipe("gaussian:0.04", steps_factor=4),
+    "gauss-0.04-x16": Recipe("gaussian:0.04", steps_factor=16, branch_of="gauss-0.04-x4"),
     "dropout-0.1": Recipe(condition_dropout=0.1),
     # the bundled model: the uniform recipe at 4000 steps when its rows were judged; since 2026-12-02
     # the bundled model is gauss-0.04-x4's generator, so a new run of this recipe judges that one
@@ -201,6 +205,14 @@ def train_generators(study: Path, names: list[str], steps: int, batch: int, size
         recipe = RECIPES[name]
         run_dir = study / "generators" / name
         total = steps * recipe.steps_factor
+        if recipe.branch_of and not run_dir.exists():
+            if not trained(study, recipe.branch_of):
+                raise SystemExit(f"{name} continues {recipe.branch_of}'s run: train that first")
+            partial = run_dir.with_name(f"{name}.partial")  # renamed when whole: a killed copy is redone
+            shutil.rmtree(partial, ignore_errors=True)
+            source = study / "generators" / recipe.branch_of
+            shutil.copytree(source, partial, ignore=shutil.ignore_patterns("done.json"))
+            partial.rename(run_dir)
         options = TrainOptions(
             data=str(data),
             run_dir=str(run_dir),
