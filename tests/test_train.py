@@ -87,6 +87,8 @@ def test_a_copied_run_folder_resumes_in_the_copy_and_leaves_the_original_alone(
     result = train(options(small_tree, branch, steps=40, resume=True))
     assert {path: path.read_bytes() for path in original.rglob("*") if path.is_file()} == before
     assert result.last_checkpoint.parent.parent == branch and max(losses(branch)) == 40
+    resumed = json.loads((branch / "config.json").read_text())["train"]
+    assert resumed["run_dir"] == str(branch) and resumed["steps"] == 40
 
 
 def test_existing_run_folder_is_not_overwritten(small_tree: Path, tmp_path: Path) -> None:

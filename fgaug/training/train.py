@@ -3,7 +3,8 @@
 A run lives in one folder (``runs/NAME``)::
 
     config.json          the resolved configuration: this file alone reproduces the run; its
-                         ``precision`` is the networks' precision ``auto`` resolved to
+                         ``precision`` is the networks' precision ``auto`` resolved to; rewritten
+                         on ``--resume`` with the steps and folder the run goes on with
     metrics.jsonl        one line per logged step (loss, bits/dim, lr, images/s) and per validation
     results.png          those figures against the step, redrawn at every validation
     tensorboard/         the same as TensorBoard events, with the sample grids (when installed)
@@ -166,8 +167,8 @@ class _Run:
         }
         if self.options.resume:
             self._restore()
-        elif self.context.is_main:
-            self._create_run_folder()
+        if self.context.is_main:  # on resume too: the folder and steps the run now goes on with
+            self._write_run_config()
         self.log = RunLog(self.run_dir, self.options.tensorboard, active=self.context.is_main)
         if self.options.resume:
             self.log.resume()
@@ -175,7 +176,7 @@ class _Run:
             self.log.start()
 
     # ---------------------------------------------------------------------------- state
-    def _create_run_folder(self) -> None:
+    def _write_run_config(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         resolved = {
             "preset": self.preset_name,
