@@ -181,7 +181,10 @@ def test_a_capture_out_of_memory_falls_back_to_eager_steps_under_auto_only(
         assert torch.equal(weights[name], tensor), name  # the same steps on the same noise, eagerly
 
 
-def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Path, workers: int) -> None:
+    """SIGTERM to the whole process group (a cancelled CI job, ``kill -- -PGID``), data workers
+    included: the trainer saves its checkpoint and exits 130."""
     run = tmp_path / "run"
     command = [
         sys.executable,
@@ -200,7 +203,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Pat
         "--batch-size",
         "4",
         "--workers",
-        "0",
+        str(workers),
         "--device",
         str(TEST_DEVICE),
         "--validate-every",
@@ -208,12 +211,14 @@ def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Pat
         "--sample-every",
         "100000",
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.time() + 60
     while time.time() < deadline and not (run / "metrics.jsonl").is_file():
         time.sleep(0.2)
     time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert "stopped by SIGTERM" in stderr and "--resume" in stderr

@@ -81,6 +81,15 @@ def stop_requests() -> Iterator[Callable[[], str | None]]:
             signal.signal(sig, old)
 
 
+def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """In a data worker: ignore SIGINT and SIGTERM. Ctrl-C, a cancelled CI job or ``kill -- -PGID``
+    signal the whole process group; a worker that died of it would make the loader raise in the
+    trainer before the trainer's own handler could save its checkpoint. The trainer stops its
+    workers itself, and a worker whose trainer is gone exits (torch's watchdog)."""
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.SIG_IGN)
+
+
 def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, str]:
     """Final options and model config: from the run's config.json on resume, else from the preset
     with the options' overrides."""
@@ -295,6 +304,7 @@ class _Run:
             drop_last=True,
             num_workers=self.options.workers,
             pin_memory=self.device.type == "cuda",
+            worker_init_fn=leave_stop_signals_to_the_trainer,
         )
 
     def noise(self, step: int) -> torch.Generator:
