@@ -170,13 +170,12 @@ def part_curve(args: argparse.Namespace) -> None:
 # ------------------------------------------------------------------------------------------ strategies
 
 
-def subset_tree(study: Path, size: int) -> Path:
-    """A tree of the first ``size`` training pairs of the world (copies), for a fair generator."""
-    root = study / "subsets" / f"N{size}"
+def first_pairs_tree(world: Path, root: Path, size: int) -> Path:
+    """``root``: a tree of copies of the first ``size`` training pairs of ``world`` (the pairs of
+    the probes at N), made once; a copy left half-made is made again."""
     marker = root / "complete.json"
     if not marker.is_file():
         shutil.rmtree(root, ignore_errors=True)
-        world = write_world(study)
         for group in find_groups(world, ["train"]).groups[:size]:
             for path in [group.photo, *group.label_files.values()]:
                 target = root / path.relative_to(world)
@@ -184,6 +183,11 @@ def subset_tree(study: Path, size: int) -> Path:
                 shutil.copyfile(path, target)
         atomic_write_bytes(marker, json.dumps({"pairs": size}).encode())
     return root
+
+
+def subset_tree(study: Path, size: int) -> Path:
+    """A tree of the first ``size`` training pairs of the world (copies), for a fair generator."""
+    return first_pairs_tree(write_world(study), study / "subsets" / f"N{size}", size)
 
 
 GENERATOR_STEPS = 2000

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from augmentation_study import first_pairs_tree
 
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_pair, to_tensor
 from fgaug.data.io import atomic_write_bytes
@@ -147,18 +148,7 @@ def generator_checkpoint(study: Path, name: str, size: int | None = None) -> Pat
 
 def judging_subset(study: Path, size: int) -> Path:
     """A tree of copies of the judging world's first ``size`` train pairs: the pairs of the probes at N."""
-    root = study / "judging-subsets" / f"N{size}"
-    marker = root / "complete.json"
-    if not marker.is_file():
-        shutil.rmtree(root, ignore_errors=True)
-        world = write_judging_world(study)
-        for group in find_groups(world, ["train"], True).groups[:size]:
-            for path in [group.photo, *group.label_files.values()]:
-                target = root / path.relative_to(world)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, target)
-        atomic_write_bytes(marker, json.dumps({"pairs": size}).encode())
-    return root
+    return first_pairs_tree(write_judging_world(study), study / "judging-subsets" / f"N{size}", size)
 
 
 def fair_generator(study: Path, name: str, size: int) -> Path:
