@@ -116,9 +116,9 @@ RECIPES = {
     "gauss-0.04-x4": Recipe("gaussian:0.04", steps_factor=4),
     "gauss-0.04-x16": Recipe("gaussian:0.04", steps_factor=16, branch_of="gauss-0.04-x4"),
     "dropout-0.1": Recipe(condition_dropout=0.1),
-    # the bundled model: the uniform recipe at 4000 steps when its rows were judged; since 2026-12-02
-    # the bundled model is gauss-0.04-x4's generator, so a new run of this recipe judges that one
-    "demo-4000": Recipe(bundled=True),
+    # the bundled model: gauss-0.04-x4's EMA weights, stored in float16 (RESULTS' "demo-4000" rows
+    # judged the bundled model before it, today's recipe at 4000 steps)
+    "bundled": Recipe("gaussian:0.04", bundled=True),
     "fair-gauss-0.04": Recipe("gaussian:0.04", fair=True, settings_from="gauss-0.04-x4"),
 }
 FAIR_STEPS = 2000
