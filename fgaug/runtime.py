@@ -10,6 +10,7 @@ AMD EPYC); only an explicit ``bf16`` runs it there.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import resource
 import warnings
@@ -35,6 +36,11 @@ NETWORK_DTYPES: dict[str, torch.dtype | None] = {
 BF16_CPU_FEATURES = frozenset({"avx512_bf16", "amx_bf16", "bf16", "sve_bf16", "svebf16"})
 """CPU features that compute bf16 products in hardware, as ``torch.cpu.get_capabilities()`` or
 ``/proc/cpuinfo`` name them: x86 AVX512_BF16 and AMX-BF16, Arm BF16 (BFDOT, BFMMLA) and SVE BF16."""
+
+
+CAPPED_ONEDNN_ISAS = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"})
+"""Values of ``ONEDNN_MAX_CPU_ISA`` (``DNNL_MAX_CPU_ISA`` before oneDNN 2) below the first x86 set
+with bf16 products: oneDNN capped there emulates bf16 whatever the CPU has."""
 
 
 class RuntimeChoiceError(FgaugError, ValueError):
@@ -97,13 +103,27 @@ def cpu_has_native_bf16() -> bool:
     ``torch.backends.cpu.get_cpu_capability()``, which names the widest vector set only ("AVX512"
     on a Skylake without bf16 and on a Sapphire Rapids with AMX alike), nor
     ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``, which asks whether oneDNN can run bf16 at
-    all: it is true on any AVX512BW/VL/DQ CPU, where oneDNN emulates bf16 in fp32."""
+    all: it is true on any AVX512BW/VL/DQ CPU, where oneDNN emulates bf16 in fp32.
+
+    On x86, a CPU with bf16 instructions that torch or oneDNN is told not to use counts as
+    without: torch's kernels capped below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``, which
+    ``get_cpu_capability()`` then reports) or oneDNN's below AVX512_CORE_BF16
+    (:data:`CAPPED_ONEDNN_ISAS`), as some CI images set to match other runners."""
     get_capabilities = getattr(torch.cpu, "get_capabilities", None)
     if get_capabilities is not None:
         features = {name for name, value in get_capabilities().items() if value is True}
     else:
         features = set(cpuinfo_field("flags", "Features").split())
-    return bool(features & BF16_CPU_FEATURES)
+    return bool(features & BF16_CPU_FEATURES) and not x86_vector_sets_capped()
+
+
+def x86_vector_sets_capped() -> bool:
+    """Whether, on an x86 CPU, torch's kernels run below AVX-512 or oneDNN is capped below its
+    bf16 instruction sets by ``ONEDNN_MAX_CPU_ISA`` / ``DNNL_MAX_CPU_ISA``."""
+    if platform.machine().lower() not in {"x86_64", "amd64", "i686", "i386"}:
+        return False
+    capped_onednn = {os.environ.get(name, "").upper() for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")}
+    return torch.backends.cpu.get_cpu_capability() != "AVX512" or bool(capped_onednn & CAPPED_ONEDNN_ISAS)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -141,7 +161,10 @@ def cpu_model() -> str:
 
 def cpu_description() -> str:
     """The CPU's model name and whether it computes bf16 natively, for reports and benchmarks."""
-    return f"{cpu_model()}, {'native' if cpu_has_native_bf16() else 'no native'} bf16"
+    if cpu_has_native_bf16():
+        return f"{cpu_model()}, native bf16"
+    capped = " (torch's or oneDNN's vector sets capped below it)" if x86_vector_sets_capped() else ""
+    return f"{cpu_model()}, no native bf16{capped}"
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -38,8 +38,12 @@ def test_auto_is_full_precision_on_the_cpu_with_or_without_native_bf16(
 
 
 @pytest.fixture
-def fresh_detection() -> Iterator[None]:
-    """:func:`cpu_has_native_bf16` asked afresh, and this machine's answer cached again after."""
+def fresh_detection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """:func:`cpu_has_native_bf16` asked afresh, and this machine's answer cached again after; torch's
+    and oneDNN's vector sets uncapped (an AVX-512 dispatch) unless a test says otherwise."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
     cpu_has_native_bf16.cache_clear()
     yield
     cpu_has_native_bf16.cache_clear()
@@ -60,6 +64,40 @@ def test_native_bf16_is_read_from_the_cpus_bf16_instructions(
 ) -> None:
     monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities, raising=False)
     assert cpu_has_native_bf16() is native
+
+
+@pytest.mark.parametrize(
+    ("capability", "environment", "native"),
+    [
+        ("AVX512", {}, True),
+        ("AVX2", {}, False),
+        ("DEFAULT", {}, False),
+        ("AVX512", {"ONEDNN_MAX_CPU_ISA": "avx2"}, False),
+        ("AVX512", {"DNNL_MAX_CPU_ISA": "AVX512_CORE"}, False),
+        ("AVX512", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, True),
+    ],
+)
+def test_an_x86_cpu_whose_bf16_instructions_torch_or_onednn_may_not_use_has_no_native_bf16(
+    capability: str,
+    environment: dict[str, str],
+    native: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_detection: None,
+) -> None:
+    """ATEN_CPU_CAPABILITY=avx2 (seen as get_cpu_capability) or a capped oneDNN emulates bf16."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True}, raising=False)
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert cpu_has_native_bf16() is native
+
+
+def test_arm_bf16_does_not_depend_on_x86_vector_sets(monkeypatch: pytest.MonkeyPatch, fresh_detection: None) -> None:
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"bf16": True}, raising=False)
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "DEFAULT")
+    assert cpu_has_native_bf16()
 
 
 @pytest.mark.parametrize(("flags", "native"), [("fpu avx2 fma", False), ("fp asimd bf16 i8mm", True), ("", False)])
