@@ -109,12 +109,17 @@ def cpu_has_native_bf16() -> bool:
     without: torch's kernels capped below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``, which
     ``get_cpu_capability()`` then reports) or oneDNN's below AVX512_CORE_BF16
     (:data:`CAPPED_ONEDNN_ISAS`), as some CI images set to match other runners."""
+    return cpu_has_bf16_instructions() and not x86_vector_sets_capped()
+
+
+def cpu_has_bf16_instructions() -> bool:
+    """Whether the CPU has any of :data:`BF16_CPU_FEATURES`, whether or not torch may use them."""
     get_capabilities = getattr(torch.cpu, "get_capabilities", None)
     if get_capabilities is not None:
         features = {name for name, value in get_capabilities().items() if value is True}
     else:
         features = set(cpuinfo_field("flags", "Features").split())
-    return bool(features & BF16_CPU_FEATURES) and not x86_vector_sets_capped()
+    return bool(features & BF16_CPU_FEATURES)
 
 
 def x86_vector_sets_capped() -> bool:
@@ -163,8 +168,9 @@ def cpu_description() -> str:
     """The CPU's model name and whether it computes bf16 natively, for reports and benchmarks."""
     if cpu_has_native_bf16():
         return f"{cpu_model()}, native bf16"
-    capped = " (torch's or oneDNN's vector sets capped below it)" if x86_vector_sets_capped() else ""
-    return f"{cpu_model()}, no native bf16{capped}"
+    capped = cpu_has_bf16_instructions() and x86_vector_sets_capped()
+    capped_note = " (the CPU has it; torch's or oneDNN's vector sets are capped below it)" if capped else ""
+    return f"{cpu_model()}, no native bf16{capped_note}"
 
 
 def reset_peak_memory(device: torch.device) -> None:

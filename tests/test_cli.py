@@ -78,6 +78,13 @@ def test_train_cuda_graphs_without_cuda_is_a_one_line_error(small_tree: Path, tm
         one_line_error(result, "--cuda-graphs needs a CUDA device, not cpu")
 
 
+def test_train_init_from_a_missing_or_another_model_is_a_one_line_error(small_tree: Path, tmp_path: Path) -> None:
+    base = ["train", str(small_tree), "--preset", "test", "--device", "cpu", "--steps", "2", "--project", str(tmp_path)]
+    one_line_error(runner.invoke(app, [*base, "--init-from", str(tmp_path / "absent.pt")]), "absent.pt")
+    demo = runner.invoke(app, [*base, "--name", "demo", "--init-from", "demo"])
+    one_line_error(demo, "demo-toy-64x128.pt: its model is not this run's", "image_size [64, 128] there, [16, 32] here")
+
+
 def test_wrong_path(tmp_path: Path) -> None:
     result = runner.invoke(app, ["generate", "--masks", str(tmp_path / "nope"), "--model", "demo"])
     one_line_error(result, "nope", "no such file")

@@ -18,9 +18,9 @@ from devices import ON_CUDA, TEST_DEVICE
 from fgaug.data.io import DataError
 from fgaug.progress import SilentProgress
 from fgaug.runtime import RuntimeChoiceError
-from fgaug.training.checkpoint import load_checkpoint
+from fgaug.training.checkpoint import CheckpointError, load_checkpoint
 from fgaug.training.options import TrainOptions
-from fgaug.training.train import Optimisation, build_optimisation, resolve_cuda_graphs, train
+from fgaug.training.train import Optimisation, build_optimisation, resolve_cuda_graphs, resolve_run, train
 
 
 def options(data: Path, run: Path, **changes: object) -> TrainOptions:
@@ -89,6 +89,32 @@ def test_a_copied_run_folder_resumes_in_the_copy_and_leaves_the_original_alone(
     assert result.last_checkpoint.parent.parent == branch and max(losses(branch)) == 40
     resumed = json.loads((branch / "config.json").read_text())["train"]
     assert resumed["run_dir"] == str(branch) and resumed["steps"] == 40
+
+
+def test_a_run_initialised_from_a_checkpoint_starts_from_its_ema_weights_with_a_fresh_optimiser(
+    small_tree: Path, tmp_path: Path
+) -> None:
+    trained = train(options(small_tree, tmp_path / "trained", steps=20)).last_checkpoint
+    tuned = options(small_tree, tmp_path / "tuned", steps=10, init_from=trained)
+    resolved, config, _ = resolve_run(tuned)
+    start = build_optimisation(resolved, config, TEST_DEVICE)
+    expected = load_checkpoint(trained).model.state_dict()  # its EMA weights
+    assert load_checkpoint(trained).ema_state is not None
+    assert all(torch.equal(value.cpu(), expected[key]) for key, value in start.model.state_dict().items())
+    assert not start.optimizer.state
+    fresh = train(options(small_tree, tmp_path / "fresh", steps=10))
+    result = train(tuned)
+    assert losses(result.run_dir)[5] < losses(fresh.run_dir)[5]  # a trained start: already a lower loss
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["train"]["init_from"] == str(trained)
+    assert load_checkpoint(result.last_checkpoint).meta["step"] == 10
+
+
+def test_a_checkpoint_of_another_model_is_refused_naming_what_differs(small_tree: Path, tmp_path: Path) -> None:
+    trained = train(options(small_tree, tmp_path / "trained", steps=2)).last_checkpoint
+    refusal = r"trained/checkpoints/last.pt: its model is not this run's \(gaussian_noise"
+    with pytest.raises(CheckpointError, match=refusal):
+        train(options(small_tree, tmp_path / "tuned", steps=2, init_from=trained, noise="gaussian:0.02"))
+    assert not (tmp_path / "tuned" / "checkpoints").exists()
 
 
 def test_existing_run_folder_is_not_overwritten(small_tree: Path, tmp_path: Path) -> None:

@@ -71,6 +71,13 @@ def config_defaults(ctx: typer.Context, value: Path | None) -> Path | None:
     return value
 
 
+def model_named(name: str) -> Path:
+    """The checkpoint ``--init-from`` names (``demo``: the bundled model), as ``generate --model`` reads it."""
+    from fgaug.generate.options import find_model
+
+    return find_model(name)[0]
+
+
 @app.command(cls=FgaugCommand)
 def train(
     ctx: typer.Context,
@@ -144,6 +151,15 @@ def train(
             rich_help_panel=MODEL,
         ),
     ] = TrainOptions.condition_dropout,
+    init_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Fine-tune: start from this checkpoint's weights (demo: the bundled model) instead of a random "
+            "initialisation. Its model must be the run's (same preset and model options).",
+            metavar="MODEL",
+            rich_help_panel=MODEL,
+        ),
+    ] = None,
     boundary: Annotated[
         bool, typer.Option(help="Add the instance-boundary channel to the condition.", rich_help_panel=MODEL)
     ] = TrainOptions.boundary,
@@ -331,6 +347,7 @@ def train(
         conditioning=conditioning,
         noise=noise,
         condition_dropout=condition_dropout,
+        init_from=model_named(init_from) if init_from else None,
         seed=seed,
         device=device,
         precision=precision,

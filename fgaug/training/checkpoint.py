@@ -184,3 +184,19 @@ def export_weights(source: str | Path, target: str | Path, half: bool = True) ->
     }
     _atomic_torch_save(exported, target)
     return Path(target)
+
+
+def initialise_from(model: FullGlow, path: str | Path) -> None:
+    """Fine-tuning's start: ``model`` takes the weights of the checkpoint at ``path`` (its EMA
+    weights where it has them). The checkpoint's model config must be ``model``'s; a difference
+    is a one-line :class:`CheckpointError` naming each differing key."""
+    checkpoint = load_checkpoint(path)
+    theirs, ours = checkpoint.model.config.to_dict(), model.config.to_dict()
+    differing = [key for key in sorted(theirs.keys() | ours.keys()) if theirs.get(key) != ours.get(key)]
+    if differing:
+        listed = "; ".join(f"{key} {theirs.get(key)} there, {ours.get(key)} here" for key in differing)
+        raise CheckpointError(
+            f"{path}: its model is not this run's ({listed}); train with the preset and model options it was "
+            "trained with"
+        )
+    model.load_state_dict(checkpoint.model.state_dict())

@@ -45,6 +45,10 @@ class TrainOptions:
     """``uniform`` or ``gaussian:SIGMA`` (see :attr:`~fgaug.flow.config.FullGlowConfig.gaussian_noise`);
     None: the preset's (uniform)."""
     condition_dropout: float | None = None
+    init_from: str | Path | None = None
+    """A trained checkpoint whose weights (its EMA weights where it has them) the run starts from,
+    in place of a random initialisation: fine-tuning. Its model must be the run's (same preset and
+    model options); the optimiser, the warm-up and the step count start afresh."""
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -92,6 +96,7 @@ class TrainOptions:
         )
         self.data, self.run_dir = str(self.data), str(self.run_dir)
         self.val_data = None if self.val_data is None else str(self.val_data)
+        self.init_from = None if self.init_from is None else str(self.init_from)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)

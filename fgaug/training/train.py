@@ -49,7 +49,7 @@ from fgaug.runtime import (
     resolve_precision,
 )
 from fgaug.training.batches import OrderSampler, epoch_permutation, open_training_data, step_generator
-from fgaug.training.checkpoint import CheckpointError, read_checkpoint_payload, save_checkpoint
+from fgaug.training.checkpoint import CheckpointError, initialise_from, read_checkpoint_payload, save_checkpoint
 from fgaug.training.ema import ExponentialMovingAverage
 from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
@@ -545,12 +545,15 @@ def build_optimisation(
     options: TrainOptions, config: FullGlowConfig, device: torch.device, world_size: int = 1
 ) -> Optimisation:
     """The set-up a run and a dry run share: ``options``' precision and CUDA graphs checked on
-    ``device`` first, then the model of ``config`` initialised from ``options.seed``, with its
+    ``device`` first, then the model of ``config`` initialised from ``options.seed`` (or from
+    ``options.init_from``'s weights), with its
     gradient checkpointing and compilation, and its optimiser (``options.lr`` resolved)."""
     assert options.lr is not None
     network_dtype = resolve_precision(options.precision, device)
     use_graphs, graphs_note = resolve_cuda_graphs(device, options, world_size)
     model = FullGlow(config, seed=options.seed).to(device)
+    if options.init_from and not options.resume:
+        initialise_from(model, options.init_from)
     model.set_gradient_checkpointing(options.gradient_checkpointing)
     if options.compile:
         compile_networks(model)
