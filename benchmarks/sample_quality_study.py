@@ -54,8 +54,7 @@ from fgaug.evaluation.quality import SampleScores, evaluate_samples
 from fgaug.evaluation.stats import mean_interval, signed_interval
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import Draw, draw_best
-from fgaug.generate.options import DEMO_MODEL_NAME
-from fgaug.resources import bundled_dir
+from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.runtime import native_precision
 from fgaug.segmentation.probe import SegmentationPairs, load_segmenter, train_probe
 from fgaug.training.checkpoint import load_checkpoint
@@ -211,6 +210,8 @@ def train_generators(study: Path, names: list[str], steps: int, batch: int, size
             source = study / "generators" / recipe.branch_of
             shutil.copytree(source, partial, ignore=shutil.ignore_patterns("done.json"))
             partial.rename(run_dir)
+        if recipe.starts_from and not trained(study, recipe.starts_from):
+            raise SystemExit(f"{name} starts from {recipe.starts_from}'s weights: train that first")
         options = TrainOptions(
             data=str(data),
             run_dir=str(run_dir),

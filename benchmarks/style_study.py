@@ -37,8 +37,7 @@ from fgaug.evaluation.metrics import wasserstein_1d
 from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.draws import Draw, DrawSeeds, draw_best
 from fgaug.generate.interpolate import WalkOptions, interpolate_styles, largest_jump_ratio, step_changes
-from fgaug.generate.options import DEMO_MODEL_NAME
-from fgaug.resources import bundled_dir
+from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.training.checkpoint import load_checkpoint
 
 STYLES = (0, 1, 2, 3, 4, 5)

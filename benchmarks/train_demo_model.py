@@ -2,8 +2,8 @@
 
     python benchmarks/train_demo_model.py                  # about an hour on one core of this Xeon
     python benchmarks/train_demo_model.py --steps 200 --out /tmp/demo.pt   # a quick check
-    python benchmarks/train_demo_model.py --init-from demo --steps 18000 --device cuda --out OUT/demo-x16.pt
-                                                           # the bundled model trained on, on a GPU
+    timeout -s TERM 480 python benchmarks/train_demo_model.py --init-from demo --steps 18000 --device cuda \
+        --work /tmp/demo --out "$OUT/demo-longer.pt"       # the bundled model trained on, on a lent GPU
 
 Writes the toy data under --work, trains the ``tiny`` preset (64x128) with Gaussian noise
 augmentation (``--noise gaussian:0.04``, the sample-quality study's best recipe, issue 21) and the
@@ -11,7 +11,8 @@ coupling networks in bf16 where the machine computes bf16 natively (else fp32), 
 EMA weights as float16 (a few MB). These are the settings of the study's ``gauss-0.04-x4``
 generator, which became the bundled model. ``--init-from`` starts from a trained model's weights
 (``train --init-from``; ``demo``: the bundled one) with a fresh optimiser and warm-up: the way to
-give the best recipe more steps on a machine that is lent for minutes.
+give the best recipe more steps on a machine that is lent for minutes. Stopped by SIGTERM or
+SIGINT (a ``timeout``), the run saves its checkpoint and the script still exports it.
 """
 
 from __future__ import annotations
@@ -21,11 +22,10 @@ import sys
 from pathlib import Path
 
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.generate.options import find_model
 from fgaug.resources import bundled_dir
 from fgaug.runtime import native_precision
 from fgaug.training.checkpoint import export_weights
-from fgaug.training.options import TrainOptions
+from fgaug.training.options import TrainingStoppedError, TrainOptions
 from fgaug.training.train import train
 
 
@@ -53,34 +53,37 @@ def main() -> None:
     parser.add_argument("--noise", default="gaussian:0.04", help="training noise (uniform: the paper's)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--precision", default=native_precision(), help="default: bf16 where native, else fp32")
+    parser.add_argument("--precision", help="default: bf16 where the device computes it natively, else fp32")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--init-from", help="start from this checkpoint's weights (demo: the bundled model)")
     parser.add_argument("--out", type=Path, default=bundled_dir() / "demo-toy-64x128.pt")
     args = parser.parse_args()
-    init_from = find_model(args.init_from)[0] if args.init_from else None
 
     data = args.work / "toy"
     write_toy_cityscapes(data, {"train": args.train_scenes, "val": 32}, size=(128, 256), seed=2024)
-    result = train(
-        TrainOptions(
-            data=str(data),
-            run_dir=str(args.work / "run"),
-            preset="tiny",
-            steps=args.steps,
-            batch_size=args.batch,
-            lr=args.lr,
-            noise=args.noise,
-            precision=args.precision,
-            device=args.device,
-            init_from=init_from,
-            validate_every=500,
-            sample_every=500,
-            checkpoint_every=500,
-            exist_ok=True,
-        ),
-        PrintProgress(),
+    run = args.work / "run"
+    options = TrainOptions(
+        data=str(data),
+        run_dir=str(run),
+        preset="tiny",
+        steps=args.steps,
+        batch_size=args.batch,
+        lr=args.lr,
+        noise=args.noise,
+        precision=args.precision or native_precision(args.device),
+        device=args.device,
+        init_from=args.init_from,
+        validate_every=500,
+        sample_every=500,
+        checkpoint_every=500,
+        exist_ok=True,
     )
+    try:
+        result = train(options, PrintProgress())
+    except TrainingStoppedError as stopped:
+        export_weights(run / "checkpoints" / "last.pt", args.out)
+        print(f"stopped ({stopped}); exported its last checkpoint to {args.out}")
+        return None
     export_weights(result.last_checkpoint, args.out)
     print(f"validation bits/dim {result.first_val_bpd:.3f} -> {result.last_val_bpd:.3f}; exported {args.out}")
     return None

@@ -40,9 +40,10 @@ from fgaug.evaluation.reports import write_quality_report
 from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.engine import generate
 from fgaug.generate.interpolate import InterpolateOptions, Walk, WalkOptions, interpolate
-from fgaug.generate.options import DEMO_MODEL, GenerateOptions, GenerateSummary, ModelUsed, find_model, load_named_model
+from fgaug.generate.options import GenerateOptions, GenerateSummary, ModelUsed, find_model, load_named_model
 from fgaug.generate.transfer import TransferOptions, TransferSummary, transfer
 from fgaug.progress import Progress, SilentProgress
+from fgaug.resources import DEMO_MODEL
 from fgaug.runtime import precision_name, resolve_device, resolve_precision
 from fgaug.segmentation.options import SegmenterTrainOptions
 from fgaug.segmentation.probe import (
@@ -178,6 +179,7 @@ def info(checkpoint: str | Path) -> dict[str, Any]:
         "levels": config.n_block,
         "flow_steps": list(config.n_flow),
         "mask_channels": config.mask_channels,
+        "conditioning": config.conditioning,
         "noise": config.noise,
         "condition_dropout": config.condition_dropout,
         "parameters": sum(p.numel() for p in loaded.model.parameters()),

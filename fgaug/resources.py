@@ -21,3 +21,17 @@ def bundled_dir() -> Path:
 
 def presets_dir() -> Path:
     return bundled_dir() / "presets"
+
+
+DEMO_MODEL_NAME = "demo-toy-64x128.pt"
+
+
+DEMO_MODEL = "demo"
+"""``--model demo``, ``--init-from demo`` (or ``FGAUG_MODEL=demo``) name the bundled toy-world
+demo model."""
+
+
+def model_path(named: str | Path) -> Path:
+    """The checkpoint file a model name means: :data:`DEMO_MODEL` is the bundled demo model, any
+    other name a path."""
+    return bundled_dir() / DEMO_MODEL_NAME if str(named) == DEMO_MODEL else Path(named)

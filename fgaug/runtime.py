@@ -99,16 +99,19 @@ def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 products in hardware (see :data:`BF16_CPU_FEATURES`).
 
     Read from the instruction-set features torch's cpuinfo reports (``torch.cpu.get_capabilities``,
-    recent torch), else from ``/proc/cpuinfo``; False where neither tells. Not
-    ``torch.backends.cpu.get_cpu_capability()``, which names the widest vector set only ("AVX512"
-    on a Skylake without bf16 and on a Sapphire Rapids with AMX alike), nor
+    recent torch), else from ``/proc/cpuinfo``; False where neither tells. Not from
+    ``torch.backends.cpu.get_cpu_capability()`` alone, which names the widest vector set only
+    ("AVX512" on a Skylake without bf16 and on a Sapphire Rapids with AMX alike; it serves below
+    to tell a capped dispatch), nor
     ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``, which asks whether oneDNN can run bf16 at
     all: it is true on any AVX512BW/VL/DQ CPU, where oneDNN emulates bf16 in fp32.
 
     On x86, a CPU with bf16 instructions that torch or oneDNN is told not to use counts as
     without: torch's kernels capped below AVX-512 (``ATEN_CPU_CAPABILITY=avx2``, which
     ``get_cpu_capability()`` then reports) or oneDNN's below AVX512_CORE_BF16
-    (:data:`CAPPED_ONEDNN_ISAS`), as some CI images set to match other runners."""
+    (:data:`CAPPED_ONEDNN_ISAS`), as some CI images set to match other runners. torch's cap alone
+    leaves oneDNN's convolutions free to use bf16 instructions; counting it as "no native bf16"
+    is the cautious reading (measured only with both capped, ``benchmarks/RESULTS.md``)."""
     return cpu_has_bf16_instructions() and not x86_vector_sets_capped()
 
 

@@ -22,8 +22,7 @@ from fgaug.evaluation.options import AugmentOptions, QualityOptions
 from fgaug.evaluation.quality import QualityReport, evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.flow.sampling import PLAIN_SAMPLING
-from fgaug.generate.options import DEMO_MODEL_NAME
-from fgaug.resources import bundled_dir
+from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.segmentation.probe import ProbeSegmenter
 from fgaug.training.checkpoint import load_checkpoint
 from fgaug.usage import UsageError

@@ -13,6 +13,7 @@ from fgaug.runtime import (
     NETWORK_DTYPES,
     PRECISIONS,
     RuntimeChoiceError,
+    cpu_description,
     cpu_has_native_bf16,
     cpuinfo_field,
     native_precision,
@@ -91,6 +92,18 @@ def test_an_x86_cpu_whose_bf16_instructions_torch_or_onednn_may_not_use_has_no_n
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     assert cpu_has_native_bf16() is native
+    capped = "; torch's or oneDNN's vector sets are capped below it)"
+    assert cpu_description().endswith("native bf16" if native else capped)
+
+
+def test_an_avx2_only_cpu_is_described_without_a_capped_note(
+    monkeypatch: pytest.MonkeyPatch, fresh_detection: None
+) -> None:
+    """An AVX2-only CPU (no bf16 instructions) is not one whose vector sets are capped."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True}, raising=False)
+    monkeypatch.setattr(runtime.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert cpu_description().endswith("no native bf16")
 
 
 def test_arm_bf16_does_not_depend_on_x86_vector_sets(monkeypatch: pytest.MonkeyPatch, fresh_detection: None) -> None:

@@ -17,8 +17,8 @@ from fgaug.data.preview import to_uint8_image
 from fgaug.generate.draws import DrawSeeds, draw_noise, draw_seed, style_seed
 from fgaug.generate.engine import generate
 from fgaug.generate.interpolate import WalkOptions, interpolate_photos, interpolate_styles, largest_jump_ratio, slerp
-from fgaug.generate.options import DEMO_MODEL_NAME, GenerateOptions
-from fgaug.resources import bundled_dir
+from fgaug.generate.options import GenerateOptions
+from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.training.checkpoint import load_checkpoint
 
 DEMO = bundled_dir() / DEMO_MODEL_NAME

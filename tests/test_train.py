@@ -16,11 +16,14 @@ import torch
 from devices import ON_CUDA, TEST_DEVICE
 
 from fgaug.data.io import DataError
+from fgaug.flow import FullGlow
 from fgaug.progress import SilentProgress
+from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.runtime import RuntimeChoiceError
-from fgaug.training.checkpoint import CheckpointError, load_checkpoint
+from fgaug.training.checkpoint import CheckpointError, export_weights, initialise_from, load_checkpoint
 from fgaug.training.options import TrainOptions
 from fgaug.training.train import Optimisation, build_optimisation, resolve_cuda_graphs, resolve_run, train
+from fgaug.usage import UsageError
 
 
 def options(data: Path, run: Path, **changes: object) -> TrainOptions:
@@ -99,21 +102,52 @@ def test_a_run_initialised_from_a_checkpoint_starts_from_its_ema_weights_with_a_
     resolved, config, _ = resolve_run(tuned)
     start = build_optimisation(resolved, config, TEST_DEVICE)
     expected = load_checkpoint(trained).model.state_dict()  # its EMA weights
-    assert load_checkpoint(trained).ema_state is not None
+    raw = load_checkpoint(trained, prefer_ema=False).model.state_dict()
+    assert any(not torch.equal(value, raw[key]) for key, value in expected.items())
     assert all(torch.equal(value.cpu(), expected[key]) for key, value in start.model.state_dict().items())
-    assert not start.optimizer.state
+    assert start.init_from_sha256 == load_checkpoint(trained).sha256
     fresh = train(options(small_tree, tmp_path / "fresh", steps=10))
     result = train(tuned)
     assert losses(result.run_dir)[5] < losses(fresh.run_dir)[5]  # a trained start: already a lower loss
-    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["train"]["init_from"] == str(trained)
-    assert load_checkpoint(result.last_checkpoint).meta["step"] == 10
+    recorded = json.loads((tmp_path / "tuned" / "config.json").read_text())
+    assert recorded["train"]["init_from"] == str(trained)
+    assert recorded["init_from_sha256"] == load_checkpoint(trained).sha256
+    assert load_checkpoint(result.last_checkpoint).meta["step"] == 10  # a fresh step count
 
 
-def test_a_checkpoint_of_another_model_is_refused_naming_what_differs(small_tree: Path, tmp_path: Path) -> None:
+def test_a_fine_tuned_run_resumes_without_its_source_and_refuses_another(small_tree: Path, tmp_path: Path) -> None:
+    trained = train(options(small_tree, tmp_path / "trained", steps=4)).last_checkpoint
+    exported = export_weights(trained, tmp_path / "half.pt", half=True)
+    shutil.rmtree(tmp_path / "trained")
+    tuned = options(small_tree, tmp_path / "tuned", steps=2, init_from=exported)
+    resolved, config, _ = resolve_run(tuned)
+    start = build_optimisation(resolved, config, TEST_DEVICE)
+    stored = load_checkpoint(exported).model.state_dict()  # float16 on disk, loaded as float32
+    assert all(value.dtype != torch.float16 for value in start.model.state_dict().values())
+    assert all(torch.equal(value.cpu(), stored[key]) for key, value in start.model.state_dict().items())
+    train(tuned)
+    sha256 = json.loads((tmp_path / "tuned" / "config.json").read_text())["init_from_sha256"]
+    exported.unlink()
+    train(options(small_tree, tmp_path / "tuned", steps=4, resume=True))  # the source is not read again
+    assert json.loads((tmp_path / "tuned" / "config.json").read_text())["init_from_sha256"] == sha256
+    with pytest.raises(UsageError, match=r"--init-from applies to a new run; .*tuned started from .*half\.pt"):
+        train(options(small_tree, tmp_path / "tuned", steps=6, resume=True, init_from=tmp_path / "other.pt"))
+
+
+def test_init_from_demo_names_the_bundled_model() -> None:
+    bundled = load_checkpoint(bundled_dir() / DEMO_MODEL_NAME)
+    model = FullGlow(bundled.model.config, seed=1)
+    assert initialise_from(model, "demo") == bundled.sha256
+    assert all(torch.equal(value, bundled.model.state_dict()[key]) for key, value in model.state_dict().items())
+
+
+def test_fine_tuning_may_change_the_objective_but_not_the_model(small_tree: Path, tmp_path: Path) -> None:
     trained = train(options(small_tree, tmp_path / "trained", steps=2)).last_checkpoint
-    refusal = r"trained/checkpoints/last.pt: its model is not this run's \(gaussian_noise"
+    noisy = train(options(small_tree, tmp_path / "noisy", steps=2, init_from=trained, noise="gaussian:0.02"))
+    assert load_checkpoint(noisy.last_checkpoint).model.config.gaussian_noise == 0.02
+    refusal = r"trained/checkpoints/last.pt: its model is not this run's \(image_size \[16, 32\] there, \[32, 64\]"
     with pytest.raises(CheckpointError, match=refusal):
-        train(options(small_tree, tmp_path / "tuned", steps=2, init_from=trained, noise="gaussian:0.02"))
+        train(options(small_tree, tmp_path / "tuned", steps=2, init_from=trained, size=(32, 64)))
     assert not (tmp_path / "tuned" / "checkpoints").exists()
 
 

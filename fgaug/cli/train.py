@@ -71,13 +71,6 @@ def config_defaults(ctx: typer.Context, value: Path | None) -> Path | None:
     return value
 
 
-def model_named(name: str) -> Path:
-    """The checkpoint ``--init-from`` names (``demo``: the bundled model), as ``generate --model`` reads it."""
-    from fgaug.generate.options import find_model
-
-    return find_model(name)[0]
-
-
 @app.command(cls=FgaugCommand)
 def train(
     ctx: typer.Context,
@@ -155,7 +148,8 @@ def train(
         str | None,
         typer.Option(
             help="Fine-tune: start from this checkpoint's weights (demo: the bundled model) instead of a random "
-            "initialisation. Its model must be the run's (same preset and model options).",
+            "initialisation. Its model must be the run's (same preset and model options; --noise, "
+            "--condition-dropout and --lambda may differ).",
             metavar="MODEL",
             rich_help_panel=MODEL,
         ),
@@ -347,7 +341,7 @@ def train(
         conditioning=conditioning,
         noise=noise,
         condition_dropout=condition_dropout,
-        init_from=model_named(init_from) if init_from else None,
+        init_from=init_from,
         seed=seed,
         device=device,
         precision=precision,

@@ -13,16 +13,9 @@ import torch
 
 from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.draws import DrawSeeds
-from fgaug.resources import bundled_dir
+from fgaug.resources import DEMO_MODEL, model_path
 from fgaug.training.checkpoint import Checkpoint, load_checkpoint
 from fgaug.usage import UsageError
-
-DEMO_MODEL_NAME = "demo-toy-64x128.pt"
-
-
-DEMO_MODEL = "demo"
-"""``--model demo`` (or ``FGAUG_MODEL=demo``) names the bundled toy-world demo model."""
-
 
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 
@@ -214,8 +207,8 @@ def find_model(named: str | Path | None) -> tuple[Path, str]:
             f"or set ${MODEL_ENVIRONMENT_VARIABLE}"
         )
     if given == DEMO_MODEL:
-        return bundled_dir() / DEMO_MODEL_NAME, f"{source} {DEMO_MODEL}: the bundled toy-world model"
-    return Path(given), source
+        return model_path(given), f"{source} {DEMO_MODEL}: the bundled toy-world model"
+    return model_path(given), source
 
 
 def load_named_model(named: str | Path | None, device: torch.device | str = "cpu") -> tuple[Checkpoint, ModelUsed]:

@@ -31,6 +31,7 @@ from fgaug.errors import FgaugError
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow
 from fgaug.flow.config import ConfigError, FullGlowConfig
+from fgaug.resources import model_path
 
 CHECKPOINT_FORMAT = "fgaug-checkpoint-1"
 
@@ -186,13 +187,23 @@ def export_weights(source: str | Path, target: str | Path, half: bool = True) ->
     return Path(target)
 
 
-def initialise_from(model: FullGlow, path: str | Path) -> None:
-    """Fine-tuning's start: ``model`` takes the weights of the checkpoint at ``path`` (its EMA
-    weights where it has them). The checkpoint's model config must be ``model``'s; a difference
-    is a one-line :class:`CheckpointError` naming each differing key."""
+LOSS_ONLY_KEYS = frozenset({"source_weight", "gaussian_noise", "condition_dropout"})
+"""Model-config keys that change only the training objective, never the weights or what they
+compute: a fine-tuning run may set them afresh (e.g. Gaussian noise or condition dropout on a
+model trained without)."""
+
+
+def initialise_from(model: FullGlow, named: str | Path) -> str:
+    """Fine-tuning's start: ``model`` takes the weights of the checkpoint ``named`` (a path, or
+    ``demo`` for the bundled model), its EMA weights where it has them. Its model config must be
+    ``model``'s but for :data:`LOSS_ONLY_KEYS`; a difference is a one-line
+    :class:`CheckpointError` naming each differing key. Returns the checkpoint's SHA-256."""
+    path = model_path(named)
     checkpoint = load_checkpoint(path)
     theirs, ours = checkpoint.model.config.to_dict(), model.config.to_dict()
-    differing = [key for key in sorted(theirs.keys() | ours.keys()) if theirs.get(key) != ours.get(key)]
+    differing = [
+        key for key in sorted((theirs.keys() | ours.keys()) - LOSS_ONLY_KEYS) if theirs.get(key) != ours.get(key)
+    ]
     if differing:
         listed = "; ".join(f"{key} {theirs.get(key)} there, {ours.get(key)} here" for key in differing)
         raise CheckpointError(
@@ -200,3 +211,4 @@ def initialise_from(model: FullGlow, path: str | Path) -> None:
             "trained with"
         )
     model.load_state_dict(checkpoint.model.state_dict())
+    return checkpoint.sha256

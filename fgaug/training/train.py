@@ -55,6 +55,7 @@ from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResu
 from fgaug.training.presets import load_preset
 from fgaug.training.runlog import RunLog
 from fgaug.training.state import TrainState
+from fgaug.usage import UsageError
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -100,6 +101,9 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
             raise DataError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
         saved = read_json(config_path, "run configuration")
         resumed = TrainOptions.from_dict(saved["train"])
+        if options.init_from is not None and str(options.init_from) != resumed.init_from:
+            started = resumed.init_from or "a random initialisation"
+            raise UsageError(f"--init-from applies to a new run; {run_dir} started from {started}")
         for name in ("steps", "epochs", "patience"):
             if getattr(options, name) is not None:
                 setattr(resumed, name, getattr(options, name))
@@ -152,6 +156,7 @@ class _Run:
         self.model, self.optimizer, self.scaler = optimisation.model, optimisation.optimizer, optimisation.scaler
         self.graphed, self.network_dtype = optimisation.graphed, optimisation.network_dtype
         self.graphs_note = optimisation.graphs_note
+        self.init_from_sha256 = optimisation.init_from_sha256
         self.run_dir = Path(self.options.run_dir)
         self.checkpoints, self.samples_dir = self.run_dir / "checkpoints", self.run_dir / "samples"
         self.data = open_training_data(self.options, self.config)
@@ -176,6 +181,7 @@ class _Run:
         }
         if self.options.resume:
             self._restore()
+            self.init_from_sha256 = read_json(self.run_dir / "config.json", "run configuration").get("init_from_sha256")
         if self.context.is_main:  # on resume too: the folder and steps the run now goes on with
             self._write_run_config()
         self.log = RunLog(self.run_dir, self.options.tensorboard, active=self.context.is_main)
@@ -194,6 +200,8 @@ class _Run:
             "precision": precision_name(self.network_dtype),
             "data_fingerprint": self.data.fingerprint,
         }
+        if self.init_from_sha256:
+            resolved["init_from_sha256"] = self.init_from_sha256
         atomic_write_bytes(self.run_dir / "config.json", to_json(resolved, indent=2).encode())
 
     def _restore(self) -> None:
@@ -539,6 +547,8 @@ class Optimisation:
     network_dtype: torch.dtype | None
     graphs_note: str | None = None
     """Why ``auto`` left CUDA graphs off on a CUDA device, for the run's log."""
+    init_from_sha256: str | None = None
+    """The SHA-256 of the checkpoint a fine-tuning run started from (``options.init_from``)."""
 
 
 def build_optimisation(
@@ -552,14 +562,15 @@ def build_optimisation(
     network_dtype = resolve_precision(options.precision, device)
     use_graphs, graphs_note = resolve_cuda_graphs(device, options, world_size)
     model = FullGlow(config, seed=options.seed).to(device)
+    init_from_sha256 = None
     if options.init_from and not options.resume:
-        initialise_from(model, options.init_from)
+        init_from_sha256 = initialise_from(model, options.init_from)
     model.set_gradient_checkpointing(options.gradient_checkpointing)
     if options.compile:
         compile_networks(model)
     scaler = torch.amp.GradScaler(device.type, enabled=network_dtype == torch.float16)
     graphed = GraphedTrainingPass(model, scaler.scale) if use_graphs else None
-    return Optimisation(model, adam(model, options.lr), scaler, graphed, network_dtype, graphs_note)
+    return Optimisation(model, adam(model, options.lr), scaler, graphed, network_dtype, graphs_note, init_from_sha256)
 
 
 def train(options: TrainOptions, progress: Progress | None = None) -> TrainResult:
