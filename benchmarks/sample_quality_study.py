@@ -51,7 +51,7 @@ from fgaug.evaluation.augment.protocol import (
 )
 from fgaug.evaluation.augment.synthesis import RealSet, Supplies, Synthesiser, synthesise
 from fgaug.evaluation.quality import SampleScores, evaluate_samples
-from fgaug.evaluation.stats import mean_interval, signed_interval
+from fgaug.evaluation.stats import mean_interval, paired_interval, signed_interval
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import Draw, draw_best
 from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
@@ -553,6 +553,45 @@ def interval(values: list[float]) -> dict[str, float]:
     return mean_interval(values).to_dict()
 
 
+COMPARISONS = (
+    ("copy-paste-real+prior", "copy-paste-real"),
+    ("copy-paste-real+content-paste-prior", "copy-paste-real"),
+    ("content-paste-prior", "prior"),
+)
+"""Arms compared with each other, paired by seed: does the generator add to copy-paste, and do
+pasted objects beat whole images?"""
+
+
+def comparison_lines(records: list[dict[str, Any]]) -> list[str]:
+    """One table row per variant, N and :data:`COMPARISONS` pair with probes of both arms: the
+    difference of test mIoU over the seeds both have, with its paired 95% t interval."""
+    scores = {(r["arm"], r["real"], r["seed"]): r["test_miou"] for r in records}
+    variants = sorted({arm.split("/")[0] for arm, _, _ in scores if "/" in arm})
+    rows = []
+    for variant in variants:
+        for treated, baseline in COMPARISONS:
+            for real in sorted({real for _, real, _ in scores}):
+                keys = (f"{variant}/{treated}", f"{variant}/{baseline}")
+                seeds = sorted(s for a, n, s in scores if a == keys[0] and n == real and (keys[1], real, s) in scores)
+                if len(seeds) < 2:
+                    continue
+                difference = paired_interval(
+                    [scores[keys[0], real, s] for s in seeds], [scores[keys[1], real, s] for s in seeds]
+                )
+                compared = f"{treated} minus {baseline}"
+                cells = [variant, compared, f"{real}", f"{len(seeds)}", signed_interval(difference)]
+                rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    header = [
+        "",
+        "## Arms against each other (paired by seed)",
+        "",
+        "| variant | difference | N | seeds | Δ mIoU [95% CI] |",
+    ]
+    return [*header, "|---|---|---|---|---|", *rows]
+
+
 def report(study: Path) -> Path:
     """``report.md`` and ``summary.json``: the val sweep, the chosen settings' test figures with
     95% t intervals over the sampling seeds, and the augmentation rows."""
@@ -618,6 +657,7 @@ def report(study: Path) -> Path:
                 + " | ".join(cells)
                 + " |"
             )
+        lines += comparison_lines(records)
     atomic_write_bytes(study / "summary.json", json.dumps(summary, indent=2).encode())
     atomic_write_bytes(study / "report.md", ("\n".join(lines) + "\n").encode())
     return study / "report.md"
