@@ -117,6 +117,8 @@ RECIPES = {
     "gauss-0.04": Recipe("gaussian:0.04"),
     # above TarFlow's 0.025-0.035: does the gain from 0.02 to 0.04 go on?
     "gauss-0.08": Recipe("gaussian:0.08"),
+    "gauss-0.16": Recipe("gaussian:0.16"),
+    "gauss-0.08-x4": Recipe("gaussian:0.08", steps_factor=4),
     "gauss-0.04-x4": Recipe("gaussian:0.04", steps_factor=4),
     "gauss-0.04-x16": Recipe("gaussian:0.04", steps_factor=16, branch_of="gauss-0.04-x4"),
     # 4x more steps from the bundled model (gauss-0.04-x4's weights; its run folder was lost with
