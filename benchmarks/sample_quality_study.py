@@ -118,6 +118,7 @@ RECIPES = {
     # above TarFlow's 0.025-0.035: does the gain from 0.02 to 0.04 go on?
     "gauss-0.08": Recipe("gaussian:0.08"),
     "gauss-0.16": Recipe("gaussian:0.16"),
+    "gauss-0.32": Recipe("gaussian:0.32"),
     "gauss-0.08-x4": Recipe("gaussian:0.08", steps_factor=4),
     "gauss-0.04-x4": Recipe("gaussian:0.04", steps_factor=4),
     "gauss-0.04-x16": Recipe("gaussian:0.04", steps_factor=16, branch_of="gauss-0.04-x4"),
