@@ -207,7 +207,7 @@ def find_model(named: str | Path | None) -> tuple[Path, str]:
             f"or set ${MODEL_ENVIRONMENT_VARIABLE}"
         )
     if given == DEMO_MODEL:
-        return model_path(given), f"{source} {DEMO_MODEL}: the bundled toy-world model"
+        source = f"{source} {DEMO_MODEL}: the bundled toy-world model"
     return model_path(given), source
 
 
