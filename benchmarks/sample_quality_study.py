@@ -120,6 +120,8 @@ RECIPES = {
     "gauss-0.16": Recipe("gaussian:0.16"),
     "gauss-0.32": Recipe("gaussian:0.32"),
     "gauss-0.08-x4": Recipe("gaussian:0.08", steps_factor=4),
+    # sigma 0.16 led at 1x: gauss-0.16's run trained on to 4x
+    "gauss-0.16-x4": Recipe("gaussian:0.16", steps_factor=4, branch_of="gauss-0.16"),
     "gauss-0.04-x4": Recipe("gaussian:0.04", steps_factor=4),
     "gauss-0.04-x16": Recipe("gaussian:0.04", steps_factor=16, branch_of="gauss-0.04-x4"),
     # 4x more steps from the bundled model (gauss-0.04-x4's weights; its run folder was lost with
@@ -563,18 +565,27 @@ COMPARISONS = (
 )
 """Arms compared with each other, paired by seed: does the generator add to copy-paste, and do
 pasted objects beat whole images?"""
+MODEL_FREE = "copy-paste-real"
+"""The arm that no generator touches: its pairs are made once for every variant and its probes are
+deterministic by seed, so a variant without its own copy-paste probes is compared with another
+variant's (the probes would repeat them to the digit)."""
 
 
 def comparison_lines(records: list[dict[str, Any]]) -> list[str]:
     """One table row per variant, N and :data:`COMPARISONS` pair with probes of both arms: the
     difference of test mIoU over the seeds both have, with its paired 95% t interval."""
     scores = {(r["arm"], r["real"], r["seed"]): r["test_miou"] for r in records}
+    for (arm, real, seed), score in list(scores.items()):
+        if arm.endswith(f"/{MODEL_FREE}"):
+            scores.setdefault((MODEL_FREE, real, seed), score)
     variants = sorted({arm.split("/")[0] for arm, _, _ in scores if "/" in arm})
     rows = []
     for variant in variants:
         for treated, baseline in COMPARISONS:
             for real in sorted({real for _, real, _ in scores}):
-                keys = (f"{variant}/{treated}", f"{variant}/{baseline}")
+                own = (f"{variant}/{baseline}", real)
+                shared = baseline == MODEL_FREE and not any(key[:2] == own for key in scores)
+                keys = (f"{variant}/{treated}", baseline if shared else f"{variant}/{baseline}")
                 seeds = sorted(s for a, n, s in scores if a == keys[0] and n == real and (keys[1], real, s) in scores)
                 if len(seeds) < 2:
                     continue
