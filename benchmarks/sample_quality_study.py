@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -54,7 +55,7 @@ from fgaug.evaluation.quality import SampleScores, evaluate_samples
 from fgaug.evaluation.stats import mean_interval, paired_interval, signed_interval
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
 from fgaug.generate.draws import Draw, draw_best
-from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
+from fgaug.resources import DEMO_MODEL_NAME
 from fgaug.runtime import native_precision
 from fgaug.segmentation.probe import SegmentationPairs, load_segmenter, train_probe
 from fgaug.training.checkpoint import load_checkpoint
@@ -87,8 +88,8 @@ class Recipe:
     noise: str = "uniform"
     condition_dropout: float = 0.0
     steps_factor: int = 1
-    bundled: bool = False
-    """The bundled demo model, judged, never trained here."""
+    bundled_at: str | None = None
+    """The bundled demo model as this commit holds it (``git show``), judged, never trained here."""
     fair: bool = False
     """One generator per real-set size N, trained on the judging world's first N train pairs only
     (the probes' own N pairs: the augmentation study's fair ``prior``) for :data:`FAIR_STEPS`
@@ -128,9 +129,10 @@ RECIPES = {
     # the machine): 8x in all, the optimiser restarted
     "gauss-0.04-x8": Recipe("gaussian:0.04", steps_factor=4, starts_from="bundled"),
     "dropout-0.1": Recipe(condition_dropout=0.1),
-    # the bundled model: gauss-0.04-x4's EMA weights, stored in float16 (RESULTS' "demo-4000" rows
-    # judged the bundled model before it, today's recipe at 4000 steps)
-    "bundled": Recipe("gaussian:0.04", bundled=True),
+    # the bundled model from 2026-12-02 to 2026-12-03: gauss-0.04-x4's EMA weights, stored in
+    # float16 (RESULTS' "demo-4000" rows judged the bundled model before it, the paper's recipe at
+    # 4000 steps)
+    "bundled": Recipe("gaussian:0.04", bundled_at="34f983c"),
     "fair-gauss-0.04": Recipe("gaussian:0.04", fair=True, settings_from="gauss-0.04-x4"),
 }
 FAIR_STEPS = 2000
@@ -149,13 +151,28 @@ def write_generator_world(study: Path) -> Path:
 
 def generator_checkpoint(study: Path, name: str, size: int | None = None) -> Path:
     """The recipe's generator; a fair recipe's (trained first if it is not) is the one of real-set size ``size``."""
-    if RECIPES[name].bundled:
-        return bundled_dir() / DEMO_MODEL_NAME
+    commit = RECIPES[name].bundled_at
+    if commit is not None:
+        return bundled_model_at(study, commit)
     if RECIPES[name].fair:
         if size is None:
             raise ValueError(f"{name} has one generator per real-set size: give the size")
         return fair_generator(study, name, size)
     return study / "generators" / name / "checkpoints" / "last.pt"
+
+
+def bundled_model_at(study: Path, commit: str) -> Path:
+    """The bundled demo model of ``commit``, copied from the repository's history once (a later
+    commit may bundle another model; the study's rows stay those of the one they judged)."""
+    path = study / "bundled" / commit / DEMO_MODEL_NAME
+    if not path.is_file():
+        stored = f"{commit}:models/{DEMO_MODEL_NAME}"
+        repository = Path(__file__).resolve().parent.parent
+        found = subprocess.run(["git", "-C", str(repository), "show", stored], capture_output=True, check=False)
+        if found.returncode != 0:
+            raise SystemExit(f"{stored}: not in this repository's history ({found.stderr.decode().strip()})")
+        atomic_write_bytes(path, found.stdout)
+    return path
 
 
 def judging_subset(study: Path, size: int) -> Path:
@@ -203,7 +220,7 @@ def train_generators(study: Path, names: list[str], steps: int, batch: int, size
     for name in [name for name in names if RECIPES[name].fair]:
         for size in sizes:
             print(f"{name} N={size}: {fair_generator(study, name, size)}", flush=True)
-    for name in [name for name in names if not (RECIPES[name].bundled or RECIPES[name].fair)]:
+    for name in [name for name in names if not (RECIPES[name].bundled_at or RECIPES[name].fair)]:
         recipe = RECIPES[name]
         run_dir = study / "generators" / name
         total = steps * recipe.steps_factor
@@ -276,7 +293,7 @@ def trained(study: Path, recipe: str) -> bool:
     has one generator per real-set size and borrows its setting)."""
     if RECIPES[recipe].fair:
         return False
-    return RECIPES[recipe].bundled or (study / "generators" / recipe / "done.json").is_file()
+    return RECIPES[recipe].bundled_at is not None or (study / "generators" / recipe / "done.json").is_file()
 
 
 def best_of_variants(study: Path, names: list[str], best_of: int) -> list[Variant]:
