@@ -1,7 +1,7 @@
 """Issue 25: is a style's look really shared across layouts, and is a walk between looks smooth?
 
     python benchmarks/style_study.py                 # demo model, 24 toy masks, 6 styles: ~5 minutes on 2 cores
-    python benchmarks/style_study.py --denoise-scale 1.2 --work runs/style-study-denoised
+    python benchmarks/style_study.py --denoise-scale 1.0 --work runs/style-study-denoised
 
 Shared look: for every class and every pair of different masks, the per-channel colour W1 (0-255
 units) between that class's pixels in the two masks' samples, for samples that share a style
@@ -83,7 +83,7 @@ def main() -> None:
         "--denoise-scale",
         type=float,
         default=None,
-        help="denoise every draw and frame (generate --denoise); the bundled demo model's own: 1.2",
+        help="denoise every draw and frame (generate --denoise); the bundled demo model's own: 1.0",
     )
     args = parser.parse_args()
 

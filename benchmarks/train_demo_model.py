@@ -6,9 +6,9 @@
         --work /tmp/demo --out "$OUT/demo-longer.pt"       # the bundled model trained on, on a lent GPU
 
 Writes the toy data under --work, trains the ``tiny`` preset (64x128) with Gaussian noise
-augmentation (``--noise gaussian:0.04``, the sample-quality study's best recipe, issue 21) and the
+augmentation (``--noise gaussian:0.16``, the sample-quality study's best recipe, issue 21) and the
 coupling networks in bf16 where the machine computes bf16 natively (else fp32), and exports the
-EMA weights as float16 (a few MB). These are the settings of the study's ``gauss-0.04-x4``
+EMA weights as float16 (a few MB). These are the settings of the study's ``gauss-0.16-x4``
 generator, which became the bundled model. ``--init-from`` starts from a trained model's weights
 (``train --init-from``; ``demo``: the bundled one) with a fresh optimiser and warm-up: the way to
 give the best recipe more steps on a machine that is lent for minutes. Stopped by SIGTERM or
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("runs/demo-data"), help="toy data and run folder")
     parser.add_argument("--train-scenes", type=int, default=1500)
     parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--noise", default="gaussian:0.04", help="training noise (uniform: the paper's)")
+    parser.add_argument("--noise", default="gaussian:0.16", help="training noise (uniform: the paper's)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--precision", help="default: bf16 where the device computes it natively, else fp32")

@@ -222,10 +222,10 @@ DEMO_HELD_OUT_SCENES = 4
 """Scenes in each of the demo's val and test splits (validation; early stopping and scores)."""
 
 
-DEMO_DENOISE_SCALE = 1.2
-"""The bundled model is trained with Gaussian noise (``gaussian:0.04``), so the demo takes one
+DEMO_DENOISE_SCALE = 1.0
+"""The bundled model is trained with Gaussian noise (``gaussian:0.16``), so the demo takes one
 denoising step after each draw, at the scale the sample-quality study chose on its validation
-split for this model at T = 0.8 (benchmarks/RESULTS.md, issue 21)."""
+split for this model, with T = 0.8 (Tweedie's own; benchmarks/RESULTS.md, issue 21)."""
 
 
 def demo(
