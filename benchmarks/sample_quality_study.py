@@ -133,6 +133,8 @@ RECIPES = {
     # float16 (RESULTS' "demo-4000" rows judged the bundled model before it, the paper's recipe at
     # 4000 steps)
     "bundled": Recipe("gaussian:0.04", bundled_at="34f983c"),
+    # the bundled model since 2026-12-03: gauss-0.16-x4's EMA weights, stored in float16
+    "bundled-0.16": Recipe("gaussian:0.16", bundled_at="fae502c"),
     "fair-gauss-0.04": Recipe("gaussian:0.04", fair=True, settings_from="gauss-0.04-x4"),
 }
 FAIR_STEPS = 2000
