@@ -22,7 +22,16 @@ from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.runtime import RuntimeChoiceError
 from fgaug.training.checkpoint import CheckpointError, export_weights, initialise_from, load_checkpoint
 from fgaug.training.options import TrainOptions
-from fgaug.training.train import Optimisation, build_optimisation, resolve_cuda_graphs, resolve_run, train
+from fgaug.training.train import (
+    STOP_SIGNALS,
+    Optimisation,
+    batches_of,
+    build_optimisation,
+    leave_stop_signals_to_the_trainer,
+    resolve_cuda_graphs,
+    resolve_run,
+    train,
+)
 from fgaug.usage import UsageError
 
 
@@ -287,6 +296,25 @@ def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Pat
     result = train(options(small_tree, run, steps=step + 2, resume=True))
     assert result.steps == step + 2
     os.environ.pop("FGAUG_MODEL", None)
+
+
+def signalled_before_it_ignores_stops(worker_id: int) -> None:
+    """A SIGTERM that reaches a data worker before its init function has run."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    leave_stop_signals_to_the_trainer(worker_id)
+
+
+def test_a_stop_signal_sent_while_a_worker_starts_does_not_kill_it() -> None:
+    """The worker starts with the stop signals blocked: a SIGTERM sent before it ignores them stays
+    pending and is discarded, where it used to kill the worker (torch's handler re-raises it) and
+    make the loader raise in the trainer. The trainer's own signal mask is left as it was."""
+    loader = torch.utils.data.DataLoader(
+        list(range(8)), batch_size=2, num_workers=1, worker_init_fn=signalled_before_it_ignores_stops
+    )
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert [batch.tolist() for batch in batches_of(loader)] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before
+    assert not set(STOP_SIGNALS) & before
 
 
 def test_a_run_folder_holds_results_png_and_tensorboard_events(small_tree: Path, tmp_path: Path) -> None:

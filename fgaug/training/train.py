@@ -82,13 +82,33 @@ def stop_requests() -> Iterator[Callable[[], str | None]]:
             signal.signal(sig, old)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
     """In a data worker: ignore SIGINT and SIGTERM. Ctrl-C, a cancelled CI job or ``kill -- -PGID``
     signal the whole process group; a worker that died of it would make the loader raise in the
     trainer before the trainer's own handler could save its checkpoint. The trainer stops its
-    workers itself, and a worker whose trainer is gone exits (torch's watchdog)."""
-    for stop in (signal.SIGINT, signal.SIGTERM):
+    workers itself, and a worker whose trainer is gone exits (torch's watchdog).
+
+    The worker is forked with both signals blocked (:func:`batches_of`), so one sent before this
+    runs stays pending and is discarded here, not delivered to the handler torch installs at the
+    worker's start, which re-raises SIGTERM with its default action."""
+    for stop in STOP_SIGNALS:
         signal.signal(stop, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def batches_of(loader: DataLoader) -> Iterator[Any]:
+    """Iterate ``loader``, forking its workers (if any) with the stop signals blocked. A signal that
+    arrives meanwhile reaches the trainer once they are unblocked, right after the fork."""
+    if loader.num_workers == 0 or threading.current_thread() is not threading.main_thread():
+        return iter(loader)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        return iter(loader)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, str]:
@@ -427,7 +447,7 @@ class _Run:
         try:
             with stop_requests() as stop_requested:
                 while self.state.step < self.total_steps and not self.stopped_early:
-                    for batch in self.loader_from(self.state.step):
+                    for batch in batches_of(self.loader_from(self.state.step)):
                         trainable = trainable or self.trainable(batch)
                         self.train_step(trainable, batch)
                         self.after_step(stop_requested)
