@@ -376,7 +376,7 @@ def part_report(args: argparse.Namespace) -> None:
     print(table)
     if summary.curve:
         points = [
-            {"label": f"{row.arm} (N={row.real})", "real": row.real, **row.miou.to_dict()}
+            {"label": row.arm, "real": row.real, **row.miou.to_dict()}
             for row in summary.strategies
             if row.arm in args.names or not args.names
         ]

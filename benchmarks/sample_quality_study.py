@@ -5,7 +5,7 @@
     python benchmarks/sample_quality_study.py quality    # val sweep, then the chosen settings on test; grid
     python benchmarks/sample_quality_study.py quality --recipes R --best-of 4   # CAFLOW's best-of-N selection
     python benchmarks/sample_quality_study.py augment --variants V --seeds 0,1,2   # two-schedule probes
-    python benchmarks/sample_quality_study.py report     # report.md, summary.json
+    python benchmarks/sample_quality_study.py report     # report.md, summary.json, augment-VARIANT.png
 
 Every generator is the ``tiny`` preset trained on the demo model's toy world (1,500 scenes, seed
 2024) for the same number of steps at the same batch size, learning rate and network precision (bf16
@@ -38,11 +38,13 @@ from augmentation_study import first_pairs_tree
 
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_pair, to_tensor
 from fgaug.data.io import atomic_write_bytes
+from fgaug.data.plots import learning_curve_plot
 from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.augment.protocol import (
     REAL_ONLY,
     ArmResult,
+    AugmentSummary,
     PairArrays,
     curve_table,
     probe_recipe,
@@ -625,6 +627,22 @@ def comparison_lines(records: list[dict[str, Any]]) -> list[str]:
     return [*header, "|---|---|---|---|---|", *rows]
 
 
+def augment_figures(study: Path, summary: AugmentSummary) -> list[Path]:
+    """Per variant, ``augment-VARIANT.png``: the two-schedule real-only curve and each of the
+    variant's arms as a series over N, copy-paste (no model) at an N it lacks from another variant."""
+    model_free = {row.real: row for row in summary.strategies if row.arm.endswith(f"/{MODEL_FREE}")}
+    curve = [point.to_dict() for point in summary.curve]
+    paths = []
+    for variant in sorted({row.arm.split("/")[0] for row in summary.strategies}):
+        rows = [row for row in summary.strategies if row.arm.startswith(f"{variant}/")]
+        own = {row.real for row in rows if row.arm.endswith(f"/{MODEL_FREE}")}
+        rows += [row for real, row in model_free.items() if real not in own]
+        points = [{"label": row.arm.split("/", 1)[1], "real": row.real, **row.miou.to_dict()} for row in rows]
+        title = f"generator {variant}; every arm trained with two schedules"
+        paths.append(learning_curve_plot(study / f"augment-{variant}.png", curve, points, title=title))
+    return paths
+
+
 def report(study: Path) -> Path:
     """``report.md`` and ``summary.json``: the val sweep, the chosen settings' test figures with
     95% t intervals over the sampling seeds, and the augmentation rows."""
@@ -691,6 +709,7 @@ def report(study: Path) -> Path:
                 + " |"
             )
         lines += comparison_lines(records)
+        lines += ["", *(f"![{path.stem}]({path.name})" for path in augment_figures(study, augment_summary))]
     atomic_write_bytes(study / "summary.json", json.dumps(summary, indent=2).encode())
     atomic_write_bytes(study / "report.md", ("\n".join(lines) + "\n").encode())
     return study / "report.md"

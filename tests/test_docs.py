@@ -59,6 +59,6 @@ def test_the_readme_is_short_and_answers_does_it_help() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.split()) <= 1500
     answer = readme.split("## Does it help?", 1)[1].split("\n## ", 1)[0]
-    assert "](benchmarks/figures/augmentation-learning-curve.png)" in answer
+    assert "](benchmarks/figures/augmentation-bundled-model.png)" in answer
     for internal in ("GOMP_SPINCOUNT", "glow2", "issue-5"):
         assert internal not in readme, internal

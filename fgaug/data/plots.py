@@ -59,16 +59,16 @@ def line_plot(
     return _save(figure, path)
 
 
-def learning_curve_plot(
-    path: Path,
+def learning_curve_figure(
     curve: Sequence[Mapping[str, Any]],
     points: Sequence[Mapping[str, Any]] = (),
     y_label: str = "test mIoU",
     title: str = "",
-) -> Path:
+) -> Figure:
     """The real-only learning curve (``real``, ``mean``, ``low``, ``high`` per size; x on a log
     scale) with its confidence band, and other results as points with error bars (``label``,
-    ``real``, ``mean``, ``low``, ``high``)."""
+    ``real``, ``mean``, ``low``, ``high``). Points that share a label are one series: one colour,
+    one legend entry, joined across sizes, set beside the other series at the same size."""
     figure = Figure(figsize=(WIDTH + 1, HEIGHT + 0.5))
     axes = figure.add_subplot()
     sizes = [row["real"] for row in curve]
@@ -76,11 +76,19 @@ def learning_curve_plot(
     axes.plot(sizes, means, marker="o", color="black", label="real only")
     low, high = _finite([row["low"] for row in curve]), _finite([row["high"] for row in curve])
     axes.fill_between(sizes, low, high, color="black", alpha=0.15, label="95% interval")
-    for index, point in enumerate(points):
-        mean = point["mean"]
-        error = [[mean - point["low"]], [point["high"] - mean]]
-        offset = 1 + 0.04 * (index - (len(points) - 1) / 2)  # side by side at the same N
-        axes.errorbar([point["real"] * offset], [mean], yerr=error, fmt="s", capsize=3, label=point["label"])
+    series: dict[str, list[Mapping[str, Any]]] = {}
+    for point in points:
+        series.setdefault(point["label"], []).append(point)
+    for index, (label, group) in enumerate(series.items()):
+        group = sorted(group, key=lambda point: point["real"])
+        offset = 1 + 0.04 * (index - (len(series) - 1) / 2)  # side by side at the same N
+        centres = [point["mean"] for point in group]
+        error = [
+            [mean - point["low"] for mean, point in zip(centres, group, strict=True)],
+            [point["high"] - mean for mean, point in zip(centres, group, strict=True)],
+        ]
+        xs = [point["real"] * offset for point in group]
+        axes.errorbar(xs, centres, yerr=error, fmt="s-", linewidth=1, capsize=3, label=label)
     axes.set_xscale("log")
     axes.set_xticks(sizes, [str(size) for size in sizes])
     axes.minorticks_off()
@@ -90,7 +98,18 @@ def learning_curve_plot(
         axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
-    return _save(figure, path)
+    return figure
+
+
+def learning_curve_plot(
+    path: Path,
+    curve: Sequence[Mapping[str, Any]],
+    points: Sequence[Mapping[str, Any]] = (),
+    y_label: str = "test mIoU",
+    title: str = "",
+) -> Path:
+    """:func:`learning_curve_figure`, written to ``path``."""
+    return _save(learning_curve_figure(curve, points, y_label, title), path)
 
 
 def class_bars(

@@ -163,7 +163,7 @@ def write_augment_report(out_dir: Path, report: AugmentReport) -> dict[str, Path
     summary = report.study.summary
     strategies = summary.strategies
     if summary.curve:
-        points = [{"label": f"{row.arm} (N={row.real})", "real": row.real, **row.miou.to_dict()} for row in strategies]
+        points = [{"label": row.arm, "real": row.real, **row.miou.to_dict()} for row in strategies]
         paths["curve_plot"] = learning_curve_plot(
             out_dir / "learning_curve.png", [point.to_dict() for point in summary.curve], points
         )
