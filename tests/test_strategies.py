@@ -50,13 +50,15 @@ STUDY_ARMS = [
     "content-all",
     "copy-paste-real",
     "copy-paste-real+content-paste-prior",
+    "copy-paste-real+prior",
     "targeted-rare",
     "targeted-hard",
     "filter-best-of-4",
     "filter-reject-half",
     "filter-ignore-map",
 ]
-"""The arms of benchmarks/augmentation_study.py's results (issue 12), in its tables' order."""
+"""The arms of benchmarks/augmentation_study.py's results (issue 12), in its tables' order, with
+the pooled arm of the sample-quality study (issue 21) beside the other pool."""
 
 
 def test_the_registry_holds_the_study_arms_in_its_order() -> None:
@@ -96,6 +98,7 @@ def test_needs_name_what_an_arm_samples_from_and_judges_with() -> None:
     assert needs("prior-early-generator") == ("early generator",)
     assert needs("copy-paste-real") == () and needs("real-pretrain-control") == ()
     assert needs("copy-paste-real+content-paste-prior") == ("fair generator",)
+    assert needs("copy-paste-real+prior") == ("fair generator",)
     assert needs("targeted-hard") == ("fair generator", CLASS_WEIGHTS)
     assert needs("filter-ignore-map") == ("fair generator", FILTER_PROBE)
 
@@ -126,16 +129,22 @@ def test_the_cli_refuses_an_arm_it_cannot_supply(tmp_path: Path, test_checkpoint
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("name", "mixing"), [("layouts-flip", "concat"), ("targeted-hard", "concat")])
-def test_an_arm_runs_end_to_end_from_the_cli(name: str, mixing: str, tmp_path: Path, test_checkpoint: Path) -> None:
+def evaluate_arm(name: str, tmp_path: Path, checkpoint: Path, seeds: str) -> tuple[dict, Path]:
+    """``fgaug evaluate augment --strategy NAME --json`` on a toy tree at N = 3, 2 samples per
+    mask, 2-step probes: its report and its output folder."""
     tree, out = tmp_path / "tree", tmp_path / "out"
     write_toy_cityscapes(tree, {"train": 4, "val": 2, "test": 2}, size=(32, 64), seed=2)
-    arguments = [*("evaluate", "augment", str(tree), "--model", str(test_checkpoint), "--strategy", name)]
-    arguments += [*("--sizes", "3", "--seeds", "0,1", "--samples", "2", "--width", "4", "--batch-size", "4")]
+    arguments = [*("evaluate", "augment", str(tree), "--model", str(checkpoint), "--strategy", name)]
+    arguments += [*("--sizes", "3", "--seeds", seeds, "--samples", "2", "--width", "4", "--batch-size", "4")]
     arguments += [*("--min-steps", "2", "--max-steps", "2", "--out", str(out), "--json", "--device", "cpu")]
     result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]), out
+
+
+@pytest.mark.parametrize(("name", "mixing"), [("layouts-flip", "concat"), ("targeted-hard", "concat")])
+def test_an_arm_runs_end_to_end_from_the_cli(name: str, mixing: str, tmp_path: Path, test_checkpoint: Path) -> None:
+    report, out = evaluate_arm(name, tmp_path, test_checkpoint, "0,1")
     assert report["strategy"] == name and report["synthetic_images"] == {"3": 6}
     assert {arm["mixing"] for arm in report["arms"] if arm["synthetic"]} == {mixing}
     tree_made = out / "synthetic" / name / "N3" / "tree"
@@ -190,3 +199,13 @@ def test_an_arm_whose_needs_are_not_supplied_is_refused(tmp_path: Path) -> None:
     supplies = evaluation_supplies(tmp_path, tmp_path / "synthetic", (16, 32), tmp_path / "model.pt", [])
     with pytest.raises(ValueError, match=r"prior-more-data.*demo generator"):
         synthesise("prior-more-data", RealSet([]), supplies)
+
+
+def test_a_pooled_arm_runs_end_to_end_with_both_parts(tmp_path: Path, test_checkpoint: Path) -> None:
+    """``copy-paste-real+prior``: the study's best arm, made of both parts' synthetic data."""
+    name = "copy-paste-real+prior"
+    report, out = evaluate_arm(name, tmp_path, test_checkpoint, "0")
+    assert report["strategy"] == name and report["synthetic_images"] == {"3": 12}
+    for part, tree_made in (("copy-paste-real", "layouts"), ("prior", "tree")):
+        photos = out / "synthetic" / part / "N3" / tree_made / "leftImg8bit"
+        assert len(list(photos.rglob("*.png"))) == 6, part

@@ -200,7 +200,8 @@ def evaluate_augment(
             "prior-pretrain, real-pretrain-control, layouts-flip, layouts-jitter, layouts-paste, layouts-paste-rare, "
             "layouts-all, content-paste, content-paste-raw, content-paste-prior, content-all, copy-paste-real (no "
             "model: the baseline, and the toy-world study's recommendation), copy-paste-real+content-paste-prior, "
-            "targeted-rare, targeted-hard, filter-best-of-4, filter-reject-half, filter-ignore-map; "
+            "copy-paste-real+prior (with a generator trained with --noise gaussian and --denoise: the study's best "
+            "arm), targeted-rare, targeted-hard, filter-best-of-4, filter-reject-half, filter-ignore-map; "
             "prior-early-generator and prior-more-data need a second model (benchmarks/augmentation_study.py).",
             metavar="NAME",
             rich_help_panel=STRATEGIES,

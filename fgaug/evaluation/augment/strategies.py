@@ -164,6 +164,10 @@ STRATEGIES: dict[str, Strategy] = {
         "both pools: real-pixel copy-paste layouts and content-paste-prior renderings",
         combines=("copy-paste-real", "content-paste-prior"),
     ),
+    "copy-paste-real+prior": Strategy(
+        "both pools: real-pixel copy-paste layouts and prior samples of every real mask",
+        combines=("copy-paste-real", "prior"),
+    ),
     "targeted-rare": Strategy("prior samples allocated to masks holding rare classes", allocate="rare"),
     "targeted-hard": Strategy("prior samples allocated by 1 - val IoU of the real-only probe", allocate="weights"),
     "filter-best-of-4": Strategy("prior samples, each the most likely of 4 draws", best_of=4),
