@@ -60,6 +60,10 @@ from fgaug.usage import UsageError
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Ctrl-C and a cancelled job's signal: the trainer saves a checkpoint and stops."""
+
+
 @contextmanager
 def stop_requests() -> Iterator[Callable[[], str | None]]:
     """While active, SIGINT/SIGTERM only request a stop (checked between steps); a second SIGINT
@@ -74,15 +78,12 @@ def stop_requests() -> Iterator[Callable[[], str | None]]:
             raise KeyboardInterrupt
         requested["signal"] = signal.Signals(signum).name
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield lambda: requested.get("signal")
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
@@ -101,9 +102,8 @@ def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
 
 def batches_of(loader: DataLoader) -> Iterator[Any]:
     """Iterate ``loader``, forking its workers (if any) with the stop signals blocked. A signal that
-    arrives meanwhile reaches the trainer once they are unblocked, right after the fork."""
-    if loader.num_workers == 0 or threading.current_thread() is not threading.main_thread():
-        return iter(loader)
+    arrives meanwhile reaches the trainer once they are unblocked, right after the fork (the mask is
+    the calling thread's, which is what a forked worker inherits)."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         return iter(loader)
