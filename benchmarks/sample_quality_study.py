@@ -138,6 +138,9 @@ RECIPES = {
     # the bundled model since 2026-12-03: gauss-0.16-x4's EMA weights, stored in float16
     "bundled-0.16": Recipe("gaussian:0.16", bundled_at="fae502c"),
     "fair-gauss-0.04": Recipe("gaussian:0.04", fair=True, settings_from="gauss-0.04-x4"),
+    # the bundled model's recipe trained on the probes' own N pairs only: what a user's own
+    # generator gives (4x the fair steps, as gauss-0.16-x4 has 4x the 1x steps)
+    "fair-gauss-0.16-x4": Recipe("gaussian:0.16", steps_factor=4, fair=True, settings_from="gauss-0.16-x4"),
 }
 FAIR_STEPS = 2000
 """The augmentation study's fair generators' steps (``augmentation_study.GENERATOR_STEPS``)."""
