@@ -219,17 +219,20 @@ def test_a_flipped_layout_and_its_aligned_photo_flip_back_to_the_source(label_id
 # ---------------------------------------------------------------------------- training order
 
 
-def rank_batches(world: int, rank: int, batch: int, size: int, seed: int, step: int) -> list[list[int]]:
-    """The batches the trainer's loader gives ``rank`` from ``step`` to the end of its epoch (the
-    real :meth:`_Run.loader_from`, on a run holding only what it reads; the dataset's items are
-    their indices)."""
+def rank_batches(
+    world: int, rank: int, batch: int, size: int, seed: int, step: int, last: int | None = None
+) -> list[list[int]]:
+    """The batches the trainer's loader gives ``rank`` from ``step`` to the end of its epoch, or
+    to step ``last`` (the real :meth:`_Run.loader_from`, on a run holding only what it reads; the
+    dataset's items are their indices)."""
+    steps_per_epoch = size // (batch * world)
     run = SimpleNamespace(
-        steps_per_epoch=size // (batch * world),
-        global_batch=batch * world,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=last if last is not None else (step // steps_per_epoch + 1) * steps_per_epoch,
         batch_size=batch,
         data=SimpleNamespace(train=range(size)),
         options=SimpleNamespace(seed=seed, workers=0),
-        context=SimpleNamespace(rank=rank),
+        context=SimpleNamespace(rank=rank, world_size=world),
         device=torch.device("cpu"),
     )
     return [b.tolist() for b in _Run.loader_from(run, step)]  # type: ignore[arg-type]
@@ -277,6 +280,27 @@ def test_a_resume_at_any_step_continues_the_same_order(
     assert rank_batches(world, rank, batch, size, seed, epoch * steps + offset) == whole_epoch[offset:]
     next_epoch = rank_batches(world, rank, batch, size, seed, (epoch + 1) * steps)
     assert len(next_epoch) == steps  # a resume at an epoch's end starts the next epoch whole
+
+
+@given(training_runs(), st.data())
+@settings(max_examples=60, deadline=None)
+def test_one_loader_over_several_epochs_gives_each_epochs_batches_in_turn(
+    run: tuple[int, int, int, int, int], data: st.DataObject
+) -> None:
+    """The trainer takes one loader from its step to the end of training: across epoch ends it
+    gives exactly the batches that one loader per epoch would (each epoch its own permutation)."""
+    world, batch, size, seed, epoch = run
+    steps = size // (world * batch)
+    first = epoch * steps + data.draw(st.integers(0, steps - 1))
+    last = first + data.draw(st.integers(1, 4 * steps))
+    rank = data.draw(st.integers(0, world - 1))
+    per_epoch = [
+        b for e in range(epoch, last // steps + 1) for b in rank_batches(world, rank, batch, size, seed, e * steps)
+    ]
+    assert (
+        rank_batches(world, rank, batch, size, seed, first, last)
+        == per_epoch[first - epoch * steps : last - epoch * steps]
+    )
 
 
 @given(st.integers(1, 40), st.integers(0, 2**20), st.integers(0, 50))

@@ -87,6 +87,27 @@ def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) 
     assert max(losses(whole)) == 40
 
 
+def test_data_workers_start_once_per_run_and_give_the_batches_of_a_run_without_them(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """12 pairs at batch 4 are 3 steps per epoch: 12 steps span 4 epochs, and a loader per epoch
+    forked its worker 4 times (on a user's 20 images that was two thirds of a CPU step's time)."""
+    starts = tmp_path / "worker-starts"
+
+    def counted(worker_id: int) -> None:
+        with starts.open("a") as log:
+            log.write(f"{os.getpid()}\n")
+        leave_stop_signals_to_the_trainer(worker_id)
+
+    alone = tmp_path / "alone"
+    train(options(small_tree, alone, steps=12, validate_every=100, sample_every=100))
+    monkeypatch.setattr("fgaug.training.train.leave_stop_signals_to_the_trainer", counted)
+    with_worker = tmp_path / "with-worker"
+    train(options(small_tree, with_worker, steps=12, validate_every=100, sample_every=100, workers=1, log_every=1))
+    assert len(starts.read_text().splitlines()) == 1
+    assert losses(with_worker)[12] == losses(alone)[12]
+
+
 def test_a_copied_run_folder_resumes_in_the_copy_and_leaves_the_original_alone(
     small_tree: Path, tmp_path: Path
 ) -> None:

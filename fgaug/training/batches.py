@@ -61,17 +61,43 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
     return TrainingData(train, val, fingerprint, description)
 
 
-class OrderSampler(Sampler[int]):
-    """Yields a fixed list of indices (one epoch's permutation from a given offset)."""
+class StepOrderSampler(Sampler[int]):
+    """This process's training indices of steps ``first`` to ``last`` (exclusive), drawn lazily.
 
-    def __init__(self, indices: list[int]) -> None:
-        self.indices = indices
+    Step ``s`` lies in epoch ``e, o = divmod(s, steps_per_epoch)``; its global batch is positions
+    ``o * B`` to ``(o + 1) * B`` of epoch ``e``'s permutation (:func:`epoch_permutation`,
+    ``B = batch_size * world_size``; the epoch's last ``size % B`` positions are unused), and rank
+    ``r`` takes that batch's slice ``r * batch_size`` to ``(r + 1) * batch_size``. Every step's
+    indices depend only on the step, so a resume continues the same order, and one loader (and
+    its workers) serves a whole run however many epochs it spans.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        first: int,
+        last: int,
+        steps_per_epoch: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.size, self.seed, self.first, self.last = size, seed, first, last
+        self.steps_per_epoch, self.batch_size = steps_per_epoch, batch_size
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.indices)
+        epoch, order = -1, []
+        for step in range(self.first, self.last):
+            step_epoch, offset = divmod(step, self.steps_per_epoch)
+            if step_epoch != epoch:
+                epoch, order = step_epoch, epoch_permutation(self.size, self.seed, step_epoch)
+            start = (offset * self.world_size + self.rank) * self.batch_size
+            yield from order[start : start + self.batch_size]
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return max(self.last - self.first, 0) * self.batch_size
 
 
 def epoch_permutation(size: int, seed: int, epoch: int) -> list[int]:

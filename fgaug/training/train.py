@@ -48,7 +48,7 @@ from fgaug.runtime import (
     reset_peak_memory,
     resolve_precision,
 )
-from fgaug.training.batches import OrderSampler, epoch_permutation, open_training_data, step_generator
+from fgaug.training.batches import StepOrderSampler, open_training_data, step_generator
 from fgaug.training.checkpoint import CheckpointError, initialise_from, read_checkpoint_payload, save_checkpoint
 from fgaug.training.ema import ExponentialMovingAverage
 from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
@@ -313,22 +313,24 @@ class _Run:
 
     # ---------------------------------------------------------------------------- the loop
     def loader_from(self, step: int) -> DataLoader:
-        """This process's batches from ``step`` to the end of that step's epoch."""
-        epoch, offset = divmod(step, self.steps_per_epoch)
-        order = epoch_permutation(len(self.data.train), self.options.seed, epoch)
-        rank = self.context.rank
-        indices = [
-            order[position]
-            for global_step in range(offset, self.steps_per_epoch)
-            for position in range(
-                global_step * self.global_batch + rank * self.batch_size,
-                global_step * self.global_batch + (rank + 1) * self.batch_size,
-            )
-        ]
+        """This process's batches from ``step`` to the end of training: one loader, so its workers
+        start once per run, not once per epoch (a small dataset's epoch is a few steps). A skipped
+        step (non-finite loss) leaves the step count behind the loader, which then ends early, and
+        the run takes a new loader from the step it reached."""
+        sampler = StepOrderSampler(
+            len(self.data.train),
+            self.options.seed,
+            step,
+            self.total_steps,
+            self.steps_per_epoch,
+            self.batch_size,
+            self.context.rank,
+            self.context.world_size,
+        )
         return DataLoader(
             self.data.train,
             batch_size=self.batch_size,
-            sampler=OrderSampler(indices),
+            sampler=sampler,
             drop_last=True,
             num_workers=self.options.workers,
             pin_memory=self.device.type == "cuda",
