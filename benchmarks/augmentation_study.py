@@ -37,6 +37,10 @@ arm, real only included, with two one-cycle schedules back to back (a warm resta
 
 from __future__ import annotations
 
+import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is loaded
+
+# isort: split
+
 import argparse
 import json
 import shutil

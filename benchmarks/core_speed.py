@@ -12,6 +12,10 @@ CPU's model and whether it computes bf16 natively (without, bf16 is emulated and
 
 from __future__ import annotations
 
+import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is loaded
+
+# isort: split
+
 import argparse
 import json
 import time

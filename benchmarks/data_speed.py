@@ -10,6 +10,10 @@ back through a DataLoader.
 
 from __future__ import annotations
 
+import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is loaded
+
+# isort: split
+
 import argparse
 import tempfile
 import time

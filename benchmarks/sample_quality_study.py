@@ -16,11 +16,15 @@ settings (temperature, denoising scale, guidance weight), its ``test`` split, lo
 the chosen settings, gives the reported figures. Every phase skips what is already on disk, so an
 interrupted run continues where it stopped.
 
-torch is imported only through fgaug, which bounds OpenMP's spinning first (``fgaug.threads``):
+fgaug is imported first, so OpenMP's spinning is bounded before torch loads (``fgaug.threads``):
 the phases share two cores with other work.
 """
 
 from __future__ import annotations
+
+import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is loaded
+
+# isort: split
 
 import argparse
 import json

@@ -13,6 +13,10 @@ process per mode; on every device the bytes autograd holds for the score step's 
 
 from __future__ import annotations
 
+import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is loaded
+
+# isort: split
+
 import argparse
 import json
 import statistics

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,3 +34,36 @@ def seen(**settings: str) -> str:
 )
 def test_spin_count_is_set_before_torch_unless_the_user_chose(settings: dict[str, str], expected: str) -> None:
     assert seen(**settings) == expected
+
+
+BENCHMARKS = sorted(path.stem for path in (Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py"))
+
+IMPORT_ORDER_PROBE = """
+import importlib.abc, os, sys
+sys.path.insert(0, "benchmarks")
+class Watch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            print("torch loads with GOMP_SPINCOUNT", os.environ.get("GOMP_SPINCOUNT"))
+            sys.meta_path.remove(self)
+        return None
+sys.meta_path.insert(0, Watch())
+import {module}
+"""
+
+
+@pytest.mark.parametrize("module", BENCHMARKS)
+def test_every_benchmark_bounds_spinning_before_torch_loads(module: str) -> None:
+    """A benchmark that imports torch (directly or through a sibling script) before fgaug runs
+    with libgomp's default spinning: beside a second process, its steps took up to 40x as long."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "FGAUG_OMP")}
+    root = Path(__file__).resolve().parent.parent
+    printed = subprocess.run(
+        [sys.executable, "-c", IMPORT_ORDER_PROBE.format(module=module)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=root,
+        check=True,
+    ).stdout
+    assert "torch loads" not in printed or f"torch loads with GOMP_SPINCOUNT {SPIN_COUNT}" in printed
