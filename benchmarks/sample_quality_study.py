@@ -5,6 +5,7 @@
     python benchmarks/sample_quality_study.py quality    # val sweep, then the chosen settings on test; grid
     python benchmarks/sample_quality_study.py quality --recipes R --best-of 4   # CAFLOW's best-of-N selection
     python benchmarks/sample_quality_study.py augment --variants V --seeds 0,1,2   # two-schedule probes
+    python benchmarks/sample_quality_study.py grid --variants V,W --sizes 20,40   # test masks, side by side
     python benchmarks/sample_quality_study.py report     # report.md, summary.json, augment-VARIANT.png
 
 Every generator is the ``tiny`` preset trained on the demo model's toy world (1,500 scenes, seed
@@ -462,17 +463,29 @@ def test_chosen(study: Path, chosen: list[Variant]) -> None:
             print(f"test {variant.name} seed {seed}: consistency {row['consistency']:.3f}", flush=True)
 
 
-def write_grid(study: Path, chosen: list[Variant], masks: int = 4) -> Path:
-    """The same test masks sampled by every variant at its chosen setting, side by side."""
+def write_grid(
+    study: Path, chosen: list[Variant], sizes: tuple[int, ...] = (), name: str = "samples.png", masks: int = 4
+) -> Path:
+    """The same test masks sampled by every variant at its chosen setting, side by side (a fair
+    variant's generator of each real-set size N in ``sizes``, one column "trained on N" each)."""
     groups = find_groups(write_judging_world(study), ["test"], True).groups[:masks]
     columns: list[list[np.ndarray]] = [[] for _ in groups]
     titles = ["mask", "real"]
-    for variant in chosen:
+    generators = [
+        (
+            variant.name if size is None else f"trained on {size}",
+            variant,
+            generator_checkpoint(study, variant.recipe, size),
+        )
+        for variant in chosen
+        for size in (sizes if RECIPES[variant.recipe].fair else (None,))
+    ]
+    for title, variant, path in generators:
         best = choose(study, variant)
-        checkpoint = load_checkpoint(generator_checkpoint(study, variant.recipe))
+        checkpoint = load_checkpoint(path)
         sampler = SamplingOptions(best["guidance"], best["denoise_scale"]).bind(checkpoint.model)
         read = ReadOptions(checkpoint.model.config.image_size)
-        titles.append(variant.name)
+        titles.append(title)
         for row, group in zip(columns, groups, strict=True):
             condition, photo = load_pair(group, read)
             if not row:
@@ -482,7 +495,7 @@ def write_grid(study: Path, chosen: list[Variant], masks: int = 4) -> Path:
             )
             draw = drawn[0][0]
             row.append(to_uint8_image(draw.image) if isinstance(draw, Draw) else np.zeros_like(photo))
-    return save_grid(study / "samples.png", columns, titles)
+    return save_grid(study / name, columns, titles)
 
 
 SYNTHETIC_PER_MASK = 4
@@ -724,14 +737,14 @@ def report(study: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("phase", choices=["train", "probe", "quality", "augment", "report"])
+    parser.add_argument("phase", choices=["train", "probe", "quality", "augment", "grid", "report"])
     parser.add_argument("--study", type=Path, default=STUDY)
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipe names")
     parser.add_argument("--steps", type=int, default=1500, help="training steps of a 1x recipe")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--variants", default="", help="augment phase: comma-separated variant names")
+    parser.add_argument("--variants", default="", help="augment and grid phases: comma-separated variant names")
     parser.add_argument("--strategies", default="prior", help="augment phase: comma-separated strategies")
-    parser.add_argument("--sizes", default="20,40", help="augment and train phases: real-set sizes")
+    parser.add_argument("--sizes", default="20,40", help="augment, train and grid phases: real-set sizes")
     parser.add_argument("--no-real", action="store_true", help="augment phase: leave real-only probes to another run")
     parser.add_argument("--seeds", default="0,1,2,3,4", help="augment phase: probe seeds")
     parser.add_argument(
@@ -759,6 +772,16 @@ def main() -> None:
         seeds = [int(v) for v in args.seeds.split(",")]
         names = [v for v in args.variants.split(",") if v]
         augment(args.study, names, args.strategies.split(","), sizes, seeds, real=not args.no_real)
+    elif args.phase == "grid":
+        by_name = {variant.name: variant for variant in variants(list(RECIPES))}
+        names = [name for name in args.variants.split(",") if name]
+        if not names or set(names) - set(by_name):
+            parser.error(f"--variants: give known variants ({', '.join(sorted(by_name))})")
+        chosen = [by_name[name] for name in names]
+        sizes = tuple(int(v) for v in args.sizes.split(","))
+        print(
+            f"grid: {write_grid(args.study, chosen, sizes, 'samples-' + '-'.join(args.variants.split(',')) + '.png')}"
+        )
     else:
         print(f"report: {report(args.study)}", flush=True)
 
