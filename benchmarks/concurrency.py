@@ -1,16 +1,18 @@
 """Two fgaug processes at once on a small CPU machine: how much does each slow down?
 
-Runs a fixed workload (sampling with the bundled demo model at ``tiny``, or a ``paper-256``
-sampling call) in a fresh process alone, then two copies side by side, for each OpenMP setting
+Runs a fixed workload (sampling with the bundled demo model at ``tiny``, a ``paper-256``
+sampling call, or 15 fp32 training steps of a ``tiny`` model at batch 8, ``tiny-train``) in a
+fresh process alone, then two copies side by side, for each OpenMP setting
 given, and prints each setting's time alone and the slow-down of two at once. The workload's own
 clock starts after its imports, so only the work is timed. Run it on an otherwise idle machine.
 
     python benchmarks/concurrency.py --workload tiny --settings libgomp-default,passive,spin-10000
     python benchmarks/concurrency.py --workload paper-256 --repeats 1
+    python benchmarks/concurrency.py --workload tiny-train --settings fgaug,passive,threads-1
 
 Settings: ``fgaug`` (what fgaug sets when nothing else is set), ``libgomp-default`` (no spin
 setting, libgomp's own choice), ``passive`` (``OMP_WAIT_POLICY=PASSIVE``), ``spin-N``
-(``GOMP_SPINCOUNT=N``).
+(``GOMP_SPINCOUNT=N``), ``threads-N`` (``OMP_NUM_THREADS=N``: torch's threads per process).
 """
 
 from __future__ import annotations
@@ -31,18 +33,30 @@ from fgaug.training.presets import load_preset
 from fgaug.flow import FullGlow
 from fgaug.resources import bundled_dir
 name = sys.argv[1]
-if name == "tiny":
-    model = load_checkpoint(bundled_dir() / "demo-toy-64x128.pt").model
-    masks, per_mask, calls = torch.rand(6, 3, 64, 128, generator=torch.Generator().manual_seed(0)), 24, 4
+if name == "tiny-train":
+    model = FullGlow(load_preset("tiny").model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    masks, photos = torch.rand(2, 8, 3, 64, 128, generator=torch.Generator().manual_seed(0))
+    def work(call):
+        optimizer.zero_grad()
+        model(masks, photos).loss.backward()
+        optimizer.step()
+    calls = 15
 else:
-    model = FullGlow(load_preset("paper-256").model).eval()
-    masks, per_mask, calls = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)), 2, 1
-    with torch.no_grad():
-        model(masks, torch.rand(1, 3, 256, 256))
-model.sample(masks[:1], n=1, temperature=0.8)
+    if name == "tiny":
+        model = load_checkpoint(bundled_dir() / "demo-toy-64x128.pt").model
+        masks, per_mask, calls = torch.rand(6, 3, 64, 128, generator=torch.Generator().manual_seed(0)), 24, 4
+    else:
+        model = FullGlow(load_preset("paper-256").model).eval()
+        masks, per_mask, calls = torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(0)), 2, 1
+        with torch.no_grad():
+            model(masks, torch.rand(1, 3, 256, 256))
+    def work(call):
+        model.sample(masks, n=per_mask, temperature=0.8, generator=torch.Generator().manual_seed(call))
+work(-1)
 start = time.perf_counter()
 for call in range(calls):
-    model.sample(masks, n=per_mask, temperature=0.8, generator=torch.Generator().manual_seed(call))
+    work(call)
 print(json.dumps({"seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
 """
 
@@ -55,6 +69,8 @@ def environment(setting: str) -> dict[str, str]:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     elif setting.startswith("spin-"):
         env["GOMP_SPINCOUNT"] = setting.removeprefix("spin-")
+    elif setting.startswith("threads-"):
+        env["OMP_NUM_THREADS"] = setting.removeprefix("threads-")
     elif setting != "fgaug":
         raise SystemExit(f"unknown setting {setting!r}")
     return env
@@ -71,7 +87,7 @@ def run(workload: str, setting: str, copies: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=["tiny", "paper-256"], default="tiny")
+    parser.add_argument("--workload", choices=["tiny", "paper-256", "tiny-train"], default="tiny")
     parser.add_argument("--settings", default="fgaug,libgomp-default,passive")
     parser.add_argument("--repeats", type=int, default=3, help="alone and side-by-side runs per setting (median)")
     args = parser.parse_args()
