@@ -313,10 +313,9 @@ class _Run:
 
     # ---------------------------------------------------------------------------- the loop
     def loader_from(self, step: int) -> DataLoader:
-        """This process's batches from ``step`` to the end of training: one loader, so its workers
-        start once per run, not once per epoch (a small dataset's epoch is a few steps). A skipped
-        step (non-finite loss) leaves the step count behind the loader, which then ends early, and
-        the run takes a new loader from the step it reached."""
+        """This process's batches from ``step`` to the end of training: one loader, so workers start
+        once per run, not per epoch (a small dataset's epoch is a few steps). After a skipped step
+        (non-finite loss) the loader ends before the last step; the run takes another from there."""
         sampler = StepOrderSampler(
             len(self.data.train),
             self.options.seed,
