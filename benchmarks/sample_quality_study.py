@@ -532,14 +532,8 @@ def synthesiser(study: Path, variant: Variant, strategy: str, best: dict[str, An
     return pooled
 
 
-def augment(
-    study: Path, names: list[str], strategies: list[str], sizes: list[int], seeds: list[int], real: bool = True
-) -> None:
-    """Probes trained on N real pairs alone and with each variant's synthetic pairs (at its chosen
-    setting), paired by seed, as ``evaluate augment --schedules 2`` trains them; one record per
-    (arm, N, seed) in ``augment-<seeds>.jsonl``. Each probe is claimed first (a file under
-    ``claims/``), so several processes can share the work; a claim left by a killed process is
-    removed by hand. ``real`` False leaves the real-only probes to another process."""
+def named_variants(names: list[str]) -> list[Variant]:
+    """The variants of these names (``recipe``, ``recipe+denoise``, ``recipe+guidance``), in order."""
     by_name = {variant.name: variant for variant in variants(list(RECIPES))}
     unknown = [name for name in names if name not in by_name]
     if unknown:
@@ -547,6 +541,17 @@ def augment(
             f"unknown variant(s) {unknown} (a best-of variant's samples are the strategy filter-best-of-4 of its "
             f"plain variant); known: {sorted(by_name)}"
         )
+    return [by_name[name] for name in names]
+
+
+def augment(
+    study: Path, chosen: list[Variant], strategies: list[str], sizes: list[int], seeds: list[int], real: bool = True
+) -> None:
+    """Probes trained on N real pairs alone and with each variant's synthetic pairs (at its chosen
+    setting), paired by seed, as ``evaluate augment --schedules 2`` trains them; one record per
+    (arm, N, seed) in ``augment-<seeds>.jsonl``. Each probe is claimed first (a file under
+    ``claims/``), so several processes can share the work; a claim left by a killed process is
+    removed by hand. ``real`` False leaves the real-only probes to another process."""
     results = study / f"augment-{'-'.join(map(str, seeds))}.jsonl"
     done = {(r["arm"], r["real"], r["seed"]) for path in study.glob("augment-*.jsonl") for r in read_records(path)}
     world = write_judging_world(study)
@@ -581,11 +586,10 @@ def augment(
         for seed in seeds if real else []:
             if claim(REAL_ONLY, real_size, seed):
                 run(REAL_ONLY, real_size, seed, None)
-        for name in names:
-            variant = by_name[name]
+        for variant in chosen:
             best = choose(study, variant)
             for strategy in strategies:
-                arm = f"{name}/{strategy}"
+                arm = f"{variant.name}/{strategy}"
                 synthetic = None
                 for seed in seeds:
                     if not claim(arm, real_size, seed):
@@ -770,18 +774,15 @@ def main() -> None:
     elif args.phase == "augment":
         sizes = [int(v) for v in args.sizes.split(",")]
         seeds = [int(v) for v in args.seeds.split(",")]
-        names = [v for v in args.variants.split(",") if v]
-        augment(args.study, names, args.strategies.split(","), sizes, seeds, real=not args.no_real)
+        chosen = named_variants([v for v in args.variants.split(",") if v])
+        augment(args.study, chosen, args.strategies.split(","), sizes, seeds, real=not args.no_real)
     elif args.phase == "grid":
-        by_name = {variant.name: variant for variant in variants(list(RECIPES))}
-        names = [name for name in args.variants.split(",") if name]
-        if not names or set(names) - set(by_name):
-            parser.error(f"--variants: give known variants ({', '.join(sorted(by_name))})")
-        chosen = [by_name[name] for name in names]
+        chosen = named_variants([v for v in args.variants.split(",") if v])
+        if not chosen:
+            parser.error("--variants: give at least one variant")
         sizes = tuple(int(v) for v in args.sizes.split(","))
-        print(
-            f"grid: {write_grid(args.study, chosen, sizes, 'samples-' + '-'.join(args.variants.split(',')) + '.png')}"
-        )
+        name = "samples-" + "-".join(variant.name for variant in chosen) + ".png"
+        print(f"grid: {write_grid(args.study, chosen, sizes, name)}")
     else:
         print(f"report: {report(args.study)}", flush=True)
 
