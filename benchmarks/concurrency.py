@@ -1,29 +1,38 @@
 """Two fgaug processes at once on a small CPU machine: how much does each slow down?
 
 Runs a fixed workload (sampling with the bundled demo model at ``tiny``, a ``paper-256``
-sampling call, or 15 fp32 training steps of a ``tiny`` model at batch 8, ``tiny-train``) in a
-fresh process alone, then two copies side by side, for each OpenMP setting
-given, and prints each setting's time alone and the slow-down of two at once. The workload's own
-clock starts after its imports, so only the work is timed. Run it on an otherwise idle machine.
+sampling call, 15 fp32 training steps of a ``tiny`` model at batch 8, ``tiny-train``, or
+``fgaug train`` itself for 60 steps on the toy tree ``fgaug demo`` makes, ``cli-train``) in a
+fresh process alone, then two copies side by side, for each OpenMP setting given, and prints each
+setting's time alone, the slow-down of two at once, and the pair's time against running the two
+one after the other. The workload's own clock starts after its imports, so only the work is timed.
+Run it on an otherwise idle machine.
 
     python benchmarks/concurrency.py --workload tiny --settings libgomp-default,passive,spin-10000
     python benchmarks/concurrency.py --workload paper-256 --repeats 1
     python benchmarks/concurrency.py --workload tiny-train --settings fgaug,passive,threads-1
+    python benchmarks/concurrency.py --workload cli-train --settings fgaug,unshared
 
-Settings: ``fgaug`` (what fgaug sets when nothing else is set), ``libgomp-default`` (no spin
-setting, libgomp's own choice), ``passive`` (``OMP_WAIT_POLICY=PASSIVE``), ``spin-N``
-(``GOMP_SPINCOUNT=N``), ``threads-N`` (``OMP_NUM_THREADS=N``: torch's threads per process).
+Settings: ``fgaug`` (what fgaug does when nothing else is set: the spin bound, and the processes
+share the cores, :mod:`fgaug.cores`), ``unshared`` (the spin bound alone, ``FGAUG_SHARE_CORES=no``:
+fgaug before it shared the cores), ``libgomp-default`` (no spin setting, libgomp's own choice, no
+sharing), ``passive`` (``OMP_WAIT_POLICY=PASSIVE``), ``spin-N`` (``GOMP_SPINCOUNT=N``),
+``threads-N`` (``OMP_NUM_THREADS=N``: torch's threads per process, no sharing). Each run has a
+registry of its own, so only its own copies share.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 WORKLOAD = r"""
 import json, sys, time
@@ -32,6 +41,7 @@ from fgaug.training.checkpoint import load_checkpoint
 from fgaug.training.presets import load_preset
 from fgaug.flow import FullGlow
 from fgaug.resources import bundled_dir
+from fgaug.cores import shared_cores
 name = sys.argv[1]
 if name == "tiny-train":
     model = FullGlow(load_preset("tiny").model)
@@ -53,17 +63,25 @@ else:
             model(masks, torch.rand(1, 3, 256, 256))
     def work(call):
         model.sample(masks, n=per_mask, temperature=0.8, generator=torch.Generator().manual_seed(call))
-work(-1)
-start = time.perf_counter()
-for call in range(calls):
-    work(call)
-print(json.dumps({"seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
+with shared_cores() as share:  # as every fgaug command that computes: its share, between two calls
+    refresh = share.refresh if share is not None else lambda: None
+    work(-1)
+    refresh()
+    start = time.perf_counter()
+    for call in range(calls):
+        work(call)
+        refresh()
+    print(json.dumps({"seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
 """
 
 
 def environment(setting: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "FGAUG_OMP")}
-    if setting == "libgomp-default":
+    unset = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "FGAUG_OMP", "FGAUG_SHARE_CORES")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["FGAUG_PROCESS_DIR"] = tempfile.mkdtemp(prefix="fgaug-concurrency-")
+    if setting == "unshared":
+        env["FGAUG_SHARE_CORES"] = "no"
+    elif setting == "libgomp-default":
         env["FGAUG_OMP"] = "leave"
     elif setting == "passive":
         env["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -76,26 +94,55 @@ def environment(setting: str) -> dict[str, str]:
     return env
 
 
+def commands(workload: str, copies: int) -> list[list[str]]:
+    """The command of each copy: the workload script, or ``fgaug train`` itself (``cli-train``), each
+    copy training in a run folder of its own."""
+    if workload != "cli-train":
+        return [[sys.executable, "-c", "import fgaug\n" + WORKLOAD, workload]] * copies
+    project = tempfile.mkdtemp(prefix="fgaug-concurrency-runs-")
+    train = [sys.executable, "-m", "fgaug", "train", str(toy_tree()), "--project", project, "--steps", "60", "--json"]
+    return [[*train, "--name", f"copy-{copy}"] for copy in range(copies)]
+
+
+@functools.cache
+def toy_tree() -> Path:
+    """The tree ``fgaug demo`` trains on next: 24 toy scenes at 128x256."""
+    from fgaug.data.toyworld import write_toy_cityscapes
+
+    root = Path(tempfile.mkdtemp(prefix="fgaug-concurrency-data-")) / "toy-cityscapes"
+    write_toy_cityscapes(root, {"train": 24, "val": 6}, size=(128, 256), seed=7)
+    return root
+
+
 def run(workload: str, setting: str, copies: int) -> list[float]:
-    """Seconds of work of ``copies`` processes started together."""
-    command = [sys.executable, "-c", "import fgaug\n" + WORKLOAD, workload]
+    """Seconds of work of ``copies`` processes started together (``cli-train``: the ``seconds`` of
+    ``fgaug train --json``, from the trainer's start)."""
+    env = environment(setting)
     processes = [
-        subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment(setting)) for _ in range(copies)
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for command in commands(workload, copies)
     ]
-    return [json.loads(process.communicate()[0].strip().splitlines()[-1])["seconds"] for process in processes]
+    seconds = []
+    for process in processes:
+        out, err = process.communicate()
+        if process.returncode:
+            raise SystemExit(f"a {workload} copy failed (exit {process.returncode}):\n{err}")
+        seconds.append(json.loads(out.strip().splitlines()[-1])["seconds"])
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", choices=["tiny", "paper-256", "tiny-train"], default="tiny")
+    parser.add_argument("--workload", choices=["tiny", "paper-256", "tiny-train", "cli-train"], default="tiny")
     parser.add_argument("--settings", default="fgaug,libgomp-default,passive")
     parser.add_argument("--repeats", type=int, default=3, help="alone and side-by-side runs per setting (median)")
     args = parser.parse_args()
-    print(f"{'setting':18s} {'alone s':>9s} {'two at once s':>14s} {'slow-down':>10s}")
+    print(f"{'setting':18s} {'alone s':>9s} {'two at once s':>14s} {'slow-down':>10s} {'pair / one after other':>23s}")
     for setting in args.settings.split(","):
         alone = statistics.median(run(args.workload, setting, 1)[0] for _ in range(args.repeats))
         together = statistics.median(max(run(args.workload, setting, 2)) for _ in range(args.repeats))
-        print(f"{setting:18s} {alone:9.2f} {together:14.2f} {together / alone:9.1f}x", flush=True)
+        serial = together / (2 * alone)
+        print(f"{setting:18s} {alone:9.2f} {together:14.2f} {together / alone:9.1f}x {serial:22.2f}x", flush=True)
         time.sleep(1)
 
 

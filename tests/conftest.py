@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from fgaug.data.toyworld import write_toy_cityscapes
+
+os.environ["FGAUG_PROCESS_DIR"] = tempfile.mkdtemp(prefix="fgaug-test-processes-")
+"""The tests' commands share the cores only with each other, not with fgaug runs outside the suite
+(whose presence would change the tests' thread counts, and with them the float rounding)."""
 
 
 @pytest.fixture(scope="session")

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import typer
 
 from fgaug.cli.command import (
     FgaugGroup,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 app = typer.Typer(
     cls=FgaugGroup,

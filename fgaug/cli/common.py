@@ -21,6 +21,7 @@ from fgaug.cli.command import (
 )
 from fgaug.errors import FgaugError
 from fgaug.finite import to_json
+from fgaug.progress import Progress
 
 if TYPE_CHECKING:
     from fgaug.flow.sampling import SamplingOptions
@@ -135,10 +136,17 @@ def emit(result: dict[str, Any], as_json: bool, lines: Callable[[], None]) -> No
         lines()
 
 
-def progress_for(unit: str, as_json: bool) -> Any:
+@contextmanager
+def working(unit: str, as_json: bool) -> Iterator[Progress]:
+    """The progress display of a command that computes (a bar on a terminal, plain lines
+    otherwise), while the command shares the CPU's cores with the other fgaug processes running
+    (:mod:`fgaug.cores`)."""
     from fgaug.cli.console import make_progress
+    from fgaug.cores import SharingProgress, shared_cores
 
-    return make_progress(unit, quiet=as_json)
+    progress = make_progress(unit, quiet=as_json)
+    with shared_cores() as share:
+        yield progress if share is None else SharingProgress(progress, share)
 
 
 JsonOption = Annotated[

@@ -5,19 +5,16 @@ Cityscapes trees.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from fgaug.cli.app import EXIT_INPUT_ERROR, app
 from fgaug.cli.command import (
     OUTPUT,
     STRATEGIES,
     FgaugCommand,
 )
-
-if TYPE_CHECKING:
-    pass
-from fgaug.cli.app import EXIT_INPUT_ERROR, app
 from fgaug.cli.common import (
     JsonOption,
     LimitOption,
@@ -31,7 +28,7 @@ from fgaug.cli.common import (
     clear_errors,
     emit,
     parse_size,
-    progress_for,
+    working,
 )
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 
@@ -127,7 +124,8 @@ def layouts(
         options = LayoutRunOptions(
             masks=masks, out=out, layout=layout, splits=split, limit=limit, mask_format=mask_format, overwrite=overwrite
         )
-        summary = make_layouts(options, progress_for("masks", as_json))
+        with working("masks", as_json) as progress:
+            summary = make_layouts(options, progress)
 
     def lines() -> None:
         typer.echo(
@@ -164,18 +162,8 @@ def prepare(
     """
     from fgaug.api import prepare as run_prepare
 
-    with clear_errors():
-        report = run_prepare(
-            data,
-            out,
-            parse_size(size),
-            split,
-            boundary,
-            mask_format,
-            snap_colors,
-            skip_bad,
-            progress_for("pairs", as_json),
-        )
+    with clear_errors(), working("pairs", as_json) as progress:
+        report = run_prepare(data, out, parse_size(size), split, boundary, mask_format, snap_colors, skip_bad, progress)
 
     def lines() -> None:
         typer.echo(f"{report.written} pairs written to {report.path} in {report.seconds:.1f} s")

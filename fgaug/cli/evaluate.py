@@ -32,7 +32,7 @@ from fgaug.cli.common import (
     parse_floats,
     parse_ints,
     parse_size,
-    progress_for,
+    working,
 )
 from fgaug.evaluation.options import AugmentOptions, QualityOptions
 from fgaug.segmentation.options import SegmenterTrainOptions
@@ -86,7 +86,8 @@ def segmenter_train(
             seed=seed,
             device=device,
         )
-        report = train_segmenter(options, progress_for("steps", as_json))
+        with working("steps", as_json) as progress:
+            report = train_segmenter(options, progress)
     emit(
         report.to_dict(),
         as_json,
@@ -174,7 +175,8 @@ def evaluate_quality(
             device=device,
             precision=precision,
         )
-        result = run_quality(options, progress_for("masks", as_json))
+        with working("masks", as_json) as progress:
+            result = run_quality(options, progress)
 
     def lines() -> None:
         from fgaug.cli.console import quality_table
@@ -333,7 +335,8 @@ def evaluate_augment(
             device=device,
             precision=precision,
         )
-        report = run_augment(options, progress_for("probes", as_json))
+        with working("probes", as_json) as progress:
+            report = run_augment(options, progress)
 
     def lines() -> None:
         from fgaug.evaluation.stats import signed_interval

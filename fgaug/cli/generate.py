@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
+from fgaug.cli.app import EXIT_INCOMPLETE, app
 from fgaug.cli.command import (
     INPUT,
     OUTPUT,
@@ -15,10 +16,6 @@ from fgaug.cli.command import (
     STRATEGIES,
     FgaugCommand,
 )
-
-if TYPE_CHECKING:
-    pass
-from fgaug.cli.app import EXIT_INCOMPLETE, app
 from fgaug.cli.common import (
     BestOfOption,
     CompileOption,
@@ -42,8 +39,8 @@ from fgaug.cli.common import (
     emit,
     fail,
     finite,
-    progress_for,
     sampling_options,
+    working,
 )
 
 
@@ -272,8 +269,8 @@ def generate(
         denoise_scale=denoise_scale if denoise else None,
         overwrite=overwrite,
     )
-    with clear_errors():
-        summary = run_generation(options, progress_for("img", as_json))
+    with clear_errors(), working("img", as_json) as progress:
+        summary = run_generation(options, progress)
 
     def lines() -> None:  # the model was logged with its id before generating
         typer.echo(
@@ -349,8 +346,8 @@ def transfer(
         mask_format=mask_format,
         snap_colors=snap_colors,
     )
-    with clear_errors():
-        summary = run_transfer(options, progress_for("img", as_json))
+    with clear_errors(), working("img", as_json) as progress:
+        summary = run_transfer(options, progress)
 
     def lines() -> None:
         for result in summary.transfers:

@@ -6,19 +6,16 @@ import platform
 import shlex
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from fgaug import __version__
+from fgaug.cli.app import app
 from fgaug.cli.command import (
     FgaugCommand,
 )
-
-if TYPE_CHECKING:
-    pass
-from fgaug.cli.app import app
-from fgaug.cli.common import JsonOption, SamplesOption, bounded, clear_errors, emit, progress_for
+from fgaug.cli.common import JsonOption, SamplesOption, bounded, clear_errors, emit, working
 
 
 @app.command(cls=FgaugCommand)
@@ -88,8 +85,8 @@ def demo(
     started = time.perf_counter()  # the whole command: loading torch and the model included
     from fgaug.api import demo as run_demo
 
-    with clear_errors():
-        result = run_demo(out, samples, scenes, temp, progress=progress_for("img", as_json))
+    with clear_errors(), working("img", as_json) as progress:
+        result = run_demo(out, samples, scenes, temp, progress=progress)
     seconds = time.perf_counter() - started
     next_commands = demo_next_commands(out, result.splits["train"])
     summary = {**result.to_dict(), "seconds": round(seconds, 2), "next_commands": next_commands}  # the whole command
@@ -124,6 +121,7 @@ def env() -> None:
     """Print versions and devices, for bug reports."""
     import torch
 
+    from fgaug.cores import sharing_description
     from fgaug.runtime import cpu_description
 
     typer.echo(f"fgaug {__version__}")
@@ -131,7 +129,7 @@ def env() -> None:
     typer.echo(f"torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}")
     for index in range(torch.cuda.device_count()):
         typer.echo(f"  cuda:{index} {torch.cuda.get_device_name(index)}")
-    typer.echo(f"CPU: {cpu_description()}; threads: {torch.get_num_threads()}")
+    typer.echo(f"CPU: {cpu_description()}; threads: {torch.get_num_threads()}, {sharing_description()}")
 
 
 def version_callback(value: bool) -> None:

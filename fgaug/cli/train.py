@@ -35,7 +35,7 @@ from fgaug.cli.common import (
     fail,
     noise_option,
     parse_size,
-    progress_for,
+    working,
 )
 from fgaug.training.options import TrainOptions
 
@@ -366,9 +366,9 @@ def train(
         resume=resume,
         exist_ok=exist_ok,
     )
-    with clear_errors():
+    with clear_errors(), working("steps", as_json) as progress:
         try:
-            result = run_training(options, progress_for("steps", as_json))
+            result = run_training(options, progress)
         except TrainingStoppedError as stopped:
             raise fail(f"{stopped} (checkpoint: {stopped.checkpoint})", STOP_EXIT_CODES[stopped.reason]) from None
 

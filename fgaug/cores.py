@@ -1,0 +1,212 @@
+"""Sharing the CPU's cores between the fgaug processes that run at once on one machine.
+
+torch gives every process one thread per core. Two training runs at once on two cores then keep
+four threads busy on two cores, and each stalls at every one of a step's many small parallel
+regions until a descheduled thread runs again: each took 6.0x as long as alone, where one thread
+each cost 1.0x (``benchmarks/concurrency.py``; ``benchmarks/RESULTS.md``, "Two processes at once").
+
+So every fgaug command that computes joins a registry for as long as it works: a folder holding
+one file per live process (``$FGAUG_PROCESS_DIR``, else ``<tmp>/fgaug-processes-<uid>``). At most
+once a second, between two units of its work, it counts the live processes there and takes its
+share of a budget of B threads, torch's count when it joined: with n processes ordered by their
+start, the k-th (from 0) takes
+
+    threads(k) = max(1, B // n + [k < B mod n]),
+
+and takes its B threads back when the others have finished. A process killed without cleaning up
+is recognised by its missing PID (or a PID reused by a process started later) and its file removed.
+
+Left alone: a process whose ``OMP_NUM_THREADS`` is set (the user chose its threads), and any with
+``FGAUG_OMP=leave`` or ``FGAUG_SHARE_CORES=no``. The thread count changes how float sums round, so a
+photo may differ by one 8-bit level with the load (``docs/output.md``, "Reproducibility").
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fgaug.progress import Progress
+
+REFRESH_SECONDS = 1.0
+"""The least time between two counts of the registry."""
+
+
+def registry_folder() -> Path:
+    """Where the fgaug processes of this user register: ``$FGAUG_PROCESS_DIR``, else a folder in the
+    system's temporary directory."""
+    named = os.environ.get("FGAUG_PROCESS_DIR")
+    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    return Path(named) if named else Path(tempfile.gettempdir()) / f"fgaug-processes-{user}"
+
+
+def sharing_wanted(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    """Whether this process should share the cores: not when the user set its thread count or
+    turned sharing off."""
+    if "OMP_NUM_THREADS" in environ or environ.get("FGAUG_OMP") == "leave":
+        return False
+    return environ.get("FGAUG_SHARE_CORES", "yes").lower() not in ("no", "0", "false", "off")
+
+
+def threads_for(rank: int, processes: int, budget: int) -> int:
+    """The threads of the ``rank``-th of ``processes`` sharing ``budget`` threads (docstring above)."""
+    base, extra = divmod(budget, processes)
+    return max(1, base + (1 if rank < extra else 0))
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (Linux's ``/proc``); None where that
+    cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+@dataclass(frozen=True, order=True)
+class Member:
+    """One registered process: ordered by start, then PID."""
+
+    start: int
+    pid: int
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        now = process_start(self.pid)
+        return now is None or self.start == 0 or now == self.start
+
+
+def live_members(folder: Path) -> list[Member]:
+    """The live processes registered in ``folder``; the files of dead ones are removed."""
+    found = []
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if not path.name.isdigit():
+            continue
+        try:
+            member = Member(int(path.read_text() or 0), int(path.name))
+        except (OSError, ValueError):
+            continue
+        if member.alive():
+            found.append(member)
+        else:
+            path.unlink(missing_ok=True)
+    return found
+
+
+def sharing_description() -> str:
+    """Whether this machine's fgaug processes share the cores, and how many run now (``fgaug env``)."""
+    if not sharing_wanted():
+        return "not shared (OMP_NUM_THREADS, FGAUG_OMP=leave or FGAUG_SHARE_CORES=no is set)"
+    folder = registry_folder()
+    try:
+        running = len(live_members(folder))
+    except OSError as error:
+        return f"not shared: {folder}: {error.strerror}"
+    return f"shared between the fgaug processes registered in {folder} ({running} running now)"
+
+
+class CoreShare:
+    """This process's place in the registry at ``folder`` and its share of ``budget`` threads."""
+
+    def __init__(self, folder: Path, budget: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.folder, self.budget, self.clock = folder, budget, clock
+        self.me = Member(process_start(os.getpid()) or 0, os.getpid())
+        self.entry = folder / str(self.me.pid)
+        self.checked = float("-inf")
+
+    def join(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        partial = self.entry.with_name(f".{self.me.pid}.partial")
+        partial.write_text(str(self.me.start))
+        partial.replace(self.entry)
+
+    def leave(self) -> None:
+        self.entry.unlink(missing_ok=True)
+        torch.set_num_threads(self.budget)
+
+    def members(self) -> list[Member]:
+        """The live registered processes, this one included."""
+        return sorted({self.me, *live_members(self.folder)})
+
+    def refresh(self) -> str | None:
+        """Take this process's share now, if a second has passed since the last count. Returns a
+        line for the user when the thread count changed, else None."""
+        now = self.clock()
+        if now - self.checked < REFRESH_SECONDS:
+            return None
+        self.checked = now
+        try:
+            members = self.members()
+        except OSError:
+            return None
+        threads = threads_for(members.index(self.me), len(members), self.budget)
+        if threads == torch.get_num_threads():
+            return None
+        torch.set_num_threads(threads)
+        if len(members) == 1:
+            return f"no other fgaug process is running: back to {threads} CPU threads"
+        return (
+            f"{len(members)} fgaug processes share this machine's {self.budget} CPU threads: "
+            f"this one now uses {threads} (FGAUG_SHARE_CORES=no keeps them all)"
+        )
+
+
+@contextmanager
+def shared_cores() -> Iterator[CoreShare | None]:
+    """This process registered and sharing the cores while the block runs, its thread count
+    restored after; None (nothing done) where sharing is not wanted or the registry cannot be
+    written."""
+    if not sharing_wanted():
+        yield None
+        return
+    share = CoreShare(registry_folder(), torch.get_num_threads())
+    try:
+        share.join()
+    except OSError:
+        yield None
+        return
+    try:
+        yield share
+    finally:
+        share.leave()
+
+
+class SharingProgress:
+    """A :class:`~fgaug.progress.Progress` that takes this process's share of the cores between two
+    units of work, and says so when its thread count changes."""
+
+    def __init__(self, inner: Progress, share: CoreShare) -> None:
+        self.inner, self.share = inner, share
+
+    def start(self, description: str, total: int | None) -> None:
+        self.inner.start(description, total)
+        self._refresh()
+
+    def advance(self, amount: int = 1, **fields: Any) -> None:
+        self.inner.advance(amount, **fields)
+        self._refresh()
+
+    def log(self, message: str) -> None:
+        self.inner.log(message)
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+    def _refresh(self) -> None:
+        message = self.share.refresh()
+        if message is not None:
+            self.inner.log(message)
