@@ -41,7 +41,7 @@ from fgaug.training.checkpoint import load_checkpoint
 from fgaug.training.presets import load_preset
 from fgaug.flow import FullGlow
 from fgaug.resources import bundled_dir
-from fgaug.cores import shared_cores
+from fgaug.cores import shared_cores, take_share
 name = sys.argv[1]
 if name == "tiny-train":
     model = FullGlow(load_preset("tiny").model)
@@ -63,14 +63,13 @@ else:
             model(masks, torch.rand(1, 3, 256, 256))
     def work(call):
         model.sample(masks, n=per_mask, temperature=0.8, generator=torch.Generator().manual_seed(call))
-with shared_cores() as share:  # as every fgaug command that computes: its share, between two calls
-    refresh = share.refresh if share is not None else lambda: None
+with shared_cores():  # as every fgaug command that computes: its share, between two calls
     work(-1)
-    refresh()
+    take_share()
     start = time.perf_counter()
     for call in range(calls):
         work(call)
-        refresh()
+        take_share()
     print(json.dumps({"seconds": time.perf_counter() - start, "threads": torch.get_num_threads()}))
 """
 

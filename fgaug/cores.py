@@ -24,17 +24,13 @@ photo may differ by one 8-bit level with the load (``docs/output.md``, "Reproduc
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-
-from fgaug.progress import Progress
 
 REFRESH_SECONDS = 1.0
 """The least time between two counts of the registry."""
@@ -135,6 +131,8 @@ class CoreShare:
         partial.replace(self.entry)
 
     def leave(self) -> None:
+        import torch
+
         self.entry.unlink(missing_ok=True)
         torch.set_num_threads(self.budget)
 
@@ -145,6 +143,8 @@ class CoreShare:
     def refresh(self) -> str | None:
         """Take this process's share now, if a second has passed since the last count. Returns a
         line for the user when the thread count changed, else None."""
+        import torch
+
         now = self.clock()
         if now - self.checked < REFRESH_SECONDS:
             return None
@@ -165,12 +165,30 @@ class CoreShare:
         )
 
 
+def to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Active:
+    """The share of the command running now, and where its messages go."""
+
+    share: CoreShare | None = None
+    log: Callable[[str], None] = to_stderr
+
+
+ACTIVE = Active()
+
+
 @contextmanager
-def shared_cores() -> Iterator[CoreShare | None]:
-    """This process registered and sharing the cores while the block runs, its thread count
-    restored after; None (nothing done) where sharing is not wanted or the registry cannot be
-    written."""
-    if not sharing_wanted():
+def shared_cores(log: Callable[[str], None] | None = None) -> Iterator[CoreShare | None]:
+    """This process registered and sharing the cores while the block runs (each
+    :func:`take_share` then takes its share, and a change of its thread count goes to ``log``),
+    its thread count restored after; None (nothing done) where sharing is not wanted or the
+    registry cannot be written. Messages go to stderr unless ``log`` is given."""
+    import torch
+
+    if not sharing_wanted() or ACTIVE.share is not None:
         yield None
         return
     share = CoreShare(registry_folder(), torch.get_num_threads())
@@ -179,34 +197,20 @@ def shared_cores() -> Iterator[CoreShare | None]:
     except OSError:
         yield None
         return
+    ACTIVE.share, ACTIVE.log = share, log or to_stderr
     try:
         yield share
     finally:
+        ACTIVE.share = None
         share.leave()
 
 
-class SharingProgress:
-    """A :class:`~fgaug.progress.Progress` that takes this process's share of the cores between two
-    units of work, and says so when its thread count changes."""
-
-    def __init__(self, inner: Progress, share: CoreShare) -> None:
-        self.inner, self.share = inner, share
-
-    def start(self, description: str, total: int | None) -> None:
-        self.inner.start(description, total)
-        self._refresh()
-
-    def advance(self, amount: int = 1, **fields: Any) -> None:
-        self.inner.advance(amount, **fields)
-        self._refresh()
-
-    def log(self, message: str) -> None:
-        self.inner.log(message)
-
-    def stop(self) -> None:
-        self.inner.stop()
-
-    def _refresh(self) -> None:
-        message = self.share.refresh()
-        if message is not None:
-            self.inner.log(message)
+def take_share() -> None:
+    """Take this process's share of the cores now, if it shares them (:func:`shared_cores`) and a
+    second has passed since it last counted. Every :class:`~fgaug.progress.Progress` calls this as
+    a unit of work starts and ends, so every loop that reports its progress takes its share."""
+    if ACTIVE.share is None:
+        return
+    message = ACTIVE.share.refresh()
+    if message is not None:
+        ACTIVE.log(message)

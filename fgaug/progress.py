@@ -2,11 +2,15 @@
 
 The API functions take a :class:`Progress`; the CLI passes a rich progress bar on a terminal and
 plain log lines otherwise (:mod:`fgaug.cli.console`). :class:`SilentProgress` is the default.
+Every implementation calls :func:`fgaug.cores.take_share` as a task starts and as it advances:
+those are the moments a process that shares the CPU's cores takes its share.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
+
+from fgaug.cores import take_share
 
 
 class Progress(Protocol):
@@ -27,10 +31,10 @@ class SilentProgress:
     """Reports nothing."""
 
     def start(self, description: str, total: int | None) -> None:
-        pass
+        take_share()
 
     def advance(self, amount: int = 1, **fields: Any) -> None:
-        pass
+        take_share()
 
     def log(self, message: str) -> None:
         pass

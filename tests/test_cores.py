@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 
 from fgaug.cli.app import app
 from fgaug.cores import CoreShare, Member, process_start, shared_cores, sharing_wanted, threads_for
+from fgaug.progress import SilentProgress
 
 JOINER = """
 import sys, time
 import torch
+from fgaug.progress import SilentProgress
 from fgaug.cores import shared_cores
 torch.set_num_threads(2)
 with shared_cores() as share:
@@ -137,6 +139,26 @@ def test_the_block_restores_the_threads(registry: Path, two_threads: None, other
         assert (registry / str(os.getpid())).is_file()
     assert torch.get_num_threads() == 2
     assert [path.name for path in registry.iterdir()] == [str(other_fgaug.pid)]
+
+
+def test_every_loop_that_reports_progress_takes_the_share(
+    registry: Path, two_threads: None, other_fgaug: subprocess.Popen
+) -> None:
+    """An API loop inside a command (a probe's training steps) reports to a silent progress: that
+    is where it takes its share, and a nested block does not register the process twice."""
+    said: list[str] = []
+    with shared_cores(log=said.append) as share:
+        assert share is not None
+        with shared_cores() as nested:
+            assert nested is None
+        SilentProgress().advance()
+        assert torch.get_num_threads() == 1
+        assert said == [
+            "2 fgaug processes share this machine's 2 CPU threads: this one now uses 1 "
+            "(FGAUG_SHARE_CORES=no keeps them all)"
+        ]
+    SilentProgress().advance()
+    assert torch.get_num_threads() == 2, "outside a command nothing is shared"
 
 
 def test_a_user_set_thread_count_is_left_alone(

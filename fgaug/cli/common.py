@@ -142,11 +142,11 @@ def working(unit: str, as_json: bool) -> Iterator[Progress]:
     otherwise), while the command shares the CPU's cores with the other fgaug processes running
     (:mod:`fgaug.cores`)."""
     from fgaug.cli.console import make_progress
-    from fgaug.cores import SharingProgress, shared_cores
+    from fgaug.cores import shared_cores
 
     progress = make_progress(unit, quiet=as_json)
-    with shared_cores() as share:
-        yield progress if share is None else SharingProgress(progress, share)
+    with shared_cores(log=progress.log):
+        yield progress
 
 
 JsonOption = Annotated[

@@ -21,6 +21,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from fgaug.cores import take_share
+
 if TYPE_CHECKING:  # the report's module imports torch: the CLI imports it when a command runs
     from fgaug.evaluation.quality import QualityReport
 
@@ -53,8 +55,10 @@ class RichProgress:
         self._progress.start()
         self._task = self._progress.add_task(description, total=total, rate="", figures="")
         self._started, self._done = time.perf_counter(), 0
+        take_share()
 
     def advance(self, amount: int = 1, **fields: Any) -> None:
+        take_share()
         if self._progress is None:
             return
         self._done += amount
@@ -89,8 +93,10 @@ class PlainProgress:
         self._started = self._last = time.perf_counter()
         self._next_fraction = 0.1
         print(f"{description}: {total if total is not None else '?'} {self.unit} to do", file=sys.stderr, flush=True)
+        take_share()
 
     def advance(self, amount: int = 1, **fields: Any) -> None:
+        take_share()
         self._done += amount
         now = time.perf_counter()
         fraction = self._done / self._total if self._total else 0.0
