@@ -5,29 +5,36 @@ four threads busy on two cores, and each stalls at every one of a step's many sm
 regions until a descheduled thread runs again: each took 6.0x as long as alone, where one thread
 each cost 1.0x (``benchmarks/concurrency.py``; ``benchmarks/RESULTS.md``, "Two processes at once").
 
-So every fgaug command that computes joins a registry for as long as it works: a folder holding
-one file per live process (``$FGAUG_PROCESS_DIR``, else ``<tmp>/fgaug-processes-<uid>``). At most
-once a second, between two units of its work, it counts the live processes there and takes its
-share of a budget of B threads, torch's count when it joined: with n processes ordered by their
-start, the k-th (from 0) takes
+So every fgaug command that computes joins a registry for as long as it works: a private folder
+holding one file per live process (``$FGAUG_PROCESS_DIR``, else
+``<tmp>/fgaug-processes-<uid>-<PID namespace>``). Whenever a :class:`~fgaug.progress.Progress`
+starts or advances, at most once a second, it counts the live processes there and takes its share
+of a budget of B threads, torch's count when it joined: with n processes ordered by their start,
+the k-th (from 0) takes
 
     threads(k) = max(1, B // n + [k < B mod n]),
 
-and takes its B threads back when the others have finished. A process killed without cleaning up
-is recognised by its missing PID (or a PID reused by a process started later) and its file removed.
+and takes its B threads back when the others have finished. A process that ended without cleaning
+up (killed, or a zombie) is told by ``/proc``: no such PID, or a PID reused by a process that
+started later; its file is removed.
 
-Left alone: a process whose ``OMP_NUM_THREADS`` is set (the user chose its threads), and any with
-``FGAUG_OMP=leave`` or ``FGAUG_SHARE_CORES=no``. The thread count changes how float sums round, so a
-photo may differ by one 8-bit level with the load (``docs/output.md``, "Reproducibility").
+Left alone: a process whose ``OMP_NUM_THREADS`` is set (the user chose its threads), any with
+``FGAUG_OMP=leave`` or ``FGAUG_SHARE_CORES=no``, and every process where there is no ``/proc``
+(not Linux). The thread count changes how float sums round, so a photo may differ by one 8-bit
+level with the load (``docs/output.md``, "Reproducibility"). Kernels that ``--compile`` built on
+the CPU keep the thread count they were built with.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,20 +43,36 @@ REFRESH_SECONDS = 1.0
 """The least time between two counts of the registry."""
 
 
+PROC = Path("/proc")
+"""Linux's process table: where a registered process is checked for life (no sharing without it)."""
+
+
 def registry_folder() -> Path:
-    """Where the fgaug processes of this user register: ``$FGAUG_PROCESS_DIR``, else a folder in the
-    system's temporary directory."""
+    """Where the fgaug processes of this user and PID namespace register: ``$FGAUG_PROCESS_DIR``,
+    else a folder in the system's temporary directory. A PID means a process only within its
+    namespace, so containers that share a temporary folder do not share a registry."""
     named = os.environ.get("FGAUG_PROCESS_DIR")
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    return Path(named) if named else Path(tempfile.gettempdir()) / f"fgaug-processes-{user}"
+    if named:
+        return Path(named)
+    try:
+        namespace = "".join(filter(str.isdigit, os.readlink(PROC / "self" / "ns" / "pid")))
+    except OSError:
+        namespace = "0"
+    return Path(tempfile.gettempdir()) / f"fgaug-processes-{os.getuid()}-{namespace}"
 
 
-def sharing_wanted(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
-    """Whether this process should share the cores: not when the user set its thread count or
-    turned sharing off."""
-    if "OMP_NUM_THREADS" in environ or environ.get("FGAUG_OMP") == "leave":
-        return False
-    return environ.get("FGAUG_SHARE_CORES", "yes").lower() not in ("no", "0", "false", "off")
+def sharing_blocker(environ: Mapping[str, str] = os.environ) -> str | None:
+    """Why this process does not share the cores (the user set its thread count or turned sharing
+    off, or there is no ``/proc`` to tell live processes by), else None."""
+    if "OMP_NUM_THREADS" in environ:
+        return "OMP_NUM_THREADS is set"
+    if environ.get("FGAUG_OMP") == "leave":
+        return "FGAUG_OMP=leave is set"
+    if environ.get("FGAUG_SHARE_CORES", "yes").lower() in ("no", "0", "false", "off"):
+        return f"FGAUG_SHARE_CORES={environ['FGAUG_SHARE_CORES']} is set"
+    if not (PROC / "self" / "stat").is_file():
+        return "no /proc to tell live processes by (Linux only)"
+    return None
 
 
 def threads_for(rank: int, processes: int, budget: int) -> int:
@@ -59,13 +82,14 @@ def threads_for(rank: int, processes: int, budget: int) -> int:
 
 
 def process_start(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot (Linux's ``/proc``); None where that
-    cannot be read."""
+    """When process ``pid`` started, in clock ticks since boot; None where it is not running (no
+    such process, or a zombie that has exited and waits to be reaped)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        line = (PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = line.rsplit(")", 1)[1].split()  # the name, in parentheses, may hold anything
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 @dataclass(frozen=True, order=True)
@@ -76,14 +100,9 @@ class Member:
     pid: int
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        now = process_start(self.pid)
-        return now is None or self.start == 0 or now == self.start
+        """Whether the process that registered still runs: a PID reused by a later process has
+        another start time."""
+        return process_start(self.pid) == self.start
 
 
 def live_members(folder: Path) -> list[Member]:
@@ -93,20 +112,33 @@ def live_members(folder: Path) -> list[Member]:
         if not path.name.isdigit():
             continue
         try:
-            member = Member(int(path.read_text() or 0), int(path.name))
+            text = path.read_text()
+            member = Member(int(text), int(path.name))
         except (OSError, ValueError):
             continue
         if member.alive():
             found.append(member)
         else:
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                if path.read_text() == text:  # not re-registered meanwhile by a new process of that PID
+                    path.unlink()
     return found
+
+
+def private_folder(folder: Path) -> None:
+    """Make ``folder`` (mode 0700) or check that it is this user's and that nobody else can write
+    to it; anything else is refused with an :class:`OSError`."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = folder.lstat()
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o022:
+        raise PermissionError(errno.EPERM, "not a folder of this user's that only this user can write to", str(folder))
 
 
 def sharing_description() -> str:
     """Whether this machine's fgaug processes share the cores, and how many run now (``fgaug env``)."""
-    if not sharing_wanted():
-        return "not shared (OMP_NUM_THREADS, FGAUG_OMP=leave or FGAUG_SHARE_CORES=no is set)"
+    blocker = sharing_blocker()
+    if blocker is not None:
+        return f"not shared ({blocker})"
     folder = registry_folder()
     try:
         running = len(live_members(folder))
@@ -125,16 +157,25 @@ class CoreShare:
         self.checked = float("-inf")
 
     def join(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write this process's file (its start time), atomically, into the private folder."""
+        private_folder(self.folder)
         partial = self.entry.with_name(f".{self.me.pid}.partial")
-        partial.write_text(str(self.me.start))
+        partial.unlink(missing_ok=True)
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(str(self.me.start))
         partial.replace(self.entry)
 
     def leave(self) -> None:
+        """Remove this process's file and take back all the threads."""
         import torch
 
-        self.entry.unlink(missing_ok=True)
-        torch.set_num_threads(self.budget)
+        try:
+            self.entry.unlink(missing_ok=True)
+        except OSError:
+            pass
+        finally:
+            torch.set_num_threads(self.budget)
 
     def members(self) -> list[Member]:
         """The live registered processes, this one included."""
@@ -150,6 +191,8 @@ class CoreShare:
             return None
         self.checked = now
         try:
+            if not self.entry.is_file():  # removed meanwhile (a temporary-folder cleaner)
+                self.join()
             members = self.members()
         except OSError:
             return None
@@ -188,7 +231,7 @@ def shared_cores(log: Callable[[str], None] | None = None) -> Iterator[CoreShare
     registry cannot be written. Messages go to stderr unless ``log`` is given."""
     import torch
 
-    if not sharing_wanted() or ACTIVE.share is not None:
+    if sharing_blocker() is not None or ACTIVE.share is not None:
         yield None
         return
     share = CoreShare(registry_folder(), torch.get_num_threads())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -12,6 +13,7 @@ import pytest
 from fgaug.data.toyworld import write_toy_cityscapes
 
 os.environ["FGAUG_PROCESS_DIR"] = tempfile.mkdtemp(prefix="fgaug-test-processes-")
+atexit.register(shutil.rmtree, os.environ["FGAUG_PROCESS_DIR"], ignore_errors=True)
 """The tests' commands share the cores only with each other, not with fgaug runs outside the suite
 (whose presence would change the tests' thread counts, and with them the float rounding)."""
 

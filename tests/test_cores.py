@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import torch
 from typer.testing import CliRunner
 
 from fgaug.cli.app import app
-from fgaug.cores import CoreShare, Member, process_start, shared_cores, sharing_wanted, threads_for
+from fgaug.cores import CoreShare, Member, process_start, shared_cores, sharing_blocker, threads_for
 from fgaug.progress import SilentProgress
 
 JOINER = """
@@ -58,10 +60,17 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def other_fgaug(registry: Path) -> Iterator[subprocess.Popen[str]]:
     """Another fgaug process that has joined the registry and keeps working."""
     child = subprocess.Popen([sys.executable, "-c", JOINER], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
-    assert child.stdout is not None and child.stdout.readline().strip() == "joined"
-    yield child
-    child.kill()
-    child.wait()
+    watchdog = threading.Timer(60, child.kill)
+    watchdog.start()
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "joined"
+        watchdog.cancel()
+        yield child
+    finally:
+        watchdog.cancel()
+        child.kill()
+        child.wait()
 
 
 @pytest.mark.parametrize(
@@ -82,17 +91,17 @@ def test_shares_split_the_budget(budget: int, processes: int, expected: list[int
 
 
 @pytest.mark.parametrize(
-    ("environ", "wanted"),
+    ("environ", "blocker"),
     [
-        ({}, True),
-        ({"OMP_NUM_THREADS": "1"}, False),
-        ({"FGAUG_OMP": "leave"}, False),
-        ({"FGAUG_SHARE_CORES": "no"}, False),
-        ({"FGAUG_SHARE_CORES": "yes"}, True),
+        ({}, None),
+        ({"OMP_NUM_THREADS": "1"}, "OMP_NUM_THREADS is set"),
+        ({"FGAUG_OMP": "leave"}, "FGAUG_OMP=leave is set"),
+        ({"FGAUG_SHARE_CORES": "no"}, "FGAUG_SHARE_CORES=no is set"),
+        ({"FGAUG_SHARE_CORES": "yes"}, None),
     ],
 )
-def test_sharing_is_left_to_a_user_who_chose(environ: dict[str, str], wanted: bool) -> None:
-    assert sharing_wanted(environ) is wanted
+def test_sharing_is_left_to_a_user_who_chose(environ: dict[str, str], blocker: str | None) -> None:
+    assert sharing_blocker(environ) == blocker
 
 
 def test_a_process_takes_its_share_and_gives_it_back(registry: Path, two_threads: None) -> None:
@@ -193,3 +202,53 @@ def test_env_says_how_many_share(registry: Path, other_fgaug: subprocess.Popen, 
     monkeypatch.setenv("FGAUG_SHARE_CORES", "no")
     cpu_line = next(line for line in CliRunner().invoke(app, ["env"]).output.splitlines() if line.startswith("CPU: "))
     assert "not shared (" in cpu_line
+
+
+def test_the_threads_come_back_when_the_command_fails(
+    registry: Path, two_threads: None, other_fgaug: subprocess.Popen
+) -> None:
+    with pytest.raises(RuntimeError, match="failed"), shared_cores(log=lambda message: None):
+        SilentProgress().start("work", 1)
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("failed")
+    assert torch.get_num_threads() == 2
+    assert [path.name for path in registry.iterdir()] == [str(other_fgaug.pid)]
+
+
+def test_a_registry_others_can_write_to_is_refused(registry: Path, two_threads: None) -> None:
+    registry.mkdir()
+    registry.chmod(0o777)
+    with shared_cores() as share:
+        assert share is None
+    assert not list(registry.iterdir())
+
+
+def test_stray_files_and_zombies_do_not_count(registry: Path) -> None:
+    registry.mkdir(mode=0o700)
+    finished = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    try:
+        start = None
+        while start is None:
+            start = process_start(finished.pid)
+        deadline = time.monotonic() + 30
+        while process_start(finished.pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)  # exited, not reaped: a zombie until wait()
+        assert Path(f"/proc/{finished.pid}").exists(), "still in the process table"
+        (registry / str(finished.pid)).write_text(str(start))
+        (registry / f".{finished.pid}.partial").write_text(str(start))
+        (registry / "notes").write_text("not a process")
+        share = CoreShare(registry, budget=2)
+        assert share.members() == [share.me]
+        assert sorted(path.name for path in registry.iterdir()) == [f".{finished.pid}.partial", "notes"]
+    finally:
+        finished.wait()
+
+
+def test_a_removed_entry_is_written_again(registry: Path, two_threads: None) -> None:
+    clock = Clock()
+    share = CoreShare(registry, budget=2, clock=clock)
+    share.join()
+    share.entry.unlink()  # a cleaner of the temporary folder
+    share.refresh()
+    assert share.entry.read_text() == str(share.me.start)
+    share.leave()
