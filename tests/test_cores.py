@@ -3,6 +3,7 @@ of threads while the others run, and takes its threads back when they have finis
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,11 +19,15 @@ from typer.testing import CliRunner
 from fgaug.cli.app import app
 from fgaug.cores import CoreShare, Member, process_start, shared_cores, sharing_blocker, threads_for
 from fgaug.progress import SilentProgress
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import train
 
 JOINER = """
 import sys, time
 import torch
 from fgaug.progress import SilentProgress
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import train
 from fgaug.cores import shared_cores
 torch.set_num_threads(2)
 with shared_cores() as share:
@@ -252,3 +257,14 @@ def test_a_removed_entry_is_written_again(registry: Path, two_threads: None) -> 
     share.refresh()
     assert share.entry.read_text() == str(share.me.start)
     share.leave()
+
+
+def test_a_training_run_records_the_threads_it_ran_with(
+    small_tree: Path, tmp_path: Path, registry: Path, two_threads: None, other_fgaug: subprocess.Popen
+) -> None:
+    run = tmp_path / "run"
+    settings = {"preset": "test", "steps": 3, "batch_size": 4, "workers": 0, "device": "cpu", "log_every": 1}
+    with shared_cores(log=lambda message: None):
+        train(TrainOptions(data=str(small_tree), run_dir=str(run), validate_every=100, sample_every=100, **settings))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [record["cpu_threads"] for record in records if "loss" in record] == [1, 1, 1]

@@ -5,7 +5,7 @@ A run lives in one folder (``runs/NAME``)::
     config.json          the resolved configuration: this file alone reproduces the run; its
                          ``precision`` is the networks' precision ``auto`` resolved to; rewritten
                          on ``--resume`` with the steps and folder the run goes on with
-    metrics.jsonl        one line per logged step (loss, bits/dim, lr, images/s) and per validation
+    metrics.jsonl        one line per logged step (loss, bits/dim, lr, images/s, CPU threads) and per validation
     results.png          those figures against the step, redrawn at every validation
     tensorboard/         the same as TensorBoard events, with the sample grids (when installed)
     checkpoints/last.pt  model, EMA, optimiser and counters (what --resume needs)
@@ -190,8 +190,7 @@ class _Run:
         self.total_steps = self.options.steps or math.ceil((self.options.epochs or 45) * self.steps_per_epoch)
         self.ema: ExponentialMovingAverage | None = None
         self.state = TrainState()
-        self.consecutive_bad = 0
-        self.stopped_early = False
+        self.consecutive_bad, self.stopped_early = 0, False
         self.history: list[dict[str, Any]] = []
         self.meta = {
             "run": self.run_dir.name,
@@ -425,6 +424,7 @@ class _Run:
                 "lr": learning_rate,
                 "grad_norm": grad_norm,
                 "images_per_s": self.window_images / max(seconds, 1e-9),
+                "cpu_threads": torch.get_num_threads(),  # fewer while other fgaug processes share the cores
             }
             self.log.step(record)
             self.history.append(record)
