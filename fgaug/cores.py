@@ -170,12 +170,9 @@ class CoreShare:
         """Remove this process's file and take back all the threads."""
         import torch
 
-        try:
+        with contextlib.suppress(OSError):
             self.entry.unlink(missing_ok=True)
-        except OSError:
-            pass
-        finally:
-            torch.set_num_threads(self.budget)
+        torch.set_num_threads(self.budget)
 
     def members(self) -> list[Member]:
         """The live registered processes, this one included."""
@@ -224,7 +221,7 @@ ACTIVE = Active()
 
 
 @contextmanager
-def shared_cores(log: Callable[[str], None] | None = None) -> Iterator[CoreShare | None]:
+def shared_cores(log: Callable[[str], None] = to_stderr) -> Iterator[CoreShare | None]:
     """This process registered and sharing the cores while the block runs (each
     :func:`take_share` then takes its share, and a change of its thread count goes to ``log``),
     its thread count restored after; None (nothing done) where sharing is not wanted or the
@@ -240,7 +237,7 @@ def shared_cores(log: Callable[[str], None] | None = None) -> Iterator[CoreShare
     except OSError:
         yield None
         return
-    ACTIVE.share, ACTIVE.log = share, log or to_stderr
+    ACTIVE.share, ACTIVE.log = share, log
     try:
         yield share
     finally:
