@@ -280,10 +280,11 @@ def test_guidance_weight_zero_is_the_unguided_layer_and_one_extrapolates(name: s
     assert not torch.allclose(guided, unconditional)
 
 
-def test_network_convolution_is_torchs_convolution_run_by_onednn() -> None:
-    """On the CPU in float32 the networks' convolution calls oneDNN itself: the same function as
-    ``conv2d`` (float32 rounding apart), the same gradients and FLOP count; in float64 and under
-    autocast it is ``nn.Conv2d``."""
+def test_network_convolution_is_torchs_convolution_run_by_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On an AVX-512 CPU in float32 the networks' convolution calls oneDNN itself: the same
+    function as ``conv2d`` (float32 rounding apart), the same gradients and FLOP count; in float64
+    and under autocast it is ``nn.Conv2d``."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     torch.manual_seed(0)
     conv = NetworkConv2d(6, 16, kernel_size=3, padding=1).to(memory_format=torch.channels_last)
     x = torch.randn(1, 6, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
@@ -301,3 +302,22 @@ def test_network_convolution_is_torchs_convolution_run_by_onednn() -> None:
     assert counter.get_total_flops() == 2 * 6 * 9 * 16 * 8 * 8
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert conv(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("capability", ["AVX2", "DEFAULT", "SVE256"])
+def test_network_convolution_below_avx512_is_nn_conv2d(monkeypatch: pytest.MonkeyPatch, capability: str) -> None:
+    """Where torch's CPU kernels run below AVX-512 (an AVX2-only CPU, a capped dispatch, Arm),
+    oneDNN was no faster than torch's own choice, so the networks' convolution is ``nn.Conv2d``,
+    bitwise, forward and backward."""
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    torch.manual_seed(0)
+    conv = NetworkConv2d(6, 16, kernel_size=3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(1, 6, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert not onednn_convolves(x, conv.weight)
+    output = conv(x)
+    expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
+    assert torch.equal(output, expected)
+    gradients = torch.autograd.grad(output.square().sum(), (x, conv.weight, conv.bias))
+    expected_gradients = torch.autograd.grad(expected.square().sum(), (x, conv.weight, conv.bias))
+    for gradient, expected_gradient in zip(gradients, expected_gradients, strict=True):
+        assert torch.equal(gradient, expected_gradient)

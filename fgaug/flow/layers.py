@@ -215,14 +215,18 @@ class InvConv1x1(PermutedLU, InvertibleLayer):
 
 
 class NetworkConv2d(nn.Conv2d):
-    """The convolution of the networks: ``nn.Conv2d`` (zero padding), run by oneDNN on the CPU in float32.
+    """The convolution of the networks: ``nn.Conv2d`` (zero padding), run by oneDNN on an AVX-512
+    CPU in float32.
 
     For a batch of one, torch runs a 3x3 convolution over at most 20,480 input values, and on one
-    thread any 1x1 convolution, as im2col and a BLAS product, which reached 80 GFLOP/s on one core
-    of an AMD EPYC where oneDNN reached 150-175: 1.4-2x faster on the coupling networks' input and
-    hidden convolutions (``benchmarks/host_overhead.py``). The backward pass is torch's. On other
-    devices and dtypes, under autocast (which casts ``conv2d``, not this) and under
-    ``torch.compile`` it is ``nn.Conv2d``.
+    thread any 1x1 convolution, as im2col and a BLAS product, which reached 80 GFLOP/s (AVX2 speed)
+    on one core of an AMD EPYC with AVX-512 where oneDNN reached 150-175: 1.4-2x faster on the
+    coupling networks' input and hidden convolutions (``benchmarks/host_overhead.py``). On an
+    AVX2-only EPYC (Zen 3) it was the other way round: a sampling call at 2x4 @ 32x64 took 81.0 ms
+    of CPU time with torch's choice against 87.5 with oneDNN, timed interleaved. So there, as on
+    every CPU whose torch kernels run below AVX-512 (:func:`onednn_convolves`), on other devices and
+    dtypes, under autocast (which casts ``conv2d``, not this) and under ``torch.compile``, it is
+    ``nn.Conv2d``. The backward pass is torch's.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0) -> None:
@@ -237,10 +241,13 @@ class NetworkConv2d(nn.Conv2d):
 
 
 def onednn_convolves(x: Tensor, weight: Tensor) -> bool:
-    """Whether :class:`NetworkConv2d` calls oneDNN itself for this input and weight."""
+    """Whether :class:`NetworkConv2d` calls oneDNN itself for this input and weight: float32 on a
+    CPU whose torch kernels run AVX-512 (``torch.backends.cpu.get_cpu_capability()``; an AMX CPU
+    reports AVX512 too), outside autocast and ``torch.compile``."""
     return (
         not torch.compiler.is_compiling()
         and x.device.type == "cpu"
+        and torch.backends.cpu.get_cpu_capability() == "AVX512"
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")
         and torch.backends.mkldnn.is_available()
