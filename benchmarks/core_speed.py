@@ -1,4 +1,4 @@
-"""Speed of the Full-Glow core: one training step (forward + backward + Adam) and sampling.
+"""Speed of the Full-Glow core: one training step (forward + backward + the trainer's Adam) and sampling.
 
 Prints parameters, seconds per training step, training images/s, seconds per sampled image,
 sampling images/s and peak memory, for a preset at its size (or ``--size HxW``), on CPU or CUDA,
@@ -34,6 +34,7 @@ from fgaug.runtime import (
     resolve_device,
     resolve_precision,
 )
+from fgaug.training.optimiser import adam
 from fgaug.training.presets import load_preset
 
 
@@ -74,7 +75,7 @@ def timings(args: argparse.Namespace, config: FullGlowConfig, device: torch.devi
     height, width = config.image_size
     mask = torch.rand(args.batch, config.mask_channels, height, width, device=device)
     photo = torch.rand(args.batch, config.image_channels, height, width, device=device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = adam(model, 1e-4)  # the trainer's
     network_dtype = resolve_precision(precision, device)
     flops = count_flops(model, mask, photo, args.per_mask, network_dtype) if args.flops else None
     warmups = 1

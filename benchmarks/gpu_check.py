@@ -391,7 +391,7 @@ def count_host_syncs(model: Any, masks: Any, photos: Any) -> dict[str, Any]:
     from fgaug.flow import network_precision
     from fgaug.generate.draws import draw_best
     from fgaug.runtime import counted_host_syncs
-    from fgaug.training.train import adam
+    from fgaug.training.optimiser import adam
 
     optimizer = adam(model, 1e-5)
     model.train()
@@ -435,7 +435,7 @@ def time_training(
     from fgaug.flow import network_precision
     from fgaug.flow.graphs import GraphedTrainingPass
     from fgaug.runtime import resolve_precision
-    from fgaug.training.train import adam
+    from fgaug.training.optimiser import adam
 
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
@@ -567,8 +567,8 @@ def section_compile(work: Path, log: Path, limit: float) -> dict[str, Any]:
 
     from fgaug.flow import FullGlow, compile_networks, fuse_arithmetic, network_precision
     from fgaug.runtime import resolve_device
+    from fgaug.training.optimiser import adam
     from fgaug.training.presets import load_preset
-    from fgaug.training.train import adam
 
     device = resolve_device(SETTINGS.device)
     config = load_preset(SETTINGS.big_preset).model

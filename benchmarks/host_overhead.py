@@ -24,6 +24,7 @@ host time, and a change of host time shows undiluted.
     python benchmarks/host_overhead.py --glow2 /path/to/glow2 --n-block 2 --n-flow 4 --size 32x64
     python benchmarks/host_overhead.py --glow2 /path/to/glow2 --n-block 3 --n-flow 4 --size 64x128 --baseline HEAD~3
     python benchmarks/host_overhead.py --n-block 2 --n-flow 4 --size 8x16 --width 8 --baseline HEAD~1
+    python benchmarks/host_overhead.py --glow2 /path/to/glow2 --baseline db91067 --baseline-plain-adam
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from fgaug.flow import FullGlow
 from fgaug.flow.config import FullGlowConfig
 from fgaug.runtime import cpu_description
-from fgaug.training.train import adam
+from fgaug.training.optimiser import adam
 
 KERNEL_OPS = frozenset({"convolution", "mkldnn_convolution", "convolution_backward", "mm", "addmm", "bmm", "baddbmm"})
 """The operators (as a dispatch mode sees them) that do the arithmetic of convolutions and matrix products."""
@@ -158,8 +159,12 @@ def load_flow_at(revision: str) -> ModuleType:
     return importlib.import_module(name)
 
 
-def fgaug_code(name: str, model: torch.nn.Module, segment: torch.Tensor, photo: torch.Tensor) -> Code:
-    optimizer = adam(model, 1e-4)  # the trainer's
+def fgaug_code(
+    name: str, model: torch.nn.Module, segment: torch.Tensor, photo: torch.Tensor, plain_adam: bool = False
+) -> Code:
+    """``model``'s training step with the trainer's optimiser, or with torch's per-tensor Adam
+    (``plain_adam``: the trainer's before it took the fused Adam on the CPU)."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4) if plain_adam else adam(model, 1e-4)
 
     def train() -> None:
         loss = model(segment, photo).loss
@@ -219,7 +224,8 @@ def codes_under_test(args: argparse.Namespace, segment: torch.Tensor, photo: tor
         flow = load_flow_at(args.baseline)
         baseline = flow.FullGlow(flow.config.FullGlowConfig.from_dict(config.to_dict(), origin="host_overhead"))
         checks = same_results(model, baseline, segment, photo)
-        codes.append(fgaug_code(f"fgaug@{args.baseline}", baseline, segment, photo))
+        name = f"fgaug@{args.baseline}" + ("+plain-adam" if args.baseline_plain_adam else "")
+        codes.append(fgaug_code(name, baseline, segment, photo, args.baseline_plain_adam))
     if args.glow2:
         codes.append(paper_code(args, segment, photo))
     return codes, checks
@@ -329,6 +335,12 @@ def main() -> None:
         "--glow2", type=Path, help="a local copy of MoeinSorkhei/glow2 (its root); without it, fgaug only"
     )
     parser.add_argument("--baseline", help="also time fgaug/flow at this git revision, with the same weights")
+    parser.add_argument(
+        "--baseline-plain-adam",
+        action="store_true",
+        help="the baseline trains with torch's per-tensor Adam (the trainer's before 2026-12-07) "
+        "instead of today's trainer's optimiser",
+    )
     parser.add_argument("--n-block", type=int, default=2)
     parser.add_argument("--n-flow", type=int, default=4)
     parser.add_argument("--size", type=parse_size, default=(32, 64))

@@ -37,8 +37,8 @@ from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.config import FullGlowConfig
 from fgaug.flow.graphs import GraphedSampler, GraphedTrainingPass
 from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.training.optimiser import adam
 from fgaug.training.presets import load_preset
-from fgaug.training.train import adam
 
 
 def import_paper_model(root: Path, device: torch.device) -> type:

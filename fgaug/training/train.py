@@ -51,6 +51,7 @@ from fgaug.runtime import (
 from fgaug.training.batches import StepOrderSampler, open_training_data, step_generator
 from fgaug.training.checkpoint import CheckpointError, initialise_from, read_checkpoint_payload, save_checkpoint
 from fgaug.training.ema import ExponentialMovingAverage
+from fgaug.training.optimiser import adam
 from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
 from fgaug.training.runlog import RunLog
@@ -521,14 +522,6 @@ def forward_backward(
     model.zero_grad(set_to_none=True)
     (output.loss if scale is None else scale(output.loss)).backward()
     return output
-
-
-def adam(model: FullGlow, lr: float) -> torch.optim.Adam:
-    """The trainer's optimiser: on CUDA the fused Adam, a few kernels for all parameters rather than
-    a few per group of tensors, which counts when the host sets the pace (batch 1). Its state is
-    the plain Adam's, so checkpoints move between devices."""
-    fused = next(model.parameters()).device.type == "cuda"
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
 
 
 def cuda_graphs_blocker(device: torch.device, options: TrainOptions, world_size: int = 1) -> str | None:
