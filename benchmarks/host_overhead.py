@@ -360,6 +360,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.width and args.glow2:
         parser.error("--width applies to fgaug only: the paper's code is compared at its own width")
+    if args.baseline_plain_adam and not args.baseline:
+        parser.error("--baseline-plain-adam needs --baseline REV (HEAD for today's flow)")
     result = measure(args)
     if args.json:
         print(json.dumps(result))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 from flow_checks import check_invertible_layer, perturb_parameters
 from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from fgaug.flow.arithmetic import coupling_log_scale, gaussian_log_prob
@@ -280,6 +282,18 @@ def test_guidance_weight_zero_is_the_unguided_layer_and_one_extrapolates(name: s
     assert not torch.allclose(guided, unconditional)
 
 
+class OperatorLog(TorchDispatchMode):
+    """Records the names of the aten operators called under it, as dispatched (not what they call inside)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
 def test_network_convolution_is_torchs_convolution_run_by_onednn(monkeypatch: pytest.MonkeyPatch) -> None:
     """On an AVX-512 CPU in float32 the networks' convolution calls oneDNN itself: the same
     function as ``conv2d`` (float32 rounding apart), the same gradients and FLOP count; in float64
@@ -290,7 +304,9 @@ def test_network_convolution_is_torchs_convolution_run_by_onednn(monkeypatch: py
     x = torch.randn(1, 6, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     assert onednn_convolves(x, conv.weight) == torch.backends.mkldnn.is_available()
     assert not onednn_convolves(x.double(), conv.weight.double())
-    output = conv(x)
+    with OperatorLog() as called:
+        output = conv(x)
+    assert ("mkldnn_convolution" in called.names) == torch.backends.mkldnn.is_available()
     expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
     torch.testing.assert_close(output, expected)
     gradients = torch.autograd.grad(output.square().sum(), (x, conv.weight, conv.bias))
@@ -314,7 +330,9 @@ def test_network_convolution_below_avx512_is_nn_conv2d(monkeypatch: pytest.Monke
     conv = NetworkConv2d(6, 16, kernel_size=3, padding=1).to(memory_format=torch.channels_last)
     x = torch.randn(1, 6, 8, 8).contiguous(memory_format=torch.channels_last).requires_grad_(True)
     assert not onednn_convolves(x, conv.weight)
-    output = conv(x)
+    with OperatorLog() as called:
+        output = conv(x)
+    assert called.names == ["convolution"]
     expected = torch.nn.functional.conv2d(x, conv.weight, conv.bias, padding=1)
     assert torch.equal(output, expected)
     gradients = torch.autograd.grad(output.square().sum(), (x, conv.weight, conv.bias))

@@ -21,6 +21,7 @@ from fgaug.progress import SilentProgress
 from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.runtime import RuntimeChoiceError
 from fgaug.training.checkpoint import CheckpointError, export_weights, initialise_from, load_checkpoint
+from fgaug.training.optimiser import fused_adam_available
 from fgaug.training.options import TrainOptions
 from fgaug.training.train import (
     STOP_SIGNALS,
@@ -85,6 +86,30 @@ def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) 
     else:
         assert losses(split) == losses(whole)
     assert max(losses(whole)) == 40
+
+
+@pytest.mark.skipif(not fused_adam_available(TEST_DEVICE), reason="no fused Adam here (CPU: torch < 2.4)")
+def test_a_checkpoint_of_the_per_tensor_adam_resumes_with_the_fused_one(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run checkpointed by fgaug before it fused Adam on the CPU (its optimiser's groups saved
+    with ``fused: None``) goes on with the fused kernel: one call per step."""
+    run = tmp_path / "run"
+    train(options(small_tree, run, steps=4, validate_every=100, sample_every=100, checkpoint_every=4))
+    checkpoint = run / "checkpoints" / "last.pt"
+    payload = torch.load(checkpoint, weights_only=True)
+    for group in payload["training"]["optimizer"]["param_groups"]:
+        group["fused"] = None
+    torch.save(payload, checkpoint)
+    fused_kernel, calls = torch._fused_adam_, []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return fused_kernel(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "_fused_adam_", counted)
+    train(options(small_tree, run, steps=7, validate_every=100, sample_every=100, checkpoint_every=4, resume=True))
+    assert len(calls) == 3
 
 
 def test_data_workers_start_once_per_run_and_give_the_batches_of_a_run_without_them(

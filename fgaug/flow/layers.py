@@ -219,9 +219,9 @@ class NetworkConv2d(nn.Conv2d):
     CPU in float32.
 
     For a batch of one, torch runs a 3x3 convolution over at most 20,480 input values, and on one
-    thread any 1x1 convolution, as im2col and a BLAS product, which reached 80 GFLOP/s (AVX2 speed)
-    on one core of an AMD EPYC with AVX-512 where oneDNN reached 150-175: 1.4-2x faster on the
-    coupling networks' input and hidden convolutions (``benchmarks/host_overhead.py``). On an
+    thread any 1x1 convolution, as im2col and a BLAS product, which reached 80 GFLOP/s on one core
+    of an AMD EPYC with AVX-512 where oneDNN reached 150-175: 1.4-2x faster on the coupling
+    networks' input and hidden convolutions (``benchmarks/host_overhead.py``). On an
     AVX2-only EPYC (Zen 3) it was the other way round: a sampling call at 2x4 @ 32x64 took 81.0 ms
     of CPU time with torch's choice against 87.5 with oneDNN, timed interleaved. So there, as on
     every CPU whose torch kernels run below AVX-512 (:func:`onednn_convolves`), on other devices and

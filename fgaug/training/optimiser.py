@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 
 def fused_adam_available(device: torch.device) -> bool:
-    """Whether torch has a fused Adam kernel for ``device``: CUDA, and the CPU since torch 2.4."""
+    """Whether torch has a fused Adam kernel for ``device`` that fgaug uses: CUDA, and the CPU since
+    torch 2.4 (``torch.__version__`` is a :class:`~torch.torch_version.TorchVersion`, compared as a
+    version; a pre-release of 2.4 counts as older)."""
     return device.type == "cuda" or (device.type == "cpu" and torch.__version__ >= "2.4")
 
 
 def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
-    """Adam over ``model``'s parameters, fused where torch can (:func:`fused_adam_available`): one
-    kernel per step for all parameters instead of a few per tensor, which counts at batch 1, where
-    the host sets the pace. On the CPU it made an fp32 training step at 2x4 @ 32x64 1.10x faster,
-    418 parameter tensors in one kernel: 448 to 213 operations dispatched per flow step
-    (``benchmarks/host_overhead.py --baseline-plain-adam`` on an AVX2-only EPYC). The fused
-    kernel computes Adam's update in another order than torch's per-tensor loop, so results move
-    by float32 rounding; its state is the plain Adam's, so checkpoints move between devices and
-    torch versions."""
+    """Adam over ``model``'s parameters, fused where torch can (:func:`fused_adam_available`): a few
+    kernels per step for all parameters instead of a few per tensor (one on the CPU), which counts
+    at batch 1, where the host sets the pace. On the CPU it made an fp32 training step at 2x4 @
+    32x64 1.10x faster: 448 to 213 operations dispatched per flow step for 418 parameter tensors
+    (``benchmarks/host_overhead.py --baseline-plain-adam`` on an AVX2-only EPYC). The fused kernel
+    computes Adam's update in another order than torch's per-tensor loop, so results move by
+    float32 rounding. Its state is the plain Adam's: :func:`load_adam_state` resumes either."""
     fused = fused_adam_available(next(model.parameters()).device)
     return torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)
+
+
+def load_adam_state(optimizer: torch.optim.Adam, state: dict[str, Any]) -> None:
+    """Load a saved Adam state, fused or not and from any device, keeping ``optimizer``'s own kernel.
+
+    ``Optimizer.load_state_dict`` takes every setting of the saved parameter groups, ``fused``
+    among them, so a checkpoint of the per-tensor Adam would resume unfused, and a fused one on a
+    torch or device without the kernel would fail. The saved groups are given this optimiser's
+    ``fused`` before loading, which also puts each ``step`` where a fused kernel needs it (a float32
+    tensor on the parameter's device)."""
+    fused = optimizer.defaults["fused"]
+    groups = [{**group, "fused": fused} for group in state["param_groups"]]
+    optimizer.load_state_dict({**state, "param_groups": groups})

@@ -51,7 +51,7 @@ from fgaug.runtime import (
 from fgaug.training.batches import StepOrderSampler, open_training_data, step_generator
 from fgaug.training.checkpoint import CheckpointError, initialise_from, read_checkpoint_payload, save_checkpoint
 from fgaug.training.ema import ExponentialMovingAverage
-from fgaug.training.optimiser import adam
+from fgaug.training.optimiser import adam, load_adam_state
 from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
 from fgaug.training.runlog import RunLog
@@ -231,7 +231,7 @@ class _Run:
         if training is None:
             raise CheckpointError(f"{path}: holds no training state to resume from")
         self.model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(training["optimizer"])
+        load_adam_state(self.optimizer, training["optimizer"])
         self.scaler.load_state_dict(training["scaler"])
         if payload.get("ema") is not None:
             self.ema = ExponentialMovingAverage(self.model, self.options.ema_decay)
