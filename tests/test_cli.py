@@ -63,6 +63,18 @@ def test_env_says_whether_the_cpu_computes_bf16_natively(
     assert f", {said}; threads: " in cpu_line
 
 
+@pytest.mark.parametrize(("capability", "said"), [("AVX512", "oneDNN, called by fgaug"), ("AVX2", "torch's choice")])
+def test_env_names_the_cpu_kernels_and_who_runs_the_networks_convolutions(
+    capability: str, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    result = runner.invoke(app, ["env"])
+    assert result.exit_code == 0
+    kernels_line = next(line for line in result.output.splitlines() if line.startswith("CPU kernels: "))
+    assert kernels_line.startswith(f"CPU kernels: {capability}; ")
+    assert (said in kernels_line) == (capability != "AVX512" or torch.backends.mkldnn.is_available())
+
+
 def one_line_error(result, *fragments: str, code: int = 1) -> None:
     assert result.exit_code == code, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

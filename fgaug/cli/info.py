@@ -122,6 +122,7 @@ def env() -> None:
     import torch
 
     from fgaug.cores import sharing_description
+    from fgaug.flow.layers import onednn_preferred
     from fgaug.runtime import cpu_description
 
     typer.echo(f"fgaug {__version__}")
@@ -130,6 +131,8 @@ def env() -> None:
     for index in range(torch.cuda.device_count()):
         typer.echo(f"  cuda:{index} {torch.cuda.get_device_name(index)}")
     typer.echo(f"CPU: {cpu_description()}; threads: {torch.get_num_threads()}, {sharing_description()}")
+    route = "oneDNN, called by fgaug" if onednn_preferred() else "torch's choice (fgaug calls oneDNN only on AVX512)"
+    typer.echo(f"CPU kernels: {torch.backends.cpu.get_cpu_capability()}; the networks' float32 convolutions: {route}")
 
 
 def version_callback(value: bool) -> None:

@@ -242,14 +242,22 @@ class NetworkConv2d(nn.Conv2d):
 
 def onednn_convolves(x: Tensor, weight: Tensor) -> bool:
     """Whether :class:`NetworkConv2d` calls oneDNN itself for this input and weight: float32 on a
-    CPU whose torch kernels run AVX-512 (``torch.backends.cpu.get_cpu_capability()``; an AMX CPU
-    reports AVX512 too), outside autocast and ``torch.compile``."""
+    CPU where :func:`onednn_preferred`, outside autocast and ``torch.compile``."""
     return (
         not torch.compiler.is_compiling()
         and x.device.type == "cpu"
-        and torch.backends.cpu.get_cpu_capability() == "AVX512"
         and x.dtype == weight.dtype == torch.float32
         and not torch.is_autocast_enabled("cpu")
+        and onednn_preferred()
+    )
+
+
+def onednn_preferred() -> bool:
+    """Whether this CPU's float32 network convolutions go to oneDNN: torch's kernels run AVX-512
+    (``torch.backends.cpu.get_cpu_capability()``; an AMX CPU reports AVX512 too) and oneDNN is
+    available and enabled."""
+    return (
+        torch.backends.cpu.get_cpu_capability() == "AVX512"
         and torch.backends.mkldnn.is_available()
         and bool(torch.backends.mkldnn.enabled)
     )
