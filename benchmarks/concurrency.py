@@ -74,10 +74,11 @@ with shared_cores():  # as every fgaug command that computes: its share, between
 """
 
 
-def environment(setting: str) -> dict[str, str]:
+def environment(setting: str, work: Path) -> dict[str, str]:
+    """The processes' environment for ``setting``, with a registry of their own under ``work``."""
     unset = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "OMP_NUM_THREADS", "FGAUG_OMP", "FGAUG_SHARE_CORES")
     env = {k: v for k, v in os.environ.items() if k not in unset}
-    env["FGAUG_PROCESS_DIR"] = tempfile.mkdtemp(prefix="fgaug-concurrency-")
+    env["FGAUG_PROCESS_DIR"] = tempfile.mkdtemp(prefix="processes-", dir=work)
     if setting == "unshared":
         env["FGAUG_SHARE_CORES"] = "no"
     elif setting == "libgomp-default":
@@ -93,33 +94,34 @@ def environment(setting: str) -> dict[str, str]:
     return env
 
 
-def commands(workload: str, copies: int) -> list[list[str]]:
+def commands(workload: str, copies: int, work: Path) -> list[list[str]]:
     """The command of each copy: the workload script, or ``fgaug train`` itself (``cli-train``), each
-    copy training in a run folder of its own."""
+    copy training in a run folder of its own under ``work``."""
     if workload != "cli-train":
         return [[sys.executable, "-c", "import fgaug\n" + WORKLOAD, workload]] * copies
-    project = tempfile.mkdtemp(prefix="fgaug-concurrency-runs-")
-    train = [sys.executable, "-m", "fgaug", "train", str(toy_tree()), "--project", project, "--steps", "60", "--json"]
+    project = tempfile.mkdtemp(prefix="runs-", dir=work)
+    train = [sys.executable, "-m", "fgaug", "train", str(toy_tree(work)), "--project", project]
+    train += ["--steps", "60", "--json"]
     return [[*train, "--name", f"copy-{copy}"] for copy in range(copies)]
 
 
 @functools.cache
-def toy_tree() -> Path:
-    """The tree ``fgaug demo`` trains on next: 24 toy scenes at 128x256."""
+def toy_tree(work: Path) -> Path:
+    """The tree ``fgaug demo`` trains on next, written once under ``work``: 24 toy scenes at 128x256."""
     from fgaug.data.toyworld import write_toy_cityscapes
 
-    root = Path(tempfile.mkdtemp(prefix="fgaug-concurrency-data-")) / "toy-cityscapes"
+    root = work / "toy-cityscapes"
     write_toy_cityscapes(root, {"train": 24, "val": 6}, size=(128, 256), seed=7)
     return root
 
 
-def run(workload: str, setting: str, copies: int) -> list[float]:
+def run(workload: str, setting: str, copies: int, work: Path) -> list[float]:
     """Seconds of work of ``copies`` processes started together (``cli-train``: the ``seconds`` of
     ``fgaug train --json``, from the trainer's start)."""
-    env = environment(setting)
+    env = environment(setting, work)
     processes = [
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        for command in commands(workload, copies)
+        for command in commands(workload, copies, work)
     ]
     seconds = []
     for process in processes:
@@ -137,12 +139,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alone and side-by-side runs per setting (median)")
     args = parser.parse_args()
     print(f"{'setting':18s} {'alone s':>9s} {'two at once s':>14s} {'slow-down':>10s} {'pair / one after other':>23s}")
-    for setting in args.settings.split(","):
-        alone = statistics.median(run(args.workload, setting, 1)[0] for _ in range(args.repeats))
-        together = statistics.median(max(run(args.workload, setting, 2)) for _ in range(args.repeats))
-        serial = together / (2 * alone)
-        print(f"{setting:18s} {alone:9.2f} {together:14.2f} {together / alone:9.1f}x {serial:22.2f}x", flush=True)
-        time.sleep(1)
+    with tempfile.TemporaryDirectory(prefix="fgaug-concurrency-") as folder:  # registries, data, runs
+        work = Path(folder)
+        for setting in args.settings.split(","):
+            alone = statistics.median(run(args.workload, setting, 1, work)[0] for _ in range(args.repeats))
+            together = statistics.median(max(run(args.workload, setting, 2, work)) for _ in range(args.repeats))
+            serial = together / (2 * alone)
+            print(f"{setting:18s} {alone:9.2f} {together:14.2f} {together / alone:9.1f}x {serial:22.2f}x", flush=True)
+            time.sleep(1)
 
 
 if __name__ == "__main__":
