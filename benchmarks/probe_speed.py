@@ -44,12 +44,15 @@ def random_batches(batch: int, size: tuple[int, int], seed: int) -> Iterator[tup
         yield photos, labels
 
 
-def seconds_per_step(precision: str, args: argparse.Namespace, device: torch.device, seed: int) -> float:
-    """Seconds per step of one fit of ``args.steps`` steps on a fresh probe."""
-    recipe = ProbeRecipe()
-    model = new_probe(recipe.width, seed, device)
-    batches = random_batches(recipe.batch_size, args.size, seed)
-    fit = fit_probe(model, batches, args.steps, recipe.lr, network_dtype=PRECISIONS[precision])
+RECIPE = ProbeRecipe()
+"""The protocol's probe recipe, with its defaults."""
+
+
+def seconds_per_step(precision: str, size: tuple[int, int], steps: int, device: torch.device, seed: int) -> float:
+    """Seconds per step of one fit of ``steps`` steps on a fresh probe."""
+    model = new_probe(RECIPE.width, seed, device)
+    batches = random_batches(RECIPE.batch_size, size, seed)
+    fit = fit_probe(model, batches, steps, RECIPE.lr, network_dtype=PRECISIONS[precision])
     return fit.seconds / fit.steps
 
 
@@ -73,20 +76,20 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     for precision in PRECISIONS:  # warm-up: oneDNN builds its kernels on the first calls
-        seconds_per_step(precision, argparse.Namespace(size=args.size, steps=2), device, seed=0)
+        seconds_per_step(precision, args.size, 2, device, seed=0)
     times: dict[str, list[float]] = {name: [] for name in PRECISIONS}
     for round_ in range(args.rounds):
         order = list(PRECISIONS) if round_ % 2 == 0 else list(reversed(PRECISIONS))
         for precision in order:
-            times[precision].append(seconds_per_step(precision, args, device, seed=round_ + 1))
+            times[precision].append(seconds_per_step(precision, args.size, args.steps, device, seed=round_ + 1))
     speedups = [fp32 / bf16 for fp32, bf16 in zip(times["fp32"], times["bf16"], strict=True)]
-    chosen = "bf16" if ProbeRecipe().network_dtype(device) == torch.bfloat16 else "fp32"
+    chosen = "bf16" if RECIPE.network_dtype(device) == torch.bfloat16 else "fp32"
     result = {
         "device": cpu_description() if device.type == "cpu" else torch.cuda.get_device_name(device),
         "threads": torch.get_num_threads() if device.type == "cpu" else None,
         "size": list(args.size),
-        "batch": ProbeRecipe().batch_size,
-        "width": ProbeRecipe().width,
+        "batch": RECIPE.batch_size,
+        "width": RECIPE.width,
         "seconds_per_step": {name: statistics.median(values) for name, values in times.items()},
         "bf16_speedup": dict(zip(("low", "median", "high"), quartiles(speedups), strict=True)),
         "default_precision": chosen,
