@@ -3,21 +3,31 @@ the training curves of a run (``results.png``), drawn with matplotlib.
 
 Figures are made with ``matplotlib.figure.Figure`` and its Agg canvas directly (no pyplot, no
 display, no global state), written atomically. Axes of quantities that cannot be negative start at
-zero; ticks are matplotlib's round ones.
+zero; ticks are matplotlib's round ones. matplotlib is imported when the first figure is drawn, so
+the commands that draw none do not pay its import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from fgaug.data.io import atomic_output
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 WIDTH, HEIGHT = 6.4, 4.0
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A blank figure of ``width`` x ``height`` inches."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 
 def _save(figure: Figure, path: Path) -> Path:
@@ -43,7 +53,7 @@ def line_plot(
 ) -> Path:
     """Lines with markers, one per series, over a shared x; ``from_zero`` for quantities that
     cannot be negative (the y axis then starts at 0)."""
-    figure = Figure(figsize=(WIDTH, HEIGHT))
+    figure = _figure(WIDTH, HEIGHT)
     axes = figure.add_subplot()
     for name, ys in series.items():
         axes.plot(x, _finite(ys), marker="o", label=name)
@@ -69,7 +79,7 @@ def learning_curve_figure(
     scale) with its confidence band, and other results as points with error bars (``label``,
     ``real``, ``mean``, ``low``, ``high``). Points that share a label are one series: one colour,
     one legend entry, joined across sizes, set beside the other series at the same size."""
-    figure = Figure(figsize=(WIDTH + 1, HEIGHT + 0.5))
+    figure = _figure(WIDTH + 1, HEIGHT + 0.5)
     axes = figure.add_subplot()
     sizes = [row["real"] for row in curve]
     means = _finite([row["mean"] for row in curve])
@@ -116,7 +126,7 @@ def class_bars(
     path: Path, classes: Sequence[str], series: Mapping[str, Sequence[float]], y_label: str, title: str = ""
 ) -> Path:
     """Grouped bars per class (e.g. per-class IoU on real against synthetic photos, or differences)."""
-    figure = Figure(figsize=(max(WIDTH, 0.55 * len(classes) + 1.5), HEIGHT + 0.6))
+    figure = _figure(max(WIDTH, 0.55 * len(classes) + 1.5), HEIGHT + 0.6)
     axes = figure.add_subplot()
     positions = np.arange(len(classes))
     width = 0.8 / max(len(series), 1)
@@ -138,7 +148,7 @@ def training_plot(path: Path, records: Sequence[Mapping[str, Any]]) -> Path:
     per dimension, learning rate, images/s and gradient norm against the step."""
     logged = [r for r in records if "loss" in r]
     validated = [r for r in records if "val_bpd" in r]
-    figure = Figure(figsize=(10, 6.5))
+    figure = _figure(10, 6.5)
     grid = figure.subplots(2, 2)
     bpd_axes, lr_axes, speed_axes, grad_axes = grid[0][0], grid[0][1], grid[1][0], grid[1][1]
     steps = [r["step"] for r in logged]

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
-from scipy import linalg, stats
 
 from fgaug.data.io import DataError
 from fgaug.data.labels import IGNORE_TRAIN_ID
@@ -93,6 +92,8 @@ def wasserstein_1d(first: np.ndarray, second: np.ndarray) -> float:
     computed exactly from their CDFs (``scipy.stats.wasserstein_distance``); NaN when either is empty."""
     if first.size == 0 or second.size == 0:
         return float("nan")
+    from scipy import stats
+
     return float(stats.wasserstein_distance(first.ravel(), second.ravel()))
 
 
@@ -120,5 +121,7 @@ def frechet_distance(first: np.ndarray, second: np.ndarray) -> float:
     mean_a, mean_b = first.mean(axis=0), second.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(first.astype(np.float64), rowvar=False))
     cov_b = np.atleast_2d(np.cov(second.astype(np.float64), rowvar=False))
+    from scipy import linalg
+
     cross = linalg.sqrtm(cov_a @ cov_b)
     return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(cross).real)

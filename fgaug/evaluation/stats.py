@@ -1,5 +1,6 @@
 """Statistics of repeated experiments: confidence intervals, paired differences, and the "worth in
-real images" of a result read off a learning curve (scipy for the t distribution)."""
+real images" of a result read off a learning curve (scipy for the t distribution, imported on first
+use: it takes a second, which commands that compute no interval should not pay)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95
         raise ValueError("no values to average")
     if array.size == 1:
         return Interval(float(array[0]), math.nan, 1, confidence)
+    from scipy import stats
+
     sem = float(array.std(ddof=1) / math.sqrt(array.size))
     quantile = float(stats.t.ppf(0.5 + confidence / 2, df=array.size - 1))
     return Interval(float(array.mean()), quantile * sem, int(array.size), confidence)
