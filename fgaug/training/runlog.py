@@ -2,7 +2,8 @@
 
 * ``metrics.jsonl``: one JSON line per logged step and per validation (the record machines read);
 * ``results.png``: training and validation bits/dim, learning rate, images/s and gradient norm
-  against the step, redrawn at every validation (as ultralytics' ``results.png``);
+  against the step, redrawn at a validation when the last drawing is :data:`REDRAW_SECONDS` old
+  or older, and when the run stops (as ultralytics' ``results.png``; a drawing takes 0.3-0.7 s);
 * ``tensorboard/``: the same scalars and the sample grids as TensorBoard events, when the
   ``tensorboard`` package is installed (``pip install "fgaug[tensorboard]"``) and not switched off.
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,9 @@ from fgaug.finite import to_json
 from fgaug.runtime import RuntimeChoiceError
 
 TENSORBOARD_SCALARS = ("loss", "bpd", "source_bpd", "lr", "grad_norm", "images_per_s")
+REDRAW_SECONDS = 30.0
+"""``results.png`` is a picture for people, who look at it at most every half minute; a run that
+validates more often than that redraws it no more often."""
 
 
 def tensorboard_available() -> bool:
@@ -40,6 +45,7 @@ class RunLog:
         self.active = active
         self.metrics = run_dir / "metrics.jsonl"
         self.records: list[dict[str, Any]] = []
+        self._drawn_at = time.monotonic()
         self._writer: Any = None
         if active and tensorboard is not False:
             if tensorboard and not tensorboard_available():
@@ -78,13 +84,18 @@ class RunLog:
                     self._writer.add_scalar(f"train/{key}", record[key], record["step"])
 
     def validation(self, step: int, bits_per_dim: float) -> None:
-        """A validation result; ``results.png`` is redrawn."""
+        """A validation result; ``results.png`` is redrawn when its drawing is
+        :data:`REDRAW_SECONDS` old."""
         self._append({"step": step, "val_bpd": bits_per_dim})
         if self._writer is not None:
             self._writer.add_scalar("val/bpd", bits_per_dim, step)
             self._writer.flush()
-        if self.active:
-            training_plot(self.run_dir / "results.png", self.records)
+        if self.active and time.monotonic() - self._drawn_at >= REDRAW_SECONDS:
+            self._draw()
+
+    def _draw(self) -> None:
+        training_plot(self.run_dir / "results.png", self.records)
+        self._drawn_at = time.monotonic()
 
     def image(self, step: int, tag: str, picture: np.ndarray) -> None:
         """An (H, W, 3) uint8 picture, such as a sample grid, for TensorBoard's image tab."""
@@ -93,7 +104,7 @@ class RunLog:
 
     def close(self) -> None:
         if self.active and self.records:
-            training_plot(self.run_dir / "results.png", self.records)
+            self._draw()
         if self._writer is not None:
             self._writer.close()
             self._writer = None

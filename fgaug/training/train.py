@@ -6,7 +6,7 @@ A run lives in one folder (``runs/NAME``)::
                          ``precision`` is the networks' precision ``auto`` resolved to; rewritten
                          on ``--resume`` with the steps and folder the run goes on with
     metrics.jsonl        one line per logged step (loss, bits/dim, lr, images/s, CPU threads) and per validation
-    results.png          those figures against the step, redrawn at every validation
+    results.png          those figures against the step, redrawn at validations (at most every 30 s) and at the end
     tensorboard/         the same as TensorBoard events, with the sample grids (when installed)
     checkpoints/last.pt  model, EMA, optimiser and counters (what --resume needs)
     checkpoints/best.pt  the EMA weights with the lowest validation bits/dim so far
