@@ -498,7 +498,8 @@ def section_paper_code(work: Path, log: Path, limit: float, glow2: Path | None) 
 def section_torchrun(work: Path, log: Path, limit: float) -> dict[str, Any]:
     data = write_toy(work / "toy64", (64, 128), train=32, val=4)
     started = time.perf_counter()
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", "-m", "fgaug"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--log-dir", str(work / "torchrun")]
+    torchrun += ["--nproc_per_node", "1", "-m", "fgaug"]
     train_args = [
         "train", str(data), "--preset", "tiny", "--steps", "20", "--batch-size", "8", "--log-every", "1",
         "--validate-every", "1000", "--sample-every", "1000", "--workers", "0", "--device", SETTINGS.device,
@@ -765,25 +766,26 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "gpu_check.log"
     log.write_text("")
-    work = Path(tempfile.mkdtemp(prefix="fgaug-gpu-check-"))
-    chosen = args.only.split(",") if args.only else list(SECTIONS)
-    results: dict[str, Any] = {"environment": environment(), "sections": {}, "budget_seconds": args.budget}
-    results["rehearsal"] = args.rehearse
-    unknown = sorted(set(chosen) - set(SECTIONS))
-    if unknown:
-        parser.error(f"--only: unknown sections {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
-    for name in chosen:
-        remaining = args.budget - (time.perf_counter() - started)
-        if remaining < 30:
-            break
-        section_start = time.perf_counter()
-        print(f"[gpu_check] {name} (limit {min(TIME_LIMITS[name], remaining):.0f} s)", flush=True)
-        result = run_section(name, args, work, log, min(TIME_LIMITS[name], remaining))
-        result["section_seconds"] = round(time.perf_counter() - section_start, 1)
-        results["sections"][name] = result
-        results["seconds"] = time.perf_counter() - started
-        (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1))
-        print(f"[gpu_check] {name}: passed={result.get('passed')} in {result['section_seconds']} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="fgaug-gpu-check-") as folder:  # the sections' runs and data
+        work = Path(folder)
+        chosen = args.only.split(",") if args.only else list(SECTIONS)
+        results: dict[str, Any] = {"environment": environment(), "sections": {}, "budget_seconds": args.budget}
+        results["rehearsal"] = args.rehearse
+        unknown = sorted(set(chosen) - set(SECTIONS))
+        if unknown:
+            parser.error(f"--only: unknown sections {', '.join(unknown)} (choose from {', '.join(SECTIONS)})")
+        for name in chosen:
+            remaining = args.budget - (time.perf_counter() - started)
+            if remaining < 30:
+                break
+            section_start = time.perf_counter()
+            print(f"[gpu_check] {name} (limit {min(TIME_LIMITS[name], remaining):.0f} s)", flush=True)
+            result = run_section(name, args, work, log, min(TIME_LIMITS[name], remaining))
+            result["section_seconds"] = round(time.perf_counter() - section_start, 1)
+            results["sections"][name] = result
+            results["seconds"] = time.perf_counter() - started
+            (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1))
+            print(f"[gpu_check] {name}: passed={result.get('passed')} in {result['section_seconds']} s", flush=True)
     results["seconds"] = time.perf_counter() - started
     (args.out / "gpu_check.json").write_text(json.dumps(results, indent=1))
     markdown = summary_markdown(results)

@@ -34,10 +34,12 @@ import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is l
 # isort: split
 
 import argparse
+import atexit
 import importlib
 import io
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -148,6 +150,7 @@ def load_flow_at(revision: str) -> ModuleType:
         ["git", "-C", str(REPOSITORY), "archive", revision, "fgaug/flow"], capture_output=True, check=True
     ).stdout
     folder = Path(tempfile.mkdtemp(prefix="host_overhead_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         for member in tar.getmembers():
             if member.isfile() and member.name.endswith(".py"):

@@ -18,12 +18,15 @@ from fgaug.training.options import TrainOptions
 from fgaug.training.train import train
 
 
-def torchrun(*arguments: str) -> subprocess.CompletedProcess:
+def torchrun(logs: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """``torchrun`` with two processes; its per-process logs go under ``logs`` (else a new folder in /tmp)."""
     command = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
+        "--log-dir",
+        str(logs),
         "--nproc_per_node",
         "2",
         "-m",
@@ -36,6 +39,7 @@ def torchrun(*arguments: str) -> subprocess.CompletedProcess:
 
 def test_two_processes_train_and_resume_with_one(small_tree: Path, tmp_path: Path) -> None:
     result = torchrun(
+        tmp_path / "torchrun",
         "train",
         str(small_tree),
         "--preset",
@@ -82,6 +86,7 @@ def test_sharded_generation_equals_a_single_process_up_to_rounding(
         )
     )
     result = torchrun(
+        tmp_path / "torchrun",
         "generate",
         "--masks",
         str(masks),
