@@ -173,3 +173,11 @@ def test_training_with_cuda_graphs_follows_the_eager_loss_curve(
         assert abs(runs[True][step] - loss) <= 1e-3 * abs(loss), (step, runs[True][step], loss)
     report = dry_run("test", batch_size=2, device="cuda", precision=precision, cuda_graphs=True)
     assert report["cuda_graphs"] and report["finite_loss"]
+
+
+def test_graphed_training_captures_while_data_workers_pin_batches(small_tree: Path, tmp_path: Path) -> None:
+    """With ``--workers`` the loader's pin-memory thread pins batches while the first step is
+    captured; a capture that refused other threads' allocations would fail there."""
+    run = tmp_path / "run"
+    result = train(options(small_tree, run, steps=6, workers=2, cuda_graphs=True, log_every=1))
+    assert result.cuda_graphs and list(losses(run)) == list(range(1, 7))

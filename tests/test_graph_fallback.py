@@ -4,6 +4,8 @@ The capture is stood in for on the CPU; tests/test_cuda.py checks the real graph
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from test_fullglow import SMALL, trained_looking_model
@@ -17,11 +19,16 @@ def out_of_memory(*args: object) -> None:
     raise torch.cuda.OutOfMemoryError("CUDA out of memory (the graph's pool)")
 
 
+EMPTIED: list[object] = []
+"""The exception being handled (None: none) at each ``torch.cuda.empty_cache`` call."""
+
+
 @pytest.fixture
 def cpu_sampler(monkeypatch: pytest.MonkeyPatch) -> type[GraphedSampler]:
     monkeypatch.setattr("fgaug.flow.graphs._require_cuda", lambda model: None)
     monkeypatch.setattr(GraphedSampler, "_capture", out_of_memory)
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    EMPTIED.clear()
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: EMPTIED.append(sys.exc_info()[0]))
     return GraphedSampler
 
 
@@ -39,6 +46,7 @@ def test_auto_graphs_sample_eagerly_the_same_images_once_a_capture_runs_out_of_m
     assert torch.equal(drawn.log_likelihood, eager.log_likelihood)
     again = sampler.sample(mask, 2, 0.7, noise=noise)  # no second capture is tried
     assert torch.equal(again.images, eager.images)
+    assert EMPTIED == [None]  # once, after the except: its traceback would keep the failed pool alive
 
 
 def test_explicit_graphs_refuse_to_fall_back(cpu_sampler: type[GraphedSampler]) -> None:

@@ -33,6 +33,10 @@ from fgaug.flow.precision import current_network_dtype
 WARMUP_CALLS = 2
 """Eager calls on a side stream before capture: cuDNN and cuBLAS choose and allocate their
 workspaces there, which must not happen inside the capture."""
+CAPTURE_ERROR_MODE = "thread_local"
+"""A capture fails on calls that are unsafe during capture made by the capturing thread only.
+Under torch's default, ``"global"``, the pin-memory thread of ``fgaug train --workers N`` pinning
+a batch (a new page-locked allocation) while the first step is captured would break the capture."""
 
 
 @dataclass
@@ -102,6 +106,7 @@ class GraphedSampler:
                 if not self.eager_when_out_of_memory:
                     raise
                 self.eager, self._calls = True, {}
+            if self.eager:  # outside the except, whose traceback holds the failed graph and its pool
                 torch.cuda.empty_cache()
         if call is None:
             return self.model.sample(mask, n, temperature, noise=noise, guidance=guidance)
@@ -124,7 +129,7 @@ class GraphedSampler:
                 self.model.sample(static_mask, n, temperature, noise=static_noise, guidance=guidance)
         torch.cuda.current_stream(mask.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode=CAPTURE_ERROR_MODE):
             output = self.model.sample(static_mask, n, temperature, noise=static_noise, guidance=guidance)
         return _CapturedCall(graph, static_mask, static_noise, output)
 
@@ -213,7 +218,7 @@ class GraphedTrainingPass:
             parameter.grad = None
         torch.cuda.empty_cache()  # the warm-ups' gradients and cached blocks, before the graph takes its own pool
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode=CAPTURE_ERROR_MODE):
             output = self._objective(static_mask, static_photo, static_offsets)
         output = replace(output, loss=output.loss.detach())
         gradients = [parameter.grad for parameter in self.parameters]
