@@ -5,11 +5,16 @@
 # runs every section; OUT receives gpu_check.json, gpu_check.md and gpu_check.log.
 set -uo pipefail
 out=${1:?usage: bash benchmarks/gpu_check.sh OUT [GLOW2_COPY] [options]}
-glow2=${2:-}
+shift
+glow2=""
+if [[ $# -gt 0 && $1 != -* ]]; then  # an option in its place is an option (no copy of glow2)
+    glow2=$1
+    shift
+fi
 cd "$(dirname "$0")/.."
 if ! python3 -m pip install -q --no-deps --no-build-isolation -e . >/dev/null 2>&1; then
     echo "gpu_check: editable install failed; running fgaug from the source tree"
     export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
-python3 benchmarks/gpu_check.py "$out" ${glow2:+--glow2 "$glow2"} "${@:3}"
+python3 benchmarks/gpu_check.py "$out" ${glow2:+--glow2 "$glow2"} "$@"

@@ -130,7 +130,10 @@ def test_data_workers_start_once_per_run_and_give_the_batches_of_a_run_without_t
     with_worker = tmp_path / "with-worker"
     train(options(small_tree, with_worker, steps=12, validate_every=100, sample_every=100, workers=1, log_every=1))
     assert len(starts.read_text().splitlines()) == 1
-    assert losses(with_worker)[12] == losses(alone)[12]
+    if ON_CUDA:  # cuDNN's backward kernels may sum in a different order from run to run
+        assert losses(with_worker)[12] == pytest.approx(losses(alone)[12], rel=1e-4)
+    else:
+        assert losses(with_worker)[12] == losses(alone)[12]
 
 
 def test_a_copied_run_folder_resumes_in_the_copy_and_leaves_the_original_alone(
