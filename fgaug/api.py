@@ -53,7 +53,7 @@ from fgaug.segmentation.probe import (
     load_user_module,
     train_probe,
 )
-from fgaug.training.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_payload
+from fgaug.training.checkpoint import Checkpoint, load_checkpoint
 from fgaug.training.dry_run import dry_run
 from fgaug.training.options import TrainOptions, TrainResult
 from fgaug.training.train import train
@@ -165,9 +165,8 @@ def info(checkpoint: str | Path) -> dict[str, Any]:
     """What a checkpoint is (``demo``: the bundled model): preset, size, parameters, step, data
     fingerprint, versions, and the SHA-256 that outputs record it by."""
     path = find_model(checkpoint)[0]
-    payload = read_checkpoint_payload(path)
     loaded = load_checkpoint(path)
-    meta = payload["meta"]
+    meta = loaded.meta
     config = loaded.model.config
     return {
         "path": str(path),
@@ -183,8 +182,8 @@ def info(checkpoint: str | Path) -> dict[str, Any]:
         "noise": config.noise,
         "condition_dropout": config.condition_dropout,
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "has_ema": payload.get("ema") is not None,
-        "resumable": payload.get("training") is not None,
+        "has_ema": loaded.ema_state is not None,
+        "resumable": loaded.training is not None,
         "data_fingerprint": meta.get("data_fingerprint"),
         "label_table": meta.get("label_table"),
         "versions": meta.get("versions"),

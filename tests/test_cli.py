@@ -330,6 +330,9 @@ def test_info_and_generate_json(test_checkpoint: Path, small_tree: Path, tmp_pat
     assert result.exit_code == 0
     details = json.loads(result.output)
     assert details["image_size"] == [16, 32] and details["resumable"] and details["preset"] == "test"
+    assert details["has_ema"] and details["step"] == 8
+    bundled = json.loads(runner.invoke(app, ["info", "demo", "--json"]).output)  # exported EMA weights only
+    assert not bundled["has_ema"] and not bundled["resumable"] and bundled["preset"] == "tiny"
     result = runner.invoke(
         app,
         [
