@@ -42,6 +42,7 @@ MOVED: dict[str, tuple[str, ...]] = {
         "fgaug.training.batches",
         "fgaug.training.ema",
         "fgaug.training.dry_run",
+        "fgaug.training.stopping",
     ),
 }
 """Old module -> the modules its contents now live in."""

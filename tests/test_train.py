@@ -23,12 +23,10 @@ from fgaug.runtime import RuntimeChoiceError
 from fgaug.training.checkpoint import CheckpointError, export_weights, initialise_from, load_checkpoint
 from fgaug.training.optimiser import fused_adam_available
 from fgaug.training.options import TrainOptions
+from fgaug.training.stopping import STOP_SIGNALS, batches_of, leave_stop_signals_to_the_trainer
 from fgaug.training.train import (
-    STOP_SIGNALS,
     Optimisation,
-    batches_of,
     build_optimisation,
-    leave_stop_signals_to_the_trainer,
     resolve_cuda_graphs,
     resolve_run,
     train,

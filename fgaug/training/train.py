@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import copy
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,60 +53,10 @@ from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResu
 from fgaug.training.presets import load_preset
 from fgaug.training.runlog import RunLog
 from fgaug.training.state import TrainState
+from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, stop_requests
 from fgaug.usage import UsageError
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
-
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-"""Ctrl-C and a cancelled job's signal: the trainer saves a checkpoint and stops."""
-
-
-@contextmanager
-def stop_requests() -> Iterator[Callable[[], str | None]]:
-    """While active, SIGINT/SIGTERM only request a stop (checked between steps); a second SIGINT
-    interrupts at once."""
-    requested: dict[str, str] = {}
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if "signal" in requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        requested["signal"] = signal.Signals(signum).name
-
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield lambda: requested.get("signal")
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
-    """In a data worker: ignore SIGINT and SIGTERM. Ctrl-C, a cancelled CI job or ``kill -- -PGID``
-    signal the whole process group; a worker that died of it would make the loader raise in the
-    trainer before the trainer's own handler could save its checkpoint. The trainer stops its
-    workers itself, and a worker whose trainer is gone exits (torch's watchdog).
-
-    The worker is forked with both signals blocked (:func:`batches_of`), so one sent before this
-    runs stays pending and is discarded here, not delivered to the handler torch installs at the
-    worker's start, which re-raises SIGTERM with its default action."""
-    for stop in STOP_SIGNALS:
-        signal.signal(stop, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-
-
-def batches_of(loader: DataLoader) -> Iterator[Any]:
-    """Iterate ``loader``, forking its workers (if any) with the stop signals blocked. A signal that
-    arrives meanwhile reaches the trainer once they are unblocked, right after the fork (the mask is
-    the calling thread's, which is what a forked worker inherits)."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        return iter(loader)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, str]:

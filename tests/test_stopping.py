@@ -1,0 +1,60 @@
+"""An error in a data worker ends a training run at once, with the worker's own one-line message:
+the workers, which ignore stop signals, are stopped before the error leaves the loader."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from fgaug.data.io import DataError
+from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, worker_message
+
+
+class BadFourth(Dataset):
+    """Items 0-7; item 3 is a damaged file."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, index: int) -> int:
+        if index == 3:
+            raise DataError("scenes/bad_gtFine_labelIds.png: an id mask must be a single-channel PNG, got mode RGB")
+        return index
+
+
+def test_a_workers_error_keeps_its_message_and_its_workers_stop() -> None:
+    loader = DataLoader(BadFourth(), batch_size=2, num_workers=2, worker_init_fn=leave_stop_signals_to_the_trainer)
+    with pytest.raises(DataError) as caught:
+        for _ in batches_of(loader):
+            pass
+    assert str(caught.value) == "scenes/bad_gtFine_labelIds.png: an id mask must be a single-channel PNG, got mode RGB"
+    deadline = time.monotonic() + 10
+    while multiprocessing.active_children() and time.monotonic() < deadline:  # the error is still held here
+        time.sleep(0.05)
+    assert multiprocessing.active_children() == []
+
+
+def test_errors_of_the_trainer_itself_keep_their_message() -> None:
+    assert worker_message(DataError("a.png: damaged")) is None
+    with pytest.raises(DataError, match=r"^scenes/bad_gtFine_labelIds.png: an id mask"):
+        list(batches_of(DataLoader(BadFourth(), batch_size=2)))
+
+
+def test_train_with_workers_on_a_tree_with_a_bad_mask_exits_with_one_line(toy_tree: Path, tmp_path: Path) -> None:
+    """It printed "Caught DataError in DataLoader worker process 0." and hung at exit."""
+    bad = sorted((toy_tree / "gtFine" / "train").rglob("*_labelIds.png"))[1]
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(bad)
+    command = [sys.executable, "-m", "fgaug", "train", str(toy_tree), "--preset", "test", "--workers", "2"]
+    command += ["--steps", "8", "--batch-size", "2", "--project", str(tmp_path / "runs"), "--name", "bad"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: {bad}: an id mask must be a single-channel PNG, got mode RGB"], result.stderr
