@@ -62,3 +62,11 @@ def test_the_readme_is_short_and_answers_does_it_help() -> None:
     assert "](benchmarks/figures/augmentation-bundled-model.png)" in answer
     for internal in ("GOMP_SPINCOUNT", "glow2", "issue-5"):
         assert internal not in readme, internal
+
+
+def test_every_checkpoint_path_shown_is_where_train_writes_it() -> None:
+    """``fgaug train --name NAME`` writes ``runs/NAME/checkpoints/{best,last}.pt``; an example that
+    names ``runs/NAME/best.pt`` fails for whoever copies it."""
+    texts = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "fgaug" / "cli").glob("*.py")]
+    shown = {path for text in texts for path in re.findall(r"runs/[^\s`\"')]+\.pt", text.read_text(encoding="utf-8"))}
+    assert shown and all(re.fullmatch(r"runs/[\w.-]+/checkpoints/(best|last)\.pt", path) for path in shown), shown

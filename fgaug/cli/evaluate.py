@@ -305,7 +305,7 @@ def evaluate_augment(
 
     Example:
 
-        fgaug evaluate augment cityscapes/ --model runs/city/best.pt --strategy copy-paste-real --sizes 10,20
+        fgaug evaluate augment cityscapes/ --model runs/city/checkpoints/best.pt --strategy copy-paste-real --sizes 10,20
 
         fgaug evaluate augment cityscapes/ --model runs/city/checkpoints/best.pt --strategy content-paste-prior
     """
