@@ -105,9 +105,9 @@ def test_the_error_base_imports_nothing() -> None:
 
 
 def test_importing_the_api_and_the_cli_loads_neither_scipy_stats_nor_matplotlib() -> None:
-    """Every command imports :mod:`fgaug.api`; scipy.stats and matplotlib took 1.5 s of each
-    command's start (``fgaug info demo``: 4.4 s, now 3.0) for the intervals and figures that few
-    commands make, so they are imported where they are used."""
+    """Every command imports :mod:`fgaug.api`; scipy.stats and matplotlib took 1.4 s of each
+    command's start (``fgaug info demo``: 4.5 s, now 3.1; ``benchmarks/command_start.py``) for
+    the intervals and figures that few commands make, so they are imported where they are used."""
     probe = (
         "import sys, fgaug.api, fgaug.cli.app; "
         "print(sorted({m.split('.')[0] for m in sys.modules if m.startswith(('scipy.stats', 'matplotlib'))}))"
