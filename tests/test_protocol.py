@@ -21,7 +21,13 @@ from fgaug.evaluation.augment.protocol import (
     run_arm,
     summarise,
 )
-from fgaug.evaluation.stats import mean_interval, paired_interval, signed_interval, worth_in_real_images
+from fgaug.evaluation.stats import (
+    mean_interval,
+    paired_interval,
+    plus_minus,
+    signed_interval,
+    worth_in_real_images,
+)
 
 
 def test_t_interval_by_hand() -> None:
@@ -31,7 +37,9 @@ def test_t_interval_by_hand() -> None:
     assert math.isnan(mean_interval([0.5]).half_width)
     paired = paired_interval([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
     assert paired.mean == pytest.approx(0.1) and paired.half_width == pytest.approx(0.0, abs=1e-12)
-    assert signed_interval(interval) == "+2.0000 [-0.4841, +4.4841]"
+    assert signed_interval(interval) == "+2.0000 [-0.4841, +4.4841]" and plus_minus(interval) == "± 2.4841"
+    assert signed_interval(mean_interval([0.5])) == "+0.5000 (1 value: no interval)"  # one seed: not [+nan, +nan]
+    assert plus_minus(mean_interval([0.5])) == "(1 value: no interval)"
     with pytest.raises(ValueError, match="cannot be paired"):
         paired_interval([1.0], [1.0, 2.0])
 

@@ -305,7 +305,7 @@ def evaluate_augment(
 
     Example:
 
-        fgaug evaluate augment cityscapes/ --model runs/city/checkpoints/best.pt --strategy copy-paste-real --sizes 10,20
+        fgaug evaluate augment cityscapes --model runs/city/checkpoints/best.pt --strategy copy-paste-real --sizes 10,20
 
         fgaug evaluate augment cityscapes/ --model runs/city/checkpoints/best.pt --strategy content-paste-prior
     """
@@ -339,15 +339,15 @@ def evaluate_augment(
             report = run_augment(options, progress)
 
     def lines() -> None:
-        from fgaug.evaluation.stats import signed_interval
+        from fgaug.evaluation.stats import plus_minus, signed_interval
 
         summary = report.study.summary
         for point in summary.curve:
-            typer.echo(f"real only, N={point.real}: test mIoU {point.miou.mean:.4f} ± {point.miou.half_width:.4f}")
+            typer.echo(f"real only, N={point.real}: test mIoU {point.miou.mean:.4f} {plus_minus(point.miou)}")
         for row in summary.strategies:
             typer.echo(
                 f"real + {row.synthetic} synthetic, N={row.real}: mIoU {signed_interval(row.difference)}, "
-                f"worth {row.worth_described} real images"
+                f"worth in real images: {row.worth_described}"
             )
         typer.echo(f"report: {out / 'augment.md'}")
 

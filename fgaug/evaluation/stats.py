@@ -42,9 +42,21 @@ class Interval:
         }
 
 
+NO_INTERVAL = "(1 value: no interval)"
+"""What reports print for the interval of a single value (one seed), whose width is NaN."""
+
+
 def signed_interval(interval: Interval) -> str:
-    """A difference and its interval as reports print them: ``+0.0123 [+0.0050, +0.0196]``."""
+    """A difference and its interval as reports print them: ``+0.0123 [+0.0050, +0.0196]``, or
+    ``+0.0123 (1 value: no interval)``."""
+    if math.isnan(interval.half_width):
+        return f"{interval.mean:+.4f} {NO_INTERVAL}"
     return f"{interval.mean:+.4f} [{interval.low:+.4f}, {interval.high:+.4f}]"
+
+
+def plus_minus(interval: Interval) -> str:
+    """The half width of an interval as reports print it: ``± 0.0073``, or ``(1 value: no interval)``."""
+    return NO_INTERVAL if math.isnan(interval.half_width) else f"± {interval.half_width:.4f}"
 
 
 def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> Interval:

@@ -35,7 +35,14 @@ import torch
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import TRAIN_ID_NAMES, ids_to_train_ids
-from fgaug.evaluation.stats import Interval, RealWorth, mean_interval, paired_interval, worth_in_real_images
+from fgaug.evaluation.stats import (
+    Interval,
+    RealWorth,
+    mean_interval,
+    paired_interval,
+    plus_minus,
+    worth_in_real_images,
+)
 from fgaug.runtime import native_bf16
 from fgaug.segmentation.probe import Batch, fit_probe, new_probe, probe_confusion
 from fgaug.segmentation.scores import SegmentationScores, segmentation_scores
@@ -408,7 +415,7 @@ def curve_table(curve: Sequence[CurvePoint]) -> list[str]:
     for point in curve:
         rise, valid = point.rise_to_next, point.valid
         lines.append(
-            f"| {point.real} | {len(point.seeds)} | {point.miou.mean:.4f} | ± {point.miou.half_width:.4f} | "
+            f"| {point.real} | {len(point.seeds)} | {point.miou.mean:.4f} | {plus_minus(point.miou)} | "
             f"{'' if rise is None else f'{rise:+.4f}'} | {'' if valid is None else valid} |"
         )
     return lines
