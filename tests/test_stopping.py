@@ -1,9 +1,12 @@
-"""An error in a data worker ends a training run at once, with the worker's own one-line message:
-the workers, which ignore stop signals, are stopped before the error leaves the loader."""
+"""Stopping. An error in a data worker ends a training run at once, with the worker's own one-line
+message: the workers, which ignore stop signals, are stopped before the error leaves the loader.
+SIGTERM stops any command as Ctrl-C does: one line, exit 130, nothing half-written left."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -58,3 +61,24 @@ def test_train_with_workers_on_a_tree_with_a_bad_mask_exits_with_one_line(toy_tr
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: {bad}: an id mask must be a single-channel PNG, got mode RGB"], result.stderr
+
+
+def test_sigterm_stops_generate_with_one_line_and_a_rerun_finishes(small_tree: Path, tmp_path: Path) -> None:
+    """It died at once with exit 143: no line, and ``finally`` blocks (a temporary file's removal,
+    leaving the core-sharing registry) did not run."""
+    out, registry = tmp_path / "out", tmp_path / "processes"
+    command = [sys.executable, "-m", "fgaug", "generate", str(small_tree / "gtFine" / "train"), "--model", "demo"]
+    command += ["--samples", "40", "--out", str(out)]
+    environment = {**os.environ, "FGAUG_PROCESS_DIR": str(registry)}
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    deadline = time.monotonic() + 120
+    while not list(out.rglob("*_leftImg8bit.png")) and time.monotonic() < deadline and running.poll() is None:
+        time.sleep(0.1)
+    running.send_signal(signal.SIGTERM)
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
+    assert not list(out.rglob("*.part")) and not [entry for entry in registry.iterdir() if entry.is_file()]
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 40

@@ -4,7 +4,8 @@ Exit codes: 0 success, 1 bad input or a failed run (one line on stderr naming th
 problem; also a device this machine lacks, and an output tree made with other settings), 2 usage
 errors (a malformed or out-of-range option value, options that cannot be combined, no model named:
 one line naming the option), 3 ``generate`` left requested samples unwritten (beyond
-``--allow-failed``), 130 training stopped by a signal (a checkpoint was saved).
+``--allow-failed``), 130 stopped by Ctrl-C or SIGTERM (training saves a checkpoint first; finished
+outputs are kept).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import importlib
 
 from fgaug.cli.app import app
+from fgaug.cli.common import interrupt_on_sigterm
 
 COMMAND_MODULES = ("train", "generate", "data", "info", "evaluate")
 """Each registers its commands on :data:`app` when imported; ``--help`` lists them in this order."""
@@ -20,6 +22,7 @@ for module in COMMAND_MODULES:
 
 
 def main() -> None:
+    interrupt_on_sigterm()
     app(prog_name="fgaug")
 
 

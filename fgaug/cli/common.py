@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import math
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,8 +126,20 @@ def clear_errors() -> Iterator[None]:
         if not is_user_error(error):
             raise
         raise fail(one_line(error)) from None
-    except KeyboardInterrupt:
-        raise fail("interrupted", EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as interrupt:
+        raise fail(f"interrupted by {interrupt}" if str(interrupt) else "interrupted", EXIT_INTERRUPTED) from None
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM (a cancelled CI job, ``timeout``, ``kill``) stop a command as Ctrl-C does: its
+    ``finally`` blocks run (no temporary file is left beside an output, the command leaves the
+    core-sharing registry) and it exits 130 with one line, instead of dying at once with 143.
+    ``fgaug train`` handles both signals itself while it trains (it saves a checkpoint first)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def emit(result: dict[str, Any], as_json: bool, lines: Callable[[], None]) -> None:

@@ -26,7 +26,8 @@ Generated from the CLI by `python -m fgaug.cli.docs docs/cli.md`; do not edit by
 checks that it matches). `fgaug COMMAND --help` shows the same. An on/off flag is listed by the
 spelling that changes its default; the opposite one (`--no-x`, or `--x`) is accepted too, to
 override a `train --config` file. Exit codes: 0 success, 1 bad input or a failed run, 2 usage
-errors, 3 `generate` left requested samples unwritten, 130 training stopped by a signal.
+errors, 3 `generate` left requested samples unwritten, 130 stopped by Ctrl-C or SIGTERM (training
+saves a checkpoint first).
 """
 
 
