@@ -223,6 +223,7 @@ def test_the_layouts_command_writes_a_tree_and_refuses_bad_options(street_tree: 
     with_photos = runner.invoke(app, [*arguments, "--out", str(tmp_path / "with-photos"), "--photos"])
     assert with_photos.exit_code == 0, with_photos.output
     assert len(list((tmp_path / "with-photos" / "leftImg8bit").rglob("*_leftImg8bit.png"))) == 6
+    assert f"Cityscapes tree (photos and labels): {tmp_path / 'with-photos'}" in with_photos.output
 
 
 def test_photos_carry_the_real_pixels_of_the_source_and_of_each_pasted_object(

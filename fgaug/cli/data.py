@@ -132,7 +132,7 @@ def layouts(
             f"{summary.written} layouts written, {summary.skipped} already done, from {summary.sources} masks "
             f"({summary.pasted} objects pasted from a bank of {summary.objects}), {summary.seconds:.1f} s"
         )
-        typer.echo(f"label tree: {summary.out}")
+        typer.echo(f"{'Cityscapes tree (photos and labels)' if photos else 'label tree'}: {summary.out}")
 
     emit(summary.to_dict(), as_json, lines)
 
