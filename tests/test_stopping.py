@@ -79,6 +79,10 @@ def test_sigterm_stops_generate_with_one_line_and_a_rerun_finishes(small_tree: P
     assert running.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
     assert not list(out.rglob("*.part")) and not [entry for entry in registry.iterdir() if entry.is_file()]
+    validate = [sys.executable, "-m", "fgaug", "validate", str(out)]
+    unfinished = subprocess.run(validate, capture_output=True, text=True, timeout=120)
+    assert unfinished.returncode == 1 and "run that writes this tree has not finished" in unfinished.stderr
     finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 40
+    assert subprocess.run(validate, capture_output=True, text=True, timeout=120).returncode == 0

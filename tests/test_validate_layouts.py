@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from fgaug.cli.app import app
@@ -28,3 +29,24 @@ def test_validate_checks_a_copy_paste_tree(small_tree: Path, tmp_path: Path) -> 
 def test_a_tree_without_a_record_is_refused(tmp_path: Path) -> None:
     checked = runner.invoke(app, ["validate", str(tmp_path)])
     assert checked.exit_code == 1 and "no manifest.jsonl or layouts.jsonl" in checked.output, checked.output
+
+
+def test_a_tree_whose_run_did_not_finish_is_a_problem(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted ``layouts`` run leaves sound files but fewer than asked for; its record says
+    so until a rerun of the same command gets to the end."""
+    out = tmp_path / "copy-paste"
+    arguments = ["layouts", str(small_tree), "--split", "train", "-o", str(out), "--per-mask", "2"]
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fgaug.data.layouts.finish_output", interrupted)
+    assert runner.invoke(app, arguments).exit_code == 130
+    checked = runner.invoke(app, ["validate", str(out)])
+    assert checked.exit_code == 1, checked.output
+    assert "the `fgaug layouts` run that writes this tree has not finished" in checked.output
+    monkeypatch.undo()
+    assert runner.invoke(app, arguments).exit_code == 0
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0

@@ -17,6 +17,10 @@ compares them with the record it finds:
 A file that shapes the output (the model) is recorded by the SHA-256 of its content, so a copy
 of it elsewhere is the same model and the same path holding a retrained one is not. A setting
 missing from an older record (a newer fgaug added it) counts as its default.
+
+The record also says whether the run that wrote it got to its end (``"finished"``, written false
+at the start and true at the end, and not compared), so ``fgaug validate`` can tell an interrupted
+tree from a whole one; a record from before this field says nothing either way.
 """
 
 from __future__ import annotations
@@ -57,8 +61,16 @@ class RunRecord:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        return to_json({"command": self.command, "fgaug": __version__, "settings": self.settings, "files": self.files})
+    def to_json(self, finished: bool = False) -> str:
+        return to_json(
+            {
+                "command": self.command,
+                "fgaug": __version__,
+                "settings": self.settings,
+                "files": self.files,
+                "finished": finished,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,21 @@ def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord,
                 path.unlink()
         _remove_empty_folders(out_root)
     atomic_write_bytes(out_root / RECORD_NAME, (record.to_json() + "\n").encode())
+
+
+def finish_output(out_root: str | Path, record: RunRecord) -> None:
+    """Record that the run of ``record`` got to its end (every requested output written, or given
+    up on as its summary says). One process calls it."""
+    atomic_write_bytes(Path(out_root) / RECORD_NAME, (record.to_json(finished=True) + "\n").encode())
+
+
+def unfinished_run(out_root: str | Path) -> str | None:
+    """The command whose run wrote ``out_root`` and did not get to its end (interrupted, or still
+    running); None for a finished run, no record, or a record from before ``"finished"``."""
+    stored = _stored_record(Path(out_root))
+    if stored is None or stored.get("finished", True) is not False:
+        return None
+    return str(stored.get("command", "fgaug"))
 
 
 def _stored_record(out_root: Path) -> dict[str, Any] | None:

@@ -30,7 +30,7 @@ from PIL import Image
 from fgaug.data.cityscapes import Group, find_groups, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image, read_json
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
-from fgaug.data.record import OwnOutputs
+from fgaug.data.record import RECORD_NAME, OwnOutputs, unfinished_run
 from fgaug.finite import to_json
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -291,6 +291,8 @@ def validate_tree(out_root: str | Path, input_root: str | Path | None = None) ->
     each photo the size of its labels, label ids valid, and (given the masks it was made from)
     every label file that was copied still byte-identical to its source. A ``layouts`` tree is
     checked by its ``layouts.jsonl``: each layout's labelIds and, written with ``--photos``, photo.
+    A tree whose run did not get to its end (``fgaug-run.json``) is a problem too: its files may
+    all be sound, but some of what was asked for is missing.
 
     ``input_root`` is read as ``generate MASKS`` reads it (a Cityscapes root, a split or city
     folder of one, or a folder of masks), and each sample's source found by its mask's key, so
@@ -301,6 +303,12 @@ def validate_tree(out_root: str | Path, input_root: str | Path | None = None) ->
     if input_root is not None and not Path(input_root).exists():
         raise DataError(f"{input_root}: the source masks are missing (no such file or folder)")
     sources = {g.key: g for g in find_groups(input_root, require_photos=False).groups} if input_root else None
+    command = unfinished_run(out_root)
+    if command is not None:
+        problems.append(
+            f"{out_root / RECORD_NAME}: the `fgaug {command}` run that writes this tree has not finished "
+            "(interrupted?): rerun the same command to complete it"
+        )
     for record in records:
         outputs = {name: out_root / path for name, path in record["outputs"].items()}
         missing = [str(path) for path in outputs.values() if not path.is_file()]
