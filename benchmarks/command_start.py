@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from quartiles import quartiles
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 COMMANDS = ("--help", "info demo", "env")
 """Commands that do little beyond starting: help (no torch), a checkpoint's details, the machine."""
@@ -34,11 +36,6 @@ def wall_seconds(tree: Path, command: str) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "fgaug", *shlex.split(command)], cwd=tree, capture_output=True, check=True)
     return time.perf_counter() - started
-
-
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    first, median, third = statistics.quantiles(values, n=4, method="inclusive")
-    return first, median, third
 
 
 def heavy_modules(tree: Path) -> list[str]:

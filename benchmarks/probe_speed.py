@@ -26,6 +26,7 @@ from collections.abc import Iterator
 
 import torch
 from core_speed import parse_size
+from quartiles import quartiles
 
 from fgaug.data.labels import N_TRAIN_IDS
 from fgaug.evaluation.augment.protocol import ProbeRecipe
@@ -54,13 +55,6 @@ def seconds_per_step(precision: str, size: tuple[int, int], steps: int, device: 
     batches = random_batches(RECIPE.batch_size, size, seed)
     fit = fit_probe(model, batches, steps, RECIPE.lr, network_dtype=PRECISIONS[precision])
     return fit.seconds / fit.steps
-
-
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    if len(values) < 2:
-        return values[0], values[0], values[0]
-    low, median, high = statistics.quantiles(values, n=4, method="inclusive")
-    return low, median, high
 
 
 def main() -> None:

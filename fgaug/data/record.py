@@ -61,7 +61,7 @@ class RunRecord:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)
 
-    def to_json(self, finished: bool = False) -> str:
+    def to_json(self, finished: bool) -> str:
         return to_json(
             {
                 "command": self.command,
@@ -137,13 +137,17 @@ def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord,
             else:
                 path.unlink()
         _remove_empty_folders(out_root)
-    atomic_write_bytes(out_root / RECORD_NAME, (record.to_json() + "\n").encode())
+    _write_record(out_root, record, finished=False)
 
 
 def finish_output(out_root: str | Path, record: RunRecord) -> None:
     """Record that the run of ``record`` got to its end (every requested output written, or given
     up on as its summary says). One process calls it."""
-    atomic_write_bytes(Path(out_root) / RECORD_NAME, (record.to_json(finished=True) + "\n").encode())
+    _write_record(Path(out_root), record, finished=True)
+
+
+def _write_record(out_root: Path, record: RunRecord, finished: bool) -> None:
+    atomic_write_bytes(out_root / RECORD_NAME, (record.to_json(finished) + "\n").encode())
 
 
 def unfinished_run(out_root: str | Path) -> str | None:
