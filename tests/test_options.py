@@ -245,7 +245,7 @@ MODEL = ModelUsed(Path("m.pt"), "--model", "run@8", "0" * 64)
         (
             TrainResult(Path("r"), 8, Path("r/last.pt"), None, 3.5, 3.0, seconds=2.0),
             "run_dir steps last_checkpoint best_checkpoint first_val_bpd last_val_bpd skipped_steps images seconds "
-            "images_per_s peak_memory_mib peak_memory_kind stopped_early precision cuda_graphs",
+            "images_per_s peak_memory_mib peak_memory_kind stopped_early precision cuda_graphs skipped_groups",
         ),
         (PrepareReport(Path("c.h5"), 4), "path written skipped seconds"),
         (ValidationReport(4, []), "samples problems"),

@@ -52,15 +52,16 @@ def test_errors_of_the_trainer_itself_keep_their_message() -> None:
 
 
 def test_train_with_workers_on_a_tree_with_a_bad_mask_exits_with_one_line(toy_tree: Path, tmp_path: Path) -> None:
-    """It printed "Caught DataError in DataLoader worker process 0." and hung at exit."""
+    """It printed "Caught DataError in DataLoader worker process 0." and hung at exit. The mask's
+    header is sound (the header check before the first step passes it): its pixels are not."""
     bad = sorted((toy_tree / "gtFine" / "train").rglob("*_labelIds.png"))[1]
-    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(bad)
+    Image.fromarray(np.full((64, 128), 40, np.uint8)).save(bad)
     command = [sys.executable, "-m", "fgaug", "train", str(toy_tree), "--preset", "test", "--workers", "2"]
     command += ["--steps", "8", "--batch-size", "2", "--project", str(tmp_path / "runs"), "--name", "bad"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == [f"error: {bad}: an id mask must be a single-channel PNG, got mode RGB"], result.stderr
+    assert errors == [f"error: {bad}: unknown label ids [40] (labelIds holds 0-33)"], result.stderr
 
 
 def test_sigterm_stops_generate_with_one_line_and_a_rerun_finishes(small_tree: Path, tmp_path: Path) -> None:

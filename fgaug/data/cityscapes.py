@@ -55,6 +55,8 @@ PHOTO_OFF_PALETTE = 0.5
 """A colour image with more of its pixels off the Cityscapes palette is a photo, not a mask (a
 smoothly resized mask has 10-15% at its edges)."""
 ID_MODES = ("L", "I", "I;16", "I;16B")
+COLOUR_MODES = ("RGB", "RGBA", "P")
+INSTANCE_MODES = ("I", "I;16", "I;16B", "L")
 
 
 @dataclass(frozen=True)
@@ -258,8 +260,7 @@ def read_label_ids(path: str | Path, mask_format: MaskFormat = "auto", snap_colo
     image = open_image(path)
     fmt = _detect_format(path, image, mask_format)
     if fmt == "color":
-        if image.mode not in ("RGB", "RGBA", "P"):
-            raise DataError(f"{path}: a colour mask must be an RGB(A) PNG, got mode {image.mode}")
+        check_colour_mask_mode(path, image.mode)
         ids, off_palette = color_to_ids(np.asarray(image.convert("RGB")), snap=snap_colors)
         if path.name.endswith(PHOTO_SUFFIX) or off_palette > PHOTO_OFF_PALETTE:
             raise DataError(
@@ -294,7 +295,7 @@ def looks_like_photo(path: Path) -> bool:
     if path.name.endswith(PHOTO_SUFFIX):
         return True
     image = open_image(path)
-    rgb = image.mode in ("RGB", "RGBA", "P")
+    rgb = image.mode in COLOUR_MODES
     return rgb and color_to_ids(np.asarray(image.convert("RGB")))[1] > PHOTO_OFF_PALETTE
 
 
@@ -303,21 +304,49 @@ def _listed(values: list[int], limit: int = 8) -> str:
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
-def _grey_values(path: Path, image: Image.Image) -> np.ndarray:
-    mode = image.mode
+def check_colour_mask_mode(path: Path, mode: str) -> None:
+    if mode not in COLOUR_MODES:
+        raise DataError(f"{path}: a colour mask must be an RGB(A) PNG, got mode {mode}")
+
+
+def check_id_mask_mode(path: Path, mode: str) -> None:
     if mode not in ID_MODES:
         raise DataError(f"{path}: an id mask must be a single-channel PNG, got mode {mode}")
-    return np.asarray(image)
 
 
-def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> str:
+def check_instance_mode(path: Path, mode: str) -> None:
+    if mode not in INSTANCE_MODES:
+        raise DataError(f"{path}: instanceIds must be a 16-bit single-channel PNG, got mode {mode}")
+
+
+def check_same_size(path: Path, shape: tuple[int, ...], mask: Path, mask_shape: tuple[int, ...]) -> None:
+    """``path``'s (height, width) ``shape`` must be its mask's."""
+    if tuple(shape[:2]) != tuple(mask_shape[:2]):
+        raise DataError(f"{path}: size {tuple(shape[:2])} differs from its mask {mask} {tuple(mask_shape[:2])}")
+
+
+def format_by_name(path: Path, mask_format: MaskFormat) -> MaskFormat:
+    """``mask_format``, or for ``auto`` the format a Cityscapes file name says (still ``auto``
+    where the name says none)."""
     mask_format = parse_mask_format(mask_format)  # a caller without types may pass any text
     if mask_format != "auto":
         return mask_format
     for suffix, fmt in MASK_SUFFIX_FORMATS.items():
         if path.name.endswith(suffix) or path.name.endswith(suffix.removeprefix("_gtFine")):
             return fmt
-    if image.mode in ("RGB", "RGBA", "P"):
+    return "auto"
+
+
+def _grey_values(path: Path, image: Image.Image) -> np.ndarray:
+    check_id_mask_mode(path, image.mode)
+    return np.asarray(image)
+
+
+def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> str:
+    named = format_by_name(path, mask_format)
+    if named != "auto":
+        return named
+    if image.mode in COLOUR_MODES:
         return "color"
     values = {int(v) for v in np.unique(_grey_values(path, image))}
     if IGNORE_TRAIN_ID in values and values <= set(range(N_TRAIN_IDS)) | {IGNORE_TRAIN_ID}:
@@ -335,8 +364,7 @@ def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> s
 def read_instance_ids(path: str | Path) -> np.ndarray:
     """A 16-bit instanceIds PNG -> (H, W) int32."""
     image = open_image(path)
-    if image.mode not in ("I", "I;16", "I;16B", "L"):
-        raise DataError(f"{path}: instanceIds must be a 16-bit single-channel PNG, got mode {image.mode}")
+    check_instance_mode(Path(path), image.mode)
     return np.asarray(image).astype(np.int32)
 
 
@@ -394,13 +422,18 @@ def load_mask(group: Group, options: ReadOptions) -> tuple[np.ndarray, np.ndarra
     label_ids = read_label_ids(group.mask, group.mask_format, options.snap_colors)
     boundary = None
     if options.boundary:
-        if group.instance_ids is None:
-            raise DataError(f"{group.mask}: no instanceIds file beside it, needed for the boundary channel")
-        instances = read_instance_ids(group.instance_ids)
-        if instances.shape != label_ids.shape:
-            raise DataError(f"{group.instance_ids}: size {instances.shape} differs from {group.mask} {label_ids.shape}")
+        instance_ids = instance_ids_of(group)
+        instances = read_instance_ids(instance_ids)
+        check_same_size(instance_ids, instances.shape, group.mask, label_ids.shape)
         boundary = instance_boundaries(resize_labels(instances, options.size))
     return label_ids, condition_image(resize_labels(label_ids, options.size), boundary)
+
+
+def instance_ids_of(group: Group) -> Path:
+    """The group's instanceIds file, which the boundary channel needs."""
+    if group.instance_ids is None:
+        raise DataError(f"{group.mask}: no instanceIds file beside it, needed for the boundary channel")
+    return group.instance_ids
 
 
 def load_pair(group: Group, options: ReadOptions) -> tuple[np.ndarray, np.ndarray]:
@@ -409,8 +442,7 @@ def load_pair(group: Group, options: ReadOptions) -> tuple[np.ndarray, np.ndarra
         raise DataError(f"{group.mask}: this group has no photo")
     label_ids, condition = load_mask(group, options)
     photo = read_rgb(group.photo)
-    if photo.shape[:2] != label_ids.shape:
-        raise DataError(f"{group.photo}: size {photo.shape[:2]} differs from its mask {group.mask} {label_ids.shape}")
+    check_same_size(group.photo, photo.shape, group.mask, label_ids.shape)
     return condition, resize_photo(photo, options.size)
 
 

@@ -94,6 +94,10 @@ def encode_png(array: np.ndarray, compress_level: int = 4) -> bytes:
     return buffer.getvalue()
 
 
+_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error)
+PHOTO_MODES = ("RGB", "RGBA", "P")
+
+
 def open_image(path: str | Path) -> Image.Image:
     """Open and fully decode an image, turning every failure into a one-line :class:`DataError`."""
     path = Path(path)
@@ -103,15 +107,30 @@ def open_image(path: str | Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error) as error:
+    except _IMAGE_ERRORS as error:
         raise DataError(f"{path}: not a readable image ({error})") from error
 
 
+def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
+    """An image's mode and (height, width), read from its header alone (no pixels decoded);
+    failures are the one-line :class:`DataError` of :func:`open_image`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with Image.open(path) as image:
+            return image.mode, (image.height, image.width)
+    except _IMAGE_ERRORS as error:
+        raise DataError(f"{path}: not a readable image ({error})") from error
+
+
+def check_photo_mode(path: str | Path, mode: str) -> None:
+    if mode not in PHOTO_MODES:
+        raise DataError(f"{path}: expected an 8-bit RGB photo, got PNG mode {mode}")
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An 8-bit RGB photo (RGBA drops its alpha); other modes are an error."""
+    """An 8-bit RGB photo (RGBA and palette images converted); other modes are an error."""
     image = open_image(path)
-    if image.mode in ("RGBA", "P"):
-        image = image.convert("RGB")
-    if image.mode != "RGB":
-        raise DataError(f"{path}: expected an 8-bit RGB photo, got PNG mode {image.mode}")
-    return np.asarray(image, dtype=np.uint8)
+    check_photo_mode(path, image.mode)
+    return np.asarray(image.convert("RGB") if image.mode != "RGB" else image, dtype=np.uint8)

@@ -5,7 +5,7 @@ after a resume (one permutation per epoch from the run's seed), and one random g
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -13,6 +13,7 @@ from torch.utils.data import Sampler
 
 from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
+from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError
 from fgaug.flow.config import FullGlowConfig
 from fgaug.training.options import TrainOptions
@@ -23,16 +24,24 @@ PairDataset = CachedPairs | CityscapesPairs
 
 @dataclass
 class TrainingData:
+    """The pairs to train and validate on, the training source's fingerprint, a one-line
+    description, and the groups left out by ``--skip-bad`` (one message each)."""
+
     train: PairDataset
     val: PairDataset | None
     fingerprint: str
     description: str
+    skipped: list[str] = field(default_factory=list)
 
 
 def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> TrainingData:
-    """The training set (a Cityscapes tree or an HDF5 cache) and a validation set when one exists."""
+    """The training set (a Cityscapes tree or an HDF5 cache) and a validation set when one exists.
+
+    A tree's files are checked from their headers first (:func:`~fgaug.data.headers.check_headers`),
+    so that a wrong file stops the run before its first step, not when its batch is drawn."""
     read = ReadOptions(model_config.image_size, options.boundary, options.snap_colors)
     data = Path(options.data)
+    skipped: list[str] = []
 
     def open_one(path: Path, split: str, limit: int | None) -> tuple[PairDataset, str]:
         if path.suffix in (".h5", ".hdf5"):
@@ -45,8 +54,10 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
         discovery = find_groups(
             path, [split] if is_cityscapes_root(path) else None, True, options.mask_format, options.skip_bad
         )
-        groups = discovery.groups[:limit] if limit else discovery.groups
-        return CityscapesPairs(groups, read), source_digest(groups, path)
+        found = discovery.groups[:limit] if limit else discovery.groups
+        checked = check_headers(found, read.boundary, options.skip_bad)
+        skipped.extend([*discovery.skipped, *checked.skipped])
+        return CityscapesPairs(checked.groups, read), source_digest(checked.groups, path)
 
     train, fingerprint = open_one(data, options.train_split, None)
     val: PairDataset | None = None
@@ -58,7 +69,9 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
     if len(train) < batch:
         raise DataError(f"{data}: {len(train)} training pair(s), fewer than the batch size {batch}")
     description = f"{len(train)} training pairs" + (f", {len(val)} validation pairs" if val is not None else "")
-    return TrainingData(train, val, fingerprint, description)
+    if skipped:
+        description += f", {len(skipped)} group(s) skipped (--skip-bad)"
+    return TrainingData(train, val, fingerprint, description, skipped)
 
 
 class StepOrderSampler(Sampler[int]):

@@ -138,6 +138,8 @@ class TrainResult:
     """The coupling networks' precision in this call (``auto`` resolved on its device)."""
     cuda_graphs: bool = False
     """Whether this call's steps were replayed from a CUDA graph (``auto`` resolved)."""
+    skipped_groups: list[str] = field(default_factory=list)
+    """Groups of the training or validation data left out by ``skip_bad``, one message each."""
 
     @property
     def images_per_second(self) -> float:
@@ -161,4 +163,5 @@ class TrainResult:
             "stopped_early": self.stopped_early,
             "precision": self.precision,
             "cuda_graphs": self.cuda_graphs,
+            "skipped_groups": self.skipped_groups,
         }

@@ -386,6 +386,8 @@ class _Run:
             f"({precision_name(self.network_dtype)}, {self.context.world_size} process(es)), "
             f"{self.data.description}, {self.total_steps} steps"
         )
+        for message in self.data.skipped:
+            self.progress.log(f"skipped: {message}")
         if self.graphs_note:
             self.progress.log(self.graphs_note)
         self.progress.start("training", self.total_steps)
@@ -425,6 +427,7 @@ class _Run:
             stopped_early=self.stopped_early,
             precision=precision_name(self.network_dtype),
             cuda_graphs=self.graphed is not None,
+            skipped_groups=self.data.skipped,
         )
 
     def after_step(self, stop_requested: Callable[[], str | None]) -> None:

@@ -1,0 +1,130 @@
+"""The training set's header check: every wrong file a header shows stops ``train`` before its
+first step, with the message the full read would give."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fgaug.data.cityscapes import ReadOptions, find_groups, load_pair
+from fgaug.data.headers import check_headers
+from fgaug.data.io import DataError
+from fgaug.training.options import TrainOptions
+from fgaug.training.train import train
+
+
+def first_train_files(tree: Path) -> tuple[Path, Path, Path]:
+    """The labelIds mask, photo and instanceIds file of the first training group."""
+    group = find_groups(tree, ["train"]).groups[0]
+    assert group.photo is not None and group.instance_ids is not None
+    return group.mask, group.photo, group.instance_ids
+
+
+def rgb_mask(mask: Path, photo: Path, instances: Path) -> str:
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(mask)
+    return f"{mask}: an id mask must be a single-channel PNG, got mode RGB"
+
+
+def grey_photo(mask: Path, photo: Path, instances: Path) -> str:
+    Image.fromarray(np.zeros((64, 128), np.uint8)).save(photo)
+    return f"{photo}: expected an 8-bit RGB photo, got PNG mode L"
+
+
+def smaller_photo(mask: Path, photo: Path, instances: Path) -> str:
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(photo)
+    return f"{photo}: size (32, 64) differs from its mask {mask} (64, 128)"
+
+
+def text_as_photo(mask: Path, photo: Path, instances: Path) -> str:
+    photo.write_text("not an image")
+    return f"{photo}: not a readable image"
+
+
+def missing_photo(mask: Path, photo: Path, instances: Path) -> str:
+    photo.unlink()
+    return f"{photo}: file not found"
+
+
+def rgb_instances(mask: Path, photo: Path, instances: Path) -> str:
+    Image.fromarray(np.zeros((64, 128, 3), np.uint8)).save(instances)
+    return f"{instances}: instanceIds must be a 16-bit single-channel PNG, got mode RGB"
+
+
+def smaller_instances(mask: Path, photo: Path, instances: Path) -> str:
+    Image.fromarray(np.zeros((32, 64), np.uint16)).save(instances)
+    return f"{instances}: size (32, 64) differs from its mask {mask} (64, 128)"
+
+
+BAD_FILES: list[Callable[[Path, Path, Path], str]] = [
+    rgb_mask,
+    grey_photo,
+    smaller_photo,
+    text_as_photo,
+    missing_photo,
+    rgb_instances,
+    smaller_instances,
+]
+
+
+def test_a_good_tree_passes_whole(toy_tree: Path) -> None:
+    groups = find_groups(toy_tree, ["train"]).groups
+    checked = check_headers(groups, boundary=True, skip_bad=False)
+    assert checked.groups == groups and checked.skipped == []
+
+
+@pytest.mark.parametrize("spoil", BAD_FILES, ids=lambda spoil: spoil.__name__)
+def test_each_wrong_file_gives_the_full_reads_message(toy_tree: Path, spoil: Callable[[Path, Path, Path], str]) -> None:
+    groups = find_groups(toy_tree, ["train"]).groups
+    expected = spoil(*first_train_files(toy_tree))
+    with pytest.raises(DataError) as from_header:
+        check_headers(groups, boundary=True, skip_bad=False)
+    assert str(from_header.value).startswith(expected)
+    with pytest.raises(DataError) as from_pixels:
+        load_pair(groups[0], ReadOptions((64, 128), boundary=True))
+    assert str(from_pixels.value) == str(from_header.value)
+
+
+def test_skip_bad_leaves_the_group_out_and_says_why(toy_tree: Path) -> None:
+    groups = find_groups(toy_tree, ["train"]).groups
+    message = rgb_mask(*first_train_files(toy_tree))
+    checked = check_headers(groups, boundary=False, skip_bad=True)
+    assert checked.groups == groups[1:] and checked.skipped == [message]
+
+
+def test_instance_ids_are_not_read_without_the_boundary_channel(toy_tree: Path) -> None:
+    groups = find_groups(toy_tree, ["train"]).groups
+    rgb_instances(*first_train_files(toy_tree))
+    assert check_headers(groups, boundary=False, skip_bad=False).groups == groups
+
+
+def test_colour_masks_are_checked_as_colour(toy_tree: Path) -> None:
+    groups = find_groups(toy_tree, ["train"], mask_format="color").groups
+    Image.fromarray(np.zeros((64, 128), np.uint8)).save(groups[0].mask)
+    with pytest.raises(DataError, match=r"a colour mask must be an RGB\(A\) PNG, got mode L"):
+        check_headers(groups, boundary=False, skip_bad=False)
+
+
+def training(tree: Path, run: Path, **changes: object) -> TrainOptions:
+    settings = dict(data=str(tree), run_dir=str(run), preset="test", steps=1, batch_size=1, workers=0, device="cpu")
+    return TrainOptions(**{**settings, **changes})  # type: ignore[arg-type]
+
+
+def test_train_stops_before_its_first_step_on_a_file_no_batch_of_a_short_run_draws(
+    toy_tree: Path, tmp_path: Path
+) -> None:
+    """A one-step run never drew the bad group and exited 0; a long run stopped when it did."""
+    groups = find_groups(toy_tree, ["train"]).groups
+    last = groups[-1]
+    assert last.photo is not None
+    message = grey_photo(last.mask, last.photo, tmp_path)
+    with pytest.raises(DataError, match=f"^{message}$"):
+        train(training(toy_tree, tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    result = train(training(toy_tree, tmp_path / "skipping", skip_bad=True, validate_every=1))
+    assert result.skipped_groups == [message] and result.to_dict()["skipped_groups"] == [message]
+    shutil.rmtree(tmp_path / "skipping")
