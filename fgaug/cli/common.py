@@ -204,8 +204,7 @@ CompileOption = Annotated[
 MaskFormatOption = Annotated[
     str,
     typer.Option(
-        help="labelIds, labelTrainIds, color, or auto (from the file name, then the content). "
-        "Colour masks must hold exact palette colours unless --snap-colors is given.",
+        help="labelIds, labelTrainIds, color, or auto (from the file name, then the content).",
         metavar="FORMAT",
         rich_help_panel=INPUT,
     ),
@@ -216,7 +215,7 @@ SnapOption = Annotated[
     bool,
     typer.Option(
         help="Map off-palette pixels of colour masks (left by smooth resizing) to the nearest palette "
-        "colour present in the mask. Without it such masks are refused, with the fraction named.",
+        "colour in the mask; without it such masks are refused.",
         rich_help_panel=INPUT,
     ),
 ]
@@ -236,9 +235,8 @@ ModelOption = Annotated[
 OverwriteOption = Annotated[
     bool,
     typer.Option(
-        help="Replace an output tree that other settings made (its fgaug-run.json says which): fgaug's own "
-        "files in it are removed first, nothing else. Without it such a rerun stops with exit 1; a rerun with "
-        "the same settings resumes.",
+        help="Replace an output tree that other settings made (its fgaug-run.json says which), removing "
+        "fgaug's own files only. Without it such a rerun exits 1; one with the same settings resumes.",
         rich_help_panel=OUTPUT,
     ),
 ]

@@ -126,8 +126,8 @@ def generate(
     keep_unchanged: Annotated[
         bool,
         typer.Option(
-            help="With --content-from, --no-keep-unchanged writes the whole decoded image (the paper's transfer); "
-            "by default the real photo's pixels are kept wherever the layout did not change (2-pixel margin).",
+            help="With --content-from, write the whole decoded image (the paper's transfer), not the real "
+            "photo's pixels wherever the layout did not change (2-pixel margin).",
             rich_help_panel=STRATEGIES,
         ),
     ] = True,
@@ -195,11 +195,21 @@ def generate(
     batch_size: Annotated[
         int,
         typer.Option(
-            help="Images decoded per batch (changes a pixel by one 8-bit level at most: float rounding).",
+            help="Images decoded per batch (a pixel may move by one 8-bit level: float rounding).",
             min=1,
             rich_help_panel=PERFORMANCE,
         ),
     ] = 8,
+    write_threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads writing the files while drawing goes on (the same files). Default: the CPU "
+            "threads, up to 8; 0 writes in the drawing loop.",
+            min=0,
+            show_default=False,
+            rich_help_panel=PERFORMANCE,
+        ),
+    ] = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     compile_networks: CompileOption = False,
@@ -248,6 +258,7 @@ def generate(
         device=device,
         precision=precision,
         compile=compile_networks,
+        write_threads=write_threads,
         cuda_graphs=cuda_graphs,
         allocate=allocate,
         class_weights=str(class_weights) if class_weights else None,

@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,8 @@ SAMPLE_TOKEN = "fgaug"
 OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME, "manifest.*.jsonl"), rf"-{SAMPLE_TOKEN}-s\d+")
 """What ``generate`` writes under its output root (what ``--overwrite`` may remove)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
+CACHED_MASKS = 8
+"""labelIds a writer keeps: a mask's samples are written together, on one thread or on several."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,10 @@ class DatasetWriter:
         self.options = options or WriterOptions()
         self.manifest_path = out_root / (MANIFEST_NAME if part is None else f"manifest.{part}.jsonl")
         self.finished = self._read_finished()
-        self._cached_ids: tuple[Path, np.ndarray] | None = None
+        self._cached_ids: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        """Guards the labelIds cache, the manifest and ``finished``: :class:`~fgaug.data.background.BackgroundWriter`
+        calls :meth:`write` from several threads."""
 
     def _read_finished(self) -> set[tuple[str, int]]:
         """Samples with a complete line in any manifest of the tree; a torn last line (an
@@ -171,20 +178,25 @@ class DatasetWriter:
             **metadata,
         }
         self._append(record)
-        self.finished.add((group.key, index))
         return relative
 
     def _label_ids(self, group: Group) -> np.ndarray:
-        """The group's labelIds, read once for all of its samples (they are written in a row)."""
-        if self._cached_ids is None or self._cached_ids[0] != group.mask:
-            self._cached_ids = (group.mask, read_label_ids(group.mask, group.mask_format, self.options.snap_colors))
-        return self._cached_ids[1]
+        """The group's labelIds, read once for all of its samples (they are written close together:
+        the cache keeps the last :data:`CACHED_MASKS` masks)."""
+        with self._lock:
+            if group.mask not in self._cached_ids:
+                self._cached_ids[group.mask] = read_label_ids(group.mask, group.mask_format, self.options.snap_colors)
+                if len(self._cached_ids) > CACHED_MASKS:
+                    self._cached_ids.popitem(last=False)
+            return self._cached_ids[group.mask]
 
     def _append(self, record: dict) -> None:
-        self.out_root.mkdir(parents=True, exist_ok=True)
         line = to_json(record) + "\n"
-        with open(self.manifest_path, "a", encoding="utf-8") as manifest:
-            manifest.write(line)
+        with self._lock:
+            self.out_root.mkdir(parents=True, exist_ok=True)
+            with open(self.manifest_path, "a", encoding="utf-8") as manifest:
+                manifest.write(line)
+            self.finished.add((record["key"], record["sample"]))
 
 
 def manifest_files(out_root: str | Path) -> list[Path]:

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from fgaug import distributed
+from fgaug.data.background import BackgroundWriter, write_threads
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
@@ -177,11 +178,13 @@ def _generate_in_process(
     requested = sum(counts[g] for g in shard)
     progress.log(f"model: {model_used}")
     progress.start("generating", pending)
-    if options.content_from:
-        source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
-        tally = _transfer_work(work, options, checkpoint, source, network_dtype, device, writer, progress)
-    else:
-        tally = _generate_work(work, options, checkpoint, network_dtype, device, writer, progress)
+    threads = write_threads() if options.write_threads is None else options.write_threads
+    with BackgroundWriter(writer, threads) as writes:
+        if options.content_from:
+            source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
+            tally = _transfer_work(work, options, checkpoint, source, network_dtype, device, writes, progress)
+        else:
+            tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, progress)
     progress.stop()
     if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
         tally.failures = [*discovery.skipped, *tally.failures]
@@ -235,7 +238,7 @@ def _generate_work(
     checkpoint: Checkpoint,
     network_dtype: torch.dtype | None,
     device: torch.device,
-    writer: DatasetWriter,
+    writes: BackgroundWriter,
     progress: Progress,
 ) -> _Tally:
     """Draw, select and write every pending sample."""
@@ -280,7 +283,7 @@ def _generate_work(
                     tally.failed_samples += 1
                     continue
                 extra, notes = ignore.files(draw.image, label_ids) if ignore else ({}, {})
-                writer.write(
+                writes.submit(
                     item.group,
                     sample,
                     to_uint8_image(draw.image),
@@ -366,7 +369,7 @@ def _transfer_work(
     source: ContentSource,
     network_dtype: torch.dtype | None,
     device: torch.device,
-    writer: DatasetWriter,
+    writes: BackgroundWriter,
     progress: Progress,
 ) -> _Tally:
     """Content transfer onto every pending layout (one sample each), its networks in
@@ -408,7 +411,7 @@ def _transfer_work(
                 "model_file": checkpoint.path.name,
                 "model_sha256": checkpoint.sha256,
             }
-            writer.write(item.group, 0, to_uint8_image(image), {**metadata, **notes})
+            writes.submit(item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1
     return tally
 

@@ -36,6 +36,10 @@ class GenerateOptions:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    write_threads: int | None = None
+    """Threads that encode and write the samples' files while the drawing goes on
+    (:mod:`fgaug.data.background`); ``None``: :func:`~fgaug.data.background.write_threads`;
+    0: each sample written in the drawing loop."""
     cuda_graphs: bool | None = None
     """Sampling replayed from CUDA graphs (:class:`~fgaug.flow.graphs.GraphedSampler`, the same
     images). ``None`` (auto): on a CUDA device unless denoising (whose score step is not captured),
@@ -86,6 +90,7 @@ NOT_SHAPING = (
     "device",
     "precision",
     "compile",
+    "write_threads",
     "cuda_graphs",
     "preview",
     "allowed_failed",
