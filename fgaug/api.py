@@ -28,7 +28,7 @@ from fgaug.data.io import file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.data.writer import ValidationReport, validate_tree
+from fgaug.data.validate import ValidationReport, validate_tree
 from fgaug.evaluation.augment.protocol import MIXINGS, probe_recipe
 from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
 from fgaug.evaluation.augment.study import AugmentReport, augmentation_study, write_augment_report
@@ -138,7 +138,7 @@ def prepare(
 
 def validate(options: ValidateOptions) -> ValidationReport:
     """Check the tree ``options.augmented`` against its manifest (and, given ``options.source``,
-    its copied label files against their sources); see :func:`fgaug.data.writer.validate_tree`."""
+    its copied label files against their sources); see :func:`fgaug.data.validate.validate_tree`."""
     return validate_tree(options.augmented, options.source)
 
 

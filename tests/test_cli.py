@@ -25,7 +25,7 @@ from fgaug.cli.app import app
 from fgaug.cli.docs import walk
 from fgaug.data.io import file_digest
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.data.writer import validate_tree
+from fgaug.data.validate import validate_tree
 from fgaug.generate.options import find_model
 
 runner = CliRunner()

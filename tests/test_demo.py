@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from fgaug import api
 from fgaug.cli.app import app
 from fgaug.cli.info import demo_next_commands
-from fgaug.data.writer import validate_tree
+from fgaug.data.validate import validate_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 CHEAPER = {

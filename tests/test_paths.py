@@ -15,7 +15,8 @@ from fgaug.data.cityscapes import find_groups, is_cityscapes_root, read_instance
 from fgaug.data.io import atomic_write_bytes, file_digest, open_image, read_rgb
 from fgaug.data.preview import save_grid
 from fgaug.data.toyworld import write_toy_cityscapes
-from fgaug.data.writer import DatasetWriter, manifest_files, merge_manifests, read_manifest, validate_tree
+from fgaug.data.validate import validate_tree
+from fgaug.data.writer import DatasetWriter, manifest_files, merge_manifests, read_manifest
 from fgaug.evaluation.quality import QualityReport
 from fgaug.evaluation.reports import write_quality_report
 from fgaug.segmentation.probe import ProbeSegmenter, load_segmenter, save_segmenter

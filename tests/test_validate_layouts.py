@@ -3,12 +3,14 @@ real-pixel copy-paste can check what it wrote (issue 22, item 7)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from fgaug.cli.app import app
+from fgaug.data.validate import validate_tree
 
 runner = CliRunner()
 
@@ -50,3 +52,68 @@ def test_a_tree_whose_run_did_not_finish_is_a_problem(
     monkeypatch.undo()
     assert runner.invoke(app, arguments).exit_code == 0
     assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+
+
+def spoil_each_kind_of_label_file(out: Path) -> list[str]:
+    """Remove a labelTrainIds and an instanceIds file, cut a colour file short and break a
+    polygons file, in four different layouts; the start of the problem each gives."""
+    labels = sorted((out / "gtFine").rglob("*_gtFine_labelIds.png"))
+    train_ids = labels[0].with_name(labels[0].name.replace("labelIds", "labelTrainIds"))
+    instances = labels[1].with_name(labels[1].name.replace("labelIds", "instanceIds"))
+    colour = labels[2].with_name(labels[2].name.replace("labelIds", "color"))
+    polygons = labels[3].with_name(labels[3].name.replace("labelIds.png", "polygons.json"))
+    train_ids.unlink()
+    instances.unlink()
+    colour.write_bytes(colour.read_bytes()[:200])
+    polygons.write_text("{")
+    return [f"{train_ids}: missing", f"{instances}: missing", f"{colour}: not a readable image", f"{polygons}: "]
+
+
+def test_every_label_file_of_a_layout_is_checked_and_its_source_found(small_tree: Path, tmp_path: Path) -> None:
+    """validate passed a copy-paste tree with two label files deleted, a colour file cut short and
+    a polygons file broken; and checked against the wrong split, too."""
+    out = tmp_path / "copy-paste"
+    arguments = ["layouts", str(small_tree), "--split", "train", "-o", str(out), "--per-mask", "1", "--photos"]
+    assert runner.invoke(app, arguments).exit_code == 0
+    wrong_split = runner.invoke(app, ["validate", str(out), "--source", str(small_tree / "gtFine" / "val")])
+    assert wrong_split.exit_code == 1 and wrong_split.output.count("is not under") == 12, wrong_split.output
+    expected = spoil_each_kind_of_label_file(out)
+    problems = validate_tree(out).problems
+    assert len(problems) == 4 and all(p.startswith(e) for p, e in zip(sorted(problems), sorted(expected))), problems
+
+
+def test_a_manifest_cut_short_and_stray_files_are_problems(small_tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy-paste"
+    arguments = ["layouts", str(small_tree), "--split", "train", "-o", str(out), "--per-mask", "1", "--photos"]
+    assert runner.invoke(app, arguments).exit_code == 0
+    manifest = out / "layouts.jsonl"
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join(lines[:10]) + "\n")
+    photo = next((out / "leftImg8bit").rglob("*_leftImg8bit.png"))
+    orphan = photo.with_name(photo.name.replace("_000019_", "_999999_"))
+    shutil.copyfile(photo, orphan)
+    temporary = photo.parent / ".leftover.abc123.part"
+    temporary.write_bytes(b"")
+    assert validate_tree(out).problems == [
+        f"{out}: its manifest lists 10 of the 12 samples its run wrote",
+        f"{temporary}: a temporary file of an interrupted write",
+        f"{orphan}: a photo without labels ({orphan.name.replace('leftImg8bit', 'gtFine_labelIds')}); "
+        "Cityscapes loaders fail on it",
+    ]
+
+
+def test_a_generate_run_that_left_samples_unwritten_is_a_problem(small_tree: Path, tmp_path: Path) -> None:
+    """generate exited 3 (a bad mask skipped, nothing allowed to fail) and validate passed the tree."""
+    masks = tmp_path / "masks"
+    shutil.copytree(small_tree / "gtFine" / "val", masks)
+    bad = sorted(masks.rglob("*_labelIds.png"))[0]
+    bad.write_bytes(bad.read_bytes()[:100])
+    out = tmp_path / "out"
+    arguments = ["generate", str(masks), "--model", "demo", "--samples", "1", "--skip-bad", "-o", str(out)]
+    assert runner.invoke(app, arguments).exit_code == 3
+    assert validate_tree(out).problems == [
+        f"{out / 'fgaug-run.json'}: its run left 1 of the 4 requested samples unwritten "
+        "(its exit code was 3; see its failures)"
+    ]
+    assert runner.invoke(app, [*arguments, "--allow-failed", "0.25"]).exit_code == 0
+    assert validate_tree(out).problems == []

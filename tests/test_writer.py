@@ -117,7 +117,7 @@ def test_a_folder_of_masks_becomes_a_cityscapes_tree(tmp_path: Path) -> None:
 
 
 def test_validate_finds_a_damaged_tree(toy_tree: Path, tmp_path: Path) -> None:
-    from fgaug.data.writer import validate_tree
+    from fgaug.data.validate import validate_tree
 
     out = tmp_path / "augmented"
     write_all(DatasetWriter(out, toy_tree), find_groups(toy_tree).groups[:2])
@@ -137,7 +137,7 @@ def test_validate_takes_the_source_as_generate_takes_masks(toy_tree: Path, tmp_p
     from typer.testing import CliRunner
 
     from fgaug.cli.app import app
-    from fgaug.data.writer import validate_tree
+    from fgaug.data.validate import validate_tree
 
     split = toy_tree / "gtFine" / "val"
     out = tmp_path / "augmented"

@@ -46,7 +46,15 @@ from fgaug.data.cutouts import PASTED_CLASSES, Cutout, LabelSet, Placement, find
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.labels import LABEL_BY_NAME
 from fgaug.data.options import LayoutOptions
-from fgaug.data.record import OwnOutputs, RunRecord, check_output, finish_output, masks_used, take_output
+from fgaug.data.record import (
+    OwnOutputs,
+    RunOutcome,
+    RunRecord,
+    check_output,
+    finish_output,
+    masks_used,
+    take_output,
+)
 from fgaug.data.writer import check_output_root, frame_names, read_manifest
 from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
@@ -285,7 +293,7 @@ def write_layouts(
             written += 1
             pasted += len(layout.pasted)
     progress.stop()
-    finish_output(out_root, run_record)
+    finish_output(out_root, run_record, RunOutcome(len(groups) * options.n, written + skipped, accepted=True))
     return LayoutSummary(
         out_root, len(groups), written, skipped, len(bank) if bank else 0, pasted, time.perf_counter() - start
     )

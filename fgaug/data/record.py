@@ -19,8 +19,10 @@ of it elsewhere is the same model and the same path holding a retrained one is n
 missing from an older record (a newer fgaug added it) counts as its default.
 
 The record also says whether the run that wrote it got to its end (``"finished"``, written false
-at the start and true at the end, and not compared), so ``fgaug validate`` can tell an interrupted
-tree from a whole one; a record from before this field says nothing either way.
+at the start and true at the end, and not compared), and at the end what it came to
+(``"outcome"``: samples requested, samples in the tree, and whether the run accepted the
+difference), so ``fgaug validate`` can tell an interrupted, incomplete or cut tree from a whole
+one; a record from before these fields says nothing either way.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import json
 import re
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +63,7 @@ class RunRecord:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)
 
-    def to_json(self, finished: bool) -> str:
+    def to_json(self, finished: bool, outcome: RunOutcome | None = None) -> str:
         return to_json(
             {
                 "command": self.command,
@@ -69,8 +71,20 @@ class RunRecord:
                 "settings": self.settings,
                 "files": self.files,
                 "finished": finished,
+                **({"outcome": asdict(outcome)} if outcome is not None else {}),
             }
         )
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished run came to: the samples (or layouts) ``requested``, those ``in_tree`` at
+    its end (written by it or an earlier run), and whether it ``accepted`` the ones missing
+    (``generate --allow-failed``; exit 0)."""
+
+    requested: int
+    in_tree: int
+    accepted: bool
 
 
 @dataclass(frozen=True)
@@ -140,14 +154,26 @@ def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord,
     _write_record(out_root, record, finished=False)
 
 
-def finish_output(out_root: str | Path, record: RunRecord) -> None:
-    """Record that the run of ``record`` got to its end (every requested output written, or given
-    up on as its summary says). One process calls it."""
-    _write_record(Path(out_root), record, finished=True)
+def finish_output(out_root: str | Path, record: RunRecord, outcome: RunOutcome) -> None:
+    """Record that the run of ``record`` got to its end, and its ``outcome``. One process calls it."""
+    _write_record(Path(out_root), record, finished=True, outcome=outcome)
 
 
-def _write_record(out_root: Path, record: RunRecord, finished: bool) -> None:
-    atomic_write_bytes(out_root / RECORD_NAME, (record.to_json(finished) + "\n").encode())
+def _write_record(out_root: Path, record: RunRecord, finished: bool, outcome: RunOutcome | None = None) -> None:
+    atomic_write_bytes(out_root / RECORD_NAME, (record.to_json(finished, outcome) + "\n").encode())
+
+
+def recorded_outcome(out_root: str | Path) -> RunOutcome | None:
+    """The outcome the finished run of ``out_root`` recorded; None without one (no record, an
+    unfinished run, a record from before ``"outcome"``, or one edited out of shape)."""
+    stored = _stored_record(Path(out_root))
+    outcome = stored.get("outcome") if stored is not None else None
+    if not isinstance(outcome, dict):
+        return None
+    try:
+        return RunOutcome(int(outcome["requested"]), int(outcome["in_tree"]), bool(outcome["accepted"]))
+    except (TypeError, KeyError, ValueError):
+        return None
 
 
 def unfinished_run(out_root: str | Path) -> str | None:

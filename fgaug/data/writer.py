@@ -24,15 +24,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from fgaug.data.cityscapes import Group, find_groups, read_instance_ids, read_label_ids, resize_labels, resize_photo
+from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
 from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image, read_json
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
-from fgaug.data.record import RECORD_NAME, OwnOutputs, unfinished_run
+from fgaug.data.record import OwnOutputs
 from fgaug.finite import to_json
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -285,89 +284,3 @@ def _scaled_polygons(source: Path, native: tuple[int, int], size: tuple[int, int
     for obj in document.get("objects", []):
         obj["polygon"] = [[round(x * scale_x, 2), round(y * scale_y, 2)] for x, y in obj.get("polygon", [])]
     return to_json(document, indent=1, sort_keys=False).encode()
-
-
-@dataclass
-class ValidationReport:
-    """What :func:`validate_tree` found: the samples checked and one line per problem."""
-
-    samples: int
-    problems: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"samples": self.samples, "problems": self.problems}
-
-
-def validate_tree(out_root: str | Path, input_root: str | Path | None = None) -> ValidationReport:
-    """Check an augmented tree against its manifest: every output file present and readable,
-    each photo the size of its labels, label ids valid, and (given the masks it was made from)
-    every label file that was copied still byte-identical to its source. A ``layouts`` tree is
-    checked by its ``layouts.jsonl``: each layout's labelIds and, written with ``--photos``, photo.
-    A tree whose run did not get to its end (``fgaug-run.json``) is a problem too: its files may
-    all be sound, but some of what was asked for is missing.
-
-    ``input_root`` is read as ``generate MASKS`` reads it (a Cityscapes root, a split or city
-    folder of one, or a folder of masks), and each sample's source found by its mask's key, so
-    the tree can be checked against the root or the split folder whichever it was made from."""
-    out_root = Path(out_root)
-    problems: list[str] = []
-    records = output_records(out_root)
-    if input_root is not None and not Path(input_root).exists():
-        raise DataError(f"{input_root}: the source masks are missing (no such file or folder)")
-    sources = {g.key: g for g in find_groups(input_root, require_photos=False).groups} if input_root else None
-    command = unfinished_run(out_root)
-    if command is not None:
-        problems.append(
-            f"{out_root / RECORD_NAME}: the `fgaug {command}` run that writes this tree has not finished "
-            "(interrupted?): rerun the same command to complete it"
-        )
-    for record in records:
-        outputs = {name: out_root / path for name, path in record["outputs"].items()}
-        missing = [str(path) for path in outputs.values() if not path.is_file()]
-        if missing:
-            problems.extend(f"{path}: missing" for path in missing)
-            continue
-        try:
-            label_ids = read_label_ids(outputs["labelIds.png"], "labelIds")
-            photo_size = open_image(outputs["photo"]).size if "photo" in outputs else label_ids.shape[::-1]
-        except DataError as error:
-            problems.append(str(error))
-            continue
-        if tuple(photo_size) != (label_ids.shape[1], label_ids.shape[0]):
-            problems.append(f"{outputs['photo']}: size {photo_size} differs from its labelIds {label_ids.shape[::-1]}")
-        if sources is not None and record.get("labels") == "copied":
-            problems.extend(_copy_problems(record, outputs, sources.get(record["key"]), input_root))
-    return ValidationReport(len(records), problems)
-
-
-def output_records(out_root: Path) -> list[dict]:
-    """The records of the tree ``out_root`` with their ``outputs`` (name -> path in the tree): its
-    manifests (``generate``), else its ``layouts.jsonl`` (``layouts``)."""
-    from fgaug.data.layouts import MANIFEST_NAME as LAYOUTS_NAME
-    from fgaug.data.layouts import read_layout_records
-
-    if (out_root / MANIFEST_NAME).is_file():
-        return [record for path in manifest_files(out_root) for record in read_manifest(path)]
-    if not (out_root / LAYOUTS_NAME).is_file():
-        raise DataError(f"{out_root}: no {MANIFEST_NAME} or {LAYOUTS_NAME}; not an fgaug output tree")
-    records = read_layout_records(out_root / LAYOUTS_NAME)
-    for record in records:
-        photo = {"photo": record["photo"]} if record.get("photo") else {}
-        record["outputs"] = {"labelIds.png": record["output"], **photo}
-    return records
-
-
-def _copy_problems(
-    record: dict, outputs: dict[str, Path], source: Group | None, input_root: str | Path | None
-) -> list[str]:
-    """Label files of a sample that differ from those of its source mask (``None``: not found)."""
-    if source is None:
-        return [f"{outputs['photo']}: its source mask {record['key']} is not under {input_root}"]
-    problems = []
-    for suffix in record["source"]["labels"]:
-        target, original = outputs[suffix.removeprefix("_gtFine_")], source.label_files.get(suffix)
-        if original is None or not original.is_file():
-            problems.append(f"{target}: its source {source.stem}{suffix} is missing")
-        elif target.read_bytes() != original.read_bytes():
-            problems.append(f"{target}: differs from its source {original}")
-    return problems

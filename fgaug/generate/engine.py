@@ -32,7 +32,15 @@ from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, re
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.preview import save_grid, to_uint8_image
-from fgaug.data.record import RunRecord, check_output, file_identity, finish_output, masks_used, take_output
+from fgaug.data.record import (
+    RunOutcome,
+    RunRecord,
+    check_output,
+    file_identity,
+    finish_output,
+    masks_used,
+    take_output,
+)
 from fgaug.data.writer import OWN_OUTPUTS, DatasetWriter, WriterOptions, check_output_root, merge_manifests
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, compile_networks, network_precision
@@ -208,8 +216,8 @@ def _generate_in_process(
     if totals[2] > len(tally.failures):
         summary.failed.append(f"{totals[2] - len(tally.failures)} more failure(s) reported by other processes")
     if context.is_main:
-        merge_manifests(Path(options.out), [group.key for group in groups])
-        finish_output(out, record)
+        in_tree = merge_manifests(Path(options.out), [group.key for group in groups])
+        finish_output(out, record, RunOutcome(summary.requested, in_tree, summary.accepted))
         shown = (
             write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
             if options.preview
