@@ -23,6 +23,7 @@ from fgaug.segmentation.probe import (
     predict_train_ids,
     save_segmenter,
     train_probe,
+    warm_up_fraction,
 )
 from fgaug.segmentation.scores import SegmentationScores, confusion_matrix, segmentation_scores
 
@@ -129,6 +130,16 @@ def test_a_dataset_smaller_than_one_batch_still_trains(tmp_path: Path) -> None:
     assert trained.keys() == initial.keys()
     changed = [name for name in initial if not torch.equal(trained[name], initial[name].contiguous())]
     assert "head.weight" in changed and "down.0.0.weight" in changed  # both short batches moved the weights
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 19, 20])
+def test_short_schedules_train_to_their_last_step(tmp_path: Path, steps: int) -> None:
+    """``--steps 10`` stopped with a ZeroDivisionError inside torch's one-cycle schedule."""
+    photos = torch.rand(2, 3, 16, 16)
+    labels = torch.randint(0, 19, (2, 16, 16))
+    report = train_probe(TensorDataset(photos, labels), tmp_path / "probe.pt", steps=steps, batch_size=2, width=4)
+    assert report.steps == steps and np.isfinite(report.final_loss)
+    assert warm_up_fraction(steps) == 0.1 if steps >= 20 or steps <= 2 else warm_up_fraction(steps) * steps == 2
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")

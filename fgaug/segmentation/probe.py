@@ -162,6 +162,13 @@ def in_memory_format(model: ProbeSegmenter, memory_format: torch.memory_format) 
     return model.to(memory_format=memory_format)  # type: ignore[call-overload]  # torch's Module.to overloads lack memory_format
 
 
+def warm_up_fraction(steps: int) -> float:
+    """The one-cycle schedule's rising share of ``steps``: 10%, and at least two steps from 3 steps
+    on. torch's ``OneCycleLR`` divides by ``pct_start * steps - 1``, which is 0 at 10 steps
+    (``--steps 10`` and ``--max-steps 10`` stopped with a ZeroDivisionError)."""
+    return max(0.1, 2 / steps) if steps > 2 else 0.1
+
+
 def fit_probe(
     model: ProbeSegmenter,
     batches: Iterator[Batch],
@@ -181,7 +188,9 @@ def fit_probe(
     start = time.perf_counter()
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps, pct_start=warm_up_fraction(steps)
+    )
     history: list[dict[str, float]] = []
     best_state, best_step, best_val, waited = None, 0, -math.inf, 0
     step, loss_value = 0, float("nan")
