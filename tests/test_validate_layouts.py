@@ -79,7 +79,8 @@ def test_every_label_file_of_a_layout_is_checked_and_its_source_found(small_tree
     assert wrong_split.exit_code == 1 and wrong_split.output.count("is not under") == 12, wrong_split.output
     expected = spoil_each_kind_of_label_file(out)
     problems = validate_tree(out).problems
-    assert len(problems) == 4 and all(p.startswith(e) for p, e in zip(sorted(problems), sorted(expected))), problems
+    assert len(problems) == 4, problems
+    assert all(p.startswith(e) for p, e in zip(sorted(problems), sorted(expected), strict=True)), problems
 
 
 def test_a_manifest_cut_short_and_stray_files_are_problems(small_tree: Path, tmp_path: Path) -> None:
