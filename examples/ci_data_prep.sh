@@ -32,7 +32,7 @@ case "$STRATEGY" in
       --per-mask "$N" --paste 3 --flip-probability 0 --jitter-probability 0 --seed "$SEED" \
       --out "$OUT" \
       ${OVERWRITE:+--overwrite} \
-      --json > "$OUT.summary.json"
+      --json > "$OUT.summary.json.part"
     ;;
   generate)
     MODEL=${MODEL:?set MODEL to the checkpoint to generate with (demo: the bundled toy-world model)}
@@ -43,7 +43,7 @@ case "$STRATEGY" in
       --out "$OUT" \
       --preview "$OUT/preview.png" \
       ${OVERWRITE:+--overwrite} \
-      --json > "$OUT.summary.json"
+      --json > "$OUT.summary.json.part"
     ;;
   *)
     echo "STRATEGY must be copy-paste or generate, not '$STRATEGY'" >&2
@@ -51,5 +51,6 @@ case "$STRATEGY" in
     ;;
 esac
 
+mv "$OUT.summary.json.part" "$OUT.summary.json"   # a refused or failed rerun keeps the last summary
 fgaug validate "$OUT" --source "$CITYSCAPES/gtFine/$SPLIT"
 cat "$OUT.summary.json"

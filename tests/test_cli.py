@@ -658,6 +658,8 @@ def test_a_rerun_with_other_settings_is_refused_unless_overwrite(
     one_line_error(
         other, f"{out} was made with --seed 0, --temp 0.8; this run has --seed 5, --temp 0.3; use --overwrite"
     )
+    more = runner.invoke(app, [*arguments, "--model", str(test_checkpoint), "--samples", "2"])
+    one_line_error(more, f"{out} was made with --samples 1; this run has --samples 2; use --overwrite")
     demo_model = find_model("demo")[0]
     other_model = runner.invoke(app, [*arguments, "--model", "demo"])
     one_line_error(

@@ -53,6 +53,8 @@ def test_the_ci_example_names_its_model_to_generate(small_tree: Path, tmp_path: 
     assert {path.parent.parent.name for path in (out / "leftImg8bit").rglob("*.png")} == {"train"}
     changed = run_ci_script(tmp_path, **generate, SEED="4")
     assert changed.returncode == 1 and "was made with --seed 0; this run has --seed 4" in changed.stderr
+    kept = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
+    assert kept == summary, "a refused rerun emptied the last summary"
     replaced = run_ci_script(tmp_path, **generate, SEED="4", OVERWRITE="1")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4

@@ -223,6 +223,7 @@ def layout_record(groups: Sequence[Group], input_root: Path, options: LayoutOpti
     defaults = {option.name: option.default for option in fields(LayoutOptions) if option.default is not MISSING}
     names = {
         "masks": "MASKS",
+        "n": "--per-mask",
         "masks_used": "the masks used (--split, --limit)",
         "scale_range": "scales (1, --max-scale)",
     }

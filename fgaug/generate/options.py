@@ -117,7 +117,14 @@ FOLDER_FIELDS = ("masks", "content_from")
 """Fields naming a folder: recorded as its absolute path."""
 
 
-OPTION_NAMES = {"temperature": "--temp", "reject_fraction": "--reject", "ignore_segmenter": "--ignore-map"}
+OPTION_NAMES = {
+    "masks": "MASKS",
+    "n": "--samples",
+    "temperature": "--temp",
+    "reject_fraction": "--reject",
+    "ignore_segmenter": "--ignore-map",
+    "style_seeds": "--style-seed",
+}
 """Command-line names of fields whose name is not ``--field-name``."""
 
 
