@@ -27,9 +27,11 @@ from fgaug.data.cityscapes import ReadOptions, find_groups, is_cityscapes_root
 from fgaug.data.io import file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
+from fgaug.data.record import RunOutcome, check_output, finish_output, take_output
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.validate import ValidationReport, validate_tree
 from fgaug.evaluation.augment.protocol import MIXINGS, probe_recipe
+from fgaug.evaluation.augment.resume import STUDY_OUTPUTS, FinishedProbes, study_record
 from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
 from fgaug.evaluation.augment.study import AugmentReport, augmentation_study, write_augment_report
 from fgaug.evaluation.augment.supplies import evaluation_supplies
@@ -376,9 +378,12 @@ def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) 
             f"--strategy {strategy} needs {' and '.join(map(describe_need, lacking))}, but evaluate augment has one "
             "generator, --model (the fair one); benchmarks/augmentation_study.py runs this arm"
         )
+    record = study_record(options, model_used, root)
+    take_output(out, root, record, STUDY_OUTPUTS, check_output(out, record, STUDY_OUTPUTS, options.overwrite))
+    finished = FinishedProbes(Path(out))
     synthesise = arm_synthesiser(strategy, supplies, n, temperature)
     study = augmentation_study(
-        synthesise, pool, val_groups, test_groups, size, sizes, seeds, mixing, recipe, torch_device, progress
+        synthesise, pool, val_groups, test_groups, size, sizes, seeds, mixing, recipe, torch_device, progress, finished
     )
     protocol = {
         **model_used.to_dict(),
@@ -396,4 +401,6 @@ def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) 
     }
     report = AugmentReport(study, protocol, strategy, n, temperature, sampling)
     write_augment_report(Path(out), report)
+    probes = 2 * len(sizes) * len(seeds)
+    finish_output(out, record, RunOutcome(probes, finished.count(sizes, seeds), accepted=True))
     return report

@@ -288,8 +288,8 @@ def evaluate_augment(
     overwrite: Annotated[
         bool,
         typer.Option(
-            help="Replace the layouts and generated trees under OUT/synthetic that other settings made (without "
-            "it such a rerun stops with exit 1; with the same settings they are reused).",
+            help="Replace a study in OUT that other settings made, its probes and synthetic trees (without it "
+            "such a rerun stops with exit 1 before training; with the same settings finished probes are reused).",
             rich_help_panel=OUTPUT,
         ),
     ] = AugmentOptions.overwrite,

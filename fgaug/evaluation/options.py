@@ -114,7 +114,8 @@ class AugmentOptions:
     schedules: int = 1
     """One-cycle schedules per probe, back to back (2: a warm restart, the stronger baseline)."""
     overwrite: bool = False
-    """Replace synthetic trees under ``out/synthetic`` that other settings made."""
+    """Replace a study under ``out`` that other settings made: its finished probes and report, and
+    the synthetic trees under ``out/synthetic`` (see :mod:`fgaug.evaluation.augment.resume`)."""
     device: str = "auto"
     precision: str = "auto"
 

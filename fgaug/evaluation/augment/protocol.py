@@ -198,8 +198,12 @@ class ArmResult:
 
     @classmethod
     def from_dict(cls, record: Mapping[str, Any]) -> ArmResult:
-        """The result a :meth:`to_dict` record (a line of a results file) holds."""
-        return cls(**record)
+        """The result a :meth:`to_dict` record (a line of a results file) holds; a test mIoU that
+        could not be computed, written as ``null``, reads back as NaN."""
+        values = dict(record)
+        if values.get("test_miou") is None:
+            values["test_miou"] = math.nan
+        return cls(**values)
 
 
 def run_arm(

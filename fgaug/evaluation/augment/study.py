@@ -27,6 +27,7 @@ from fgaug.evaluation.augment.protocol import (
     run_arm,
     summarise,
 )
+from fgaug.evaluation.augment.resume import FinishedProbes
 from fgaug.evaluation.augment.synthesis import RealSet, Synthesiser
 from fgaug.evaluation.stats import signed_interval
 from fgaug.finite import to_json
@@ -104,6 +105,7 @@ def augmentation_study(
     recipe: ProbeRecipe | None = None,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
+    finished: FinishedProbes | None = None,
 ) -> AugmentStudy:
     """The augmentation protocol (:mod:`fgaug.evaluation.augment.protocol`): at each real-set size N
     (the first N masks of ``pool``), probes trained on the N real pairs only and on them with the
@@ -112,7 +114,8 @@ def augmentation_study(
     probes trained on ``device``, early stopping on ``val_groups``, scores on ``test_groups``.
     The real-only probes at N train first: their records are part of the real set an arm is made
     from (``targeted-hard`` weights classes by them). Returns the learning curve, the paired
-    differences and every arm's record."""
+    differences and every arm's record. With ``finished``, a probe it holds is taken from it
+    instead of trained, and every probe trained is added to it as soon as it is scored."""
     progress = progress or SilentProgress()
     recipe = recipe or ProbeRecipe()
     start = time.perf_counter()
@@ -123,19 +126,26 @@ def augmentation_study(
     records: list[ArmResult] = []
     synthetic_images: dict[int, int] = {}
     diverged = 0
-    progress.start("probes", 2 * len(sizes) * len(seeds))
+    done = finished.count(sizes, seeds) if finished is not None else 0
+    if done:
+        progress.log(f"{done} of {2 * len(sizes) * len(seeds)} probes were scored by an earlier run of this study")
+    progress.start("probes", 2 * len(sizes) * len(seeds) - done)
 
-    def arm(name: str, real: PairArrays, seed: int, extra: PairArrays | None) -> ArmResult:
-        record = run_arm(name, real, val, test, seed, recipe, extra, mixing, device=device)
+    def arm(name: str, real_size: int, seed: int, extra: PairArrays | None) -> ArmResult:
+        record = finished.get(name, real_size, seed) if finished is not None else None
+        if record is not None:
+            return record
+        record = run_arm(name, real_all.head(real_size), val, test, seed, recipe, extra, mixing, device=device)
+        if finished is not None:
+            finished.add(record)
         progress.advance(1)
         return record
 
     for real_size in sorted(sizes):
-        real = real_all.head(real_size)
-        real_only = [arm(REAL_ONLY, real, seed, None) for seed in seeds]
+        real_only = [arm(REAL_ONLY, real_size, seed, None) for seed in seeds]
         synthetic, drawn_diverged = synthesise(RealSet(pool[:real_size], real_only))
         synthetic_images[real_size], diverged = len(synthetic), diverged + drawn_diverged
-        records += real_only + [arm(SYNTHETIC_ARM, real, seed, synthetic) for seed in seeds]
+        records += real_only + [arm(SYNTHETIC_ARM, real_size, seed, synthetic) for seed in seeds]
     progress.stop()
     return AugmentStudy(
         summary=summarise(records),
