@@ -86,6 +86,19 @@ def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) 
     assert max(losses(whole)) == 40
 
 
+def test_a_resume_refuses_settings_other_than_the_runs_and_takes_how_long_and_on_what(
+    small_tree: Path, tmp_path: Path
+) -> None:
+    """``--resume --lr 0.5 --preset small`` trained on at the run's settings and said nothing."""
+    run = tmp_path / "run"
+    train(options(small_tree, run, steps=2))
+    refused = r"not --preset small \(the run has test\), --lr 0.5 \(the run has 0.002\); start a new run"
+    with pytest.raises(UsageError, match=refused):
+        resolve_run(options(small_tree, run, steps=4, resume=True, preset="small", lr=0.5))
+    resumed, _, _ = resolve_run(options(small_tree, run, steps=4, resume=True, precision="fp32", workers=1))
+    assert (resumed.steps, resumed.precision, resumed.workers, resumed.lr) == (4, "fp32", 1, 2e-3)
+
+
 @pytest.mark.skipif(not fused_adam_available(TEST_DEVICE), reason="no fused Adam here (CPU: torch < 2.4)")
 def test_a_checkpoint_of_the_per_tensor_adam_resumes_with_the_fused_one(
     small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -340,8 +353,8 @@ def test_sigterm_saves_a_checkpoint_that_resumes(small_tree: Path, tmp_path: Pat
     assert "stopped by SIGTERM" in stderr and "--resume" in stderr
     step = load_checkpoint(run / "checkpoints" / "last.pt").meta["step"]
     assert step > 0
-    result = train(options(small_tree, run, steps=step + 2, resume=True))
-    assert result.steps == step + 2
+    resumed = TrainOptions(str(small_tree), str(run), steps=step + 2, device=str(TEST_DEVICE), workers=0, resume=True)
+    assert train(resumed).steps == step + 2
     os.environ.pop("FGAUG_MODEL", None)
 
 

@@ -23,7 +23,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,45 @@ from fgaug.usage import UsageError
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
 
+TAKEN_ON_RESUME = frozenset(
+    {"steps", "epochs", "patience", "precision", "device", "workers", "gradient_checkpointing", "compile"}
+    | {"cuda_graphs", "tensorboard", "run_dir", "resume", "exist_ok", "data", "init_from"}
+)
+"""Options a resumed run takes from its command line where given: how long and on what it goes on,
+and its folder as given now. ``data`` is not compared (the run reads its own, from its
+``config.json``, whose path a moved dataset may have changed) and ``init_from`` has its own check;
+every other option is the run's, and one given otherwise is refused."""
+
+
+OPTION_NAMES = {"source_weight": "--lambda", "val_data": "--val"}
+"""Command-line names of the fields whose name is not ``--field-name``."""
+
+
+def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir: Path) -> None:
+    """A :class:`UsageError` naming every option ``given`` sets (to other than its default) that
+    differs from the resumed run's: ``--resume --lr 0.5`` trained on at the run's learning rate,
+    and said nothing."""
+    changed = []
+    for option in fields(TrainOptions):
+        name = option.name
+        value, saved = getattr(given, name), getattr(resumed, name)
+        if name in TAKEN_ON_RESUME or value == option.default or value == saved:
+            continue
+        option_name = OPTION_NAMES.get(name, f"--{name.replace('_', '-')}")
+        changed.append(f"{option_name} {_shown(value)} (the run has {_shown(saved)})")
+    if changed:
+        raise UsageError(
+            f"{run_dir}: --resume goes on with the run's own settings, not {', '.join(changed)}; "
+            "start a new run to change them (--init-from its checkpoint fine-tunes from it)"
+        )
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple | list):
+        return "x".join(map(str, value))
+    return "default" if value is None else str(value)
+
+
 def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, str]:
     """Final options and model config: from the run's config.json on resume, else from the preset
     with the options' overrides."""
@@ -72,9 +111,12 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
         if options.init_from is not None and str(options.init_from) != resumed.init_from:
             started = resumed.init_from or "a random initialisation"
             raise UsageError(f"--init-from applies to a new run; {run_dir} started from {started}")
+        refuse_changed_settings(options, resumed, run_dir)
         for name in ("steps", "epochs", "patience"):
             if getattr(options, name) is not None:
                 setattr(resumed, name, getattr(options, name))
+        if options.precision != TrainOptions.precision:
+            resumed.precision = options.precision
         resumed.run_dir = options.run_dir  # the folder given, even where the run was copied or moved
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
         resumed.gradient_checkpointing, resumed.compile = options.gradient_checkpointing, options.compile
