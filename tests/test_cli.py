@@ -417,7 +417,10 @@ def test_transfer_single_and_folders(small_tree: Path, test_checkpoint: Path, tm
         ],
     )
     assert result.exit_code == 0, result.output
-    assert len(json.loads(result.stdout.strip().splitlines()[-1])["transfers"]) == 4 * 4
+    transfers = json.loads(result.stdout.strip().splitlines()[-1])["transfers"]
+    assert len(transfers) == 4 * 4
+    names = [path.name for path in (tmp_path / "many").iterdir()]  # no photo named like a label file
+    assert len(names) == 16 and all(name.endswith("_000019.png") and "__on__" in name for name in names), names
     lonely = tmp_path / "lonely.png"
     Image.open(photo).save(lonely)
     one_line_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,7 @@ def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: P
         str(find_groups(toy_tree, ["train"], True).groups[0].photo),
     ]
     assert runner.invoke(app, [*base, *photos, "--steps", "2"]).exit_code == 0
+    assert sorted(path.name for path in (tmp_path / "w").glob("frame_*")) == ["frame_000.png", "frame_001.png"]
     for bad in (["--from", "3", "--to", "7", "--steps", "0"], ["--from", "3"], ["--from", "3", "--to", "7", *photos]):
         assert runner.invoke(app, [*base, *bad]).exit_code == 2, bad
     one_line_error(
@@ -168,6 +170,32 @@ def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: P
             app, ["interpolate", str(tmp_path / "nope.png"), "--from", "1", "--to", "2", "--model", str(DEMO)]
         ),
         "mask not found",
+    )
+
+
+def test_a_photo_walk_finds_masks_beside_flat_photos_and_says_where_it_looked(toy_tree: Path, tmp_path: Path) -> None:
+    """The documented ``--from-photo a_leftImg8bit.png`` failed whatever lay beside it, pointing to
+    ``--content-mask``, an option of ``transfer`` only."""
+    from test_cli import one_line_error, runner
+
+    from fgaug.cli.app import app
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for group in find_groups(toy_tree, ["train"], True).groups[:2]:
+        assert group.photo is not None
+        shutil.copyfile(group.photo, flat / group.photo.name)
+        shutil.copyfile(group.mask, flat / group.mask.name)
+    first, second = sorted(flat.glob("*_leftImg8bit.png"))
+    layout = find_groups(toy_tree, ["val"], True).groups[0].mask
+    walk = ["interpolate", str(layout), "--from-photo", str(first), "--to-photo", str(second), "--steps", "2"]
+    walk += ["--model", str(DEMO), "--device", "cpu", "--out", str(tmp_path / "w")]
+    assert runner.invoke(app, walk).exit_code == 0
+    (flat / first.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")).unlink()
+    mask_name = first.name.replace("_leftImg8bit.png", "_gtFine_labelIds.png")
+    one_line_error(
+        runner.invoke(app, walk),
+        f"{first}: no {mask_name} in the gtFine tree or beside it; put the photo's labelIds file there",
     )
 
 

@@ -123,8 +123,9 @@ class WalkOptions:
 class InterpolateOptions:
     """One ``fgaug interpolate`` walk on the layout ``mask``: between the style seeds
     ``start_style`` and ``end_style`` (``--from``, ``--to``), or between the looks of the real
-    photos ``start_photo`` and ``end_photo`` (``--from-photo``, ``--to-photo``; each with its mask
-    beside it in the gtFine tree), in ``steps`` frames, both ends included, written under ``out``."""
+    photos ``start_photo`` and ``end_photo`` (``--from-photo``, ``--to-photo``; each with its mask in
+    its tree's gtFine folder or beside it), in ``steps`` frames, both ends included, written under
+    ``out``, which then holds this walk's frames only."""
 
     mask: str | Path
     out: str | Path = "interpolation"
@@ -150,7 +151,8 @@ def interpolate(options: InterpolateOptions) -> Walk:
         ends = (options.start_style, options.end_style)
         return interpolate_styles(options.mask, options.out, *ends, options.steps, options.walk)
     photos = [Path(photo) for photo in (options.start_photo, options.end_photo) if photo is not None]
-    start, end = ((photo, find_content_mask(photo)) for photo in photos)
+    remedy = "put the photo's labelIds file there"
+    start, end = ((photo, find_content_mask(photo, remedy)) for photo in photos)
     return interpolate_photos(options.mask, options.out, start, end, options.steps, options.walk)
 
 
@@ -232,6 +234,8 @@ def _write(out: Path, images: list[np.ndarray], size: tuple[int, int], points: l
     for index, image in enumerate(native):
         frames.append(out / f"frame_{index:03d}.png")
         atomic_write_bytes(frames[-1], encode_png(image))
+    for stale in sorted(set(out.glob("frame_[0-9][0-9][0-9].png")) - set(frames)):  # a longer earlier walk's
+        stale.unlink()
     strip = out / "strip.png"
     atomic_write_bytes(strip, encode_png(image_grid([images], [f"{t:.2f}" for t in points])))
     return Walk(frames, strip, model, points)

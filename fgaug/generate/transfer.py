@@ -7,6 +7,7 @@ the photo under its own mask and decoding the same latents under the new one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,20 +107,25 @@ def transfer(options: TransferOptions, progress: Progress | None = None) -> Tran
     return TransferSummary(model_used, results)
 
 
-def find_content_mask(photo: Path) -> Path:
-    """The label file beside a Cityscapes photo (``leftImg8bit/.../X_leftImg8bit.png`` ->
-    ``gtFine/.../X_gtFine_labelIds.png``, then labelTrainIds, then colour)."""
-    if not photo.name.endswith(PHOTO_SUFFIX) or "leftImg8bit" not in photo.parts[:-1]:
-        raise DataError(f"{photo}: not a Cityscapes photo name; give its mask with --content-mask")
-    parts = list(photo.parts)
-    index = len(parts) - 2 - parts[-2::-1].index("leftImg8bit")
-    parts[index] = "gtFine"
+def find_content_mask(photo: Path, remedy: str = "give it with --content-mask") -> Path:
+    """The label file of a Cityscapes photo ``X_leftImg8bit.png``: ``X_gtFine_labelIds.png``
+    (then labelTrainIds, then colour) in the matching folder of the tree's ``gtFine``
+    (``leftImg8bit/<split>/<city>/`` -> ``gtFine/<split>/<city>/``), else beside the photo. Not
+    found, a :class:`DataError` ending with ``remedy``."""
+    if not photo.name.endswith(PHOTO_SUFFIX):
+        raise DataError(f"{photo}: not a Cityscapes photo name (X{PHOTO_SUFFIX}), so its mask is unknown; {remedy}")
+    folders = [photo.parent]
+    if "leftImg8bit" in photo.parts[:-1]:
+        parts = list(photo.parts[:-1])
+        parts[len(parts) - 1 - parts[::-1].index("leftImg8bit")] = "gtFine"
+        folders.insert(0, Path(*parts))
     stem = photo.name[: -len(PHOTO_SUFFIX)]
-    for suffix in LABEL_SUFFIXES[:3]:
-        candidate = Path(*parts[:-1], f"{stem}{suffix}")
-        if candidate.is_file():
-            return candidate
-    raise DataError(f"{photo}: no mask beside it in the gtFine tree; give it with --content-mask")
+    for folder in folders:
+        for suffix in LABEL_SUFFIXES[:3]:
+            candidate = folder / f"{stem}{suffix}"
+            if candidate.is_file():
+                return candidate
+    raise DataError(f"{photo}: no {stem}{LABEL_SUFFIXES[0]} in the gtFine tree or beside it; {remedy}")
 
 
 def _transfer_jobs(options: TransferOptions) -> list[tuple[Path, Path, Path, Path]]:
@@ -159,9 +165,23 @@ def _transfer_jobs(options: TransferOptions) -> list[tuple[Path, Path, Path, Pat
         for path in (photo, mask):
             if not path.is_file():
                 raise DataError(f"{path}: file not found")
-        name = f"{photo.name.removesuffix(PHOTO_SUFFIX).removesuffix('.png')}__on__{mask.stem}.png"
+        name = f"{_frame_name(photo, (PHOTO_SUFFIX,))}__on__{_frame_name(mask, MASK_SUFFIXES)}.png"
         jobs.append((photo, find_content_mask(photo), mask, folder / name))
     return jobs
+
+
+def _frame_name(path: Path, suffixes: Sequence[str]) -> str:
+    """``path``'s name without a Cityscapes suffix of ``suffixes`` (or without ``.png``): an output
+    named after a mask must not end like a label file, or a loader globbing ``*_labelIds.png``
+    takes the photo for a mask."""
+    for suffix in suffixes:
+        if path.name.endswith(suffix):
+            return path.name.removesuffix(suffix)
+    return path.name.removesuffix(".png")
+
+
+MASK_SUFFIXES = tuple(suffix for suffix in LABEL_SUFFIXES if suffix.endswith(".png"))
+"""Endings of the Cityscapes label files a structure mask may be."""
 
 
 def _refuse_swapped(content: Path, structure: Path) -> None:
