@@ -430,6 +430,21 @@ def test_transfer_single_and_folders(small_tree: Path, test_checkpoint: Path, tm
     )
 
 
+def test_transfer_pairs_need_no_arguments_and_refuse_ones_that_are_no_folders(small_tree: Path, tmp_path: Path) -> None:
+    """``transfer --pairs FILE`` asked for CONTENT and STRUCTURE, then ignored the paths given."""
+    photo = next((small_tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    structure = next((small_tree / "gtFine" / "train").rglob("*_labelIds.png"))
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"# content structure\n{photo} {structure}\n")
+    base = ["transfer", "--pairs", str(pairs), "--model", "demo", "--device", "cpu", "-o", str(tmp_path / "out")]
+    result = runner.invoke(app, [*base, "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout.strip().splitlines()[-1])["transfers"]) == 1
+    ignored = runner.invoke(app, [*base[:1], str(tmp_path / "nothing"), str(tmp_path / "nowhere"), *base[1:]])
+    one_line_error(ignored, "with --pairs, CONTENT is the folder its paths are relative to", code=2)
+    one_line_error(runner.invoke(app, ["transfer", "--model", "demo"]), "give CONTENT and STRUCTURE", code=2)
+
+
 def test_segmenter_train_then_evaluate_quality_and_augment(
     small_tree: Path, test_checkpoint: Path, tmp_path: Path
 ) -> None:

@@ -308,19 +308,26 @@ def generate(
 @app.command(cls=FgaugCommand)
 def transfer(
     content: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="A photo (its mask beside it in gtFine/) or a folder of photos.", metavar="CONTENT", show_default=False
+            help="A photo (its mask in gtFine/ or beside it) or a folder of photos.",
+            metavar="CONTENT",
+            show_default=False,
         ),
-    ],
+    ] = None,
     structure: Annotated[
-        Path, typer.Argument(help="A mask, or a folder of masks.", metavar="STRUCTURE", show_default=False)
-    ],
+        Path | None, typer.Argument(help="A mask, or a folder of masks.", metavar="STRUCTURE", show_default=False)
+    ] = None,
     content_mask: Annotated[
         Path | None, typer.Option(help="The content photo's mask, when not beside it.", rich_help_panel=INPUT)
     ] = None,
     pairs: Annotated[
-        Path | None, typer.Option(help="File of 'CONTENT STRUCTURE' lines to transfer.", rich_help_panel=INPUT)
+        Path | None,
+        typer.Option(
+            help="File of 'CONTENT STRUCTURE' lines to transfer, instead of the arguments (which, given, are the "
+            "folders its paths are relative to).",
+            rich_help_panel=INPUT,
+        ),
     ] = None,
     out: Annotated[
         Path,

@@ -31,18 +31,20 @@ from fgaug.flow import network_precision
 from fgaug.generate.options import ModelUsed, load_named_model
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import resolve_device, resolve_precision
+from fgaug.usage import UsageError
 
 
 @dataclass(frozen=True)
 class TransferOptions:
-    """Files: ``content`` is a photo (its mask ``content_mask``, else found beside it in the gtFine
-    tree), ``structure`` a mask, ``out`` the output PNG. Folders: every content photo with every
-    structure mask, or the pairs listed in ``pairs`` (one ``content structure`` pair per line),
+    """Files: ``content`` is a photo (its mask ``content_mask``, else found in the gtFine tree or
+    beside it), ``structure`` a mask, ``out`` the output PNG. Folders: every content photo with
+    every structure mask, or the pairs listed in ``pairs`` (one ``content structure`` pair per
+    line; ``content`` and ``structure``, where given, the folders its paths are relative to),
     written into folder ``out`` (``transfer.png`` becomes ``transfer/``). ``model`` must be named
     (see :func:`fgaug.generate.options.find_model`)."""
 
-    content: str | Path
-    structure: str | Path
+    content: str | Path | None
+    structure: str | Path | None
     out: str | Path = "transfer.png"
     content_mask: str | Path | None = None
     pairs: str | Path | None = None
@@ -130,9 +132,15 @@ def find_content_mask(photo: Path, remedy: str = "give it with --content-mask") 
 
 def _transfer_jobs(options: TransferOptions) -> list[tuple[Path, Path, Path, Path]]:
     """(photo, its mask, structure mask, output) for every transfer asked for."""
-    content, structure, out, pairs = Path(options.content), Path(options.structure), Path(options.out), options.pairs
+    out, pairs = Path(options.out), options.pairs
     content_mask = Path(options.content_mask) if options.content_mask else None
+    if pairs is None and (options.content is None or options.structure is None):
+        raise UsageError("give CONTENT and STRUCTURE, or --pairs FILE")
+    content, structure = Path(options.content or "."), Path(options.structure or ".")
     if pairs is not None:
+        for given, name in ((options.content, "CONTENT"), (options.structure, "STRUCTURE")):
+            if given is not None and not Path(given).is_dir():
+                raise UsageError(f"with --pairs, {name} is the folder its paths are relative to; {given} is no folder")
         listed = []
         for number, line in enumerate(Path(pairs).read_text(encoding="utf-8").splitlines(), 1):
             fields = line.replace(",", " ").split()
