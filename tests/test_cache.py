@@ -54,6 +54,13 @@ def test_bad_group_is_an_error_or_a_counted_skip(toy_tree: Path, tmp_path: Path)
     assert len(CachedPairs(tmp_path / "d.h5")) == 5
 
 
+def test_a_folder_as_the_cache_is_named_not_a_temporary_file(toy_tree: Path, tmp_path: Path) -> None:
+    """``prepare -o FOLDER`` said "/tmp/.w.pcsy1bm0.part: Is a directory"."""
+    with pytest.raises(DataError, match=f"^{tmp_path}: is a folder; name the HDF5 file to write"):
+        prepare_cache(find_groups(toy_tree).groups, OPTIONS, tmp_path, toy_tree)
+    assert list(tmp_path.parent.glob(f".{tmp_path.name}*.part")) == []
+
+
 def test_foreign_wrong_size_and_stale_caches_are_rejected(toy_tree: Path, tmp_path: Path) -> None:
     foreign = tmp_path / "foreign.h5"
     with h5py.File(foreign, "w") as handle:

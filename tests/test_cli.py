@@ -445,6 +445,20 @@ def test_transfer_pairs_need_no_arguments_and_refuse_ones_that_are_no_folders(sm
     one_line_error(runner.invoke(app, ["transfer", "--model", "demo"]), "give CONTENT and STRUCTURE", code=2)
 
 
+def test_option_errors_raised_in_a_command_name_their_option(small_tree: Path, tmp_path: Path) -> None:
+    """``--size 64``, ``interpolate --temp -1`` and ``transfer -o out.jpg`` named no option, or
+    wrote PNG bytes under a .jpg name."""
+    size = runner.invoke(app, ["prepare", str(small_tree), "--size", "64", "-o", str(tmp_path / "c.h5")])
+    assert size.exit_code == 2 and "--size" in size.output and "HEIGHTxWIDTH" in size.output, size.output
+    mask = next((small_tree / "gtFine" / "val").rglob("*_labelIds.png"))
+    temp = runner.invoke(app, ["interpolate", str(mask), "--from", "1", "--to", "2", "--temp", "-1", "--model", "demo"])
+    assert temp.exit_code == 2 and "--temp" in temp.output, temp.output
+    photo = next((small_tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    jpeg = runner.invoke(app, ["transfer", str(photo), str(mask), "-o", str(tmp_path / "t.jpg"), "--model", "demo"])
+    one_line_error(jpeg, "transfer writes a PNG; name a .png file", code=2)
+    assert not (tmp_path / "t.jpg").exists()
+
+
 def test_segmenter_train_then_evaluate_quality_and_augment(
     small_tree: Path, test_checkpoint: Path, tmp_path: Path
 ) -> None:

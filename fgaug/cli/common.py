@@ -32,13 +32,14 @@ if TYPE_CHECKING:
 from fgaug.cli.app import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
+    """``HEIGHTxWIDTH`` as a pair of positive integers; anything else is a usage error naming ``option``."""
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise typer.BadParameter(f"{text!r} is not HEIGHTxWIDTH, e.g. 256x512") from None
+        raise typer.BadParameter(f"{text!r} is not HEIGHTxWIDTH, e.g. 256x512", param_hint=option) from None
     if height <= 0 or width <= 0:
-        raise typer.BadParameter(f"{text!r}: height and width must be positive")
+        raise typer.BadParameter(f"{text!r}: height and width must be positive", param_hint=option)
     return height, width
 
 

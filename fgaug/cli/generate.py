@@ -38,7 +38,6 @@ from fgaug.cli.common import (
     clear_errors,
     emit,
     fail,
-    finite,
     sampling_options,
     working,
 )
@@ -408,7 +407,9 @@ def interpolate(
     ] = 8,
     temp: Annotated[
         float,
-        typer.Option("--temp", help="Sampling temperature (style walks).", callback=finite, rich_help_panel=SAMPLING),
+        typer.Option(
+            "--temp", help="Sampling temperature (style walks).", callback=bounded(0), rich_help_panel=SAMPLING
+        ),
     ] = 0.8,
     guidance: GuidanceOption = 0.0,
     denoise: DenoiseOption = False,

@@ -82,6 +82,8 @@ def prepare_cache(
     """
     start = time.perf_counter()
     out, source_root = Path(out), Path(source_root)
+    if out.is_dir():
+        raise DataError(f"{out}: is a folder; name the HDF5 file to write, e.g. {out / 'train.h5'}")
     height, width = options.size
     channels = 4 if options.boundary else 3
     report = PrepareReport(out, 0)

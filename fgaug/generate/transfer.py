@@ -164,6 +164,8 @@ def _transfer_jobs(options: TransferOptions) -> list[tuple[Path, Path, Path, Pat
         listed = [(photo, mask) for photo in photos for mask in masks]
     else:
         _refuse_swapped(content, structure)
+        if out.suffix.lower() != ".png":
+            raise UsageError(f"--out {out}: transfer writes a PNG; name a .png file")
         return [(content, content_mask or find_content_mask(content), structure, out)]
     if content_mask is not None:
         raise DataError("--content-mask applies to a single content photo; folders find each photo's mask")
