@@ -63,7 +63,8 @@ def layouts(
     rare_boost: Annotated[
         float,
         typer.Option(
-            help="Pick pasted classes with probability ~ pixel frequency^(1 - BOOST): 0 as found, 1 uniform.",
+            help="Pick pasted classes with probability ~ pixel frequency^(1 - BOOST): 0 as found, 1 uniform, "
+            "above 1 the rarer the likelier.",
             callback=bounded(0),
             metavar="BOOST",
             rich_help_panel=STRATEGIES,

@@ -20,14 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from fgaug.flow.config import ConfigError
-from fgaug.training.options import TrainOptions
+from fgaug.training.options import CLI_NAMES, TrainOptions
 
 RUN_CONFIG_KEYS = frozenset({"preset", "model", "train"})
 """Keys every run's ``config.json`` holds (see :mod:`fgaug.training.train`)."""
-
-
-FIELD_OPTIONS = {"source_weight": "lambda", "val_data": "val", "gradient_checkpointing": "checkpointing"}
-"""``TrainOptions`` fields that ``fgaug train`` spells otherwise."""
 
 
 API_ONLY = ("val_limit", "train_split", "val_split", "max_bad_steps")
@@ -82,7 +78,7 @@ def run_options(train: dict[str, Any], path: Path) -> dict[str, Any]:
     for key in API_ONLY:
         if key in train and train[key] != getattr(defaults, key):
             raise ConfigError(f"{path}: train.{key} = {train[key]!r} has no `fgaug train` option; use fgaug.api.train")
-    options = {FIELD_OPTIONS.get(k, k): v for k, v in train.items() if k not in (*NOT_RECORDED, *API_ONLY)}
+    options = {CLI_NAMES.get(k, k): v for k, v in train.items() if k not in (*NOT_RECORDED, *API_ONLY)}
     run_dir = Path(str(train.get("run_dir", defaults.run_dir)))
     options["project"], options["name"] = str(run_dir.parent), run_dir.name
     if train.get("size"):

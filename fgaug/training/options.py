@@ -27,6 +27,10 @@ class TrainingStoppedError(FgaugError, RuntimeError):
         self.reason: StopReason = reason
 
 
+CLI_NAMES = {"source_weight": "lambda", "val_data": "val", "gradient_checkpointing": "checkpointing"}
+""":class:`TrainOptions` fields that ``fgaug train`` spells otherwise (``--lambda``, ...)."""
+
+
 @dataclass
 class TrainOptions:
     """Everything a training run depends on (``None`` means: the preset's value)."""

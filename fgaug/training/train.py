@@ -49,7 +49,7 @@ from fgaug.training.batches import StepOrderSampler, open_training_data, step_ge
 from fgaug.training.checkpoint import CheckpointError, initialise_from, read_checkpoint_payload, save_checkpoint
 from fgaug.training.ema import ExponentialMovingAverage
 from fgaug.training.optimiser import adam, load_adam_state
-from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
+from fgaug.training.options import CLI_NAMES, TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
 from fgaug.training.runlog import RunLog
 from fgaug.training.state import TrainState
@@ -69,10 +69,6 @@ and its folder as given now. ``data`` is not compared (the run reads its own, fr
 every other option is the run's, and one given otherwise is refused."""
 
 
-OPTION_NAMES = {"source_weight": "--lambda", "val_data": "--val"}
-"""Command-line names of the fields whose name is not ``--field-name``."""
-
-
 def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir: Path) -> None:
     """A :class:`UsageError` naming every option ``given`` sets (to other than its default) that
     differs from the resumed run's: ``--resume --lr 0.5`` trained on at the run's learning rate,
@@ -83,7 +79,7 @@ def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir:
         value, saved = getattr(given, name), getattr(resumed, name)
         if name in TAKEN_ON_RESUME or value == option.default or value == saved:
             continue
-        option_name = OPTION_NAMES.get(name, f"--{name.replace('_', '-')}")
+        option_name = f"--{CLI_NAMES.get(name, name).replace('_', '-')}"
         changed.append(f"{option_name} {_shown(value)} (the run has {_shown(saved)})")
     if changed:
         raise UsageError(
