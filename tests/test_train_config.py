@@ -84,6 +84,9 @@ def test_yaml_without_pyyaml_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     ("content", "fragments"),
     [
         ({"steps": 2, "step_size": 3}, ["unknown key 'step_size'"]),
+        ({"batchsize": 4}, ["unknown key 'batchsize' (did you mean 'batch_size'?"]),
+        ({"batch-size": "four"}, ["batch_size: Invalid value for '--batch-size'"]),
+        ({"lr": -1}, ["lr: Invalid value"]),
         ({"json": True}, ["unknown key 'json'"]),
         (
             {"preset": "test", "model": {}, "train": {"data": "x", "learning_rate": 1}},
@@ -103,4 +106,4 @@ def test_a_bad_value_in_the_file_is_refused_as_on_the_command_line(tmp_path: Pat
     path = tmp_path / "options.json"
     path.write_text(json.dumps({"steps": 0}), encoding="utf-8")
     result = runner.invoke(app, ["train", "x", "--config", str(path)])
-    assert result.exit_code == 2 and "--steps" in result.output, result.output
+    assert result.exit_code == 2 and "--steps" in result.output and str(path) in result.output, result.output

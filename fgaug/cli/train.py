@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -56,17 +57,25 @@ def config_defaults(ctx: typer.Context, value: Path | None) -> Path | None:
     from fgaug.cli.optionfile import read_option_file
     from fgaug.flow.config import ConfigError
 
-    keys = {}
+    keys, params = {}, {}
     for param in ctx.command.params:
         for spelling in [opt for opt in param.opts if opt.startswith("--")] or [str(param.name)]:
             keys[spelling.lstrip("-").replace("-", "_")] = param.name
+            params[param.name] = param
     try:
         values = read_option_file(value)
     except ConfigError as error:
         raise fail(str(error), EXIT_USAGE) from None
     for key in values:
         if key not in keys or key in NOT_IN_CONFIG:
-            raise fail(f"{value}: unknown key '{key}' (the keys are train's options: fgaug train --help)", EXIT_USAGE)
+            close = difflib.get_close_matches(key, [k for k in keys if k not in NOT_IN_CONFIG], n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            known = "the keys are train's options: fgaug train --help"
+            raise fail(f"{value}: unknown key '{key}' ({hint}{known})", EXIT_USAGE)
+        try:
+            params[keys[key]].process_value(ctx, values[key])
+        except typer.BadParameter as error:
+            raise fail(f"{value}: {key}: {error.format_message()}", EXIT_USAGE) from None
     ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: values[key] for key in values}}
     return value
 
