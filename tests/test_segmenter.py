@@ -94,6 +94,12 @@ def test_a_corrupt_or_foreign_probe_file_is_one_line_naming_it(tmp_path: Path) -
         load_segmenter(tmp_path / "missing.pt")
 
 
+def test_a_flow_checkpoint_given_as_the_segmenter_is_named_as_one(test_checkpoint: Path) -> None:
+    """It said "not a usable segmenter ('width')"."""
+    with pytest.raises(DataError, match=r"not a segmenter: a Full-Glow checkpoint \(give it as --model\)"):
+        load_segmenter(test_checkpoint)
+
+
 def test_foreign_segmenter_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "x.pt").write_bytes(b"nonsense")
     with pytest.raises(DataError, match="not a usable segmenter"):

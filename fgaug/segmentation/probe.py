@@ -301,9 +301,15 @@ def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> torc
     if path.suffix != ".pt2" and zipfile.is_zipfile(path) and _is_probe(path):
         try:
             payload = torch.load(path, map_location=device, weights_only=True)
+        except (RuntimeError, ValueError, OSError, pickle.UnpicklingError) as error:
+            raise DataError(f"{path}: not a usable segmenter ({first_line(error)})") from error
+        if not isinstance(payload, dict) or payload.get("format") != PROBE_FORMAT:
+            kind = "a Full-Glow checkpoint (give it as --model)" if _is_flow_checkpoint(payload) else "no fgaug probe"
+            raise DataError(f"{path}: not a segmenter: {kind}; a segmenter is fgaug's probe, TorchScript or .pt2")
+        try:
             model = ProbeSegmenter(int(payload["width"]))
             model.load_state_dict(payload["state"])
-        except (RuntimeError, ValueError, KeyError, OSError, pickle.UnpicklingError) as error:
+        except (RuntimeError, ValueError, KeyError) as error:
             raise DataError(f"{path}: not a usable segmenter ({first_line(error)})") from error
         return UserNetwork(model.to(device).eval(), path, "segmenter")
     return load_user_module(path, "segmenter", device)
@@ -355,6 +361,11 @@ class UserNetwork(nn.Module):
 def network_error(network: nn.Module, what: str, problem: str) -> DataError:
     """A one-line error about ``network``, naming its file when it was loaded from one."""
     return network.error(problem) if isinstance(network, UserNetwork) else DataError(f"the {what} {problem}")
+
+
+def _is_flow_checkpoint(payload: object) -> bool:
+    """Whether a loaded file is one of fgaug's Full-Glow checkpoints or weight exports."""
+    return isinstance(payload, dict) and "meta" in payload
 
 
 def _is_probe(path: Path) -> bool:
