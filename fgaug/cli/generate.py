@@ -194,7 +194,7 @@ def generate(
     batch_size: Annotated[
         int,
         typer.Option(
-            help="Images decoded per batch (a pixel may move by one 8-bit level: float rounding).",
+            help="Images decoded per batch (a pixel moves one 8-bit level at most: float rounding).",
             min=1,
             rich_help_panel=PERFORMANCE,
         ),
