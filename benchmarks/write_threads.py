@@ -14,6 +14,10 @@ each setting's speed over the first one's per round (median [quartiles]).
 
 from __future__ import annotations
 
+import fgaug  # noqa: F401  # first: it bounds OpenMP spinning before torch is loaded
+
+# isort: split
+
 import argparse
 import json
 import shutil

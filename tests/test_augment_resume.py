@@ -48,6 +48,8 @@ def test_an_interrupted_study_trains_only_the_probes_it_had_not_finished(
 ) -> None:
     tree = tmp_path / "tree"
     write_toy_cityscapes(tree, {"train": 4, "val": 2, "test": 2}, size=(64, 128), seed=2)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "my_figure.png").write_bytes(b"the user's")  # not the study's: never refused or removed
     whole = augment(tree, tmp_path / "whole")
     assert whole.exit_code == 0, whole.output
     expected = json.loads(whole.stdout.strip().splitlines()[-1])["arms"]
@@ -75,4 +77,4 @@ def test_an_interrupted_study_trains_only_the_probes_it_had_not_finished(
     assert refused.trained == 0
     replaced = augment(tree, tmp_path / "out", "--samples", "3", "--overwrite")
     assert replaced.exit_code == 0, replaced.output
-    assert refused.trained == 4
+    assert refused.trained == 4 and (tmp_path / "out" / "my_figure.png").read_bytes() == b"the user's"

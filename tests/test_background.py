@@ -127,3 +127,24 @@ def test_the_default_threads_are_the_processs_cpu_threads_up_to_a_limit(monkeypa
     assert write_threads() == 2
     monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
     assert write_threads() == MAX_WRITE_THREADS
+
+
+def test_a_rerun_clears_the_temporary_files_of_a_killed_run_and_validate_reads_part_manifests(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A killed run's ``.NAME.XXXX.part`` files have random names no later write replaces, so
+    validate failed the tree after every rerun; and a torchrun tree interrupted before its
+    manifests were merged was "not an fgaug output tree"."""
+    from fgaug.data.validate import validate_tree
+
+    masks, out = small_tree / "gtFine" / "val", tmp_path / "out"
+    run(masks, out, test_checkpoint, threads=2)
+    city = next((out / "gtFine").rglob("*_labelIds.png")).parent
+    left = [city / ".x_gtFine_labelIds.png.k3j9.part", out / ".manifest.jsonl.a1b2.part"]
+    for path in left:
+        path.write_bytes(b"half")
+    assert f"{left[0]}: a temporary file of an interrupted write" in validate_tree(out).problems
+    run(masks, out, test_checkpoint, threads=2)
+    assert not any(path.exists() for path in left) and validate_tree(out).problems == []
+    (out / "manifest.jsonl").rename(out / "manifest.rank0.jsonl")
+    assert validate_tree(out).samples == 12

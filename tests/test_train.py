@@ -95,8 +95,14 @@ def test_a_resume_refuses_settings_other_than_the_runs_and_takes_how_long_and_on
     refused = r"not --preset small \(the run has test\), --lr 0.5 \(the run has 0.002\); start a new run"
     with pytest.raises(UsageError, match=refused):
         resolve_run(options(small_tree, run, steps=4, resume=True, preset="small", lr=0.5))
-    resumed, _, _ = resolve_run(options(small_tree, run, steps=4, resume=True, precision="fp32", workers=1))
+    with pytest.raises(UsageError, match=r"not --boundary on \(the run has off\);"):
+        resolve_run(options(small_tree, run, steps=4, resume=True, boundary=True))
+    moved = tmp_path / "moved"
+    shutil.copytree(small_tree, moved)  # a dataset moved: the run goes on reading it where it is now
+    given = options(moved, run, steps=4, resume=True, precision="fp32", workers=1, skip_bad=True)
+    resumed, _, _ = resolve_run(given)
     assert (resumed.steps, resumed.precision, resumed.workers, resumed.lr) == (4, "fp32", 1, 2e-3)
+    assert (resumed.data, resumed.skip_bad) == (str(moved), True)
 
 
 @pytest.mark.skipif(not fused_adam_available(TEST_DEVICE), reason="no fused Adam here (CPU: torch < 2.4)")

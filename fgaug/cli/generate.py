@@ -125,8 +125,8 @@ def generate(
     keep_unchanged: Annotated[
         bool,
         typer.Option(
-            help="With --content-from, write the whole decoded image (the paper's transfer), not the real "
-            "photo's pixels wherever the layout did not change (2-pixel margin).",
+            help="With --content-from, keep the real photo's pixels where the layout did not change (2-pixel "
+            "margin); --no-keep-unchanged writes the whole decoded image (the paper's transfer).",
             rich_help_panel=STRATEGIES,
         ),
     ] = True,

@@ -9,7 +9,8 @@ beside the drawing.
 
 :class:`BackgroundWriter` takes the :meth:`DatasetWriter.write` calls of a run and runs them on
 its threads, with at most ``2 * threads`` waiting (a bounded memory). A write's error is raised
-by the next :meth:`~BackgroundWriter.submit` or at the end of the ``with`` block. When the block
+by the :meth:`~BackgroundWriter.submit` that waits for that write (up to ``2 * threads`` samples
+later) or at the end of the ``with`` block. When the block
 ends by an error or an interrupt, the writes under way finish, the waiting ones are dropped, and
 the error goes on: every file is written atomically and a sample's manifest line follows its
 files, so a rerun draws exactly the samples that have no line. With ``threads=0`` every write
@@ -54,7 +55,7 @@ class BackgroundWriter:
         self, group: Group, index: int, photo: np.ndarray, metadata: dict, extra: dict[str, np.ndarray] | None = None
     ) -> None:
         """Write sample ``index`` of ``group`` as :meth:`DatasetWriter.write` does, now or on a
-        background thread; raises the error of an earlier write that failed."""
+        background thread; raises the error of an earlier write that failed, once it waits for it."""
         if self._pool is None:
             self.writer.write(group, index, photo, metadata, extra)
             return

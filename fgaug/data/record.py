@@ -140,7 +140,8 @@ def check_output(out_root: str | Path, record: RunRecord, own: OwnOutputs, overw
 
 def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord, own: OwnOutputs, clear: bool) -> None:
     """Make ``out_root`` this run's: remove fgaug's own outputs first when ``clear`` (never a path
-    inside ``input_root``), then write the record atomically. One process calls it."""
+    inside ``input_root``) and the temporary files a killed run left, then write the record
+    atomically. One process calls it."""
     out_root = Path(out_root)
     if clear:
         keep = Path(input_root).resolve()
@@ -151,6 +152,7 @@ def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord,
             else:
                 path.unlink()
         _remove_empty_folders(out_root)
+    _remove_stale_temporaries(out_root, own, Path(input_root).resolve())
     _write_record(out_root, record, finished=False)
 
 
@@ -229,6 +231,18 @@ def _shown(value: Any, path: str | None) -> str:
 def _inside(path: Path, folder: Path) -> bool:
     resolved = path.resolve()
     return resolved == folder or resolved.is_relative_to(folder)
+
+
+def _remove_stale_temporaries(out_root: Path, own: OwnOutputs, keep: Path) -> None:
+    """The temporary files (``.NAME.XXXX.part``, :func:`~fgaug.data.io.temporary_beside`) that a
+    killed run left beside its outputs: under ``leftImg8bit/`` and ``gtFine/``, and beside the
+    command's own files at the root; none inside ``keep`` (the input). Their names are random, so
+    no later write replaces them."""
+    stale = [path for kind in LABEL_AND_PHOTO_ROOTS for path in (out_root / kind).rglob(".*.part")]
+    stale += [path for pattern in (*own.files, RECORD_NAME) for path in out_root.glob(f".{pattern}.*.part")]
+    for path in stale:
+        if path.is_file() and not path.is_symlink() and not _inside(path, keep):
+            path.unlink()
 
 
 def _remove_empty_folders(out_root: Path) -> None:

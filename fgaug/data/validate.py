@@ -88,7 +88,7 @@ def reading_threads() -> int:
 def output_records(out_root: Path) -> list[dict]:
     """The records of the tree ``out_root`` with their ``outputs`` (name -> path in the tree): its
     manifests (``generate``), else its ``layouts.jsonl`` (``layouts``)."""
-    if (out_root / MANIFEST_NAME).is_file():
+    if manifest_files(out_root):  # manifest.jsonl, or only the per-process parts of an interrupted torchrun run
         return [record for path in manifest_files(out_root) for record in read_manifest(path)]
     if not (out_root / LAYOUTS_NAME).is_file():
         raise DataError(f"{out_root}: no {MANIFEST_NAME} or {LAYOUTS_NAME}; not an fgaug output tree")
@@ -170,11 +170,14 @@ def _shape(read: Callable[[Path], np.ndarray]) -> Callable[[Path], tuple[int, in
 
 READERS: dict[str, Callable[[Path], tuple[int, int]]] = {
     "labelTrainIds.png": _shape(lambda path: read_label_ids(path, "labelTrainIds")),
-    "color.png": _shape(lambda path: read_label_ids(path, "color")),
+    "color.png": _shape(lambda path: read_label_ids(path, "color", snap_colors=True)),
     "instanceIds.png": _shape(read_instance_ids),
     "polygons.json": _polygons_size,
 }
-"""How each kind of file is read and checked, to its (height, width); any other is an image."""
+"""How each kind of file is read and checked, to its (height, width); any other is an image. A
+colour file may hold the off-palette edge colours of a smoothly resized source (``generate
+--snap-colors`` copies it byte for byte): they are snapped, and only a file that is no colour mask
+at all (mostly off the palette: a photo) is a problem."""
 
 
 def _copy_problems(record: dict, outputs: dict[str, Path], source: Group) -> list[str]:

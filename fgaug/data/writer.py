@@ -183,11 +183,14 @@ class DatasetWriter:
         """The group's labelIds, read once for all of its samples (they are written close together:
         the cache keeps the last :data:`CACHED_MASKS` masks)."""
         with self._lock:
-            if group.mask not in self._cached_ids:
-                self._cached_ids[group.mask] = read_label_ids(group.mask, group.mask_format, self.options.snap_colors)
+            ids = self._cached_ids.get(group.mask)
+        if ids is None:  # decoded outside the lock, which every write's manifest line waits for
+            ids = read_label_ids(group.mask, group.mask_format, self.options.snap_colors)
+            with self._lock:
+                self._cached_ids[group.mask] = ids
                 if len(self._cached_ids) > CACHED_MASKS:
                     self._cached_ids.popitem(last=False)
-            return self._cached_ids[group.mask]
+        return ids
 
     def _append(self, record: dict) -> None:
         line = to_json(record) + "\n"

@@ -61,12 +61,12 @@ SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
 TAKEN_ON_RESUME = frozenset(
     {"steps", "epochs", "patience", "precision", "device", "workers", "gradient_checkpointing", "compile"}
-    | {"cuda_graphs", "tensorboard", "run_dir", "resume", "exist_ok", "data", "init_from"}
+    | {"cuda_graphs", "tensorboard", "run_dir", "resume", "exist_ok", "data", "val_data", "skip_bad", "init_from"}
 )
 """Options a resumed run takes from its command line where given: how long and on what it goes on,
-and its folder as given now. ``data`` is not compared (the run reads its own, from its
-``config.json``, whose path a moved dataset may have changed) and ``init_from`` has its own check;
-every other option is the run's, and one given otherwise is refused."""
+and where its folder and data are now (a moved run or dataset resumes), and ``--skip-bad`` (the
+remedy for a run stopped by a bad mask); ``init_from`` has its own check. Every other option is
+the run's, and one given otherwise is refused."""
 
 
 def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir: Path) -> None:
@@ -89,6 +89,8 @@ def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir:
 
 
 def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
     if isinstance(value, tuple | list):
         return "x".join(map(str, value))
     return "default" if value is None else str(value)
@@ -108,11 +110,12 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
             started = resumed.init_from or "a random initialisation"
             raise UsageError(f"--init-from applies to a new run; {run_dir} started from {started}")
         refuse_changed_settings(options, resumed, run_dir)
-        for name in ("steps", "epochs", "patience"):
+        for name in ("steps", "epochs", "patience", "val_data"):
             if getattr(options, name) is not None:
                 setattr(resumed, name, getattr(options, name))
         if options.precision != TrainOptions.precision:
             resumed.precision = options.precision
+        resumed.data, resumed.skip_bad = options.data, resumed.skip_bad or options.skip_bad
         resumed.run_dir = options.run_dir  # the folder given, even where the run was copied or moved
         resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
         resumed.gradient_checkpointing, resumed.compile = options.gradient_checkpointing, options.compile

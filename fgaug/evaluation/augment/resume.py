@@ -9,8 +9,9 @@ way. A probe's result depends on its arm, real-set size and seed and on the sett
 ``fgaug-run.json`` records (:func:`study_record`): the data, the model (by SHA-256), the arm and
 its sampling, the splits and the probe recipe. A rerun with other such settings stops at once
 with one line naming them, unless ``--overwrite``; ``--sizes`` and ``--seeds`` are not recorded,
-so a rerun with more seeds trains only the new ones. Device and precision are not recorded either:
-they move a probe's figures by float rounding only.
+so a rerun with more seeds trains only the new ones, except for an arm whose synthetic data is
+made from every seed's real-only probe (``targeted-hard``'s class weights): its seeds are recorded.
+Device and precision are not recorded either: they move a probe's figures by float rounding only.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ from pathlib import Path
 from fgaug.data.io import atomic_write_bytes
 from fgaug.data.record import OwnOutputs, RunRecord
 from fgaug.evaluation.augment.protocol import ArmResult
+from fgaug.evaluation.augment.strategies import CLASS_WEIGHTS, needs
 from fgaug.evaluation.options import AugmentOptions
 from fgaug.finite import to_json
 from fgaug.generate.options import ModelUsed
 
 PROBES_NAME = "probes.jsonl"
-STUDY_OUTPUTS = OwnOutputs(("augment.json", "augment.md", "*.png", PROBES_NAME), r"(?!)")
+STUDY_OUTPUTS = OwnOutputs(
+    ("augment.json", "augment.md", "learning_curve.png", "class_difference.png", PROBES_NAME), r"(?!)"
+)
 """What ``evaluate augment`` writes at its output root (its synthetic trees keep their own records)."""
 NOT_RECORDED = ("out", "sizes", "seeds", "overwrite", "device", "precision")
 OPTION_NAMES = {
@@ -44,6 +48,8 @@ def study_record(options: AugmentOptions, model: ModelUsed, data_root: Path) -> 
     """What shapes the probes of ``options`` (every field but :data:`NOT_RECORDED`)."""
     settings = {field.name: getattr(options, field.name) for field in fields(options) if field.name not in NOT_RECORDED}
     settings["data"], settings["model"] = str(data_root.resolve()), model.sha256
+    if CLASS_WEIGHTS in needs(options.strategy):  # its synthetic data weighs classes by every seed's real-only probe
+        settings["seeds"] = list(options.seeds)
     defaults = {field.name: field.default for field in fields(AugmentOptions) if field.default is not MISSING}
     return RunRecord("evaluate augment", settings, {"model": str(model.path.resolve())}, defaults, OPTION_NAMES)
 
