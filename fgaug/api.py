@@ -104,7 +104,8 @@ def layouts(options: LayoutRunOptions, progress: Progress | None = None) -> Layo
     root = Path(options.masks)
     groups = find_groups(root, options.splits, False, options.mask_format).groups
     groups = groups[: options.limit] if options.limit else groups
-    return write_layouts(groups, root, Path(options.out), options.layout, progress, options.overwrite)
+    out = Path(options.out)
+    return write_layouts(groups, root, out, options.layout, progress, options.overwrite, options.write_threads)
 
 
 def prepare(

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from same_images import assert_same_up_to_rounding, photos
 
-from fgaug.data.background import MAX_WRITE_THREADS, BackgroundWriter, write_threads
+from fgaug.data.background import MAX_WRITE_THREADS, BackgroundWrites, write_threads
 from fgaug.data.writer import DatasetWriter
 from fgaug.generate.engine import generate
 from fgaug.generate.options import GenerateOptions
@@ -89,37 +89,56 @@ def test_a_failed_write_stops_the_run_with_whole_samples_only_and_a_rerun_comple
 
 
 class HeldWrites:
-    """Stands in for a :class:`DatasetWriter`: each write waits until ``release`` is set."""
+    """Writes that each wait until ``release`` is set, and record themselves and their follow-ups."""
 
     def __init__(self) -> None:
         self.release = threading.Event()
         self.written: list[int] = []
+        self.followed: list[int] = []
 
-    def write(self, group: Any, index: int, *rest: Any) -> dict[str, str]:
+    def write(self, index: int) -> None:
         self.release.wait(timeout=30)
         self.written.append(index)
-        return {}
+
+    def submit(self, writes: BackgroundWrites, index: int) -> None:
+        writes.submit(self.write, index, then=lambda: self.followed.append(index))
 
 
 def test_at_most_twice_the_threads_wait_and_an_interrupt_drops_the_waiting_ones() -> None:
     held = HeldWrites()
-    writes = BackgroundWriter(held, threads=1)  # type: ignore[arg-type]
-    photo = np.zeros((2, 2, 3), np.uint8)
-    writes.submit(None, 0, photo, {})  # type: ignore[arg-type]
-    writes.submit(None, 1, photo, {})  # type: ignore[arg-type]
-    third = threading.Thread(target=writes.submit, args=(None, 2, photo, {}))
+    writes = BackgroundWrites(threads=1)
+    held.submit(writes, 0)
+    held.submit(writes, 1)
+    third = threading.Thread(target=held.submit, args=(writes, 2))
     third.start()
     third.join(timeout=0.3)
     assert third.is_alive(), "a third write waited beside two on one thread"
     held.release.set()
     third.join(timeout=30)
+    while len(held.written) < 3:
+        time.sleep(0.01)
     held.release.clear()
     with pytest.raises(KeyboardInterrupt), writes:
-        writes.submit(None, 3, photo, {})  # type: ignore[arg-type]  # under way when the interrupt comes
-        writes.submit(None, 4, photo, {})  # type: ignore[arg-type]  # waiting
+        held.submit(writes, 3)  # under way when the interrupt comes
+        held.submit(writes, 4)  # waiting
         threading.Timer(0.3, held.release.set).start()
         raise KeyboardInterrupt
-    assert held.written == [0, 1, 2, 3]
+    assert held.written == [0, 1, 2, 3] and held.followed == [0, 1, 2], "no follow-up runs after the interrupt"
+
+
+def test_follow_ups_run_in_submission_order_after_their_writes() -> None:
+    done: list[int] = []
+    followed: list[tuple[int, bool]] = []
+    with BackgroundWrites(threads=3) as writes:
+        for index in range(12):
+            pause = 0.02 * ((7 * index) % 5)  # later writes often finish first
+
+            def write(index: int = index, pause: float = pause) -> None:
+                time.sleep(pause)
+                done.append(index)
+
+            writes.submit(write, then=lambda index=index: followed.append((index, index in done)))
+    assert followed == [(index, True) for index in range(12)]
 
 
 def test_the_default_threads_are_the_processs_cpu_threads_up_to_a_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,3 +167,21 @@ def test_a_rerun_clears_the_temporary_files_of_a_killed_run_and_validate_reads_p
     assert not any(path.exists() for path in left) and validate_tree(out).problems == []
     (out / "manifest.jsonl").rename(out / "manifest.rank0.jsonl")
     assert validate_tree(out).samples == 12
+
+
+def test_layouts_on_threads_write_the_tree_of_the_loop_byte_for_byte(small_tree: Path, tmp_path: Path) -> None:
+    from fgaug.api import LayoutOptions, LayoutRunOptions, layouts
+
+    layout = LayoutOptions(n=2, paste=2, photos=True)
+    for threads in (0, 3):
+        made = layouts(
+            LayoutRunOptions(
+                masks=str(small_tree),
+                out=str(tmp_path / f"t{threads}"),
+                splits=["train"],
+                layout=layout,
+                write_threads=threads,
+            )
+        )
+        assert made.written == 24
+    assert tree_bytes(tmp_path / "t3") == tree_bytes(tmp_path / "t0")

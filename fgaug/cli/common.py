@@ -276,6 +276,18 @@ OverwriteOption = Annotated[
 ]
 
 
+WriteThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        help="Threads writing the files while the work goes on (the same files). Default: the CPU threads, "
+        "up to 8; 0 writes in the loop.",
+        min=0,
+        show_default=False,
+        rich_help_panel=PERFORMANCE,
+    ),
+]
+
+
 SkipBadOption = Annotated[
     bool,
     typer.Option(

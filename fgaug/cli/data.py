@@ -24,6 +24,7 @@ from fgaug.cli.common import (
     SkipBadOption,
     SnapOption,
     SplitOption,
+    WriteThreadsOption,
     bounded,
     clear_errors,
     emit,
@@ -91,6 +92,7 @@ def layouts(
     ] = Path(LayoutRunOptions.out),
     overwrite: OverwriteOption = LayoutRunOptions.overwrite,
     as_json: JsonOption = False,
+    write_threads: WriteThreadsOption = LayoutRunOptions.write_threads,
 ) -> None:
     """Write new label sets made from existing masks: flips, scale-and-crop jitter, and objects
     (person, rider, car, bicycle, motorcycle, traffic sign or light with its pole) pasted from other
@@ -123,7 +125,14 @@ def layouts(
             snap_colors=snap_colors,
         )
         options = LayoutRunOptions(
-            masks=masks, out=out, layout=layout, splits=split, limit=limit, mask_format=mask_format, overwrite=overwrite
+            masks=masks,
+            out=out,
+            layout=layout,
+            splits=split,
+            limit=limit,
+            mask_format=mask_format,
+            overwrite=overwrite,
+            write_threads=write_threads,
         )
         with working("masks", as_json) as progress:
             summary = make_layouts(options, progress)

@@ -34,6 +34,7 @@ from fgaug.cli.common import (
     SnapOption,
     SplitOption,
     TempOption,
+    WriteThreadsOption,
     bounded,
     clear_errors,
     emit,
@@ -199,16 +200,7 @@ def generate(
             rich_help_panel=PERFORMANCE,
         ),
     ] = 8,
-    write_threads: Annotated[
-        int | None,
-        typer.Option(
-            help="Threads writing the files while drawing goes on (the same files). Default: the CPU "
-            "threads, up to 8; 0 writes in the drawing loop.",
-            min=0,
-            show_default=False,
-            rich_help_panel=PERFORMANCE,
-        ),
-    ] = None,
+    write_threads: WriteThreadsOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     compile_networks: CompileOption = False,

@@ -36,11 +36,13 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fgaug.data.background import BackgroundWrites, write_threads
 from fgaug.data.cityscapes import Group, resize_photo
 from fgaug.data.cutouts import PASTED_CLASSES, Cutout, LabelSet, Placement, find_cutouts, paste
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
@@ -237,11 +239,14 @@ def write_layouts(
     options: LayoutOptions,
     progress: Progress | None = None,
     overwrite: bool = False,
+    threads: int | None = None,
 ) -> LayoutSummary:
     """``options.n`` new layouts per group, written as a Cityscapes label tree under ``out_root``
     (a valid ``--masks`` input for ``fgaug generate``), with ``layouts.jsonl``. The input tree is
     never written to; a rerun with the same settings skips finished layouts, one with others is
-    refused unless ``overwrite`` (see :mod:`fgaug.data.record`)."""
+    refused unless ``overwrite`` (see :mod:`fgaug.data.record`). The files are written on
+    ``threads`` threads (None: :func:`~fgaug.data.background.write_threads`), each layout's
+    ``layouts.jsonl`` line in order once its files are in place."""
     start = time.perf_counter()
     progress = progress or SilentProgress()
     input_root, out_root = Path(input_root), Path(out_root)
@@ -262,42 +267,51 @@ def write_layouts(
     )
     written = skipped = pasted = 0
     progress.start("layouts", len(groups))
-    for group in groups:
-        pending = [k for k in range(options.n) if (group.key, k) not in finished]
-        skipped += options.n - len(pending)
-        progress.advance(1)
-        if not pending:
-            continue
-        labels = LabelSet.read(group, options.snap_colors)
-        photo = read_layout_photo(group, labels.shape) if options.photos else None
-        for index in pending:
-            layout = make_layout(labels, group.key, index, bank, options, photo)
-            split, city, stem = frame_names(group, f"{LAYOUT_TOKEN}-l{index:03d}", options.split)
-            folder = out_root / "gtFine" / split / city
-            for suffix, content in layout.labels.files().items():
-                atomic_write_bytes(folder / f"{stem}{suffix}", content)
-            photo_path = out_root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png"
-            if layout.photo is not None:
-                atomic_write_bytes(photo_path, encode_png(layout.photo))
-            record = {
-                "key": group.key,
-                "layout": index,
-                "output": (folder / f"{stem}_gtFine_labelIds.png").relative_to(out_root).as_posix(),
-                "source_mask": _relative(group.mask, input_root),
-                "source_photo": _relative(group.photo, input_root) if group.photo else None,
-                "photo": photo_path.relative_to(out_root).as_posix() if layout.photo is not None else None,
-                **layout.record(),
-            }
-            out_root.mkdir(parents=True, exist_ok=True)
-            with open(manifest, "a", encoding="utf-8") as stream:
-                stream.write(to_json(record) + "\n")
-            written += 1
-            pasted += len(layout.pasted)
+
+    def append(record: dict[str, Any]) -> None:
+        out_root.mkdir(parents=True, exist_ok=True)
+        with open(manifest, "a", encoding="utf-8") as stream:
+            stream.write(to_json(record) + "\n")
+
+    with BackgroundWrites(write_threads() if threads is None else threads) as writes:
+        for group in groups:
+            pending = [k for k in range(options.n) if (group.key, k) not in finished]
+            skipped += options.n - len(pending)
+            progress.advance(1)
+            if not pending:
+                continue
+            labels = LabelSet.read(group, options.snap_colors)
+            photo = read_layout_photo(group, labels.shape) if options.photos else None
+            for index in pending:
+                layout = make_layout(labels, group.key, index, bank, options, photo)
+                split, city, stem = frame_names(group, f"{LAYOUT_TOKEN}-l{index:03d}", options.split)
+                folder = out_root / "gtFine" / split / city
+                photo_path = out_root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png"
+                record = {
+                    "key": group.key,
+                    "layout": index,
+                    "output": (folder / f"{stem}_gtFine_labelIds.png").relative_to(out_root).as_posix(),
+                    "source_mask": _relative(group.mask, input_root),
+                    "source_photo": _relative(group.photo, input_root) if group.photo else None,
+                    "photo": photo_path.relative_to(out_root).as_posix() if layout.photo is not None else None,
+                    **layout.record(),
+                }
+                writes.submit(_write_layout, layout, folder / stem, photo_path, then=partial(append, record))
+                written += 1
+                pasted += len(layout.pasted)
     progress.stop()
     finish_output(out_root, run_record, RunOutcome(len(groups) * options.n, written + skipped, accepted=True))
     return LayoutSummary(
         out_root, len(groups), written, skipped, len(bank) if bank else 0, pasted, time.perf_counter() - start
     )
+
+
+def _write_layout(layout: Layout, label_stem: Path, photo_path: Path) -> None:
+    """A layout's label files (``label_stem`` + each suffix) and, where it has one, its photo."""
+    for suffix, content in layout.labels.files().items():
+        atomic_write_bytes(label_stem.with_name(f"{label_stem.name}{suffix}"), content)
+    if layout.photo is not None:
+        atomic_write_bytes(photo_path, encode_png(layout.photo))
 
 
 def read_layout_photo(group: Group, size: tuple[int, int]) -> np.ndarray:

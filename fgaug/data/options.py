@@ -65,6 +65,8 @@ class LayoutRunOptions:
     limit: int | None = None
     mask_format: str = "auto"
     overwrite: bool = False
+    write_threads: int | None = None
+    """Threads writing the files (None: :func:`~fgaug.data.background.write_threads`; 0: in the loop)."""
 
     def __post_init__(self) -> None:
         require_at_least("--limit", self.limit, 1)

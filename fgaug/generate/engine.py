@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from fgaug import distributed
-from fgaug.data.background import BackgroundWriter, write_threads
+from fgaug.data.background import BackgroundWrites, write_threads
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
@@ -187,12 +187,12 @@ def _generate_in_process(
     progress.log(f"model: {model_used}")
     progress.start("generating", pending)
     threads = write_threads() if options.write_threads is None else options.write_threads
-    with BackgroundWriter(writer, threads) as writes:
+    with BackgroundWrites(threads) as writes:
         if options.content_from:
             source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
-            tally = _transfer_work(work, options, checkpoint, source, network_dtype, device, writes, progress)
+            tally = _transfer_work(work, options, checkpoint, source, network_dtype, device, writes, writer, progress)
         else:
-            tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, progress)
+            tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, writer, progress)
     progress.stop()
     if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
         tally.failures = [*discovery.skipped, *tally.failures]
@@ -246,7 +246,8 @@ def _generate_work(
     checkpoint: Checkpoint,
     network_dtype: torch.dtype | None,
     device: torch.device,
-    writes: BackgroundWriter,
+    writes: BackgroundWrites,
+    writer: DatasetWriter,
     progress: Progress,
 ) -> _Tally:
     """Draw, select and write every pending sample."""
@@ -292,6 +293,7 @@ def _generate_work(
                     continue
                 extra, notes = ignore.files(draw.image, label_ids) if ignore else ({}, {})
                 writes.submit(
+                    writer.write,
                     item.group,
                     sample,
                     to_uint8_image(draw.image),
@@ -377,7 +379,8 @@ def _transfer_work(
     source: ContentSource,
     network_dtype: torch.dtype | None,
     device: torch.device,
-    writes: BackgroundWriter,
+    writes: BackgroundWrites,
+    writer: DatasetWriter,
     progress: Progress,
 ) -> _Tally:
     """Content transfer onto every pending layout (one sample each), its networks in
@@ -419,7 +422,7 @@ def _transfer_work(
                 "model_file": checkpoint.path.name,
                 "model_sha256": checkpoint.sha256,
             }
-            writes.submit(item.group, 0, to_uint8_image(image), {**metadata, **notes})
+            writes.submit(writer.write, item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1
     return tally
 
