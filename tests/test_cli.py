@@ -76,8 +76,9 @@ def test_env_names_the_cpu_kernels_and_who_runs_the_networks_convolutions(
 
 
 def one_line_error(result, *fragments: str, code: int = 1) -> None:
+    """One error line, the last but for the same error as JSON on stdout where ``--json`` asked."""
     assert result.exit_code == code, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith('{"error": ')]
     errors = [line for line in lines if line.startswith("error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.output  # progress lines may precede it
     for fragment in fragments:

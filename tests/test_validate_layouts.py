@@ -3,6 +3,7 @@ real-pixel copy-paste can check what it wrote (issue 22, item 7)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -111,10 +112,22 @@ def test_a_generate_run_that_left_samples_unwritten_is_a_problem(small_tree: Pat
     bad.write_bytes(bad.read_bytes()[:100])
     out = tmp_path / "out"
     arguments = ["generate", str(masks), "--model", "demo", "--samples", "1", "--skip-bad", "-o", str(out)]
-    assert runner.invoke(app, arguments).exit_code == 3
+    incomplete = runner.invoke(app, [*arguments, "--json"])
+    assert incomplete.exit_code == 3 and json.loads(incomplete.stdout)["complete"] is False  # one object, no error
     assert validate_tree(out).problems == [
         f"{out / 'fgaug-run.json'}: its run left 1 of the 4 requested samples unwritten "
         "(its exit code was 3; see its failures)"
     ]
     assert runner.invoke(app, [*arguments, "--allow-failed", "0.25"]).exit_code == 0
     assert validate_tree(out).problems == []
+
+
+def test_a_failed_command_leaves_its_error_as_json_on_stdout(tmp_path: Path) -> None:
+    """``--json`` printed nothing on stdout when a command failed, so a CI job keeping stdout as its
+    summary kept an empty file."""
+    missing = tmp_path / "nowhere"
+    for arguments in (["generate", str(missing), "--model", "demo"], ["layouts", str(missing)]):
+        result = runner.invoke(app, [*arguments, "--json"])
+        assert result.exit_code == 1
+        assert json.loads(result.stdout) == {"error": f"{missing}: no such file or folder", "exit_code": 1}
+        assert result.stderr.strip() == f"error: {missing}: no such file or folder"

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from typer import Exit
 from typer._click.exceptions import NoSuchOption
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
@@ -93,6 +94,19 @@ class FgaugCommand(TyperCommand):
         if option is not None:
             option.metavar = ""
         return option
+
+    def invoke(self, ctx: Any) -> Any:
+        """The command; with ``--json``, a failure leaves its error as JSON on stdout too
+        (:func:`~fgaug.cli.common.json_failure`)."""
+        from fgaug.cli.common import REPORT, json_failure
+
+        REPORT.reset()
+        try:
+            return super().invoke(ctx)
+        except Exit as stop:
+            if stop.exit_code and ctx.params.get("as_json"):
+                json_failure(stop.exit_code)
+            raise
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         aliases = DEPRECATED.get(command_path(ctx), {})

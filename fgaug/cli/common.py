@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -83,11 +84,37 @@ def bounded(
     return check
 
 
+@dataclass
+class CommandReport:
+    """What this process's command has reported: its ``--json`` object, the one-line error it
+    failed with. Read by :func:`json_failure`."""
+
+    printed_json: bool = False
+    error: str | None = None
+
+    def reset(self) -> None:
+        """A new command begins (tests run several in one process)."""
+        self.printed_json, self.error = False, None
+
+
+REPORT = CommandReport()
+
+
 def fail(message: str, code: int = EXIT_INPUT_ERROR) -> typer.Exit:
     from fgaug.cli.console import err_console
 
+    REPORT.error = message
     err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def json_failure(code: int) -> None:
+    """With ``--json``, a command that failed before printing its object prints
+    ``{"error": <its one-line error>, "exit_code": code}`` on stdout, so that a CI job keeping
+    stdout as its summary keeps the reason (the line on stderr stays)."""
+    if not REPORT.printed_json and REPORT.error is not None:
+        typer.echo(to_json({"error": REPORT.error, "exit_code": code}))
+        REPORT.printed_json = True
 
 
 FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
@@ -179,6 +206,7 @@ def _redeliver_dropped_interrupts(hook: Callable[[Any], object]) -> Callable[[An
 def emit(result: dict[str, Any], as_json: bool, lines: Callable[[], None]) -> None:
     if as_json:
         typer.echo(to_json(result))
+        REPORT.printed_json = True
     else:
         lines()
 
