@@ -39,7 +39,7 @@ from typing import Any
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPO = BENCHMARKS.parent
-SECTIONS = ("tests", "smoke", "dryrun", "speed", "paper_code", "torchrun", "cpu_vs_cuda", "compile")
+SECTIONS = ("tests", "smoke", "dryrun", "speed", "paper_code", "torchrun", "cpu_vs_cuda", "compile", "writes")
 TIME_LIMITS = {
     "tests": 180,
     "smoke": 120,
@@ -49,6 +49,7 @@ TIME_LIMITS = {
     "torchrun": 120,
     "cpu_vs_cuda": 60,
     "compile": 210,
+    "writes": 60,
 }
 CUDA_TEST_FILES = [
     "tests/test_layers.py",
@@ -564,6 +565,39 @@ def section_cpu_vs_cuda(work: Path, log: Path, limit: float) -> dict[str, Any]:
     if codes.get("cuda-bf16") == 0 and codes.get("cuda-bf16-graphs") == 0:
         result["cuda_bf16_vs_cuda_graphs"] = compare_trees(work / "cuda-bf16", work / "cuda-bf16-graphs")
     result["passed"] = all(code == 0 for code in codes.values())
+    return result
+
+
+def section_writes(work: Path, log: Path, limit: float) -> dict[str, Any]:
+    """``generate`` end to end at Cityscapes' 1024x2048, the bundled model drawing on the device: its
+    images per second with the files written in the loop (``--write-threads 0``) and on the
+    default background threads (``fgaug/data/background.py``), and whether the trees are the same."""
+    data = write_toy(work / "toy1024", (1024, 2048), train=8, val=1)
+    masks = str(data / "gtFine" / "train")
+    result: dict[str, Any] = {"model": "bundled demo model (tiny, 64x128)", "masks": "8 at 1024x2048, 4 samples each"}
+    for name, extra in (("in_loop", ["--write-threads", "0"]), ("background", [])):
+        command = fgaug_command(
+            "generate",
+            masks,
+            "--model",
+            "demo",
+            "--samples",
+            "4",
+            "--device",
+            SETTINGS.device,
+            "--out",
+            str(work / f"writes-{name}"),
+            *extra,
+            "--json",
+        )
+        code, report = json_command(command, REPO, log, limit / 2)
+        result[f"{name}_images_per_s"] = report["images_per_s"] if report else None
+        result[f"{name}_exit_code"] = code
+    if result["in_loop_exit_code"] == 0 and result["background_exit_code"] == 0:
+        result["trees"] = compare_trees(work / "writes-in_loop", work / "writes-background")
+        if result["in_loop_images_per_s"]:
+            result["speed_up"] = round(result["background_images_per_s"] / result["in_loop_images_per_s"], 2)
+    result["passed"] = result.get("trees", {}).get("bitwise_equal_photos") == 32
     return result
 
 
