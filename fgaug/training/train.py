@@ -59,14 +59,24 @@ from fgaug.usage import UsageError
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
 
-TAKEN_ON_RESUME = frozenset(
-    {"steps", "epochs", "patience", "precision", "device", "workers", "gradient_checkpointing", "compile"}
-    | {"cuda_graphs", "tensorboard", "run_dir", "resume", "exist_ok", "data", "val_data", "skip_bad", "init_from"}
+TAKEN_ALWAYS = (
+    "run_dir",
+    "data",
+    "device",
+    "workers",
+    "gradient_checkpointing",
+    "compile",
+    "cuda_graphs",
+    "tensorboard",
 )
-"""Options a resumed run takes from its command line where given: how long and on what it goes on,
-and where its folder and data are now (a moved run or dataset resumes), and ``--skip-bad`` (the
-remedy for a run stopped by a bad mask); ``init_from`` has its own check. Every other option is
-the run's, and one given otherwise is refused."""
+"""Options a resumed run takes from its command line: where its folder and data are now (a moved
+run or dataset resumes) and what it runs on."""
+TAKEN_WHEN_GIVEN = ("steps", "epochs", "patience", "val_data", "precision", "skip_bad")
+"""Options a resumed run takes from its command line where they are set (to other than their
+default): how long it goes on, its validation data, its precision, and ``--skip-bad`` (the remedy
+for a run stopped by a bad mask). Every other option is the run's, and one given otherwise is
+refused (:func:`refuse_changed_settings`); ``init_from`` has its own check."""
+NOT_COMPARED = frozenset({*TAKEN_ALWAYS, *TAKEN_WHEN_GIVEN, "resume", "exist_ok", "init_from"})
 
 
 def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir: Path) -> None:
@@ -77,7 +87,7 @@ def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir:
     for option in fields(TrainOptions):
         name = option.name
         value, saved = getattr(given, name), getattr(resumed, name)
-        if name in TAKEN_ON_RESUME or value == option.default or value == saved:
+        if name in NOT_COMPARED or value == option.default or value == saved:
             continue
         option_name = f"--{CLI_NAMES.get(name, name).replace('_', '-')}"
         changed.append(f"{option_name} {_shown(value)} (the run has {_shown(saved)})")
@@ -110,17 +120,13 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
             started = resumed.init_from or "a random initialisation"
             raise UsageError(f"--init-from applies to a new run; {run_dir} started from {started}")
         refuse_changed_settings(options, resumed, run_dir)
-        for name in ("steps", "epochs", "patience", "val_data"):
-            if getattr(options, name) is not None:
+        defaults = TrainOptions(data="")
+        for name in TAKEN_ALWAYS:
+            setattr(resumed, name, getattr(options, name))
+        for name in TAKEN_WHEN_GIVEN:
+            if getattr(options, name) != getattr(defaults, name):
                 setattr(resumed, name, getattr(options, name))
-        if options.precision != TrainOptions.precision:
-            resumed.precision = options.precision
-        resumed.data, resumed.skip_bad = options.data, resumed.skip_bad or options.skip_bad
-        resumed.run_dir = options.run_dir  # the folder given, even where the run was copied or moved
-        resumed.device, resumed.workers, resumed.resume = options.device, options.workers, True
-        resumed.gradient_checkpointing, resumed.compile = options.gradient_checkpointing, options.compile
-        resumed.cuda_graphs = options.cuda_graphs
-        resumed.tensorboard = options.tensorboard
+        resumed.resume = True
         return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
     if run_dir.exists() and any(run_dir.iterdir()) and not options.exist_ok:
         raise DataError(f"{run_dir}: run folder exists; use --resume to continue it or --exist-ok to overwrite")
