@@ -57,11 +57,10 @@ def config_defaults(ctx: typer.Context, value: Path | None) -> Path | None:
     from fgaug.cli.optionfile import read_option_file
     from fgaug.flow.config import ConfigError
 
-    keys, params = {}, {}
+    keys, params = {}, {param.name: param for param in ctx.command.params}
     for param in ctx.command.params:
         for spelling in [opt for opt in param.opts if opt.startswith("--")] or [str(param.name)]:
             keys[spelling.lstrip("-").replace("-", "_")] = param.name
-            params[param.name] = param
     try:
         values = read_option_file(value)
     except ConfigError as error:

@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from fgaug.data.io import DataError, open_image, read_rgb
+from fgaug.data.io import RGB_MODES, DataError, open_image, read_rgb
 from fgaug.data.labels import (
     IGNORE_TRAIN_ID,
     N_TRAIN_IDS,
@@ -55,8 +55,7 @@ PHOTO_OFF_PALETTE = 0.5
 """A colour image with more of its pixels off the Cityscapes palette is a photo, not a mask (a
 smoothly resized mask has 10-15% at its edges)."""
 ID_MODES = ("L", "I", "I;16", "I;16B")
-COLOUR_MODES = ("RGB", "RGBA", "P")
-INSTANCE_MODES = ("I", "I;16", "I;16B", "L")
+"""Single-channel PNG modes: id masks and instanceIds."""
 
 
 @dataclass(frozen=True)
@@ -295,7 +294,7 @@ def looks_like_photo(path: Path) -> bool:
     if path.name.endswith(PHOTO_SUFFIX):
         return True
     image = open_image(path)
-    rgb = image.mode in COLOUR_MODES
+    rgb = image.mode in RGB_MODES
     return rgb and color_to_ids(np.asarray(image.convert("RGB")))[1] > PHOTO_OFF_PALETTE
 
 
@@ -305,7 +304,7 @@ def _listed(values: list[int], limit: int = 8) -> str:
 
 
 def check_colour_mask_mode(path: Path, mode: str) -> None:
-    if mode not in COLOUR_MODES:
+    if mode not in RGB_MODES:
         raise DataError(f"{path}: a colour mask must be an RGB(A) PNG, got mode {mode}")
 
 
@@ -315,7 +314,7 @@ def check_id_mask_mode(path: Path, mode: str) -> None:
 
 
 def check_instance_mode(path: Path, mode: str) -> None:
-    if mode not in INSTANCE_MODES:
+    if mode not in ID_MODES:
         raise DataError(f"{path}: instanceIds must be a 16-bit single-channel PNG, got mode {mode}")
 
 
@@ -346,7 +345,7 @@ def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> s
     named = format_by_name(path, mask_format)
     if named != "auto":
         return named
-    if image.mode in COLOUR_MODES:
+    if image.mode in RGB_MODES:
         return "color"
     values = {int(v) for v in np.unique(_grey_values(path, image))}
     if IGNORE_TRAIN_ID in values and values <= set(range(N_TRAIN_IDS)) | {IGNORE_TRAIN_ID}:

@@ -50,6 +50,16 @@ MIN_FILL = 0.3
 SCALE_LIMITS = (0.35, 2.5)
 
 
+LABEL_FILE_SUFFIXES = (
+    "_gtFine_labelIds.png",
+    "_gtFine_instanceIds.png",
+    "_gtFine_color.png",
+    "_gtFine_labelTrainIds.png",
+    "_gtFine_polygons.json",
+)
+"""The label files :meth:`LabelSet.files` writes, in its order."""
+
+
 @dataclass
 class LabelSet:
     """A frame's labels: ``label_ids`` (H, W) uint8 and ``instance_ids`` (H, W) int32 in the
@@ -86,15 +96,16 @@ class LabelSet:
         )
 
     def files(self) -> dict[str, bytes]:
-        """Every label file of the set, by Cityscapes suffix."""
+        """Every label file of the set, by Cityscapes suffix (:data:`LABEL_FILE_SUFFIXES`)."""
         rgba = np.concatenate([ids_to_color(self.label_ids), np.full((*self.shape, 1), 255, np.uint8)], axis=2)
-        return {
-            "_gtFine_labelIds.png": encode_png(self.label_ids),
-            "_gtFine_instanceIds.png": encode_png(self.instance_ids.astype(np.uint16)),
-            "_gtFine_color.png": encode_png(rgba),
-            "_gtFine_labelTrainIds.png": encode_png(ids_to_train_ids(self.label_ids)),
-            "_gtFine_polygons.json": to_json(traced_polygons(self), indent=1, sort_keys=False).encode(),
-        }
+        contents = (
+            encode_png(self.label_ids),
+            encode_png(self.instance_ids.astype(np.uint16)),
+            encode_png(rgba),
+            encode_png(ids_to_train_ids(self.label_ids)),
+            to_json(traced_polygons(self), indent=1, sort_keys=False).encode(),
+        )
+        return dict(zip(LABEL_FILE_SUFFIXES, contents, strict=True))
 
 
 def _resize_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

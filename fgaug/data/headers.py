@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fgaug.data.cityscapes import (
-    COLOUR_MODES,
     Discovery,
     Group,
     check_colour_mask_mode,
@@ -25,7 +24,7 @@ from fgaug.data.cityscapes import (
     format_by_name,
     instance_ids_of,
 )
-from fgaug.data.io import DataError, check_photo_mode, image_header
+from fgaug.data.io import RGB_MODES, DataError, check_photo_mode, image_header
 
 
 def check_headers(groups: Sequence[Group], boundary: bool, skip_bad: bool) -> Discovery:
@@ -51,7 +50,7 @@ def check_group_header(group: Group, boundary: bool) -> None:
     mask_format = format_by_name(group.mask, group.mask_format)
     if mask_format == "color":
         check_colour_mask_mode(group.mask, mode)
-    elif mask_format != "auto" or mode not in COLOUR_MODES:
+    elif mask_format != "auto" or mode not in RGB_MODES:
         check_id_mask_mode(group.mask, mode)
     if boundary:
         instance_ids = instance_ids_of(group)

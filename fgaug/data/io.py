@@ -94,38 +94,39 @@ def encode_png(array: np.ndarray, compress_level: int = 4) -> bytes:
     return buffer.getvalue()
 
 
-_IMAGE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error)
-PHOTO_MODES = ("RGB", "RGBA", "P")
+RGB_MODES = ("RGB", "RGBA", "P")
+"""PNG modes read as RGB: photos, and colour masks."""
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """Open and fully decode an image, turning every failure into a one-line :class:`DataError`."""
-    path = Path(path)
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``path`` opened by PIL; a missing file and every failure to read it, inside the block too,
+    are a one-line :class:`DataError`."""
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except _IMAGE_ERRORS as error:
+            yield image
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, zlib.error) as error:
         raise DataError(f"{path}: not a readable image ({error})") from error
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """Open and fully decode an image, turning every failure into a one-line :class:`DataError`."""
+    with _opened(Path(path)) as image:
+        image.load()
+        return image.copy()
 
 
 def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
     """An image's mode and (height, width), read from its header alone (no pixels decoded);
     failures are the one-line :class:`DataError` of :func:`open_image`."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
-    try:
-        with Image.open(path) as image:
-            return image.mode, (image.height, image.width)
-    except _IMAGE_ERRORS as error:
-        raise DataError(f"{path}: not a readable image ({error})") from error
+    with _opened(Path(path)) as image:
+        return image.mode, (image.height, image.width)
 
 
 def check_photo_mode(path: str | Path, mode: str) -> None:
-    if mode not in PHOTO_MODES:
+    if mode not in RGB_MODES:
         raise DataError(f"{path}: expected an 8-bit RGB photo, got PNG mode {mode}")
 
 

@@ -296,7 +296,7 @@ def write_layouts(
                     "photo": photo_path.relative_to(out_root).as_posix() if layout.photo is not None else None,
                     **layout.record(),
                 }
-                writes.submit(_write_layout, layout, folder / stem, photo_path, then=partial(append, record))
+                writes.submit(_write_layout, layout, folder, stem, photo_path, then=partial(append, record))
                 written += 1
                 pasted += len(layout.pasted)
     progress.stop()
@@ -306,10 +306,10 @@ def write_layouts(
     )
 
 
-def _write_layout(layout: Layout, label_stem: Path, photo_path: Path) -> None:
-    """A layout's label files (``label_stem`` + each suffix) and, where it has one, its photo."""
+def _write_layout(layout: Layout, folder: Path, stem: str, photo_path: Path) -> None:
+    """A layout's label files (``folder/stem`` + each suffix) and, where it has one, its photo."""
     for suffix, content in layout.labels.files().items():
-        atomic_write_bytes(label_stem.with_name(f"{label_stem.name}{suffix}"), content)
+        atomic_write_bytes(folder / f"{stem}{suffix}", content)
     if layout.photo is not None:
         atomic_write_bytes(photo_path, encode_png(layout.photo))
 

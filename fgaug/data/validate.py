@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from fgaug.data.cityscapes import PHOTO_SUFFIX, Group, find_groups, read_instance_ids, read_label_ids
+from fgaug.data.cutouts import LABEL_FILE_SUFFIXES
 from fgaug.data.io import DataError, open_image, read_json
 from fgaug.data.layouts import MANIFEST_NAME as LAYOUTS_NAME
 from fgaug.data.layouts import read_layout_records
@@ -33,8 +34,6 @@ from fgaug.data.writer import MANIFEST_NAME, manifest_files, read_manifest
 
 MAX_THREADS = 8
 """Threads that read the samples' files, at most: one per core this process may run on."""
-LAYOUT_LABEL_FILES = ("labelIds.png", "instanceIds.png", "color.png", "labelTrainIds.png", "polygons.json")
-"""The label files ``layouts`` writes beside each layout's labelIds (``LabelSet.files``)."""
 
 
 @dataclass
@@ -96,7 +95,8 @@ def output_records(out_root: Path) -> list[dict]:
     for record in records:
         stem = str(record["output"]).removesuffix("_gtFine_labelIds.png")
         photo = {"photo": record["photo"]} if record.get("photo") else {}
-        record["outputs"] = {**{name: f"{stem}_gtFine_{name}" for name in LAYOUT_LABEL_FILES}, **photo}
+        labels = {suffix.removeprefix("_gtFine_"): f"{stem}{suffix}" for suffix in LABEL_FILE_SUFFIXES}
+        record["outputs"] = {**labels, **photo}
     return records
 
 

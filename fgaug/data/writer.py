@@ -103,8 +103,8 @@ class DatasetWriter:
         self.finished = self._read_finished()
         self._cached_ids: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        """Guards the labelIds cache, the manifest and ``finished``: :class:`~fgaug.data.background.BackgroundWriter`
-        calls :meth:`write` from several threads."""
+        """Guards the labelIds cache, the manifest and ``finished``: :meth:`write` runs on several
+        threads (:class:`~fgaug.data.background.BackgroundWrites`)."""
 
     def _read_finished(self) -> set[tuple[str, int]]:
         """Samples with a complete line in any manifest of the tree; a torn last line (an
