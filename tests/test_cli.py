@@ -451,6 +451,8 @@ def test_option_errors_raised_in_a_command_name_their_option(small_tree: Path, t
     wrote PNG bytes under a .jpg name."""
     size = runner.invoke(app, ["prepare", str(small_tree), "--size", "64", "-o", str(tmp_path / "c.h5")])
     assert size.exit_code == 2 and "--size" in size.output and "HEIGHTxWIDTH" in size.output, size.output
+    odd = runner.invoke(app, ["prepare", str(small_tree), "--size", "63x127", "-o", str(tmp_path / "c.h5")])
+    assert odd.exit_code == 2 and "odd size" in odd.output and not (tmp_path / "c.h5").exists(), odd.output
     mask = next((small_tree / "gtFine" / "val").rglob("*_labelIds.png"))
     temp = runner.invoke(app, ["interpolate", str(mask), "--from", "1", "--to", "2", "--temp", "-1", "--model", "demo"])
     assert temp.exit_code == 2 and "--temp" in temp.output, temp.output
@@ -614,6 +616,27 @@ def test_unwritten_samples_exit_3_unless_allowed(small_tree: Path, test_checkpoi
     assert (summary["skipped"], summary["failed"], summary["complete"], summary["accepted"]) == (4, 2, False, True)
     for bad in ("1.5", "-0.1", "nan"):
         assert runner.invoke(app, [*arguments, "--allow-failed", bad]).exit_code == 2
+
+
+def test_generate_checks_every_mask_before_its_first_draw(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A mask cut short stopped ``generate`` only at its batch, after the samples of the masks before it."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for source in sorted((small_tree / "gtFine" / "val").rglob("*_labelIds.png"))[:3]:
+        shutil.copy(source, masks / source.name)
+    last = sorted(masks.iterdir())[-1]
+    last.write_bytes(last.read_bytes()[:-20])
+    arguments = ["generate", "--masks", str(masks), "--model", str(test_checkpoint), "--n", "1", "--batch-size", "1"]
+    arguments += ["--out", str(tmp_path / "out"), "--device", "cpu"]
+    one_line_error(runner.invoke(app, arguments), f"{last}: not a readable image (cut short")
+    assert not list((tmp_path / "out").rglob("*_leftImg8bit.png"))
+    skipped = runner.invoke(app, [*arguments, "--skip-bad", "--allow-failed", "0.5", "--json"])
+    assert skipped.exit_code == 0, skipped.output
+    summary = json.loads(skipped.stdout.strip().splitlines()[-1])
+    assert (summary["requested"], summary["written"], summary["failed"]) == (3, 2, 1)
+    assert summary["failures"][0].startswith(f"{last}: not a readable image (cut short")
 
 
 def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:

@@ -89,6 +89,24 @@ def test_each_wrong_file_gives_the_full_reads_message(toy_tree: Path, spoil: Cal
     assert str(from_pixels.value) == str(from_header.value)
 
 
+def test_a_png_cut_short_is_found_from_its_end_and_trailing_bytes_are_allowed(toy_tree: Path) -> None:
+    """A truncated file (a copy stopped midway) was found only when its pixels were decoded."""
+    groups = find_groups(toy_tree, ["train"]).groups
+    mask, photo, _ = first_train_files(toy_tree)
+    whole = photo.read_bytes()
+    photo.write_bytes(whole + b"appended by some tool")
+    assert check_headers(groups, boundary=False, skip_bad=False).groups == groups
+    photo.write_bytes(whole[: len(whole) * 2 // 3])
+    with pytest.raises(DataError, match=f"^{photo}: not a readable image \\(cut short"):
+        check_headers(groups, boundary=False, skip_bad=False)
+    with pytest.raises(DataError, match=f"^{photo}: not a readable image"):
+        load_pair(groups[0], ReadOptions((64, 128)))
+    assert check_headers(groups, boundary=False, skip_bad=False, photos=False).groups == groups
+    mask.write_bytes(mask.read_bytes()[:-12])
+    with pytest.raises(DataError, match=f"^{mask}: not a readable image \\(cut short"):
+        check_headers(groups, boundary=False, skip_bad=False, photos=False)
+
+
 def test_skip_bad_leaves_the_group_out_and_says_why(toy_tree: Path) -> None:
     groups = find_groups(toy_tree, ["train"]).groups
     message = rgb_mask(*first_train_files(toy_tree))

@@ -173,6 +173,29 @@ def test_interpolate_command_writes_frames_and_strip(toy_tree: Path, tmp_path: P
     )
 
 
+def test_a_walk_replaces_an_earlier_walk_but_no_one_elses_frames(toy_tree: Path, tmp_path: Path) -> None:
+    """``interpolate`` deleted every ``frame_NNN.png`` in its output folder that it had not just written."""
+    mask = find_groups(toy_tree, ["val"], True).groups[0].mask
+    options = WalkOptions(model=DEMO, device="cpu")
+    out = tmp_path / "w"
+    interpolate_styles(mask, out, 1, 2, 4, options)
+    assert json.loads((out / "walk.json").read_text())["files"] == [f"frame_00{i}.png" for i in range(4)] + [
+        "strip.png"
+    ]
+    interpolate_styles(mask, out, 1, 2, 2, options)
+    assert sorted(path.name for path in out.iterdir()) == ["frame_000.png", "frame_001.png", "strip.png", "walk.json"]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "frame_007.png").write_bytes(b"a video's frame")
+    with pytest.raises(DataError, match=f"^{theirs / 'frame_007.png'}: not written by fgaug interpolate"):
+        interpolate_styles(mask, theirs, 1, 2, 2, options)
+    assert [path.name for path in theirs.iterdir()] == ["frame_007.png"]
+    (out / "walk.json").write_text('{"files": ["../theirs/frame_007.png"]}')
+    with pytest.raises(DataError, match="not a walk record"):
+        interpolate_styles(mask, out, 1, 2, 2, options)
+    assert (theirs / "frame_007.png").read_bytes() == b"a video's frame"
+
+
 def test_a_photo_walk_finds_masks_beside_flat_photos_and_says_where_it_looked(toy_tree: Path, tmp_path: Path) -> None:
     """The documented ``--from-photo a_leftImg8bit.png`` failed whatever lay beside it, pointing to
     ``--content-mask``, an option of ``transfer`` only."""

@@ -147,6 +147,17 @@ def layouts(
     emit(summary.to_dict(), as_json, lines)
 
 
+def training_size(text: str) -> tuple[int, int]:
+    """``--size`` of ``prepare``: every level of a Glow halves both sides, so no model trains at an odd size."""
+    height, width = parse_size(text)
+    if height % 2 or width % 2:
+        raise typer.BadParameter(
+            f"{text!r}: no model trains at an odd size (each level halves both sides; 2**n_block must divide them)",
+            param_hint="--size",
+        )
+    return height, width
+
+
 @app.command(cls=FgaugCommand)
 def prepare(
     data: Annotated[
@@ -154,7 +165,12 @@ def prepare(
         typer.Argument(help="A Cityscapes root (or a gtFine split folder).", metavar="DATA", show_default=False),
     ],
     size: Annotated[
-        str, typer.Option(help="Size HxW to store, the model's training size (e.g. 256x512).", metavar="HxW")
+        str,
+        typer.Option(
+            help="Size HxW to store, the model's training size (e.g. 256x512): even, and divisible by the model's "
+            "2**n_block (8 for tiny, 16 for paper-256).",
+            metavar="HxW",
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The HDF5 file to write.")] = Path("train.h5"),
     split: Annotated[str, typer.Option(help="Split to prepare.")] = "train",
@@ -173,7 +189,9 @@ def prepare(
     from fgaug.api import prepare as run_prepare
 
     with clear_errors(), working("pairs", as_json) as progress:
-        report = run_prepare(data, out, parse_size(size), split, boundary, mask_format, snap_colors, skip_bad, progress)
+        report = run_prepare(
+            data, out, training_size(size), split, boundary, mask_format, snap_colors, skip_bad, progress
+        )
 
     def lines() -> None:
         typer.echo(f"{report.written} pairs written to {report.path} in {report.seconds:.1f} s")

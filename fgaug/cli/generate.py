@@ -407,7 +407,14 @@ def interpolate(
     denoise: DenoiseOption = False,
     denoise_scale: DenoiseScaleOption = 1.0,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for frame_000.png ... and strip.png.", rich_help_panel=OUTPUT)
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for frame_000.png ..., strip.png and walk.json (which names them: a later walk "
+            "replaces them, and no other frame_NNN.png there).",
+            rich_help_panel=OUTPUT,
+        ),
     ] = Path("interpolation"),
     as_json: JsonOption = False,
     device: DeviceOption = "auto",

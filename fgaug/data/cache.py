@@ -44,7 +44,15 @@ class PrepareReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": str(self.path), "written": self.written, "skipped": self.skipped, "seconds": self.seconds}
+        """``skipped`` counts the groups left out, as every command's ``--json`` does; their one-line
+        reasons are ``skipped_groups``, as in ``fgaug train --json``."""
+        return {
+            "path": str(self.path),
+            "written": self.written,
+            "skipped": len(self.skipped),
+            "skipped_groups": self.skipped,
+            "seconds": self.seconds,
+        }
 
 
 def source_digest(groups: Sequence[Group], root: str | Path) -> str:

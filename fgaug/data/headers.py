@@ -1,13 +1,14 @@
-"""Header-only checks of a training set, made before its first step.
+"""Header-only checks of a training set, made before its first step (and of ``generate``'s masks
+before its first draw).
 
 ``train`` reads its pairs lazily, batch by batch, so a wrong file (an RGB photo where a labelIds
 mask should be, a file that is no image, a photo of another size than its mask) stopped a run
 only when its batch was drawn, possibly hours in, and a short run that never drew it passed.
 :func:`check_headers` opens every mask, photo and (with the boundary channel) instanceIds file as
 far as its header, its mode and size with no pixels decoded, and applies the rules of the full
-read (:func:`~fgaug.data.cityscapes.load_pair`). What only the pixels show, unknown label ids or
-off-palette colours or a truncated image body, is still found when the batch is read;
-``fgaug prepare`` decodes every pair once, before any training.
+read (:func:`~fgaug.data.cityscapes.load_pair`), and that every PNG ends in its IEND chunk (a file
+cut short). What only the pixels show, unknown label ids or off-palette colours or a damaged image
+body, is still found when the batch is read; ``fgaug prepare`` decodes every pair once, before any training.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from fgaug.data.cityscapes import (
 from fgaug.data.io import RGB_MODES, DataError, check_photo_mode, image_header
 
 
-def check_headers(groups: Sequence[Group], boundary: bool, skip_bad: bool) -> Discovery:
-    """``groups`` whose files pass :func:`check_group_header`. The first group that fails raises
-    its :class:`DataError`, or with ``skip_bad`` is left out and its message listed as skipped."""
+def check_headers(groups: Sequence[Group], boundary: bool, skip_bad: bool, photos: bool = True) -> Discovery:
+    """``groups`` whose files pass :func:`check_group_header` (their photos only if ``photos``:
+    ``generate`` reads none). The first group that fails raises its :class:`DataError`, or with
+    ``skip_bad`` is left out and its message listed as skipped."""
     checked = Discovery([])
     for group in groups:
         try:
-            check_group_header(group, boundary)
+            check_group_header(group, boundary, photos)
         except DataError as error:
             if not skip_bad:
                 raise
@@ -43,9 +45,10 @@ def check_headers(groups: Sequence[Group], boundary: bool, skip_bad: bool) -> Di
     return checked
 
 
-def check_group_header(group: Group, boundary: bool) -> None:
-    """One group's mask (its mode fits its format), photo (RGB, the mask's size) and, with the
-    ``boundary`` channel, instanceIds file (present, 16-bit, the mask's size), from headers."""
+def check_group_header(group: Group, boundary: bool, photos: bool = True) -> None:
+    """One group's mask (its mode fits its format), photo if ``photos`` (RGB, the mask's size)
+    and, with the ``boundary`` channel, instanceIds file (present, 16-bit, the mask's size), from
+    headers (:func:`~fgaug.data.io.image_header`: a PNG cut short is found too)."""
     mode, size = image_header(group.mask)
     mask_format = format_by_name(group.mask, group.mask_format)
     if mask_format == "color":
@@ -57,7 +60,7 @@ def check_group_header(group: Group, boundary: bool) -> None:
         instance_mode, instance_size = image_header(instance_ids)
         check_instance_mode(instance_ids, instance_mode)
         check_same_size(instance_ids, instance_size, group.mask, size)
-    if group.photo is not None:
+    if photos and group.photo is not None:
         photo_mode, photo_size = image_header(group.photo)
         check_photo_mode(group.photo, photo_mode)
         check_same_size(group.photo, photo_size, group.mask, size)

@@ -118,11 +118,28 @@ def open_image(path: str | Path) -> Image.Image:
         return image.copy()
 
 
+PNG_END = b"IEND\xaeB`\x82"
+"""The type and CRC of a PNG's last chunk, IEND (it holds no data, so they never change)."""
+
+
 def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
-    """An image's mode and (height, width), read from its header alone (no pixels decoded);
-    failures are the one-line :class:`DataError` of :func:`open_image`."""
+    """An image's mode and (height, width), read from its header alone (no pixels decoded), and,
+    for a PNG, that the file ends in its IEND chunk: a file cut short (a copy or upload stopped
+    midway) is found here, before its pixels are needed. Failures are the one-line
+    :class:`DataError` of :func:`open_image`."""
     with _opened(Path(path)) as image:
-        return image.mode, (image.height, image.width)
+        mode, size, png = image.mode, (image.height, image.width), image.format == "PNG"
+    if png and not _ends_in_png_end(Path(path)):
+        raise DataError(f"{path}: not a readable image (cut short: it does not end in the PNG's IEND chunk)")
+    return mode, size
+
+
+def _ends_in_png_end(path: Path) -> bool:
+    """Whether the last KiB of ``path`` holds the IEND chunk (bytes after it, which some tools
+    append and readers ignore, are allowed)."""
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 1024))
+        return PNG_END in handle.read()
 
 
 def check_photo_mode(path: str | Path, mode: str) -> None:

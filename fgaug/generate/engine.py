@@ -29,6 +29,7 @@ from PIL import Image
 from fgaug import distributed
 from fgaug.data.background import BackgroundWrites, write_threads
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
+from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.preview import save_grid, to_uint8_image
@@ -164,6 +165,9 @@ def _generate_in_process(
     out = Path(options.out)
     check_output_root(out, masks_root)
     checkpoint, model_used = load_named_model(options.model, device)
+    boundary = checkpoint.model.config.mask_channels == 4
+    checked = check_headers(groups, boundary, options.skip_bad, photos=False)
+    groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
     clear = check_output(out, record, OWN_OUTPUTS, options.overwrite)
@@ -195,8 +199,8 @@ def _generate_in_process(
             tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, writer, progress)
     progress.stop()
     if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
-        tally.failures = [*discovery.skipped, *tally.failures]
-        tally.failed_samples += len(discovery.skipped) * options.n
+        tally.failures = [*skipped, *tally.failures]
+        tally.failed_samples += len(skipped) * options.n
     totals = context.sum(
         [tally.written, requested - pending, len(tally.failures), tally.diverged, tally.failed_samples], device
     )
@@ -209,7 +213,7 @@ def _generate_in_process(
         totals[1],
         tally.failures,
         diverged_draws=totals[3],
-        requested=(len(groups) + len(discovery.skipped)) * options.n,
+        requested=(len(groups) + len(skipped)) * options.n,
         failed_samples=totals[4],
         allowed_failed=options.allowed_failed,
     )

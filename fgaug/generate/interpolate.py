@@ -19,7 +19,9 @@ of one (``generate --batch-size 1``).
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ import torch
 from torch import Tensor
 
 from fgaug.data.cityscapes import ReadOptions, file_group, load_mask, load_pair, resize_photo, to_tensor
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_json
 from fgaug.data.preview import image_grid, to_uint8_image
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, network_precision
@@ -74,6 +76,14 @@ def slerp_levels(start: Sequence[Tensor], end: Sequence[Tensor], fraction: float
 
 def _join(levels: Sequence[Tensor]) -> Tensor:
     return torch.cat([level.flatten(1) for level in levels], dim=1)
+
+
+WALK_RECORD = "walk.json"
+"""The file in a walk's folder naming the frames the walk wrote: a later walk into the same folder
+replaces those, and refuses to touch a ``frame_NNN.png`` or ``strip.png`` it does not name."""
+
+
+WALK_FILE = re.compile(r"frame_[0-9]{3,}\.png|strip\.png")
 
 
 def fractions(steps: int) -> list[float]:
@@ -161,6 +171,7 @@ def interpolate_styles(
 ) -> Walk:
     """Frames from style ``start_style``'s draw to ``end_style``'s on ``mask``, written under ``out``."""
     points = fractions(steps)
+    earlier = earlier_walk(Path(out))
     model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     start, end = (draw_noise(model, [style_seed(style)]) for style in (start_style, end_style))
@@ -173,7 +184,7 @@ def interpolate_styles(
         if bool(drawn.diverged[0, 0]):
             raise DataError(f"{mask}: the frame at {fraction:.3f} diverged at T={options.temperature}; lower --temp")
         images.append(to_uint8_image(drawn.images[0, 0]))
-    return _write(Path(out), images, mask_ids.shape, points, model_used)
+    return _write(Path(out), earlier, images, mask_ids.shape, points, model_used)
 
 
 def interpolate_photos(
@@ -188,6 +199,7 @@ def interpolate_photos(
     ``(photo, photo_mask)``) is encoded under its mask, and the latents are walked and decoded
     under ``mask``."""
     points = fractions(steps)
+    earlier = earlier_walk(Path(out))
     model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     with network_precision(dtype):
@@ -195,7 +207,49 @@ def interpolate_photos(
             _latents(model, Path(p), Path(m), read, options.mask_format, device) for p, m in (start_photo, end_photo)
         )
         images = [to_uint8_image(model.decode(condition.to(device), slerp_levels(start, end, t))[0]) for t in points]
-    return _write(Path(out), images, mask_ids.shape, points, model_used)
+    return _write(Path(out), earlier, images, mask_ids.shape, points, model_used)
+
+
+def earlier_walk(out: Path) -> set[str]:
+    """The file names an earlier walk into ``out`` wrote (its :data:`WALK_RECORD`), which this walk
+    may replace. A ``frame_NNN.png`` or ``strip.png`` there that no record names is someone else's:
+    a :class:`DataError` names it, before any work."""
+    record = out / WALK_RECORD
+    document = read_json(record, "walk record") if record.is_file() else {"files": []}
+    files = document.get("files") if isinstance(document, dict) else None
+    if not isinstance(files, list) or not all(isinstance(name, str) and WALK_FILE.fullmatch(name) for name in files):
+        raise DataError(f"{record}: not a walk record (a list of frame_NNN.png and strip.png under 'files')")
+    written = set(files)
+    for path in sorted(out.glob("*.png")):
+        if WALK_FILE.fullmatch(path.name) and path.name not in written:
+            raise DataError(
+                f"{path}: not written by fgaug interpolate; give --out an empty folder or an earlier walk's"
+            )
+    return written
+
+
+def _write(
+    out: Path, earlier: set[str], images: list[np.ndarray], size: tuple[int, int], points: list[float], model: ModelUsed
+) -> Walk:
+    """Every frame at the mask's native size (as ``generate`` writes photos) and the strip, then
+    the record; the earlier walk's frames that this one has not are removed. Until the new record
+    is in place the old one names both walks' files, so an interrupted walk can be run again."""
+    out.mkdir(parents=True, exist_ok=True)
+    frames = [out / f"frame_{index:03d}.png" for index in range(len(images))]
+    strip = out / "strip.png"
+    files = [path.name for path in [*frames, strip]]
+    _record(out, sorted(earlier | set(files)))
+    for frame, image in zip(frames, images, strict=True):
+        atomic_write_bytes(frame, encode_png(resize_photo(image, size)))
+    atomic_write_bytes(strip, encode_png(image_grid([images], [f"{t:.2f}" for t in points])))
+    for stale in sorted(earlier - set(files)):
+        (out / stale).unlink(missing_ok=True)
+    _record(out, files)
+    return Walk(frames, strip, model, points)
+
+
+def _record(out: Path, files: list[str]) -> None:
+    atomic_write_bytes(out / WALK_RECORD, (json.dumps({"files": files}, indent=1) + "\n").encode())
 
 
 def _open(options: WalkOptions) -> tuple[FullGlow, ModelUsed, ReadOptions, torch.device, torch.dtype | None]:
@@ -224,21 +278,6 @@ def _latents(
             raise DataError(f"{path}: {what} not found")
     condition, pixels = load_pair(file_group(mask, mask_format, photo), read)
     return model.encode(to_tensor(condition)[None].to(device), to_tensor(pixels)[None].to(device))
-
-
-def _write(out: Path, images: list[np.ndarray], size: tuple[int, int], points: list[float], model: ModelUsed) -> Walk:
-    """Every frame at the mask's native size (as ``generate`` writes photos) and the strip."""
-    out.mkdir(parents=True, exist_ok=True)
-    frames = []
-    native = [resize_photo(image, size) for image in images]
-    for index, image in enumerate(native):
-        frames.append(out / f"frame_{index:03d}.png")
-        atomic_write_bytes(frames[-1], encode_png(image))
-    for stale in sorted(set(out.glob("frame_[0-9][0-9][0-9].png")) - set(frames)):  # a longer earlier walk's
-        stale.unlink()
-    strip = out / "strip.png"
-    atomic_write_bytes(strip, encode_png(image_grid([images], [f"{t:.2f}" for t in points])))
-    return Walk(frames, strip, model, points)
 
 
 def step_changes(frames: Sequence[np.ndarray]) -> list[float]:
