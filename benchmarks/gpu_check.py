@@ -372,6 +372,8 @@ def section_speed(work: Path, log: Path, limit: float) -> dict[str, Any]:
     training: list[dict[str, Any]] = []
     result["training"] = training
     runs = [("bf16", SETTINGS.training_batches, False), ("fp32", SETTINGS.training_batches[:1], False)]
+    if "tf32" in peaks:  # its backward pass in TF32 too since 2026-12-07
+        runs.append(("tf32", SETTINGS.training_batches[:1], False))
     if SETTINGS.cuda:
         runs.append(("bf16", (1, *SETTINGS.training_batches[:3]), True))  # batch 32 graphed: issue 23
     for precision, batches, graphs in runs:
@@ -441,6 +443,7 @@ def time_training(
     from fgaug.flow.graphs import GraphedTrainingPass
     from fgaug.runtime import resolve_precision
     from fgaug.training.optimiser import adam
+    from fgaug.training.train import forward_backward
 
     device = next(model.parameters()).device
     dtype = resolve_precision(precision, device)
@@ -454,12 +457,7 @@ def time_training(
 
     def step() -> None:
         with network_precision(dtype):
-            if graphed is not None:
-                graphed(masks, photos, model.dequantization_offsets(batch, generator))
-            else:
-                loss = model(masks, photos).loss
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+            forward_backward(model, model, masks, photos, generator, graphed)
         optimizer.step()
 
     if SETTINGS.cuda:

@@ -291,6 +291,34 @@ def test_tf32_is_allowed_inside_the_networks_only() -> None:
     assert exact_after
 
 
+@pytest.mark.parametrize("dtype", [None, "tf32", torch.bfloat16], ids=["fp32", "tf32", "bf16"])
+def test_a_training_steps_backward_runs_in_tf32_only_under_tf32(dtype: torch.dtype | str | None) -> None:
+    """``--precision tf32`` ran the networks' backward kernels in full float32: the flags were
+    restored when their forward calls returned, before the backward pass began."""
+    from fgaug.flow.precision import TF32
+    from fgaug.runtime import keep_float32_exact
+    from fgaug.training.train import forward_backward
+
+    network_dtype = TF32 if dtype == "tf32" else dtype
+    model = trained_looking_model().train()
+    seen: set[tuple[bool, bool]] = set()
+
+    def record(gradient: torch.Tensor) -> None:
+        seen.add((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+
+    for parameter in model.parameters():
+        parameter.register_hook(record)
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    keep_float32_exact()
+    try:
+        with network_precision(network_dtype):
+            forward_backward(model, model, images(2), images(2, seed=6), torch.Generator().manual_seed(0))
+        after = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+    assert seen == {(dtype == "tf32",) * 2} and after == (False, False)
+
+
 def test_initial_weights_depend_on_the_seed_only() -> None:
     torch.manual_seed(1)
     first = FullGlow(SMALL, seed=4).state_dict()

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from fgaug.flow.fullglow import DequantizationOffsets, FullGlow, FullGlowOutput, Samples, SamplingError
-from fgaug.flow.precision import current_network_dtype
+from fgaug.flow.precision import backward_precision, current_network_dtype
 
 WARMUP_CALLS = 2
 """Eager calls on a side stream before capture: cuDNN and cuBLAS choose and allocate their
@@ -197,7 +197,8 @@ class GraphedTrainingPass:
         for parameter in self.parameters:
             parameter.grad = None
         output = self.model(mask, photo, offsets=offsets)
-        self.scale(output.loss).backward()
+        with backward_precision():
+            self.scale(output.loss).backward()
         return output
 
     def _capture(self, mask: Tensor, photo: Tensor, offsets: DequantizationOffsets) -> _CapturedPass:

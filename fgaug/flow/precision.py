@@ -9,7 +9,9 @@ flow stays exactly invertible. ``None`` (the default) runs everything in the inp
 convolutions and matrix products on TF32 tensor cores (10-bit mantissa products, float32
 accumulation); outside the network calls TF32 stays off, so the invertible 1x1 convolution and
 its inverse are never rounded. A network gives the same output for the same input in either
-direction, which is all exact invertibility asks of it.
+direction, which is all exact invertibility asks of it. A training step's backward pass runs
+after the network calls have returned, so it enters :func:`backward_precision`: TF32 for the
+whole pass, whose gradients are no part of the flow's exactness.
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ def network_autocast(device_type: str) -> AbstractContextManager[None]:
 
 
 _NOTHING = nullcontext()
+
+
+def backward_precision() -> AbstractContextManager[None]:
+    """TF32 for a backward pass where :func:`network_precision` set :data:`TF32` (nothing else).
+    The TF32 flags are read as each kernel runs, so the networks' backward kernels, which run
+    after their forward calls have restored the flags, ran in full float32. The whole pass gets
+    TF32: it computes gradients only, while the values and log-determinants of both directions
+    come from the forward pass. (bf16 and fp16 need nothing: autocast records each network's
+    dtype in its graph.)"""
+    return tf32_allowed() if _network_dtype.get() == TF32 else _NOTHING
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from fgaug.finite import to_json
 from fgaug.flow import FullGlow, FullGlowOutput, compile_networks, network_precision
 from fgaug.flow.config import FullGlowConfig, parse_noise
 from fgaug.flow.graphs import GraphedTrainingPass
+from fgaug.flow.precision import backward_precision
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import (
     RuntimeChoiceError,
@@ -517,7 +518,8 @@ def forward_backward(
         return graphed(mask, photo, model.dequantization_offsets(mask.shape[0], generator))
     output = trainable(mask, photo, generator=generator)
     model.zero_grad(set_to_none=True)
-    (output.loss if scale is None else scale(output.loss)).backward()
+    with backward_precision():
+        (output.loss if scale is None else scale(output.loss)).backward()
     return output
 
 
