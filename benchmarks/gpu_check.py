@@ -126,11 +126,15 @@ def run_command(command: list[str], log: Path, timeout: float, env: dict[str, st
             return 124
 
 
-def json_command(command: list[str], cwd: Path, log: Path, timeout: float) -> tuple[int, dict[str, Any] | None]:
+def json_command(
+    command: list[str], cwd: Path, log: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any] | None]:
     """Run a command that prints one JSON object last; its exit code and that object (None when it
     failed). Its output goes to ``log`` as well."""
     try:
-        finished = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+        finished = subprocess.run(
+            command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False, env=env
+        )
         code, stdout, stderr = finished.returncode, finished.stdout, finished.stderr
     except subprocess.TimeoutExpired as expired:
         code, stdout, stderr = 124, str(expired.stdout or ""), f"[timed out after {timeout:.0f} s]"
@@ -573,6 +577,8 @@ def section_writes(work: Path, log: Path, limit: float) -> dict[str, Any]:
     data = write_toy(work / "toy1024", (1024, 2048), train=8, val=1)
     masks = str(data / "gtFine" / "train")
     result: dict[str, Any] = {"model": "bundled demo model (tiny, 64x128)", "masks": "8 at 1024x2048, 4 samples each"}
+    # the thread count rounds the draws (docs/output.md): both runs keep torch's, whatever else runs
+    unshared = {**os.environ, "FGAUG_SHARE_CORES": "no"}
     for name, extra in (("in_loop", ["--write-threads", "0"]), ("background", [])):
         command = fgaug_command(
             "generate",
@@ -588,7 +594,7 @@ def section_writes(work: Path, log: Path, limit: float) -> dict[str, Any]:
             *extra,
             "--json",
         )
-        code, report = json_command(command, REPO, log, limit / 2)
+        code, report = json_command(command, REPO, log, limit / 2, unshared)
         result[f"{name}_images_per_s"] = report["images_per_s"] if report else None
         result[f"{name}_exit_code"] = code
     if result["in_loop_exit_code"] == 0 and result["background_exit_code"] == 0:
