@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fgaug.data.cache import PrepareReport, prepare_cache
-from fgaug.data.cityscapes import ReadOptions, find_groups, is_cityscapes_root
+from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
 from fgaug.data.io import file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
@@ -122,7 +122,7 @@ def prepare(
     """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training."""
     progress = progress or SilentProgress()
     root = Path(data)
-    discovery = find_groups(root, [split] if is_cityscapes_root(root) else None, True, mask_format, skip_bad)
+    discovery = find_groups(root, [split] if tree_root(root) else None, True, mask_format, skip_bad)
     progress.start("preparing", len(discovery.groups))
     done = 0
 
@@ -148,7 +148,8 @@ def validate(options: ValidateOptions) -> ValidationReport:
 def train_segmenter(options: SegmenterTrainOptions, progress: Progress | None = None) -> SegmenterTrainReport:
     """Train fgaug's probe segmenter on the real photos of one split (flipped copies added), for
     ``evaluate quality --segmenter``; saved to ``options.out``."""
-    groups = find_groups(Path(options.data), [options.split]).groups
+    data = Path(options.data)
+    groups = find_groups(data, [options.split] if tree_root(data) else None).groups
     dataset = SegmentationPairs(groups, options.size, flip=True)
     report = train_probe(
         dataset,
@@ -283,7 +284,7 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
     checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(
         options.data, options.model, options.device, options.precision
     )
-    groups = find_groups(root, [options.split] if is_cityscapes_root(root) else None, True).groups
+    groups = find_groups(root, [options.split] if tree_root(root) else None, True).groups
     groups = groups[: options.limit] if options.limit else groups
     segmenter, features, lpips = (
         Path(path) if path else None for path in (options.segmenter, options.features, options.lpips)

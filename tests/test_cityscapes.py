@@ -47,6 +47,23 @@ def test_a_split_or_city_folder_gives_the_same_keys_as_the_root(toy_tree: Path) 
     assert city and city < from_root
 
 
+def test_the_gtfine_folder_is_its_tree_and_split_is_honoured_or_refused(toy_tree: Path, tmp_path: Path) -> None:
+    """``layouts gtFine --split train`` read every split's masks and wrote val's into train;
+    ``gtFine/train/toyville --split val`` wrote train's."""
+    train = find_groups(toy_tree, splits=["train"]).groups
+    assert find_groups(toy_tree / "gtFine", splits=["train"]).groups == train
+    assert {g.split for g in find_groups(toy_tree / "gtFine").groups} == {"train", "val"}
+    assert [g.split for g in find_groups(toy_tree / "gtFine" / "train", splits=["train"]).groups] == ["train"] * 4
+    with pytest.raises(DataError, match=r"toyville: a folder of split 'train', not of --split val$"):
+        find_groups(toy_tree / "gtFine" / "train" / "toyville", splits=["val"])
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / train[0].mask.name).write_bytes(train[0].mask.read_bytes())
+    assert len(find_groups(flat, require_photos=False).groups) == 1
+    with pytest.raises(DataError, match="not in a Cityscapes tree, so --split train chooses nothing"):
+        find_groups(flat, splits=["train"], require_photos=False)
+
+
 def test_missing_photo_is_an_error_or_a_counted_skip(toy_tree: Path) -> None:
     photo = toy_tree / "leftImg8bit/train/toyville/toyville_000001_000019_leftImg8bit.png"
     photo.unlink()

@@ -444,6 +444,10 @@ def test_transfer_pairs_need_no_arguments_and_refuse_ones_that_are_no_folders(sm
     ignored = runner.invoke(app, [*base[:1], str(tmp_path / "nothing"), str(tmp_path / "nowhere"), *base[1:]])
     one_line_error(ignored, "with --pairs, CONTENT is the folder its paths are relative to", code=2)
     one_line_error(runner.invoke(app, ["transfer", "--model", "demo"]), "give CONTENT and STRUCTURE", code=2)
+    missing = tmp_path / "nope_leftImg8bit.png"
+    one_line_error(
+        runner.invoke(app, ["transfer", str(missing), str(structure), "--model", "demo"]), f"{missing}: file not found"
+    )
 
 
 def test_option_errors_raised_in_a_command_name_their_option(small_tree: Path, tmp_path: Path) -> None:
@@ -637,6 +641,23 @@ def test_generate_checks_every_mask_before_its_first_draw(
     summary = json.loads(skipped.stdout.strip().splitlines()[-1])
     assert (summary["requested"], summary["written"], summary["failed"]) == (3, 2, 1)
     assert summary["failures"][0].startswith(f"{last}: not a readable image (cut short")
+
+
+def test_generate_checks_the_label_files_it_copies_before_its_first_draw(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A polygons file cut short was copied into the output and the run exited 0."""
+    tree = tmp_path / "cityscapes"
+    shutil.copytree(small_tree, tree)
+    polygons = sorted((tree / "gtFine" / "val").rglob("*_polygons.json"))[-1]
+    polygons.write_bytes(polygons.read_bytes()[:30])
+    out = tmp_path / "out"
+    arguments = ["generate", str(tree / "gtFine" / "val"), "--model", str(test_checkpoint), "--n", "1"]
+    one_line_error(
+        runner.invoke(app, [*arguments, "--out", str(out), "--device", "cpu"]),
+        f"{polygons}: not a readable polygons file",
+    )
+    assert not out.exists()
 
 
 def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:

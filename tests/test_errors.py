@@ -170,3 +170,20 @@ def test_a_run_asked_to_stop_by_a_signal_stops_for_that_reason(
         train(short_run(small_tree, tmp_path / "run"))
     assert stopped.value.reason == "signal"
     assert stopped.value.checkpoint is not None and stopped.value.checkpoint.is_file()
+
+
+def test_a_long_message_is_cut_after_a_whole_sentence_or_marked() -> None:
+    """A truncated checkpoint said "... there is a high likelihood that your checkpoint file is)"."""
+    from fgaug.data.io import first_line
+
+    torch_message = (
+        "PytorchStreamReader failed reading zip archive: failed finding central directory. This is an internal "
+        "miniz error. If you are seeing this error, there is a high likelihood that your checkpoint file is corrupted."
+    )
+    assert first_line(RuntimeError(torch_message)) == (
+        "PytorchStreamReader failed reading zip archive: failed finding central directory. This is an internal "
+        "miniz error."
+    )
+    assert first_line(RuntimeError("x" * 300)) == "x" * 197 + "..."
+    assert first_line(RuntimeError("short\nsecond line")) == "short"
+    assert first_line(RuntimeError("")) == "RuntimeError"

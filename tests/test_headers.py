@@ -107,6 +107,36 @@ def test_a_png_cut_short_is_found_from_its_end_and_trailing_bytes_are_allowed(to
         check_headers(groups, boundary=False, skip_bad=False, photos=False)
 
 
+def test_label_files_a_run_copies_are_checked_when_asked(toy_tree: Path) -> None:
+    """``generate`` copied an instanceIds or colour file of the wrong size and a polygons file cut
+    short, and exited 0; only a later ``validate`` of its output found them."""
+    group = find_groups(toy_tree, ["train"]).groups[0]
+    files = group.label_files
+    assert check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True).groups == [group]
+    Image.fromarray(np.zeros((32, 64, 4), np.uint8)).save(files["_gtFine_color.png"])
+    with pytest.raises(DataError, match=f"^{files['_gtFine_color.png']}: size \\(32, 64\\) differs from its mask"):
+        check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True)
+    assert check_headers([group], boundary=False, skip_bad=False, photos=False).groups == [group]
+    files["_gtFine_color.png"].unlink()
+    group = find_groups(toy_tree, ["train"]).groups[0]
+    assert check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True).groups == [group]
+    polygons = files["_gtFine_polygons.json"]
+    polygons.write_bytes(polygons.read_bytes()[:40])
+    with pytest.raises(DataError, match=f"^{polygons}: not a readable polygons file"):
+        check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True)
+
+
+def test_an_8_bit_instance_file_whose_values_wrapped_is_refused(toy_tree: Path) -> None:
+    from fgaug.data.cityscapes import read_instance_ids
+
+    _, _, instances = first_train_files(toy_tree)
+    values = read_instance_ids(instances)
+    assert (values >= 1000).any()
+    Image.fromarray((values % 256).astype(np.uint8)).save(instances)
+    with pytest.raises(DataError, match=f"^{instances}: instanceIds values whose label ids are unknown"):
+        read_instance_ids(instances)
+
+
 def test_skip_bad_leaves_the_group_out_and_says_why(toy_tree: Path) -> None:
     groups = find_groups(toy_tree, ["train"]).groups
     message = rgb_mask(*first_train_files(toy_tree))

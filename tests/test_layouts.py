@@ -305,3 +305,23 @@ def test_layouts_snap_smoothly_resized_colour_masks_when_asked(street_tree: Path
     snapped = CliRunner().invoke(app, [*arguments, "--out", str(tmp_path / "snapped"), "--snap-colors", "--json"])
     assert snapped.exit_code == 0, snapped.output
     assert json.loads(snapped.stdout.strip().splitlines()[-1])["written"] == 2
+
+
+def test_label_files_and_photos_of_another_size_are_named_not_a_traceback_or_resized(
+    toy_tree: Path, tmp_path: Path
+) -> None:
+    """An instanceIds file of another size than its labelIds crashed ``layouts`` with a numpy
+    broadcast error, and ``--photos`` resized a photo of another size to its mask's."""
+    from test_cli import one_line_error, runner
+
+    from fgaug.cli.app import app
+
+    group = find_groups(toy_tree, ["train"]).groups[0]
+    assert group.instance_ids is not None and group.photo is not None
+    arguments = ["layouts", str(toy_tree), "--split", "train", "--per-mask", "1", "--out", str(tmp_path / "out")]
+    whole = group.photo.read_bytes()
+    Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(group.photo)
+    one_line_error(runner.invoke(app, [*arguments, "--photos"]), f"{group.photo}: size (32, 64) differs from its mask")
+    group.photo.write_bytes(whole)
+    Image.fromarray(np.zeros((32, 64), np.uint16)).save(group.instance_ids)
+    one_line_error(runner.invoke(app, arguments), f"{group.instance_ids}: size (32, 64) differs from its mask")

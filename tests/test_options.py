@@ -247,7 +247,7 @@ MODEL = ModelUsed(Path("m.pt"), "--model", "run@8", "0" * 64)
             "run_dir steps last_checkpoint best_checkpoint first_val_bpd last_val_bpd skipped_steps images seconds "
             "images_per_s peak_memory_mib peak_memory_kind stopped_early precision cuda_graphs skipped_groups",
         ),
-        (PrepareReport(Path("c.h5"), 4), "path written skipped seconds"),
+        (PrepareReport(Path("c.h5"), 4), "path written skipped skipped_groups seconds"),
         (ValidationReport(4, []), "samples problems"),
         (SegmenterTrainReport(Path("p.pt"), 10, 0.5, 1.25, photos=4), "path steps final_loss seconds photos"),
         (

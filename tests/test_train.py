@@ -105,6 +105,22 @@ def test_a_resume_refuses_settings_other_than_the_runs_and_takes_how_long_and_on
     assert (resumed.data, resumed.skip_bad) == (str(moved), True)
 
 
+def test_a_resume_refuses_other_training_pairs_but_not_a_copy_of_the_same(small_tree: Path, tmp_path: Path) -> None:
+    """``--resume`` on a tree with other pairs (a city dropped, another added) went on silently,
+    over a batch order drawn for the run's pairs."""
+    run = tmp_path / "run"
+    train(options(small_tree, run, steps=2))
+    copy = tmp_path / "copy"
+    shutil.copytree(small_tree, copy)  # new modification times, the same pairs
+    assert train(options(copy, run, steps=3, resume=True)).steps == 3
+    for path in (
+        sorted((copy / "gtFine" / "train").rglob("*"))[:1] + sorted((copy / "leftImg8bit" / "train").rglob("*"))[:1]
+    ):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    with pytest.raises(DataError, match=f"^{copy}: holds \\d+ pairs .*, but {run} trained on 12 pairs"):
+        train(options(copy, run, steps=4, resume=True))
+
+
 @pytest.mark.skipif(not fused_adam_available(TEST_DEVICE), reason="no fused Adam here (CPU: torch < 2.4)")
 def test_a_checkpoint_of_the_per_tensor_adam_resumes_with_the_fused_one(
     small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -131,3 +131,27 @@ def test_a_failed_command_leaves_its_error_as_json_on_stdout(tmp_path: Path) -> 
         assert result.exit_code == 1
         assert json.loads(result.stdout) == {"error": f"{missing}: no such file or folder", "exit_code": 1}
         assert result.stderr.strip() == f"error: {missing}: no such file or folder"
+
+
+def test_generate_and_layouts_refuse_each_others_tree_and_overwrite_clears_both(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``generate`` took a ``layouts`` tree as empty and wrote into it; the mix passed ``validate``,
+    and ``layouts --overwrite`` left the generated samples in its copy-paste tree."""
+    out = tmp_path / "aug"
+    layouts = ["layouts", str(small_tree), "--split", "train", "-o", str(out), "--per-mask", "1"]
+    generate = ["generate", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint), "--n", "1"]
+    generate += ["--out", str(out), "--device", "cpu"]
+    assert runner.invoke(app, layouts).exit_code == 0
+    refused = runner.invoke(app, generate)
+    assert refused.exit_code == 1, refused.output
+    assert f"{out} was made by fgaug layouts; this run is fgaug generate; use --overwrite" in refused.output
+    assert not (out / "manifest.jsonl").exists() and not list(out.rglob("*-fgaug-s*"))
+    assert runner.invoke(app, [*generate, "--overwrite"]).exit_code == 0
+    assert not (out / "layouts.jsonl").exists() and not list(out.rglob("*-layout-l*"))
+    assert "was made by fgaug generate" in runner.invoke(app, layouts).output
+    assert runner.invoke(app, [*layouts, "--overwrite"]).exit_code == 0
+    assert not (out / "manifest.jsonl").exists() and not list(out.rglob("*-fgaug-s*"))
+    (out / "manifest.jsonl").write_text("")
+    mixed = runner.invoke(app, ["validate", str(out)])
+    assert mixed.exit_code == 1 and "holds both manifest.jsonl (generate) and layouts.jsonl" in mixed.output

@@ -80,6 +80,10 @@ def test_rerun_skips_finished_samples_and_drops_a_torn_manifest_line(toy_tree: P
 def test_output_inside_the_input_is_refused(toy_tree: Path) -> None:
     with pytest.raises(DataError, match="must not be inside the input"):
         DatasetWriter(toy_tree / "augmented", toy_tree)
+    for masks in (toy_tree / "gtFine" / "train", toy_tree / "gtFine" / "train" / "toyville", toy_tree / "gtFine"):
+        with pytest.raises(DataError, match=f"must not be inside the Cityscapes tree {toy_tree} of the input"):
+            DatasetWriter(toy_tree / "aug", masks)
+    DatasetWriter(toy_tree.parent / "augmented", toy_tree / "gtFine" / "train")
 
 
 def test_model_resolution_option_resizes_labels_and_scales_polygons(toy_tree: Path, tmp_path: Path) -> None:

@@ -371,7 +371,11 @@ MasksArgument = Annotated[
 
 SplitOption = Annotated[
     list[str] | None,
-    typer.Option(help="Splits of a Cityscapes root (repeatable; default all).", metavar="SPLIT", rich_help_panel=INPUT),
+    typer.Option(
+        help="Splits of a Cityscapes root or its gtFine folder (repeatable; default all).",
+        metavar="SPLIT",
+        rich_help_panel=INPUT,
+    ),
 ]
 
 

@@ -51,7 +51,7 @@ class PrepareReport:
             "written": self.written,
             "skipped": len(self.skipped),
             "skipped_groups": self.skipped,
-            "seconds": self.seconds,
+            "seconds": round(self.seconds, 3),
         }
 
 

@@ -101,9 +101,10 @@ def find_groups(
     mask_format: str = "auto",
     skip_bad: bool = False,
 ) -> Discovery:
-    """Every group under ``root``: a Cityscapes root (``splits`` chooses, all by default), a part
-    of one (a ``gtFine/<split>`` or city folder), or a folder of mask PNGs, their masks read as
-    ``mask_format`` (one of :data:`MASK_FORMATS`).
+    """Every group under ``root``: a Cityscapes root or its ``gtFine`` folder (``splits``
+    chooses, all by default), a part of one (a ``gtFine/<split>`` or city folder, whose split
+    ``splits`` must include when given), or a folder of mask PNGs (no ``splits``), their masks
+    read as ``mask_format`` (one of :data:`MASK_FORMATS`).
 
     A missing partner (photo without labels, labels without photo when ``require_photos``) is
     an error naming the file, or with ``skip_bad`` a skipped entry.
@@ -114,13 +115,15 @@ def find_groups(
         raise DataError(f"{root}: no such file or folder")
     if root.is_file():
         return Discovery([_flat_group(root, root.parent, mask_format)])
-    if is_cityscapes_root(root):
-        return _find_in_tree(root, splits, require_photos, mask_format, skip_bad)
+    tree = tree_root(root)
+    if tree is not None:
+        return _find_in_tree(tree, splits, require_photos, mask_format, skip_bad)
     if any(root.rglob("*_gtFine_*.png")):
-        return _find_in_label_folder(root, require_photos, mask_format, skip_bad)
+        return _find_in_label_folder(root, splits, require_photos, mask_format, skip_bad)
     masks = sorted(path for path in root.rglob("*.png") if not path.name.startswith("."))
     if not masks:
         raise DataError(f"{root}: no Cityscapes tree (gtFine/, leftImg8bit/) and no mask PNGs found")
+    _refuse_splits(root, splits)
     if require_photos:
         raise DataError(f"{root}: a folder of masks has no photos; training needs a Cityscapes tree")
     return Discovery([_flat_group(path, root, mask_format) for path in masks])
@@ -176,19 +179,52 @@ def _find_in_tree(
     return discovery
 
 
-def _find_in_label_folder(root: Path, require_photos: bool, mask_format: MaskFormat, skip_bad: bool) -> Discovery:
+def tree_root(path: str | Path) -> Path | None:
+    """The Cityscapes root that ``path`` is, or whose ``gtFine`` folder it is; else None."""
+    path = Path(path)
+    if is_cityscapes_root(path):
+        return path
+    if path.name == "gtFine" and path.is_dir():
+        return path.parent
+    return None
+
+
+def enclosing_tree_root(path: str | Path) -> Path | None:
+    """The Cityscapes root around ``path``: ``path`` itself when it is one, the folder holding
+    the nearest ``gtFine`` above it when it lies in one (a split or city folder, a mask); else None."""
+    resolved = Path(path).resolve()
+    if tree_root(resolved) is not None:
+        return tree_root(resolved)
+    parts = resolved.parts
+    if "gtFine" not in parts[:-1]:
+        return None
+    return Path(*parts[: len(parts) - 1 - parts[::-1].index("gtFine")])
+
+
+def _find_in_label_folder(
+    root: Path, splits: Sequence[str] | None, require_photos: bool, mask_format: MaskFormat, skip_bad: bool
+) -> Discovery:
     """A folder inside a gtFine tree (a split or city folder): the groups of its split found from
     the tree's root (so keys and photos are the same as from the root), kept when under ``root``."""
-    parts = root.resolve().parts
-    if "gtFine" not in parts[:-1]:
+    tree_folder = enclosing_tree_root(root)
+    if tree_folder is None:
+        _refuse_splits(root, splits)
         discovery = Discovery([])
         _pair_with_photos(discovery, _groups_in_label_dir(root, None, mask_format), {}, require_photos, skip_bad)
         return discovery
-    index = len(parts) - 1 - parts[::-1].index("gtFine")
-    tree = _find_in_tree(Path(*parts[:index]), [parts[index + 1]], require_photos, mask_format, skip_bad)
+    split = root.resolve().relative_to(tree_folder / "gtFine").parts[0]
+    if splits and split not in splits:
+        raise DataError(f"{root}: a folder of split {split!r}, not of --split {', '.join(splits)}")
+    tree = _find_in_tree(tree_folder, [split], require_photos, mask_format, skip_bad)
     inside = root.resolve()
     groups = [group for group in tree.groups if group.mask.resolve().is_relative_to(inside)]
     return Discovery(groups, tree.skipped)
+
+
+def _refuse_splits(root: Path, splits: Sequence[str] | None) -> None:
+    """``--split`` chooses among a Cityscapes tree's splits; for a folder outside one it would choose nothing."""
+    if splits:
+        raise DataError(f"{root}: not in a Cityscapes tree, so --split {', '.join(splits)} chooses nothing; drop it")
 
 
 def _groups_in_label_dir(label_dir: Path, split: str | None, mask_format: MaskFormat) -> dict[str, Group]:
@@ -361,10 +397,18 @@ def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> s
 
 
 def read_instance_ids(path: str | Path) -> np.ndarray:
-    """A 16-bit instanceIds PNG -> (H, W) int32."""
+    """A 16-bit instanceIds PNG -> (H, W) int32. Each value is a label id, or ``id * 1000 + k``
+    for the k-th instance of an instance class; anything else (an 8-bit file whose instance
+    values wrapped round 256, for one) is a :class:`DataError` naming the values."""
     image = open_image(path)
     check_instance_mode(Path(path), image.mode)
-    return np.asarray(image).astype(np.int32)
+    ids = np.asarray(image).astype(np.int32)
+    classes = np.where(ids < 1000, ids, ids // 1000)
+    present = np.flatnonzero(np.bincount(np.clip(classes, 0, 1023).ravel()))
+    bad = [int(v) for v in present if int(v) not in VALID_LABEL_IDS]
+    if bad:
+        raise DataError(f"{path}: instanceIds values whose label ids are unknown: {_listed(bad)} (id or id*1000+k)")
+    return ids
 
 
 def resize_photo(photo: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids
+from fgaug.data.cityscapes import Group, check_same_size, read_instance_ids, read_label_ids
 from fgaug.data.io import encode_png
 from fgaug.data.labels import LABEL_BY_ID, LABEL_BY_NAME, ids_to_color, ids_to_train_ids
 from fgaug.finite import to_json
@@ -76,7 +76,9 @@ class LabelSet:
         connected parts."""
         label_ids = read_label_ids(group.mask, group.mask_format, snap_colors)
         if group.instance_ids is not None:
-            return cls(label_ids, read_instance_ids(group.instance_ids))
+            instance_ids = read_instance_ids(group.instance_ids)
+            check_same_size(group.instance_ids, instance_ids.shape, group.mask, label_ids.shape)
+            return cls(label_ids, instance_ids)
         return cls(label_ids, instances_from_components(label_ids))
 
     @property

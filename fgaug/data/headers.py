@@ -13,7 +13,8 @@ body, is still found when the batch is read; ``fgaug prepare`` decodes every pai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from fgaug.data.cityscapes import (
     Discovery,
@@ -25,17 +26,28 @@ from fgaug.data.cityscapes import (
     format_by_name,
     instance_ids_of,
 )
-from fgaug.data.io import RGB_MODES, DataError, check_photo_mode, image_header
+from fgaug.data.io import RGB_MODES, DataError, check_photo_mode, image_header, read_json
+
+MODE_CHECKS: dict[str, Callable[[Path, str], None]] = {
+    "instanceIds.png": check_instance_mode,
+    "color.png": check_colour_mask_mode,
+    "labelIds.png": check_id_mask_mode,
+    "labelTrainIds.png": check_id_mask_mode,
+}
+"""The mode rule of each kind of Cityscapes label file (``*_gtFine_<kind>``)."""
 
 
-def check_headers(groups: Sequence[Group], boundary: bool, skip_bad: bool, photos: bool = True) -> Discovery:
+def check_headers(
+    groups: Sequence[Group], boundary: bool, skip_bad: bool, photos: bool = True, label_files: bool = False
+) -> Discovery:
     """``groups`` whose files pass :func:`check_group_header` (their photos only if ``photos``:
-    ``generate`` reads none). The first group that fails raises its :class:`DataError`, or with
-    ``skip_bad`` is left out and its message listed as skipped."""
+    ``generate`` reads none; all their label files if ``label_files``: ``generate`` copies them).
+    The first group that fails raises its :class:`DataError`, or with ``skip_bad`` is left out and
+    its message listed as skipped."""
     checked = Discovery([])
     for group in groups:
         try:
-            check_group_header(group, boundary, photos)
+            check_group_header(group, boundary, photos, label_files)
         except DataError as error:
             if not skip_bad:
                 raise
@@ -45,10 +57,12 @@ def check_headers(groups: Sequence[Group], boundary: bool, skip_bad: bool, photo
     return checked
 
 
-def check_group_header(group: Group, boundary: bool, photos: bool = True) -> None:
-    """One group's mask (its mode fits its format), photo if ``photos`` (RGB, the mask's size)
-    and, with the ``boundary`` channel, instanceIds file (present, 16-bit, the mask's size), from
-    headers (:func:`~fgaug.data.io.image_header`: a PNG cut short is found too)."""
+def check_group_header(group: Group, boundary: bool, photos: bool = True, label_files: bool = False) -> None:
+    """One group's mask (its mode fits its format), photo if ``photos`` (RGB, the mask's size),
+    with the ``boundary`` channel its instanceIds file (present, 16-bit, the mask's size), and if
+    ``label_files`` every label file beside the mask (each of its kind's mode, a polygons file that
+    parses; all the mask's size), from headers (:func:`~fgaug.data.io.image_header`: a PNG cut
+    short is found too)."""
     mode, size = image_header(group.mask)
     mask_format = format_by_name(group.mask, group.mask_format)
     if mask_format == "color":
@@ -64,3 +78,24 @@ def check_group_header(group: Group, boundary: bool, photos: bool = True) -> Non
         photo_mode, photo_size = image_header(group.photo)
         check_photo_mode(group.photo, photo_mode)
         check_same_size(group.photo, photo_size, group.mask, size)
+    for suffix, path in group.label_files.items() if label_files else ():
+        if path == group.mask:
+            continue
+        kind = suffix.removeprefix("_gtFine_")
+        if kind == "polygons.json":
+            check_same_size(path, polygons_size(path), group.mask, size)
+            continue
+        file_mode, file_size = image_header(path)
+        if kind in MODE_CHECKS:
+            MODE_CHECKS[kind](path, file_mode)
+        check_same_size(path, file_size, group.mask, size)
+
+
+def polygons_size(path: Path) -> tuple[int, int]:
+    """The (imgHeight, imgWidth) a Cityscapes polygons file names; a file that does not parse or
+    names none is a :class:`DataError`."""
+    document = read_json(path, "polygons file")
+    try:
+        return int(document["imgHeight"]), int(document["imgWidth"])
+    except (TypeError, KeyError, ValueError):
+        raise DataError(f"{path}: a polygons file needs imgHeight and imgWidth") from None

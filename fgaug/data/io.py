@@ -28,9 +28,17 @@ class DataError(FgaugError, ValueError):
 
 
 def first_line(error: BaseException, limit: int = 200) -> str:
-    """The first line of an exception's message (at most ``limit`` characters), or its type's name."""
+    """The first line of an exception's message, or its type's name. A line longer than ``limit``
+    characters is cut after its last whole sentence within them, else at the limit with "...";
+    never mid-word without a mark."""
     lines = str(error).strip().splitlines()
-    return lines[0][:limit] if lines else type(error).__name__
+    if not lines:
+        return type(error).__name__
+    line = lines[0]
+    if len(line) <= limit:
+        return line
+    sentence_end = line.rfind(". ", 0, limit)
+    return line[: sentence_end + 1] if sentence_end > 0 else line[: limit - 3] + "..."
 
 
 def temporary_beside(path: str | Path) -> Path:

@@ -43,13 +43,12 @@ from typing import Any
 import numpy as np
 
 from fgaug.data.background import BackgroundWrites, write_threads
-from fgaug.data.cityscapes import Group, resize_photo
+from fgaug.data.cityscapes import Group, check_same_size, resize_photo
 from fgaug.data.cutouts import PASTED_CLASSES, Cutout, LabelSet, Placement, find_cutouts, paste
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
 from fgaug.data.labels import LABEL_BY_NAME
 from fgaug.data.options import LayoutOptions
 from fgaug.data.record import (
-    OwnOutputs,
     RunOutcome,
     RunRecord,
     check_output,
@@ -57,18 +56,18 @@ from fgaug.data.record import (
     masks_used,
     take_output,
 )
-from fgaug.data.writer import check_output_root, frame_names, read_manifest
+from fgaug.data.writer import (
+    LAYOUT_TOKEN,
+    LAYOUTS_MANIFEST_NAME,
+    TREE_OUTPUTS,
+    check_output_root,
+    frame_names,
+    read_manifest,
+)
 from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
 
-LAYOUT_TOKEN = "layout"
-
-
-MANIFEST_NAME = "layouts.jsonl"
-
-
-OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME,), rf"-{LAYOUT_TOKEN}-l\d+")
-"""What ``layouts`` writes under its output root (what ``--overwrite`` may remove)."""
+MANIFEST_NAME = LAYOUTS_MANIFEST_NAME
 
 
 BANK_PER_CLASS = 2000
@@ -215,7 +214,7 @@ class LayoutSummary:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "out": str(self.out)}
+        return {**asdict(self), "out": str(self.out), "seconds": round(self.seconds, 3)}
 
 
 def layout_record(groups: Sequence[Group], input_root: Path, options: LayoutOptions) -> RunRecord:
@@ -253,7 +252,7 @@ def write_layouts(
     check_output_root(out_root, input_root)
     run_record = layout_record(groups, input_root, options)
     take_output(
-        out_root, input_root, run_record, OWN_OUTPUTS, check_output(out_root, run_record, OWN_OUTPUTS, overwrite)
+        out_root, input_root, run_record, TREE_OUTPUTS, check_output(out_root, run_record, TREE_OUTPUTS, overwrite)
     )
     manifest = out_root / MANIFEST_NAME
     records = read_layout_records(manifest)
@@ -315,10 +314,13 @@ def _write_layout(layout: Layout, folder: Path, stem: str, photo_path: Path) -> 
 
 
 def read_layout_photo(group: Group, size: tuple[int, int]) -> np.ndarray:
-    """A mask's photo at the labels' size, for ``photos``; a mask without one is refused by name."""
+    """A mask's photo, for ``photos``; a mask without one, or one of another size than the
+    labels' (a photo paired with the wrong mask), is refused by name."""
     if group.photo is None or not group.photo.is_file():
         raise DataError(f"{group.mask}: no photo beside it in leftImg8bit/, needed by --photos")
-    return resize_photo(read_rgb(group.photo), size)
+    photo = read_rgb(group.photo)
+    check_same_size(group.photo, photo.shape, group.mask, size)
+    return photo
 
 
 def read_layout_records(manifest: Path) -> list[dict[str, Any]]:

@@ -26,7 +26,8 @@ import numpy as np
 
 from fgaug.data.cityscapes import PHOTO_SUFFIX, Group, find_groups, read_instance_ids, read_label_ids
 from fgaug.data.cutouts import LABEL_FILE_SUFFIXES
-from fgaug.data.io import DataError, open_image, read_json
+from fgaug.data.headers import polygons_size
+from fgaug.data.io import DataError, open_image
 from fgaug.data.layouts import MANIFEST_NAME as LAYOUTS_NAME
 from fgaug.data.layouts import read_layout_records
 from fgaug.data.record import RECORD_NAME, recorded_outcome, unfinished_run
@@ -86,7 +87,13 @@ def reading_threads() -> int:
 
 def output_records(out_root: Path) -> list[dict]:
     """The records of the tree ``out_root`` with their ``outputs`` (name -> path in the tree): its
-    manifests (``generate``), else its ``layouts.jsonl`` (``layouts``)."""
+    manifests (``generate``), else its ``layouts.jsonl`` (``layouts``); a tree with both is a
+    :class:`DataError` (two runs mixed: each command now refuses the other's tree)."""
+    if manifest_files(out_root) and (out_root / LAYOUTS_NAME).is_file():
+        raise DataError(
+            f"{out_root}: holds both {MANIFEST_NAME} (generate) and {LAYOUTS_NAME} (layouts); "
+            "rerun one command with --overwrite"
+        )
     if manifest_files(out_root):  # manifest.jsonl, or only the per-process parts of an interrupted torchrun run
         return [record for path in manifest_files(out_root) for record in read_manifest(path)]
     if not (out_root / LAYOUTS_NAME).is_file():
@@ -156,14 +163,6 @@ def _any_image(path: Path) -> tuple[int, int]:
     return image.height, image.width
 
 
-def _polygons_size(path: Path) -> tuple[int, int]:
-    document = read_json(path, "polygons file")
-    try:
-        return int(document["imgHeight"]), int(document["imgWidth"])
-    except (TypeError, KeyError, ValueError):
-        raise DataError(f"{path}: a polygons file needs imgHeight and imgWidth") from None
-
-
 def _shape(read: Callable[[Path], np.ndarray]) -> Callable[[Path], tuple[int, int]]:
     return lambda path: read(path).shape[:2]
 
@@ -172,7 +171,7 @@ READERS: dict[str, Callable[[Path], tuple[int, int]]] = {
     "labelTrainIds.png": _shape(lambda path: read_label_ids(path, "labelTrainIds")),
     "color.png": _shape(lambda path: read_label_ids(path, "color", snap_colors=True)),
     "instanceIds.png": _shape(read_instance_ids),
-    "polygons.json": _polygons_size,
+    "polygons.json": polygons_size,
 }
 """How each kind of file is read and checked, to its (height, width); any other is an image. A
 colour file may hold the off-palette edge colours of a smoothly resized source (``generate

@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgaug.data.cityscapes import Group, read_instance_ids, read_label_ids, resize_labels, resize_photo
+from fgaug.data.cityscapes import (
+    Group,
+    enclosing_tree_root,
+    read_instance_ids,
+    read_label_ids,
+    resize_labels,
+    resize_photo,
+)
 from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image, read_json
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
 from fgaug.data.record import OwnOutputs
@@ -36,8 +43,14 @@ from fgaug.finite import to_json
 
 MANIFEST_NAME = "manifest.jsonl"
 SAMPLE_TOKEN = "fgaug"
-OWN_OUTPUTS = OwnOutputs((MANIFEST_NAME, "manifest.*.jsonl"), rf"-{SAMPLE_TOKEN}-s\d+")
-"""What ``generate`` writes under its output root (what ``--overwrite`` may remove)."""
+LAYOUTS_MANIFEST_NAME = "layouts.jsonl"
+LAYOUT_TOKEN = "layout"
+TREE_OUTPUTS = OwnOutputs(
+    (MANIFEST_NAME, "manifest.*.jsonl", LAYOUTS_MANIFEST_NAME), rf"-(?:{SAMPLE_TOKEN}-s|{LAYOUT_TOKEN}-l)\d+"
+)
+"""What ``generate`` and ``layouts`` write under an output root. Each command takes both as its
+own: a tree that the other made is refused unless ``--overwrite``, which removes both's files
+(a tree of the two mixed passed ``validate`` as one of them)."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 CACHED_MASKS = 8
 """labelIds a writer keeps: a mask's samples are written together, on one thread or on several."""
@@ -54,11 +67,15 @@ class WriterOptions:
 
 
 def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
-    """Refuse an output root inside the input tree (fgaug never writes into its input)."""
+    """Refuse an output root inside the input, or inside the Cityscapes tree around it (a tree
+    written into ``gtFine/`` would be read back as a split): fgaug never writes into its input."""
     out, source = Path(out_root).resolve(), Path(input_root).resolve()
     source_dir = source if source.is_dir() else source.parent
     if out == source_dir or out.is_relative_to(source_dir):
         raise DataError(f"{out_root}: the output must not be inside the input {input_root}")
+    tree = enclosing_tree_root(source_dir)
+    if tree is not None and out.is_relative_to(tree):
+        raise DataError(f"{out_root}: the output must not be inside the Cityscapes tree {tree} of the input")
 
 
 def frame_names(group: Group, token: str, default_split: str) -> tuple[str, str, str]:

@@ -42,7 +42,7 @@ from fgaug.data.record import (
     masks_used,
     take_output,
 )
-from fgaug.data.writer import OWN_OUTPUTS, DatasetWriter, WriterOptions, check_output_root, merge_manifests
+from fgaug.data.writer import TREE_OUTPUTS, DatasetWriter, WriterOptions, check_output_root, merge_manifests
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
@@ -166,13 +166,13 @@ def _generate_in_process(
     check_output_root(out, masks_root)
     checkpoint, model_used = load_named_model(options.model, device)
     boundary = checkpoint.model.config.mask_channels == 4
-    checked = check_headers(groups, boundary, options.skip_bad, photos=False)
+    checked = check_headers(groups, boundary, options.skip_bad, photos=False, label_files=True)
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
-    clear = check_output(out, record, OWN_OUTPUTS, options.overwrite)
+    clear = check_output(out, record, TREE_OUTPUTS, options.overwrite)
     if context.is_main:
-        take_output(out, masks_root, record, OWN_OUTPUTS, clear)
+        take_output(out, masks_root, record, TREE_OUTPUTS, clear)
     context.barrier()
     part = f"rank{context.rank}" if context.active else None
     writer_options = WriterOptions(options.at_model_resolution, snap_colors=options.snap_colors)

@@ -113,7 +113,9 @@ def find_content_mask(photo: Path, remedy: str = "give it with --content-mask") 
     """The label file of a Cityscapes photo ``X_leftImg8bit.png``: ``X_gtFine_labelIds.png``
     (then labelTrainIds, then colour) in the matching folder of the tree's ``gtFine``
     (``leftImg8bit/<split>/<city>/`` -> ``gtFine/<split>/<city>/``), else beside the photo. Not
-    found, a :class:`DataError` ending with ``remedy``."""
+    found, a :class:`DataError` ending with ``remedy``; a photo that is not there is one too."""
+    if not photo.is_file():
+        raise DataError(f"{photo}: file not found")
     if not photo.name.endswith(PHOTO_SUFFIX):
         raise DataError(f"{photo}: not a Cityscapes photo name (X{PHOTO_SUFFIX}), so its mask is unknown; {remedy}")
     folders = [photo.parent]

@@ -4,15 +4,17 @@ after a resume (one permutation per epoch from the run's seed), and one random g
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import torch
 from torch.utils.data import Sampler
 
 from fgaug.data.cache import CachedPairs, source_digest
-from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, is_cityscapes_root
+from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, tree_root
 from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError
 from fgaug.flow.config import FullGlowConfig
@@ -33,6 +35,32 @@ class TrainingData:
     description: str
     skipped: list[str] = field(default_factory=list)
 
+    @property
+    def pairs(self) -> str:
+        """The training pairs as one comparable value: their count and a digest of their keys in
+        order (what the batch order is drawn over; unlike :attr:`fingerprint`, the same for a copy
+        of the data with other modification times)."""
+        keys = pair_keys(self.train)
+        return f"{len(keys)} pairs (keys sha256 {hashlib.sha256(chr(10).join(keys).encode()).hexdigest()[:16]})"
+
+
+def pair_keys(dataset: PairDataset) -> list[str]:
+    """The keys (``train/aachen/aachen_000000_000019``) of a dataset's pairs, in order."""
+    if isinstance(dataset, CityscapesPairs):
+        return [group.key for group in dataset.groups]
+    with h5py.File(dataset.path, "r") as cache:
+        return [key.decode() if isinstance(key, bytes) else str(key) for key in cache["keys"][:]]
+
+
+def check_same_pairs(recorded: str | None, data: TrainingData, data_path: str | Path, run_dir: Path) -> None:
+    """``--resume`` goes on over the pairs the run trained on (``recorded``, from its
+    ``config.json``; None for a run from before it was recorded): other data is a :class:`DataError`."""
+    if recorded is not None and recorded != data.pairs:
+        raise DataError(
+            f"{data_path}: holds {data.pairs}, but {run_dir} trained on {recorded}; --resume goes on with the run's "
+            "own data (start a new run for other data: --init-from its checkpoint fine-tunes from it)"
+        )
+
 
 def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> TrainingData:
     """The training set (a Cityscapes tree or an HDF5 cache) and a validation set when one exists.
@@ -51,9 +79,7 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
                     f"{path}: prepared {'with' if dataset.info.boundary else 'without'} the boundary channel"
                 )
             return dataset, dataset.info.source_digest
-        discovery = find_groups(
-            path, [split] if is_cityscapes_root(path) else None, True, options.mask_format, options.skip_bad
-        )
+        discovery = find_groups(path, [split] if tree_root(path) else None, True, options.mask_format, options.skip_bad)
         found = discovery.groups[:limit] if limit else discovery.groups
         checked = check_headers(found, read.boundary, options.skip_bad)
         skipped.extend([*discovery.skipped, *checked.skipped])
@@ -63,8 +89,8 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
     val: PairDataset | None = None
     if options.val_data:
         val, _ = open_one(Path(options.val_data), options.val_split, options.val_limit)
-    elif data.is_dir() and is_cityscapes_root(data) and (data / "gtFine" / options.val_split).is_dir():
-        val, _ = open_one(data, options.val_split, options.val_limit)
+    elif (tree := tree_root(data)) is not None and (tree / "gtFine" / options.val_split).is_dir():
+        val, _ = open_one(tree, options.val_split, options.val_limit)
     batch = options.batch_size or 1
     if len(train) < batch:
         raise DataError(f"{data}: {len(train)} training pair(s), fewer than the batch size {batch}")

@@ -46,7 +46,7 @@ from fgaug.runtime import (
     reset_peak_memory,
     resolve_precision,
 )
-from fgaug.training.batches import StepOrderSampler, open_training_data, step_generator
+from fgaug.training.batches import StepOrderSampler, check_same_pairs, open_training_data, step_generator
 from fgaug.training.checkpoint import CheckpointError, initialise_from, read_checkpoint_payload, save_checkpoint
 from fgaug.training.ema import ExponentialMovingAverage
 from fgaug.training.optimiser import adam, load_adam_state
@@ -195,8 +195,10 @@ class _Run:
             "seed": self.options.seed,
         }
         if self.options.resume:
+            recorded = read_json(self.run_dir / "config.json", "run configuration")
+            check_same_pairs(recorded.get("data_pairs"), self.data, self.options.data, self.run_dir)
             self._restore()
-            self.init_from_sha256 = read_json(self.run_dir / "config.json", "run configuration").get("init_from_sha256")
+            self.init_from_sha256 = recorded.get("init_from_sha256")
         if self.context.is_main:  # on resume too: the folder and steps the run now goes on with
             self._write_run_config()
         self.log = RunLog(self.run_dir, self.options.tensorboard, active=self.context.is_main)
@@ -214,6 +216,7 @@ class _Run:
             "train": self.options.to_dict(),
             "precision": precision_name(self.network_dtype),
             "data_fingerprint": self.data.fingerprint,
+            "data_pairs": self.data.pairs,
         }
         if self.init_from_sha256:
             resolved["init_from_sha256"] = self.init_from_sha256
