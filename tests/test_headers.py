@@ -121,7 +121,11 @@ def test_label_files_a_run_copies_are_checked_when_asked(toy_tree: Path) -> None
     group = find_groups(toy_tree, ["train"]).groups[0]
     assert check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True).groups == [group]
     polygons = files["_gtFine_polygons.json"]
-    polygons.write_bytes(polygons.read_bytes()[:40])
+    whole = polygons.read_bytes()
+    polygons.write_text('{"imgHeight": 32, "imgWidth": 64, "objects": []}')
+    with pytest.raises(DataError, match=f"^{polygons}: size \\(32, 64\\) differs from its mask"):
+        check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True)
+    polygons.write_bytes(whole[:-2])
     with pytest.raises(DataError, match=f"^{polygons}: not a readable polygons file"):
         check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True)
 
