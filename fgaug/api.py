@@ -27,9 +27,10 @@ from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
 from fgaug.data.io import file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
-from fgaug.data.record import RunOutcome, check_output, finish_output, take_output
+from fgaug.data.record import RunOutcome, check_output, finish_output, forgotten_if_unwritten, take_output
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.validate import ValidationReport, validate_tree
+from fgaug.data.writer import TREE_OUTPUTS
 from fgaug.evaluation.augment.protocol import MIXINGS, probe_recipe
 from fgaug.evaluation.augment.resume import STUDY_OUTPUTS, FinishedProbes, study_record
 from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
@@ -105,7 +106,8 @@ def layouts(options: LayoutRunOptions, progress: Progress | None = None) -> Layo
     groups = find_groups(root, options.splits, False, options.mask_format).groups
     groups = groups[: options.limit] if options.limit else groups
     out = Path(options.out)
-    return write_layouts(groups, root, out, options.layout, progress, options.overwrite, options.write_threads)
+    with forgotten_if_unwritten(out, TREE_OUTPUTS):
+        return write_layouts(groups, root, out, options.layout, progress, options.overwrite, options.write_threads)
 
 
 def prepare(

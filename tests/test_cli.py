@@ -660,6 +660,30 @@ def test_generate_checks_the_label_files_it_copies_before_its_first_draw(
     assert not out.exists()
 
 
+def test_a_run_that_fails_before_writing_anything_leaves_nothing(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A run that stopped at its first mask (unknown ids show only in the pixels) left an output
+    folder holding an unfinished record."""
+    masks = masks_with_one_bad(small_tree, tmp_path / "masks")
+    assert sorted(path.name for path in masks.iterdir())[0].startswith("bad_")
+    arguments = ["generate", str(masks), "--model", str(test_checkpoint), "--n", "1", "--batch-size", "1"]
+    one_line_error(runner.invoke(app, [*arguments, "--out", str(tmp_path / "new")]), "unknown label ids [77]")
+    assert not (tmp_path / "new").exists()
+    mine = tmp_path / "mine"
+    (mine / "notes").mkdir(parents=True)
+    one_line_error(runner.invoke(app, [*arguments, "--out", str(mine)]), "unknown label ids [77]")
+    assert [path.name for path in mine.iterdir()] == ["notes"]
+    photo = next((small_tree / "leftImg8bit" / "train").rglob("*_leftImg8bit.png"))
+    layouts = ["layouts", str(small_tree), "--split", "train", "--photos", "--out", str(tmp_path / "lay")]
+    copy = tmp_path / "tree"
+    shutil.copytree(small_tree, copy)
+    (copy / photo.relative_to(small_tree)).unlink()
+    layouts[1] = str(copy)
+    one_line_error(runner.invoke(app, layouts), "no photo beside it in leftImg8bit/, needed by --photos")
+    assert not (tmp_path / "lay").exists()
+
+
 def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
     from fgaug.training.checkpoint import load_checkpoint
 

@@ -31,7 +31,8 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,32 @@ def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord,
         _remove_empty_folders(out_root)
     _remove_stale_temporaries(out_root, own, Path(input_root).resolve())
     _write_record(out_root, record, finished=False)
+
+
+@contextmanager
+def forgotten_if_unwritten(out_root: str | Path, own: OwnOutputs, active: bool = True) -> Iterator[None]:
+    """Around a run that takes ``out_root`` (:func:`take_output`) and writes into it: when the run
+    fails or is interrupted before any of ``own`` outputs is in place, the record it left is
+    removed, with the folders left empty and ``out_root`` itself where the run created it. So a
+    failed run that wrote nothing leaves nothing (it left an unfinished record for a CI job to
+    trip over). ``active``: whether this process took the output (rank 0 under torchrun)."""
+    out_root = Path(out_root)
+    existed, record_before = out_root.exists(), _stamp(out_root / RECORD_NAME)
+    try:
+        yield
+    except BaseException:
+        record = out_root / RECORD_NAME
+        written = _stamp(record) not in (None, record_before)  # a record this run wrote, no one else's
+        if active and written and not (own.root_files(out_root) or own.folders(out_root)):
+            record.unlink()
+            _remove_empty_folders(out_root)
+            if not existed and not any(out_root.iterdir()):
+                out_root.rmdir()
+        raise
+
+
+def _stamp(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.is_file() else None
 
 
 def finish_output(out_root: str | Path, record: RunRecord, outcome: RunOutcome) -> None:

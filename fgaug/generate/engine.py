@@ -39,6 +39,7 @@ from fgaug.data.record import (
     check_output,
     file_identity,
     finish_output,
+    forgotten_if_unwritten,
     masks_used,
     take_output,
 )
@@ -144,7 +145,8 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     start = time.perf_counter()
     context, device = distributed.start(options.device)
     try:
-        summary = _generate_in_process(options, context, device, progress)
+        with forgotten_if_unwritten(options.out, TREE_OUTPUTS, active=context.is_main):
+            summary = _generate_in_process(options, context, device, progress)
     finally:
         distributed.stop(context)
     summary.seconds = time.perf_counter() - start
