@@ -177,3 +177,26 @@ def test_cityscapesscripts_derives_train_ids_from_the_written_tree(toy_tree: Pat
         from fgaug.data.labels import ids_to_train_ids
 
         np.testing.assert_array_equal(np.asarray(Image.open(path)), ids_to_train_ids(ids))
+
+
+def test_a_failed_run_forgets_only_the_record_it_wrote_and_only_with_nothing_written(tmp_path: Path) -> None:
+    from fgaug.data.record import RECORD_NAME, forgotten_if_unwritten
+    from fgaug.data.writer import TREE_OUTPUTS
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / RECORD_NAME).write_text("{}")  # an earlier run's, which this one fails before replacing
+    with pytest.raises(DataError), forgotten_if_unwritten(earlier, TREE_OUTPUTS):
+        raise DataError("failed before taking the output")
+    assert (earlier / RECORD_NAME).read_text() == "{}"
+    written = tmp_path / "written"
+    with pytest.raises(KeyboardInterrupt), forgotten_if_unwritten(written, TREE_OUTPUTS):
+        (written / "gtFine" / "train" / "a-fgaug-s000").mkdir(parents=True)
+        (written / RECORD_NAME).write_text("{}")
+        raise KeyboardInterrupt
+    assert (written / RECORD_NAME).is_file(), "a sample's folder is in place: the run can be resumed"
+    with pytest.raises(KeyboardInterrupt), forgotten_if_unwritten(tmp_path / "new", TREE_OUTPUTS):
+        (tmp_path / "new" / "gtFine" / "train").mkdir(parents=True)
+        (tmp_path / "new" / RECORD_NAME).write_text("{}")
+        raise KeyboardInterrupt
+    assert not (tmp_path / "new").exists()
