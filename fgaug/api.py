@@ -123,8 +123,9 @@ def prepare(
 ) -> PrepareReport:
     """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training."""
     progress = progress or SilentProgress()
-    root = Path(data)
-    discovery = find_groups(root, [split] if tree_root(root) else None, True, mask_format, skip_bad)
+    tree = tree_root(data)
+    root = tree or Path(data)  # the gtFine folder's tree: the cache's paths are relative to its root
+    discovery = find_groups(root, [split] if tree else None, True, mask_format, skip_bad)
     progress.start("preparing", len(discovery.groups))
     done = 0
 

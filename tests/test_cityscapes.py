@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,14 @@ def test_the_gtfine_folder_is_its_tree_and_split_is_honoured_or_refused(toy_tree
     assert [g.split for g in find_groups(toy_tree / "gtFine" / "train", splits=["train"]).groups] == ["train"] * 4
     with pytest.raises(DataError, match=r"toyville: a folder of split 'train', not of --split val$"):
         find_groups(toy_tree / "gtFine" / "train" / "toyville", splits=["val"])
+    link = tmp_path / "labels"
+    link.symlink_to(toy_tree / "gtFine")
+    for reached in (link, toy_tree / "gtFine" / "train" / "..", Path(os.path.relpath(toy_tree / "gtFine"))):
+        assert [g.key for g in find_groups(reached, splits=["train"]).groups] == [g.key for g in train], reached
+    named = tmp_path / "project" / "gtFine"  # only named so: its masks lie straight inside
+    named.mkdir(parents=True)
+    (named / train[0].mask.name).write_bytes(train[0].mask.read_bytes())
+    assert [g.split for g in find_groups(named, require_photos=False).groups] == [None]
     flat = tmp_path / "flat"
     flat.mkdir()
     (flat / train[0].mask.name).write_bytes(train[0].mask.read_bytes())

@@ -137,7 +137,7 @@ def test_an_8_bit_instance_file_whose_values_wrapped_is_refused(toy_tree: Path) 
     values = read_instance_ids(instances)
     assert (values >= 1000).any()
     Image.fromarray((values % 256).astype(np.uint8)).save(instances)
-    with pytest.raises(DataError, match=f"^{instances}: instanceIds values whose label ids are unknown"):
+    with pytest.raises(DataError, match=f"^{instances}: instanceIds values that name no label id"):
         read_instance_ids(instances)
 
 

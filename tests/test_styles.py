@@ -187,13 +187,17 @@ def test_a_walk_replaces_an_earlier_walk_but_no_one_elses_frames(toy_tree: Path,
     theirs = tmp_path / "theirs"
     theirs.mkdir()
     (theirs / "frame_007.png").write_bytes(b"a video's frame")
-    with pytest.raises(DataError, match=f"^{theirs / 'frame_007.png'}: not written by fgaug interpolate"):
+    with pytest.raises(DataError, match=f"^{theirs / 'frame_007.png'}: no walk.json of an fgaug walk names it"):
         interpolate_styles(mask, theirs, 1, 2, 2, options)
     assert [path.name for path in theirs.iterdir()] == ["frame_007.png"]
     (out / "walk.json").write_text('{"files": ["../theirs/frame_007.png"]}')
     with pytest.raises(DataError, match="not a walk record"):
         interpolate_styles(mask, out, 1, 2, 2, options)
     assert (theirs / "frame_007.png").read_bytes() == b"a video's frame"
+    (out / "walk.json").unlink()  # a walk from before walks recorded their files: frames and their strip
+    (out / "frame_005.png").write_bytes(b"an older, longer walk's")
+    interpolate_styles(mask, out, 1, 2, 2, options)
+    assert sorted(path.name for path in out.iterdir()) == ["frame_000.png", "frame_001.png", "strip.png", "walk.json"]
 
 
 def test_a_photo_walk_finds_masks_beside_flat_photos_and_says_where_it_looked(toy_tree: Path, tmp_path: Path) -> None:

@@ -44,12 +44,13 @@ class PrepareReport:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """``skipped`` counts the groups left out, as every command's ``--json`` does; their one-line
-        reasons are ``skipped_groups``, as in ``fgaug train --json``."""
+        """The groups left out, one line each, are ``skipped_groups``, as in ``fgaug train --json``;
+        ``skipped``, the same list, stays until the next release (in ``generate`` and ``layouts``
+        the name counts samples already in the tree)."""
         return {
             "path": str(self.path),
             "written": self.written,
-            "skipped": len(self.skipped),
+            "skipped": self.skipped,
             "skipped_groups": self.skipped,
             "seconds": round(self.seconds, 3),
         }

@@ -180,21 +180,25 @@ def _find_in_tree(
 
 
 def tree_root(path: str | Path) -> Path | None:
-    """The Cityscapes root that ``path`` is, or whose ``gtFine`` folder it is; else None."""
+    """The Cityscapes root that ``path`` is, or whose ``gtFine`` folder it is (however reached:
+    ``.``, ``..``, a link), holding ``<split>/<city>/`` label files; else None. A folder that is
+    only named gtFine, with masks or city folders straight inside, is no tree."""
     path = Path(path)
     if is_cityscapes_root(path):
         return path
-    if path.name == "gtFine" and path.is_dir():
-        return path.parent
-    return None
+    resolved = path.resolve()
+    if resolved.name != "gtFine" or any(resolved.glob("*_gtFine_*")):
+        return None
+    return resolved.parent if any(resolved.glob("*/*/*_gtFine_*")) else None
 
 
 def enclosing_tree_root(path: str | Path) -> Path | None:
     """The Cityscapes root around ``path``: ``path`` itself when it is one, the folder holding
     the nearest ``gtFine`` above it when it lies in one (a split or city folder, a mask); else None."""
     resolved = Path(path).resolve()
-    if tree_root(resolved) is not None:
-        return tree_root(resolved)
+    tree = tree_root(resolved)
+    if tree is not None:
+        return tree
     parts = resolved.parts
     if "gtFine" not in parts[:-1]:
         return None
@@ -398,16 +402,16 @@ def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> s
 
 def read_instance_ids(path: str | Path) -> np.ndarray:
     """A 16-bit instanceIds PNG -> (H, W) int32. Each value is a label id, or ``id * 1000 + k``
-    for the k-th instance of an instance class; anything else (an 8-bit file whose instance
-    values wrapped round 256, for one) is a :class:`DataError` naming the values."""
+    for the k-th instance of an instance class; anything else is a :class:`DataError` naming the
+    values (an 8-bit file whose instance values wrapped round 256, mostly: a wrapped value that
+    lands on a label id, as 32001 on 1, cannot be told)."""
     image = open_image(path)
     check_instance_mode(Path(path), image.mode)
     ids = np.asarray(image).astype(np.int32)
-    classes = np.where(ids < 1000, ids, ids // 1000)
-    present = np.flatnonzero(np.bincount(np.clip(classes, 0, 1023).ravel()))
-    bad = [int(v) for v in present if int(v) not in VALID_LABEL_IDS]
+    values = np.flatnonzero(np.bincount(ids.ravel())) if ids.min() >= 0 and ids.max() < 2**16 else np.unique(ids)
+    bad = [int(v) for v in values if int(v if v < 1000 else v // 1000) not in VALID_LABEL_IDS]
     if bad:
-        raise DataError(f"{path}: instanceIds values whose label ids are unknown: {_listed(bad)} (id or id*1000+k)")
+        raise DataError(f"{path}: instanceIds values that name no label id: {_listed(bad)} (id, or id*1000+k)")
     return ids
 
 

@@ -61,9 +61,9 @@ def check_headers(
 def check_group_header(group: Group, boundary: bool, photos: bool = True, label_files: bool = False) -> None:
     """One group's mask (its mode fits its format), photo if ``photos`` (RGB, the mask's size),
     with the ``boundary`` channel its instanceIds file (present, 16-bit, the mask's size), and if
-    ``label_files`` every label file beside the mask (each of its kind's mode, a polygons file that
-    parses; all the mask's size), from headers (:func:`~fgaug.data.io.image_header`: a PNG cut
-    short is found too)."""
+    ``label_files`` every label file beside the mask (each of its kind's mode, a polygons file whose
+    braces close: :func:`polygons_header_size`; all the mask's size), from headers
+    (:func:`~fgaug.data.io.image_header`: a PNG cut short is found too)."""
     mode, size = image_header(group.mask)
     mask_format = format_by_name(group.mask, group.mask_format)
     if mask_format == "color":

@@ -29,8 +29,8 @@ class DataError(FgaugError, ValueError):
 
 def first_line(error: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message, or its type's name. A line longer than ``limit``
-    characters is cut after its last whole sentence within them, else at the limit with "...";
-    never mid-word without a mark."""
+    characters is cut after its last whole sentence within them, else at the limit, and marked
+    " ..." either way."""
     lines = str(error).strip().splitlines()
     if not lines:
         return type(error).__name__
@@ -38,7 +38,7 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     if len(line) <= limit:
         return line
     sentence_end = line.rfind(". ", 0, limit)
-    return line[: sentence_end + 1] if sentence_end > 0 else line[: limit - 3] + "..."
+    return (line[: sentence_end + 1] if sentence_end > 0 else line[: limit - 4]) + " ..."
 
 
 def temporary_beside(path: str | Path) -> Path:

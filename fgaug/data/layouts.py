@@ -67,9 +67,6 @@ from fgaug.data.writer import (
 from fgaug.finite import to_json
 from fgaug.progress import Progress, SilentProgress
 
-MANIFEST_NAME = LAYOUTS_MANIFEST_NAME
-
-
 BANK_PER_CLASS = 2000
 
 
@@ -254,7 +251,7 @@ def write_layouts(
     take_output(
         out_root, input_root, run_record, TREE_OUTPUTS, check_output(out_root, run_record, TREE_OUTPUTS, overwrite)
     )
-    manifest = out_root / MANIFEST_NAME
+    manifest = out_root / LAYOUTS_MANIFEST_NAME
     records = read_layout_records(manifest)
     if records or manifest.is_file():  # drop a line torn by an interrupted run before appending
         atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in records).encode())

@@ -163,7 +163,8 @@ def forgotten_if_unwritten(out_root: str | Path, own: OwnOutputs, active: bool =
     fails or is interrupted before any of ``own`` outputs is in place, the record it left is
     removed, with the folders left empty and ``out_root`` itself where the run created it. So a
     failed run that wrote nothing leaves nothing (it left an unfinished record for a CI job to
-    trip over). ``active``: whether this process took the output (rank 0 under torchrun)."""
+    trip over). ``active``: whether this process alone writes the output (not under torchrun,
+    where the other processes may still be writing their first samples when one fails)."""
     out_root = Path(out_root)
     existed, record_before = out_root.exists(), _stamp(out_root / RECORD_NAME)
     try:
@@ -179,8 +180,12 @@ def forgotten_if_unwritten(out_root: str | Path, own: OwnOutputs, active: bool =
         raise
 
 
-def _stamp(path: Path) -> int | None:
-    return path.stat().st_mtime_ns if path.is_file() else None
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Which file ``path`` is now: an atomic rewrite gives it a new inode."""
+    if not path.is_file():
+        return None
+    status = path.stat()
+    return status.st_ino, status.st_mtime_ns
 
 
 def finish_output(out_root: str | Path, record: RunRecord, outcome: RunOutcome) -> None:

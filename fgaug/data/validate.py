@@ -28,10 +28,9 @@ from fgaug.data.cityscapes import PHOTO_SUFFIX, Group, find_groups, read_instanc
 from fgaug.data.cutouts import LABEL_FILE_SUFFIXES
 from fgaug.data.headers import polygons_size
 from fgaug.data.io import DataError, open_image
-from fgaug.data.layouts import MANIFEST_NAME as LAYOUTS_NAME
 from fgaug.data.layouts import read_layout_records
 from fgaug.data.record import RECORD_NAME, recorded_outcome, unfinished_run
-from fgaug.data.writer import MANIFEST_NAME, manifest_files, read_manifest
+from fgaug.data.writer import LAYOUTS_MANIFEST_NAME, MANIFEST_NAME, manifest_files, read_manifest
 
 MAX_THREADS = 8
 """Threads that read the samples' files, at most: one per core this process may run on."""
@@ -89,16 +88,16 @@ def output_records(out_root: Path) -> list[dict]:
     """The records of the tree ``out_root`` with their ``outputs`` (name -> path in the tree): its
     manifests (``generate``), else its ``layouts.jsonl`` (``layouts``); a tree with both is a
     :class:`DataError` (two runs mixed: each command now refuses the other's tree)."""
-    if manifest_files(out_root) and (out_root / LAYOUTS_NAME).is_file():
+    if manifest_files(out_root) and (out_root / LAYOUTS_MANIFEST_NAME).is_file():
         raise DataError(
-            f"{out_root}: holds both {MANIFEST_NAME} (generate) and {LAYOUTS_NAME} (layouts); "
+            f"{out_root}: holds both {MANIFEST_NAME} (generate) and {LAYOUTS_MANIFEST_NAME} (layouts); "
             "rerun one command with --overwrite"
         )
     if manifest_files(out_root):  # manifest.jsonl, or only the per-process parts of an interrupted torchrun run
         return [record for path in manifest_files(out_root) for record in read_manifest(path)]
-    if not (out_root / LAYOUTS_NAME).is_file():
-        raise DataError(f"{out_root}: no {MANIFEST_NAME} or {LAYOUTS_NAME}; not an fgaug output tree")
-    records = read_layout_records(out_root / LAYOUTS_NAME)
+    if not (out_root / LAYOUTS_MANIFEST_NAME).is_file():
+        raise DataError(f"{out_root}: no {MANIFEST_NAME} or {LAYOUTS_MANIFEST_NAME}; not an fgaug output tree")
+    records = read_layout_records(out_root / LAYOUTS_MANIFEST_NAME)
     for record in records:
         stem = str(record["output"]).removesuffix("_gtFine_labelIds.png")
         photo = {"photo": record["photo"]} if record.get("photo") else {}

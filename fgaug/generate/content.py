@@ -46,7 +46,8 @@ from fgaug.data.cityscapes import (
 )
 from fgaug.data.cutouts import LabelSet
 from fgaug.data.io import DataError, read_rgb
-from fgaug.data.layouts import MANIFEST_NAME, aligned_source, read_layout_records
+from fgaug.data.layouts import aligned_source, read_layout_records
+from fgaug.data.writer import LAYOUTS_MANIFEST_NAME
 from fgaug.flow import FullGlow
 
 
@@ -62,7 +63,7 @@ class ContentSource:
 
     @classmethod
     def open(cls, layouts_root: Path, content_root: Path, snap_colors: bool = False) -> ContentSource:
-        manifest = Path(layouts_root) / MANIFEST_NAME
+        manifest = Path(layouts_root) / LAYOUTS_MANIFEST_NAME
         records = read_layout_records(manifest)
         if not records:
             raise DataError(f"{manifest}: no layout records; --content-from needs masks written by `fgaug layouts`")
@@ -73,7 +74,7 @@ class ContentSource:
         record = self.records.get(group.mask.resolve())
         if record is None:
             raise DataError(
-                f"{group.mask}: not listed in {MANIFEST_NAME}; --content-from needs layouts of `fgaug layouts`"
+                f"{group.mask}: not listed in {LAYOUTS_MANIFEST_NAME}; --content-from needs layouts of `fgaug layouts`"
             )
         if not record.get("source_photo"):
             raise DataError(f"{group.mask}: its source mask {record['source_mask']} had no photo to take content from")

@@ -145,7 +145,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     start = time.perf_counter()
     context, device = distributed.start(options.device)
     try:
-        with forgotten_if_unwritten(options.out, TREE_OUTPUTS, active=context.is_main):
+        with forgotten_if_unwritten(options.out, TREE_OUTPUTS, active=context.world_size == 1):
             summary = _generate_in_process(options, context, device, progress)
     finally:
         distributed.stop(context)

@@ -213,19 +213,23 @@ def interpolate_photos(
 def earlier_walk(out: Path) -> set[str]:
     """The file names an earlier walk into ``out`` wrote (its :data:`WALK_RECORD`), which this walk
     may replace. A ``frame_NNN.png`` or ``strip.png`` there that no record names is someone else's:
-    a :class:`DataError` names it, before any work."""
+    a :class:`DataError` names it, before any work. A folder with no record but a ``strip.png``
+    holds a walk from before the record was written: its frames are replaced."""
     record = out / WALK_RECORD
+    found = sorted(path.name for path in out.glob("*.png") if WALK_FILE.fullmatch(path.name))
+    if not record.is_file() and "strip.png" in found:
+        return set(found)
     document = read_json(record, "walk record") if record.is_file() else {"files": []}
     files = document.get("files") if isinstance(document, dict) else None
     if not isinstance(files, list) or not all(isinstance(name, str) and WALK_FILE.fullmatch(name) for name in files):
         raise DataError(f"{record}: not a walk record (a list of frame_NNN.png and strip.png under 'files')")
-    written = set(files)
-    for path in sorted(out.glob("*.png")):
-        if WALK_FILE.fullmatch(path.name) and path.name not in written:
+    for name in found:
+        if name not in files:
             raise DataError(
-                f"{path}: not written by fgaug interpolate; give --out an empty folder or an earlier walk's"
+                f"{out / name}: no {WALK_RECORD} of an fgaug walk names it; give --out an empty folder or an earlier "
+                "walk's"
             )
-    return written
+    return set(files)
 
 
 def _write(

@@ -36,7 +36,7 @@ class TrainingData:
     skipped: list[str] = field(default_factory=list)
 
     @property
-    def pairs(self) -> str:
+    def pairs_identity(self) -> str:
         """The training pairs as one comparable value: their count and a digest of their keys in
         order (what the batch order is drawn over; unlike :attr:`fingerprint`, the same for a copy
         of the data with other modification times)."""
@@ -55,10 +55,10 @@ def pair_keys(dataset: PairDataset) -> list[str]:
 def check_same_pairs(recorded: str | None, data: TrainingData, data_path: str | Path, run_dir: Path) -> None:
     """``--resume`` goes on over the pairs the run trained on (``recorded``, from its
     ``config.json``; None for a run from before it was recorded): other data is a :class:`DataError`."""
-    if recorded is not None and recorded != data.pairs:
+    if recorded is not None and recorded != data.pairs_identity:
         raise DataError(
-            f"{data_path}: holds {data.pairs}, but {run_dir} trained on {recorded}; --resume goes on with the run's "
-            "own data (start a new run for other data: --init-from its checkpoint fine-tunes from it)"
+            f"{data_path}: holds {data.pairs_identity}, but {run_dir} trained on {recorded}; --resume goes on with "
+            "the run's own data (start a new run for other data: --init-from its checkpoint fine-tunes from it)"
         )
 
 
@@ -79,11 +79,12 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
                     f"{path}: prepared {'with' if dataset.info.boundary else 'without'} the boundary channel"
                 )
             return dataset, dataset.info.source_digest
-        discovery = find_groups(path, [split] if tree_root(path) else None, True, options.mask_format, options.skip_bad)
+        tree = tree_root(path)
+        discovery = find_groups(tree or path, [split] if tree else None, True, options.mask_format, options.skip_bad)
         found = discovery.groups[:limit] if limit else discovery.groups
         checked = check_headers(found, read.boundary, options.skip_bad)
         skipped.extend([*discovery.skipped, *checked.skipped])
-        return CityscapesPairs(checked.groups, read), source_digest(checked.groups, path)
+        return CityscapesPairs(checked.groups, read), source_digest(checked.groups, tree or path)
 
     train, fingerprint = open_one(data, options.train_split, None)
     val: PairDataset | None = None

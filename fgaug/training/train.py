@@ -216,7 +216,7 @@ class _Run:
             "train": self.options.to_dict(),
             "precision": precision_name(self.network_dtype),
             "data_fingerprint": self.data.fingerprint,
-            "data_pairs": self.data.pairs,
+            "data_pairs": self.data.pairs_identity,
         }
         if self.init_from_sha256:
             resolved["init_from_sha256"] = self.init_from_sha256
