@@ -24,7 +24,7 @@ from typing import Any
 
 from fgaug.data.cache import PrepareReport, prepare_cache
 from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
-from fgaug.data.io import file_digest
+from fgaug.data.io import DataError, file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 from fgaug.data.record import RunOutcome, check_output, finish_output, forgotten_if_unwritten, take_output
@@ -151,6 +151,8 @@ def validate(options: ValidateOptions) -> ValidationReport:
 def train_segmenter(options: SegmenterTrainOptions, progress: Progress | None = None) -> SegmenterTrainReport:
     """Train fgaug's probe segmenter on the real photos of one split (flipped copies added), for
     ``evaluate quality --segmenter``; saved to ``options.out``."""
+    if Path(options.out).is_dir():  # found now, not after the training
+        raise DataError(f"{options.out}: is a folder; --out names the probe file to write, e.g. probe.pt")
     data = Path(options.data)
     groups = find_groups(data, [options.split] if tree_root(data) else None).groups
     dataset = SegmentationPairs(groups, options.size, flip=True)
@@ -350,7 +352,13 @@ def evaluate_augment(options: AugmentOptions, progress: Progress | None = None) 
     (:data:`~fgaug.evaluation.augment.strategies.STRATEGIES`), its trees under ``out/synthetic``
     (:func:`~fgaug.evaluation.augment.supplies.evaluation_supplies` says what the model and the
     data supply; an arm needing a second generator is a usage error). Writes ``augment.json``,
-    ``augment.md`` and plots under ``out``, and returns the report."""
+    ``augment.md`` and plots under ``out``, and returns the report. A study that fails before its
+    first probe is recorded leaves no record of itself (:func:`~fgaug.data.record.forgotten_if_unwritten`)."""
+    with forgotten_if_unwritten(options.out, STUDY_OUTPUTS):
+        return _evaluate_augment(options, progress)
+
+
+def _evaluate_augment(options: AugmentOptions, progress: Progress | None) -> AugmentReport:
     strategy, n, temperature = options.strategy, options.n, options.temperature
     val_split, test_split, width, batch_size = options.val_split, options.test_split, options.width, options.batch_size
     sizes, seeds, out = options.sizes, options.seeds, options.out

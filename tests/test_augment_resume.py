@@ -78,3 +78,13 @@ def test_an_interrupted_study_trains_only_the_probes_it_had_not_finished(
     replaced = augment(tree, tmp_path / "out", "--samples", "3", "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     assert refused.trained == 4 and (tmp_path / "out" / "my_figure.png").read_bytes() == b"the user's"
+
+
+def test_a_study_that_fails_before_its_first_probe_leaves_nothing(tmp_path: Path) -> None:
+    """``--sizes 40`` on 4 training pairs failed after the study's record was written, and the
+    folder was left with an unfinished ``fgaug-run.json``; ``--test-split train`` was accepted."""
+    tree = tmp_path / "tree"
+    write_toy_cityscapes(tree, {"train": 4, "val": 2, "test": 2}, size=(64, 128), seed=2)
+    one_line_error(augment(tree, tmp_path / "out", "--sizes", "40"), "the largest real-set size 40 exceeds")
+    assert not (tmp_path / "out").exists()
+    one_line_error(augment(tree, tmp_path / "out", "--test-split", "train"), "may not be train", code=2)

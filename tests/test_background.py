@@ -93,10 +93,12 @@ class HeldWrites:
 
     def __init__(self) -> None:
         self.release = threading.Event()
+        self.started: list[int] = []
         self.written: list[int] = []
         self.followed: list[int] = []
 
     def write(self, index: int) -> None:
+        self.started.append(index)
         self.release.wait(timeout=30)
         self.written.append(index)
 
@@ -121,6 +123,8 @@ def test_at_most_twice_the_threads_wait_and_an_interrupt_drops_the_waiting_ones(
     with pytest.raises(KeyboardInterrupt), writes:
         held.submit(writes, 3)  # under way when the interrupt comes
         held.submit(writes, 4)  # waiting
+        while 3 not in held.started:  # the thread may take a while to pick it up on a loaded machine
+            time.sleep(0.01)
         threading.Timer(0.3, held.release.set).start()
         raise KeyboardInterrupt
     assert held.written == [0, 1, 2, 3] and held.followed == [0, 1, 2], "no follow-up runs after the interrupt"

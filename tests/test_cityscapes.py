@@ -73,6 +73,14 @@ def test_the_gtfine_folder_is_its_tree_and_split_is_honoured_or_refused(toy_tree
         find_groups(flat, splits=["train"], require_photos=False)
 
 
+def test_a_single_file_is_a_mask_but_no_pair(toy_tree: Path) -> None:
+    """``train --val MASK`` passed the checks, then failed at the first validation: "no photo"."""
+    mask = find_groups(toy_tree, ["val"]).groups[0].mask
+    assert [g.mask for g in find_groups(mask, require_photos=False).groups] == [mask]
+    with pytest.raises(DataError, match=f"^{mask}: a single file, and pairs need a Cityscapes tree"):
+        find_groups(mask)
+
+
 def test_missing_photo_is_an_error_or_a_counted_skip(toy_tree: Path) -> None:
     photo = toy_tree / "leftImg8bit/train/toyville/toyville_000001_000019_leftImg8bit.png"
     photo.unlink()

@@ -684,6 +684,19 @@ def test_a_run_that_fails_before_writing_anything_leaves_nothing(
     assert not (tmp_path / "lay").exists()
 
 
+def test_a_folder_named_as_an_output_file_is_refused_before_the_work(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``segmenter train --out FOLDER`` and ``generate --preview FOLDER`` did all their work, then
+    failed on a hidden temporary file's name."""
+    probe = runner.invoke(app, ["segmenter", "train", str(small_tree), "--size", "16x32", "--out", str(tmp_path)])
+    one_line_error(probe, f"{tmp_path}: is a folder; --out names the probe file to write")
+    arguments = ["generate", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint), "--n", "1"]
+    preview = runner.invoke(app, [*arguments, "--preview", str(tmp_path), "--out", str(tmp_path / "out")])
+    one_line_error(preview, f"{tmp_path}: is a folder; --preview names the PNG to write")
+    assert not (tmp_path / "out").exists()
+
+
 def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
     from fgaug.training.checkpoint import load_checkpoint
 

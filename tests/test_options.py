@@ -197,6 +197,7 @@ def test_the_command_line_imports_neither_torch_nor_numpy_before_a_command_runs(
         (lambda: AugmentOptions("d", sizes=(0, 10)), "--sizes must be at least 1, got 0"),
         (lambda: AugmentOptions("d", schedules=0), "--schedules must be at least 1, got 0"),
         (lambda: AugmentOptions("d", val_split="test"), "the validation and test splits must differ"),
+        (lambda: AugmentOptions("d", test_split="train"), "--val-split and --test-split may not be train"),
         (lambda: QualityOptions("d", rounds=0), "--rounds must be at least 1, got 0"),
         (lambda: QualityOptions("d", limit=0), "--limit must be at least 1, got 0"),
         (lambda: QualityOptions("d", seed=-1), "--seed must be at least 0, got -1"),

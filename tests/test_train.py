@@ -103,6 +103,22 @@ def test_a_resume_refuses_settings_other_than_the_runs_and_takes_how_long_and_on
     resumed, _, _ = resolve_run(given)
     assert (resumed.steps, resumed.precision, resumed.workers, resumed.lr) == (4, "fp32", 1, 2e-3)
     assert (resumed.data, resumed.skip_bad) == (str(moved), True)
+    lengthened, _, _ = resolve_run(options(small_tree, run, steps=None, epochs=30, resume=True))
+    assert (lengthened.steps, lengthened.epochs) == (None, 30), "--epochs anew, not the run's recorded --steps"
+
+
+def test_a_run_started_afresh_keeps_nothing_of_the_earlier_run_in_its_folder(small_tree: Path, tmp_path: Path) -> None:
+    """``--exist-ok`` kept the old checkpoints and samples: a new run stopped before its first
+    checkpoint resumed the old weights under the new configuration."""
+    run = tmp_path / "run"
+    train(options(small_tree, run, steps=4, sample_every=2))
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="run folder exists"):
+        train(options(small_tree, run, steps=1))
+    train(options(small_tree, run, steps=1, exist_ok=True, sample_every=1))
+    assert sorted(path.name for path in (run / "samples").iterdir()) == ["step_0000001.png"]
+    assert load_checkpoint(run / "checkpoints" / "last.pt").meta["step"] == 1
+    assert (run / "notes.txt").read_text() == "mine"
 
 
 def test_a_resume_refuses_other_training_pairs_but_not_a_copy_of_the_same(small_tree: Path, tmp_path: Path) -> None:

@@ -58,6 +58,9 @@ def test_the_command_line_overrides_an_option_file(small_tree: Path, tmp_path: P
     trained(["--config", str(path), "--steps", "2", "--name", "run"])
     train = saved(tmp_path / "run")["train"]
     assert (train["steps"], train["batch_size"], train["seed"]) == (2, 2, 5)
+    trained(["--config", str(path), "--epochs", "1", "--name", "by-epochs"])  # the file's steps trained 9
+    train = saved(tmp_path / "by-epochs")["train"]
+    assert (train["steps"], train["epochs"]) == (None, 1)
 
 
 def test_a_yaml_option_file_is_read(small_tree: Path, tmp_path: Path) -> None:
@@ -107,3 +110,23 @@ def test_a_bad_value_in_the_file_is_refused_as_on_the_command_line(tmp_path: Pat
     path.write_text(json.dumps({"steps": 0}), encoding="utf-8")
     result = runner.invoke(app, ["train", "x", "--config", str(path)])
     assert result.exit_code == 2 and "--steps" in result.output and str(path) in result.output, result.output
+
+
+def test_a_boolean_is_no_number_in_an_option_file(tmp_path: Path) -> None:
+    """``steps: true`` in a YAML file trained one step."""
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"steps": True, "boundary": True}), encoding="utf-8")
+    one_line_usage_error(runner.invoke(app, ["train", "--config", str(path)]), f"{path}: steps: true is not a valid")
+
+
+def test_an_option_file_error_leaves_its_json_on_stdout(tmp_path: Path) -> None:
+    """With ``--json``, an error found while the options were read printed nothing on stdout."""
+    path = tmp_path / "unknown.json"
+    path.write_text(json.dumps({"stepz": 3}), encoding="utf-8")
+    result = runner.invoke(app, ["train", "--config", str(path), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "error": f"{path}: unknown key 'stepz' (did you mean 'steps'? the keys are train's options: "
+        "fgaug train --help)",
+        "exit_code": 2,
+    }

@@ -71,12 +71,22 @@ def config_defaults(ctx: typer.Context, value: Path | None) -> Path | None:
             hint = f"did you mean '{close[0]}'? " if close else ""
             known = "the keys are train's options: fgaug train --help"
             raise fail(f"{value}: unknown key '{key}' ({hint}{known})", EXIT_USAGE)
+        param = params[keys[key]]
+        if isinstance(values[key], bool) and not getattr(param, "is_flag", False):  # click reads true as 1
+            raise fail(
+                f"{value}: {key}: {str(values[key]).lower()} is not a valid value; it is no on/off option", EXIT_USAGE
+            )
         try:
-            params[keys[key]].process_value(ctx, values[key])
+            param.process_value(ctx, values[key])
         except typer.BadParameter as error:
             raise fail(f"{value}: {key}: {error.format_message()}", EXIT_USAGE) from None
     ctx.default_map = {**(ctx.default_map or {}), **{keys[key]: values[key] for key in values}}
     return value
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
 
 
 @app.command(cls=FgaugCommand)
@@ -336,6 +346,8 @@ def train(
     if data is None:
         raise typer.BadParameter("DATA is required (or use --dry-run)", param_hint="DATA")
 
+    if _on_command_line(ctx, "epochs") and not _on_command_line(ctx, "steps"):
+        steps = None  # --epochs on the command line outweighs a config file's steps
     options = TrainOptions(
         data=str(data),
         run_dir=str(project / name),

@@ -114,6 +114,8 @@ def find_groups(
     if not root.exists():
         raise DataError(f"{root}: no such file or folder")
     if root.is_file():
+        if require_photos:  # a lone file read as a mask has no photo: found at the first read, far too late
+            raise DataError(f"{root}: a single file, and pairs need a Cityscapes tree (or prepare's HDF5 cache)")
         return Discovery([_flat_group(root, root.parent, mask_format)])
     tree = tree_root(root)
     if tree is not None:

@@ -143,3 +143,8 @@ class AugmentOptions:
             raise UsageError(
                 f"the validation and test splits must differ (both {self.val_split!r}): nothing may pick on the test"
             )
+        if "train" in (self.val_split, self.test_split):
+            raise UsageError(
+                "--val-split and --test-split may not be train: the probes train on it, so they would be "
+                "scored (or stopped) on their own images"
+            )

@@ -141,6 +141,8 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     if not 0 <= options.allowed_failed <= 1:
         raise UsageError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     check_modes(options)
+    if options.preview and Path(options.preview).is_dir():  # found now, not after the samples
+        raise DataError(f"{options.preview}: is a folder; --preview names the PNG to write, e.g. preview.png")
     find_model(options.model)  # naming no model is a usage error, found before any input is read
     start = time.perf_counter()
     context, device = distributed.start(options.device)

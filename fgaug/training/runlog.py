@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,21 @@ TENSORBOARD_SCALARS = ("loss", "bpd", "source_bpd", "lr", "grad_norm", "images_p
 REDRAW_SECONDS = 30.0
 """``results.png`` is a picture for people, who look at it at most every half minute; a run that
 validates more often than that redraws it no more often."""
+
+
+RUN_FILES = ("config.json", "metrics.jsonl", "results.png")
+RUN_FOLDERS = ("checkpoints", "samples", "tensorboard")
+"""What a training run writes in its run folder (docs/training.md): what ``--exist-ok`` removes."""
+
+
+def clear_run_folder(run_dir: Path) -> None:
+    """Remove an earlier run's files from ``run_dir`` before a new run starts there (``--exist-ok``):
+    its checkpoints were kept, so a new run stopped before its first checkpoint resumed the old
+    weights under the new configuration. Other files are the user's and stay. One process calls it."""
+    for name in RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
 def tensorboard_available() -> bool:

@@ -52,7 +52,7 @@ from fgaug.training.ema import ExponentialMovingAverage
 from fgaug.training.optimiser import adam, load_adam_state
 from fgaug.training.options import CLI_NAMES, TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
-from fgaug.training.runlog import RunLog
+from fgaug.training.runlog import RunLog, clear_run_folder
 from fgaug.training.state import TrainState
 from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, stop_requests
 from fgaug.usage import UsageError
@@ -127,6 +127,8 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
         for name in TAKEN_WHEN_GIVEN:
             if getattr(options, name) != getattr(defaults, name):
                 setattr(resumed, name, getattr(options, name))
+        if options.epochs is not None and options.steps is None:  # --epochs anew: not the recorded --steps
+            resumed.steps = None
         resumed.resume = True
         return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
     if run_dir.exists() and any(run_dir.iterdir()) and not options.exist_ok:
@@ -165,6 +167,8 @@ class _Run:
         reset_peak_memory(self.device)
         self.progress = progress if self.context.is_main else SilentProgress()
         self.options, self.config, self.preset_name = resolve_run(options)
+        if self.context.is_main and not self.options.resume:  # afresh (--exist-ok): nothing of an earlier run
+            clear_run_folder(Path(self.options.run_dir))
         self.context.barrier()  # every process checked the run folder before the first writes to it
         assert self.options.batch_size is not None and self.options.lr is not None
         self.batch_size, self.lr = self.options.batch_size, self.options.lr

@@ -116,7 +116,7 @@ ALL_EDITS = LayoutOptions(n=4, flip_probability=0.5, jitter_probability=0.5, pas
 
 
 STRATEGIES: dict[str, Strategy] = {
-    "prior": Strategy("prior samples of the same masks, T=0.8, 4 per mask"),
+    "prior": Strategy("prior samples of the same masks"),
     "prior-early-generator": Strategy("prior samples from the best-validation generator (step 200)", generator="early"),
     "prior-ratio": Strategy("prior samples, half of every batch real", mixing="ratio"),
     "prior-pretrain": Strategy("prior samples, pre-train on them then fine-tune on real", mixing="pretrain"),
