@@ -695,6 +695,8 @@ def test_a_folder_named_as_an_output_file_is_refused_before_the_work(
     preview = runner.invoke(app, [*arguments, "--preview", str(tmp_path), "--out", str(tmp_path / "out")])
     one_line_error(preview, f"{tmp_path}: is a folder; --preview names the PNG to write")
     assert not (tmp_path / "out").exists()
+    jpeg = runner.invoke(app, [*arguments, "--preview", str(tmp_path / "p.jpg"), "--out", str(tmp_path / "out")])
+    one_line_error(jpeg, f"--preview {tmp_path / 'p.jpg'}: the preview is a PNG; name a .png file", code=2)
 
 
 def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:

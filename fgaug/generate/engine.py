@@ -143,6 +143,8 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     check_modes(options)
     if options.preview and Path(options.preview).is_dir():  # found now, not after the samples
         raise DataError(f"{options.preview}: is a folder; --preview names the PNG to write, e.g. preview.png")
+    if options.preview and Path(options.preview).suffix.lower() != ".png":
+        raise UsageError(f"--preview {options.preview}: the preview is a PNG; name a .png file")
     find_model(options.model)  # naming no model is a usage error, found before any input is read
     start = time.perf_counter()
     context, device = distributed.start(options.device)
