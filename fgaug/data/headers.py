@@ -65,6 +65,7 @@ def check_group_header(group: Group, boundary: bool, photos: bool = True, label_
     braces close: :func:`polygons_header_size`; all the mask's size), from headers
     (:func:`~fgaug.data.io.image_header`: a PNG cut short is found too)."""
     mode, size = image_header(group.mask)
+    checked = {group.mask}
     mask_format = format_by_name(group.mask, group.mask_format)
     if mask_format == "color":
         check_colour_mask_mode(group.mask, mode)
@@ -75,12 +76,13 @@ def check_group_header(group: Group, boundary: bool, photos: bool = True, label_
         instance_mode, instance_size = image_header(instance_ids)
         check_instance_mode(instance_ids, instance_mode)
         check_same_size(instance_ids, instance_size, group.mask, size)
+        checked.add(instance_ids)
     if photos and group.photo is not None:
         photo_mode, photo_size = image_header(group.photo)
         check_photo_mode(group.photo, photo_mode)
         check_same_size(group.photo, photo_size, group.mask, size)
     for suffix, path in group.label_files.items() if label_files else ():
-        if path == group.mask:
+        if path in checked:
             continue
         kind = suffix.removeprefix("_gtFine_")
         if kind == "polygons.json":

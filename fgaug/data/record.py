@@ -116,8 +116,13 @@ def file_identity(path: str | Path) -> str:
 def masks_used(groups: Sequence[Group]) -> str:
     """Which masks a run used, in order, as one comparable value: their count and a digest of
     their keys and formats."""
-    digest = hashlib.sha256("\n".join(f"{g.key}\0{g.mask_format}" for g in groups).encode()).hexdigest()
-    return f"{len(groups)} masks (keys sha256 {digest[:12]})"
+    return counted_digest([f"{g.key}\0{g.mask_format}" for g in groups], "masks")
+
+
+def counted_digest(keys: Sequence[str], noun: str) -> str:
+    """``keys`` in order as one comparable value: ``"<count> <noun> (keys sha256 <12 hex>)"``."""
+    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()
+    return f"{len(keys)} {noun} (keys sha256 {digest[:12]})"
 
 
 def check_output(out_root: str | Path, record: RunRecord, own: OwnOutputs, overwrite: bool) -> bool:

@@ -4,9 +4,9 @@ after a resume (one permutation per epoch from the run's seed), and one random g
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import h5py
@@ -17,6 +17,7 @@ from fgaug.data.cache import CachedPairs, source_digest
 from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, tree_root
 from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError
+from fgaug.data.record import counted_digest
 from fgaug.flow.config import FullGlowConfig
 from fgaug.training.options import TrainOptions
 
@@ -35,13 +36,12 @@ class TrainingData:
     description: str
     skipped: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def pairs_identity(self) -> str:
         """The training pairs as one comparable value: their count and a digest of their keys in
         order (what the batch order is drawn over; unlike :attr:`fingerprint`, the same for a copy
-        of the data with other modification times)."""
-        keys = pair_keys(self.train)
-        return f"{len(keys)} pairs (keys sha256 {hashlib.sha256(chr(10).join(keys).encode()).hexdigest()[:16]})"
+        of the data with other modification times). Read once: a cache's keys come from its file."""
+        return counted_digest(pair_keys(self.train), "pairs")
 
 
 def pair_keys(dataset: PairDataset) -> list[str]:
