@@ -30,8 +30,8 @@ from fgaug.training.train import train
 
 
 class PrintProgress:
-    def start(self, description: str, total: int | None) -> None:
-        self.total, self.done = total, 0
+    def start(self, description: str, total: int | None, completed: int = 0) -> None:
+        self.total, self.done = total, completed
 
     def advance(self, amount: int = 1, **fields: float) -> None:
         self.done += amount

@@ -114,18 +114,21 @@ def prepare(
     data: str | Path,
     out: str | Path,
     size: tuple[int, int],
-    split: str = "train",
+    split: str | None = None,
     boundary: bool = False,
     mask_format: str = "auto",
     snap_colors: bool = False,
     skip_bad: bool = False,
     progress: Progress | None = None,
 ) -> PrepareReport:
-    """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training."""
+    """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training: ``split``
+    of a root (``train`` by default), or the split of a split or city folder (refused when
+    ``split`` names another)."""
     progress = progress or SilentProgress()
     tree = tree_root(data)
     root = tree or Path(data)  # the gtFine folder's tree: the cache's paths are relative to its root
-    discovery = find_groups(root, [split] if tree else None, True, mask_format, skip_bad)
+    splits = [split or "train"] if tree else [split] if split else None
+    discovery = find_groups(root, splits, True, mask_format, skip_bad)
     progress.start("preparing", len(discovery.groups))
     done = 0
 

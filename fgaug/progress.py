@@ -14,8 +14,9 @@ from fgaug.cores import take_share
 
 
 class Progress(Protocol):
-    def start(self, description: str, total: int | None) -> None:
-        """A new task of ``total`` units (None: unknown) begins."""
+    def start(self, description: str, total: int | None, completed: int = 0) -> None:
+        """A new task of ``total`` units (None: unknown) begins, ``completed`` of them done before
+        (a resumed run's): the count starts there, and rates count only the units done from now."""
 
     def advance(self, amount: int = 1, **fields: Any) -> None:
         """``amount`` units are done; ``fields`` are figures to show (loss, images/s...)."""
@@ -30,7 +31,7 @@ class Progress(Protocol):
 class SilentProgress:
     """Reports nothing."""
 
-    def start(self, description: str, total: int | None) -> None:
+    def start(self, description: str, total: int | None, completed: int = 0) -> None:
         take_share()
 
     def advance(self, amount: int = 1, **fields: Any) -> None:

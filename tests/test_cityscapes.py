@@ -24,6 +24,7 @@ from fgaug.data.cityscapes import (
 )
 from fgaug.data.io import DataError
 from fgaug.data.labels import VALID_LABEL_IDS
+from fgaug.usage import UsageError
 
 
 def test_finds_every_group_with_its_photo_and_label_files(toy_tree: Path) -> None:
@@ -140,9 +141,9 @@ def test_an_unknown_mask_format_is_refused_with_the_choices(toy_tree: Path) -> N
     spelling is named at once (in a tree it used to read as a missing ``labelids`` file)."""
     choices = r"unknown mask format 'labelids'; choose from auto, labelIds, labelTrainIds, color"
     mask = find_groups(toy_tree).groups[0].mask
-    with pytest.raises(DataError, match=choices):
+    with pytest.raises(UsageError, match=choices):
         find_groups(toy_tree, mask_format="labelids")
-    with pytest.raises(DataError, match=choices):
+    with pytest.raises(UsageError, match=choices):
         file_group(mask, "labelids")
     assert file_group(mask, "labelIds").mask_format == "labelIds"
 

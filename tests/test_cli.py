@@ -143,7 +143,7 @@ def test_transfer_records_its_model(small_tree: Path, tmp_path: Path, monkeypatc
 
 def test_unknown_preset(small_tree: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", str(small_tree), "--preset", "huge", "--project", str(tmp_path)])
-    one_line_error(result, "unknown preset 'huge'")
+    one_line_error(result, "unknown preset 'huge'", code=2)
 
 
 def test_mask_with_unknown_ids(test_checkpoint: Path, tmp_path: Path) -> None:
@@ -358,6 +358,24 @@ def test_info_and_generate_json(test_checkpoint: Path, small_tree: Path, tmp_pat
     assert summary["model"] == str(test_checkpoint) and summary["model_sha256"] == digest
     manifest = (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()
     assert {json.loads(line)["model_sha256"] for line in manifest} == {digest}
+
+
+def test_prepare_takes_a_split_folders_own_split_and_refuses_another_named(small_tree: Path, tmp_path: Path) -> None:
+    """``prepare cs/gtFine/val`` prepared the val pairs whatever ``--split`` said: a default could
+    not be told from ``--split train`` given."""
+
+    def prepared(*arguments: str) -> tuple[int, str]:
+        cache = tmp_path / "c.h5"
+        result = runner.invoke(app, ["prepare", *arguments, "--size", "16x32", "-o", str(cache), "--json"])
+        cache.unlink(missing_ok=True)
+        return result.exit_code, result.stdout.strip().splitlines()[-1]
+
+    val = str(small_tree / "gtFine" / "val")
+    assert json.loads(prepared(val)[1])["written"] == 4
+    assert json.loads(prepared(val, "--split", "val")[1])["written"] == 4
+    assert json.loads(prepared(str(small_tree), "--split", "val")[1])["written"] == 4
+    code, line = prepared(val, "--split", "train")
+    assert code == 1 and "a folder of split 'val', not of --split train" in json.loads(line)["error"]
 
 
 def test_prepare_then_train_from_the_cache(small_tree: Path, tmp_path: Path) -> None:

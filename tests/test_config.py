@@ -11,6 +11,7 @@ from fgaug.flow.conditional import ConditionalActNorm, ConditionalAffineCoupling
 from fgaug.flow.config import ConfigError, FullGlowConfig
 from fgaug.flow.glow import build_source_glow, build_target_glow
 from fgaug.training.presets import available_presets, load_preset
+from fgaug.usage import UsageError
 
 
 def test_shipped_presets_load_by_name() -> None:
@@ -74,7 +75,7 @@ def test_bad_preset_values_name_the_file_and_key(tmp_path: Path, change: dict, m
 
 
 def test_unknown_preset_and_broken_json(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"unknown preset 'nope'; known presets: .*paper-256"):
+    with pytest.raises(UsageError, match=r"unknown preset 'nope'; known presets: .*paper-256"):
         load_preset("nope")
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")

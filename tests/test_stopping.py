@@ -14,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import typer
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from fgaug.cli.app import EXIT_INTERRUPTED
+from fgaug.cli.common import REPORT, clear_errors
 from fgaug.data.io import DataError
 from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, worker_message
 
@@ -122,3 +125,14 @@ def test_an_interrupt_dropped_in_a_weakref_callback_is_delivered_again() -> None
     result = subprocess.run([sys.executable, "-c", DROPPED_IN_A_CALLBACK], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout) == (130, "interrupted by SIGTERM\n"), result.stderr
     assert "Exception ignored" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("interrupt", "signal_name"), [(KeyboardInterrupt(), "SIGINT"), (KeyboardInterrupt("SIGTERM"), "SIGTERM")]
+)
+def test_both_stop_signals_end_a_command_with_the_same_line(interrupt: KeyboardInterrupt, signal_name: str) -> None:
+    """Ctrl-C ended a command with "interrupted", SIGTERM with "interrupted by SIGTERM"."""
+    with pytest.raises(typer.Exit) as stopped, clear_errors():
+        raise interrupt
+    assert stopped.value.exit_code == EXIT_INTERRUPTED
+    assert REPORT.error == f"interrupted by {signal_name}"

@@ -86,6 +86,33 @@ def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) 
     assert max(losses(whole)) == 40
 
 
+def logged_steps(run: Path) -> list[int]:
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [line["step"] for line in lines if "loss" in line]
+
+
+def test_a_run_killed_outright_resumes_with_each_step_logged_once(small_tree: Path, tmp_path: Path) -> None:
+    """A run killed by SIGKILL had logged steps after its last checkpoint (and maybe a line cut off
+    mid-write): the resumed run logged those steps a second time, and a cut line made the log
+    unreadable. A run killed before its first checkpoint could not be resumed at all."""
+    quick = {"log_every": 1, "validate_every": 100, "sample_every": 100}
+    whole = tmp_path / "whole"
+    train(options(small_tree, whole, steps=6, **quick))
+    killed = tmp_path / "killed"
+    train(options(small_tree, killed, steps=4, **quick))
+    with open(killed / "metrics.jsonl", "a", encoding="utf-8") as log:  # logged after the checkpoint at step 4
+        log.write('{"step": 5, "loss": 99.0}\n{"step": 6, "los')
+    train(options(small_tree, killed, steps=6, resume=True, **quick))
+    same = pytest.approx(losses(whole), rel=1e-4) if ON_CUDA else losses(whole)  # cuDNN's order may vary
+    assert logged_steps(killed) == logged_steps(whole) == [1, 2, 3, 4, 5, 6]
+    assert losses(killed) == same
+    early = tmp_path / "early"
+    train(options(small_tree, early, steps=6, **quick))
+    shutil.rmtree(early / "checkpoints")  # killed before its first checkpoint
+    train(options(small_tree, early, steps=6, resume=True, **quick))
+    assert logged_steps(early) == [1, 2, 3, 4, 5, 6] and losses(early) == same
+
+
 def test_a_resume_refuses_settings_other_than_the_runs_and_takes_how_long_and_on_what(
     small_tree: Path, tmp_path: Path
 ) -> None:

@@ -63,6 +63,25 @@ def test_the_command_line_overrides_an_option_file(small_tree: Path, tmp_path: P
     assert (train["steps"], train["epochs"]) == (None, 1)
 
 
+def test_a_resume_refuses_a_default_given_against_the_runs_setting(small_tree: Path, tmp_path: Path) -> None:
+    """``--resume --preset tiny`` on a run of preset ``test`` trained on as ``test``: tiny is the
+    default, and the value alone could not tell it from no option."""
+    project = ["--project", str(tmp_path), "--name", "run"]
+    trained([str(small_tree), *QUICK, *project, "--seed", "3"])
+    result = runner.invoke(app, ["train", str(small_tree), *project, "--resume", "--preset", "tiny", "--seed", "0"])
+    one_line_usage_error(result, "--preset tiny (the run has test)", "--seed 0 (the run has 3)")
+    trained([str(small_tree), *project, "--resume", "--steps", "5", "--device", "cpu", "--workers", "0"])
+    assert len(losses(tmp_path / "run")) == 5
+
+
+@pytest.mark.parametrize("name", ["../outside", "/tmp/elsewhere", ".", "a/../.."])
+def test_a_run_name_never_leaves_the_project(name: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", str(tmp_path), "--project", str(tmp_path / "runs"), "--name", name])
+    unboxed = " ".join(result.output.replace("│", " ").split())
+    assert result.exit_code == 2 and "--name" in unboxed and "is no run name inside --project" in unboxed, unboxed
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_yaml_option_file_is_read(small_tree: Path, tmp_path: Path) -> None:
     pytest.importorskip("yaml")
     path = tmp_path / "city.yaml"

@@ -158,7 +158,7 @@ def clear_errors() -> Iterator[None]:
             raise
         raise fail(one_line(error)) from None
     except KeyboardInterrupt as interrupt:
-        raise fail(f"interrupted by {interrupt}" if str(interrupt) else "interrupted", EXIT_INTERRUPTED) from None
+        raise fail(f"interrupted by {str(interrupt) or 'SIGINT'}", EXIT_INTERRUPTED) from None  # Ctrl-C's is empty
 
 
 REDELIVERY_DELAY_SECONDS = 0.01

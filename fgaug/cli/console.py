@@ -6,6 +6,7 @@ rich honours ``NO_COLOR`` and drops colour when stderr is not a terminal.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -39,7 +40,7 @@ class RichProgress:
         self._started = 0.0
         self._done = 0
 
-    def start(self, description: str, total: int | None) -> None:
+    def start(self, description: str, total: int | None, completed: int = 0) -> None:
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -53,7 +54,7 @@ class RichProgress:
             console=err_console,
         )
         self._progress.start()
-        self._task = self._progress.add_task(description, total=total, rate="", figures="")
+        self._task = self._progress.add_task(description, total=total, completed=completed, rate="", figures="")
         self._started, self._done = time.perf_counter(), 0
         take_share()
 
@@ -83,16 +84,18 @@ class PlainProgress:
     def __init__(self, unit: str = "it", interval: float = 30.0) -> None:
         self.unit = unit
         self.interval = interval
-        self._description, self._done = "", 0
+        self._description, self._done, self._completed = "", 0, 0
         self._total: int | None = None
         self._started = self._last = 0.0
         self._next_fraction = 0.1
 
-    def start(self, description: str, total: int | None) -> None:
-        self._description, self._total, self._done = description, total, 0
+    def start(self, description: str, total: int | None, completed: int = 0) -> None:
+        self._description, self._total, self._done, self._completed = description, total, completed, completed
         self._started = self._last = time.perf_counter()
-        self._next_fraction = 0.1
-        print(f"{description}: {total if total is not None else '?'} {self.unit} to do", file=sys.stderr, flush=True)
+        self._next_fraction = (math.floor(10 * completed / total) + 1) / 10 if total else 0.1
+        to_do = "?" if total is None else total - completed
+        after = f" (from {completed})" if completed else ""
+        print(f"{description}: {to_do} {self.unit} to do{after}", file=sys.stderr, flush=True)
         take_share()
 
     def advance(self, amount: int = 1, **fields: Any) -> None:
@@ -104,7 +107,7 @@ class PlainProgress:
             while self._next_fraction <= fraction:
                 self._next_fraction += 0.1
             self._last = now
-            rate = self._done / max(now - self._started, 1e-9)
+            rate = (self._done - self._completed) / max(now - self._started, 1e-9)
             figures = "".join(f" {key} {value:.4f}" for key, value in fields.items())
             total = f"/{self._total}" if self._total else ""
             print(

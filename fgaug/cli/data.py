@@ -173,7 +173,10 @@ def prepare(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The HDF5 file to write.")] = Path("train.h5"),
-    split: Annotated[str, typer.Option(help="Split to prepare.")] = "train",
+    split: Annotated[
+        str | None,
+        typer.Option(help="Split to prepare: train by default, or the split of a split or city folder given as DATA."),
+    ] = None,
     boundary: Annotated[bool, typer.Option(help="Store the instance-boundary channel too.")] = False,
     mask_format: MaskFormatOption = "auto",
     snap_colors: SnapOption = False,

@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
+from dataclasses import fields
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -89,6 +90,46 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
+OPTION_PARAMETERS = {
+    "source_weight": "lambda_",
+    "val_data": "val",
+    "gradient_checkpointing": "checkpointing",
+    "compile": "compile_networks",
+}
+"""``TrainOptions`` fields whose parameter of :func:`train` is named otherwise."""
+
+
+def given_options(ctx: typer.Context) -> frozenset[str]:
+    """The ``TrainOptions`` fields given on the command line or in a ``--config`` file, even where
+    the value given is the default (``--resume`` compares them with the run's)."""
+    given = set()
+    for option in fields(TrainOptions):
+        source = ctx.get_parameter_source(OPTION_PARAMETERS.get(option.name, option.name))
+        if source is not None and source.name in ("COMMANDLINE", "DEFAULT_MAP", "ENVIRONMENT"):
+            given.add(option.name)
+    return frozenset(given)
+
+
+def conditioning_mode(value: str | None) -> str | None:
+    """Callback of ``train --conditioning``: one of the modes, else a usage error (exit 2)."""
+    from fgaug.flow.config import CONDITIONING_MODES
+
+    if value is not None and value not in CONDITIONING_MODES:
+        raise typer.BadParameter(f"{value!r} is none of {', '.join(CONDITIONING_MODES)}")
+    return value
+
+
+def run_name(value: str) -> str:
+    """Callback of ``train --name``: a folder inside PROJECT (``city256``, or ``city/256``), never
+    a path out of it (``../x``, an absolute path) or PROJECT itself."""
+    parts = PurePath(value).parts
+    if not parts or PurePath(value).is_absolute() or ".." in parts:
+        raise typer.BadParameter(
+            f"{value!r} is no run name inside --project; give a folder name, and the folder above it as --project"
+        )
+    return value
+
+
 @app.command(cls=FgaugCommand)
 def train(
     ctx: typer.Context,
@@ -138,6 +179,7 @@ def train(
             help="Ablations of the paper's Table 1: full (Full-Glow, default), coupling (Dual-Glow/C-Flow style: "
             "only couplings conditioned), raw (C-Glow style: the raw mask conditions every operation).",
             metavar="MODE",
+            callback=conditioning_mode,
             rich_help_panel=MODEL,
         ),
     ] = TrainOptions.conditioning,
@@ -234,9 +276,9 @@ def train(
             rich_help_panel=RUN,
         ),
     ] = Path("runs"),
-    name: Annotated[str, typer.Option(help="Run name: the run folder is PROJECT/NAME.", rich_help_panel=RUN)] = (
-        "fullglow"
-    ),
+    name: Annotated[
+        str, typer.Option(help="Run name: the run folder is PROJECT/NAME.", callback=run_name, rich_help_panel=RUN)
+    ] = "fullglow",
     resume: Annotated[
         bool, typer.Option(help="Continue the run in PROJECT/NAME from its last checkpoint.", rich_help_panel=RUN)
     ] = TrainOptions.resume,
@@ -385,6 +427,7 @@ def train(
         cuda_graphs=cuda_graphs,
         resume=resume,
         exist_ok=exist_ok,
+        given=given_options(ctx),
     )
     with clear_errors(), working("steps", as_json) as progress:
         try:

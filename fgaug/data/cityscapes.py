@@ -32,6 +32,7 @@ from fgaug.data.labels import (
     invalid_label_ids,
     train_ids_to_ids,
 )
+from fgaug.usage import UsageError
 
 MaskFormat = Literal["auto", "labelIds", "labelTrainIds", "color"]
 MASK_FORMATS: tuple[MaskFormat, ...] = ("auto", "labelIds", "labelTrainIds", "color")
@@ -138,12 +139,12 @@ def file_group(mask: Path, mask_format: str, photo: Path | None = None) -> Group
 
 
 def parse_mask_format(text: str) -> MaskFormat:
-    """``text`` (an option's value) as a :data:`MaskFormat`; anything else is a :class:`DataError`
-    naming the choices."""
+    """``text`` (``--mask-format``'s value) as a :data:`MaskFormat`; anything else is a
+    :class:`UsageError` naming the choices (exit 2, as for every option of fixed choices)."""
     for mask_format in MASK_FORMATS:
         if text == mask_format:
             return mask_format
-    raise DataError(f"unknown mask format {text!r}; choose from {', '.join(MASK_FORMATS)}")
+    raise UsageError(f"--mask-format: unknown mask format {text!r}; choose from {', '.join(MASK_FORMATS)}")
 
 
 def _flat_group(path: Path, root: Path, mask_format: MaskFormat) -> Group:

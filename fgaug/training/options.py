@@ -87,6 +87,11 @@ class TrainOptions:
     tensorboard: bool | None = None
     resume: bool = False
     exist_ok: bool = False
+    given: frozenset[str] = frozenset()
+    """The options given explicitly (``fgaug train`` names those on its command line or in a
+    ``--config`` file): ``--resume`` compares these with the run's even where they equal the
+    default, so that ``--resume --preset tiny`` on a run of another preset is refused. Not recorded
+    in ``config.json``."""
 
     def __post_init__(self) -> None:
         """Paths are kept as text, as ``config.json`` records them; NaN and infinities are refused."""
@@ -101,16 +106,18 @@ class TrainOptions:
         self.data, self.run_dir = str(self.data), str(self.run_dir)
         self.val_data = None if self.val_data is None else str(self.val_data)
         self.init_from = None if self.init_from is None else str(self.init_from)
+        self.given = frozenset(self.given)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
+        del values["given"]
         values["size"] = list(self.size) if self.size else None
         return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainOptions:
         known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in values.items() if k in known}
+        values = {k: v for k, v in values.items() if k in known - {"given"}}
         if values.get("size"):
             values["size"] = tuple(values["size"])
         return cls(**values)

@@ -15,6 +15,7 @@ from typing import Any
 
 from fgaug.flow.config import ConfigError, FullGlowConfig, config_from_values, plain_values
 from fgaug.resources import presets_dir
+from fgaug.usage import UsageError
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ def available_presets() -> list[str]:
 
 
 def load_preset(name_or_path: str | Path) -> Preset:
-    """Load a preset by name (``"paper-256"``) or from a JSON file path."""
+    """Load a preset by name (``"paper-256"``) or from a JSON file path; an unknown name is a
+    :class:`~fgaug.usage.UsageError` (``--preset``'s value), a file that is missing or wrong a
+    :class:`~fgaug.flow.config.ConfigError`."""
     candidate = Path(name_or_path)
     if candidate.suffix == ".json" or candidate.exists():
         path = candidate
@@ -70,7 +73,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
         path = presets_dir() / f"{name_or_path}.json"
         if not path.is_file():
             known = ", ".join(available_presets())
-            raise ConfigError(f"unknown preset {name_or_path!r}; known presets: {known}")
+            raise UsageError(f"unknown preset {name_or_path!r}; known presets: {known}")
     if not path.is_file():
         raise ConfigError(f"{path}: preset file not found")
     try:

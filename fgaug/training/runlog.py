@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fgaug.data.io import DataError, first_line
+from fgaug.data.io import DataError, atomic_write_bytes, first_line
 from fgaug.data.plots import training_plot
 from fgaug.finite import to_json
 from fgaug.runtime import RuntimeChoiceError
@@ -77,13 +77,22 @@ class RunLog:
     def tensorboard_dir(self) -> Path | None:
         return self.run_dir / "tensorboard" if self._writer is not None else None
 
-    def resume(self) -> None:
-        """Read back the records of an earlier part of the run, so ``results.png`` shows all of it."""
-        if self.active and self.metrics.is_file():
-            try:
-                self.records = [json.loads(line) for line in self.metrics.read_text(encoding="utf-8").splitlines()]
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                raise DataError(f"{self.metrics}: damaged, not one JSON object a line ({first_line(error)})") from error
+    def resume(self, step: int) -> None:
+        """Read back the records of the run up to ``step``, its checkpoint's, so ``results.png``
+        shows all of it. A run killed outright (SIGKILL, a lost machine) logged steps after its last
+        checkpoint, and maybe a line cut off mid-write: the resumed run logs those steps again, so
+        they are dropped from ``metrics.jsonl`` (rewritten atomically) rather than kept twice."""
+        if not (self.active and self.metrics.is_file()):
+            return
+        try:
+            *lines, cut_off = self.metrics.read_text(encoding="utf-8").split("\n")
+            records = [json.loads(line) for line in lines]
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise DataError(f"{self.metrics}: damaged, not one JSON object a line ({first_line(error)})") from error
+        kept = [index for index, record in enumerate(records) if record.get("step", 0) <= step]
+        if cut_off or len(kept) < len(records):
+            atomic_write_bytes(self.metrics, "".join(lines[index] + "\n" for index in kept).encode())
+        self.records = [records[index] for index in kept]
 
     def start(self) -> None:
         """A new run: no records yet."""

@@ -23,7 +23,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,61 +50,14 @@ from fgaug.training.batches import StepOrderSampler, check_same_pairs, open_trai
 from fgaug.training.checkpoint import CheckpointError, initialise_from, read_checkpoint_payload, save_checkpoint
 from fgaug.training.ema import ExponentialMovingAverage
 from fgaug.training.optimiser import adam, load_adam_state
-from fgaug.training.options import CLI_NAMES, TrainingStoppedError, TrainOptions, TrainResult
+from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
+from fgaug.training.resume import resumed_run
 from fgaug.training.runlog import RunLog, clear_run_folder
 from fgaug.training.state import TrainState
 from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, stop_requests
-from fgaug.usage import UsageError
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
-
-
-TAKEN_ALWAYS = (
-    "run_dir",
-    "data",
-    "device",
-    "workers",
-    "gradient_checkpointing",
-    "compile",
-    "cuda_graphs",
-    "tensorboard",
-)
-"""Options a resumed run takes from its command line: where its folder and data are now (a moved
-run or dataset resumes) and what it runs on."""
-TAKEN_WHEN_GIVEN = ("steps", "epochs", "patience", "val_data", "precision", "skip_bad")
-"""Options a resumed run takes from its command line where they are set (to other than their
-default): how long it goes on, its validation data, its precision, and ``--skip-bad`` (the remedy
-for a run stopped by a bad mask). Every other option is the run's, and one given otherwise is
-refused (:func:`refuse_changed_settings`); ``init_from`` has its own check."""
-NOT_COMPARED = frozenset({*TAKEN_ALWAYS, *TAKEN_WHEN_GIVEN, "resume", "exist_ok", "init_from"})
-
-
-def refuse_changed_settings(given: TrainOptions, resumed: TrainOptions, run_dir: Path) -> None:
-    """A :class:`UsageError` naming every option ``given`` sets (to other than its default) that
-    differs from the resumed run's: ``--resume --lr 0.5`` trained on at the run's learning rate,
-    and said nothing."""
-    changed = []
-    for option in fields(TrainOptions):
-        name = option.name
-        value, saved = getattr(given, name), getattr(resumed, name)
-        if name in NOT_COMPARED or value == option.default or value == saved:
-            continue
-        option_name = f"--{CLI_NAMES.get(name, name).replace('_', '-')}"
-        changed.append(f"{option_name} {_shown(value)} (the run has {_shown(saved)})")
-    if changed:
-        raise UsageError(
-            f"{run_dir}: --resume goes on with the run's own settings, not {', '.join(changed)}; "
-            "start a new run to change them (--init-from its checkpoint fine-tunes from it)"
-        )
-
-
-def _shown(value: object) -> str:
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, tuple | list):
-        return "x".join(map(str, value))
-    return "default" if value is None else str(value)
 
 
 def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, str]:
@@ -113,25 +66,10 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
     run_dir = Path(options.run_dir)
     config_path = run_dir / "config.json"
     if options.resume:
-        if not config_path.is_file():
-            raise DataError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
-        saved = read_json(config_path, "run configuration")
-        resumed = TrainOptions.from_dict(saved["train"])
-        if options.init_from is not None and str(options.init_from) != resumed.init_from:
-            started = resumed.init_from or "a random initialisation"
-            raise UsageError(f"--init-from applies to a new run; {run_dir} started from {started}")
-        refuse_changed_settings(options, resumed, run_dir)
-        defaults = TrainOptions(data="")
-        for name in TAKEN_ALWAYS:
-            setattr(resumed, name, getattr(options, name))
-        for name in TAKEN_WHEN_GIVEN:
-            if getattr(options, name) != getattr(defaults, name):
-                setattr(resumed, name, getattr(options, name))
-        if options.epochs is not None and options.steps is None:  # --epochs anew: not the recorded --steps
-            resumed.steps = None
-        resumed.resume = True
-        return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
+        return resumed_run(options, config_path)
     if run_dir.exists() and any(run_dir.iterdir()) and not options.exist_ok:
+        if not config_path.is_file():
+            raise DataError(f"{run_dir}: folder exists and holds no run (no config.json); --exist-ok starts one in it")
         raise DataError(f"{run_dir}: run folder exists; use --resume to continue it or --exist-ok to overwrite")
     preset = load_preset(options.preset)
     settings = preset.model.to_dict()
@@ -167,6 +105,10 @@ class _Run:
         reset_peak_memory(self.device)
         self.progress = progress if self.context.is_main else SilentProgress()
         self.options, self.config, self.preset_name = resolve_run(options)
+        if self.options.resume and not (Path(self.options.run_dir) / "checkpoints" / "last.pt").exists():
+            # stopped before its first checkpoint: started again as it first was (all drawn from its seed)
+            self.progress.log(f"{self.options.run_dir}: no checkpoint yet; starting the run again at step 0")
+            self.options.resume = False
         if self.context.is_main and not self.options.resume:  # afresh (--exist-ok): nothing of an earlier run
             clear_run_folder(Path(self.options.run_dir))
         self.context.barrier()  # every process checked the run folder before the first writes to it
@@ -207,7 +149,7 @@ class _Run:
             self._write_run_config()
         self.log = RunLog(self.run_dir, self.options.tensorboard, active=self.context.is_main)
         if self.options.resume:
-            self.log.resume()
+            self.log.resume(self.state.step)
         else:
             self.log.start()
 
@@ -445,8 +387,7 @@ class _Run:
             self.progress.log(f"skipped: {message}")
         if self.graphs_note:
             self.progress.log(self.graphs_note)
-        self.progress.start("training", self.total_steps)
-        self.progress.advance(self.state.step)
+        self.progress.start("training", self.total_steps, completed=self.state.step)
         first_step = self.state.step
         self.window_start, self.window_images = time.perf_counter(), 0
         trainable: torch.nn.Module | None = None
