@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from fgaug.flow import Samples
 from fgaug.generate.draws import MAX_REDRAWS, Draw, DrawFailure, draw_best, draw_noise, draw_seed
 from fgaug.generate.engine import generate
 from fgaug.generate.options import GenerateOptions, find_model
+from fgaug.progress import SilentProgress
 from fgaug.training.checkpoint import load_checkpoint
 from fgaug.usage import UsageError
 
@@ -55,6 +57,31 @@ def test_interrupted_and_resumed_run_writes_the_same_images(
     assert_same_up_to_rounding(photos(tmp_path / "whole"), photos(tmp_path / "part"))
     keys = [json.loads(line)["key"] for line in (tmp_path / "part" / "manifest.jsonl").read_text().splitlines()]
     assert len(keys) == 12
+
+
+def test_rerun_writes_again_the_samples_deleted_since(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    """A user walkthrough: a rerun after deleting a photo and a whole sample city folder said
+    every sample was already done, and the tree failed ``validate``."""
+    from fgaug.data.validate import validate_tree
+
+    masks, out = small_tree / "gtFine" / "val", tmp_path / "out"
+    run(masks, out, test_checkpoint)
+    folder = sorted((out / "leftImg8bit" / "val").iterdir())[-1]
+    deleted = len(list(folder.iterdir()))
+    for tree in ("leftImg8bit", "gtFine"):
+        shutil.rmtree(out / tree / "val" / folder.name)
+    next((out / "leftImg8bit").rglob("*_leftImg8bit.png")).unlink()
+    logged: list[str] = []
+
+    class LoggedProgress(SilentProgress):
+        def log(self, message: str) -> None:
+            logged.append(message)
+
+    options = GenerateOptions(masks=str(masks), out=str(out), model=str(test_checkpoint), n=3, device="cpu", seed=5)
+    resumed = generate(options, LoggedProgress())
+    assert (resumed.written, resumed.skipped) == (deleted + 1, 12 - deleted - 1)
+    assert f"{deleted + 1} sample(s) of an earlier run damaged or missing" in "\n".join(logged)
+    assert validate_tree(out, masks).problems == []
 
 
 def test_best_of_keeps_the_most_likely_draw(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:

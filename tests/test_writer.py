@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.io import DataError
-from fgaug.data.writer import DatasetWriter, WriterOptions, sample_names
+from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests, read_manifest, sample_names
 
 
 def fake_photo(seed: int, size: tuple[int, int] = (32, 64)) -> np.ndarray:
@@ -75,6 +76,47 @@ def test_rerun_skips_finished_samples_and_drops_a_torn_manifest_line(toy_tree: P
     lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert [(r["key"], r["sample"]) for r in lines] == [(groups[0].key, 0), (groups[0].key, 1)]
     assert not list(out.rglob("*.part"))
+
+
+def test_rerun_writes_again_the_samples_whose_files_are_gone_or_cut_short(toy_tree: Path, tmp_path: Path) -> None:
+    """A manifest line is trusted only while its sample's files are in place and its photo whole:
+    a deleted photo, a deleted sample city folder and a photo cut short are written again, once each."""
+    groups = find_groups(toy_tree).groups  # two masks in each of three cities
+    out = tmp_path / "augmented"
+    write_all(DatasetWriter(out, toy_tree), groups)
+
+    def photo(group_index: int, index: int) -> Path:
+        split, city, stem = sample_names(groups[group_index], index, WriterOptions())
+        return out / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png"
+
+    photo(0, 1).unlink()
+    for folder in (out / "leftImg8bit", out / "gtFine"):
+        shutil.rmtree(folder / "train" / photo(2, 0).parent.name)  # toyville's sample 0: groups 2 and 3
+    photo(4, 1).write_bytes(photo(4, 1).read_bytes()[:200])
+    damaged = {(groups[0].key, 1), (groups[2].key, 0), (groups[3].key, 0), (groups[4].key, 1)}
+
+    resumed = DatasetWriter(out, toy_tree)
+    assert resumed.damaged == damaged
+    assert {(g.key, i) for g in groups for i in range(2) if not resumed.is_finished(g, i)} == damaged
+    assert len(read_manifest(out / "manifest.jsonl")) == 12 - 4, "the damaged samples' lines are dropped"
+    write_all(resumed, groups)
+    samples = [(r["key"], r["sample"]) for r in read_manifest(out / "manifest.jsonl")]
+    assert sorted(samples) == sorted((g.key, i) for g in groups for i in range(2)), "one line per sample"
+    assert DatasetWriter(out, toy_tree).damaged == set()
+
+
+def test_merging_drops_another_process_line_whose_sample_is_gone(toy_tree: Path, tmp_path: Path) -> None:
+    """A process's writer rewrites only its own manifest part: a stale line of the merged manifest
+    of an earlier run goes when the parts are folded, as the rerun's check read it."""
+    groups = find_groups(toy_tree).groups[:2]
+    out = tmp_path / "augmented"
+    write_all(DatasetWriter(out, toy_tree), groups)
+    split, city, stem = sample_names(groups[1], 0, WriterOptions())
+    (out / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png").unlink()
+    part = DatasetWriter(out, toy_tree, part="rank0")  # a torchrun rerun whose share is groups[0] only
+    assert part.damaged == {(groups[1].key, 0)} and len(read_manifest(out / "manifest.jsonl")) == 4
+    assert merge_manifests(out, [g.key for g in groups]) == 3
+    assert (groups[1].key, 0) not in {(r["key"], r["sample"]) for r in read_manifest(out / "manifest.jsonl")}
 
 
 def test_output_inside_the_input_is_refused(toy_tree: Path) -> None:

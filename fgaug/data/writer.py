@@ -12,7 +12,9 @@ nearest neighbour, polygons scaled.
 
 Every file is written atomically; ``manifest.jsonl`` gets a sample's line only after all of its
 files are in place, so a rerun skips exactly the finished samples (a line lost in a crash only
-means that sample is drawn again, identically).
+means that sample is drawn again, identically). A rerun trusts a line only while its sample is
+whole (:func:`sample_is_whole`): a sample whose files were deleted or whose photo was cut short
+since is drawn and written again, its stale line dropped.
 """
 
 from __future__ import annotations
@@ -36,7 +38,15 @@ from fgaug.data.cityscapes import (
     resize_labels,
     resize_photo,
 )
-from fgaug.data.io import DataError, atomic_output, atomic_write_bytes, encode_png, open_image, read_json
+from fgaug.data.io import (
+    DataError,
+    atomic_output,
+    atomic_write_bytes,
+    encode_png,
+    image_header,
+    open_image,
+    read_json,
+)
 from fgaug.data.labels import ids_to_color, ids_to_train_ids
 from fgaug.data.record import OwnOutputs
 from fgaug.finite import to_json
@@ -117,6 +127,8 @@ class DatasetWriter:
         self.input_root = Path(input_root)
         self.options = options or WriterOptions()
         self.manifest_path = out_root / (MANIFEST_NAME if part is None else f"manifest.{part}.jsonl")
+        self.damaged: set[tuple[str, int]] = set()
+        """Samples a manifest lists that are not whole (:func:`sample_is_whole`): written again."""
         self.finished = self._read_finished()
         self._cached_ids: OrderedDict[Path, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
@@ -124,14 +136,20 @@ class DatasetWriter:
         threads (:class:`~fgaug.data.background.BackgroundWrites`)."""
 
     def _read_finished(self) -> set[tuple[str, int]]:
-        """Samples with a complete line in any manifest of the tree; a torn last line (an
-        interrupted run) is dropped from this writer's own manifest."""
-        finished = set()
+        """Samples with a complete line in any manifest of the tree whose files are whole
+        (:func:`sample_is_whole`); the others are :attr:`damaged`. A torn last line (an interrupted
+        run) and the lines of damaged samples are dropped from this writer's own manifest, so a
+        sample written again has one line; a stale line in another process's manifest goes at
+        :func:`merge_manifests`."""
+        finished, listed = set(), set()
         for path in manifest_files(self.out_root):
             records = read_manifest(path)
-            finished |= {(record["key"], int(record["sample"])) for record in records}
+            whole = [record for record in records if sample_is_whole(self.out_root, record)]
+            listed |= {(record["key"], record["sample"]) for record in records}
+            finished |= {(record["key"], record["sample"]) for record in whole}
             if path == self.manifest_path:
-                atomic_write_bytes(path, "".join(to_json(r) + "\n" for r in records).encode())
+                atomic_write_bytes(path, "".join(to_json(r) + "\n" for r in whole).encode())
+        self.damaged = listed - finished
         return finished
 
     def records(self) -> list[dict]:
@@ -241,15 +259,34 @@ def read_manifest(path: str | Path, index: str = "sample") -> list[dict]:
     return records
 
 
+def sample_is_whole(out_root: Path, record: dict) -> bool:
+    """Whether every file a manifest record names is under ``out_root`` and its photo a whole PNG
+    (:func:`~fgaug.data.io.image_header`: its header and its IEND chunk, no pixels decoded). What a
+    rerun trusts instead of drawing the sample again; ``validate`` reads every file to its end."""
+    outputs = record.get("outputs")
+    if not isinstance(outputs, dict) or not isinstance(outputs.get("photo"), str):
+        return False
+    if not all(isinstance(path, str) and (out_root / path).is_file() for path in outputs.values()):
+        return False
+    try:
+        image_header(out_root / outputs["photo"])
+    except DataError:
+        return False
+    return True
+
+
 def merge_manifests(out_root: str | Path, key_order: list[str]) -> int:
-    """Fold every manifest of the tree into ``manifest.jsonl``, one record per sample, in the
-    order of ``key_order`` then sample index; the parts are removed. Returns the record count."""
+    """Fold every manifest of the tree into ``manifest.jsonl``, one record per sample whose files
+    are whole (:func:`sample_is_whole`, as a rerun reads them: a stale line of another process's
+    manifest is dropped), in the order of ``key_order`` then sample index; the parts are removed.
+    Returns the record count."""
     out_root = Path(out_root)
     records: dict[tuple[str, int], dict] = {}
     parts = manifest_files(out_root)
     for path in parts:
         for record in read_manifest(path):
-            records[(record["key"], record["sample"])] = record
+            if sample_is_whole(out_root, record):
+                records[(record["key"], record["sample"])] = record
     rank = {key: index for index, key in enumerate(key_order)}
     ordered = sorted(records.values(), key=lambda r: (rank.get(r["key"], len(rank)), r["key"], r["sample"]))
     if parts:

@@ -195,6 +195,12 @@ def _generate_in_process(
     pending = sum(len(item.samples) for item in work)
     requested = sum(counts[g] for g in shard)
     progress.log(f"model: {model_used}")
+    damaged = _damaged_requested(writer, groups, counts)
+    if damaged:
+        progress.log(
+            f"{damaged} sample(s) of an earlier run damaged or missing (a file gone, or its photo cut short): "
+            "writing them again"
+        )
     progress.start("generating", pending)
     threads = write_threads() if options.write_threads is None else options.write_threads
     with BackgroundWrites(threads) as writes:
@@ -237,6 +243,13 @@ def _generate_in_process(
             summary.preview, summary.preview_masks = shown
     context.barrier()
     return summary
+
+
+def _damaged_requested(writer: DatasetWriter, groups: Sequence[Group], counts: Sequence[int]) -> int:
+    """Samples of this run, in every process's share, that an earlier run's manifest lists but
+    that are not whole in the tree (:attr:`DatasetWriter.damaged`): this run writes them again."""
+    count_by_key = {group.key: count for group, count in zip(groups, counts, strict=True)}
+    return sum(1 for key, index in writer.damaged if index < count_by_key.get(key, 0))
 
 
 @dataclass
