@@ -13,6 +13,7 @@ from PIL import Image
 from same_images import assert_same_up_to_rounding, photos
 
 from fgaug.data.cityscapes import ReadOptions, find_groups, load_mask, to_tensor
+from fgaug.data.writer import WriterOptions, sample_names
 from fgaug.flow import Samples
 from fgaug.generate.draws import MAX_REDRAWS, Draw, DrawFailure, draw_best, draw_noise, draw_seed
 from fgaug.generate.engine import generate
@@ -82,6 +83,26 @@ def test_rerun_writes_again_the_samples_deleted_since(small_tree: Path, test_che
     assert (resumed.written, resumed.skipped) == (deleted + 1, 12 - deleted - 1)
     assert f"{deleted + 1} sample(s) of an earlier run damaged or missing" in "\n".join(logged)
     assert validate_tree(out, masks).problems == []
+
+
+def test_an_instance_ids_file_whose_values_name_no_label_id_is_refused_before_its_samples(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A user walkthrough: such a file was copied beside every sample, and ``validate`` then
+    refused the output's copy; now the source is named, its mask's samples unwritten."""
+    from fgaug.data.io import DataError
+
+    masks = tmp_path / "masks"
+    shutil.copytree(small_tree / "gtFine" / "val", masks)
+    bad = sorted(masks.rglob("*_gtFine_instanceIds.png"))[1]
+    Image.fromarray(np.full(Image.open(bad).size[::-1], 60000, np.uint16)).save(bad)
+    with pytest.raises(DataError, match=f"^{bad}: instanceIds values that name no label id: \\[60000\\]"):
+        run(masks, tmp_path / "out", test_checkpoint, batch_size=1)
+    group = next(g for g in find_groups(masks, require_photos=False).groups if g.instance_ids == bad)
+    names = [sample_names(group, index, WriterOptions())[2] for index in range(3)]
+    assert not [path for name in names for path in (tmp_path / "out").rglob(f"{name}_*")]
+    skipped = run(masks, tmp_path / "skipped", test_checkpoint, skip_bad=True)
+    assert (skipped.written, skipped.failed_samples) == (9, 3) and skipped.failed[0].startswith(f"{bad}: ")
 
 
 def test_best_of_keeps_the_most_likely_draw(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
