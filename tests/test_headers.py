@@ -3,6 +3,7 @@ first step, with the message the full read would give."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +56,11 @@ def rgb_instances(mask: Path, photo: Path, instances: Path) -> str:
     return f"{instances}: instanceIds must be a 16-bit single-channel PNG, got mode RGB"
 
 
+def grey_instances(mask: Path, photo: Path, instances: Path) -> str:
+    Image.fromarray(np.full((64, 128), 7, np.uint8)).save(instances)  # valid values, 8-bit
+    return f"{instances}: instanceIds must be a 16-bit single-channel PNG, got mode L"
+
+
 def smaller_instances(mask: Path, photo: Path, instances: Path) -> str:
     Image.fromarray(np.zeros((32, 64), np.uint16)).save(instances)
     return f"{instances}: size (32, 64) differs from its mask {mask} (64, 128)"
@@ -67,6 +73,7 @@ BAD_FILES: list[Callable[[Path, Path, Path], str]] = [
     text_as_photo,
     missing_photo,
     rgb_instances,
+    grey_instances,
     smaller_instances,
 ]
 
@@ -109,10 +116,16 @@ def test_a_png_cut_short_is_found_from_its_end_and_trailing_bytes_are_allowed(to
 
 def test_label_files_a_run_copies_are_checked_when_asked(toy_tree: Path) -> None:
     """``generate`` copied an instanceIds or colour file of the wrong size and a polygons file cut
-    short, and exited 0; only a later ``validate`` of its output found them."""
+    short, and an 8-bit instanceIds file, and exited 0; only a later ``validate`` of its output
+    found them (the 8-bit file not even that)."""
     group = find_groups(toy_tree, ["train"]).groups[0]
     files = group.label_files
     assert check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True).groups == [group]
+    whole = files["_gtFine_instanceIds.png"].read_bytes()
+    expected = grey_instances(*first_train_files(toy_tree))
+    with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
+        check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True)
+    files["_gtFine_instanceIds.png"].write_bytes(whole)
     Image.fromarray(np.zeros((32, 64, 4), np.uint8)).save(files["_gtFine_color.png"])
     with pytest.raises(DataError, match=f"^{files['_gtFine_color.png']}: size \\(32, 64\\) differs from its mask"):
         check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True)
@@ -130,14 +143,17 @@ def test_label_files_a_run_copies_are_checked_when_asked(toy_tree: Path) -> None
         check_headers([group], boundary=False, skip_bad=False, photos=False, label_files=True)
 
 
-def test_an_8_bit_instance_file_whose_values_wrapped_is_refused(toy_tree: Path) -> None:
+def test_an_8_bit_instance_file_is_refused_and_values_that_name_no_label_id_too(toy_tree: Path) -> None:
     from fgaug.data.cityscapes import read_instance_ids
 
     _, _, instances = first_train_files(toy_tree)
     values = read_instance_ids(instances)
     assert (values >= 1000).any()
-    Image.fromarray((values % 256).astype(np.uint8)).save(instances)
-    with pytest.raises(DataError, match=f"^{instances}: instanceIds values that name no label id"):
+    Image.fromarray((values % 256).astype(np.uint8)).save(instances)  # wrapped round 256
+    with pytest.raises(DataError, match=f"^{instances}: instanceIds must be a 16-bit single-channel PNG, got mode L"):
+        read_instance_ids(instances)
+    Image.fromarray(np.full(values.shape, 60000, np.uint16)).save(instances)
+    with pytest.raises(DataError, match=f"^{instances}: instanceIds values that name no label id: \\[60000\\]"):
         read_instance_ids(instances)
 
 

@@ -178,6 +178,23 @@ def test_validate_finds_a_damaged_tree(toy_tree: Path, tmp_path: Path) -> None:
     assert any("differs from its source" in p for p in problems)
 
 
+def test_validate_refuses_an_8_bit_instance_file_and_takes_the_16_bit_ones_written(
+    toy_tree: Path, tmp_path: Path
+) -> None:
+    """docs/output.md promises 16-bit instanceIds; an 8-bit file of valid values passed."""
+    from fgaug.data.validate import validate_tree
+
+    out, resized, first = tmp_path / "augmented", tmp_path / "resized", find_groups(toy_tree).groups[:1]
+    write_all(DatasetWriter(out, toy_tree), first)  # copied from the source
+    write_all(DatasetWriter(resized, toy_tree, WriterOptions(at_model_resolution=True)), first)
+    for tree in (out, resized):
+        assert {Image.open(path).mode for path in tree.rglob("*_gtFine_instanceIds.png")} == {"I;16"}
+        assert validate_tree(tree).problems == []
+    labels = sorted(out.rglob("*_gtFine_instanceIds.png"))
+    Image.fromarray(np.full(Image.open(labels[0]).size[::-1], 7, np.uint8)).save(labels[0])
+    assert validate_tree(out).problems == [f"{labels[0]}: instanceIds must be a 16-bit single-channel PNG, got mode L"]
+
+
 def test_validate_takes_the_source_as_generate_takes_masks(toy_tree: Path, tmp_path: Path) -> None:
     """Issue 22, item 3: a tree made from a split folder checks against the root and the split folder."""
     from typer.testing import CliRunner

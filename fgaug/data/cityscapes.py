@@ -56,7 +56,10 @@ PHOTO_OFF_PALETTE = 0.5
 """A colour image with more of its pixels off the Cityscapes palette is a photo, not a mask (a
 smoothly resized mask has 10-15% at its edges)."""
 ID_MODES = ("L", "I", "I;16", "I;16B")
-"""Single-channel PNG modes: id masks and instanceIds."""
+"""Single-channel PNG modes: id masks."""
+INSTANCE_MODES = ("I", "I;16", "I;16B")
+"""The modes of a 16-bit single-channel PNG (Pillow opens Cityscapes' instanceIds, and those fgaug
+writes, as ``I;16``, older Pillows as ``I``): an 8-bit ``L`` file cannot hold ``id * 1000 + k``."""
 
 
 @dataclass(frozen=True)
@@ -357,7 +360,7 @@ def check_id_mask_mode(path: Path, mode: str) -> None:
 
 
 def check_instance_mode(path: Path, mode: str) -> None:
-    if mode not in ID_MODES:
+    if mode not in INSTANCE_MODES:
         raise DataError(f"{path}: instanceIds must be a 16-bit single-channel PNG, got mode {mode}")
 
 
@@ -404,10 +407,10 @@ def _detect_format(path: Path, image: Image.Image, mask_format: MaskFormat) -> s
 
 
 def read_instance_ids(path: str | Path) -> np.ndarray:
-    """A 16-bit instanceIds PNG -> (H, W) int32. Each value is a label id, or ``id * 1000 + k``
-    for the k-th instance of an instance class; anything else is a :class:`DataError` naming the
-    values (an 8-bit file whose instance values wrapped round 256, mostly: a wrapped value that
-    lands on a label id, as 32001 on 1, cannot be told)."""
+    """A 16-bit instanceIds PNG -> (H, W) int32 (an 8-bit file, whose instance values would have
+    wrapped round 256, is a :class:`DataError` by its mode). Each value is a label id, or
+    ``id * 1000 + k`` for the k-th instance of an instance class; anything else is a
+    :class:`DataError` naming the values."""
     image = open_image(path)
     check_instance_mode(Path(path), image.mode)
     ids = np.asarray(image).astype(np.int32)
