@@ -25,6 +25,7 @@ host time, and a change of host time shows undiluted.
     python benchmarks/host_overhead.py --glow2 /path/to/glow2 --n-block 3 --n-flow 4 --size 64x128 --baseline HEAD~3
     python benchmarks/host_overhead.py --n-block 2 --n-flow 4 --size 8x16 --width 8 --baseline HEAD~1
     python benchmarks/host_overhead.py --glow2 /path/to/glow2 --baseline db91067 --baseline-plain-adam
+    python benchmarks/host_overhead.py --baseline HEAD --baseline-contiguous-weights --rounds 30
 """
 
 from __future__ import annotations
@@ -227,11 +228,23 @@ def codes_under_test(args: argparse.Namespace, segment: torch.Tensor, photo: tor
         flow = load_flow_at(args.baseline)
         baseline = flow.FullGlow(flow.config.FullGlowConfig.from_dict(config.to_dict(), origin="host_overhead"))
         checks = same_results(model, baseline, segment, photo)
+        if args.baseline_contiguous_weights:
+            contiguous_weights(baseline)
         name = f"fgaug@{args.baseline}" + ("+plain-adam" if args.baseline_plain_adam else "")
+        name += "+contiguous-weights" if args.baseline_contiguous_weights else ""
         codes.append(fgaug_code(name, baseline, segment, photo, args.baseline_plain_adam))
     if args.glow2:
         codes.append(paper_code(args, segment, photo))
     return codes, checks
+
+
+def contiguous_weights(model: torch.nn.Module) -> None:
+    """Store every convolution weight of ``model`` in the default (contiguous) layout, as before
+    ``channels_last_weights``: whether the channels-last weights pay where torch's im2col path,
+    not oneDNN, runs the convolutions (CPUs below AVX-512)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.weight.data = module.weight.data.contiguous()
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -344,6 +357,12 @@ def main() -> None:
         help="the baseline trains with torch's per-tensor Adam (the trainer's before 2026-12-07) "
         "instead of today's trainer's optimiser",
     )
+    parser.add_argument(
+        "--baseline-contiguous-weights",
+        action="store_true",
+        help="the baseline's convolution weights in the contiguous layout, not channels-last (with --baseline HEAD: "
+        "the layouts of one flow compared)",
+    )
     parser.add_argument("--n-block", type=int, default=2)
     parser.add_argument("--n-flow", type=int, default=4)
     parser.add_argument("--size", type=parse_size, default=(32, 64))
@@ -363,8 +382,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.width and args.glow2:
         parser.error("--width applies to fgaug only: the paper's code is compared at its own width")
-    if args.baseline_plain_adam and not args.baseline:
-        parser.error("--baseline-plain-adam needs --baseline REV (HEAD for today's flow)")
+    if (args.baseline_plain_adam or args.baseline_contiguous_weights) and not args.baseline:
+        parser.error(
+            "--baseline-plain-adam and --baseline-contiguous-weights need --baseline REV (HEAD for today's flow)"
+        )
     result = measure(args)
     if args.json:
         print(json.dumps(result))
