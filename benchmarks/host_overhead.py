@@ -227,9 +227,9 @@ def codes_under_test(args: argparse.Namespace, segment: torch.Tensor, photo: tor
     if args.baseline:
         flow = load_flow_at(args.baseline)
         baseline = flow.FullGlow(flow.config.FullGlowConfig.from_dict(config.to_dict(), origin="host_overhead"))
-        checks = same_results(model, baseline, segment, photo)
         if args.baseline_contiguous_weights:
             contiguous_weights(baseline)
+        checks = same_results(model, baseline, segment, photo)
         name = f"fgaug@{args.baseline}" + ("+plain-adam" if args.baseline_plain_adam else "")
         name += "+contiguous-weights" if args.baseline_contiguous_weights else ""
         codes.append(fgaug_code(name, baseline, segment, photo, args.baseline_plain_adam))
