@@ -24,7 +24,7 @@ from typing import Any
 
 from fgaug.data.cache import PrepareReport, prepare_cache
 from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
-from fgaug.data.io import DataError, file_digest
+from fgaug.data.io import check_file_to_write, file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 from fgaug.data.record import RunOutcome, check_output, finish_output, forgotten_if_unwritten, take_output
@@ -154,8 +154,7 @@ def validate(options: ValidateOptions) -> ValidationReport:
 def train_segmenter(options: SegmenterTrainOptions, progress: Progress | None = None) -> SegmenterTrainReport:
     """Train fgaug's probe segmenter on the real photos of one split (flipped copies added), for
     ``evaluate quality --segmenter``; saved to ``options.out``."""
-    if Path(options.out).is_dir():  # found now, not after the training
-        raise DataError(f"{options.out}: is a folder; --out names the probe file to write, e.g. probe.pt")
+    check_file_to_write(options.out, "--out", "probe.pt")  # found now, not after the training
     data = Path(options.data)
     groups = find_groups(data, [options.split] if tree_root(data) else None).groups
     dataset = SegmentationPairs(groups, options.size, flip=True)

@@ -708,10 +708,10 @@ def test_a_folder_named_as_an_output_file_is_refused_before_the_work(
     """``segmenter train --out FOLDER`` and ``generate --preview FOLDER`` did all their work, then
     failed on a hidden temporary file's name."""
     probe = runner.invoke(app, ["segmenter", "train", str(small_tree), "--size", "16x32", "--out", str(tmp_path)])
-    one_line_error(probe, f"{tmp_path}: is a folder; --out names the probe file to write")
+    one_line_error(probe, f"{tmp_path}: is a folder; --out names the file to write")
     arguments = ["generate", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint), "--n", "1"]
     preview = runner.invoke(app, [*arguments, "--preview", str(tmp_path), "--out", str(tmp_path / "out")])
-    one_line_error(preview, f"{tmp_path}: is a folder; --preview names the PNG to write")
+    one_line_error(preview, f"{tmp_path}: is a folder; --preview names the file to write")
     assert not (tmp_path / "out").exists()
     jpeg = runner.invoke(app, [*arguments, "--preview", str(tmp_path / "p.jpg"), "--out", str(tmp_path / "out")])
     one_line_error(jpeg, f"--preview {tmp_path / 'p.jpg'}: the preview is a PNG; name a .png file", code=2)
@@ -779,7 +779,7 @@ def test_a_rerun_with_other_settings_is_refused_unless_overwrite(
 ) -> None:
     """Issue 22, item 1: a resumed tree must hold only what this run would write."""
     out = tmp_path / "g"
-    arguments = ["generate", "--masks", str(small_tree), "--split", "val", "--n", "1", "--limit", "1"]
+    arguments = ["generate", "--masks", str(small_tree), "--split", "val", "--samples", "1", "--limit", "1"]
     arguments += ["--out", str(out), "--device", "cpu", "--json"]
     first = runner.invoke(app, [*arguments, "--model", str(test_checkpoint), "--temp", "0.8"])
     assert first.exit_code == 0, first.output
@@ -826,7 +826,7 @@ def test_the_run_record_holds_every_option_but_those_that_shape_nothing(
     from dataclasses import fields
 
     from fgaug.generate.engine import generate
-    from fgaug.generate.options import MASK_SELECTION, NOT_SHAPING, GenerateOptions
+    from fgaug.generate.options import MASK_SELECTION, NOT_SHAPING, GenerateOptions, idle_fields
 
     out = tmp_path / "out"
     options = GenerateOptions(masks=str(small_tree / "gtFine" / "val"), out=str(out), model=str(test_checkpoint), n=1)
@@ -834,6 +834,7 @@ def test_the_run_record_holds_every_option_but_those_that_shape_nothing(
     path = out / "fgaug-run.json"
     record = json.loads(path.read_text())
     expected = {field.name for field in fields(GenerateOptions)} - set(NOT_SHAPING) - set(MASK_SELECTION)
+    expected -= idle_fields(options)
     assert set(record["settings"]) == expected
     del record["settings"]["best_of"]
     path.write_text(json.dumps(record))

@@ -276,7 +276,7 @@ def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_
 
     runner = CliRunner()
     out = tmp_path / "new-masks"
-    arguments = ["layouts", str(street_tree), "--split", "train", "--out", str(out), "--n", "1", "--limit", "2"]
+    arguments = ["layouts", str(street_tree), "--split", "train", "--out", str(out), "--per-mask", "1", "--limit", "2"]
     assert runner.invoke(app, arguments).exit_code == 0
     first = read_layout_records(out / "layouts.jsonl")
     refused = runner.invoke(app, [*arguments, "--seed", "3"])
@@ -284,7 +284,7 @@ def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_
     assert f"error: {out} was made with --seed 0; this run has --seed 3; use --overwrite" in refused.output
     refused = runner.invoke(app, [*arguments[:-1], "3"])
     assert refused.exit_code == 1 and "the masks used (--split, --limit) 2 masks" in refused.output
-    refused = runner.invoke(app, [*arguments, "--per-mask", "2"])  # the option's name, not the field's (--n)
+    refused = runner.invoke(app, [*arguments, "--per-mask", "2"])  # the option's name, not the field's (n)
     assert f"error: {out} was made with --per-mask 1; this run has --per-mask 2" in refused.output
     assert read_layout_records(out / "layouts.jsonl") == first
     replaced = runner.invoke(app, [*arguments, "--seed", "3", "--overwrite", "--json"])

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from typer import Exit
-from typer._click.exceptions import NoSuchOption
+from typer._click.exceptions import NoSuchOption, UsageError
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 POSITIONAL = ""
@@ -163,9 +163,14 @@ def command_path(ctx: Any) -> str:
 
 def rewrite(args: list[str], aliases: Mapping[str, str]) -> list[str]:
     """``args`` with every deprecated spelling in ``aliases`` replaced (``--old=value`` too); an
-    option that became an argument leaves its value in place. Nothing after ``--`` changes."""
+    option that became an argument leaves its value in place. Nothing after ``--`` changes. An
+    old spelling given beside its current one is a usage error: the last of the two won, silently."""
     if not aliases:
         return args
+    given = {arg.partition("=")[0] for arg in args[: args.index("--") if "--" in args else len(args)]}
+    for old, current in aliases.items():
+        if old in given and current in given:
+            raise UsageError(f"{old} is the old spelling of {current}: give one of them")
     rewritten: list[str] = []
     for index, arg in enumerate(args):
         if arg == "--":

@@ -57,7 +57,7 @@ def generate(
         int | None,
         typer.Option(
             "--samples",
-            help="Samples per mask (default 5; with style seeds, one per style).",
+            help="Samples per mask: 5, one per style seed, or 1 with --content-from.",
             min=1,
             rich_help_panel=SAMPLING,
         ),
@@ -240,7 +240,7 @@ def generate(
         masks=str(masks),
         out=str(out),
         model=model,
-        n=samples or (len(style_seeds) if style_seeds else GenerateOptions.n),
+        n=samples or 0,
         temperature=temp,
         seed=seed,
         style_seeds=style_seeds,
@@ -373,10 +373,12 @@ def interpolate(
         typer.Argument(help="The layout every frame is drawn on (a mask file).", metavar="MASK", show_default=False),
     ],
     start_style: Annotated[
-        int | None, typer.Option("--from", help="Style seed of the first frame.", metavar="S", rich_help_panel=INPUT)
+        int | None,
+        typer.Option("--from", help="Style seed of the first frame.", min=0, metavar="S", rich_help_panel=INPUT),
     ] = None,
     end_style: Annotated[
-        int | None, typer.Option("--to", help="Style seed of the last frame.", metavar="S", rich_help_panel=INPUT)
+        int | None,
+        typer.Option("--to", help="Style seed of the last frame.", min=0, metavar="S", rich_help_panel=INPUT),
     ] = None,
     start_photo: Annotated[
         Path | None,

@@ -43,15 +43,33 @@ def first_line(error: BaseException, limit: int = 200) -> str:
 
 def temporary_beside(path: str | Path) -> Path:
     """A new empty file next to ``path`` (same filesystem, so a rename is atomic), with the
-    permissions a plain ``open`` would give (mkstemp's are owner-only)."""
+    permissions a plain ``open`` would give (mkstemp's are owner-only). An error names ``path``,
+    not the temporary file that the user never asked for (a read-only folder)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as error:
+        raise OSError(error.errno, f"cannot write it ({error.strerror})", str(path)) from error
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(temporary, 0o666 & ~umask)
     return Path(temporary)
+
+
+def check_file_to_write(path: str | Path, option: str, example: str) -> None:
+    """Refuse, before any work, a file that a command writes at its end but could not: ``path`` is
+    a folder, or the folder it would go in lies under a file or cannot be written (read-only). A
+    :class:`DataError` naming ``path`` and the ``option`` that gave it."""
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; {option} names the file to write, e.g. {example}")
+    folder = next(parent for parent in path.absolute().parents if parent.exists())
+    if not folder.is_dir():
+        raise DataError(f"{path}: cannot write it ({folder} is a file)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"{path}: cannot write it ({folder} is read-only)")
 
 
 @contextmanager

@@ -31,7 +31,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,6 +117,25 @@ def masks_used(groups: Sequence[Group]) -> str:
     """Which masks a run used, in order, as one comparable value: their count and a digest of
     their keys and formats."""
     return counted_digest([f"{g.key}\0{g.mask_format}" for g in groups], "masks")
+
+
+def check_same_masks(out_root: str | Path, records: Iterable[dict[str, Any]], groups: Sequence[Group]) -> None:
+    """Refuse to resume a tree whose samples were drawn from other masks than today's masks of the
+    same keys: each manifest line records its mask's SHA-256 (``mask_sha256``; lines from before
+    it are not checked). Masks are known by key and content, not by the folder that holds them."""
+    by_key = {group.key: group for group in groups}
+    digests: dict[str, str] = {}
+    for record in records:
+        group, recorded = by_key.get(record["key"]), record.get("mask_sha256")
+        if group is None or recorded is None:
+            continue
+        if group.key not in digests:
+            digests[group.key] = file_digest(group.mask)
+        if digests[group.key] != recorded:
+            raise OutputConflictError(
+                f"{out_root}: its samples of {group.key} were drawn from another mask than {group.mask}; "
+                "--overwrite replaces the tree's samples, or give another --out"
+            )
 
 
 def counted_digest(keys: Sequence[str], noun: str) -> str:

@@ -79,6 +79,8 @@ class WriterOptions:
 def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
     """Refuse an output root inside the input, or inside the Cityscapes tree around it (a tree
     written into ``gtFine/`` would be read back as a split): fgaug never writes into its input."""
+    if Path(out_root).is_file():
+        raise DataError(f"{out_root}: a file; the output is a folder (a Cityscapes tree)")
     out, source = Path(out_root).resolve(), Path(input_root).resolve()
     source_dir = source if source.is_dir() else source.parent
     if out == source_dir or out.is_relative_to(source_dir):

@@ -38,13 +38,14 @@ from fgaug.data.cityscapes import (
     to_tensor,
 )
 from fgaug.data.headers import check_headers
-from fgaug.data.io import DataError, read_rgb
+from fgaug.data.io import DataError, check_file_to_write, file_digest, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.record import (
     RunOutcome,
     RunRecord,
     check_output,
+    check_same_masks,
     file_identity,
     finish_output,
     forgotten_if_unwritten,
@@ -72,6 +73,7 @@ from fgaug.generate.options import (
     ModelUsed,
     check_modes,
     find_model,
+    idle_fields,
     load_named_model,
 )
 from fgaug.progress import Progress, SilentProgress
@@ -84,12 +86,13 @@ PREVIEW_MASKS = 6
 
 
 def run_record(options: GenerateOptions, model: ModelUsed, groups: Sequence[Group]) -> RunRecord:
-    """What shapes the samples of ``options`` (every field but :data:`NOT_SHAPING` and
-    :data:`MASK_SELECTION`), for ``fgaug-run.json``."""
+    """What shapes the samples of ``options`` (every field but :data:`NOT_SHAPING`,
+    :data:`MASK_SELECTION` and the :func:`idle_fields`), for ``fgaug-run.json``."""
     settings, files = {}, {}
+    idle = idle_fields(options)
     for option in fields(options):
         name, value = option.name, getattr(options, option.name)
-        if name in NOT_SHAPING or name in MASK_SELECTION:
+        if name in NOT_SHAPING or name in MASK_SELECTION or name in idle:
             continue
         if name == "model":
             value, files[name] = model.sha256, str(model.path.resolve())
@@ -149,10 +152,10 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     if not 0 <= options.allowed_failed <= 1:
         raise UsageError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     check_modes(options)
-    if options.preview and Path(options.preview).is_dir():  # found now, not after the samples
-        raise DataError(f"{options.preview}: is a folder; --preview names the PNG to write, e.g. preview.png")
-    if options.preview and Path(options.preview).suffix.lower() != ".png":
-        raise UsageError(f"--preview {options.preview}: the preview is a PNG; name a .png file")
+    if options.preview:  # found now, not after the samples
+        check_file_to_write(options.preview, "--preview", "preview.png")
+        if Path(options.preview).suffix.lower() != ".png":
+            raise UsageError(f"--preview {options.preview}: the preview is a PNG; name a .png file")
     find_model(options.model)  # naming no model is a usage error, found before any input is read
     start = time.perf_counter()
     context, device = distributed.start(options.device)
@@ -191,6 +194,7 @@ def _generate_in_process(
     part = f"rank{context.rank}" if context.active else None
     writer_options = WriterOptions(options.at_model_resolution, snap_colors=options.snap_colors)
     writer = DatasetWriter(out, masks_root, writer_options, part)
+    check_same_masks(out, writer.records(), groups)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
@@ -344,6 +348,7 @@ def _generate_work(
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
                         "model_sha256": checkpoint.sha256,
+                        "mask_sha256": file_digest(item.group.mask),
                         **notes,
                     },
                     extra,
@@ -469,6 +474,7 @@ def _transfer_work(
                 "model": checkpoint.model_id,
                 "model_file": checkpoint.path.name,
                 "model_sha256": checkpoint.sha256,
+                "mask_sha256": file_digest(item.group.mask),
             }
             writes.submit(writer.write, item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1

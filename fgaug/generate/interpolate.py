@@ -153,6 +153,8 @@ class InterpolateOptions:
         if None in styles and None in photos:
             raise UsageError("a walk needs both ends: --from with --to, or --from-photo with --to-photo")
         require_at_least("--steps", self.steps, 2)
+        require_at_least("--from", self.start_style, 0)  # as generate's --style-seed: a walk's ends are styles
+        require_at_least("--to", self.end_style, 0)
 
 
 def interpolate(options: InterpolateOptions) -> Walk:
@@ -268,7 +270,7 @@ def _open(options: WalkOptions) -> tuple[FullGlow, ModelUsed, ReadOptions, torch
 
 def _read_mask(path: Path, read: ReadOptions, mask_format: str) -> tuple[np.ndarray, Tensor]:
     if not path.is_file():
-        raise DataError(f"{path}: mask not found")
+        raise DataError(f"{path}: {'a folder; MASK is one mask file' if path.is_dir() else 'mask not found'}")
     label_ids, condition = load_mask(file_group(path, mask_format), read)
     return label_ids, to_tensor(condition)[None]
 

@@ -21,6 +21,8 @@ MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 
 
 CONTENT_FILLS = ("transfer", "prior")
+DEFAULT_SAMPLES = 5
+"""Samples per mask when neither ``n``, style seeds nor ``content_from`` say otherwise."""
 
 
 @dataclass
@@ -28,7 +30,9 @@ class GenerateOptions:
     masks: str | Path
     out: str | Path = "augmented"
     model: str | Path | None = None
-    n: int = 5
+    n: int = 0
+    """Samples per mask; 0 (the default): one per style seed with ``style_seeds``, 1 with
+    ``content_from``, else :data:`DEFAULT_SAMPLES`."""
     temperature: float = 0.8
     seed: int = 0
     batch_size: int = 8
@@ -75,6 +79,10 @@ class GenerateOptions:
     """Replace an output tree made with other settings (see :mod:`fgaug.data.record`); without it
     such a tree is refused."""
 
+    def __post_init__(self) -> None:
+        if self.n == 0:
+            self.n = len(self.style_seeds) if self.style_seeds else 1 if self.content_from else DEFAULT_SAMPLES
+
     @property
     def sampling(self) -> SamplingOptions:
         return SamplingOptions(self.guidance, self.denoise_scale)
@@ -103,18 +111,29 @@ Every other field, a new one included, is recorded in ``fgaug-run.json`` and mus
 a rerun to resume."""
 
 
-MASK_SELECTION = ("splits", "limit", "skip_bad")
-"""Fields choosing which masks are used. A mask's samples depend on them only through a
-non-uniform ``allocate`` (N x masks samples spread over the masks used), so they are not
-recorded; the masks used are, with such an allocation."""
+MASK_SELECTION = ("masks", "splits", "limit", "skip_bad")
+"""Fields choosing which masks are used, the folder holding them included. A mask's samples
+depend on them only through a non-uniform ``allocate`` (N x masks samples spread over the masks
+used), so they are not recorded; the masks used are, with such an allocation. Each sample's line
+in the manifest records its mask's SHA-256 instead, so that a rerun resumes the same masks
+wherever they now are (a dataset mounted elsewhere) and refuses other masks under the same keys
+(:func:`~fgaug.data.record.check_same_masks`)."""
 
 
 FILE_FIELDS = ("model", "class_weights", "ignore_segmenter")
 """Fields naming a file whose content shapes the output: recorded by its SHA-256."""
 
 
-FOLDER_FIELDS = ("masks", "content_from")
+FOLDER_FIELDS = ("content_from",)
 """Fields naming a folder: recorded as its absolute path."""
+
+
+def idle_fields(options: GenerateOptions) -> frozenset[str]:
+    """Fields that shape nothing under ``options``, so a tree does not record them and a rerun
+    may change them: the global seed where style seeds choose every draw, the ignore threshold
+    without a segmenter to apply it."""
+    idle = {"seed"} if options.style_seeds is not None else set()
+    return frozenset(idle | ({"ignore_below"} if options.ignore_segmenter is None else set()))
 
 
 OPTION_NAMES = {
@@ -247,6 +266,8 @@ def check_modes(options: GenerateOptions) -> None:
         raise UsageError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
     if not options.keep_unchanged and not options.content_from:
         raise UsageError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
+    if options.class_weights is not None and options.allocate != "weights":
+        raise UsageError("--class-weights is read by --allocate weights alone; add it, or drop --class-weights")
     if options.style_seeds is not None:
         check_styles(options)
 
@@ -258,6 +279,8 @@ def check_styles(options: GenerateOptions) -> None:
         raise UsageError("give at least one style seed")
     if len(set(styles)) != len(styles):
         raise UsageError(f"the style seeds {styles} repeat a style")
+    if min(styles) < 0:
+        raise UsageError(f"style seeds are 0 or more, got {min(styles)}")
     if options.n != len(styles):
         raise UsageError(f"--samples {options.n} differs from the {len(styles)} style seeds: each style is one sample")
     for name, used in {

@@ -156,6 +156,8 @@ def _transfer_jobs(options: TransferOptions) -> list[tuple[Path, Path, Path, Pat
                     structure / fields[1] if structure.is_dir() else Path(fields[1]),
                 )
             )
+        if not listed:  # a CI job whose list came out empty did nothing and passed
+            raise DataError(f"{pairs}: lists no 'CONTENT STRUCTURE' pair")
     elif content.is_dir() or structure.is_dir():
         photos = sorted(content.rglob(f"*{PHOTO_SUFFIX}")) if content.is_dir() else [content]
         masks = (

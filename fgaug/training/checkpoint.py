@@ -106,7 +106,9 @@ def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
     """The raw payload of a checkpoint file, checked for format; every failure names the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise CheckpointError(
+            f"{path}: {'a folder, not a checkpoint file' if path.is_dir() else 'checkpoint not found'}"
+        )
     if not _is_torch_file(path):
         raise CheckpointError(f"{path}: not a checkpoint (not a torch file)")
     try:
