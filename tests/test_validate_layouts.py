@@ -155,3 +155,24 @@ def test_generate_and_layouts_refuse_each_others_tree_and_overwrite_clears_both(
     (out / "manifest.jsonl").write_text("")
     mixed = runner.invoke(app, ["validate", str(out)])
     assert mixed.exit_code == 1 and "holds both manifest.jsonl (generate) and layouts.jsonl" in mixed.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (["generate", "masks", "--temp", "-1"], "Invalid value for '--temp': -1 is not in the range 0<=x."),
+        (["generate"], "Missing argument 'MASKS'."),
+        (["layouts", "masks", "--output-dir", "x"], "No such option: --output-dir"),
+        (["generate", "masks", "--n", "2", "--samples", "3"], "--n is the old spelling of --samples: give one of them"),
+    ],
+)
+def test_a_usage_error_found_while_the_options_are_read_leaves_its_json_on_stdout(
+    arguments: list[str], error: str
+) -> None:
+    """Errors click finds while it reads the options printed only its message on stderr, so a CI
+    job keeping stdout as its summary kept an empty file."""
+    result = runner.invoke(app, [*arguments, "--json"])
+    assert result.exit_code == 2
+    printed = json.loads(result.stdout)
+    assert printed["exit_code"] == 2 and printed["error"].startswith(error), printed
+    assert error.split(":")[0] in result.stderr

@@ -109,21 +109,26 @@ class FgaugCommand(TyperCommand):
             raise
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        """The arguments, deprecated spellings rewritten; an option's callback that fails while
-        they are read (``train --config`` with a wrong key) leaves its error as JSON on stdout
-        with ``--json`` too, as :meth:`invoke` does."""
+        """The arguments, deprecated spellings rewritten. An error found while they are read (a
+        value out of range, a missing argument, an option's callback such as ``train --config``
+        with a wrong key) leaves its error as JSON on stdout with ``--json`` too, as :meth:`invoke`
+        does; click's message stays on stderr."""
         from fgaug.cli.common import REPORT, json_failure
 
         REPORT.reset()
         aliases, as_json = DEPRECATED.get(command_path(ctx), {}), "--json" in args  # click consumes args
         try:
             return super().parse_args(ctx, rewrite(args, aliases))
-        except NoSuchOption as error:
-            raise self.suggest(error, ctx) from None
         except Exit as stop:
             if stop.exit_code and as_json:
                 json_failure(stop.exit_code)
             raise
+        except UsageError as error:
+            failure = self.suggest(error, ctx) if isinstance(error, NoSuchOption) else error
+            if as_json:
+                REPORT.error = " ".join(failure.format_message().split())
+                json_failure(failure.exit_code)
+            raise failure from None
 
     def suggest(self, error: NoSuchOption, ctx: Any) -> NoSuchOption:
         """The error with this command's spelling of a flag from another tool."""
