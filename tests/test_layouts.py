@@ -187,6 +187,29 @@ def test_same_seed_same_layouts_and_a_rerun_resumes(street_tree: Path, tmp_path:
     assert len(records) == 6 and all(r["source_photo"] for r in records)
 
 
+def test_a_rerun_makes_again_the_layouts_whose_files_are_gone_or_cut_short(street_tree: Path, tmp_path: Path) -> None:
+    """A rerun trusted every ``layouts.jsonl`` line: a deleted label file or a photo cut short was
+    counted as done, and the tree then failed ``validate``."""
+    groups = find_groups(street_tree, ["train"]).groups[:2]
+    options = LayoutOptions(n=2, paste=1, seed=4, photos=True)
+    whole, damaged = tmp_path / "whole", tmp_path / "damaged"
+    write_layouts(groups, street_tree, whole, options)
+    write_layouts(groups, street_tree, damaged, options)
+    records = read_layout_records(damaged / "layouts.jsonl")
+    (damaged / records[0]["output"].replace("_labelIds.png", "_color.png")).unlink()
+    photo = damaged / records[1]["photo"]
+    photo.write_bytes(photo.read_bytes()[:200])
+    summary = write_layouts(groups, street_tree, damaged, options)
+    assert (summary.written, summary.skipped) == (2, 2)
+    files = {path: content for path, content in tree_digest(damaged).items() if path != "layouts.jsonl"}
+    assert files == {path: content for path, content in tree_digest(whole).items() if path != "layouts.jsonl"}
+
+    def lines(root: Path) -> list[dict]:  # the layouts made again are listed last
+        return sorted(read_layout_records(root / "layouts.jsonl"), key=lambda r: (r["key"], r["layout"]))
+
+    assert lines(damaged) == lines(whole)
+
+
 def test_cutouts_are_whole_objects_away_from_the_borders(street_tree: Path) -> None:
     for group in find_groups(street_tree, ["train"]).groups:
         labels = LabelSet.read(group)

@@ -44,8 +44,16 @@ import numpy as np
 
 from fgaug.data.background import BackgroundWrites, write_threads
 from fgaug.data.cityscapes import Group, check_same_size, resize_photo
-from fgaug.data.cutouts import PASTED_CLASSES, Cutout, LabelSet, Placement, find_cutouts, paste
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_rgb
+from fgaug.data.cutouts import (
+    LABEL_FILE_SUFFIXES,
+    PASTED_CLASSES,
+    Cutout,
+    LabelSet,
+    Placement,
+    find_cutouts,
+    paste,
+)
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, image_header, read_rgb
 from fgaug.data.labels import LABEL_BY_NAME
 from fgaug.data.options import LayoutOptions
 from fgaug.data.record import (
@@ -253,9 +261,12 @@ def write_layouts(
     )
     manifest = out_root / LAYOUTS_MANIFEST_NAME
     records = read_layout_records(manifest)
-    if records or manifest.is_file():  # drop a line torn by an interrupted run before appending
-        atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in records).encode())
-    finished = {(r["key"], int(r["layout"])) for r in records}
+    whole = [r for r in records if layout_is_whole(out_root, r)]
+    if len(whole) < len(records):  # files gone or cut short since: made again
+        progress.log(f"{len(records) - len(whole)} layout(s) of an earlier run damaged or missing: writing them again")
+    if records or manifest.is_file():  # drop a line torn by an interrupted run, or stale, before appending
+        atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in whole).encode())
+    finished = {(r["key"], int(r["layout"])) for r in whole}
     bank = (
         CutoutBank(groups, options.rare_boost, progress, photos=options.photos, snap_colors=options.snap_colors)
         if options.paste
@@ -300,6 +311,25 @@ def write_layouts(
     return LayoutSummary(
         out_root, len(groups), written, skipped, len(bank) if bank else 0, pasted, time.perf_counter() - start
     )
+
+
+def layout_is_whole(out_root: Path, record: dict[str, Any]) -> bool:
+    """Whether every file of a ``layouts.jsonl`` record is under ``out_root``, its labelIds and
+    photo whole PNGs (:func:`~fgaug.data.io.image_header`): what a rerun trusts instead of making
+    the layout again, as :func:`~fgaug.data.writer.sample_is_whole` for ``generate``."""
+    output, photo = record.get("output"), record.get("photo")
+    if not isinstance(output, str) or not output.endswith(LABEL_FILE_SUFFIXES[0]):
+        return False
+    stem = output.removesuffix(LABEL_FILE_SUFFIXES[0])
+    pngs = [output, *([photo] if isinstance(photo, str) else [])]
+    if not all((out_root / f"{stem}{suffix}").is_file() for suffix in LABEL_FILE_SUFFIXES):
+        return False
+    try:
+        for png in pngs:
+            image_header(out_root / png)
+    except (DataError, OSError):
+        return False
+    return True
 
 
 def _write_layout(layout: Layout, folder: Path, stem: str, photo_path: Path) -> None:
