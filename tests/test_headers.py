@@ -196,3 +196,44 @@ def test_train_stops_before_its_first_step_on_a_file_no_batch_of_a_short_run_dra
     result = train(training(toy_tree, tmp_path / "skipping", skip_bad=True, validate_every=1))
     assert result.skipped_groups == [message] and result.to_dict()["skipped_groups"] == [message]
     shutil.rmtree(tmp_path / "skipping")
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I"])
+def test_instance_values_are_checked_by_the_rule_whatever_the_file_holds(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The look-up table that replaced a per-value loop agrees with the rule: a label id itself
+    below 1000, else ``id * 1000 + k`` with a known id; for the 16-bit PNGs Pillow opens as
+    ``I;16`` and as ``I`` (older Pillows, which give int32 values)."""
+    from fgaug.data import cityscapes
+    from fgaug.data.labels import VALID_LABEL_IDS
+
+    def names_an_id(value: int) -> bool:
+        return (value if value < 1000 else value // 1000) in VALID_LABEL_IDS
+
+    path = tmp_path / "x_gtFine_instanceIds.png"
+    for value in (0, 7, 33, 34, 999, 1000, 1999, 26001, 33999, 34000, 65535):
+        ids = np.full((4, 6), 7, dtype=np.int32)
+        ids[1, 2] = value
+        image = Image.fromarray(ids.astype(np.uint16)) if mode == "I;16" else Image.fromarray(ids, mode="I")
+        monkeypatch.setattr(cityscapes, "open_image", lambda _path, image=image: image)
+        assert cityscapes.open_image(path).mode == mode
+        if names_an_id(value):
+            assert cityscapes.read_instance_ids(path).tolist() == ids.tolist()
+        else:
+            with pytest.raises(DataError, match=rf"values that name no label id: \[{value}\]"):
+                cityscapes.check_instance_ids(path)
+
+
+def test_instance_values_are_checked_ahead_and_each_error_raised_at_its_own_mask(toy_tree: Path) -> None:
+    from fgaug.data.headers import InstanceValueChecks
+
+    groups = find_groups(toy_tree, ["train"]).groups[:3]
+    bad = groups[1].instance_ids
+    assert bad is not None
+    Image.fromarray(np.full((8, 8), 60000, dtype=np.uint16)).save(bad)
+    with InstanceValueChecks(groups) as checks:
+        checks.wait(groups[0])
+        with pytest.raises(DataError, match=f"{re.escape(str(bad))}: instanceIds values that name no label id"):
+            checks.wait(groups[1])
+        checks.wait(groups[2])

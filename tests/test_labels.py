@@ -52,3 +52,10 @@ def test_off_palette_fraction_and_snapping() -> None:
     assert off_again == pytest.approx(0.5)
     assert snapped[0, 1] == 7  # nearest palette colour is road
     assert snapped[0, 0] == 7 and snapped[0, 2] == 23
+
+
+def test_label_ids_run_without_a_gap_as_the_instance_value_check_takes_them() -> None:
+    from fgaug.data.cityscapes import LAST_LABEL_ID
+    from fgaug.data.labels import VALID_LABEL_IDS
+
+    assert frozenset(range(LAST_LABEL_ID + 1)) == VALID_LABEL_IDS

@@ -33,11 +33,10 @@ from fgaug.data.cityscapes import (
     ReadOptions,
     find_groups,
     load_mask,
-    read_instance_ids,
     read_label_ids,
     to_tensor,
 )
-from fgaug.data.headers import check_headers
+from fgaug.data.headers import InstanceValueChecks, check_headers
 from fgaug.data.io import DataError, check_file_to_write, file_digest, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.preview import save_grid, to_uint8_image
@@ -215,12 +214,15 @@ def _generate_in_process(
         )
     progress.start("generating", pending)
     threads = write_threads() if options.write_threads is None else options.write_threads
-    with BackgroundWrites(threads) as writes:
+    copied_instances = [] if boundary else [item.group for item in work]  # a boundary model reads its own
+    with BackgroundWrites(threads) as writes, InstanceValueChecks(copied_instances) as checks:
         if options.content_from:
             source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
-            tally = _transfer_work(work, options, checkpoint, source, network_dtype, device, writes, writer, progress)
+            tally = _transfer_work(
+                work, options, checkpoint, source, network_dtype, device, writes, writer, checks, progress
+            )
         else:
-            tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, writer, progress)
+            tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, writer, checks, progress)
     progress.stop()
     if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
         tally.failures = [*skipped, *tally.failures]
@@ -283,9 +285,11 @@ def _generate_work(
     device: torch.device,
     writes: BackgroundWrites,
     writer: DatasetWriter,
+    checks: InstanceValueChecks,
     progress: Progress,
 ) -> _Tally:
-    """Draw, select and write every pending sample."""
+    """Draw, select and write every pending sample, each mask once ``checks`` has checked the
+    instanceIds file its samples get a copy of."""
     model = checkpoint.model
     sampler = generation_sampler(model, options, device)
     read = ReadOptions(
@@ -296,13 +300,13 @@ def _generate_work(
         if options.ignore_segmenter
         else None
     )
-    tally, values_checked = _Tally(), set[Path]()
+    tally = _Tally()
     for batch in _batches(work, options.best_of, options.batch_size):
         conditions, usable, label_maps = [], [], []
         for item in batch:
             try:
                 label_ids, condition = load_mask(item.group, read)
-                check_copied_instance_ids(item.group, read, values_checked)
+                checks.wait(item.group)
                 conditions.append(to_tensor(condition))
                 label_maps.append(label_ids)
                 usable.append(item)
@@ -355,20 +359,6 @@ def _generate_work(
                 )
                 tally.written += 1
     return tally
-
-
-def check_copied_instance_ids(group: Group, read: ReadOptions, checked: set[Path]) -> None:
-    """Refuse the group's instanceIds file if its values name no label id
-    (:func:`~fgaug.data.cityscapes.read_instance_ids`): every sample gets a copy, which ``validate``
-    refuses, and the check before the first draw reads headers only. Decoded once a run (``checked``),
-    when the mask is first loaded, before its draws: 25 ms at 1024x2048, small next to its sampling,
-    where all of Cityscapes' 2,975 up front would hold the first draw back over a minute. A boundary
-    model's :func:`~fgaug.data.cityscapes.load_mask` has read it already."""
-    path = group.instance_ids
-    if path is None or read.boundary or path in checked:
-        return
-    read_instance_ids(path)
-    checked.add(path)
 
 
 def _sampling_notes(sampling: SamplingOptions) -> dict[str, object]:
@@ -432,6 +422,7 @@ def _transfer_work(
     device: torch.device,
     writes: BackgroundWrites,
     writer: DatasetWriter,
+    checks: InstanceValueChecks,
     progress: Progress,
 ) -> _Tally:
     """Content transfer onto every pending layout (one sample each), its networks in
@@ -444,12 +435,12 @@ def _transfer_work(
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
-    tally, values_checked = _Tally(), set[Path]()
+    tally = _Tally()
     for batch in _batches(work, 1, options.batch_size):
         try:
             groups = [item.group for item in batch]
             for group in groups:
-                check_copied_instance_ids(group, read, values_checked)
+                checks.wait(group)
             fill = _prior_fill(sampler, [g.key for g in groups], options, tally) if sampler else None
             with network_precision(network_dtype):
                 images = transfer_onto_layouts(model, source, groups, read, device, options.keep_unchanged, fill)
