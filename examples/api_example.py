@@ -33,10 +33,11 @@ def main() -> None:
 
     summary = api.generate(
         api.GenerateOptions(
-            masks=str(data / "gtFine" / "val"),
+            masks=str(data / "gtFine" / "train"),  # the train split only: never augment what you validate on
             out=str(work / "augmented"),
             model=str(result.last_checkpoint),
             n=3,
+            limit=4,
             temperature=0.8,
             preview=str(work / "preview.png"),
         )

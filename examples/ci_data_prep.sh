@@ -16,7 +16,10 @@
 # its own validation labels. Safe to rerun: finished images are skipped, so a cancelled job
 # continues where it stopped with the same images. A rerun with other settings (another MODEL,
 # TEMP, SEED, N...) stops with an error naming them (exit 1); OVERWRITE=1 replaces the tree.
+# Exit codes are fgaug's: 2 for a wrong setting, 130 when the job is cancelled (SIGTERM or Ctrl-C:
+# the script waits for fgaug to finish its clean-up, then exits 130 rather than dying with 143).
 set -euo pipefail
+trap 'exit 130' TERM INT   # run once the fgaug under way has stopped: bash defers a trap until then
 
 CITYSCAPES=${CITYSCAPES:?set CITYSCAPES to a Cityscapes root (gtFine/, leftImg8bit/)}
 STRATEGY=${STRATEGY:-copy-paste}
@@ -35,7 +38,10 @@ case "$STRATEGY" in
       --json > "$OUT.summary.json.part"
     ;;
   generate)
-    MODEL=${MODEL:?set MODEL to the checkpoint to generate with (demo: the bundled toy-world model)}
+    if [ -z "${MODEL:-}" ]; then
+      echo "error: set MODEL to the checkpoint to generate with (demo: the bundled toy-world model)" >&2
+      exit 2
+    fi
     fgaug info "$MODEL"                 # fails with one clear line if the checkpoint is unusable
     fgaug generate "$CITYSCAPES/gtFine/$SPLIT" \
       --model "$MODEL" \
@@ -46,7 +52,7 @@ case "$STRATEGY" in
       --json > "$OUT.summary.json.part"
     ;;
   *)
-    echo "STRATEGY must be copy-paste or generate, not '$STRATEGY'" >&2
+    echo "error: STRATEGY must be copy-paste or generate, not '$STRATEGY'" >&2
     exit 2
     ;;
 esac

@@ -4,6 +4,7 @@ line; anything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
 import errno
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -156,6 +157,26 @@ def test_a_run_whose_loss_stays_non_finite_stops_for_that_reason(
         train(short_run(small_tree, tmp_path / "run", max_bad_steps=2))
     assert stopped.value.reason == "non-finite loss"
     assert stopped.value.checkpoint is not None and stopped.value.checkpoint.is_file()
+
+
+def test_skipped_steps_do_not_validate_the_last_step_again(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose loss went non-finite after step 1 validated step 1 again at each skipped step
+    (twenty "step 1: validation nan" lines), though ``--validate-every 3``."""
+    clip = torch.nn.utils.clip_grad_norm_
+    calls = []
+
+    def finite_once(*args: object, **kwargs: object) -> torch.Tensor:
+        calls.append(1)
+        return clip(*args, **kwargs) if len(calls) == 1 else torch.tensor(float("nan"))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", finite_once)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingStoppedError, match="not finite for 5 steps in a row"):
+        train(short_run(small_tree, run, max_bad_steps=5, validate_every=3))
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines if "val_bpd" in line] == [1]
 
 
 def test_a_run_asked_to_stop_by_a_signal_stops_for_that_reason(

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_ci_script(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
-    """``examples/ci_data_prep.sh`` with ``fgaug`` on the PATH running this checkout."""
+def run_ci_script(tmp_path: Path, wait: bool = True, **variables: str) -> Any:
+    """``examples/ci_data_prep.sh`` with ``fgaug`` on the PATH running this checkout: its
+    completed process, or (``wait`` False) the running one, in a process group of its own as a CI
+    runner's job is."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     shim = bin_dir / "fgaug"
@@ -23,6 +28,11 @@ def run_ci_script(tmp_path: Path, **variables: str) -> subprocess.CompletedProce
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     environment.pop("FGAUG_MODEL", None)
     script = ROOT / "examples" / "ci_data_prep.sh"
+    if not wait:
+        pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+        return subprocess.Popen(
+            ["bash", str(script)], cwd=tmp_path, env=environment, text=True, start_new_session=True, **pipes
+        )
     return subprocess.run(
         ["bash", str(script)], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600
     )
@@ -60,6 +70,31 @@ def test_the_ci_example_names_its_model_to_generate(small_tree: Path, tmp_path: 
     assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4
     workflow = (ROOT / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
     assert "MODEL: /" in workflow and 'default: "copy-paste"' in workflow and "SPLIT" not in workflow
+    # a cancelled run must leave its tree where the next run of the same inputs finds it: actions/cache
+    # saves only after a success, and restored any earlier tree, which other inputs then refused
+    assert (
+        "uses: actions/cache" not in workflow and "OUT: /data/augmented/${{ github.event.inputs.strategy }}" in workflow
+    )
+    assert "if: always()" in workflow
+
+
+def test_a_cancelled_ci_example_exits_130_once_fgaug_has_cleaned_up(small_tree: Path, tmp_path: Path) -> None:
+    """The runner's SIGTERM to the job's process group killed bash at once (exit 143), while fgaug
+    was still cleaning up; a rerun finishes the tree."""
+    out = tmp_path / "augmented"
+    variables = {"CITYSCAPES": str(small_tree), "STRATEGY": "generate", "MODEL": "demo", "N": "10", "OUT": str(out)}
+    running = run_ci_script(tmp_path, wait=False, **variables)
+    deadline = time.monotonic() + 120
+    while not list(out.rglob("*_leftImg8bit.png")) and time.monotonic() < deadline and running.poll() is None:
+        time.sleep(0.1)
+    os.killpg(running.pid, signal.SIGTERM)
+    _, stderr = running.communicate(timeout=120)
+    assert running.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
+    assert not list(out.rglob("*.part"))
+    finished = run_ci_script(tmp_path, **variables)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 10
 
 
 def test_the_styles_example_renders_shared_styles_and_walks(tmp_path: Path) -> None:
@@ -76,3 +111,22 @@ def test_the_styles_example_renders_shared_styles_and_walks(tmp_path: Path) -> N
     assert "8 images" in result.stdout
     strips = sorted(tmp_path.glob("fgaug-styles-*/walk-*/strip.png"))
     assert [path.parent.name for path in strips] == ["walk-photos", "walk-styles"]
+
+
+def test_the_api_example_runs_and_grows_the_train_split(tmp_path: Path) -> None:
+    """docs/model.md points users at it, and no test ran it: it augmented the val split, which the
+    README tells users never to do."""
+    environment = {**os.environ, "TMPDIR": str(tmp_path)}
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    environment.pop("FGAUG_MODEL", None)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "api_example.py")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "12 images in" in result.stdout and "samples tensor (2, 4, 3, 16, 32)" in result.stdout
+    (augmented,) = tmp_path.glob("fgaug-example-*/augmented")
+    assert {path.parent.parent.name for path in (augmented / "leftImg8bit").rglob("*.png")} == {"train"}

@@ -136,3 +136,30 @@ def test_both_stop_signals_end_a_command_with_the_same_line(interrupt: KeyboardI
         raise interrupt
     assert stopped.value.exit_code == EXIT_INTERRUPTED
     assert REPORT.error == f"interrupted by {signal_name}"
+
+
+@pytest.mark.parametrize("typer_caught_it", [False, True])
+def test_an_interrupt_before_fgaugs_own_handling_gets_its_line_and_json(
+    typer_caught_it: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM in a command's first ~2 s (Typer building the commands, reading the options, the
+    command importing torch) ended it with exit 130 and not a word, or with a traceback."""
+    import fgaug.cli as cli
+    from fgaug.cli import common
+
+    def stopped(prog_name: str) -> None:
+        common.LAST_SIGNAL[0] = "SIGTERM"
+        if typer_caught_it:
+            raise SystemExit(EXIT_INTERRUPTED)  # what Typer does with an interrupt it catches itself
+        raise KeyboardInterrupt("SIGTERM")
+
+    REPORT.reset()
+    monkeypatch.setattr(cli, "app", stopped)
+    monkeypatch.setattr(cli, "interrupt_on_sigterm", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["fgaug", "layouts", "cs", "--json"])
+    with pytest.raises(SystemExit) as stop:
+        cli.main()
+    assert stop.value.code == EXIT_INTERRUPTED
+    printed = capsys.readouterr()
+    assert printed.out.strip() == '{"error": "interrupted by SIGTERM", "exit_code": 130}'
+    assert printed.err.strip() == "error: interrupted by SIGTERM"

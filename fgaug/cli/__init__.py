@@ -11,9 +11,10 @@ outputs are kept).
 from __future__ import annotations
 
 import importlib
+import sys
 
-from fgaug.cli.app import app
-from fgaug.cli.common import interrupt_on_sigterm
+from fgaug.cli.app import EXIT_INTERRUPTED, app
+from fgaug.cli.common import LAST_SIGNAL, interrupt_on_sigterm, unannounced_interrupt
 
 COMMAND_MODULES = ("train", "generate", "data", "info", "evaluate")
 """Each registers its commands on :data:`app` when imported; ``--help`` lists them in this order."""
@@ -23,7 +24,15 @@ for module in COMMAND_MODULES:
 
 def main() -> None:
     interrupt_on_sigterm()
-    app(prog_name="fgaug")
+    try:
+        app(prog_name="fgaug")
+    except KeyboardInterrupt as interrupt:  # while Typer built the commands, before any handling of its own
+        LAST_SIGNAL[0] = str(interrupt)
+        unannounced_interrupt(EXIT_INTERRUPTED, sys.argv[1:])
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except SystemExit as stop:
+        unannounced_interrupt(stop.code, sys.argv[1:])
+        raise
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +158,30 @@ def clear_errors() -> Iterator[None]:
             raise
         raise fail(one_line(error)) from None
     except KeyboardInterrupt as interrupt:
-        raise fail(f"interrupted by {str(interrupt) or 'SIGINT'}", EXIT_INTERRUPTED) from None  # Ctrl-C's is empty
+        raise interrupted(interrupt) from None
+
+
+def interrupted(interrupt: KeyboardInterrupt) -> typer.Exit:
+    """The one line and exit code 130 of a command stopped by SIGTERM or Ctrl-C (whose interrupt
+    names no signal)."""
+    return fail(f"interrupted by {str(interrupt) or 'SIGINT'}", EXIT_INTERRUPTED)
+
+
+def unannounced_interrupt(code: object, arguments: Sequence[str]) -> bool:
+    """Announce an interrupt that ended the command before any of fgaug's handling saw it: while
+    Typer built the commands or read the options, where Typer exits 130 without a word. The one
+    line, and with ``--json`` in ``arguments`` the JSON error; whether there was one to announce."""
+    if code != EXIT_INTERRUPTED or REPORT.error is not None:
+        return False
+    stop = interrupted(KeyboardInterrupt(LAST_SIGNAL[0]))
+    if "--json" in arguments:
+        json_failure(stop.exit_code)
+    return True
+
+
+LAST_SIGNAL = [""]
+"""The signal :func:`interrupt_on_sigterm`'s handler last turned into an interrupt ('' for none:
+Ctrl-C's default handler names none)."""
 
 
 REDELIVERY_DELAY_SECONDS = 0.01
@@ -177,7 +200,8 @@ def interrupt_on_sigterm() -> None:
     delivered again, at the main thread's next instruction (:func:`_redeliver_dropped_interrupts`)."""
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        LAST_SIGNAL[0] = signal.Signals(signum).name
+        raise KeyboardInterrupt(LAST_SIGNAL[0])
 
     signal.signal(signal.SIGTERM, interrupt)
     sys.unraisablehook = _redeliver_dropped_interrupts(sys.unraisablehook)

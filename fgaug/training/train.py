@@ -396,8 +396,9 @@ class _Run:
                 while self.state.step < self.total_steps and not self.stopped_early:
                     for batch in batches_of(self.loader_from(self.state.step)):
                         trainable = trainable or self.trainable(batch)
+                        before = self.state.step
                         self.train_step(trainable, batch)
-                        self.after_step(stop_requested)
+                        self.after_step(stop_requested, advanced=self.state.step > before)
                         if self.state.step >= self.total_steps or self.stopped_early:
                             break
         finally:
@@ -426,17 +427,21 @@ class _Run:
             skipped_groups=self.data.skipped,
         )
 
-    def after_step(self, stop_requested: Callable[[], str | None]) -> None:
+    def after_step(self, stop_requested: Callable[[], str | None], advanced: bool) -> None:
+        """Validation, samples and a checkpoint where the step calls for them (only after a step
+        taken: a skipped one, whose loss was not finite, validated step 1 again each time), then
+        the processes agree on a stop that a signal asked for."""
         step, options = self.state.step, self.options
-        if step == 1 or step % options.validate_every == 0 or step == self.total_steps:
+        if advanced and (step == 1 or step % options.validate_every == 0 or step == self.total_steps):
             self.record_validation()
             if options.patience:  # every process stops with rank 0, which validates
                 self.stopped_early = self.context.any_true(self.state.since_best >= options.patience, self.device)
                 if self.stopped_early:
                     self.progress.log(f"step {step}: no better validation for {options.patience} validations; stopping")
-        if step % options.sample_every == 0 or step == self.total_steps or self.stopped_early:
+        last = advanced and (step == self.total_steps or self.stopped_early)
+        if last or (advanced and step % options.sample_every == 0):
             self.write_samples()
-        if step % options.checkpoint_every == 0 or step == self.total_steps or self.stopped_early:
+        if last or (advanced and step % options.checkpoint_every == 0):
             self.save(self.checkpoints / "last.pt")
         reason = stop_requested()
         if self.context.active and step % options.log_every and step != self.total_steps:
