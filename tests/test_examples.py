@@ -97,18 +97,19 @@ def test_a_cancelled_ci_example_exits_130_once_fgaug_has_cleaned_up(small_tree: 
     assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 10
 
 
-def test_the_styles_example_renders_shared_styles_and_walks(tmp_path: Path) -> None:
+def run_example(name: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``examples/<name>`` run as a user runs it, its temporary folders under ``tmp_path``."""
     environment = {**os.environ, "TMPDIR": str(tmp_path)}
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "styles_and_walks.py")],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    environment.pop("FGAUG_MODEL", None)
+    command = [sys.executable, str(ROOT / "examples" / name)]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "8 images" in result.stdout
+    return result
+
+
+def test_the_styles_example_renders_shared_styles_and_walks(tmp_path: Path) -> None:
+    assert "8 images" in run_example("styles_and_walks.py", tmp_path).stdout
     strips = sorted(tmp_path.glob("fgaug-styles-*/walk-*/strip.png"))
     assert [path.parent.name for path in strips] == ["walk-photos", "walk-styles"]
 
@@ -116,17 +117,7 @@ def test_the_styles_example_renders_shared_styles_and_walks(tmp_path: Path) -> N
 def test_the_api_example_runs_and_grows_the_train_split(tmp_path: Path) -> None:
     """docs/model.md points users at it, and no test ran it: it augmented the val split, which the
     README tells users never to do."""
-    environment = {**os.environ, "TMPDIR": str(tmp_path)}
-    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    environment.pop("FGAUG_MODEL", None)
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "api_example.py")],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "12 images in" in result.stdout and "samples tensor (2, 4, 3, 16, 32)" in result.stdout
+    printed = run_example("api_example.py", tmp_path).stdout
+    assert "12 images in" in printed and "samples tensor (2, 4, 3, 16, 32)" in printed
     (augmented,) = tmp_path.glob("fgaug-example-*/augmented")
     assert {path.parent.parent.name for path in (augmented / "leftImg8bit").rglob("*.png")} == {"train"}
