@@ -16,10 +16,12 @@
 # its own validation labels. Safe to rerun: finished images are skipped, so a cancelled job
 # continues where it stopped with the same images. A rerun with other settings (another MODEL,
 # TEMP, SEED, N...) stops with an error naming them (exit 1); OVERWRITE=1 replaces the tree.
-# Exit codes are fgaug's: 2 for a wrong setting, 130 when the job is cancelled (SIGTERM or Ctrl-C:
-# the script waits for fgaug to finish its clean-up, then exits 130 rather than dying with 143).
+# Exit codes are fgaug's: 2 for a wrong setting, 130 when the job is cancelled (SIGTERM or Ctrl-C
+# to the job's process group, as a CI runner and `timeout` send them: fgaug stops and cleans up,
+# then the script exits 130 rather than dying at once with 143). A signal to this script alone
+# waits for the fgaug step under way to finish.
 set -euo pipefail
-trap 'exit 130' TERM INT   # run once the fgaug under way has stopped: bash defers a trap until then
+trap 'exit 130' TERM INT   # bash runs it once the fgaug under way has stopped
 
 CITYSCAPES=${CITYSCAPES:?set CITYSCAPES to a Cityscapes root (gtFine/, leftImg8bit/)}
 STRATEGY=${STRATEGY:-copy-paste}
@@ -28,6 +30,7 @@ N=${N:-4}          # new images per training mask
 SEED=${SEED:-0}
 OVERWRITE=${OVERWRITE:-}
 SPLIT=train
+mkdir -p "$(dirname "$OUT")"   # the summary beside the tree is written before fgaug makes its folder
 
 case "$STRATEGY" in
   copy-paste)

@@ -29,6 +29,14 @@ def test_the_check_names_the_command_that_regenerates(tmp_path: Path, capsys: py
     assert docs.main([str(stale)]) == 0 and docs.main(["--check", str(stale)]) == 0
 
 
+def test_an_option_is_no_path_to_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m fgaug.cli.docs --help`` wrote the reference to a file named ``--help`` (one was
+    committed)."""
+    monkeypatch.chdir(tmp_path)
+    assert docs.main(["--help"]) == 2 and not list(tmp_path.iterdir())
+    assert not (ROOT / "--help").exists()
+
+
 def test_the_reference_holds_every_option_and_the_old_spellings() -> None:
     text = docs.reference()
     for option in ("--out` / `-o", "--samples", "--per-mask", "--scenes", "--config", "--guidance", "--style-seed"):

@@ -103,6 +103,8 @@ def test_an_instance_ids_file_whose_values_name_no_label_id_is_refused_before_it
     assert not [path for name in names for path in (tmp_path / "out").rglob(f"{name}_*")]
     skipped = run(masks, tmp_path / "skipped", test_checkpoint, skip_bad=True)
     assert (skipped.written, skipped.failed_samples) == (9, 3) and skipped.failed[0].startswith(f"{bad}: ")
+    split = run(masks, tmp_path / "split", test_checkpoint, skip_bad=True, batch_size=2)  # 3 draws: 2 batches
+    assert (split.written, split.failed_samples) == (9, 3), "a mask drawn in two batches was skipped in its first only"
 
 
 def test_best_of_keeps_the_most_likely_draw(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:

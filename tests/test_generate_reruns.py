@@ -44,8 +44,10 @@ def test_the_same_masks_elsewhere_resume_and_other_masks_under_the_same_keys_are
     ids = np.array(Image.open(changed))
     ids[:4, :4] = 7 if ids[0, 0] != 7 else 8
     Image.fromarray(ids).save(changed)
-    with pytest.raises(OutputConflictError, match=r"were drawn from another mask than .*--overwrite"):
+    with pytest.raises(OutputConflictError, match=r"were drawn from another mask than .*; use --overwrite"):
         generate(options(moved / "gtFine" / "val", out, test_checkpoint, n=1))
+    replaced = generate(options(moved / "gtFine" / "val", out, test_checkpoint, n=1, overwrite=True))
+    assert (replaced.skipped, replaced.written) == (0, 4), "--overwrite, as the error says, replaces the samples"
 
 
 def test_options_that_shape_nothing_are_not_recorded_or_refused(

@@ -61,3 +61,16 @@ def test_an_inactive_log_draws_nothing(tmp_path: Path, clock: list[float], drawi
     log.validation(10, 4.0)
     log.close()
     assert drawings == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_resumed_log_keeps_a_whole_last_line_without_its_newline(tmp_path: Path) -> None:
+    """A last line with no newline was dropped as cut off even when it was whole (a log written by
+    hand); one cut off mid-write still goes, as do steps after the checkpoint's."""
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}')
+    log = RunLog(tmp_path, tensorboard=False)
+    log.resume(2)
+    assert [r["step"] for r in log.records] == [1, 2] and metrics.read_text().endswith("1.5}\n")
+    metrics.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')
+    log.resume(1)
+    assert [r["step"] for r in log.records] == [1] and metrics.read_text() == '{"step": 1, "loss": 2.0}\n'

@@ -106,10 +106,16 @@ def test_a_run_killed_outright_resumes_with_each_step_logged_once(small_tree: Pa
     same = pytest.approx(losses(whole), rel=1e-4) if ON_CUDA else losses(whole)  # cuDNN's order may vary
     assert logged_steps(killed) == logged_steps(whole) == [1, 2, 3, 4, 5, 6]
     assert losses(killed) == same
+    finished = tmp_path / "finished"
+    train(options(small_tree, finished, steps=6, checkpoint_every=4, **quick))
+    (finished / "checkpoints" / "last.pt").unlink()  # a finished run's, deleted: its best.pt is kept
+    with pytest.raises(CheckpointError, match=r"last\.pt: not found, so the run cannot resume; --exist-ok starts"):
+        train(options(small_tree, finished, steps=6, checkpoint_every=4, resume=True, **quick))
+    assert (finished / "checkpoints" / "best.pt").is_file()
     early = tmp_path / "early"
-    train(options(small_tree, early, steps=6, **quick))
-    shutil.rmtree(early / "checkpoints")  # killed before its first checkpoint
-    train(options(small_tree, early, steps=6, resume=True, **quick))
+    train(options(small_tree, early, steps=6, checkpoint_every=10, **quick))
+    (early / "checkpoints" / "last.pt").unlink()  # as if killed at step 6, before its first checkpoint at 10
+    train(options(small_tree, early, steps=6, checkpoint_every=10, resume=True, **quick))
     assert logged_steps(early) == [1, 2, 3, 4, 5, 6] and losses(early) == same
 
 

@@ -126,7 +126,7 @@ def help_text(text: str) -> str:
 def main(arguments: list[str]) -> int:
     check = "--check" in arguments
     paths = [argument for argument in arguments if argument != "--check"]
-    if len(paths) != 1:
+    if len(paths) != 1 or paths[0].startswith("-"):  # `--help` wrote a file of that name
         print("usage: python -m fgaug.cli.docs [--check] docs/cli.md", file=sys.stderr)
         return 2
     path, text = Path(paths[0]), reference()

@@ -137,14 +137,16 @@ class InstanceValueChecks:
     def __init__(self, groups: Sequence[Group]) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="fgaug-check")
         self._checks = {
-            group.key: self._pool.submit(check_instance_ids, group.instance_ids)
+            group.key: self._pool.submit(_check_values, group.instance_ids)
             for group in groups
             if group.instance_ids is not None
         }
 
     def wait(self, group: Group) -> None:
-        """Return once ``group``'s instanceIds file is checked; raise its error if it failed."""
-        check = self._checks.pop(group.key, None)
+        """Return once ``group``'s instanceIds file is checked; raise its error if it failed, at
+        every batch of the mask's samples (a mask with more draws than a batch holds is drawn in
+        several)."""
+        check = self._checks.get(group.key)
         if check is not None:
             check.result()
 
@@ -153,3 +155,10 @@ class InstanceValueChecks:
 
     def __exit__(self, *exc_info: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_values(path: Path) -> None:
+    """:func:`~fgaug.data.cityscapes.check_instance_ids` keeping nothing: the checks run far ahead
+    of the drawing, and the decoded files (4 MiB each at 1024x2048) would pile up until their
+    masks are drawn."""
+    check_instance_ids(path)

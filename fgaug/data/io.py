@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
     with atomic_output(path) as temporary:
         temporary.write_bytes(data)
+
+
+def files_in_place(root: Path, files: Iterable[str], pngs: Iterable[str]) -> bool:
+    """Whether every one of ``files`` (paths under ``root``) is there and each of ``pngs`` among
+    them a whole PNG (:func:`image_header`: its header and IEND chunk, no pixels decoded): what a
+    rerun trusts an earlier run's item by instead of making it again."""
+    if not all((root / name).is_file() for name in files):
+        return False
+    try:
+        for name in pngs:
+            image_header(root / name)
+    except (DataError, OSError):
+        return False
+    return True
 
 
 def file_digest(path: str | Path) -> str:

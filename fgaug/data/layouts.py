@@ -53,7 +53,7 @@ from fgaug.data.cutouts import (
     find_cutouts,
     paste,
 )
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, image_header, read_rgb
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, files_in_place, read_rgb
 from fgaug.data.labels import LABEL_BY_NAME
 from fgaug.data.options import LayoutOptions
 from fgaug.data.record import (
@@ -322,14 +322,7 @@ def layout_is_whole(out_root: Path, record: dict[str, Any]) -> bool:
         return False
     stem = output.removesuffix(LABEL_FILE_SUFFIXES[0])
     pngs = [output, *([photo] if isinstance(photo, str) else [])]
-    if not all((out_root / f"{stem}{suffix}").is_file() for suffix in LABEL_FILE_SUFFIXES):
-        return False
-    try:
-        for png in pngs:
-            image_header(out_root / png)
-    except (DataError, OSError):
-        return False
-    return True
+    return files_in_place(out_root, [f"{stem}{suffix}" for suffix in LABEL_FILE_SUFFIXES] + pngs, pngs)
 
 
 def _write_layout(layout: Layout, folder: Path, stem: str, photo_path: Path) -> None:

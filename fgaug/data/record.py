@@ -119,10 +119,12 @@ def masks_used(groups: Sequence[Group]) -> str:
     return counted_digest([f"{g.key}\0{g.mask_format}" for g in groups], "masks")
 
 
-def check_same_masks(out_root: str | Path, records: Iterable[dict[str, Any]], groups: Sequence[Group]) -> None:
-    """Refuse to resume a tree whose samples were drawn from other masks than today's masks of the
-    same keys: each manifest line records its mask's SHA-256 (``mask_sha256``; lines from before
-    it are not checked). Masks are known by key and content, not by the folder that holds them."""
+def other_masks(out_root: str | Path, records: Iterable[dict[str, Any]], groups: Sequence[Group]) -> str | None:
+    """Why a tree cannot be resumed with today's masks (None where it can): samples of a key were
+    drawn from another mask than today's of that key. Each manifest line records its mask's
+    SHA-256 (``mask_sha256``; lines from before it are not checked), so masks are known by key
+    and content, not by the folder that holds them; as with other settings that differ,
+    ``--overwrite`` replaces the tree's samples (:func:`check_output`)."""
     by_key = {group.key: group for group in groups}
     digests: dict[str, str] = {}
     for record in records:
@@ -132,10 +134,8 @@ def check_same_masks(out_root: str | Path, records: Iterable[dict[str, Any]], gr
         if group.key not in digests:
             digests[group.key] = file_digest(group.mask)
         if digests[group.key] != recorded:
-            raise OutputConflictError(
-                f"{out_root}: its samples of {group.key} were drawn from another mask than {group.mask}; "
-                "--overwrite replaces the tree's samples, or give another --out"
-            )
+            return f"{out_root}: its samples of {group.key} were drawn from another mask than {group.mask}"
+    return None
 
 
 def counted_digest(keys: Sequence[str], noun: str) -> str:

@@ -43,7 +43,7 @@ from fgaug.data.io import (
     atomic_output,
     atomic_write_bytes,
     encode_png,
-    image_header,
+    files_in_place,
     open_image,
     read_json,
 )
@@ -266,15 +266,9 @@ def sample_is_whole(out_root: Path, record: dict) -> bool:
     (:func:`~fgaug.data.io.image_header`: its header and its IEND chunk, no pixels decoded). What a
     rerun trusts instead of drawing the sample again; ``validate`` reads every file to its end."""
     outputs = record.get("outputs")
-    if not isinstance(outputs, dict) or not isinstance(outputs.get("photo"), str):
+    if not isinstance(outputs, dict) or not all(isinstance(path, str) for path in outputs.values()):
         return False
-    if not all(isinstance(path, str) and (out_root / path).is_file() for path in outputs.values()):
-        return False
-    try:
-        image_header(out_root / outputs["photo"])
-    except DataError:
-        return False
-    return True
+    return "photo" in outputs and files_in_place(out_root, outputs.values(), [outputs["photo"]])
 
 
 def merge_manifests(out_root: str | Path, key_order: list[str]) -> int:

@@ -41,17 +41,26 @@ from fgaug.data.io import DataError, check_file_to_write, file_digest, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.record import (
+    OutputConflictError,
     RunOutcome,
     RunRecord,
     check_output,
-    check_same_masks,
     file_identity,
     finish_output,
     forgotten_if_unwritten,
     masks_used,
+    other_masks,
     take_output,
 )
-from fgaug.data.writer import TREE_OUTPUTS, DatasetWriter, WriterOptions, check_output_root, merge_manifests
+from fgaug.data.writer import (
+    TREE_OUTPUTS,
+    DatasetWriter,
+    WriterOptions,
+    check_output_root,
+    manifest_files,
+    merge_manifests,
+    read_manifest,
+)
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
@@ -186,14 +195,16 @@ def _generate_in_process(
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
-    clear = check_output(out, record, TREE_OUTPUTS, options.overwrite)
+    masks_changed = other_masks(out, [r for path in manifest_files(out) for r in read_manifest(path)], groups)
+    if masks_changed and not options.overwrite:
+        raise OutputConflictError(f"{masks_changed}; use --overwrite to replace it")
+    clear = check_output(out, record, TREE_OUTPUTS, options.overwrite) or masks_changed is not None
     if context.is_main:
         take_output(out, masks_root, record, TREE_OUTPUTS, clear)
     context.barrier()
     part = f"rank{context.rank}" if context.active else None
     writer_options = WriterOptions(options.at_model_resolution, snap_colors=options.snap_colors)
     writer = DatasetWriter(out, masks_root, writer_options, part)
-    check_same_masks(out, writer.records(), groups)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
@@ -277,6 +288,14 @@ class _Tally:
     diverged: int = 0
 
 
+def digest_once(digests: dict[Path, str], path: Path) -> str:
+    """The SHA-256 of a mask file, hashed once a run (``digests``): every sample of the mask, over
+    however many batches, records it."""
+    if path not in digests:
+        digests[path] = file_digest(path)
+    return digests[path]
+
+
 def _generate_work(
     work: Sequence[_Work],
     options: GenerateOptions,
@@ -300,7 +319,7 @@ def _generate_work(
         if options.ignore_segmenter
         else None
     )
-    tally = _Tally()
+    tally, mask_digests = _Tally(), dict[Path, str]()
     for batch in _batches(work, options.best_of, options.batch_size):
         conditions, usable, label_maps = [], [], []
         for item in batch:
@@ -352,7 +371,7 @@ def _generate_work(
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
                         "model_sha256": checkpoint.sha256,
-                        "mask_sha256": file_digest(item.group.mask),
+                        "mask_sha256": digest_once(mask_digests, item.group.mask),
                         **notes,
                     },
                     extra,
@@ -435,7 +454,7 @@ def _transfer_work(
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
-    tally = _Tally()
+    tally, mask_digests = _Tally(), dict[Path, str]()
     for batch in _batches(work, 1, options.batch_size):
         try:
             groups = [item.group for item in batch]
@@ -465,7 +484,7 @@ def _transfer_work(
                 "model": checkpoint.model_id,
                 "model_file": checkpoint.path.name,
                 "model_sha256": checkpoint.sha256,
-                "mask_sha256": file_digest(item.group.mask),
+                "mask_sha256": digest_once(mask_digests, item.group.mask),
             }
             writes.submit(writer.write, item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1

@@ -52,6 +52,19 @@ def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
+def last_logged_step(run_dir: Path) -> int:
+    """The last step a run logged in its ``metrics.jsonl`` (0 for none; a line cut short by a kill
+    is passed over)."""
+    last = 0
+    metrics = run_dir / "metrics.jsonl"
+    for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines() if metrics.is_file() else []:
+        try:
+            last = max(last, int(json.loads(line).get("step", 0)))
+        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+            continue
+    return last
+
+
 class RunLog:
     """The log of one run. ``tensorboard=None`` writes TensorBoard events when the package is
     installed; ``True`` requires it; ``False`` never writes them. ``active=False`` writes nothing."""
@@ -85,12 +98,19 @@ class RunLog:
         if not (self.active and self.metrics.is_file()):
             return
         try:
-            *lines, cut_off = self.metrics.read_text(encoding="utf-8").split("\n")
+            *lines, last = self.metrics.read_text(encoding="utf-8").split("\n")
             records = [json.loads(line) for line in lines]
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise DataError(f"{self.metrics}: damaged, not one JSON object a line ({first_line(error)})") from error
+        try:  # a last line without its newline: cut off mid-write, or whole (written by hand)
+            whole = json.loads(last)
+        except json.JSONDecodeError:
+            whole = None
+        if isinstance(whole, dict):
+            records.append(whole)
+            lines.append(last)
         kept = [index for index, record in enumerate(records) if record.get("step", 0) <= step]
-        if cut_off or len(kept) < len(records):
+        if last or len(kept) < len(records):
             atomic_write_bytes(self.metrics, "".join(lines[index] + "\n" for index in kept).encode())
         self.records = [records[index] for index in kept]
 

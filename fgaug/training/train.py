@@ -53,7 +53,7 @@ from fgaug.training.optimiser import adam, load_adam_state
 from fgaug.training.options import TrainingStoppedError, TrainOptions, TrainResult
 from fgaug.training.presets import load_preset
 from fgaug.training.resume import resumed_run
-from fgaug.training.runlog import RunLog, clear_run_folder
+from fgaug.training.runlog import RunLog, clear_run_folder, last_logged_step
 from fgaug.training.state import TrainState
 from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, stop_requests
 
@@ -105,8 +105,14 @@ class _Run:
         reset_peak_memory(self.device)
         self.progress = progress if self.context.is_main else SilentProgress()
         self.options, self.config, self.preset_name = resolve_run(options)
-        if self.options.resume and not (Path(self.options.run_dir) / "checkpoints" / "last.pt").exists():
-            # stopped before its first checkpoint: started again as it first was (all drawn from its seed)
+        last = Path(self.options.run_dir) / "checkpoints" / "last.pt"
+        if self.options.resume and not last.exists():
+            if last_logged_step(Path(self.options.run_dir)) >= self.options.checkpoint_every:
+                raise CheckpointError(  # it had one: a finished run's artefacts are never cleared to start it again
+                    f"{last}: not found, so the run cannot resume; --exist-ok starts it afresh, --init-from one of "
+                    "its other checkpoints starts a new run from it"
+                )
+            # killed before its first checkpoint: started again as it first was (all drawn from its seed)
             self.progress.log(f"{self.options.run_dir}: no checkpoint yet; starting the run again at step 0")
             self.options.resume = False
         if self.context.is_main and not self.options.resume:  # afresh (--exist-ok): nothing of an earlier run
@@ -387,7 +393,10 @@ class _Run:
             self.progress.log(f"skipped: {message}")
         if self.graphs_note:
             self.progress.log(self.graphs_note)
-        self.progress.start("training", self.total_steps, completed=self.state.step)
+        if self.state.step:  # a Progress of a user's own may predate `completed`: a new run passes none
+            self.progress.start("training", self.total_steps, completed=self.state.step)
+        else:
+            self.progress.start("training", self.total_steps)
         first_step = self.state.step
         self.window_start, self.window_images = time.perf_counter(), 0
         trainable: torch.nn.Module | None = None
