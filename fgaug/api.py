@@ -24,7 +24,7 @@ from typing import Any
 
 from fgaug.data.cache import PrepareReport, prepare_cache
 from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
-from fgaug.data.io import check_file_to_write, file_digest
+from fgaug.data.io import DataError, check_file_to_write, file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 from fgaug.data.record import RunOutcome, check_output, finish_output, forgotten_if_unwritten, take_output
@@ -372,7 +372,10 @@ def _evaluate_augment(options: AugmentOptions, progress: Progress | None) -> Aug
         raise UsageError(f"--mixing must be one of {', '.join(MIXINGS)}, got {mixing!r}")
     device, precision = options.device, options.precision
     data, model = options.data, options.model
+    if Path(out).is_file():
+        raise DataError(f"{out}: a file; --out names the study's folder")
     checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
+    checkpoint.model.check_sampling(sampling.guidance, sampling.denoise_scale)  # before any probe is trained
     pool = find_groups(root, ["train"], True).groups
     val_groups = find_groups(root, [val_split], True).groups
     test_groups = find_groups(root, [test_split], True).groups

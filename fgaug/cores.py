@@ -68,8 +68,11 @@ def sharing_blocker(environ: Mapping[str, str] = os.environ) -> str | None:
         return "OMP_NUM_THREADS is set"
     if environ.get("FGAUG_OMP") == "leave":
         return "FGAUG_OMP=leave is set"
-    if environ.get("FGAUG_SHARE_CORES", "yes").lower() in ("no", "0", "false", "off"):
+    share = environ.get("FGAUG_SHARE_CORES", "yes").lower()
+    if share in ("no", "0", "false", "off"):
         return f"FGAUG_SHARE_CORES={environ['FGAUG_SHARE_CORES']} is set"
+    if share not in ("yes", "1", "true", "on"):
+        return f"FGAUG_SHARE_CORES={environ['FGAUG_SHARE_CORES']} is neither yes nor no"
     if not (PROC / "self" / "stat").is_file():
         return "no /proc to tell live processes by (Linux only)"
     return None
@@ -129,6 +132,12 @@ def private_folder(folder: Path) -> None:
     """Make ``folder`` (mode 0700) or check that it is this user's and that nobody else can write
     to it; anything else is refused with an :class:`OSError`."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    check_private(folder)
+
+
+def check_private(folder: Path) -> None:
+    """Refuse (:class:`OSError`) an existing ``folder`` that is not this user's own, only this user
+    able to write to it."""
     status = folder.lstat()
     if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o022:
         raise PermissionError(errno.EPERM, "not a folder of this user's that only this user can write to", str(folder))
@@ -141,6 +150,8 @@ def sharing_description() -> str:
         return f"not shared ({blocker})"
     folder = registry_folder()
     try:
+        if folder.exists() or folder.is_symlink():  # a command refuses a folder others can write to
+            check_private(folder)
         running = len(live_members(folder))
     except OSError as error:
         return f"not shared: {folder}: {error.strerror}"

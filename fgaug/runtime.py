@@ -90,8 +90,17 @@ def resolve_precision(spec: str, device: torch.device) -> torch.dtype | None:
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" and native_bf16(device) else None
     if spec in ("fp16", "tf32") and device.type != "cuda":
-        raise RuntimeChoiceError(f"{spec} needs a CUDA device; use bf16 or fp32 on the CPU")
+        native = "bf16 is native on this one" if cpu_has_native_bf16() else "bf16 only where it is native: fgaug env"
+        raise RuntimeChoiceError(f"{spec} needs a CUDA device; use fp32 on the CPU ({native})")
     return NETWORK_DTYPES[spec]
+
+
+def emulated_bf16_note(dtype: torch.dtype | None, device: torch.device) -> str | None:
+    """A line for a user who asked for bf16 networks on a CPU without bf16 hardware, where torch
+    emulates it: 3 to 10 times slower than fp32 on an AVX2-only EPYC (``benchmarks/RESULTS.md``)."""
+    if dtype != torch.bfloat16 or device.type != "cpu" or cpu_has_native_bf16():
+        return None
+    return "bf16 on a CPU without bf16 hardware is emulated, 3-10x slower than fp32 here: --precision fp32 is faster"
 
 
 @functools.cache

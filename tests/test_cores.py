@@ -103,6 +103,7 @@ def test_shares_split_the_budget(budget: int, processes: int, expected: list[int
         ({"FGAUG_OMP": "leave"}, "FGAUG_OMP=leave is set"),
         ({"FGAUG_SHARE_CORES": "no"}, "FGAUG_SHARE_CORES=no is set"),
         ({"FGAUG_SHARE_CORES": "yes"}, None),
+        ({"FGAUG_SHARE_CORES": "maybe"}, "FGAUG_SHARE_CORES=maybe is neither yes nor no"),
     ],
 )
 def test_sharing_is_left_to_a_user_who_chose(environ: dict[str, str], blocker: str | None) -> None:
@@ -226,6 +227,8 @@ def test_a_registry_others_can_write_to_is_refused(registry: Path, two_threads: 
     with shared_cores() as share:
         assert share is None
     assert not list(registry.iterdir())
+    cpu_line = next(line for line in CliRunner().invoke(app, ["env"]).output.splitlines() if line.startswith("CPU: "))
+    assert f"not shared: {registry}: not a folder of this user's" in cpu_line, "env said it was shared"
 
 
 def test_stray_files_and_zombies_do_not_count(registry: Path) -> None:

@@ -78,3 +78,17 @@ def test_every_checkpoint_path_shown_is_where_train_writes_it() -> None:
     texts = [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "fgaug" / "cli").glob("*.py")]
     shown = {path for text in texts for path in re.findall(r"runs/[^\s`\"')]+\.pt", text.read_text(encoding="utf-8"))}
     assert shown and all(re.fullmatch(r"runs/[\w.-]+/checkpoints/(best|last)\.pt", path) for path in shown), shown
+
+
+def test_the_model_pages_python_example_runs_as_written() -> None:
+    """It treated ``model.sample``'s result as the images tensor (``Samples.images`` is) and called
+    the round trip of ``torch.rand`` photos exact (it is for 8-bit photos)."""
+    page = (ROOT / "docs" / "model.md").read_text(encoding="utf-8")
+    example = next(block for block in re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL) if "FullGlow(" in block)
+    names: dict[str, object] = {}
+    exec(compile(example, "docs/model.md", "exec"), names)
+    torch = names["torch"]
+    images, mask, photo = names["images"], names["mask"], names["photo"]
+    assert images.shape == (2, 5, 3, 64, 128)  # type: ignore[attr-defined]
+    decoded = names["model"].decode(mask, names["latents"])  # type: ignore[attr-defined]
+    assert torch.equal(decoded, photo)  # type: ignore[attr-defined]

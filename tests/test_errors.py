@@ -179,6 +179,30 @@ def test_skipped_steps_do_not_validate_the_last_step_again(
     assert [line["step"] for line in lines if "val_bpd" in line] == [1]
 
 
+def test_a_bad_pair_found_mid_run_keeps_the_steps_so_far(
+    small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that read a bad mask at step 700 stopped without saving: its folder held config.json and
+    best.pt but no last.pt, and the steps since the last checkpoint were lost."""
+    from fgaug.training import train as trainer
+
+    real = trainer.batches_of
+
+    def bad_third(loader: object) -> Iterator[object]:
+        for index, batch in enumerate(real(loader)):  # type: ignore[arg-type]
+            if index == 2:
+                raise DataError("masks/x_gtFine_labelIds.png: unknown label ids [40] (labelIds holds 0-33)")
+            yield batch
+
+    monkeypatch.setattr(trainer, "batches_of", bad_third)
+    run = tmp_path / "run"
+    saved = r"\(the run is saved at step 2: fix the file, or add --skip-bad, and --resume\)"
+    with pytest.raises(DataError, match=rf"^masks/x_gtFine_labelIds.png: unknown label ids \[40\].* {saved}$"):
+        train(short_run(small_tree, run, checkpoint_every=100))
+    monkeypatch.setattr(trainer, "batches_of", real)
+    assert train(short_run(small_tree, run, checkpoint_every=100, resume=True)).steps == 6
+
+
 def test_a_run_asked_to_stop_by_a_signal_stops_for_that_reason(
     small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -208,3 +232,15 @@ def test_a_long_message_is_cut_after_a_whole_sentence_or_marked() -> None:
     assert first_line(RuntimeError("x" * 300)) == "x" * 196 + " ..."
     assert first_line(RuntimeError("short\nsecond line")) == "short"
     assert first_line(RuntimeError("")) == "RuntimeError"
+
+
+def test_a_probe_segmenter_given_as_a_model_is_named_as_one(tmp_path: Path) -> None:
+    """``--model probe.pt`` said only "not an fgaug checkpoint (format 'fgaug-probe-1', ...)"; the
+    opposite mistake already said what the file is and where it goes."""
+    from fgaug.segmentation.probe import PROBE_FORMAT
+    from fgaug.training.checkpoint import load_checkpoint
+
+    probe = tmp_path / "probe.pt"
+    torch.save({"format": PROBE_FORMAT, "width": 16, "state": {}}, probe)
+    with pytest.raises(CheckpointError, match=r"probe\.pt: a probe segmenter of `fgaug segmenter train`.*--segmenter"):
+        load_checkpoint(probe)

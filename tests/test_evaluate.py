@@ -14,6 +14,7 @@ from strict import strict_json
 from fgaug import runtime
 from fgaug.api import evaluate_augment
 from fgaug.data.cityscapes import find_groups
+from fgaug.data.io import DataError
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.evaluation.augment.protocol import PairArrays, ProbeRecipe
 from fgaug.evaluation.augment.study import AugmentReport, augmentation_study, write_augment_report
@@ -21,6 +22,7 @@ from fgaug.evaluation.augment.synthesis import RealSet, Supplies, arm_synthesise
 from fgaug.evaluation.options import AugmentOptions, QualityOptions
 from fgaug.evaluation.quality import QualityReport, evaluate_bpd, evaluate_samples
 from fgaug.evaluation.reports import write_quality_report
+from fgaug.flow import SamplingError
 from fgaug.flow.sampling import PLAIN_SAMPLING
 from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
 from fgaug.segmentation.probe import ProbeSegmenter
@@ -146,6 +148,13 @@ def test_layout_strategies_make_their_synthetic_data_on_disk(
         AugmentOptions(tree, tmp_path / "x", test_checkpoint, sizes=(3,), min_steps=0)
     with pytest.raises(ValueError, match="--schedules must be at least 1"):
         AugmentOptions(tree, tmp_path / "x", test_checkpoint, sizes=(3,), schedules=0)
+    # a sampling the model cannot do was refused only after the first probe, leaving a study folder
+    with pytest.raises(SamplingError, match="guidance needs a model trained with condition dropout"):
+        evaluate_augment(AugmentOptions(tree, tmp_path / "guided", test_checkpoint, sizes=(3,), guidance=1.5))
+    assert not (tmp_path / "guided").exists()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(DataError, match="a-file: a file; --out names the study's folder"):
+        evaluate_augment(AugmentOptions(tree, tmp_path / "a-file", test_checkpoint, sizes=(3,)))
 
 
 class MeanColourFeatures(torch.nn.Module):

@@ -146,10 +146,11 @@ def test_a_run_started_afresh_keeps_nothing_of_the_earlier_run_in_its_folder(sma
     run = tmp_path / "run"
     train(options(small_tree, run, steps=4, sample_every=2))
     (run / "notes.txt").write_text("mine")
+    (run / "samples" / "mine.png").write_bytes(b"mine")  # the user's, in the run's own folder
     with pytest.raises(DataError, match="run folder exists"):
         train(options(small_tree, run, steps=1))
     train(options(small_tree, run, steps=1, exist_ok=True, sample_every=1))
-    assert sorted(path.name for path in (run / "samples").iterdir()) == ["step_0000001.png"]
+    assert sorted(path.name for path in (run / "samples").iterdir()) == ["mine.png", "step_0000001.png"]
     assert load_checkpoint(run / "checkpoints" / "last.pt").meta["step"] == 1
     assert (run / "notes.txt").read_text() == "mine"
 

@@ -149,3 +149,10 @@ def test_an_option_file_error_leaves_its_json_on_stdout(tmp_path: Path) -> None:
         "fgaug train --help)",
         "exit_code": 2,
     }
+
+
+def test_a_size_the_model_cannot_take_is_a_usage_error(small_tree: Path, tmp_path: Path) -> None:
+    """``--size 30x64`` exited 1, as a broken preset does, where a malformed ``--size 32`` exits 2."""
+    arguments = ["train", str(small_tree), "--preset", "test", "--size", "30x64", "--project", str(tmp_path)]
+    one_line_usage_error(runner.invoke(app, arguments), "--size 30x64 must be divisible by 2**n_block = 4")
+    assert not list(tmp_path.iterdir())

@@ -437,7 +437,7 @@ def train(
 
     def lines() -> None:
         early = " (stopped early: validation stopped improving)" if result.stopped_early else ""
-        typer.echo(f"trained {result.steps} steps{early}; run folder {result.run_dir}")
+        typer.echo(f"trained to step {result.steps}{early}; run folder {result.run_dir}")
         typer.echo(
             f"{result.images} images in {result.seconds:.1f} s ({result.images_per_second:.2f} images/s); "
             f"peak memory {result.peak_memory_mib:.0f} MiB ({result.peak_memory_kind})"

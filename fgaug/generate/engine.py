@@ -85,7 +85,7 @@ from fgaug.generate.options import (
     load_named_model,
 )
 from fgaug.progress import Progress, SilentProgress
-from fgaug.runtime import RuntimeChoiceError, resolve_precision
+from fgaug.runtime import RuntimeChoiceError, emulated_bf16_note, resolve_precision
 from fgaug.training.checkpoint import Checkpoint
 from fgaug.usage import UsageError
 
@@ -217,6 +217,8 @@ def _generate_in_process(
     pending = sum(len(item.samples) for item in work)
     requested = sum(counts[g] for g in shard)
     progress.log(f"model: {model_used}")
+    if note := emulated_bf16_note(network_dtype, device):
+        progress.log(note)
     damaged = _damaged_requested(writer, groups, counts)
     if damaged:
         progress.log(

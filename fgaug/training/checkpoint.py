@@ -123,6 +123,10 @@ def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: refused to load: holds more than weights ({_refusal(error)})") from error
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        if str(found).startswith("fgaug-probe"):  # the other kind fgaug saves (fgaug.segmentation.probe)
+            raise CheckpointError(
+                f"{path}: a probe segmenter of `fgaug segmenter train`, no Full-Glow model; it is given as --segmenter"
+            )
         raise CheckpointError(f"{path}: not an fgaug checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
     try:
         payload["meta"] = json.loads(payload["meta"])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,33 @@ REDRAW_SECONDS = 30.0
 validates more often than that redraws it no more often."""
 
 
-RUN_FILES = ("config.json", "metrics.jsonl", "results.png")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "results.png",
+    "checkpoints/*.pt",
+    "samples/step_*.png",
+    "tensorboard/events.out.tfevents.*",
+    ".*.part",
+    "*/.*.part",
+)
+"""What a training run writes in its run folder (docs/training.md), and the temporaries of its
+atomic writes: what ``--exist-ok`` removes."""
 RUN_FOLDERS = ("checkpoints", "samples", "tensorboard")
-"""What a training run writes in its run folder (docs/training.md): what ``--exist-ok`` removes."""
 
 
 def clear_run_folder(run_dir: Path) -> None:
     """Remove an earlier run's files from ``run_dir`` before a new run starts there (``--exist-ok``):
     its checkpoints were kept, so a new run stopped before its first checkpoint resumed the old
-    weights under the new configuration. Other files are the user's and stay. One process calls it."""
-    for name in RUN_FILES:
-        (run_dir / name).unlink(missing_ok=True)
+    weights under the new configuration. Other files are the user's and stay, in the run's own
+    folders too; a folder left empty goes. One process calls it."""
+    for pattern in RUN_FILES:
+        for path in run_dir.glob(pattern):
+            path.unlink(missing_ok=True)
     for name in RUN_FOLDERS:
-        shutil.rmtree(run_dir / name, ignore_errors=True)
+        folder = run_dir / name
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def tensorboard_available() -> bool:

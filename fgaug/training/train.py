@@ -41,6 +41,7 @@ from fgaug.flow.precision import backward_precision
 from fgaug.progress import Progress, SilentProgress
 from fgaug.runtime import (
     RuntimeChoiceError,
+    emulated_bf16_note,
     peak_memory,
     precision_name,
     reset_peak_memory,
@@ -56,6 +57,7 @@ from fgaug.training.resume import resumed_run
 from fgaug.training.runlog import RunLog, clear_run_folder, last_logged_step
 from fgaug.training.state import TrainState
 from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, stop_requests
+from fgaug.usage import UsageError
 
 SAMPLE_TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -74,6 +76,10 @@ def resolve_run(options: TrainOptions) -> tuple[TrainOptions, FullGlowConfig, st
     preset = load_preset(options.preset)
     settings = preset.model.to_dict()
     if options.size:
+        step = 2**preset.model.n_block
+        if any(side % step for side in options.size):  # an option's value: a usage error, not the preset's
+            height, width = options.size
+            raise UsageError(f"--size {height}x{width} must be divisible by 2**n_block = {step} (preset {preset.name})")
         settings["image_size"] = list(options.size)
     if options.source_weight is not None:
         settings["source_weight"] = options.source_weight
@@ -391,8 +397,9 @@ class _Run:
         )
         for message in self.data.skipped:
             self.progress.log(f"skipped: {message}")
-        if self.graphs_note:
-            self.progress.log(self.graphs_note)
+        for note in (self.graphs_note, emulated_bf16_note(self.network_dtype, self.device)):
+            if note:
+                self.progress.log(note)
         if self.state.step:  # a Progress of a user's own may predate `completed`: a new run passes none
             self.progress.start("training", self.total_steps, completed=self.state.step)
         else:
@@ -410,6 +417,12 @@ class _Run:
                         self.after_step(stop_requested, advanced=self.state.step > before)
                         if self.state.step >= self.total_steps or self.stopped_early:
                             break
+        except DataError as error:  # a bad pair read mid-run: the steps so far are kept
+            if not self.state.step:
+                raise
+            self.save(self.checkpoints / "last.pt")
+            saved = f"the run is saved at step {self.state.step}: fix the file, or add --skip-bad, and --resume"
+            raise DataError(f"{error} ({saved})") from error
         finally:
             self.log.close()
         self.progress.stop()
