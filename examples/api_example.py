@@ -26,7 +26,14 @@ def main() -> None:
 
     result = api.train(
         api.TrainOptions(
-            data=str(data), run_dir=str(work / "run"), preset="test", steps=100, batch_size=8, lr=2e-3, workers=0
+            data=str(data),
+            run_dir=str(work / "run"),
+            preset="test",
+            steps=40,
+            batch_size=8,
+            lr=2e-3,
+            warmup_steps=10,
+            workers=0,
         )
     )
     print(f"validation bits/dim {result.first_val_bpd:.3f} -> {result.last_val_bpd:.3f}")

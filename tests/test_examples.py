@@ -82,7 +82,7 @@ def test_a_cancelled_ci_example_exits_130_once_fgaug_has_cleaned_up(small_tree: 
     """The runner's SIGTERM to the job's process group killed bash at once (exit 143), while fgaug
     was still cleaning up; a rerun finishes the tree."""
     out = tmp_path / "augmented"
-    variables = {"CITYSCAPES": str(small_tree), "STRATEGY": "generate", "MODEL": "demo", "N": "10", "OUT": str(out)}
+    variables = {"CITYSCAPES": str(small_tree), "STRATEGY": "generate", "MODEL": "demo", "N": "4", "OUT": str(out)}
     running = run_ci_script(tmp_path, wait=False, **variables)
     deadline = time.monotonic() + 120
     while not list(out.rglob("*_leftImg8bit.png")) and time.monotonic() < deadline and running.poll() is None:
@@ -94,7 +94,7 @@ def test_a_cancelled_ci_example_exits_130_once_fgaug_has_cleaned_up(small_tree: 
     assert not list(out.rglob("*.part"))
     finished = run_ci_script(tmp_path, **variables)
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 10
+    assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 4
 
 
 def run_example(name: str, tmp_path: Path) -> subprocess.CompletedProcess:
