@@ -28,14 +28,7 @@ from PIL import Image
 
 from fgaug import distributed
 from fgaug.data.background import BackgroundWrites, write_threads
-from fgaug.data.cityscapes import (
-    Group,
-    ReadOptions,
-    find_groups,
-    load_mask,
-    read_label_ids,
-    to_tensor,
-)
+from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.headers import InstanceValueChecks, check_headers
 from fgaug.data.io import DataError, check_file_to_write, file_digest, read_rgb
 from fgaug.data.labels import ids_to_color
