@@ -167,16 +167,15 @@ def interrupted(interrupt: KeyboardInterrupt) -> typer.Exit:
     return fail(f"interrupted by {str(interrupt) or 'SIGINT'}", EXIT_INTERRUPTED)
 
 
-def unannounced_interrupt(code: object, arguments: Sequence[str]) -> bool:
+def unannounced_interrupt(code: object, arguments: Sequence[str]) -> None:
     """Announce an interrupt that ended the command before any of fgaug's handling saw it: while
     Typer built the commands or read the options, where Typer exits 130 without a word. The one
-    line, and with ``--json`` in ``arguments`` the JSON error; whether there was one to announce."""
+    line, and with ``--json`` in ``arguments`` the JSON error; nothing for any other ending."""
     if code != EXIT_INTERRUPTED or REPORT.error is not None:
-        return False
+        return
     stop = interrupted(KeyboardInterrupt(LAST_SIGNAL[0]))
     if "--json" in arguments:
         json_failure(stop.exit_code)
-    return True
 
 
 LAST_SIGNAL = [""]

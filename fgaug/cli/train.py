@@ -39,7 +39,7 @@ from fgaug.cli.common import (
     parse_size,
     working,
 )
-from fgaug.training.options import TrainOptions
+from fgaug.training.options import CLI_NAMES, TrainOptions
 
 STOP_EXIT_CODES: dict[StopReason, int] = {"signal": EXIT_INTERRUPTED, "non-finite loss": EXIT_INPUT_ERROR}
 """The exit code of a run stopped early, by its :data:`~fgaug.training.options.StopReason`."""
@@ -90,23 +90,17 @@ def _on_command_line(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name == "COMMANDLINE"
 
 
-OPTION_PARAMETERS = {
-    "source_weight": "lambda_",
-    "val_data": "val",
-    "gradient_checkpointing": "checkpointing",
-    "compile": "compile_networks",
-}
-"""``TrainOptions`` fields whose parameter of :func:`train` is named otherwise."""
-
-
 def given_options(ctx: typer.Context) -> frozenset[str]:
     """The ``TrainOptions`` fields given on the command line or in a ``--config`` file, even where
-    the value given is the default (``--resume`` compares them with the run's)."""
+    the value given is the default (``--resume`` compares them with the run's); each parameter is
+    known by its spelling, ``--lambda`` the field ``source_weight`` (:data:`CLI_NAMES`)."""
+    field_of = {CLI_NAMES.get(option.name, option.name): option.name for option in fields(TrainOptions)}
     given = set()
-    for option in fields(TrainOptions):
-        source = ctx.get_parameter_source(OPTION_PARAMETERS.get(option.name, option.name))
-        if source is not None and source.name in ("COMMANDLINE", "DEFAULT_MAP", "ENVIRONMENT"):
-            given.add(option.name)
+    for param in ctx.command.params:
+        spelling = next((opt[2:].replace("-", "_") for opt in param.opts if opt.startswith("--")), str(param.name))
+        source = ctx.get_parameter_source(str(param.name))
+        if spelling in field_of and source is not None and source.name in ("COMMANDLINE", "DEFAULT_MAP", "ENVIRONMENT"):
+            given.add(field_of[spelling])
     return frozenset(given)
 
 

@@ -30,7 +30,7 @@ from fgaug.data.headers import polygons_size
 from fgaug.data.io import DataError, open_image
 from fgaug.data.layouts import read_layout_records
 from fgaug.data.record import RECORD_NAME, recorded_outcome, unfinished_run
-from fgaug.data.writer import LAYOUTS_MANIFEST_NAME, MANIFEST_NAME, manifest_files, read_manifest
+from fgaug.data.writer import LAYOUTS_MANIFEST_NAME, MANIFEST_NAME, manifest_files, tree_records
 
 MAX_THREADS = 8
 """Threads that read the samples' files, at most: one per core this process may run on."""
@@ -94,7 +94,7 @@ def output_records(out_root: Path) -> list[dict]:
             "rerun one command with --overwrite"
         )
     if manifest_files(out_root):  # manifest.jsonl, or only the per-process parts of an interrupted torchrun run
-        return [record for path in manifest_files(out_root) for record in read_manifest(path)]
+        return tree_records(out_root)
     if not (out_root / LAYOUTS_MANIFEST_NAME).is_file():
         raise DataError(f"{out_root}: no {MANIFEST_NAME} or {LAYOUTS_MANIFEST_NAME}; not an fgaug output tree")
     records = read_layout_records(out_root / LAYOUTS_MANIFEST_NAME)

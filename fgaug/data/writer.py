@@ -156,7 +156,7 @@ class DatasetWriter:
 
     def records(self) -> list[dict]:
         """The records of every manifest of the tree."""
-        return [record for path in manifest_files(self.out_root) for record in read_manifest(path)]
+        return tree_records(self.out_root)
 
     def is_finished(self, group: Group, index: int) -> bool:
         return (group.key, index) in self.finished
@@ -245,6 +245,11 @@ def manifest_files(out_root: str | Path) -> list[Path]:
     return ([main] if main.is_file() else []) + sorted(out_root.glob("manifest.*.jsonl"))
 
 
+def tree_records(out_root: str | Path) -> list[dict]:
+    """The records of every manifest of the tree ``out_root`` (:func:`manifest_files`)."""
+    return [record for path in manifest_files(out_root) for record in read_manifest(path)]
+
+
 def read_manifest(path: str | Path, index: str = "sample") -> list[dict]:
     """The complete records of a manifest file, each with a ``key`` and an integer ``index`` field
     (torn or foreign lines are left out; a missing file has none)."""
@@ -271,17 +276,19 @@ def sample_is_whole(out_root: Path, record: dict) -> bool:
     return "photo" in outputs and files_in_place(out_root, outputs.values(), [outputs["photo"]])
 
 
-def merge_manifests(out_root: str | Path, key_order: list[str]) -> int:
+def merge_manifests(out_root: str | Path, key_order: list[str], checked: Path | None = None) -> int:
     """Fold every manifest of the tree into ``manifest.jsonl``, one record per sample whose files
     are whole (:func:`sample_is_whole`, as a rerun reads them: a stale line of another process's
     manifest is dropped), in the order of ``key_order`` then sample index; the parts are removed.
-    Returns the record count."""
+    The records of ``checked``, the manifest of this process's writer, are not checked again: its
+    writer kept only whole samples' lines and appended each new one after its files. Returns the
+    record count."""
     out_root = Path(out_root)
     records: dict[tuple[str, int], dict] = {}
     parts = manifest_files(out_root)
     for path in parts:
         for record in read_manifest(path):
-            if sample_is_whole(out_root, record):
+            if path == checked or sample_is_whole(out_root, record):
                 records[(record["key"], record["sample"])] = record
     rank = {key: index for index, key in enumerate(key_order)}
     ordered = sorted(records.values(), key=lambda r: (rank.get(r["key"], len(rank)), r["key"], r["sample"]))

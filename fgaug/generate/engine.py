@@ -50,9 +50,8 @@ from fgaug.data.writer import (
     DatasetWriter,
     WriterOptions,
     check_output_root,
-    manifest_files,
     merge_manifests,
-    read_manifest,
+    tree_records,
 )
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, compile_networks, network_precision
@@ -188,7 +187,7 @@ def _generate_in_process(
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
-    masks_changed = other_masks(out, [r for path in manifest_files(out) for r in read_manifest(path)], groups)
+    masks_changed = other_masks(out, tree_records(out), groups)
     if masks_changed and not options.overwrite:
         raise OutputConflictError(f"{masks_changed}; use --overwrite to replace it")
     clear = check_output(out, record, TREE_OUTPUTS, options.overwrite) or masks_changed is not None
@@ -252,7 +251,7 @@ def _generate_in_process(
     if totals[2] > len(tally.failures):
         summary.failed.append(f"{totals[2] - len(tally.failures)} more failure(s) reported by other processes")
     if context.is_main:
-        in_tree = merge_manifests(Path(options.out), [group.key for group in groups])
+        in_tree = merge_manifests(Path(options.out), [group.key for group in groups], writer.manifest_path)
         finish_output(out, record, RunOutcome(summary.requested, in_tree, summary.accepted))
         shown = (
             write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
