@@ -137,3 +137,19 @@ def test_style_seeds_are_zero_or_more_in_both_apis(small_tree: Path, tmp_path: P
     masks = small_tree / "gtFine" / "val"
     with pytest.raises(UsageError, match="style seeds are 0 or more, got -1"):
         generate(GenerateOptions(masks=str(masks), out=str(tmp_path / "o"), model="demo", style_seeds=[-1, 2]))
+
+
+def test_a_changed_denoise_is_named_as_the_user_gives_it(tmp_path: Path) -> None:
+    """Adding ``--denoise`` to a rerun was refused as "made with --denoise-scale none"."""
+    from fgaug.data.record import check_output
+    from fgaug.data.writer import TREE_OUTPUTS
+    from fgaug.generate.engine import run_record
+    from fgaug.generate.options import ModelUsed
+
+    model = ModelUsed(tmp_path / "m.pt", "--model", "run@1", "0" * 64)
+    plain = run_record(GenerateOptions(masks=str(tmp_path)), model, [])
+    (tmp_path / "fgaug-run.json").write_text(plain.to_json(finished=True))
+    (tmp_path / "manifest.jsonl").write_text("{}\n")  # a tree with samples, not a new one
+    denoised = run_record(GenerateOptions(masks=str(tmp_path), denoise_scale=0.5), model, [])
+    with pytest.raises(OutputConflictError, match=r"made with no --denoise; this run has --denoise-scale 0\.5"):
+        check_output(tmp_path, denoised, TREE_OUTPUTS, overwrite=False)

@@ -316,6 +316,30 @@ def test_a_layouts_rerun_with_other_settings_is_refused_unless_overwrite(street_
     assert read_layout_records(out / "layouts.jsonl") != first
 
 
+def test_a_layouts_rerun_knows_the_masks_by_content_not_by_their_folder(street_tree: Path, tmp_path: Path) -> None:
+    """MASKS was recorded by its absolute path: the same masks mounted elsewhere were refused, and
+    a mask changed in place resumed."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from fgaug.cli.app import app
+
+    moved, out = tmp_path / "mounted-elsewhere", tmp_path / "new-masks"
+    shutil.copytree(street_tree, moved)
+    arguments = ["--split", "train", "--out", str(out), "--per-mask", "1", "--limit", "2", "--json"]
+    assert CliRunner().invoke(app, ["layouts", str(street_tree), *arguments]).exit_code == 0
+    resumed = CliRunner().invoke(app, ["layouts", str(moved), *arguments])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout.strip().splitlines()[-1])["skipped"] == 2
+    changed = sorted((moved / "gtFine" / "train").rglob("*_gtFine_labelIds.png"))[0]
+    ids = np.array(Image.open(changed))
+    ids[:4, :4] = 7 if ids[0, 0] != 7 else 8
+    Image.fromarray(ids).save(changed)
+    refused = CliRunner().invoke(app, ["layouts", str(moved), *arguments])
+    assert refused.exit_code == 1 and "was made with the masks' content sha256" in refused.output
+
+
 def test_layouts_snap_smoothly_resized_colour_masks_when_asked(street_tree: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -74,3 +74,14 @@ def test_a_resumed_log_keeps_a_whole_last_line_without_its_newline(tmp_path: Pat
     metrics.write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.5}\n{"step": 3, "lo')
     log.resume(1)
     assert [r["step"] for r in log.records] == [1] and metrics.read_text() == '{"step": 1, "loss": 2.0}\n'
+
+
+def test_the_last_logged_step_reads_the_log_as_resume_does(tmp_path: Path) -> None:
+    """``last_logged_step`` passed over any bad line, where ``resume`` named a damaged log: one reader now."""
+    metrics = tmp_path / "metrics.jsonl"
+    assert runlog.last_logged_step(tmp_path) == 0
+    metrics.write_text('{"step": 1, "loss": 2.0}\n{"step": 40, "val_bpd": 4.0}\n{"step": 90, "lo')
+    assert runlog.last_logged_step(tmp_path) == 40, "a line cut off by a kill is left out"
+    metrics.write_text('{"step": 1, "loss": 2.0}\n[3]\n{"step": 40}\n')
+    with pytest.raises(runlog.DataError, match=f"{metrics}: damaged"):
+        runlog.last_logged_step(tmp_path)

@@ -61,6 +61,7 @@ from fgaug.data.record import (
     RunRecord,
     check_output,
     finish_output,
+    masks_content,
     masks_used,
     take_output,
 )
@@ -222,15 +223,16 @@ class LayoutSummary:
         return {**asdict(self), "out": str(self.out), "seconds": round(self.seconds, 3)}
 
 
-def layout_record(groups: Sequence[Group], input_root: Path, options: LayoutOptions) -> RunRecord:
-    """What shapes the layouts (for ``fgaug-run.json``): every option, the input and the masks used
-    (the objects pasted into one layout come from all of them)."""
-    settings = {"masks": str(Path(input_root).resolve()), "masks_used": masks_used(groups), **asdict(options)}
+def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
+    """What shapes the layouts (for ``fgaug-run.json``): every option and the masks used, by key and
+    by content (the objects pasted into one layout come from all of them), not by the folder
+    holding them, so a dataset mounted elsewhere resumes and a mask changed in place does not."""
+    settings = {"masks_used": masks_used(groups), "masks_content": masks_content(groups), **asdict(options)}
     defaults = {option.name: option.default for option in fields(LayoutOptions) if option.default is not MISSING}
     names = {
-        "masks": "MASKS",
         "n": "--per-mask",
         "masks_used": "the masks used (--split, --limit)",
+        "masks_content": "the masks' content",
         "scale_range": "scales (1, --max-scale)",
     }
     return RunRecord("layouts", settings, defaults=defaults, names=names)
@@ -255,7 +257,7 @@ def write_layouts(
     progress = progress or SilentProgress()
     input_root, out_root = Path(input_root), Path(out_root)
     check_output_root(out_root, input_root)
-    run_record = layout_record(groups, input_root, options)
+    run_record = layout_record(groups, options)
     take_output(
         out_root, input_root, run_record, TREE_OUTPUTS, check_output(out_root, run_record, TREE_OUTPUTS, overwrite)
     )

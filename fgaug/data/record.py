@@ -16,7 +16,8 @@ compares them with the record it finds:
 
 A file that shapes the output (the model) is recorded by the SHA-256 of its content, so a copy
 of it elsewhere is the same model and the same path holding a retrained one is not. A setting
-missing from an older record (a newer fgaug added it) counts as its default.
+missing from an older record (a newer fgaug added it) counts as its default; one without a
+default (what the masks held, say) is not compared, as the older fgaug did not check it.
 
 The record also says whether the run that wrote it got to its end (``"finished"``, written false
 at the start and true at the end, and not compared), and at the end what it came to
@@ -56,13 +57,15 @@ class RunRecord:
     """What shapes a run's output. ``settings``: the values that must be equal for a rerun to
     resume (JSON values; files by SHA-256); ``files``: the paths of those files, shown but not
     compared; ``defaults``: the value of a setting that an older record lacks; ``names``: how the
-    user gives each setting (default ``--key-with-dashes``)."""
+    user gives each setting (default ``--key-with-dashes``); ``unset``: how a user leaves out a
+    setting whose value is None, where that is another option (``no --denoise``)."""
 
     command: str
     settings: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)
     defaults: Mapping[str, Any] = field(default_factory=dict)
     names: Mapping[str, str] = field(default_factory=dict)
+    unset: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self, finished: bool, outcome: RunOutcome | None = None) -> str:
         return to_json(
@@ -119,23 +122,33 @@ def masks_used(groups: Sequence[Group]) -> str:
     return counted_digest([f"{g.key}\0{g.mask_format}" for g in groups], "masks")
 
 
-def other_masks(out_root: str | Path, records: Iterable[dict[str, Any]], groups: Sequence[Group]) -> str | None:
+def other_masks(
+    out_root: str | Path, records: Iterable[dict[str, Any]], groups: Sequence[Group], digests: dict[Path, str]
+) -> str | None:
     """Why a tree cannot be resumed with today's masks (None where it can): samples of a key were
     drawn from another mask than today's of that key. Each manifest line records its mask's
     SHA-256 (``mask_sha256``; lines from before it are not checked), so masks are known by key
     and content, not by the folder that holds them; as with other settings that differ,
-    ``--overwrite`` replaces the tree's samples (:func:`check_output`)."""
+    ``--overwrite`` replaces the tree's samples (:func:`check_output`). The masks hashed are kept
+    in ``digests`` (by path), for the writer's new lines."""
     by_key = {group.key: group for group in groups}
-    digests: dict[str, str] = {}
     for record in records:
         group, recorded = by_key.get(record["key"]), record.get("mask_sha256")
         if group is None or recorded is None:
             continue
-        if group.key not in digests:
-            digests[group.key] = file_digest(group.mask)
-        if digests[group.key] != recorded:
+        if group.mask not in digests:
+            digests[group.mask] = file_digest(group.mask)
+        if digests[group.mask] != recorded:
             return f"{out_root}: its samples of {group.key} were drawn from another mask than {group.mask}"
     return None
+
+
+def masks_content(groups: Sequence[Group]) -> str:
+    """What the masks a run used hold, as one comparable value: a digest of each mask file's
+    SHA-256 in order, so the same masks moved elsewhere compare equal and a mask changed in place
+    does not."""
+    digests = "\n".join(file_digest(group.mask) for group in groups)
+    return f"sha256 {hashlib.sha256(digests.encode()).hexdigest()[:12]}"
 
 
 def counted_digest(keys: Sequence[str], noun: str) -> str:
@@ -260,14 +273,22 @@ def _difference(out_root: Path, stored: dict[str, Any], record: RunRecord) -> st
     old_files = files if isinstance(files, dict) else {}
     before, now = [], []
     for key, value in current.items():
+        if key not in stored["settings"] and key not in record.defaults:
+            continue
         old = stored["settings"].get(key, json.loads(to_json(record.defaults.get(key))))
         if old != value:
             name = record.names.get(key, f"--{key.replace('_', '-')}")
-            before.append(f"{name} {_shown(old, old_files.get(key))}")
-            now.append(f"{name} {_shown(value, record.files.get(key))}")
+            before.append(_setting(name, old, old_files.get(key), record.unset.get(key)))
+            now.append(_setting(name, value, record.files.get(key), record.unset.get(key)))
     if not before:
         return ""
     return f"{out_root} was made with {', '.join(before)}; this run has {', '.join(now)}"
+
+
+def _setting(name: str, value: Any, path: str | None, unset: str | None) -> str:
+    """A setting as a user gives it: ``--temp 0.8``, or ``unset`` (``no --denoise``) for a value
+    of None where the record says how a user leaves it out."""
+    return unset if value is None and unset is not None else f"{name} {_shown(value, path)}"
 
 
 def _shown(value: Any, path: str | None) -> str:

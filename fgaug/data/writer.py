@@ -43,6 +43,7 @@ from fgaug.data.io import (
     atomic_output,
     atomic_write_bytes,
     encode_png,
+    file_digest,
     files_in_place,
     open_image,
     read_json,
@@ -121,9 +122,12 @@ class DatasetWriter:
         input_root: str | Path,
         options: WriterOptions | None = None,
         part: str | None = None,
+        mask_digests: dict[Path, str] | None = None,
     ) -> None:
         """``part`` names this process's own manifest (``manifest.<part>.jsonl``) when several
-        processes write one tree; :func:`merge_manifests` folds the parts together."""
+        processes write one tree; :func:`merge_manifests` folds the parts together.
+        ``mask_digests``: the SHA-256 of masks already hashed, by path (each manifest line records
+        its mask's; a mask is hashed once a run)."""
         check_output_root(out_root, input_root)
         self.out_root = out_root = Path(out_root)
         self.input_root = Path(input_root)
@@ -133,6 +137,7 @@ class DatasetWriter:
         """Samples a manifest lists that are not whole (:func:`sample_is_whole`): written again."""
         self.finished = self._read_finished()
         self._cached_ids: OrderedDict[Path, np.ndarray] = OrderedDict()
+        self._mask_digests = mask_digests if mask_digests is not None else {}
         self._lock = threading.Lock()
         """Guards the labelIds cache, the manifest and ``finished``: :meth:`write` runs on several
         threads (:class:`~fgaug.data.background.BackgroundWrites`)."""
@@ -211,6 +216,7 @@ class DatasetWriter:
             },
             "outputs": relative,
             "labels": "copied" if size == native_size else "resized",
+            "mask_sha256": self._mask_digest(group.mask),
             **metadata,
         }
         self._append(record)
@@ -228,6 +234,14 @@ class DatasetWriter:
                 if len(self._cached_ids) > CACHED_MASKS:
                     self._cached_ids.popitem(last=False)
         return ids
+
+    def _mask_digest(self, mask: Path) -> str:
+        """The SHA-256 of a mask file, hashed once a run (outside the lock: a second thread's
+        hash of the same mask is the same)."""
+        digest = self._mask_digests.get(mask)
+        if digest is None:
+            digest = self._mask_digests[mask] = file_digest(mask)
+        return digest
 
     def _append(self, record: dict) -> None:
         line = to_json(record) + "\n"

@@ -30,7 +30,7 @@ from fgaug import distributed
 from fgaug.data.background import BackgroundWrites, write_threads
 from fgaug.data.cityscapes import Group, ReadOptions, find_groups, load_mask, read_label_ids, to_tensor
 from fgaug.data.headers import InstanceValueChecks, check_headers
-from fgaug.data.io import DataError, check_file_to_write, file_digest, read_rgb
+from fgaug.data.io import DataError, check_file_to_write, read_rgb
 from fgaug.data.labels import ids_to_color
 from fgaug.data.preview import save_grid, to_uint8_image
 from fgaug.data.record import (
@@ -104,7 +104,8 @@ def run_record(options: GenerateOptions, model: ModelUsed, groups: Sequence[Grou
     if options.allocate != "uniform":
         settings["masks_used"] = masks_used(groups)
     defaults = {option.name: option.default for option in fields(GenerateOptions) if option.default is not MISSING}
-    return RunRecord("generate", settings, files, defaults, {**OPTION_NAMES, "masks_used": "the masks used"})
+    names = {**OPTION_NAMES, "masks_used": "the masks used"}
+    return RunRecord("generate", settings, files, defaults, names, unset={"denoise_scale": "no --denoise"})
 
 
 @dataclass
@@ -187,7 +188,8 @@ def _generate_in_process(
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
-    masks_changed = other_masks(out, tree_records(out), groups)
+    mask_digests: dict[Path, str] = {}
+    masks_changed = other_masks(out, tree_records(out), groups, mask_digests)
     if masks_changed and not options.overwrite:
         raise OutputConflictError(f"{masks_changed}; use --overwrite to replace it")
     clear = check_output(out, record, TREE_OUTPUTS, options.overwrite) or masks_changed is not None
@@ -196,7 +198,7 @@ def _generate_in_process(
     context.barrier()
     part = f"rank{context.rank}" if context.active else None
     writer_options = WriterOptions(options.at_model_resolution, snap_colors=options.snap_colors)
-    writer = DatasetWriter(out, masks_root, writer_options, part)
+    writer = DatasetWriter(out, masks_root, writer_options, part, mask_digests)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config
@@ -282,14 +284,6 @@ class _Tally:
     diverged: int = 0
 
 
-def digest_once(digests: dict[Path, str], path: Path) -> str:
-    """The SHA-256 of a mask file, hashed once a run (``digests``): every sample of the mask, over
-    however many batches, records it."""
-    if path not in digests:
-        digests[path] = file_digest(path)
-    return digests[path]
-
-
 def _generate_work(
     work: Sequence[_Work],
     options: GenerateOptions,
@@ -313,7 +307,7 @@ def _generate_work(
         if options.ignore_segmenter
         else None
     )
-    tally, mask_digests = _Tally(), dict[Path, str]()
+    tally = _Tally()
     for batch in _batches(work, options.best_of, options.batch_size):
         conditions, usable, label_maps = [], [], []
         for item in batch:
@@ -365,7 +359,6 @@ def _generate_work(
                         "model": checkpoint.model_id,
                         "model_file": checkpoint.path.name,
                         "model_sha256": checkpoint.sha256,
-                        "mask_sha256": digest_once(mask_digests, item.group.mask),
                         **notes,
                     },
                     extra,
@@ -448,7 +441,7 @@ def _transfer_work(
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
-    tally, mask_digests = _Tally(), dict[Path, str]()
+    tally = _Tally()
     for batch in _batches(work, 1, options.batch_size):
         try:
             groups = [item.group for item in batch]
@@ -478,7 +471,6 @@ def _transfer_work(
                 "model": checkpoint.model_id,
                 "model_file": checkpoint.path.name,
                 "model_sha256": checkpoint.sha256,
-                "mask_sha256": digest_once(mask_digests, item.group.mask),
             }
             writes.submit(writer.write, item.group, 0, to_uint8_image(image), {**metadata, **notes})
             tally.written += 1

@@ -117,7 +117,7 @@ depend on them only through a non-uniform ``allocate`` (N x masks samples spread
 used), so they are not recorded; the masks used are, with such an allocation. Each sample's line
 in the manifest records its mask's SHA-256 instead, so that a rerun resumes the same masks
 wherever they now are (a dataset mounted elsewhere) and refuses other masks under the same keys
-(:func:`~fgaug.data.record.check_same_masks`)."""
+(:func:`~fgaug.data.record.other_masks`)."""
 
 
 FILE_FIELDS = ("model", "class_weights", "ignore_segmenter")

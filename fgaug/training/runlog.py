@@ -65,17 +65,33 @@ def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
+def read_metrics(metrics: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """The whole lines of a ``metrics.jsonl`` and their records (none without the file). A last
+    line without its newline is kept if it is a whole record (written by hand) and left out if
+    it was cut off mid-write by a kill; a damaged line before it is a :class:`DataError`."""
+    if not metrics.is_file():
+        return [], []
+    try:
+        *lines, last = metrics.read_text(encoding="utf-8").split("\n")
+        records = [json.loads(line) for line in lines]
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{metrics}: damaged, not one JSON object a line ({first_line(error)})") from error
+    try:
+        whole = json.loads(last)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict):
+        records.append(whole)
+        lines.append(last)
+    if not all(isinstance(record, dict) for record in records):
+        raise DataError(f"{metrics}: damaged, not one JSON object a line")
+    return lines, records
+
+
 def last_logged_step(run_dir: Path) -> int:
-    """The last step a run logged in its ``metrics.jsonl`` (0 for none; a line cut short by a kill
-    is passed over)."""
-    last = 0
-    metrics = run_dir / "metrics.jsonl"
-    for line in metrics.read_text(encoding="utf-8", errors="replace").splitlines() if metrics.is_file() else []:
-        try:
-            last = max(last, int(json.loads(line).get("step", 0)))
-        except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-            continue
-    return last
+    """The last step a run logged in its ``metrics.jsonl`` (0 for none)."""
+    steps = (record.get("step") for record in read_metrics(run_dir / "metrics.jsonl")[1])
+    return max((step for step in steps if isinstance(step, int)), default=0)
 
 
 class RunLog:
@@ -110,20 +126,9 @@ class RunLog:
         they are dropped from ``metrics.jsonl`` (rewritten atomically) rather than kept twice."""
         if not (self.active and self.metrics.is_file()):
             return
-        try:
-            *lines, last = self.metrics.read_text(encoding="utf-8").split("\n")
-            records = [json.loads(line) for line in lines]
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DataError(f"{self.metrics}: damaged, not one JSON object a line ({first_line(error)})") from error
-        try:  # a last line without its newline: cut off mid-write, or whole (written by hand)
-            whole = json.loads(last)
-        except json.JSONDecodeError:
-            whole = None
-        if isinstance(whole, dict):
-            records.append(whole)
-            lines.append(last)
+        lines, records = read_metrics(self.metrics)
         kept = [index for index, record in enumerate(records) if record.get("step", 0) <= step]
-        if last or len(kept) < len(records):
+        if not self.metrics.read_bytes().endswith(b"\n") or len(kept) < len(records):
             atomic_write_bytes(self.metrics, "".join(lines[index] + "\n" for index in kept).encode())
         self.records = [records[index] for index in kept]
 
