@@ -4,6 +4,7 @@ SIGTERM stops any command as Ctrl-C does: one line, exit 130, nothing half-writt
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -18,9 +19,9 @@ import typer
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from fgaug.cli.app import EXIT_INTERRUPTED
 from fgaug.cli.common import REPORT, clear_errors
 from fgaug.data.io import DataError
+from fgaug.interrupts import EXIT_INTERRUPTED
 from fgaug.training.stopping import batches_of, leave_stop_signals_to_the_trainer, worker_message
 
 
@@ -94,7 +95,7 @@ def test_sigterm_stops_generate_with_one_line_and_a_rerun_finishes(small_tree: P
 
 DROPPED_IN_A_CALLBACK = """
 import signal, sys, time, weakref
-from fgaug.cli.common import interrupt_on_sigterm
+from fgaug.interrupts import interrupt_on_sigterm
 
 interrupt_on_sigterm()
 
@@ -163,3 +164,33 @@ def test_an_interrupt_before_fgaugs_own_handling_gets_its_line_and_json(
     printed = capsys.readouterr()
     assert printed.out.strip() == '{"error": "interrupted by SIGTERM", "exit_code": 130}'
     assert printed.err.strip() == "error: interrupted by SIGTERM"
+
+
+CANCELLED_WHILE_THE_CLI_LOADS = """
+import signal, sys
+
+sys.argv = ["fgaug", "layouts", "masks", "--json"]
+from fgaug.__main__ import main
+
+
+class CancelledJob:  # SIGTERM arrives while the CLI's modules load, about 0.15 s into a command
+    def find_spec(self, name, path=None, target=None):
+        if name == "fgaug.cli":
+            signal.raise_signal(signal.SIGTERM)
+        return None
+
+
+sys.meta_path.insert(0, CancelledJob())
+main()
+"""
+
+
+def test_sigterm_while_the_cli_loads_exits_130_with_its_line() -> None:
+    """The ``fgaug`` command installed its SIGTERM handler after loading Typer, rich and every
+    command: a job cancelled in its first ~0.15 s died with 143, no line and no JSON."""
+    result = subprocess.run(
+        [sys.executable, "-c", CANCELLED_WHILE_THE_CLI_LOADS], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == EXIT_INTERRUPTED, result.stderr
+    assert json.loads(result.stdout) == {"error": "interrupted by SIGTERM", "exit_code": EXIT_INTERRUPTED}
+    assert result.stderr.strip() == "error: interrupted by SIGTERM"

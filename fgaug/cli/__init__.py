@@ -13,8 +13,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-from fgaug.cli.app import EXIT_INTERRUPTED, app
-from fgaug.cli.common import LAST_SIGNAL, interrupt_on_sigterm, unannounced_interrupt
+from fgaug.cli.app import app
+from fgaug.cli.common import unannounced_interrupt
+from fgaug.interrupts import EXIT_INTERRUPTED, LAST_SIGNAL, interrupt_on_sigterm
 
 COMMAND_MODULES = ("train", "generate", "data", "info", "evaluate")
 """Each registers its commands on :data:`app` when imported; ``--help`` lists them in this order."""

@@ -7,6 +7,7 @@ import typer
 from fgaug.cli.command import (
     FgaugGroup,
 )
+from fgaug.interrupts import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # 130: set where SIGTERM is handled
 
 app = typer.Typer(
     cls=FgaugGroup,
@@ -26,9 +27,6 @@ EXIT_USAGE = 2
 
 
 EXIT_INCOMPLETE = 3
-
-
-EXIT_INTERRUPTED = 130
 
 
 segmenter_app = typer.Typer(

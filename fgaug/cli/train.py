@@ -22,7 +22,7 @@ from fgaug.cli.command import (
 
 if TYPE_CHECKING:
     from fgaug.training.options import StopReason
-from fgaug.cli.app import EXIT_INPUT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, app
+from fgaug.cli.app import EXIT_INPUT_ERROR, EXIT_USAGE, app
 from fgaug.cli.common import (
     CompileOption,
     DeviceOption,
@@ -39,6 +39,7 @@ from fgaug.cli.common import (
     parse_size,
     working,
 )
+from fgaug.interrupts import EXIT_INTERRUPTED
 from fgaug.training.options import CLI_NAMES, TrainOptions
 
 STOP_EXIT_CODES: dict[StopReason, int] = {"signal": EXIT_INTERRUPTED, "non-finite loss": EXIT_INPUT_ERROR}
