@@ -92,3 +92,43 @@ def test_the_model_pages_python_example_runs_as_written() -> None:
     assert images.shape == (2, 5, 3, 64, 128)  # type: ignore[attr-defined]
     decoded = names["model"].decode(mask, names["latents"])  # type: ignore[attr-defined]
     assert torch.equal(decoded, photo)  # type: ignore[attr-defined]
+
+
+def documented_json_keys() -> dict[str, set[str]]:
+    """The keys docs/ci.md's table names for each command's ``--json`` object."""
+    rows = re.findall(r"^\s*\| `(\w+)` \|(.*)\|(.*)\|$", (ROOT / "docs" / "ci.md").read_text(), re.MULTILINE)
+    return {command: set(re.findall(r"`(\w+)`", where + what)) for command, where, what in rows}
+
+
+def test_the_json_keys_docs_ci_names_are_what_each_command_prints(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A CI job reads these keys; the table must not name one a command does not print."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from fgaug.cli.app import app
+
+    val = small_tree / "gtFine" / "val"
+    mask = next(val.rglob("*_labelIds.png"))
+    photo = next((small_tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    model = ["--model", str(test_checkpoint)]
+    runs = {
+        "generate": [str(val), *model, "--samples", "1", "--limit", "1", "-o", str(tmp_path / "gen")],
+        "validate": [str(tmp_path / "gen")],
+        "layouts": [str(small_tree), "--split", "val", "--per-mask", "1", "--limit", "1", "-o", str(tmp_path / "lay")],
+        "train": [str(small_tree), "--preset", "test", "--steps", "1", "--workers", "0", "--project", str(tmp_path)],
+        "prepare": [str(val), "--size", "16x32", "-o", str(tmp_path / "cache.h5")],
+        "transfer": [str(photo), str(mask), *model, "-o", str(tmp_path / "moved.png")],
+        "interpolate": [str(mask), *model, "--from", "1", "--to", "2", "-o", str(tmp_path / "walk")],
+        "info": [str(test_checkpoint)],
+    }
+    documented = documented_json_keys()
+    assert set(documented) == set(runs)
+    for command, arguments in runs.items():
+        result = CliRunner().invoke(app, [command, *arguments, "--json"])
+        assert result.exit_code == 0, f"{command}: {result.output}"
+        printed = set(json.loads(result.stdout.strip().splitlines()[-1]))
+        sampled = {"model", "model_sha256", "model_id"} if "--model" in arguments else set()
+        assert documented[command] | sampled <= printed, f"{command}: {(documented[command] | sampled) - printed}"
