@@ -8,6 +8,8 @@ Python caller catches it as the ``ValueError`` it is, and the CLI prints it as o
 
 from __future__ import annotations
 
+import numbers
+
 from fgaug.errors import FgaugError
 
 
@@ -26,3 +28,11 @@ def require_positive(option: str, value: float | None) -> None:
     """Refuse ``value`` of 0 or below (``--lr must be above 0, got -1``); ``None`` passes."""
     if value is not None and not value > 0:
         raise UsageError(f"{option} must be above 0, got {value:g}")
+
+
+def whole_number(option: str, value: object) -> int:
+    """``value`` as an ``int`` (a NumPy integer included); a float, a bool or anything else is a
+    :class:`UsageError` naming ``option``: a seed of 3.5 would give a look no command can repeat."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UsageError(f"{option} takes whole numbers, got {value!r}")
+    return int(value)

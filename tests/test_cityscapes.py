@@ -197,3 +197,24 @@ def test_colour_rendering_round_trips_every_evaluated_id(ids: list[int]) -> None
     assert off_palette == 0.0
     shared = {1: 0, 2: 0, 3: 0, 4: 0, 18: 17}
     np.testing.assert_array_equal(back, np.vectorize(lambda v: shared.get(int(v), int(v)))(array))
+
+
+def test_two_frames_of_one_name_in_two_folders_are_refused_not_merged(tmp_path: Path) -> None:
+    """Masks ``x/a_000000_000019_gtFine_labelIds.png`` and ``y/...`` were taken for one frame: one
+    was dropped, and its sample got label files of both. Loose masks of other names keep their
+    folders in the outputs' names, so those may repeat."""
+    ids = np.full((4, 8), 7, np.uint8)
+    for folder in ("x", "y"):
+        (tmp_path / "masks" / folder).mkdir(parents=True)
+        Image.fromarray(ids).save(tmp_path / "masks" / folder / "a_000000_000019_gtFine_labelIds.png")
+    with pytest.raises(DataError, match=r"another frame of the same name a_000000_000019 is in .*x; fgaug names"):
+        find_groups(tmp_path / "masks", require_photos=False)
+    for folder in ("x", "y"):
+        (tmp_path / "loose" / folder).mkdir(parents=True)
+        Image.fromarray(ids).save(tmp_path / "loose" / folder / "m.png")
+        Image.fromarray(ids).save(tmp_path / "loose" / folder / "b_000000_000019.png")
+    with pytest.raises(DataError, match="another frame of the same name b_000000_000019"):
+        find_groups(tmp_path / "loose", require_photos=False)
+    (tmp_path / "loose" / "y" / "b_000000_000019.png").unlink()
+    keys = sorted(group.key for group in find_groups(tmp_path / "loose", require_photos=False).groups)
+    assert keys == ["x/b_000000_000019", "x/m", "y/m"]

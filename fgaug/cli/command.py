@@ -51,6 +51,11 @@ release, hidden from ``--help``."""
 OUT = ("--out", "--project")
 
 
+READ_ONLY_WITH: dict[str, str] = {"denoise_scale": "denoise"}
+"""Options that only a flag puts to use, by parameter name: given on the command line without
+that flag they would change nothing, so :meth:`FgaugCommand.invoke` refuses them (exit 2)."""
+
+
 WRONG_FLAGS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("-o", "--output", "--output-dir", "--output_dir", "--outdir", "--out-dir", "--save-dir"), OUT),
     **dict.fromkeys(("-n", "--n", "--num-samples", "--n-samples", "--num_samples"), ("--samples", "--per-mask")),
@@ -102,11 +107,26 @@ class FgaugCommand(TyperCommand):
 
         REPORT.reset()
         try:
+            self.check_read_only_with(ctx)
             return super().invoke(ctx)
         except Exit as stop:
             if stop.exit_code and ctx.params.get("as_json"):
                 json_failure(stop.exit_code)
             raise
+        except UsageError as error:  # raised by the command itself (typer.BadParameter: options that clash)
+            if ctx.params.get("as_json"):
+                json_usage_error(error)
+            raise
+
+    def check_read_only_with(self, ctx: Any) -> None:
+        """Refuse an option given without the flag that puts it to use (:data:`READ_ONLY_WITH`)."""
+        from typer._click.core import ParameterSource
+
+        for name, flag in READ_ONLY_WITH.items():
+            given = name in ctx.params and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
+            if given and not ctx.params.get(flag):
+                option, needed = (f"--{key.replace('_', '-')}" for key in (name, flag))
+                raise UsageError(f"{option} applies with {needed} only; add {needed}", ctx)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """The arguments, deprecated spellings rewritten. An error found while they are read (a
@@ -126,8 +146,7 @@ class FgaugCommand(TyperCommand):
         except UsageError as error:
             failure = self.suggest(error, ctx) if isinstance(error, NoSuchOption) else error
             if as_json:
-                REPORT.error = " ".join(failure.format_message().split())
-                json_failure(failure.exit_code)
+                json_usage_error(failure)
             raise failure from None
 
     def suggest(self, error: NoSuchOption, ctx: Any) -> NoSuchOption:
@@ -222,3 +241,12 @@ def quiet_negatives(params: list[Any]) -> list[tuple[Any, list[str], list[str]]]
             taken.append((param, param.opts, param.secondary_opts))
             param.opts, param.secondary_opts = shown
     return taken
+
+
+def json_usage_error(error: UsageError) -> None:
+    """With ``--json``, click's usage error as the JSON error on stdout too (its message, made one
+    line, and exit code 2); click prints its own message on stderr."""
+    from fgaug.cli.common import REPORT, json_failure
+
+    REPORT.error = " ".join(error.format_message().split())
+    json_failure(error.exit_code)

@@ -132,7 +132,19 @@ def find_groups(
     _refuse_splits(root, splits)
     if require_photos:
         raise DataError(f"{root}: a folder of masks has no photos; training needs a Cityscapes tree")
-    return Discovery([_flat_group(path, root, mask_format) for path in masks])
+    groups = [_flat_group(path, root, mask_format) for path in masks]
+    by_stem: dict[str, Path] = {}
+    for group in groups:  # other names take their folders into the outputs' names: no clash
+        if is_cityscapes_stem(group.stem):
+            _refuse_a_second_folder(group.stem, group.mask, [by_stem[group.stem]] if group.stem in by_stem else [])
+            by_stem[group.stem] = group.mask
+    return Discovery(groups)
+
+
+def is_cityscapes_stem(stem: str) -> bool:
+    """Whether ``stem`` is a Cityscapes frame name, ``city_seq_frame``, which outputs keep."""
+    tokens = stem.split("_")
+    return len(tokens) == 3 and all(tokens)
 
 
 def file_group(mask: Path, mask_format: str, photo: Path | None = None) -> Group:
@@ -176,9 +188,11 @@ def _find_in_tree(
     discovery = Discovery([])
     for split in chosen:
         found = _groups_in_label_dir(label_root / split, split, mask_format)
-        photos = {
-            path.name[: -len(PHOTO_SUFFIX)]: path for path in sorted((photo_root / split).glob(f"*/*{PHOTO_SUFFIX}"))
-        }
+        photos: dict[str, Path] = {}
+        for path in sorted((photo_root / split).glob(f"*/*{PHOTO_SUFFIX}")):
+            stem = path.name[: -len(PHOTO_SUFFIX)]
+            _refuse_a_second_folder(stem, path, [photos[stem]] if stem in photos else [])
+            photos[stem] = path
         _pair_with_photos(discovery, found, photos, require_photos, skip_bad)
     if not discovery.groups and not discovery.skipped:
         raise DataError(f"{root}: no Cityscapes label files found for split(s) {', '.join(chosen)}")
@@ -242,7 +256,9 @@ def _groups_in_label_dir(label_dir: Path, split: str | None, mask_format: MaskFo
     for path in sorted(label_dir.rglob("*_gtFine_*")):
         for suffix in LABEL_SUFFIXES:
             if path.name.endswith(suffix):
-                files.setdefault(path.name[: -len(suffix)], {})[suffix] = path
+                stem = path.name[: -len(suffix)]
+                _refuse_a_second_folder(stem, path, [*files.get(stem, {}).values()])
+                files.setdefault(stem, {})[suffix] = path
     groups = {}
     for stem, label_files in files.items():
         usable = [suffix for suffix in MASK_SUFFIX_FORMATS if suffix in label_files]
@@ -262,6 +278,18 @@ def _groups_in_label_dir(label_dir: Path, split: str | None, mask_format: MaskFo
             label_files=dict(sorted(label_files.items())),
         )
     return groups
+
+
+def _refuse_a_second_folder(stem: str, path: Path, earlier: Sequence[Path]) -> None:
+    """A file of frame ``stem`` in another folder than the frame's earlier files: two frames of one
+    name, which fgaug would take for one (the label files of both mixed) and whose samples would
+    be written under one name. A :class:`DataError` naming both."""
+    other = next((found for found in earlier if found.parent != path.parent), None)
+    if other is not None:
+        raise DataError(
+            f"{path}: another frame of the same name {stem} is in {other.parent}; fgaug names every output "
+            "after its frame, so rename one, or give the folders one at a time"
+        )
 
 
 def _suffix_for(mask_format: str, usable: list[str], label_files: dict[str, Path]) -> str:

@@ -33,6 +33,7 @@ from PIL import Image
 from fgaug.data.cityscapes import (
     Group,
     enclosing_tree_root,
+    is_cityscapes_stem,
     read_instance_ids,
     read_label_ids,
     resize_labels,
@@ -99,9 +100,8 @@ def frame_names(group: Group, token: str, default_split: str) -> tuple[str, str,
     A Cityscapes stem ``city_seq_frame`` keeps its seq and frame; any other mask (a folder of
     masks) becomes city ``masks`` with its relative path, made ``_``-free, as the seq token.
     """
-    tokens = group.stem.split("_")
-    if len(tokens) == 3 and all(tokens):
-        city, seq, frame = tokens
+    if is_cityscapes_stem(group.stem):
+        city, seq, frame = group.stem.split("_")
     else:
         city, seq, frame = "masks", _UNSAFE.sub("-", group.key).strip("-") or "mask", "000000"
     new_city = f"{city}-{token}"

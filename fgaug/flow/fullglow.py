@@ -148,11 +148,20 @@ class FullGlow(nn.Module):
 
     # ----------------------------------------------------------------------------- helpers
     def _check(self, tensor: Tensor, channels: int, what: str) -> None:
+        """A ``what`` tensor this model reads: shape (B >= 1, channels, H, W) at its size, and
+        floating point in the model's dtype (a uint8 photo of 0-255 gave a loss and latents of
+        nonsense without a word)."""
         expected = (channels, *self.config.image_size)
-        if tensor.dim() != 4 or tuple(tensor.shape[1:]) != expected:
+        if tensor.dim() != 4 or tuple(tensor.shape[1:]) != expected or tensor.shape[0] == 0:
             raise ValueError(
-                f"{what} must have shape (B, {', '.join(map(str, expected))}) for this model, got {tuple(tensor.shape)}"
+                f"{what} must have shape (B, {', '.join(map(str, expected))}) for this model, B >= 1, "
+                f"got {tuple(tensor.shape)}"
             )
+        if not tensor.is_floating_point():
+            raise ValueError(f"{what} must be a float tensor in [0, 1] (image / 255), got {tensor.dtype}")
+        dtype = next(self.parameters()).dtype
+        if tensor.dtype != dtype:
+            raise ValueError(f"{what} is {tensor.dtype} and this model {dtype}: convert one, e.g. {what}.to({dtype})")
 
     def _check_pair(self, mask: Tensor, photo: Tensor) -> None:
         self._check(mask, self.config.mask_channels, "mask")
@@ -304,8 +313,8 @@ class FullGlow(nn.Module):
         """
         if n < 1:
             raise SamplingError(f"n must be at least 1, got {n}")
-        if temperature < 0:
-            raise SamplingError(f"temperature must be >= 0, got {temperature}")
+        if not 0 <= temperature < math.inf:
+            raise SamplingError(f"temperature must be a finite number >= 0, got {temperature}")
         self.check_sampling(guidance, denoise_scale)
         features = self.condition_features(mask)
         batch = mask.shape[0] * n

@@ -11,7 +11,9 @@ Both walk in latent space and decode every frame under the same mask:
 The path is spherical (:func:`slerp`), not straight. Standard-normal noise in D dimensions lies
 near the sphere of radius sqrt(D); the straight line between two independent draws dips to about
 sqrt(D / 2) at its middle, where the prior puts no mass, and its images look like a draw at a much
-lower temperature (flat, washed out). The great circle keeps the norm of the endpoints all the way.
+lower temperature (flat, washed out). The great circle keeps the norm of two endpoints of equal
+norm all the way; for two independent draws (nearly orthogonal, their norms a few parts in
+sqrt(D) apart) its middle has the root mean square of their norms, and the line's 1/sqrt(2) of it.
 Every frame is decoded alone (batch of one), so an endpoint is bitwise the plain draw of a batch
 of one (``generate --batch-size 1``).
 """
@@ -31,7 +33,7 @@ import torch
 from torch import Tensor
 
 from fgaug.data.cityscapes import ReadOptions, file_group, load_mask, load_pair, resize_photo, to_tensor
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_json
+from fgaug.data.io import DataError, atomic_write_bytes, check_file_to_write, encode_png, read_json
 from fgaug.data.preview import image_grid, to_uint8_image
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, network_precision
@@ -40,7 +42,7 @@ from fgaug.generate.draws import draw_noise, style_seed
 from fgaug.generate.options import ModelUsed, load_named_model
 from fgaug.generate.transfer import find_content_mask
 from fgaug.runtime import resolve_device, resolve_precision
-from fgaug.usage import UsageError, require_at_least
+from fgaug.usage import UsageError, require_at_least, whole_number
 
 
 def slerp(start: Tensor, end: Tensor, fraction: float) -> Tensor:
@@ -152,6 +154,9 @@ class InterpolateOptions:
             raise UsageError("give --from and --to (style seeds), or --from-photo and --to-photo")
         if None in styles and None in photos:
             raise UsageError("a walk needs both ends: --from with --to, or --from-photo with --to-photo")
+        for name, option in (("start_style", "--from"), ("end_style", "--to")):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, whole_number(option, getattr(self, name)))
         require_at_least("--steps", self.steps, 2)
         require_at_least("--from", self.start_style, 0)  # as generate's --style-seed: a walk's ends are styles
         require_at_least("--to", self.end_style, 0)
@@ -173,7 +178,7 @@ def interpolate_styles(
 ) -> Walk:
     """Frames from style ``start_style``'s draw to ``end_style``'s on ``mask``, written under ``out``."""
     points = fractions(steps)
-    earlier = earlier_walk(Path(out))
+    earlier = walk_output(Path(out), [Path(mask)])
     model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     start, end = (draw_noise(model, [style_seed(style)]) for style in (start_style, end_style))
@@ -201,7 +206,7 @@ def interpolate_photos(
     ``(photo, photo_mask)``) is encoded under its mask, and the latents are walked and decoded
     under ``mask``."""
     points = fractions(steps)
-    earlier = earlier_walk(Path(out))
+    earlier = walk_output(Path(out), [Path(mask), *(Path(path) for path in (*start_photo, *end_photo))])
     model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     with network_precision(dtype):
@@ -210,6 +215,20 @@ def interpolate_photos(
         )
         images = [to_uint8_image(model.decode(condition.to(device), slerp_levels(start, end, t))[0]) for t in points]
     return _write(Path(out), earlier, images, mask_ids.shape, points, model_used)
+
+
+def walk_output(out: Path, inputs: Sequence[Path]) -> set[str]:
+    """The file names an earlier walk into ``out`` wrote (:func:`earlier_walk`), after refusing,
+    before any work, an ``out`` that is a file or cannot be written, and one holding an input
+    under a name the walk writes (a mask saved as ``strip.png``)."""
+    if out.is_file():
+        raise DataError(f"--out {out}: a file; a walk is written into a folder")
+    check_file_to_write(out / "strip.png", "--out", "walk/")
+    written = {(out / name).resolve() for name in (WALK_RECORD, "strip.png")}
+    for path in inputs:
+        if path.resolve() in written or (path.parent.resolve() == out.resolve() and WALK_FILE.fullmatch(path.name)):
+            raise DataError(f"--out {out}: it holds the input {path}, which the walk would write over")
+    return earlier_walk(out)
 
 
 def earlier_walk(out: Path) -> set[str]:

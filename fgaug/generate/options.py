@@ -15,7 +15,7 @@ from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.draws import DrawSeeds
 from fgaug.resources import DEMO_MODEL, model_path
 from fgaug.training.checkpoint import Checkpoint, load_checkpoint
-from fgaug.usage import UsageError
+from fgaug.usage import UsageError, whole_number
 
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 
@@ -80,6 +80,8 @@ class GenerateOptions:
     such a tree is refused."""
 
     def __post_init__(self) -> None:
+        if self.style_seeds is not None:
+            self.style_seeds = [whole_number("--style-seed", seed) for seed in self.style_seeds]
         if self.n == 0:
             self.n = len(self.style_seeds) if self.style_seeds else 1 if self.content_from else DEFAULT_SAMPLES
 
