@@ -60,17 +60,17 @@ def losses(run: Path) -> dict[int, float]:
 
 
 def test_training_lowers_validation_bits_per_dim(small_tree: Path, tmp_path: Path) -> None:
-    result = train(options(small_tree, tmp_path / "run", steps=120, validate_every=60, sample_every=120))
+    result = train(options(small_tree, tmp_path / "run", steps=60, validate_every=30, sample_every=60))
     assert result.first_val_bpd is not None and result.last_val_bpd is not None
     assert result.last_val_bpd < result.first_val_bpd - 0.5
     run = tmp_path / "run"
     assert (run / "config.json").is_file() and (run / "checkpoints" / "best.pt").is_file()
-    assert (run / "samples" / "step_0000120.png").is_file()
+    assert (run / "samples" / "step_0000060.png").is_file()
     config = json.loads((run / "config.json").read_text())
     assert config["preset"] == "test" and config["model"]["image_size"] == [16, 32]
     assert config["train"]["precision"] == "auto" and config["precision"] == result.precision
     assert result.precision == ("bf16" if TEST_DEVICE.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32")
-    assert load_checkpoint(result.last_checkpoint).meta["step"] == 120
+    assert load_checkpoint(result.last_checkpoint).meta["step"] == 60
 
 
 def test_resume_continues_the_same_loss_curve(small_tree: Path, tmp_path: Path) -> None:
