@@ -218,3 +218,24 @@ def test_two_frames_of_one_name_in_two_folders_are_refused_not_merged(tmp_path: 
     (tmp_path / "loose" / "y" / "b_000000_000019.png").unlink()
     keys = sorted(group.key for group in find_groups(tmp_path / "loose", require_photos=False).groups)
     assert keys == ["x/b_000000_000019", "x/m", "y/m"]
+
+
+def test_masks_that_are_links_are_found_from_a_split_or_city_folder(toy_tree: Path, tmp_path: Path) -> None:
+    """A tree of linked files (``cp -rs``) gave 0 masks from its split folder, with exit 0, and one
+    linked mask in a real tree was dropped from 12 without a word."""
+    linked = tmp_path / "linked"
+    for kind in ("gtFine", "leftImg8bit"):
+        for path in (toy_tree / kind).rglob("*.*"):
+            target = linked / path.relative_to(toy_tree)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    from_root = find_groups(linked, ["train"], require_photos=False).groups
+    from_split = find_groups(linked / "gtFine" / "train", require_photos=False).groups
+    assert [group.key for group in from_split] == [group.key for group in from_root] and from_root
+    (linked / "gtFine" / "val").mkdir(exist_ok=True)
+    empty_city = linked / "gtFine" / "val" / "nowhere"
+    empty_city.mkdir()
+    instances = next((toy_tree / "gtFine" / "train").rglob("*_instanceIds.png"))
+    (empty_city / instances.name).symlink_to(instances)  # a label file, but no mask
+    with pytest.raises(DataError, match="no Cityscapes label files found in it"):
+        find_groups(empty_city, require_photos=False)

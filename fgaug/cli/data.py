@@ -221,11 +221,11 @@ def validate(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check an augmented tree: every file of every sample present, readable and of its kind (valid
-    ids, palette colours, 16-bit instances, polygons that parse), all the size of its labelIds;
-    copied label files identical to their sources; the run finished and every requested sample
-    written (or allowed to fail); no temporary file or photo without labels left. A `layouts` tree
-    by its `layouts.jsonl`. Exit 1 on any problem.
+    """Check an augmented tree: every file of every sample present, readable and of its kind (RGB
+    photos, valid ids, matching train ids, colour masks, 16-bit instances, polygons that parse),
+    all the size of its labelIds; copied label files identical to their sources; the run finished
+    and every requested sample written (or allowed to fail); no temporary file or photo without
+    labels left. A `layouts` tree by its `layouts.jsonl`. Exit 1 on any problem.
 
     Example:
 

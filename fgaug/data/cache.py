@@ -30,6 +30,7 @@ import fgaug
 from fgaug.data.cityscapes import Group, PairItem, ReadOptions, load_pair, to_tensor
 from fgaug.data.io import DataError, atomic_output, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
+from fgaug.data.writer import check_outside_input
 
 CACHE_FORMAT = "fgaug-cache-1"
 
@@ -93,6 +94,7 @@ def prepare_cache(
     out, source_root = Path(out), Path(source_root)
     if out.is_dir():
         raise DataError(f"{out}: is a folder; name the HDF5 file to write, e.g. {out / 'train.h5'}")
+    check_outside_input(out, source_root)
     height, width = options.size
     channels = 4 if options.boundary else 3
     report = PrepareReport(out, 0)

@@ -240,8 +240,10 @@ def _find_in_label_folder(
     if splits and split not in splits:
         raise DataError(f"{root}: a folder of split {split!r}, not of --split {', '.join(splits)}")
     tree = _find_in_tree(tree_folder, [split], require_photos, mask_format, skip_bad)
-    inside = root.resolve()
-    groups = [group for group in tree.groups if group.mask.resolve().is_relative_to(inside)]
+    inside = root.resolve()  # a mask that is a link lies where its folder is, not where it points
+    groups = [group for group in tree.groups if group.mask.parent.resolve().is_relative_to(inside)]
+    if not groups and not tree.skipped:
+        raise DataError(f"{root}: no Cityscapes label files found in it")
     return Discovery(groups, tree.skipped)
 
 

@@ -99,18 +99,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
-def files_in_place(root: Path, files: Iterable[str], pngs: Iterable[str]) -> bool:
-    """Whether every one of ``files`` (paths under ``root``) is there and each of ``pngs`` among
-    them a whole PNG (:func:`image_header`: its header and IEND chunk, no pixels decoded): what a
-    rerun trusts an earlier run's item by instead of making it again."""
-    if not all((root / name).is_file() for name in files):
-        return False
+def files_in_place(root: Path, files: Iterable[str]) -> bool:
+    """Whether every one of ``files`` (paths under ``root``) is there and whole, as far as its end
+    tells without decoding: a PNG's header and IEND chunk (:func:`image_header`), a JSON file's
+    closing brace. What a rerun trusts an earlier run's item by instead of making it again; a file
+    emptied or cut short makes the item again."""
     try:
-        for name in pngs:
-            image_header(root / name)
+        for name in files:
+            path = root / name
+            if name.endswith(".png"):
+                image_header(path)
+            elif not (path.is_file() and (not name.endswith(".json") or _ends_with_brace(path))):
+                return False
     except (DataError, OSError):
         return False
     return True
+
+
+def _ends_with_brace(path: Path) -> bool:
+    """Whether a JSON file's last non-blank byte closes an object (a file cut short does not)."""
+    with open(path, "rb") as stream:
+        stream.seek(max(0, path.stat().st_size - 64))
+        return stream.read().rstrip().endswith(b"}")
 
 
 def file_digest(path: str | Path) -> str:
@@ -169,6 +179,8 @@ def image_header(path: str | Path) -> tuple[str, tuple[int, int]]:
     :class:`DataError` of :func:`open_image`."""
     with _opened(Path(path)) as image:
         mode, size, png = image.mode, (image.height, image.width), image.format == "PNG"
+    if not png and Path(path).suffix.lower() == ".png":
+        raise DataError(f"{path}: named .png but a {image.format} file (label files must be lossless PNGs)")
     if png and not _ends_in_png_end(Path(path)):
         raise DataError(f"{path}: not a readable image (cut short: it does not end in the PNG's IEND chunk)")
     return mode, size

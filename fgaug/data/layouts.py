@@ -316,15 +316,15 @@ def write_layouts(
 
 
 def layout_is_whole(out_root: Path, record: dict[str, Any]) -> bool:
-    """Whether every file of a ``layouts.jsonl`` record is under ``out_root``, its labelIds and
-    photo whole PNGs (:func:`~fgaug.data.io.image_header`): what a rerun trusts instead of making
+    """Whether every file of a ``layouts.jsonl`` record is under ``out_root`` and whole as far as
+    its end tells (:func:`~fgaug.data.io.files_in_place`): what a rerun trusts instead of making
     the layout again, as :func:`~fgaug.data.writer.sample_is_whole` for ``generate``."""
     output, photo = record.get("output"), record.get("photo")
     if not isinstance(output, str) or not output.endswith(LABEL_FILE_SUFFIXES[0]):
         return False
     stem = output.removesuffix(LABEL_FILE_SUFFIXES[0])
-    pngs = [output, *([photo] if isinstance(photo, str) else [])]
-    return files_in_place(out_root, [f"{stem}{suffix}" for suffix in LABEL_FILE_SUFFIXES] + pngs, pngs)
+    photos = [photo] if isinstance(photo, str) else []
+    return files_in_place(out_root, [f"{stem}{suffix}" for suffix in LABEL_FILE_SUFFIXES] + photos)
 
 
 def _write_layout(layout: Layout, folder: Path, stem: str, photo_path: Path) -> None:

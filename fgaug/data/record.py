@@ -256,6 +256,11 @@ def unfinished_run(out_root: str | Path) -> str | None:
     return str(stored.get("command", "fgaug"))
 
 
+def recorded_run(out_root: str | Path) -> bool:
+    """Whether ``out_root`` holds a readable run record."""
+    return _stored_record(Path(out_root)) is not None
+
+
 def _stored_record(out_root: Path) -> dict[str, Any] | None:
     try:
         stored = json.loads((out_root / RECORD_NAME).read_text(encoding="utf-8"))

@@ -1,16 +1,18 @@
-"""``fgaug validate``: check a tree that ``generate`` or ``layouts`` wrote, as a CI job would
-before training on it.
+"""``fgaug validate``: check a tree that ``generate`` or ``layouts`` wrote, as a CI job would before
+training on it.
 
 Every file a sample's record lists (``manifest.jsonl`` of ``generate``; ``layouts.jsonl`` of
 ``layouts``, whose label files follow from its labelIds) must be present, readable to its last
-byte and of its kind: labelIds and labelTrainIds with valid ids, a colour file of palette colours,
-a 16-bit instanceIds, a polygons file that parses and names the labels' size, every image the
-size of the labelIds. The tree itself must be whole: the run that wrote it finished
-(``fgaug-run.json``), wrote what it was asked for or accepted what it did not (``generate
---allow-failed``), and its manifest still lists every sample the run left in it; no temporary
-file of an interrupted write and no photo without labels, on which Cityscapes loaders fail, lies
-under ``leftImg8bit/`` or ``gtFine/``. Given the masks the tree was made from, every sample's
-source must be among them, and every label file ``generate`` copied still byte-identical to it.
+byte and of its kind: a PNG to its IEND chunk, an 8-bit RGB photo, labelIds with valid ids and
+labelTrainIds that are their train ids, a colour file that is a colour mask, a 16-bit instanceIds,
+a polygons file that parses and names the labels' size, every image the size of the labelIds. The
+tree itself must be whole: a readable run record (``fgaug-run.json``; a tree of the API's
+:class:`~fgaug.data.writer.DatasetWriter` alone has none) of a run that finished, wrote what it
+was asked for or accepted what it did not (``generate --allow-failed``), and its manifest still
+lists every sample the run left in it; no temporary file of an interrupted write and no photo
+without labels, on which Cityscapes loaders fail, lies under ``leftImg8bit/`` or ``gtFine/``; no
+manifest line is damaged. Given the masks the tree was made from, every sample's source must be
+among them, and every label file ``generate`` copied still byte-identical to it.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ import numpy as np
 from fgaug.data.cityscapes import PHOTO_SUFFIX, Group, find_groups, read_instance_ids, read_label_ids
 from fgaug.data.cutouts import LABEL_FILE_SUFFIXES
 from fgaug.data.headers import polygons_size
-from fgaug.data.io import DataError, open_image
+from fgaug.data.io import DataError, image_header, open_image
+from fgaug.data.labels import ids_to_train_ids
 from fgaug.data.layouts import read_layout_records
-from fgaug.data.record import RECORD_NAME, recorded_outcome, unfinished_run
-from fgaug.data.writer import LAYOUTS_MANIFEST_NAME, MANIFEST_NAME, manifest_files, tree_records
+from fgaug.data.record import RECORD_NAME, recorded_outcome, recorded_run, unfinished_run
+from fgaug.data.writer import LAYOUTS_MANIFEST_NAME, MANIFEST_NAME, manifest_files, read_manifest, tree_records
 
 MAX_THREADS = 8
 """Threads that read the samples' files, at most: one per core this process may run on."""
@@ -95,6 +98,8 @@ def output_records(out_root: Path) -> list[dict]:
         )
     if manifest_files(out_root):  # manifest.jsonl, or only the per-process parts of an interrupted torchrun run
         return tree_records(out_root)
+    if not out_root.is_dir():
+        raise DataError(f"{out_root}: {'a file' if out_root.exists() else 'no such folder'}; give the tree to check")
     if not (out_root / LAYOUTS_MANIFEST_NAME).is_file():
         raise DataError(f"{out_root}: no {MANIFEST_NAME} or {LAYOUTS_MANIFEST_NAME}; not an fgaug output tree")
     records = read_layout_records(out_root / LAYOUTS_MANIFEST_NAME)
@@ -110,7 +115,11 @@ def whole_tree_problems(out_root: Path, listed: int) -> list[str]:
     """What is wrong with the tree as a whole (see the module), given the samples its manifest lists."""
     problems = []
     record = out_root / RECORD_NAME
+    if record.is_file() and not recorded_run(out_root):  # none: a tree of the API's DatasetWriter, checked by file
+        problems.append(f"{record}: not a readable run record (damaged or edited)")
     command = unfinished_run(out_root)
+    if command is None:  # a finished run leaves no torn line
+        problems.extend(_damaged_manifests(out_root))
     if command is not None:
         problems.append(
             f"{record}: the `fgaug {command}` run that writes this tree has not finished "
@@ -135,18 +144,36 @@ def whole_tree_problems(out_root: Path, listed: int) -> list[str]:
     return problems
 
 
+def _damaged_manifests(out_root: Path) -> list[str]:
+    """The manifests of a tree holding a line that is no complete record."""
+    found = [(path, "sample") for path in manifest_files(out_root)] + [(out_root / LAYOUTS_MANIFEST_NAME, "layout")]
+    problems = []
+    for manifest, index in found:
+        lines = manifest.read_text(encoding="utf-8", errors="replace").splitlines() if manifest.is_file() else []
+        if len(read_manifest(manifest, index)) < sum(1 for line in lines if line.strip()):
+            problems.append(f"{manifest}: holds lines that are no complete record (damaged or edited)")
+    return problems
+
+
 def file_problems(outputs: dict[str, Path]) -> list[str]:
     """One line for each file of a sample that cannot be read to its end, is not of its kind, or
     is not the size of the sample's labelIds."""
     try:
-        size = read_label_ids(outputs["labelIds.png"], "labelIds").shape
+        image_header(outputs["labelIds.png"])
+        label_ids = read_label_ids(outputs["labelIds.png"], "labelIds")
     except DataError as error:
         return [str(error)]
+    size = label_ids.shape
     problems = []
     for name, path in outputs.items():
         if name == "labelIds.png":
             continue
         try:
+            if path.suffix == ".png":  # a PNG in name and bytes, not cut short: decoders may pass a missing end
+                image_header(path)
+            if name == "labelTrainIds.png":
+                problems.extend(_train_id_problems(path, label_ids, outputs["labelIds.png"]))
+                continue
             other = READERS.get(name, _any_image)(path)
         except DataError as error:
             problems.append(str(error))
@@ -155,6 +182,24 @@ def file_problems(outputs: dict[str, Path]) -> list[str]:
             what = "its labelIds" if name == "photo" else f"its labelIds {outputs['labelIds.png'].name}"
             problems.append(f"{path}: size {other} differs from {what} {size}")
     return problems
+
+
+def _train_id_problems(path: Path, label_ids: np.ndarray, label_path: Path) -> list[str]:
+    """A labelTrainIds file (what mmsegmentation trains on) that is not its labelIds' train ids."""
+    train_ids = np.asarray(open_image(path))
+    if train_ids.shape != label_ids.shape:
+        return [f"{path}: size {train_ids.shape[:2]} differs from its labelIds {label_path.name} {label_ids.shape}"]
+    if not np.array_equal(train_ids, ids_to_train_ids(label_ids)):
+        return [f"{path}: its train ids are not those of its labelIds {label_path.name}"]
+    return []
+
+
+def _photo(path: Path) -> tuple[int, int]:
+    """A photo fgaug wrote: 8-bit RGB, decoded to its end."""
+    image = open_image(path)
+    if image.mode != "RGB":
+        raise DataError(f"{path}: expected an 8-bit RGB photo, got mode {image.mode}")
+    return image.height, image.width
 
 
 def _any_image(path: Path) -> tuple[int, int]:
@@ -167,7 +212,7 @@ def _shape(read: Callable[[Path], np.ndarray]) -> Callable[[Path], tuple[int, in
 
 
 READERS: dict[str, Callable[[Path], tuple[int, int]]] = {
-    "labelTrainIds.png": _shape(lambda path: read_label_ids(path, "labelTrainIds")),
+    "photo": _photo,
     "color.png": _shape(lambda path: read_label_ids(path, "color", snap_colors=True)),
     "instanceIds.png": _shape(read_instance_ids),
     "polygons.json": polygons_size,

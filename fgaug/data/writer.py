@@ -83,13 +83,19 @@ def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
     written into ``gtFine/`` would be read back as a split): fgaug never writes into its input."""
     if Path(out_root).is_file():
         raise DataError(f"{out_root}: a file; the output is a folder (a Cityscapes tree)")
-    out, source = Path(out_root).resolve(), Path(input_root).resolve()
+    check_outside_input(out_root, input_root)
+
+
+def check_outside_input(output: str | Path, input_root: str | Path) -> None:
+    """Refuse an output (a folder or a file) inside the input, or inside the Cityscapes tree around
+    it: fgaug never writes into its input."""
+    out, source = Path(output).resolve(), Path(input_root).resolve()
     source_dir = source if source.is_dir() else source.parent
     if out == source_dir or out.is_relative_to(source_dir):
-        raise DataError(f"{out_root}: the output must not be inside the input {input_root}")
+        raise DataError(f"{output}: the output must not be inside the input {input_root}")
     tree = enclosing_tree_root(source_dir)
     if tree is not None and out.is_relative_to(tree):
-        raise DataError(f"{out_root}: the output must not be inside the Cityscapes tree {tree} of the input")
+        raise DataError(f"{output}: the output must not be inside the Cityscapes tree {tree} of the input")
 
 
 def frame_names(group: Group, token: str, default_split: str) -> tuple[str, str, str]:
@@ -281,13 +287,14 @@ def read_manifest(path: str | Path, index: str = "sample") -> list[dict]:
 
 
 def sample_is_whole(out_root: Path, record: dict) -> bool:
-    """Whether every file a manifest record names is under ``out_root`` and its photo a whole PNG
-    (:func:`~fgaug.data.io.image_header`: its header and its IEND chunk, no pixels decoded). What a
-    rerun trusts instead of drawing the sample again; ``validate`` reads every file to its end."""
+    """Whether every file a manifest record names is under ``out_root`` and whole as far as its end
+    tells (:func:`~fgaug.data.io.files_in_place`: a PNG's header and IEND chunk, no pixels
+    decoded). What a rerun trusts instead of drawing the sample again; ``validate`` reads every
+    file to its end."""
     outputs = record.get("outputs")
     if not isinstance(outputs, dict) or not all(isinstance(path, str) for path in outputs.values()):
         return False
-    return "photo" in outputs and files_in_place(out_root, outputs.values(), [outputs["photo"]])
+    return "photo" in outputs and files_in_place(out_root, outputs.values())
 
 
 def merge_manifests(out_root: str | Path, key_order: list[str], checked: Path | None = None) -> int:

@@ -132,6 +132,9 @@ def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
         payload["meta"] = json.loads(payload["meta"])
     except (KeyError, TypeError, json.JSONDecodeError) as error:
         raise CheckpointError(f"{path}: checkpoint metadata is damaged ({first_line(error)})") from error
+    if not isinstance(payload["meta"], dict) or not isinstance(payload.get("model"), dict):
+        part = "metadata" if not isinstance(payload["meta"], dict) else "weights ('model')"
+        raise CheckpointError(f"{path}: a damaged checkpoint: its {part} missing or not a mapping")
     return payload
 
 

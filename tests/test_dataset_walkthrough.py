@@ -1,0 +1,116 @@
+"""A sixth walkthrough's defects on the dataset side: a rerun that trusted damaged label files,
+``validate`` passing damaged files and records, and inputs that were not what their names said."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fgaug.data.cityscapes import find_groups
+from fgaug.data.headers import check_headers
+from fgaug.data.io import DataError
+from fgaug.data.validate import validate_tree
+from fgaug.generate.engine import generate
+from fgaug.generate.options import GenerateOptions
+
+
+@pytest.fixture
+def tree(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> Path:
+    """A generated tree of 2 masks, 1 sample each."""
+    out = tmp_path / "out"
+    masks = small_tree / "gtFine" / "val"
+    generate(GenerateOptions(masks=str(masks), out=str(out), model=str(test_checkpoint), n=1, limit=2, device="cpu"))
+    assert validate_tree(out).problems == []
+    return out
+
+
+def test_a_rerun_draws_again_a_sample_whose_label_file_was_emptied_or_cut(
+    tree: Path, small_tree: Path, test_checkpoint: Path
+) -> None:
+    """Only the photo was checked: an emptied instanceIds file counted as done, and ``validate``
+    kept failing after every rerun."""
+    instances = sorted(tree.rglob("*_gtFine_instanceIds.png"))[0]
+    instances.write_bytes(b"")
+    polygons = sorted(tree.rglob("*_gtFine_polygons.json"))[1]
+    polygons.write_bytes(polygons.read_bytes()[:40])
+    options = GenerateOptions(
+        masks=str(small_tree / "gtFine" / "val"), out=str(tree), model=str(test_checkpoint), n=1, limit=2, device="cpu"
+    )
+    again = generate(options)
+    assert (again.written, again.skipped) == (2, 0)
+    assert validate_tree(tree).problems == []
+
+
+def test_validate_finds_photos_of_another_kind_files_cut_short_and_train_ids_that_disagree(tree: Path) -> None:
+    photos = sorted(tree.rglob("*_leftImg8bit.png"))
+    Image.open(photos[0]).convert("RGBA").save(photos[0])
+    photos[1].write_bytes(photos[1].read_bytes()[:-20])  # its IEND chunk cut off: decoders may not notice
+    train_ids = sorted(tree.rglob("*_gtFine_labelTrainIds.png"))[0]
+    Image.fromarray(np.zeros_like(np.asarray(Image.open(train_ids)))).save(train_ids)
+    problems = validate_tree(tree).problems
+    assert f"{photos[0]}: expected an 8-bit RGB photo, got mode RGBA" in problems
+    assert any(line.startswith(f"{photos[1]}: not a readable image (cut short") for line in problems), problems
+    assert f"{train_ids}: its train ids are not those of its labelIds" in " ".join(problems)
+    assert len(problems) == 3, problems
+
+
+def test_validate_finds_a_damaged_run_record_and_manifest_line(tree: Path) -> None:
+    record, manifest = tree / "fgaug-run.json", tree / "manifest.jsonl"
+    record.write_text("{")
+    lines = manifest.read_text().splitlines()
+    manifest.write_text("\n".join([lines[0], "not json", *lines[1:]]) + "\n")
+    problems = validate_tree(tree).problems
+    assert problems == [
+        f"{record}: not a readable run record (damaged or edited)",
+        f"{manifest}: holds lines that are no complete record (damaged or edited)",
+    ]
+
+
+def test_a_jpeg_named_like_a_png_label_file_is_refused(small_tree: Path, tmp_path: Path) -> None:
+    """Lossy JPEG bytes under ``X_gtFine_labelIds.png`` passed the header check and were copied."""
+    masks = tmp_path / "masks"
+    shutil.copytree(small_tree / "gtFine" / "val", masks)
+    label = sorted(masks.rglob("*_gtFine_labelIds.png"))[0]
+    buffer = io.BytesIO()
+    Image.open(label).convert("L").save(buffer, "JPEG")
+    label.write_bytes(buffer.getvalue())
+    with pytest.raises(DataError, match=r"named \.png but a JPEG file"):
+        check_headers(find_groups(masks, require_photos=False).groups, False, False, photos=False, label_files=True)
+
+
+def test_a_checkpoint_without_its_weights_is_one_line(test_checkpoint: Path, tmp_path: Path) -> None:
+    """A checkpoint missing its ``model`` entry gave a KeyError traceback."""
+    import torch
+
+    from fgaug.training.checkpoint import CheckpointError, load_checkpoint
+
+    payload = torch.load(test_checkpoint, weights_only=True)
+    payload.pop("model")
+    damaged = tmp_path / "no-weights.pt"
+    torch.save(payload, damaged)
+    with pytest.raises(CheckpointError, match=r"no-weights\.pt: a damaged checkpoint: its weights \('model'\) missing"):
+        load_checkpoint(damaged)
+
+
+def test_prepare_never_writes_into_its_input_and_validate_names_a_missing_tree(
+    small_tree: Path, tmp_path: Path
+) -> None:
+    """``prepare cs --out cs/cache.h5`` wrote into the input tree; ``validate nowhere`` said it was
+    no fgaug tree rather than no folder."""
+    from fgaug.data.cache import prepare_cache
+    from fgaug.data.cityscapes import ReadOptions
+
+    tree = tmp_path / "cs"
+    shutil.copytree(small_tree, tree)
+    groups = find_groups(tree, ["val"]).groups
+    for inside in (tree / "cache.h5", tree / "gtFine" / "val" / "cache.h5"):
+        with pytest.raises(DataError, match="the output must not be inside"):
+            prepare_cache(groups, ReadOptions((16, 32)), inside, tree / "gtFine" / "val")
+        assert not inside.exists()
+    with pytest.raises(DataError, match="nowhere: no such folder; give the tree to check"):
+        validate_tree(tmp_path / "nowhere")
