@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 from pathlib import Path
@@ -114,3 +115,27 @@ def test_prepare_never_writes_into_its_input_and_validate_names_a_missing_tree(
         assert not inside.exists()
     with pytest.raises(DataError, match="nowhere: no such folder; give the tree to check"):
         validate_tree(tmp_path / "nowhere")
+
+
+def test_a_run_on_a_tree_another_run_is_writing_is_refused(tree: Path, small_tree: Path, test_checkpoint: Path) -> None:
+    """Two runs given one ``--out`` at once mixed their samples under one record (the second with
+    ``--temp 0.5 --overwrite`` kept a draw of the first at 0.8), and ``validate`` passed the tree."""
+    import fcntl
+    import os
+
+    from fgaug.data.record import OutputConflictError
+
+    options = GenerateOptions(
+        masks=str(small_tree / "gtFine" / "val"), out=str(tree), model=str(test_checkpoint), n=1, limit=2, device="cpu"
+    )
+    other_run = os.open(tree, os.O_RDONLY)  # what another process's run holds while it writes
+    fcntl.flock(other_run, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        for changes in ({}, {"temperature": 0.5, "overwrite": True}):
+            with pytest.raises(OutputConflictError, match="another fgaug run is writing this tree now"):
+                generate(dataclasses.replace(options, **changes))
+    finally:
+        os.close(other_run)
+    assert validate_tree(tree).problems == []
+    assert generate(options).skipped == 2, "once the other run has ended, the tree resumes"
+    assert generate(options).skipped == 2, "a run releases the tree at its end"

@@ -28,8 +28,10 @@ one; a record from before these fields says nothing either way.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -179,8 +181,9 @@ def check_output(out_root: str | Path, record: RunRecord, own: OwnOutputs, overw
 def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord, own: OwnOutputs, clear: bool) -> None:
     """Make ``out_root`` this run's: remove fgaug's own outputs first when ``clear`` (never a path
     inside ``input_root``) and the temporary files a killed run left, then write the record
-    atomically. One process calls it."""
+    atomically. One process calls it, and holds ``out_root`` from then on (:func:`_hold`)."""
     out_root = Path(out_root)
+    _hold(out_root)
     if clear:
         keep = Path(input_root).resolve()
         removable = [path for path in [*own.root_files(out_root), *own.folders(out_root)] if not _inside(path, keep)]
@@ -215,6 +218,42 @@ def forgotten_if_unwritten(out_root: str | Path, own: OwnOutputs, active: bool =
             if not existed and not any(out_root.iterdir()):
                 out_root.rmdir()
         raise
+    finally:
+        _release(out_root)
+
+
+_HELD: dict[Path, int] = {}
+"""The output folders this process holds (:func:`_hold`), each by an open descriptor of it."""
+
+
+def _hold(out_root: Path) -> None:
+    """Lock ``out_root`` for this process's run: two runs writing one tree at once (two CI jobs
+    given one ``--out``) mixed their samples under one record, and ``validate`` passed it. The lock
+    is an advisory ``flock`` on the folder itself, so nothing is written for it and it goes with
+    the process, however that ends; :func:`forgotten_if_unwritten` releases it at the run's end. A
+    second run finding the folder held is an :class:`OutputConflictError`; this process may take
+    the same folder again; a file system that cannot lock leaves runs unguarded."""
+    key = out_root.resolve()
+    if key in _HELD:
+        return
+    out_root.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(out_root, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise OutputConflictError(
+            f"{out_root}: another fgaug run is writing this tree now; let it finish, or give another --out"
+        ) from None
+    except OSError:  # no locks on this file system
+        pass
+    _HELD[key] = descriptor
+
+
+def _release(out_root: Path) -> None:
+    descriptor = _HELD.pop(out_root.resolve(), None)
+    if descriptor is not None:
+        os.close(descriptor)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
