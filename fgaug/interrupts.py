@@ -25,10 +25,6 @@ LAST_SIGNAL = [""]
 Ctrl-C's default handler names none)."""
 
 
-INSTALLED: list[bool] = []
-"""Whether :func:`interrupt_on_sigterm` has run in this process."""
-
-
 REDELIVERY_DELAY_SECONDS = 0.01
 """How long after an interrupt was dropped in a callback it is delivered again."""
 
@@ -43,17 +39,16 @@ def interrupt_on_sigterm() -> None:
     objects from those) is raised there, printed as "Exception ignored" and dropped, and the
     command ran on to exit 0: `prepare` did so in 2 of 4 tries. Such a dropped interrupt is now
     delivered again, at the main thread's next instruction (:func:`_redeliver_dropped_interrupts`).
-    Installing it a second time changes nothing."""
-    if INSTALLED:
-        return
-    INSTALLED.append(True)
+    Called again, it installs what something else replaced since, and nothing twice."""
+    if signal.getsignal(signal.SIGTERM) is not _interrupt:
+        signal.signal(signal.SIGTERM, _interrupt)
+    if not getattr(sys.unraisablehook, "redelivers_interrupts", False):
+        sys.unraisablehook = _redeliver_dropped_interrupts(sys.unraisablehook)
 
-    def interrupt(signum: int, frame: object) -> None:
-        LAST_SIGNAL[0] = signal.Signals(signum).name
-        raise KeyboardInterrupt(LAST_SIGNAL[0])
 
-    signal.signal(signal.SIGTERM, interrupt)
-    sys.unraisablehook = _redeliver_dropped_interrupts(sys.unraisablehook)
+def _interrupt(signum: int, frame: object) -> None:
+    LAST_SIGNAL[0] = signal.Signals(signum).name
+    raise KeyboardInterrupt(LAST_SIGNAL[0])
 
 
 def _redeliver_dropped_interrupts(hook: Callable[[Any], object]) -> Callable[[Any], object]:
@@ -73,4 +68,5 @@ def _redeliver_dropped_interrupts(hook: Callable[[Any], object]) -> Callable[[An
         timer.start()
         return None
 
+    redeliver.redelivers_interrupts = True  # type: ignore[attr-defined]
     return redeliver

@@ -239,3 +239,24 @@ def test_masks_that_are_links_are_found_from_a_split_or_city_folder(toy_tree: Pa
     (empty_city / instances.name).symlink_to(instances)  # a label file, but no mask
     with pytest.raises(DataError, match="no Cityscapes label files found in it"):
         find_groups(empty_city, require_photos=False)
+
+
+def test_a_folder_of_a_tree_is_refused_only_for_a_clash_of_its_own_frames(toy_tree: Path, tmp_path: Path) -> None:
+    """A clash between two other city folders refused a city folder that held none, and its advice,
+    to give the folders one at a time, was what the user had done."""
+    import shutil
+
+    tree = tmp_path / "cs"
+    shutil.copytree(toy_tree, tree)
+    first = sorted((tree / "gtFine" / "train").rglob("*_gtFine_labelIds.png"))[0]
+    city = first.parent.name
+    stem = first.name.removesuffix("_gtFine_labelIds.png")
+    for kind, files in (("gtFine", f"{stem}_gtFine_*"), ("leftImg8bit", f"{stem}_leftImg8bit.png")):
+        (tree / kind / "train" / "copycity").mkdir()
+        for path in (tree / kind / "train" / city).glob(files):
+            shutil.copy(path, tree / kind / "train" / "copycity" / path.name)
+    others = [p for p in (tree / "gtFine" / "train").iterdir() if p.name not in (city, "copycity")]
+    assert find_groups(others[0], require_photos=True).groups, "a city folder without the clash is read"
+    for folder in (tree, tree / "gtFine" / "train", tree / "gtFine" / "train" / city):
+        with pytest.raises(DataError, match=f"another frame of the same name {stem}"):
+            find_groups(folder, require_photos=False)

@@ -139,3 +139,35 @@ def test_a_run_on_a_tree_another_run_is_writing_is_refused(tree: Path, small_tre
     assert validate_tree(tree).problems == []
     assert generate(options).skipped == 2, "once the other run has ended, the tree resumes"
     assert generate(options).skipped == 2, "a run releases the tree at its end"
+
+
+def test_validate_names_a_train_id_file_of_another_mode_and_reads_a_manifest_of_any_bytes(tree: Path) -> None:
+    """A three-channel labelTrainIds file was said to differ in size while both sizes printed
+    equal; a byte that is no UTF-8 in a manifest gave a traceback."""
+    train_ids = sorted(tree.rglob("*_gtFine_labelTrainIds.png"))[0]
+    ids = np.asarray(Image.open(train_ids))
+    Image.fromarray(np.stack([ids] * 3, -1)).save(train_ids)
+    manifest = tree / "manifest.jsonl"
+    manifest.write_bytes(manifest.read_bytes() + b"\xff\n")
+    assert validate_tree(tree).problems == [
+        f"{manifest}: holds lines that are no complete record (damaged or edited)",
+        f"{train_ids}: an id mask must be a single-channel PNG, got mode RGB",
+    ]
+
+
+def test_write_layouts_releases_its_folder_at_its_end(small_tree: Path, tmp_path: Path) -> None:
+    """Called directly, ``write_layouts`` kept its output folder held after it returned: another
+    process's run on it was refused as "another fgaug run is writing this tree now"."""
+    import fcntl
+    import os
+
+    from fgaug.data.layouts import write_layouts
+    from fgaug.data.options import LayoutOptions
+
+    out = tmp_path / "layouts"
+    write_layouts(find_groups(small_tree, ["val"], False).groups, small_tree, out, LayoutOptions(n=1))
+    other_run = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(other_run, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError while it is held
+    finally:
+        os.close(other_run)

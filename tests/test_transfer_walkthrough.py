@@ -190,3 +190,18 @@ def test_the_api_refuses_tensors_and_values_it_cannot_mean(test_checkpoint: Path
     assert all(type(seed) is int for seed in GenerateOptions(masks=".", style_seeds=list(np.array([3]))).style_seeds)
     with pytest.raises(UsageError, match="--from takes whole numbers, got True"):
         InterpolateOptions(mask=str(tmp_path), start_style=True, end_style=2)  # type: ignore[arg-type]
+
+
+def test_pairs_relative_to_a_folder_may_write_inside_it(
+    pair: tuple[Path, Path, Path], test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """With ``--pairs`` the folders are only where the listed paths start: only the listed files
+    are read, so an output under them is never read back (the review found it refused)."""
+    photo, _, layout = pair
+    base = photo.parent.parent
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text(f"{photo.relative_to(base)} {layout.relative_to(base)}\n")
+    arguments = ["transfer", str(base), str(base), "--pairs", str(pairs), "--model", str(test_checkpoint)]
+    result = runner.invoke(app, [*arguments, "-o", str(base / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(list((base / "out").glob("*.png"))) == 1

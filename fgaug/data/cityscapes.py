@@ -135,9 +135,9 @@ def find_groups(
     groups = [_flat_group(path, root, mask_format) for path in masks]
     by_stem: dict[str, Path] = {}
     for group in groups:  # other names take their folders into the outputs' names: no clash
-        if is_cityscapes_stem(group.stem):
-            _refuse_a_second_folder(group.stem, group.mask, [by_stem[group.stem]] if group.stem in by_stem else [])
-            by_stem[group.stem] = group.mask
+        if is_cityscapes_stem(group.stem) and group.stem in by_stem:
+            _clash(group.stem, group.mask, by_stem[group.stem], None)
+        by_stem[group.stem] = group.mask
     return Discovery(groups)
 
 
@@ -175,8 +175,15 @@ def _flat_group(path: Path, root: Path, mask_format: MaskFormat) -> Group:
 
 
 def _find_in_tree(
-    root: Path, splits: Sequence[str] | None, require_photos: bool, mask_format: MaskFormat, skip_bad: bool
+    root: Path,
+    splits: Sequence[str] | None,
+    require_photos: bool,
+    mask_format: MaskFormat,
+    skip_bad: bool,
+    within: Path | None = None,
 ) -> Discovery:
+    """The groups of a Cityscapes tree's splits. Frames of one name in two folders are refused
+    (:func:`_clash`), those of a folder ``within`` the tree only where they concern its frames."""
     label_root, photo_root = root / "gtFine", root / "leftImg8bit"
     available = sorted(
         {p.name for base in (label_root, photo_root) if base.is_dir() for p in base.iterdir() if p.is_dir()}
@@ -185,15 +192,21 @@ def _find_in_tree(
     for split in chosen:
         if split not in available:
             raise DataError(f"{root}: no split {split!r} (found: {', '.join(available) or 'none'})")
-    discovery = Discovery([])
+    discovery, clashes = Discovery([]), list[tuple[str, Path, Path]]()
     for split in chosen:
-        found = _groups_in_label_dir(label_root / split, split, mask_format)
+        found = _groups_in_label_dir(label_root / split, split, mask_format, clashes)
         photos: dict[str, Path] = {}
         for path in sorted((photo_root / split).glob(f"*/*{PHOTO_SUFFIX}")):
             stem = path.name[: -len(PHOTO_SUFFIX)]
-            _refuse_a_second_folder(stem, path, [photos[stem]] if stem in photos else [])
-            photos[stem] = path
+            if stem in photos:
+                clashes.append((stem, path, photos[stem]))
+            else:
+                photos[stem] = path
         _pair_with_photos(discovery, found, photos, require_photos, skip_bad)
+    kept = {group.stem for group in discovery.groups if within is None or _lies_within(group.mask, within)}
+    for stem, path, other in clashes:
+        if within is None or stem in kept or _lies_within(path, within) or _lies_within(other, within):
+            _clash(stem, path, other, None)
     if not discovery.groups and not discovery.skipped:
         raise DataError(f"{root}: no Cityscapes label files found for split(s) {', '.join(chosen)}")
     return discovery
@@ -239,9 +252,9 @@ def _find_in_label_folder(
     split = root.resolve().relative_to(tree_folder / "gtFine").parts[0]
     if splits and split not in splits:
         raise DataError(f"{root}: a folder of split {split!r}, not of --split {', '.join(splits)}")
-    tree = _find_in_tree(tree_folder, [split], require_photos, mask_format, skip_bad)
-    inside = root.resolve()  # a mask that is a link lies where its folder is, not where it points
-    groups = [group for group in tree.groups if group.mask.parent.resolve().is_relative_to(inside)]
+    inside = root.resolve()
+    tree = _find_in_tree(tree_folder, [split], require_photos, mask_format, skip_bad, within=inside)
+    groups = [group for group in tree.groups if _lies_within(group.mask, inside)]
     if not groups and not tree.skipped:
         raise DataError(f"{root}: no Cityscapes label files found in it")
     return Discovery(groups, tree.skipped)
@@ -253,14 +266,28 @@ def _refuse_splits(root: Path, splits: Sequence[str] | None) -> None:
         raise DataError(f"{root}: not in a Cityscapes tree, so --split {', '.join(splits)} chooses nothing; drop it")
 
 
-def _groups_in_label_dir(label_dir: Path, split: str | None, mask_format: MaskFormat) -> dict[str, Group]:
+def _lies_within(path: Path, folder: Path) -> bool:
+    """Whether a file lies in ``folder`` (resolved): a file that is a link lies where its folder
+    is, not where it points."""
+    return path.parent.resolve().is_relative_to(folder)
+
+
+def _groups_in_label_dir(
+    label_dir: Path, split: str | None, mask_format: MaskFormat, clashes: list[tuple[str, Path, Path]] | None = None
+) -> dict[str, Group]:
+    """The frames of a folder of label files, by stem; a frame's files in a second folder are
+    left out and, as a clash, refused at once or added to ``clashes`` (:func:`_clash`)."""
     files: dict[str, dict[str, Path]] = {}
     for path in sorted(label_dir.rglob("*_gtFine_*")):
-        for suffix in LABEL_SUFFIXES:
-            if path.name.endswith(suffix):
-                stem = path.name[: -len(suffix)]
-                _refuse_a_second_folder(stem, path, [*files.get(stem, {}).values()])
-                files.setdefault(stem, {})[suffix] = path
+        suffix = next((suffix for suffix in LABEL_SUFFIXES if path.name.endswith(suffix)), None)
+        if suffix is None:
+            continue
+        stem = path.name[: -len(suffix)]
+        other = next((found for found in files.get(stem, {}).values() if found.parent != path.parent), None)
+        if other is not None:
+            _clash(stem, path, other, clashes)
+        else:
+            files.setdefault(stem, {})[suffix] = path
     groups = {}
     for stem, label_files in files.items():
         usable = [suffix for suffix in MASK_SUFFIX_FORMATS if suffix in label_files]
@@ -282,16 +309,18 @@ def _groups_in_label_dir(label_dir: Path, split: str | None, mask_format: MaskFo
     return groups
 
 
-def _refuse_a_second_folder(stem: str, path: Path, earlier: Sequence[Path]) -> None:
-    """A file of frame ``stem`` in another folder than the frame's earlier files: two frames of one
-    name, which fgaug would take for one (the label files of both mixed) and whose samples would
-    be written under one name. A :class:`DataError` naming both."""
-    other = next((found for found in earlier if found.parent != path.parent), None)
-    if other is not None:
-        raise DataError(
-            f"{path}: another frame of the same name {stem} is in {other.parent}; fgaug names every output "
-            "after its frame, so rename one, or give the folders one at a time"
-        )
+def _clash(stem: str, path: Path, other: Path, clashes: list[tuple[str, Path, Path]] | None) -> None:
+    """Two frames of one name ``stem``, ``path`` and ``other`` in two folders, which fgaug would
+    take for one (the label files of both mixed) and whose samples it would write under one name:
+    added to ``clashes`` for the caller to judge, or without a list a :class:`DataError` naming
+    both."""
+    if clashes is not None:
+        clashes.append((stem, path, other))
+        return
+    raise DataError(
+        f"{path}: another frame of the same name {stem} is in {other.parent}; fgaug names every output "
+        "after its frame, so rename one, or give the folders one at a time"
+    )
 
 
 def _suffix_for(mask_format: str, usable: list[str], label_files: dict[str, Path]) -> str:

@@ -230,7 +230,8 @@ def _hold(out_root: Path) -> None:
     """Lock ``out_root`` for this process's run: two runs writing one tree at once (two CI jobs
     given one ``--out``) mixed their samples under one record, and ``validate`` passed it. The lock
     is an advisory ``flock`` on the folder itself, so nothing is written for it and it goes with
-    the process, however that ends; :func:`forgotten_if_unwritten` releases it at the run's end. A
+    the process, however that ends; :func:`finish_output` releases it at the run's end, and
+    :func:`forgotten_if_unwritten` around a run that fails. A
     second run finding the folder held is an :class:`OutputConflictError`; this process may take
     the same folder again; a file system that cannot lock leaves runs unguarded."""
     key = out_root.resolve()
@@ -265,8 +266,10 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 def finish_output(out_root: str | Path, record: RunRecord, outcome: RunOutcome) -> None:
-    """Record that the run of ``record`` got to its end, and its ``outcome``. One process calls it."""
+    """Record that the run of ``record`` got to its end, and its ``outcome``, and release
+    ``out_root`` (:func:`_hold`). One process calls it."""
     _write_record(Path(out_root), record, finished=True, outcome=outcome)
+    _release(Path(out_root))
 
 
 def _write_record(out_root: Path, record: RunRecord, finished: bool, outcome: RunOutcome | None = None) -> None:

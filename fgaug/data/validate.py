@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from fgaug.data.cityscapes import PHOTO_SUFFIX, Group, find_groups, read_instance_ids, read_label_ids
+from fgaug.data.cityscapes import ID_MODES, PHOTO_SUFFIX, Group, find_groups, read_instance_ids, read_label_ids
 from fgaug.data.cutouts import LABEL_FILE_SUFFIXES
 from fgaug.data.headers import polygons_size
 from fgaug.data.io import DataError, image_header, open_image
@@ -186,7 +186,10 @@ def file_problems(outputs: dict[str, Path]) -> list[str]:
 
 def _train_id_problems(path: Path, label_ids: np.ndarray, label_path: Path) -> list[str]:
     """A labelTrainIds file (what mmsegmentation trains on) that is not its labelIds' train ids."""
-    train_ids = np.asarray(open_image(path))
+    image = open_image(path)
+    if image.mode not in ID_MODES:
+        return [f"{path}: an id mask must be a single-channel PNG, got mode {image.mode}"]
+    train_ids = np.asarray(image)
     if train_ids.shape != label_ids.shape:
         return [f"{path}: size {train_ids.shape[:2]} differs from its labelIds {label_path.name} {label_ids.shape}"]
     if not np.array_equal(train_ids, ids_to_train_ids(label_ids)):

@@ -275,7 +275,7 @@ def read_manifest(path: str | Path, index: str = "sample") -> list[dict]:
     (torn or foreign lines are left out; a missing file has none)."""
     records = []
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
     for line in lines:
         try:
             record = json.loads(line)

@@ -127,8 +127,9 @@ def transfer(options: TransferOptions, progress: Progress | None = None) -> Tran
 
 
 def _check_outputs(jobs: Sequence[_Job], options: TransferOptions) -> None:
-    """Refuse, before any work: an output that is one of the inputs, an output folder inside an
-    input folder (a later run would read the outputs as inputs), two transfers that would write
+    """Refuse, before any work: an output that is one of the inputs, an output folder inside a
+    folder of inputs (a later run would read the outputs as inputs; with ``pairs`` the folders
+    are where the listed paths start, no more), two transfers that would write
     one file (photos or masks of one name in different folders), and an output that cannot be
     written."""
     inputs = {path.resolve() for job in jobs for path in (job.photo, job.photo_mask, job.structure)}
@@ -144,8 +145,8 @@ def _check_outputs(jobs: Sequence[_Job], options: TransferOptions) -> None:
                 f"{job.structure} would be written there (inputs of one name in different folders)"
             )
         check_file_to_write(job.target, "--out", "transfer.png")
-    for given in (options.content, options.structure):
-        if given is not None and Path(given).is_dir():  # folders of inputs: the outputs go in one folder
+    for given in (options.content, options.structure) if options.pairs is None else ():
+        if given is not None and Path(given).is_dir():  # folders read whole: a later run would read the outputs
             check_output_root(jobs[0].target.parent, given)
 
 
