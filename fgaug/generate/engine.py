@@ -185,6 +185,8 @@ def _generate_in_process(
     checkpoint, model_used = load_named_model(options.model, device)
     boundary = checkpoint.model.config.mask_channels == 4
     checked = check_headers(groups, boundary, options.skip_bad, photos=False, label_files=True)
+    kept = {group.key for group in checked.groups}
+    refused = [group.key for group in groups if group.key not in kept]  # --skip-bad, by their headers
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
@@ -233,7 +235,8 @@ def _generate_in_process(
     progress.stop()
     if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
         tally.failures = [*skipped, *tally.failures]
-        tally.failed_samples += len(skipped) * options.n
+        in_tree = sum(1 for key in refused for index in range(options.n) if (key, index) in writer.finished)
+        tally.failed_samples += len(skipped) * options.n - in_tree  # an earlier run's samples of them stay
     totals = context.sum(
         [tally.written, requested - pending, len(tally.failures), tally.diverged, tally.failed_samples], device
     )
