@@ -185,6 +185,13 @@ def cpu_description() -> str:
     return f"{cpu_model()}, no native bf16{capped_note}"
 
 
+def fused_adam_available(device: torch.device) -> bool:
+    """Whether torch has a fused Adam (and AdamW) kernel for ``device`` that fgaug uses: CUDA, and the CPU since
+    torch 2.4 (``torch.__version__`` is a :class:`~torch.torch_version.TorchVersion`, compared as a
+    version; a pre-release of 2.4 counts as older)."""
+    return device.type == "cuda" or (device.type == "cpu" and torch.__version__ >= "2.4")
+
+
 def reset_peak_memory(device: torch.device) -> None:
     """Start :func:`peak_memory`'s count afresh on a CUDA device (the CPU's is the process's)."""
     if device.type == "cuda":

@@ -9,7 +9,8 @@ import torch
 from devices import TEST_DEVICE
 from torch.torch_version import TorchVersion
 
-from fgaug.training.optimiser import adam, fused_adam_available, load_adam_state
+from fgaug.runtime import fused_adam_available
+from fgaug.training.optimiser import adam, load_adam_state
 
 FUSED_HERE = fused_adam_available(TEST_DEVICE)
 

@@ -19,9 +19,8 @@ from fgaug.data.io import DataError
 from fgaug.flow import FullGlow
 from fgaug.progress import SilentProgress
 from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
-from fgaug.runtime import RuntimeChoiceError
+from fgaug.runtime import RuntimeChoiceError, fused_adam_available
 from fgaug.training.checkpoint import CheckpointError, export_weights, initialise_from, load_checkpoint
-from fgaug.training.optimiser import fused_adam_available
 from fgaug.training.options import TrainOptions
 from fgaug.training.stopping import STOP_SIGNALS, batches_of, leave_stop_signals_to_the_trainer
 from fgaug.training.train import (

@@ -267,16 +267,15 @@ def _refuse_splits(root: Path, splits: Sequence[str] | None) -> None:
 
 
 def _lies_within(path: Path, folder: Path) -> bool:
-    """Whether a file lies in ``folder`` (resolved): a file that is a link lies where its folder
-    is, not where it points."""
+    """Whether a file lies in ``folder`` (resolved): a link lies where its folder is."""
     return path.parent.resolve().is_relative_to(folder)
 
 
 def _groups_in_label_dir(
     label_dir: Path, split: str | None, mask_format: MaskFormat, clashes: list[tuple[str, Path, Path]] | None = None
 ) -> dict[str, Group]:
-    """The frames of a folder of label files, by stem; a frame's files in a second folder are
-    left out and, as a clash, refused at once or added to ``clashes`` (:func:`_clash`)."""
+    """The frames of a folder of label files, by stem; a frame's files in a second folder are a
+    :func:`_clash`."""
     files: dict[str, dict[str, Path]] = {}
     for path in sorted(label_dir.rglob("*_gtFine_*")):
         suffix = next((suffix for suffix in LABEL_SUFFIXES if path.name.endswith(suffix)), None)
@@ -310,10 +309,8 @@ def _groups_in_label_dir(
 
 
 def _clash(stem: str, path: Path, other: Path, clashes: list[tuple[str, Path, Path]] | None) -> None:
-    """Two frames of one name ``stem``, ``path`` and ``other`` in two folders, which fgaug would
-    take for one (the label files of both mixed) and whose samples it would write under one name:
-    added to ``clashes`` for the caller to judge, or without a list a :class:`DataError` naming
-    both."""
+    """Two frames of one name in two folders (fgaug would mix their files and write both under one
+    name): added to ``clashes`` for the caller to judge, else a :class:`DataError` naming both."""
     if clashes is not None:
         clashes.append((stem, path, other))
         return

@@ -7,12 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-
-def fused_adam_available(device: torch.device) -> bool:
-    """Whether torch has a fused Adam kernel for ``device`` that fgaug uses: CUDA, and the CPU since
-    torch 2.4 (``torch.__version__`` is a :class:`~torch.torch_version.TorchVersion`, compared as a
-    version; a pre-release of 2.4 counts as older)."""
-    return device.type == "cuda" or (device.type == "cpu" and torch.__version__ >= "2.4")
+from fgaug.runtime import fused_adam_available
 
 
 def adam(model: nn.Module, lr: float) -> torch.optim.Adam:
