@@ -30,7 +30,7 @@ from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
 from fgaug.data.record import RunOutcome, check_output, finish_output, forgotten_if_unwritten, take_output
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.validate import ValidationReport, validate_tree
-from fgaug.data.writer import TREE_OUTPUTS
+from fgaug.data.writer import TREE_OUTPUTS, check_outside_input
 from fgaug.evaluation.augment.protocol import MIXINGS, probe_recipe
 from fgaug.evaluation.augment.resume import STUDY_OUTPUTS, FinishedProbes, study_record
 from fgaug.evaluation.augment.strategies import STRATEGIES, describe_need
@@ -284,10 +284,21 @@ def _evaluation_setup(
     return checkpoint, torch_device, network_dtype, Path(data), model_used
 
 
+def _check_report_folder(out: str | Path, data: str | Path, whose: str) -> None:
+    """Refuse, before any work, an ``--out`` that is a file, cannot be written, or lies inside the
+    dataset (fgaug never writes into its input)."""
+    if Path(out).is_file():
+        raise DataError(f"{out}: a file; --out names {whose} folder")
+    check_file_to_write(Path(out) / "report.json", "--out", "evaluation/")
+    if Path(data).is_dir():
+        check_outside_input(out, data)
+
+
 def evaluate_quality(options: QualityOptions, progress: Progress | None = None) -> QualityResult:
     """Bits/dim, consistency, diversity and colour match over a temperature sweep (draws guided or
     denoised as the options say); writes the report (JSON, Markdown, plots) under ``options.out``
     and returns it with the written paths."""
+    _check_report_folder(options.out, options.data, "the report's")
     checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(
         options.data, options.model, options.device, options.precision
     )
@@ -372,8 +383,7 @@ def _evaluate_augment(options: AugmentOptions, progress: Progress | None) -> Aug
         raise UsageError(f"--mixing must be one of {', '.join(MIXINGS)}, got {mixing!r}")
     device, precision = options.device, options.precision
     data, model = options.data, options.model
-    if Path(out).is_file():
-        raise DataError(f"{out}: a file; --out names the study's folder")
+    _check_report_folder(out, data, "the study's")
     checkpoint, torch_device, network_dtype, root, model_used = _evaluation_setup(data, model, device, precision)
     checkpoint.model.check_sampling(sampling.guidance, sampling.denoise_scale)  # before any probe is trained
     pool = find_groups(root, ["train"], True).groups

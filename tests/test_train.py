@@ -16,6 +16,7 @@ import torch
 from devices import ON_CUDA, TEST_DEVICE
 
 from fgaug.data.io import DataError
+from fgaug.errors import FgaugError
 from fgaug.flow import FullGlow
 from fgaug.progress import SilentProgress
 from fgaug.resources import DEMO_MODEL_NAME, bundled_dir
@@ -113,9 +114,31 @@ def test_a_run_killed_outright_resumes_with_each_step_logged_once(small_tree: Pa
     assert (finished / "checkpoints" / "best.pt").is_file()
     early = tmp_path / "early"
     train(options(small_tree, early, steps=6, checkpoint_every=10, **quick))
-    (early / "checkpoints" / "last.pt").unlink()  # as if killed at step 6, before its first checkpoint at 10
+    shutil.rmtree(early / "checkpoints")  # as if killed at step 6, before its first checkpoint at 10
     train(options(small_tree, early, steps=6, checkpoint_every=10, resume=True, **quick))
     assert logged_steps(early) == [1, 2, 3, 4, 5, 6] and losses(early) == same
+    short = tmp_path / "short"  # finished before its first --checkpoint-every, as the README's demo run
+    train(options(small_tree, short, steps=6, checkpoint_every=10, **quick))
+    (short / "checkpoints" / "last.pt").unlink()
+    with pytest.raises(CheckpointError, match=r"last\.pt: not found, so the run cannot resume"):
+        train(options(small_tree, short, steps=6, checkpoint_every=10, resume=True, **quick))
+    assert (short / "checkpoints" / "best.pt").is_file() and (short / "metrics.jsonl").is_file()
+
+
+def test_exist_ok_keeps_the_earlier_run_until_the_new_one_can_start(small_tree: Path, tmp_path: Path) -> None:
+    """``--exist-ok`` with a missing dataset, a batch larger than the data or a bad --val emptied
+    the run folder first, then failed."""
+    run = tmp_path / "run"
+    train(options(small_tree, run, steps=2))
+    before = sorted(path.relative_to(run) for path in run.rglob("*"))
+    for data, changes in (
+        (tmp_path / "nowhere", {}),
+        (small_tree, {"batch_size": 64}),
+        (small_tree, {"val_data": "-"}),
+    ):
+        with pytest.raises(FgaugError):
+            train(options(data, run, steps=2, exist_ok=True, **changes))
+        assert sorted(path.relative_to(run) for path in run.rglob("*")) == before
 
 
 def test_a_resume_refuses_settings_other_than_the_runs_and_takes_how_long_and_on_what(

@@ -89,6 +89,10 @@ class FullGlowConfig:
             raise ConfigError(f"n_flow has {len(self.n_flow)} entries for n_block={self.n_block} levels")
         if any(k < 1 for k in self.n_flow):
             raise ConfigError(f"every level needs at least one flow step, got n_flow={list(self.n_flow)}")
+        widths = {"coupling_hidden": [self.coupling_hidden], "condition_embed_hidden": [self.condition_embed_hidden]}
+        for key, values in {**widths, "param_net_hidden": list(self.param_net_hidden)}.items():
+            if any(value < 1 for value in values):
+                raise ConfigError(f"{key} must be at least 1 (a network's width), got {values}")
         if not 0.0 < self.coupling_scale_floor < 1.0:
             raise ConfigError(f"coupling_scale_floor must lie in (0, 1), got {self.coupling_scale_floor}")
         if self.source_weight < 0:

@@ -67,10 +67,11 @@ def load_preset(name_or_path: str | Path) -> Preset:
     :class:`~fgaug.usage.UsageError` (``--preset``'s value), a file that is missing or wrong a
     :class:`~fgaug.flow.config.ConfigError`."""
     candidate = Path(name_or_path)
-    if candidate.suffix == ".json" or candidate.exists():
+    builtin = presets_dir() / f"{name_or_path}.json"
+    if candidate.suffix == ".json" or (candidate.is_file() and not builtin.is_file()):  # a folder "tiny" is none
         path = candidate
     else:
-        path = presets_dir() / f"{name_or_path}.json"
+        path = builtin
         if not path.is_file():
             known = ", ".join(available_presets())
             raise UsageError(f"unknown preset {name_or_path!r}; known presets: {known}")

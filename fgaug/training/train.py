@@ -113,7 +113,8 @@ class _Run:
         self.options, self.config, self.preset_name = resolve_run(options)
         last = Path(self.options.run_dir) / "checkpoints" / "last.pt"
         if self.options.resume and not last.exists():
-            if last_logged_step(Path(self.options.run_dir)) >= self.options.checkpoint_every:
+            saved = last.with_name("best.pt").exists()  # a run that got to a checkpoint, finished or not
+            if saved or last_logged_step(Path(self.options.run_dir)) >= self.options.checkpoint_every:
                 raise CheckpointError(  # it had one: a finished run's artefacts are never cleared to start it again
                     f"{last}: not found, so the run cannot resume; --exist-ok starts it afresh, --init-from one of "
                     "its other checkpoints starts a new run from it"
@@ -121,9 +122,6 @@ class _Run:
             # killed before its first checkpoint: started again as it first was (all drawn from its seed)
             self.progress.log(f"{self.options.run_dir}: no checkpoint yet; starting the run again at step 0")
             self.options.resume = False
-        if self.context.is_main and not self.options.resume:  # afresh (--exist-ok): nothing of an earlier run
-            clear_run_folder(Path(self.options.run_dir))
-        self.context.barrier()  # every process checked the run folder before the first writes to it
         assert self.options.batch_size is not None and self.options.lr is not None
         self.batch_size, self.lr = self.options.batch_size, self.options.lr
         optimisation = build_optimisation(self.options, self.config, self.device, self.context.world_size)
@@ -142,6 +140,9 @@ class _Run:
                 f"({self.batch_size} x {self.context.world_size} processes)"
             )
         self.total_steps = self.options.steps or math.ceil((self.options.epochs or 45) * self.steps_per_epoch)
+        if self.context.is_main and not self.options.resume:  # afresh (--exist-ok), once the run can start
+            clear_run_folder(self.run_dir)
+        self.context.barrier()  # every process checked the run folder before the first writes to it
         self.ema: ExponentialMovingAverage | None = None
         self.state = TrainState()
         self.consecutive_bad, self.stopped_early = 0, False
@@ -421,7 +422,7 @@ class _Run:
             if not self.state.step:
                 raise
             self.save(self.checkpoints / "last.pt")
-            saved = f"the run is saved at step {self.state.step}: fix the file, or add --skip-bad, and --resume"
+            saved = f"the run is saved at step {self.state.step}: fix the file and --resume"
             raise DataError(f"{error} ({saved})") from error
         finally:
             self.log.close()

@@ -1,0 +1,44 @@
+"""An eighth walkthrough's defects on the training and evaluation side (the run-folder ones are in
+test_train.py): a folder named like a preset, preset widths of 0, and reports written into the
+dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fgaug.data.io import DataError
+from fgaug.flow.config import ConfigError, FullGlowConfig
+from fgaug.training.presets import load_preset
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mkdir tiny`` broke every ``train`` without ``--preset``: "tiny: preset file not found"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny").mkdir()
+    (tmp_path / "test").write_text("not a preset")
+    assert load_preset("tiny").name == "tiny" and load_preset("test").name == "test"
+
+
+@pytest.mark.parametrize(
+    "widths", [{"coupling_hidden": 0}, {"condition_embed_hidden": -4}, {"param_net_hidden": (0, 8, 8)}]
+)
+def test_network_widths_below_one_are_refused(widths: dict) -> None:
+    """A preset with ``coupling_hidden: 0`` gave a RuntimeError traceback, ``param_net_hidden`` with
+    a 0 trained without a word."""
+    with pytest.raises(ConfigError, match="must be at least 1 \\(a network's width\\)"):
+        FullGlowConfig(**widths)
+
+
+def test_an_evaluation_never_writes_into_its_dataset(small_tree: Path, test_checkpoint: Path) -> None:
+    """``evaluate quality DATA --out DATA`` wrote its report into the dataset; ``evaluate augment``
+    trained a probe before it refused the same."""
+    from fgaug.api import AugmentOptions, QualityOptions, evaluate_augment, evaluate_quality
+
+    inside = small_tree / "gtFine" / "evaluation"
+    with pytest.raises(DataError, match="the output must not be inside the input"):
+        evaluate_quality(QualityOptions(str(small_tree), model=str(test_checkpoint), out=str(inside)))
+    with pytest.raises(DataError, match="the output must not be inside the input"):
+        evaluate_augment(AugmentOptions(str(small_tree), model=str(test_checkpoint), out=str(inside)))
+    assert not inside.exists()
