@@ -42,3 +42,28 @@ def test_an_evaluation_never_writes_into_its_dataset(small_tree: Path, test_chec
     with pytest.raises(DataError, match="the output must not be inside the input"):
         evaluate_augment(AugmentOptions(str(small_tree), model=str(test_checkpoint), out=str(inside)))
     assert not inside.exists()
+
+
+def test_a_second_run_on_a_run_folder_in_use_is_refused(small_tree: Path, tmp_path: Path) -> None:
+    """A ``--resume`` (or ``--exist-ok``) while the run trained went on beside it: the metrics held
+    each step twice, and ``--exist-ok`` emptied the folder under the first run."""
+    import fcntl
+    import os
+
+    from fgaug.data.record import OutputConflictError
+    from fgaug.training.options import TrainOptions
+    from fgaug.training.train import train
+
+    run = tmp_path / "run"
+    options = TrainOptions(data=str(small_tree), run_dir=str(run), preset="test", steps=2, workers=0, device="cpu")
+    train(options)
+    other_run = os.open(run, os.O_RDONLY)  # what the first run's process holds while it trains
+    fcntl.flock(other_run, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        for changes in ({"resume": True, "steps": 4}, {"exist_ok": True}):
+            with pytest.raises(OutputConflictError, match="another fgaug run is writing into it now"):
+                train(TrainOptions(**{**options.__dict__, **changes}))
+        assert (run / "checkpoints" / "last.pt").is_file()
+    finally:
+        os.close(other_run)
+    assert train(TrainOptions(**{**options.__dict__, "resume": True, "steps": 4})).steps == 4

@@ -269,9 +269,10 @@ def write_layouts(
     if records or manifest.is_file():  # drop a line torn by an interrupted run, or stale, before appending
         atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in whole).encode())
     finished = {(r["key"], int(r["layout"])) for r in whole}
-    bank = (
+    to_make = any((group.key, k) not in finished for group in groups for k in range(options.n))
+    bank = (  # every mask's objects, read only where a layout is still to make (a rerun of a whole tree reads none)
         CutoutBank(groups, options.rare_boost, progress, photos=options.photos, snap_colors=options.snap_colors)
-        if options.paste
+        if options.paste and to_make
         else None
     )
     written = skipped = pasted = 0

@@ -181,9 +181,9 @@ def check_output(out_root: str | Path, record: RunRecord, own: OwnOutputs, overw
 def take_output(out_root: str | Path, input_root: str | Path, record: RunRecord, own: OwnOutputs, clear: bool) -> None:
     """Make ``out_root`` this run's: remove fgaug's own outputs first when ``clear`` (never a path
     inside ``input_root``) and the temporary files a killed run left, then write the record
-    atomically. One process calls it, and holds ``out_root`` from then on (:func:`_hold`)."""
+    atomically. One process calls it, and holds ``out_root`` from then on (:func:`hold_folder`)."""
     out_root = Path(out_root)
-    _hold(out_root)
+    hold_folder(out_root)
     if clear:
         keep = Path(input_root).resolve()
         removable = [path for path in [*own.root_files(out_root), *own.folders(out_root)] if not _inside(path, keep)]
@@ -219,14 +219,14 @@ def forgotten_if_unwritten(out_root: str | Path, own: OwnOutputs, active: bool =
                 out_root.rmdir()
         raise
     finally:
-        _release(out_root)
+        release_folder(out_root)
 
 
 _HELD: dict[Path, int] = {}
-"""The output folders this process holds (:func:`_hold`), each by an open descriptor of it."""
+"""The output folders this process holds (:func:`hold_folder`), each by an open descriptor of it."""
 
 
-def _hold(out_root: Path) -> None:
+def hold_folder(out_root: Path) -> None:
     """Lock ``out_root`` for this process's run: two runs writing one tree at once (two CI jobs
     given one ``--out``) mixed their samples under one record, and ``validate`` passed it. The lock
     is an advisory ``flock`` on the folder itself, so nothing is written for it and it goes with
@@ -244,14 +244,14 @@ def _hold(out_root: Path) -> None:
     except BlockingIOError:
         os.close(descriptor)
         raise OutputConflictError(
-            f"{out_root}: another fgaug run is writing this tree now; let it finish, or give another --out"
+            f"{out_root}: another fgaug run is writing into it now; let that run finish, or write elsewhere"
         ) from None
     except OSError:  # no locks on this file system
         pass
     _HELD[key] = descriptor
 
 
-def _release(out_root: Path) -> None:
+def release_folder(out_root: Path) -> None:
     descriptor = _HELD.pop(out_root.resolve(), None)
     if descriptor is not None:
         os.close(descriptor)
@@ -267,9 +267,9 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 def finish_output(out_root: str | Path, record: RunRecord, outcome: RunOutcome) -> None:
     """Record that the run of ``record`` got to its end, and its ``outcome``, and release
-    ``out_root`` (:func:`_hold`). One process calls it."""
+    ``out_root`` (:func:`hold_folder`). One process calls it."""
     _write_record(Path(out_root), record, finished=True, outcome=outcome)
-    _release(Path(out_root))
+    release_folder(Path(out_root))
 
 
 def _write_record(out_root: Path, record: RunRecord, finished: bool, outcome: RunOutcome | None = None) -> None:

@@ -133,6 +133,8 @@ def whole_tree_problems(out_root: Path, listed: int) -> list[str]:
         )
     if outcome is not None and listed < outcome.in_tree:
         problems.append(f"{out_root}: its manifest lists {listed} of the {outcome.in_tree} samples its run wrote")
+    for path in sorted(out_root.glob(".*.part")):  # a manifest's or the record's
+        problems.append(f"{path}: a temporary file of an interrupted write")
     for folder in (out_root / "leftImg8bit", out_root / "gtFine"):
         for path in sorted(folder.rglob(".*.part")) if folder.is_dir() else []:
             problems.append(f"{path}: a temporary file of an interrupted write")

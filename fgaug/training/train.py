@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from fgaug import distributed
 from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_json
 from fgaug.data.preview import image_grid, to_uint8_image
+from fgaug.data.record import hold_folder, release_folder
 from fgaug.finite import to_json
 from fgaug.flow import FullGlow, FullGlowOutput, compile_networks, network_precision
 from fgaug.flow.config import FullGlowConfig, parse_noise
@@ -111,6 +112,8 @@ class _Run:
         reset_peak_memory(self.device)
         self.progress = progress if self.context.is_main else SilentProgress()
         self.options, self.config, self.preset_name = resolve_run(options)
+        if self.context.is_main and Path(self.options.run_dir).is_dir():  # before anything of it changes
+            hold_folder(Path(self.options.run_dir))
         last = Path(self.options.run_dir) / "checkpoints" / "last.pt"
         if self.options.resume and not last.exists():
             saved = last.with_name("best.pt").exists()  # a run that got to a checkpoint, finished or not
@@ -160,6 +163,7 @@ class _Run:
             self.init_from_sha256 = recorded.get("init_from_sha256")
         if self.context.is_main:  # on resume too: the folder and steps the run now goes on with
             self._write_run_config()
+            hold_folder(self.run_dir)  # a new run's, now made
         self.log = RunLog(self.run_dir, self.options.tensorboard, active=self.context.is_main)
         if self.options.resume:
             self.log.resume(self.state.step)
@@ -564,5 +568,9 @@ def build_optimisation(
 
 def train(options: TrainOptions, progress: Progress | None = None) -> TrainResult:
     """Train (or resume) a Full-Glow run; see the module docstring for the run folder. Under
-    ``torchrun`` every process calls this; rank 0 writes the run folder."""
-    return _Run(options, progress or SilentProgress()).run()
+    ``torchrun`` every process calls this; rank 0 writes the run folder, and holds it while the
+    run lasts (:func:`~fgaug.data.record.hold_folder`: a second run on it is refused)."""
+    try:
+        return _Run(options, progress or SilentProgress()).run()
+    finally:
+        release_folder(Path(options.run_dir))
