@@ -67,3 +67,31 @@ def test_a_second_run_on_a_run_folder_in_use_is_refused(small_tree: Path, tmp_pa
     finally:
         os.close(other_run)
     assert train(TrainOptions(**{**options.__dict__, "resume": True, "steps": 4})).steps == 4
+
+
+def test_a_hand_edited_run_configuration_is_one_line_on_resume(small_tree: Path, tmp_path: Path) -> None:
+    """Resuming after editing ``config.json`` gave tracebacks: KeyError for a deleted ``model``,
+    ZeroDivisionError for a batch of 0, TypeError for steps of "x", a size mismatch for a width."""
+    import json
+
+    from fgaug.errors import FgaugError
+    from fgaug.training.options import TrainOptions
+    from fgaug.training.train import train
+
+    run = tmp_path / "run"
+    options = TrainOptions(data=str(small_tree), run_dir=str(run), preset="test", steps=2, workers=0, device="cpu")
+    train(options)
+    config = run / "config.json"
+    original = json.loads(config.read_text())
+    edits = {
+        "no model": (lambda c: c.pop("model"), "not a run configuration as fgaug writes it"),
+        "batch 0": (lambda c: c["train"].update(batch_size=0), "train.batch_size must be a whole number of at least 1"),
+        "steps x": (lambda c: c["train"].update(steps="x"), "train.steps must be a whole number"),
+        "width": (lambda c: c["model"].update(coupling_hidden=8), "its weights do not fit the model of"),
+    }
+    for edit, expected in edits.values():
+        edited = json.loads(json.dumps(original))
+        edit(edited)
+        config.write_text(json.dumps(edited))
+        with pytest.raises(FgaugError, match=expected):
+            train(TrainOptions(**{**options.__dict__, "resume": True, "steps": 4}))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from fgaug.data.io import DataError, read_json
+from fgaug.data.io import DataError, first_line, read_json
 from fgaug.flow.config import FullGlowConfig
 from fgaug.training.options import CLI_NAMES, TrainOptions
 from fgaug.usage import UsageError
@@ -78,7 +78,11 @@ def resumed_run(options: TrainOptions, config_path: Path) -> tuple[TrainOptions,
     if not config_path.is_file():
         raise DataError(f"{run_dir}: nothing to resume (no config.json); start the run without --resume")
     saved = read_json(config_path, "run configuration")
-    resumed = TrainOptions.from_dict(saved["train"])
+    try:
+        resumed, model, preset = TrainOptions.from_dict(saved["train"]), saved["model"], str(saved["preset"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{config_path}: not a run configuration as fgaug writes it ({first_line(error)})") from None
+    check_counts(resumed, config_path)
     if options.init_from is not None and str(options.init_from) != resumed.init_from:
         started = resumed.init_from or "a random initialisation"
         raise UsageError(f"--init-from applies to a new run; {run_dir} started from {started}")
@@ -91,4 +95,21 @@ def resumed_run(options: TrainOptions, config_path: Path) -> tuple[TrainOptions,
     if options.epochs is not None and options.steps is None:  # --epochs anew: not the recorded --steps
         resumed.steps = None
     resumed.resume = True
-    return resumed, FullGlowConfig.from_dict(saved["model"], origin=str(config_path)), saved["preset"]
+    return resumed, FullGlowConfig.from_dict(model, origin=str(config_path)), preset
+
+
+COUNTS = ("batch_size", "steps", "checkpoint_every", "validate_every", "sample_every", "log_every", "workers")
+"""Options of a run's ``config.json`` that are whole numbers (at least 1; ``workers`` at least 0;
+``batch_size`` and ``steps`` may be unset)."""
+
+
+def check_counts(options: TrainOptions, config_path: Path) -> None:
+    """Refuse a ``config.json`` edited to counts no run can have (a batch of 0, steps of "x"),
+    which failed deep inside a resumed run with a traceback."""
+    for name in COUNTS:
+        value = getattr(options, name)
+        low = 0 if name == "workers" else 1
+        if value is None and name in ("batch_size", "steps"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise DataError(f"{config_path}: train.{name} must be a whole number of at least {low}, got {value!r}")

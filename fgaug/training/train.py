@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from fgaug import distributed
-from fgaug.data.io import DataError, atomic_write_bytes, encode_png, read_json
+from fgaug.data.io import DataError, atomic_write_bytes, encode_png, first_line, read_json
 from fgaug.data.preview import image_grid, to_uint8_image
 from fgaug.data.record import hold_folder, release_folder
 from fgaug.finite import to_json
@@ -191,7 +191,12 @@ class _Run:
         training = payload["training"]
         if training is None:
             raise CheckpointError(f"{path}: holds no training state to resume from")
-        self.model.load_state_dict(payload["model"])
+        try:
+            self.model.load_state_dict(payload["model"])
+        except RuntimeError as error:  # config.json edited since (a width, the size)
+            raise CheckpointError(
+                f"{path}: its weights do not fit the model of {self.run_dir / 'config.json'} ({first_line(error)})"
+            ) from error
         load_adam_state(self.optimizer, training["optimizer"])
         self.scaler.load_state_dict(training["scaler"])
         if payload.get("ema") is not None:
