@@ -294,22 +294,34 @@ def paste(
 def traced_polygons(labels: LabelSet) -> dict[str, Any]:
     """A ``gtFine_polygons.json`` document traced from the maps: one polygon per connected part of
     each stuff class (larger areas first, so enclosed ones are drawn over them), then each object
-    and instance from the farthest to the nearest; drawn in order they repaint the label map."""
+    and instance from the farthest to the nearest; drawn in order they repaint the label map.
+
+    Each value and each part is worked on within its bounding box, so the time and memory go with
+    the parts' areas, not with the image's times the number of parts (a full-size frame of 300
+    objects took 4 s and 624 MB that way)."""
+    from scipy import ndimage
+
     height, width = labels.shape
-    objects: list[tuple[int, int, str, np.ndarray]] = []
+    boxes = ndimage.find_objects(labels.instance_ids.astype(np.int64) + 1)  # the box of value v at v
+    objects: list[tuple[int, int, str, np.ndarray, tuple[int, int]]] = []
     for value in np.unique(labels.instance_ids):
         label_id = int(value) // 1000 if value >= 1000 else int(value)
         name = LABEL_BY_ID[label_id].name if label_id in LABEL_BY_ID else "unlabeled"
-        region = (labels.instance_ids == value).astype(np.uint8)
-        count, parts = cv2.connectedComponents(region, connectivity=8)
+        rows, columns = boxes[int(value)]
+        region = (labels.instance_ids[rows, columns] == value).astype(np.uint8)
+        count, parts, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
         for part in range(1, count):
-            mask = (parts == part).astype(np.uint8)
-            far_to_near = (1, int(np.nonzero(mask.any(axis=1))[0].max()))
-            objects.append((*(far_to_near if name in OBJECT_CLASSES else (0, -int(mask.sum()))), name, mask))
+            left, top, part_width, part_height, area = (int(v) for v in stats[part, :5])
+            mask = (parts[top : top + part_height, left : left + part_width] == part).astype(np.uint8)
+            corner = (columns.start + left, rows.start + top)
+            far_to_near = (1, corner[1] + part_height - 1)  # the part's lowest row
+            order = far_to_near if name in OBJECT_CLASSES else (0, -area)
+            objects.append((*order, name, mask, corner))
     objects.sort(key=lambda item: (item[0], item[1]))
     document: dict[str, Any] = {"imgHeight": height, "imgWidth": width, "objects": []}
-    for _, _, name, mask in objects:
-        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    for _, _, name, mask, (left, top) in objects:
+        framed = np.pad(mask, 1)  # a border of background, as the image's edge is to the tracer
+        contours, _ = cv2.findContours(framed, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=(left - 1, top - 1))
         for contour in contours:
             points = contour[:, 0, :].tolist()
             if len(points) >= 3:
