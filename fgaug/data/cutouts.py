@@ -164,11 +164,13 @@ def find_cutouts(key: str, labels: LabelSet, photo: np.ndarray | None = None) ->
     height, width = labels.shape
     horizon = horizon_row(labels.label_ids)
     cutouts = []
-    for instance in np.unique(labels.instance_ids[labels.instance_ids >= 1000]):
-        label = LABEL_BY_ID[int(instance) // 1000].name
-        region = labels.instance_ids == instance
-        if label in INSTANCE_CLASSES and _whole(region):
-            cutouts.append(_cut(key, label, labels.label_ids, region, horizon, photo, int(instance)))
+    for instance, (rows, columns) in _boxes(labels.instance_ids, labels.instance_ids >= 1000):
+        label = LABEL_BY_ID[instance // 1000].name
+        box = labels.instance_ids[rows, columns] == instance  # its bounding box: the image's work per object
+        if label in INSTANCE_CLASSES and _whole(box):
+            cutouts.append(
+                _cut(key, label, labels.label_ids, box, (rows.start, columns.start), horizon, photo, instance)
+            )
     pole = labels.label_ids == LABEL_BY_NAME["pole"].id
     for name in POLE_MOUNTED:
         count, parts = cv2.connectedComponents((labels.label_ids == LABEL_BY_NAME[name].id).astype(np.uint8))
@@ -178,12 +180,23 @@ def find_cutouts(key: str, labels: LabelSet, photo: np.ndarray | None = None) ->
             touching = np.unique(pole_parts[cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
             for pole_part in touching[touching > 0]:
                 region |= pole_parts == pole_part
-            cutouts.append(_cut(key, name, labels.label_ids, region, horizon, photo))
+            cutouts.append(_cut(key, name, labels.label_ids, region, (0, 0), horizon, photo))
     return [
         c
         for c in cutouts
         if c.mask.sum() >= MIN_OBJECT_PIXELS and c.foot < height - 1 and 0 < c.left < width - c.mask.shape[1]
     ]
+
+
+def _boxes(values: np.ndarray, chosen: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:
+    """Each value of ``values`` where ``chosen``, in increasing order, with its bounding box."""
+    found = np.unique(values[chosen])
+    if not len(found):
+        return []
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(np.where(chosen, values, -1).astype(np.int64) + 1, max_label=int(found[-1]) + 1)
+    return [(int(value), boxes[int(value)]) for value in found]
 
 
 def _whole(region: np.ndarray) -> bool:
@@ -200,13 +213,16 @@ def _cut(
     label: str,
     label_ids: np.ndarray,
     region: np.ndarray,
+    corner: tuple[int, int],
     horizon: float,
     photo: np.ndarray | None,
     instance: int = 0,
 ) -> Cutout:
+    """The cutout of ``region``, a mask whose top-left pixel lies at ``corner`` (row, column) of the image."""
     rows, cols = np.nonzero(region)
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    box = region[top:bottom, left:right]
+    top, bottom = rows.min() + corner[0], rows.max() + 1 + corner[0]
+    left, right = cols.min() + corner[1], cols.max() + 1 + corner[1]
+    box = region[top - corner[0] : bottom - corner[0], left - corner[1] : right - corner[1]]
     cut = np.where(box, label_ids[top:bottom, left:right], 0).astype(np.uint8)
     pixels = photo[top:bottom, left:right].copy() if photo is not None else None
     return Cutout(key, label, cut, box.copy(), int(bottom - 1), int(left), horizon, instance, pixels)
@@ -225,9 +241,9 @@ def object_depth(labels: LabelSet) -> np.ndarray:
             parts = np.where(region, labels.instance_ids, 0)
         else:
             parts = cv2.connectedComponents(region.astype(np.uint8))[1]
-        for part in np.unique(parts[region]):
-            where = parts == part
-            depth[where] = np.nonzero(where.any(axis=1))[0].max()
+        for part, (rows, columns) in _boxes(parts, region):  # each within its bounding box
+            where = (parts[rows, columns] == part) & region[rows, columns]
+            depth[rows, columns][where] = rows.start + np.nonzero(where.any(axis=1))[0].max()
     return depth
 
 
