@@ -210,3 +210,14 @@ def test_a_layouts_rerun_of_a_whole_tree_reads_no_objects(
     temporary = out / ".manifest.jsonl.x.part"  # a killed run's, beside the manifest
     temporary.write_text("")
     assert validate_tree(out).problems == [f"{temporary}: a temporary file of an interrupted write"]
+
+
+def test_a_manifest_names_the_photo_of_a_split_folders_mask_relative_to_it(tree: Path, small_tree: Path) -> None:
+    """With MASKS a split folder, each manifest line named its source photo by an absolute path
+    (the mask and labels relative): the tree was tied to one machine's paths."""
+    import json
+
+    for line in (tree / "manifest.jsonl").read_text().splitlines():
+        photo = json.loads(line)["source"]["photo"]
+        assert photo.startswith("../../leftImg8bit/val/"), photo
+        assert (small_tree / "gtFine" / "val" / photo).resolve().is_file()

@@ -20,6 +20,7 @@ since is drawn and written again, its stale line dropped.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import threading
@@ -323,11 +324,14 @@ def merge_manifests(out_root: str | Path, key_order: list[str], checked: Path | 
 
 
 def _display(path: Path, root: Path) -> str:
-    base = root if root.is_dir() else root.parent
-    try:
-        return path.resolve().relative_to(base.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    """``path`` relative to the input ``root`` (a split folder's photos as ``../../leftImg8bit/...``,
+    within its Cityscapes tree), so a manifest does not tie the tree to one machine's paths; a
+    file outside the input's tree stays absolute."""
+    base = (root if root.is_dir() else root.parent).resolve()
+    resolved, tree = path.resolve(), enclosing_tree_root(base)
+    if resolved.is_relative_to(base) or (tree is not None and resolved.is_relative_to(tree)):
+        return Path(os.path.relpath(resolved, base)).as_posix()
+    return str(path)
 
 
 def _write_label(source: Path, suffix: str, target: Path, native: tuple[int, int], size: tuple[int, int]) -> None:
