@@ -51,7 +51,7 @@ release, hidden from ``--help``."""
 OUT = ("--out", "--project")
 
 
-READ_ONLY_WITH: dict[str, str] = {"denoise_scale": "denoise"}
+USED_ONLY_WITH: dict[str, str] = {"denoise_scale": "denoise"}
 """Options that only a flag puts to use, by parameter name: given on the command line without
 that flag they would change nothing, so :meth:`FgaugCommand.invoke` refuses them (exit 2)."""
 
@@ -107,7 +107,7 @@ class FgaugCommand(TyperCommand):
 
         REPORT.reset()
         try:
-            self.check_read_only_with(ctx)
+            self.check_used_only_with(ctx)
             return super().invoke(ctx)
         except Exit as stop:
             if stop.exit_code and ctx.params.get("as_json"):
@@ -118,11 +118,11 @@ class FgaugCommand(TyperCommand):
                 json_usage_error(error)
             raise
 
-    def check_read_only_with(self, ctx: Any) -> None:
-        """Refuse an option given without the flag that puts it to use (:data:`READ_ONLY_WITH`)."""
+    def check_used_only_with(self, ctx: Any) -> None:
+        """Refuse an option given without the flag that puts it to use (:data:`USED_ONLY_WITH`)."""
         from typer._click.core import ParameterSource
 
-        for name, flag in READ_ONLY_WITH.items():
+        for name, flag in USED_ONLY_WITH.items():
             given = name in ctx.params and ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE
             if given and not ctx.params.get(flag):
                 option, needed = (f"--{key.replace('_', '-')}" for key in (name, flag))
