@@ -199,7 +199,7 @@ def _find_in_tree(
         for path in sorted((photo_root / split).glob(f"*/*{PHOTO_SUFFIX}")):
             stem = path.name[: -len(PHOTO_SUFFIX)]
             if stem in photos:
-                clashes.append((stem, path, photos[stem]))
+                _clash(stem, path, photos[stem], clashes)
             else:
                 photos[stem] = path
         _pair_with_photos(discovery, found, photos, require_photos, skip_bad)

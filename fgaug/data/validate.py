@@ -26,7 +26,14 @@ from typing import Any
 
 import numpy as np
 
-from fgaug.data.cityscapes import ID_MODES, PHOTO_SUFFIX, Group, find_groups, read_instance_ids, read_label_ids
+from fgaug.data.cityscapes import (
+    PHOTO_SUFFIX,
+    Group,
+    check_id_mask_mode,
+    find_groups,
+    read_instance_ids,
+    read_label_ids,
+)
 from fgaug.data.cutouts import LABEL_FILE_SUFFIXES
 from fgaug.data.headers import polygons_size
 from fgaug.data.io import DataError, image_header, open_image
@@ -133,11 +140,10 @@ def whole_tree_problems(out_root: Path, listed: int) -> list[str]:
         )
     if outcome is not None and listed < outcome.in_tree:
         problems.append(f"{out_root}: its manifest lists {listed} of the {outcome.in_tree} samples its run wrote")
-    for path in sorted(out_root.glob(".*.part")):  # a manifest's or the record's
+    beside_manifest = sorted(out_root.glob(".*.part"))  # a manifest's or the record's
+    in_folders = [path for folder in ("leftImg8bit", "gtFine") for path in sorted((out_root / folder).rglob(".*.part"))]
+    for path in beside_manifest + in_folders:
         problems.append(f"{path}: a temporary file of an interrupted write")
-    for folder in (out_root / "leftImg8bit", out_root / "gtFine"):
-        for path in sorted(folder.rglob(".*.part")) if folder.is_dir() else []:
-            problems.append(f"{path}: a temporary file of an interrupted write")
     for photo in sorted((out_root / "leftImg8bit").rglob(f"*{PHOTO_SUFFIX}")):
         split_city = photo.parent.relative_to(out_root / "leftImg8bit")
         labels = out_root / "gtFine" / split_city / photo.name.replace(PHOTO_SUFFIX, "_gtFine_labelIds.png")
@@ -189,8 +195,7 @@ def file_problems(outputs: dict[str, Path]) -> list[str]:
 def _train_id_problems(path: Path, label_ids: np.ndarray, label_path: Path) -> list[str]:
     """A labelTrainIds file (what mmsegmentation trains on) that is not its labelIds' train ids."""
     image = open_image(path)
-    if image.mode not in ID_MODES:
-        return [f"{path}: an id mask must be a single-channel PNG, got mode {image.mode}"]
+    check_id_mask_mode(path, image.mode)
     train_ids = np.asarray(image)
     if train_ids.shape != label_ids.shape:
         return [f"{path}: size {train_ids.shape[:2]} differs from its labelIds {label_path.name} {label_ids.shape}"]

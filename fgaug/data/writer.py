@@ -289,7 +289,7 @@ def read_manifest(path: str | Path, index: str = "sample") -> list[dict]:
 
 def sample_is_whole(out_root: Path, record: dict) -> bool:
     """Whether every file a manifest record names is under ``out_root`` and whole as far as its end
-    tells (:func:`~fgaug.data.io.files_in_place`: a PNG's header and IEND chunk, no pixels
+    tells (:func:`~fgaug.data.io.files_in_place`: a PNG's signature and IEND chunk, no pixels
     decoded). What a rerun trusts instead of drawing the sample again; ``validate`` reads every
     file to its end."""
     outputs = record.get("outputs")
