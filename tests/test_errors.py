@@ -4,23 +4,27 @@ line; anything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
 import errno
+import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from test_fullglow import SMALL
 from typer.testing import CliRunner
 
 from fgaug.cli.app import app
-from fgaug.data.io import DataError
+from fgaug.cli.common import is_user_error, one_line
+from fgaug.data.io import DataError, atomic_output
 from fgaug.data.record import OutputConflictError
 from fgaug.errors import FgaugError
-from fgaug.flow import SamplingError
+from fgaug.flow import FullGlow, SamplingError
 from fgaug.flow.config import ConfigError
 from fgaug.runtime import RuntimeChoiceError
-from fgaug.training.checkpoint import CheckpointError
+from fgaug.training.checkpoint import CheckpointError, save_checkpoint
 from fgaug.training.options import TrainingStoppedError, TrainOptions
 from fgaug.training.train import train
 from fgaug.usage import UsageError
@@ -244,3 +248,38 @@ def test_a_probe_segmenter_given_as_a_model_is_named_as_one(tmp_path: Path) -> N
     torch.save({"format": PROBE_FORMAT, "width": 16, "state": {}}, probe)
     with pytest.raises(CheckpointError, match=r"probe\.pt: a probe segmenter of `fgaug segmenter train`.*--segmenter"):
         load_checkpoint(probe)
+
+
+class FillingDisk(io.FileIO):
+    """A file on a disk with ``room`` bytes left: a write past them fails as a full disk's
+    ``write`` does, with ENOSPC and no file name."""
+
+    def __init__(self, path: str | Path, mode: str = "wb", room: int = 1024) -> None:
+        super().__init__(path, mode)
+        self.room = room
+
+    def write(self, data: Any) -> int:
+        self.room -= len(memoryview(data).cast("B"))
+        if self.room < 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(data)
+
+
+def test_a_full_disk_names_the_file_being_written_and_leaves_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "sample.png"
+    with pytest.raises(OSError) as raised, atomic_output(target) as temporary, FillingDisk(temporary) as stream:
+        stream.write(b"x" * 2048)
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(target))
+    assert one_line(raised.value) == f"{target}: No space left on device"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_during_a_checkpoint_save_names_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("fgaug.training.checkpoint.open", FillingDisk, raising=False)
+    target = tmp_path / "last.pt"
+    with pytest.raises(OSError) as raised:
+        save_checkpoint(target, FullGlow(SMALL, seed=0), {"run": "full-disk"})
+    assert is_user_error(raised.value) and one_line(raised.value) == f"{target}: No space left on device"
+    assert list(tmp_path.iterdir()) == []

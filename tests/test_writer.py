@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from compat import torchvision_cityscapes
 from PIL import Image
 
 from fgaug.data.cityscapes import find_groups
-from fgaug.data.io import DataError
+from fgaug.data.io import DataError, encode_png
 from fgaug.data.writer import DatasetWriter, WriterOptions, merge_manifests, read_manifest, sample_names
 
 
@@ -25,6 +26,33 @@ def write_all(writer: DatasetWriter, groups: list, samples: int = 2) -> None:
         for index in range(samples):
             if not writer.is_finished(group, index):
                 writer.write(group, index, fake_photo(index), {"seed": index, "temperature": 0.8})
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "mode"),
+    [((5, 7), np.uint8, "L"), ((5, 7), np.uint16, "I;16"), ((5, 7, 3), np.uint8, "RGB"), ((5, 7, 4), np.uint8, "RGBA")],
+)
+def test_encoded_pngs_read_back_bitwise_in_their_modes(shape: tuple, dtype: type, mode: str) -> None:
+    rows = (2 * shape[0], *shape[1:])
+    pixels = np.random.default_rng(3).integers(0, np.iinfo(dtype).max, rows, endpoint=True).astype(dtype)
+    view = pixels[::2, ::-1]  # not contiguous: every other row, columns reversed
+    with Image.open(io.BytesIO(encode_png(view))) as image:
+        assert image.mode == mode
+        assert np.array_equal(np.asarray(image), view)
+
+
+@pytest.mark.parametrize(
+    "pixels",
+    [
+        np.zeros((4, 4), np.float32),
+        np.zeros((4, 4, 2), np.uint8),
+        np.zeros((4, 4, 3), np.uint16),
+        np.zeros((0, 4), np.uint8),
+    ],
+)
+def test_arrays_png_cannot_hold_are_refused_by_name(pixels: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=f"cannot write a {pixels.dtype} array of shape"):
+        encode_png(pixels)
 
 
 def test_default_output_keeps_every_label_file_byte_for_byte(toy_tree: Path, tmp_path: Path) -> None:

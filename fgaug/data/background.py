@@ -1,12 +1,12 @@
 """Files written on background threads while the next sample or layout is made.
 
 Encoding PNGs can take longer than making what they hold: one 1024x2048 photo, a Cityscapes
-sample at its mask's native size, takes 0.29 s to encode at compression level 4 on one core of an
-AVX2 EPYC, while an H100 draws 256x512 samples at up to 261 per second, and `layouts --photos`
-spends half its time encoding a layout's photo and four label files. Written in the loop, one
-after the other, the files set the pace and the accelerator (or the other cores) wait. zlib and
-PIL's encoder release the GIL, so ``threads`` threads encode ``threads`` items at once, beside
-the loop.
+sample at its mask's native size, takes 0.1-0.15 s to encode (:data:`fgaug.data.io.PNG_ENCODING`;
+0.25-0.4 s with Pillow at level 4, as before) on one core of an AVX2 EPYC, while an H100 draws
+256x512 samples at up to 261 per second, and ``layouts --photos`` spent half its time encoding a
+layout's photo and four label files. Written in the loop, one after the other, the files set the
+pace and the accelerator (or the other cores) wait. OpenCV releases the GIL while it encodes, so
+``threads`` threads encode ``threads`` items at once, beside the loop.
 
 :class:`BackgroundWrites` takes a run's writes (``generate``'s :meth:`DatasetWriter.write` calls,
 ``layouts``' label files and photo) and runs them on its threads, with at most ``2 * threads``

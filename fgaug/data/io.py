@@ -7,7 +7,6 @@ is wrong, so the CLI can print it as one line.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -17,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -75,11 +75,21 @@ def check_file_to_write(path: str | Path, option: str, example: str) -> None:
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s content to; renamed onto ``path`` when the block
-    succeeds, removed when it fails. A reader (or an interrupted run) never sees half a file."""
+    succeeds, removed when it fails. A reader (or an interrupted run) never sees half a file.
+    An ``OSError`` of the writing that names no file or the temporary one (a full disk's ``write``
+    names none) is raised again naming ``path``, so that the user reads which file failed; so is
+    one that a writer's own error hides (torch's zip writer, given a Python file, raises a
+    RuntimeError as it closes the archive after a failed write)."""
     temporary = temporary_beside(path)
     try:
         yield temporary
         os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:
+        failure = error if isinstance(error, OSError) else error.__context__
+        if not isinstance(failure, OSError) or failure.filename not in (None, str(temporary)):
+            raise
+        reason = os.strerror(failure.errno) if failure.errno else first_line(failure)
+        raise OSError(failure.errno, reason, str(path)) from error
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -134,16 +144,40 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def encode_png(array: np.ndarray, compress_level: int = 4) -> bytes:
-    """PNG bytes of a uint8 (H, W) / (H, W, 3) / (H, W, 4) or uint16 (H, W) array."""
+PNG_ENCODING = (
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_PAETH,
+)
+"""libpng's settings for every PNG fgaug writes: the Paeth filter on every row, then zlib's
+run-length strategy (matches at distance 1 only), at level 1. The order matters: OpenCV resets
+the strategy when it reads the level. Against Pillow at level 4, which fgaug used before, on one
+core of an AVX2 EPYC: a 1024x2048 photo encodes 2.4-3.5x faster, label files 2.5-2.9x; the files
+are 11% smaller to 9% larger (18% for colour label files of a few KiB): smaller for id files and
+upsampled samples, larger for a photo at its camera's resolution (``benchmarks/png_encoding.py``)."""
+
+
+_TO_BGR = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 (H, W) / (H, W, 3) RGB / (H, W, 4) RGBA or uint16 (H, W) array,
+    encoded with :data:`PNG_ENCODING`. OpenCV releases the GIL while it encodes, so threads encode
+    in parallel (:mod:`fgaug.data.background`)."""
     grey = array.ndim == 2 and array.dtype in (np.uint8, np.uint16)
     colour = array.ndim == 3 and array.dtype == np.uint8 and array.shape[2] in (3, 4)
-    if not (grey or colour):
+    if not (grey or colour) or array.size == 0:
         raise ValueError(f"cannot write a {array.dtype} array of shape {array.shape} as PNG")
-    image = Image.fromarray(array)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=compress_level)
-    return buffer.getvalue()
+    pixels = np.ascontiguousarray(array)
+    if colour:
+        pixels = cv2.cvtColor(pixels, _TO_BGR[array.shape[2]])
+    encoded, buffer = cv2.imencode(".png", pixels, PNG_ENCODING)
+    if not encoded:
+        raise ValueError(f"OpenCV could not encode a {array.dtype} array of shape {array.shape} as PNG")
+    return buffer.tobytes()
 
 
 RGB_MODES = ("RGB", "RGBA", "P")

@@ -290,8 +290,8 @@ PROBE_FORMAT = "fgaug-probe-1"
 def save_segmenter(model: ProbeSegmenter, path: str | Path) -> Path:
     """Save the probe as plain weights (loaded with ``weights_only=True``)."""
     payload = {"format": PROBE_FORMAT, "width": model.head.in_channels, "state": model.state_dict()}
-    with atomic_output(path) as temporary:
-        torch.save(payload, temporary)
+    with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+        torch.save(payload, stream)  # a Python file: a full disk is an OSError naming the file
     return Path(path)
 
 

@@ -98,8 +98,11 @@ def save_checkpoint(
 
 
 def _atomic_torch_save(payload: dict[str, Any], path: str | Path) -> None:
-    with atomic_output(path) as temporary:
-        torch.save(payload, temporary)
+    """``torch.save`` through a Python file, whose write errors (a full disk) are ``OSError``s
+    that :func:`atomic_output` names ``path`` in; given a path, torch's own writer raises a bare
+    RuntimeError."""
+    with atomic_output(path) as temporary, open(temporary, "wb") as stream:
+        torch.save(payload, stream)
 
 
 def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
