@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fgaug.data.cache import PrepareReport, prepare_cache
+from fgaug.data.cache import PrepareReport, check_cache_target, prepare_cache
 from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
 from fgaug.data.io import DataError, check_file_to_write, file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
@@ -120,14 +120,17 @@ def prepare(
     snap_colors: bool = False,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> PrepareReport:
     """Decode and resize one split of a Cityscapes tree into an HDF5 cache for training: ``split``
     of a root (``train`` by default), or the split of a split or city folder (refused when
-    ``split`` names another)."""
+    ``split`` names another). An existing ``out`` is refused unless ``overwrite``, and then
+    replaced only if it is an fgaug cache."""
     progress = progress or SilentProgress()
     tree = tree_root(data)
     root = tree or Path(data)  # the gtFine folder's tree: the cache's paths are relative to its root
     splits = [split or "train"] if tree else [split] if split else None
+    check_cache_target(Path(out), root, overwrite)  # before the tree is listed and the progress starts
     discovery = find_groups(root, splits, True, mask_format, skip_bad)
     progress.start("preparing", len(discovery.groups))
     done = 0
@@ -138,7 +141,7 @@ def prepare(
         done = count
 
     report = prepare_cache(
-        discovery.groups, ReadOptions(size, boundary, snap_colors), Path(out), root, skip_bad, advance
+        discovery.groups, ReadOptions(size, boundary, snap_colors), Path(out), root, skip_bad, advance, overwrite
     )
     progress.stop()
     report.skipped = list(discovery.skipped) + report.skipped

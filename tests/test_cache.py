@@ -29,6 +29,26 @@ def test_prepare_twice_gives_identical_bytes(toy_tree: Path, tmp_path: Path) -> 
     assert not list(tmp_path.glob(".*part"))
 
 
+def test_an_existing_cache_is_replaced_only_when_asked_and_only_if_fgaug_wrote_it(
+    toy_tree: Path, tmp_path: Path
+) -> None:
+    """``prepare`` wrote over an existing ``--out`` without a word (the default is ``train.h5``)."""
+    groups = find_groups(toy_tree).groups
+    cache = tmp_path / "train.h5"
+    prepare_cache(groups[:2], OPTIONS, cache, toy_tree)
+    before = cache.read_bytes()
+    with pytest.raises(DataError, match=f"^{cache}: exists; add --overwrite to prepare it again"):
+        prepare_cache(groups, OPTIONS, cache, toy_tree)
+    assert cache.read_bytes() == before
+    assert prepare_cache(groups, OPTIONS, cache, toy_tree, overwrite=True).written == 6
+    assert inspect_cache(cache).count == 6
+    notes = tmp_path / "notes.h5"
+    notes.write_text("not a cache")
+    with pytest.raises(DataError, match=f"^{notes}: exists and is not an fgaug cache"):
+        prepare_cache(groups, OPTIONS, notes, toy_tree, overwrite=True)
+    assert notes.read_text() == "not a cache" and not list(tmp_path.glob(".*part"))
+
+
 def test_cached_items_equal_png_items_through_worker_processes(toy_tree: Path, tmp_path: Path) -> None:
     groups = find_groups(toy_tree).groups
     prepare_cache(groups, OPTIONS, tmp_path / "c.h5", toy_tree)

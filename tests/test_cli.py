@@ -27,6 +27,7 @@ from fgaug.data.io import file_digest
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.validate import validate_tree
 from fgaug.generate.options import find_model
+from fgaug.training.checkpoint import CheckpointError, load_checkpoint
 
 runner = CliRunner()
 
@@ -178,6 +179,21 @@ def test_corrupt_and_foreign_checkpoints(tmp_path: Path, small_tree: Path) -> No
         ],
     )
     one_line_error(result, "corrupt.pt")
+
+
+def test_a_checkpoint_with_one_byte_changed_is_refused_naming_the_damaged_record(
+    tmp_path: Path, test_checkpoint: Path
+) -> None:
+    """torch.load took such a file without a word: a weight silently wrong."""
+    flipped = tmp_path / "flipped.pt"
+    data = bytearray(test_checkpoint.read_bytes())
+    data[len(data) // 2] ^= 0x10  # inside the weights' records, far from the archive's directory
+    flipped.write_bytes(bytes(data))
+    expected = r"flipped\.pt: a damaged checkpoint: its record data/\d+ does not match its checksum"
+    one_line_error(runner.invoke(app, ["info", str(flipped)]), "flipped.pt", "does not match its checksum")
+    with pytest.raises(CheckpointError, match=expected):
+        load_checkpoint(flipped)
+    load_checkpoint(test_checkpoint)  # the file it was copied from loads
 
 
 class NotWeights:
@@ -718,8 +734,6 @@ def test_a_folder_named_as_an_output_file_is_refused_before_the_work(
 
 
 def test_generate_names_the_model_once_with_its_id(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
-    from fgaug.training.checkpoint import load_checkpoint
-
     arguments = ["generate", "--masks", str(small_tree / "gtFine" / "val"), "--model", str(test_checkpoint)]
     result = runner.invoke(app, [*arguments, "--n", "1", "--limit", "1", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output

@@ -92,6 +92,11 @@ def test_a_corrupt_or_foreign_probe_file_is_one_line_naming_it(tmp_path: Path) -
         assert message.startswith(f"{tmp_path / name}: not a usable segmenter (") and "\n" not in message, message
     with pytest.raises(DataError, match=r"missing.pt: segmenter not found"):
         load_segmenter(tmp_path / "missing.pt")
+    flipped = bytearray(content)
+    flipped[len(content) // 2] ^= 0x10  # a weight's byte: torch.load took it without a word
+    (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match=r"flipped\.pt: a damaged segmenter: its record data/\d+ does not match"):
+        load_segmenter(tmp_path / "flipped.pt")
 
 
 def test_a_flow_checkpoint_given_as_the_segmenter_is_named_as_one(test_checkpoint: Path) -> None:

@@ -497,6 +497,14 @@ def test_tensorboard_can_be_switched_off_and_is_refused_when_missing(
     assert not (tmp_path / "auto" / "tensorboard").exists()
 
 
+def test_patience_without_validation_data_is_refused_before_the_run_starts(small_tree: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    expected = r"--patience 3 stops on validation bits/dim, and there is no validation data \(no gtFine/nowhere"
+    with pytest.raises(DataError, match=expected):
+        train(options(small_tree, run, val_split="nowhere", patience=3))
+    assert not run.exists()
+
+
 def test_patience_stops_when_validation_stops_improving_and_resumes_with_its_count(
     small_tree: Path, tmp_path: Path
 ) -> None:

@@ -181,6 +181,13 @@ def prepare(
     mask_format: MaskFormatOption = "auto",
     snap_colors: SnapOption = False,
     skip_bad: SkipBadOption = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Replace an existing --out, if it is an fgaug cache (written whole, then swapped in). Without it "
+            "an existing file exits 1."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Decode, check and resize a split once into an HDF5 cache for fast training.
@@ -193,7 +200,7 @@ def prepare(
 
     with clear_errors(), working("pairs", as_json) as progress:
         report = run_prepare(
-            data, out, training_size(size), split, boundary, mask_format, snap_colors, skip_bad, progress
+            data, out, training_size(size), split, boundary, mask_format, snap_colors, skip_bad, progress, overwrite
         )
 
     def lines() -> None:

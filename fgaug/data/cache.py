@@ -78,6 +78,29 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+def check_cache_target(out: Path, source_root: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an ``out`` that is a folder or lies in the input, and an existing
+    file unless ``overwrite``; even then, a file that is not an fgaug cache (fgaug replaces its
+    own files only). Each is a one-line :class:`DataError` naming ``out``."""
+    if out.is_dir():
+        raise DataError(f"{out}: is a folder; name the HDF5 file to write, e.g. {out / 'train.h5'}")
+    check_outside_input(out, source_root)
+    if not out.exists():
+        return
+    if not overwrite:
+        raise DataError(f"{out}: exists; add --overwrite to prepare it again, or name another file with --out")
+    if not _holds_fgaug_cache(out):
+        raise DataError(f"{out}: exists and is not an fgaug cache; fgaug replaces only its own files")
+
+
+def _holds_fgaug_cache(path: Path) -> bool:
+    try:
+        with h5py.File(path, "r") as cache:
+            return bool(cache.attrs.get("format") == CACHE_FORMAT)
+    except OSError:  # not HDF5, or unreadable
+        return False
+
+
 def prepare_cache(
     groups: Sequence[Group],
     options: ReadOptions,
@@ -85,16 +108,17 @@ def prepare_cache(
     source_root: str | Path,
     skip_bad: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> PrepareReport:
     """Decode, check and resize every group into one HDF5 file at ``out``.
 
     A bad group is an error naming its file, or with ``skip_bad`` a skipped entry in the report.
+    An existing ``out`` is replaced only with ``overwrite`` and only if it is an fgaug cache
+    (:func:`check_cache_target`).
     """
     start = time.perf_counter()
     out, source_root = Path(out), Path(source_root)
-    if out.is_dir():
-        raise DataError(f"{out}: is a folder; name the HDF5 file to write, e.g. {out / 'train.h5'}")
-    check_outside_input(out, source_root)
+    check_cache_target(out, source_root, overwrite)
     height, width = options.size
     channels = 4 if options.boundary else 3
     report = PrepareReport(out, 0)

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo, to_tensor
-from fgaug.data.io import DataError, atomic_output, first_line, read_rgb
+from fgaug.data.io import DataError, atomic_output, check_archive_checksums, first_line, read_rgb
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
 from fgaug.finite import require_finite
 from fgaug.progress import Progress, SilentProgress
@@ -300,6 +300,7 @@ def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> torc
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: segmenter not found")
+    check_archive_checksums(path, "segmenter")
     if path.suffix != ".pt2" and zipfile.is_zipfile(path) and _is_probe(path):
         try:
             payload = torch.load(path, map_location=device, weights_only=True)
@@ -323,6 +324,7 @@ def load_user_module(path: str | Path, what: str, device: torch.device | str = "
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
+    check_archive_checksums(path, what)
     try:
         if path.suffix == ".pt2":
             module = torch.export.load(str(path)).module().to(device)

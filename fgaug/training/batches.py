@@ -92,6 +92,11 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
         val, _ = open_one(Path(options.val_data), options.val_split, options.val_limit)
     elif (tree := tree_root(data)) is not None and (tree / "gtFine" / options.val_split).is_dir():
         val, _ = open_one(tree, options.val_split, options.val_limit)
+    if options.patience and val is None:  # with --val given, val is there or open_one raised
+        raise DataError(
+            f"{data}: --patience {options.patience} stops on validation bits/dim, and there is no validation data "
+            f"(no gtFine/{options.val_split} in its tree, no --val); give it with --val, or leave --patience out"
+        )
     batch = options.batch_size or 1
     if len(train) < batch:
         raise DataError(f"{data}: {len(train)} training pair(s), fewer than the batch size {batch}")

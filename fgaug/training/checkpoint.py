@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 import fgaug
-from fgaug.data.io import atomic_output, file_digest, first_line
+from fgaug.data.io import atomic_output, check_archive_checksums, file_digest, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.errors import FgaugError
 from fgaug.finite import to_json
@@ -114,6 +114,7 @@ def read_checkpoint_payload(path: str | Path) -> dict[str, Any]:
         )
     if not _is_torch_file(path):
         raise CheckpointError(f"{path}: not a checkpoint (not a torch file)")
+    check_archive_checksums(path, "checkpoint", CheckpointError)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing a foreign pickle
             warnings.simplefilter("ignore", UserWarning)
