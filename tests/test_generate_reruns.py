@@ -50,6 +50,29 @@ def test_the_same_masks_elsewhere_resume_and_other_masks_under_the_same_keys_are
     assert (replaced.skipped, replaced.written) == (0, 4), "--overwrite, as the error says, replaces the samples"
 
 
+def test_a_label_file_changed_or_removed_in_the_source_since_is_refused_not_left_stale(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A source label file other than the mask (polygons, instanceIds, colour) changed since was not
+    noticed: the rerun exited 0 with the old copies in the tree."""
+    source = tmp_path / "source"
+    shutil.copytree(small_tree, source)
+    masks, out = source / "gtFine" / "val", tmp_path / "out"
+    generate(options(masks, out, test_checkpoint, n=1, limit=2))
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert all(set(line["labels_sha256"]) == set(line["source"]["labels"]) for line in lines)
+    assert generate(options(masks, out, test_checkpoint, n=1, limit=2)).skipped == 2  # nothing changed: resumes
+    polygons = next(masks.rglob(f"{lines[0]['key'].split('/')[-1]}_gtFine_polygons.json"))
+    polygons.write_text(polygons.read_text().replace('"objects"', '"objects" ', 1))
+    with pytest.raises(OutputConflictError, match=r"hold another gtFine_polygons\.json file than .*; use --overwrite"):
+        generate(options(masks, out, test_checkpoint, n=1, limit=2))
+    polygons.unlink()
+    with pytest.raises(OutputConflictError, match=r"hold another gtFine_polygons\.json file than the source has now"):
+        generate(options(masks, out, test_checkpoint, n=1, limit=2))
+    replaced = generate(options(masks, out, test_checkpoint, n=1, limit=2, overwrite=True))
+    assert (replaced.skipped, replaced.written) == (0, 2)
+
+
 def test_options_that_shape_nothing_are_not_recorded_or_refused(
     small_tree: Path, test_checkpoint: Path, tmp_path: Path
 ) -> None:

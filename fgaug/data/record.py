@@ -124,24 +124,38 @@ def masks_used(groups: Sequence[Group]) -> str:
     return counted_digest([f"{g.key}\0{g.mask_format}" for g in groups], "masks")
 
 
-def other_masks(
+def other_sources(
     out_root: str | Path, records: Iterable[dict[str, Any]], groups: Sequence[Group], digests: dict[Path, str]
 ) -> str | None:
-    """Why a tree cannot be resumed with today's masks (None where it can): samples of a key were
-    drawn from another mask than today's of that key. Each manifest line records its mask's
-    SHA-256 (``mask_sha256``; lines from before it are not checked), so masks are known by key
-    and content, not by the folder that holds them; as with other settings that differ,
-    ``--overwrite`` replaces the tree's samples (:func:`check_output`). The masks hashed are kept
-    in ``digests`` (by path), for the writer's new lines."""
+    """Why a tree cannot be resumed with today's sources (None where it can): samples of a key were
+    drawn from another mask than today's of that key, or carry copies of other label files. Each
+    manifest line records the SHA-256 of its mask (``mask_sha256``) and of each source label file
+    it copied (``labels_sha256``; lines from before either are not checked for it), so sources
+    are known by key and content, not by the folder that holds them; as with other settings that
+    differ, ``--overwrite`` replaces the tree's samples (:func:`check_output`). The files hashed
+    are kept in ``digests`` (by path), for the writer's new lines."""
+
+    def digest(path: Path) -> str:
+        if path not in digests:
+            digests[path] = file_digest(path)
+        return digests[path]
+
     by_key = {group.key: group for group in groups}
     for record in records:
-        group, recorded = by_key.get(record["key"]), record.get("mask_sha256")
-        if group is None or recorded is None:
+        group = by_key.get(record["key"])
+        if group is None:
             continue
-        if group.mask not in digests:
-            digests[group.mask] = file_digest(group.mask)
-        if digests[group.mask] != recorded:
+        mask_recorded = record.get("mask_sha256")
+        if mask_recorded is not None and mask_recorded != digest(group.mask):
             return f"{out_root}: its samples of {group.key} were drawn from another mask than {group.mask}"
+        recorded = record.get("labels_sha256")
+        if recorded is None:
+            continue
+        for suffix in sorted(set(recorded) | set(group.label_files)):
+            source = group.label_files.get(suffix)
+            if source is None or suffix not in recorded or recorded[suffix] != digest(source):
+                now = f"than {source}" if source is not None and suffix in recorded else "than the source has now"
+                return f"{out_root}: its samples of {group.key} hold another {suffix.lstrip('_')} file {now}"
     return None
 
 

@@ -129,12 +129,12 @@ class DatasetWriter:
         input_root: str | Path,
         options: WriterOptions | None = None,
         part: str | None = None,
-        mask_digests: dict[Path, str] | None = None,
+        source_digests: dict[Path, str] | None = None,
     ) -> None:
         """``part`` names this process's own manifest (``manifest.<part>.jsonl``) when several
         processes write one tree; :func:`merge_manifests` folds the parts together.
-        ``mask_digests``: the SHA-256 of masks already hashed, by path (each manifest line records
-        its mask's; a mask is hashed once a run)."""
+        ``source_digests``: the SHA-256 of source files already hashed, by path (each manifest line
+        records its mask's and its label files'; a file is hashed once a run)."""
         check_output_root(out_root, input_root)
         self.out_root = out_root = Path(out_root)
         self.input_root = Path(input_root)
@@ -144,7 +144,7 @@ class DatasetWriter:
         """Samples a manifest lists that are not whole (:func:`sample_is_whole`): written again."""
         self.finished = self._read_finished()
         self._cached_ids: OrderedDict[Path, np.ndarray] = OrderedDict()
-        self._mask_digests = mask_digests if mask_digests is not None else {}
+        self._source_digests = source_digests if source_digests is not None else {}
         self._lock = threading.Lock()
         """Guards the labelIds cache, the manifest and ``finished``: :meth:`write` runs on several
         threads (:class:`~fgaug.data.background.BackgroundWrites`)."""
@@ -223,7 +223,8 @@ class DatasetWriter:
             },
             "outputs": relative,
             "labels": "copied" if size == native_size else "resized",
-            "mask_sha256": self._mask_digest(group.mask),
+            "mask_sha256": self._digest(group.mask),
+            "labels_sha256": {suffix: self._digest(path) for suffix, path in group.label_files.items()},
             **metadata,
         }
         self._append(record)
@@ -242,12 +243,12 @@ class DatasetWriter:
                     self._cached_ids.popitem(last=False)
         return ids
 
-    def _mask_digest(self, mask: Path) -> str:
-        """The SHA-256 of a mask file, hashed once a run (outside the lock: a second thread's
-        hash of the same mask is the same)."""
-        digest = self._mask_digests.get(mask)
+    def _digest(self, source: Path) -> str:
+        """The SHA-256 of a source file, hashed once a run (outside the lock: a second thread's
+        hash of the same file is the same)."""
+        digest = self._source_digests.get(source)
         if digest is None:
-            digest = self._mask_digests[mask] = file_digest(mask)
+            digest = self._source_digests[source] = file_digest(source)
         return digest
 
     def _append(self, record: dict) -> None:

@@ -42,7 +42,7 @@ from fgaug.data.record import (
     finish_output,
     forgotten_if_unwritten,
     masks_used,
-    other_masks,
+    other_sources,
     take_output,
 )
 from fgaug.data.writer import (
@@ -190,17 +190,17 @@ def _generate_in_process(
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
-    mask_digests: dict[Path, str] = {}
-    masks_changed = other_masks(out, tree_records(out), groups, mask_digests)
-    if masks_changed and not options.overwrite:
-        raise OutputConflictError(f"{masks_changed}; use --overwrite to replace it")
-    clear = check_output(out, record, TREE_OUTPUTS, options.overwrite) or masks_changed is not None
+    source_digests: dict[Path, str] = {}
+    sources_changed = other_sources(out, tree_records(out), groups, source_digests)
+    if sources_changed and not options.overwrite:
+        raise OutputConflictError(f"{sources_changed}; use --overwrite to replace it")
+    clear = check_output(out, record, TREE_OUTPUTS, options.overwrite) or sources_changed is not None
     if context.is_main:
         take_output(out, masks_root, record, TREE_OUTPUTS, clear)
     context.barrier()
     part = f"rank{context.rank}" if context.active else None
     writer_options = WriterOptions(options.at_model_resolution, snap_colors=options.snap_colors)
-    writer = DatasetWriter(out, masks_root, writer_options, part, mask_digests)
+    writer = DatasetWriter(out, masks_root, writer_options, part, source_digests)
     if options.compile:
         compile_networks(checkpoint.model)
     config = checkpoint.model.config

@@ -117,9 +117,9 @@ MASK_SELECTION = ("masks", "splits", "limit", "skip_bad")
 """Fields choosing which masks are used, the folder holding them included. A mask's samples
 depend on them only through a non-uniform ``allocate`` (N x masks samples spread over the masks
 used), so they are not recorded; the masks used are, with such an allocation. Each sample's line
-in the manifest records its mask's SHA-256 instead, so that a rerun resumes the same masks
-wherever they now are (a dataset mounted elsewhere) and refuses other masks under the same keys
-(:func:`~fgaug.data.record.other_masks`)."""
+in the manifest records the SHA-256 of its mask and label files instead, so that a rerun resumes
+the same masks wherever they now are (a dataset mounted elsewhere) and refuses other masks or
+label files under the same keys (:func:`~fgaug.data.record.other_sources`)."""
 
 
 FILE_FIELDS = ("model", "class_weights", "ignore_segmenter")
