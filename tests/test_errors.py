@@ -200,7 +200,7 @@ def test_a_bad_pair_found_mid_run_keeps_the_steps_so_far(
 
     monkeypatch.setattr(trainer, "batches_of", bad_third)
     run = tmp_path / "run"
-    saved = r"\(the run is saved at step 2: fix the file and --resume\)"
+    saved = r"\(the run is saved at step 2: fix the file and --resume, or --resume --skip-bad to train past it\)"
     with pytest.raises(DataError, match=rf"^masks/x_gtFine_labelIds.png: unknown label ids \[40\].* {saved}$"):
         train(short_run(small_tree, run, checkpoint_every=100))
     monkeypatch.setattr(trainer, "batches_of", real)

@@ -68,6 +68,34 @@ def test_train_with_workers_on_a_tree_with_a_bad_mask_exits_with_one_line(toy_tr
     assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: unknown label ids [40] (labelIds holds 0-33)")
 
 
+def test_skip_bad_trains_past_a_mask_whose_pixels_fail_and_lists_it(toy_tree: Path, tmp_path: Path) -> None:
+    """``--skip-bad`` covered only what headers show: a mask of unknown ids stopped the run where its
+    batch was read, with the option given."""
+    bad = sorted((toy_tree / "gtFine" / "train").rglob("*_labelIds.png"))[1]
+    Image.fromarray(np.full((64, 128), 40, np.uint8)).save(bad)
+    command = [sys.executable, "-m", "fgaug", "train", str(toy_tree), "--preset", "test", "--workers", "2"]
+    command += ["--steps", "8", "--batch-size", "2", "--project", str(tmp_path / "runs"), "--name", "skip"]
+    result = subprocess.run([*command, "--skip-bad", "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    expected = f"{bad}: unknown label ids [40] (labelIds holds 0-33)"
+    assert summary["steps"] == 8 and summary["skipped_groups"] == [expected]
+    assert result.stderr.count(f"skipped: {expected}; another pair stands in for it") == 1
+
+
+def test_a_pair_that_fails_is_replaced_by_the_next_that_reads(toy_tree: Path) -> None:
+    from fgaug.data.cityscapes import ReadOptions, find_groups
+    from fgaug.training.batches import PairsSkippingBad
+
+    groups = find_groups(toy_tree, ["train"]).groups
+    Image.fromarray(np.full((64, 128), 40, np.uint8)).save(groups[1].mask)
+    pairs = PairsSkippingBad(groups, ReadOptions((32, 64)))
+    stand_in, next_pair = pairs[1], pairs[2]
+    assert stand_in["key"] == next_pair["key"] == groups[2].key and next_pair["stands_in_for"] == ""
+    assert stand_in["stands_in_for"].startswith(f"{groups[1].mask}: unknown label ids [40]")
+    assert np.array_equal(stand_in["photo"].numpy(), next_pair["photo"].numpy())
+
+
 def test_sigterm_stops_generate_with_one_line_and_a_rerun_finishes(small_tree: Path, tmp_path: Path) -> None:
     """It died at once with exit 143: no line, and ``finally`` blocks (a temporary file's removal,
     leaving the core-sharing registry) did not run."""

@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Sampler
 
 from fgaug.data.cache import CachedPairs, source_digest
-from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups, tree_root
+from fgaug.data.cityscapes import CityscapesPairs, PairItem, ReadOptions, find_groups, tree_root
 from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError
 from fgaug.data.record import counted_digest
@@ -52,6 +52,32 @@ def pair_keys(dataset: PairDataset) -> list[str]:
         return [key.decode() if isinstance(key, bytes) else str(key) for key in cache["keys"][:]]
 
 
+class StandInItem(PairItem):
+    """A pair of :class:`PairsSkippingBad`, with the error of the pair it stands in for ("" for none)."""
+
+    stands_in_for: str
+
+
+class PairsSkippingBad(CityscapesPairs):
+    """``train --skip-bad``'s pairs: one whose pixels fail the full read (unknown label ids,
+    off-palette colours, a damaged image body, which the header check cannot see) is replaced in
+    its batch by the next pair in key order that reads, so the run goes on. Every item carries
+    ``stands_in_for``: the failed pair's one-line error, or "" for the pair itself; the trainer
+    logs and counts each failed pair once (items may come from worker processes). The stand-in
+    depends on the data alone, so a resumed run draws the same batches."""
+
+    def __getitem__(self, index: int) -> StandInItem:
+        failure = ""
+        for offset in range(len(self.groups)):
+            try:
+                item = super().__getitem__((index + offset) % len(self.groups))
+            except DataError as error:
+                failure = failure or str(error)
+                continue
+            return StandInItem(mask=item["mask"], photo=item["photo"], key=item["key"], stands_in_for=failure)
+        raise DataError(f"none of the {len(self.groups)} pairs reads ({failure})")
+
+
 def check_same_pairs(recorded: str | None, data: TrainingData, data_path: str | Path, run_dir: Path) -> None:
     """``--resume`` goes on over the pairs the run trained on (``recorded``, from its
     ``config.json``; None for a run from before it was recorded): other data is a :class:`DataError`."""
@@ -84,7 +110,8 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
         found = discovery.groups[:limit] if limit else discovery.groups
         checked = check_headers(found, read.boundary, options.skip_bad)
         skipped.extend([*discovery.skipped, *checked.skipped])
-        return CityscapesPairs(checked.groups, read), source_digest(checked.groups, tree or path)
+        pairs = (PairsSkippingBad if options.skip_bad else CityscapesPairs)(checked.groups, read)
+        return pairs, source_digest(checked.groups, tree or path)
 
     train, fingerprint = open_one(data, options.train_split, None)
     val: PairDataset | None = None

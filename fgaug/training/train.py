@@ -237,6 +237,7 @@ class _Run:
         loader = DataLoader(self.data.val, batch_size=self.batch_size, num_workers=0)
         with torch.no_grad(), network_precision(self.network_dtype):
             for index, batch in enumerate(loader):
+                self.log_stand_ins(batch)
                 bpd = model.conditional_bpd(
                     batch["mask"].to(self.device),
                     batch["photo"].to(self.device),
@@ -245,6 +246,14 @@ class _Run:
                 total += float(bpd.sum())
                 count += bpd.numel()
         return total / count
+
+    def log_stand_ins(self, batch: dict[str, Any]) -> None:
+        """Log and list (``skipped_groups``), once each, the pairs that ``--skip-bad`` replaced in
+        ``batch`` because their pixels failed (:class:`~fgaug.training.batches.PairsSkippingBad`)."""
+        for failure in batch.get("stands_in_for", ()):
+            if failure and failure not in self.data.skipped:
+                self.data.skipped.append(failure)
+                self.progress.log(f"skipped: {failure}; another pair stands in for it")
 
     def record_validation(self) -> None:
         if self.context.is_main:
@@ -421,6 +430,7 @@ class _Run:
             with stop_requests() as stop_requested:
                 while self.state.step < self.total_steps and not self.stopped_early:
                     for batch in batches_of(self.loader_from(self.state.step)):
+                        self.log_stand_ins(batch)
                         trainable = trainable or self.trainable(batch)
                         before = self.state.step
                         self.train_step(trainable, batch)
@@ -431,7 +441,8 @@ class _Run:
             if not self.state.step:
                 raise
             self.save(self.checkpoints / "last.pt")
-            saved = f"the run is saved at step {self.state.step}: fix the file and --resume"
+            past = "" if self.options.skip_bad else ", or --resume --skip-bad to train past it"
+            saved = f"the run is saved at step {self.state.step}: fix the file and --resume{past}"
             raise DataError(f"{error} ({saved})") from error
         finally:
             self.log.close()
