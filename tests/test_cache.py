@@ -47,6 +47,11 @@ def test_an_existing_cache_is_replaced_only_when_asked_and_only_if_fgaug_wrote_i
     with pytest.raises(DataError, match=f"^{notes}: exists and is not an fgaug cache"):
         prepare_cache(groups, OPTIONS, notes, toy_tree, overwrite=True)
     assert notes.read_text() == "not a cache" and not list(tmp_path.glob(".*part"))
+    for link, target in (("dangling.h5", tmp_path / "nowhere.h5"), ("linked.h5", cache)):
+        (tmp_path / link).symlink_to(target)
+        with pytest.raises(DataError, match=f"^{tmp_path / link}: is a symbolic link; name the file it points to"):
+            prepare_cache(groups, OPTIONS, tmp_path / link, toy_tree, overwrite=True)
+        assert (tmp_path / link).is_symlink()
 
 
 def test_cached_items_equal_png_items_through_worker_processes(toy_tree: Path, tmp_path: Path) -> None:

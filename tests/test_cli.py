@@ -246,7 +246,7 @@ BAD_NUMBERS = [
     ("train x", "--checkpoint-every", "0"),
     ("train x", "--validate-every", "0"),
     ("train x", "--sample-every", "0"),
-    ("train x", "--patience", "0"),
+    ("train x", "--patience", "-1"),
     ("train x", "--log-every", "0"),
     ("train x", "--workers", "-1"),
     ("generate x", "--samples", "-1"),

@@ -500,9 +500,16 @@ def test_tensorboard_can_be_switched_off_and_is_refused_when_missing(
 def test_patience_without_validation_data_is_refused_before_the_run_starts(small_tree: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     expected = r"--patience 3 stops on validation bits/dim, and there is no validation data \(no gtFine/nowhere"
-    with pytest.raises(DataError, match=expected):
+    with pytest.raises(DataError, match=expected + r", no --val\); give it with --val, or train with no --patience$"):
         train(options(small_tree, run, val_split="nowhere", patience=3))
     assert not run.exists()
+    data = tmp_path / "data"
+    shutil.copytree(small_tree, data)
+    train(options(data, run, steps=2, patience=3))
+    shutil.rmtree(data / "gtFine" / "val")
+    with pytest.raises(DataError, match=r"or train with --patience 0 \(a resumed run keeps its own\)$"):
+        train(options(data, run, steps=4, resume=True))
+    assert train(options(data, run, steps=4, resume=True, patience=0)).steps == 4
 
 
 def test_patience_stops_when_validation_stops_improving_and_resumes_with_its_count(

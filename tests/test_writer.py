@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,26 @@ def test_encoded_pngs_read_back_bitwise_in_their_modes(shape: tuple, dtype: type
     with Image.open(io.BytesIO(encode_png(view))) as image:
         assert image.mode == mode
         assert np.array_equal(np.asarray(image), view)
+
+
+def test_opencv_without_the_filter_setting_still_encodes() -> None:
+    """OpenCV before 4.12, which pyproject admits, has no IMWRITE_PNG_FILTER: importing failed."""
+    script = (
+        "import io, cv2, numpy as np; from PIL import Image; del cv2.IMWRITE_PNG_FILTER; "
+        "from fgaug.data.io import PNG_ENCODING, encode_png; "
+        "pixels = np.random.default_rng(0).integers(0, 256, (9, 11, 3), dtype=np.uint8); "
+        "assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(pixels)))), pixels); "
+        "print(len(PNG_ENCODING))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.split() == ["4"], done.stderr
+
+
+def test_an_image_longer_than_libpng_writes_is_encoded_all_the_same() -> None:
+    """libpng refuses a side over a million pixels (Pillow, which fgaug used before, did not)."""
+    strip = np.arange(1_000_003, dtype=np.uint32).astype(np.uint8)[None, :]
+    with Image.open(io.BytesIO(encode_png(strip))) as image:
+        assert np.array_equal(np.asarray(image), strip)
 
 
 @pytest.mark.parametrize(

@@ -258,8 +258,9 @@ def train(
     patience: Annotated[
         int | None,
         typer.Option(
-            help="Stop after this many validations in a row without a better validation bits/dim.",
-            min=1,
+            help="Stop after this many validations in a row without a better validation bits/dim (0: never; "
+            "switches off a resumed run's).",
+            min=0,
             rich_help_panel=TRAINING,
         ),
     ] = TrainOptions.patience,

@@ -81,7 +81,10 @@ def _relative(path: Path, root: Path) -> str:
 def check_cache_target(out: Path, source_root: Path, overwrite: bool) -> None:
     """Refuse, before any work, an ``out`` that is a folder or lies in the input, and an existing
     file unless ``overwrite``; even then, a file that is not an fgaug cache (fgaug replaces its
-    own files only). Each is a one-line :class:`DataError` naming ``out``."""
+    own files only); a symbolic link, which the write would replace by the file, leaving what it
+    points to as it was. Each is a one-line :class:`DataError` naming ``out``."""
+    if out.is_symlink():
+        raise DataError(f"{out}: is a symbolic link; name the file it points to ({out.resolve()}) or another file")
     if out.is_dir():
         raise DataError(f"{out}: is a folder; name the HDF5 file to write, e.g. {out / 'train.h5'}")
     check_outside_input(out, source_root)

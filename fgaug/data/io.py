@@ -7,6 +7,7 @@ is wrong, so the CLI can print it as one line.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -178,21 +179,20 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-PNG_ENCODING = (
-    cv2.IMWRITE_PNG_COMPRESSION,
-    1,
-    cv2.IMWRITE_PNG_STRATEGY,
-    cv2.IMWRITE_PNG_STRATEGY_RLE,
-    cv2.IMWRITE_PNG_FILTER,
-    cv2.IMWRITE_PNG_FILTER_PAETH,
-)
+_PAETH_FILTER = (cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH) if hasattr(cv2, "IMWRITE_PNG_FILTER") else ()
+PNG_ENCODING = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE, *_PAETH_FILTER)
 """libpng's settings for every PNG fgaug writes: the Paeth filter on every row, then zlib's
 run-length strategy (matches at distance 1 only), at level 1. The order matters: OpenCV resets
 the strategy when it reads the level. Against Pillow at level 4, which fgaug used before, on one
 core of an AVX2 EPYC: a 1024x2048 photo encodes 2.4-3.5x faster, label files 2.5-2.9x; the files
 are 11% smaller to 9% larger (18% for colour label files of a few KiB): smaller for id files and
-upsampled samples, larger for a photo at its camera's resolution (``benchmarks/png_encoding.py``)."""
+upsampled samples, larger for a photo at its camera's resolution (``benchmarks/png_encoding.py``).
+OpenCV before 4.12 cannot set the filter; libpng then chooses each row's, which gave files of the
+same size in about 1.3x the time."""
 
+LIBPNG_SIDE_LIMIT = 1_000_000
+"""The widest or tallest image libpng writes by its default limits, which OpenCV keeps; a longer
+side (an ``interpolate`` strip of thousands of steps) is encoded by Pillow, which has no limit."""
 
 _TO_BGR = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}
 
@@ -206,12 +206,16 @@ def encode_png(array: np.ndarray) -> bytes:
     if not (grey or colour) or array.size == 0:
         raise ValueError(f"cannot write a {array.dtype} array of shape {array.shape} as PNG")
     pixels = np.ascontiguousarray(array)
+    if max(pixels.shape[:2]) > LIBPNG_SIDE_LIMIT:
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
     if colour:
         pixels = cv2.cvtColor(pixels, _TO_BGR[array.shape[2]])
-    encoded, buffer = cv2.imencode(".png", pixels, PNG_ENCODING)
+    encoded, encoding = cv2.imencode(".png", pixels, PNG_ENCODING)
     if not encoded:
         raise ValueError(f"OpenCV could not encode a {array.dtype} array of shape {array.shape} as PNG")
-    return buffer.tobytes()
+    return encoding.tobytes()
 
 
 RGB_MODES = ("RGB", "RGBA", "P")

@@ -120,9 +120,11 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
     elif (tree := tree_root(data)) is not None and (tree / "gtFine" / options.val_split).is_dir():
         val, _ = open_one(tree, options.val_split, options.val_limit)
     if options.patience and val is None:  # with --val given, val is there or open_one raised
+        where = "a cache holds one split" if data.suffix in (".h5", ".hdf5") else f"no gtFine/{options.val_split}"
+        off = "--patience 0 (a resumed run keeps its own)" if options.resume else "no --patience"
         raise DataError(
             f"{data}: --patience {options.patience} stops on validation bits/dim, and there is no validation data "
-            f"(no gtFine/{options.val_split} in its tree, no --val); give it with --val, or leave --patience out"
+            f"({where}, no --val); give it with --val, or train with {off}"
         )
     batch = options.batch_size or 1
     if len(train) < batch:
