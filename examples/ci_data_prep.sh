@@ -26,6 +26,7 @@ trap 'exit 130' TERM INT   # bash runs it once the fgaug under way has stopped
 CITYSCAPES=${CITYSCAPES:?set CITYSCAPES to a Cityscapes root (gtFine/, leftImg8bit/)}
 STRATEGY=${STRATEGY:-copy-paste}
 OUT=${OUT:-augmented}
+OUT=${OUT%/}       # augmented/ names the same tree; its summary goes beside it, not into it
 N=${N:-4}          # new images per training mask
 SEED=${SEED:-0}
 OVERWRITE=${OVERWRITE:-}

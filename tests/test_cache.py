@@ -10,9 +10,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from fgaug import api
 from fgaug.data.cache import CachedPairs, inspect_cache, prepare_cache
-from fgaug.data.cityscapes import CityscapesPairs, ReadOptions, find_groups
+from fgaug.data.cityscapes import ReadOptions, find_groups
 from fgaug.data.io import DataError
+from fgaug.data.pairs import CityscapesPairs
 
 OPTIONS = ReadOptions((32, 64))
 
@@ -47,6 +49,8 @@ def test_an_existing_cache_is_replaced_only_when_asked_and_only_if_fgaug_wrote_i
     with pytest.raises(DataError, match=f"^{notes}: exists and is not an fgaug cache"):
         prepare_cache(groups, OPTIONS, notes, toy_tree, overwrite=True)
     assert notes.read_text() == "not a cache" and not list(tmp_path.glob(".*part"))
+    with pytest.raises(DataError, match=f"^{tmp_path / 'nope'}: no such file or folder$"):  # not "inside the input"
+        api.prepare(tmp_path / "nope", tmp_path / "new.h5", (32, 64))
     for link, target in (("dangling.h5", tmp_path / "nowhere.h5"), ("linked.h5", cache)):
         (tmp_path / link).symlink_to(target)
         with pytest.raises(DataError, match=f"^{tmp_path / link}: is a symbolic link; name the file it points to"):

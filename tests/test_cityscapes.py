@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from fgaug.data.cityscapes import (
-    CityscapesPairs,
+    PHOTO_SUFFIX,
     ReadOptions,
     file_group,
     find_groups,
@@ -24,6 +24,7 @@ from fgaug.data.cityscapes import (
 )
 from fgaug.data.io import DataError
 from fgaug.data.labels import VALID_LABEL_IDS
+from fgaug.data.pairs import CityscapesPairs
 from fgaug.usage import UsageError
 
 
@@ -260,3 +261,18 @@ def test_a_folder_of_a_tree_is_refused_only_for_a_clash_of_its_own_frames(toy_tr
     for folder in (tree, tree / "gtFine" / "train", tree / "gtFine" / "train" / city):
         with pytest.raises(DataError, match=f"another frame of the same name {stem}"):
             find_groups(folder, require_photos=False)
+
+
+def test_a_plain_named_png_among_cityscapes_label_files_is_named_not_left_out(tmp_path: Path) -> None:
+    """A folder of Cityscapes-named masks is read by name: a user's own ``layout.png`` beside them
+    was left out without a word (3 masks used, exit 0)."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for index in range(2):
+        Image.fromarray(np.full((8, 16), 7, np.uint8)).save(masks / f"a_00000{index}_000019_gtFine_labelIds.png")
+    Image.fromarray(np.full((8, 16), 26, np.uint8)).save(masks / "layout.png")
+    Image.fromarray(np.zeros((8, 16, 3), np.uint8)).save(masks / f"a_000000_000019{PHOTO_SUFFIX}")  # a photo: fine
+    with pytest.raises(DataError, match=f"^{masks / 'layout.png'}: a PNG named neither \\*_gtFine_<kind>.png"):
+        find_groups(masks, require_photos=False)
+    found = find_groups(masks, require_photos=False, skip_bad=True)
+    assert len(found.groups) == 2 and len(found.skipped) == 1 and found.skipped[0].startswith(f"{masks / 'layout.png'}")

@@ -41,8 +41,9 @@ def run_ci_script(tmp_path: Path, wait: bool = True, **variables: str) -> Any:
 def test_the_ci_example_grows_the_train_split_by_copy_paste_by_default(small_tree: Path, tmp_path: Path) -> None:
     """Issue 22, item 7: the strategy the measurements support, no model, the train split only."""
     out = tmp_path / "augmented"
-    done = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), N="1", OUT=str(out))
+    done = run_ci_script(tmp_path, CITYSCAPES=str(small_tree), N="1", OUT=f"{out}/")  # a trailing / as CI jobs write
     assert done.returncode == 0, done.stderr[-2000:]
+    assert not (out / ".summary.json").exists()
     summary = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
     assert summary["written"] == 12 and summary["sources"] == 12
     assert {path.parent.parent.name for path in (out / "leftImg8bit").rglob("*.png")} == {"train"}

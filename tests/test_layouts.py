@@ -397,3 +397,29 @@ def test_traced_polygons_outline_each_part_where_it_lies_to_the_image_edges() ->
         if o["label"] != "road"
     )
     assert spans == sorted(boxes.values())
+
+
+def test_a_layouts_rerun_refuses_photos_and_instance_files_changed_since(street_tree: Path, tmp_path: Path) -> None:
+    """Only the masks were recorded: with a source photo changed, the rerun, ``--overwrite`` and
+    ``validate`` all passed while every layout kept the old photo's pixels."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from fgaug.cli.app import app
+
+    source, out = tmp_path / "source", tmp_path / "new-photos"
+    shutil.copytree(street_tree, source)
+    arguments = ["layouts", str(source), "--split", "train", "--out", str(out), "--per-mask", "1", "--limit", "2"]
+    arguments += ["--photos", "--json"]
+    assert CliRunner().invoke(app, arguments).exit_code == 0
+    photo = sorted((source / "leftImg8bit" / "train").rglob("*_leftImg8bit.png"))[0]
+    Image.fromarray(np.zeros_like(np.array(Image.open(photo)))).save(photo)
+    refused = CliRunner().invoke(app, arguments)
+    assert refused.exit_code == 1 and "was made with the photos' content (--photos) sha256" in refused.output
+    replaced = CliRunner().invoke(app, [*arguments, "--overwrite"])
+    assert replaced.exit_code == 0 and json.loads(replaced.stdout.strip().splitlines()[-1])["skipped"] == 0
+    instances = sorted((source / "gtFine" / "train").rglob("*_gtFine_instanceIds.png"))[0]
+    Image.open(instances).save(instances, compress_level=9)  # the same pixels, other bytes: content is bytes
+    refused = CliRunner().invoke(app, arguments)
+    assert refused.exit_code == 1 and "was made with the instanceIds files' content sha256" in refused.output

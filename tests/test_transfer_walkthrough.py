@@ -61,6 +61,26 @@ def test_transfer_never_writes_over_its_inputs(pair: tuple[Path, Path, Path], te
     assert digests(photo.parent) == before
 
 
+def test_transfer_never_writes_into_the_cityscapes_tree_of_an_input(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A single transfer's ``--out`` beside its structure mask in ``gtFine/`` was written there, and
+    ``generate`` then refused the tree (an RGB image named as a labelIds mask)."""
+    tree = tmp_path / "tree"
+    shutil.copytree(small_tree, tree)
+    before = digests(tree)
+    photo = next((tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
+    mask = next((tree / "gtFine" / "train").rglob("*_labelIds.png"))
+    model = ["--model", str(test_checkpoint)]
+    for target in (mask.parent / "new_000009_000019_gtFine_labelIds.png", tree / "gtFine" / "x.png", tree / "y.png"):
+        line = error_line(runner.invoke(app, ["transfer", str(photo), str(mask), *model, "-o", str(target)]))
+        assert f"--out {target}: inside the Cityscapes tree {tree} of the input" in line
+    assert digests(tree) == before
+    outside = tmp_path / "transfer.png"
+    assert runner.invoke(app, ["transfer", str(photo), str(mask), *model, "-o", str(outside)]).exit_code == 0
+    assert outside.is_file()
+
+
 def test_transfers_of_one_name_are_refused_and_a_pair_listed_twice_is_made_once(
     pair: tuple[Path, Path, Path], test_checkpoint: Path, tmp_path: Path
 ) -> None:

@@ -27,9 +27,10 @@ import numpy as np
 from torch.utils.data import Dataset
 
 import fgaug
-from fgaug.data.cityscapes import Group, PairItem, ReadOptions, load_pair, to_tensor
+from fgaug.data.cityscapes import Group, ReadOptions, load_pair, to_tensor
 from fgaug.data.io import DataError, atomic_output, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
+from fgaug.data.pairs import PairItem
 from fgaug.data.writer import check_outside_input
 
 CACHE_FORMAT = "fgaug-cache-1"

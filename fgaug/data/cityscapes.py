@@ -1,4 +1,4 @@
-"""Find, read and resize Cityscapes groups, and serve them as a torch ``Dataset``.
+"""Find, read and resize Cityscapes groups (:mod:`fgaug.data.pairs` serves them as a torch ``Dataset``).
 
 A *group* is one frame: ``leftImg8bit/<split>/<city>/<stem>_leftImg8bit.png`` and its label files
 ``gtFine/<split>/<city>/<stem>_gtFine_{labelIds,instanceIds,color,...}.png`` and
@@ -11,16 +11,15 @@ averaging), labels with nearest neighbour only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
 
 from fgaug.data.io import RGB_MODES, DataError, open_image, read_rgb
 from fgaug.data.labels import (
@@ -125,7 +124,9 @@ def find_groups(
     if tree is not None:
         return _find_in_tree(tree, splits, require_photos, mask_format, skip_bad)
     if any(root.rglob("*_gtFine_*.png")):
-        return _find_in_label_folder(root, splits, require_photos, mask_format, skip_bad)
+        strays = _strays(root, skip_bad)
+        found = _find_in_label_folder(root, splits, require_photos, mask_format, skip_bad)
+        return Discovery(found.groups, [*strays, *found.skipped])
     masks = sorted(path for path in root.rglob("*.png") if not path.name.startswith("."))
     if not masks:
         raise DataError(f"{root}: no Cityscapes tree (gtFine/, leftImg8bit/) and no mask PNGs found")
@@ -236,6 +237,22 @@ def enclosing_tree_root(path: str | Path) -> Path | None:
     if "gtFine" not in parts[:-1]:
         return None
     return Path(*parts[: len(parts) - 1 - parts[::-1].index("gtFine")])
+
+
+def _strays(root: Path, skip_bad: bool) -> list[str]:
+    """PNGs among Cityscapes label files whose names make them neither a label file nor a photo,
+    which a folder of label files leaves out: the first is a :class:`DataError`, or with
+    ``skip_bad`` each a skipped entry (a user's plain-named mask beside Cityscapes ones was left
+    out without a word)."""
+    strays = [
+        f"{path}: a PNG named neither *_gtFine_<kind>.png nor *{PHOTO_SUFFIX}, beside Cityscapes label files "
+        "(which fgaug reads by name): rename it as they are named, or move it out"
+        for path in sorted(root.rglob("*.png"))
+        if "_gtFine_" not in path.name and not path.name.endswith(PHOTO_SUFFIX) and not path.name.startswith(".")
+    ]
+    if strays and not skip_bad:
+        raise DataError(strays[0])
+    return strays
 
 
 def _find_in_label_folder(
@@ -572,29 +589,3 @@ def load_pair(group: Group, options: ReadOptions) -> tuple[np.ndarray, np.ndarra
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, C) -> float (C, H, W) in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().div_(255)
-
-
-class PairItem(TypedDict):
-    """One (mask, photo) training pair: the condition image and the photo, float (C, H, W) in
-    [0, 1], and its group's key."""
-
-    mask: torch.Tensor
-    photo: torch.Tensor
-    key: str
-
-
-class CityscapesPairs(Dataset):
-    """(mask, photo) pairs read from PNGs: items are ``{"mask", "photo", "key"}`` with float
-    tensors in [0, 1] at ``options.size`` (mask: colour-rendered, plus the boundary channel)."""
-
-    def __init__(self, groups: Iterable[Group], options: ReadOptions) -> None:
-        self.groups = list(groups)
-        self.options = options
-
-    def __len__(self) -> int:
-        return len(self.groups)
-
-    def __getitem__(self, index: int) -> PairItem:
-        group = self.groups[index]
-        condition, photo = load_pair(group, self.options)
-        return {"mask": to_tensor(condition), "photo": to_tensor(photo), "key": group.key}

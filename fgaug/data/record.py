@@ -160,10 +160,14 @@ def other_sources(
 
 
 def masks_content(groups: Sequence[Group]) -> str:
-    """What the masks a run used hold, as one comparable value: a digest of each mask file's
-    SHA-256 in order, so the same masks moved elsewhere compare equal and a mask changed in place
-    does not."""
-    digests = "\n".join(file_digest(group.mask) for group in groups)
+    """What the masks a run used hold, as one comparable value (:func:`files_content`)."""
+    return files_content([group.mask for group in groups])
+
+
+def files_content(paths: Sequence[Path]) -> str:
+    """What the files hold, as one comparable value: a digest of each file's SHA-256 in order, so
+    the same files moved elsewhere compare equal and a file changed in place does not."""
+    digests = "\n".join(file_digest(path) for path in paths)
     return f"sha256 {hashlib.sha256(digests.encode()).hexdigest()[:12]}"
 
 

@@ -14,9 +14,10 @@ import torch
 from torch.utils.data import Sampler
 
 from fgaug.data.cache import CachedPairs, source_digest
-from fgaug.data.cityscapes import CityscapesPairs, PairItem, ReadOptions, find_groups, tree_root
+from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
 from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError
+from fgaug.data.pairs import CityscapesPairs, PairItem
 from fgaug.data.record import counted_digest
 from fgaug.flow.config import FullGlowConfig
 from fgaug.training.options import TrainOptions
