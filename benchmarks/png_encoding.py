@@ -15,10 +15,12 @@ per round (median [quartiles]):
 
 Part 2 (``--generate``) times ``fgaug generate`` with the demo model on a 1024x2048 toy tree,
 each sample written with every label file on the default write threads, with Pillow's level 4
-put back in the writer for the "before" runs, interleaved round by round.
+put back in the writer for the "before" runs, interleaved round by round; with ``--command
+layouts``, ``fgaug layouts --photos --paste 3`` instead (each layout a photo and five label files).
 
     python benchmarks/png_encoding.py --rounds 15
     python benchmarks/png_encoding.py --rounds 0 --generate 7
+    python benchmarks/png_encoding.py --rounds 0 --generate 5 --command layouts --samples 2
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from unittest import mock
 
@@ -106,26 +109,29 @@ def compare_files(rounds: int) -> None:
         )
 
 
-def compare_generate(rounds: int, masks: int, samples: int) -> None:
-    """``generate`` at 1024x2048, the writer's encoder Pillow's (before) or fgaug's, interleaved."""
+WRITERS = {"generate": ("fgaug.data.writer",), "layouts": ("fgaug.data.layouts", "fgaug.data.cutouts")}
+"""The modules whose ``encode_png`` each command writes its files with."""
+
+
+def compare_generate(rounds: int, masks: int, samples: int, command: str) -> None:
+    """``command`` at 1024x2048, its writers' encoder Pillow's (before) or fgaug's, interleaved."""
     with tempfile.TemporaryDirectory(prefix="fgaug-png-encoding-") as folder:
         root = Path(folder) / "toy"
         write_toy_cityscapes(root, {"train": masks}, size=CITYSCAPES, seed=7)
         source = root / "gtFine" / "train"
         threads = write_threads()
-        seconds_of("generate", source, Path(folder) / "warm", samples, threads)
+        seconds_of(command, source, Path(folder) / "warm", samples, threads)
         seconds: dict[str, list[float]] = {"Pillow 4": [], "fgaug": []}
         for round_index in range(rounds):
             for encoder in seconds if round_index % 2 == 0 else reversed(seconds):
-                out = Path(folder) / "out"
-                if encoder == "Pillow 4":
-                    with mock.patch("fgaug.data.writer.encode_png", pillow_level_4):
-                        seconds[encoder].append(seconds_of("generate", source, out, samples, threads))
-                else:
-                    seconds[encoder].append(seconds_of("generate", source, out, samples, threads))
+                with ExitStack() as patches:
+                    for module in WRITERS[command] if encoder == "Pillow 4" else ():
+                        patches.enter_context(mock.patch(f"{module}.encode_png", pillow_level_4))
+                    seconds[encoder].append(seconds_of(command, source, Path(folder) / "out", samples, threads))
     images = masks * samples
     low, median, high = quartiles([a / b for a, b in zip(seconds["Pillow 4"], seconds["fgaug"], strict=True)])
-    print(f"generate, demo model, {images} photos at 1024x2048 with their label files, {threads} write threads")
+    what = "demo model, photos" if command == "generate" else "--photos --paste 3, layouts"
+    print(f"{command}, {what}: {images} at 1024x2048 with their label files, {threads} write threads")
     print(f"(the default here); median of {rounds} interleaved rounds")
     for encoder, times in seconds.items():
         print(f"  {encoder}: {statistics.median(times):.2f} s, {images / statistics.median(times):.2f} images/s")
@@ -136,13 +142,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=15, help="rounds of part 1 (0: skip it)")
     parser.add_argument("--generate", type=int, default=0, help="rounds of part 2, generate end to end (0: skip it)")
+    parser.add_argument("--command", choices=tuple(WRITERS), default="generate", help="what part 2 runs")
     parser.add_argument("--masks", type=int, default=6)
     parser.add_argument("--samples", type=int, default=4, help="photos per mask in part 2")
     args = parser.parse_args()
     if args.rounds:
         compare_files(args.rounds)
     if args.generate:
-        compare_generate(args.generate, args.masks, args.samples)
+        compare_generate(args.generate, args.masks, args.samples, args.command)
 
 
 if __name__ == "__main__":
