@@ -45,6 +45,15 @@ class Distributed:
     def any_true(self, flag: bool, device: torch.device) -> bool:
         return not self.all_true(not flag, device)
 
+    def union(self, values: list[str]) -> list[str]:
+        """Every process's ``values``, rank by rank, each once (a collective of Python objects:
+        every process must call it)."""
+        if not self.active:
+            return values
+        gathered: list[list[str] | None] = [None] * self.world_size
+        dist.all_gather_object(gathered, values)
+        return list(dict.fromkeys(value for part in gathered for value in part or ()))
+
     def sum(self, values: list[int], device: torch.device) -> list[int]:
         if not self.active:
             return values

@@ -276,3 +276,16 @@ def test_a_plain_named_png_among_cityscapes_label_files_is_named_not_left_out(tm
         find_groups(masks, require_photos=False)
     found = find_groups(masks, require_photos=False, skip_bad=True)
     assert len(found.groups) == 2 and len(found.skipped) == 1 and found.skipped[0].startswith(f"{masks / 'layout.png'}")
+
+
+def test_a_plain_named_png_in_a_tree_is_named_however_the_tree_is_given(toy_tree: Path) -> None:
+    """Found from a split or city folder, the same file was left out from the tree's root."""
+    city = next((toy_tree / "gtFine" / "train").iterdir())
+    stray = city / "layout.png"
+    Image.fromarray(np.full((8, 16), 26, np.uint8)).save(stray)
+    for folder in (toy_tree, toy_tree / "gtFine", toy_tree / "gtFine" / "train", city):
+        with pytest.raises(DataError, match=f"^{stray}: a PNG named neither"):
+            find_groups(folder, require_photos=False)
+    assert len(find_groups(toy_tree, ["val"]).groups) > 0  # another split's folder is not read
+    everything = find_groups(toy_tree, skip_bad=True)
+    assert everything.skipped == [s for s in everything.skipped if s.startswith(f"{stray}:")] and everything.skipped

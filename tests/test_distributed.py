@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from same_images import assert_same_up_to_rounding, photos
 
+from fgaug.data.cityscapes import find_groups
 from fgaug.generate.engine import generate
 from fgaug.generate.options import GenerateOptions
+from fgaug.training.batches import StepOrderSampler
 from fgaug.training.checkpoint import load_checkpoint
 from fgaug.training.options import TrainOptions
 from fgaug.training.train import train
@@ -38,10 +43,19 @@ def torchrun(logs: Path, *arguments: str) -> subprocess.CompletedProcess:
 
 
 def test_two_processes_train_and_resume_with_one(small_tree: Path, tmp_path: Path) -> None:
+    """With ``--skip-bad``, a pair that the second process reads and that fails is listed too (it
+    was listed by that process alone, which prints nothing)."""
+    data = tmp_path / "data"
+    shutil.copytree(small_tree, data)
+    groups = find_groups(data, ["train"]).groups
+    second_rank_first = next(iter(StepOrderSampler(len(groups), TrainOptions.seed, 0, 6, 3, 2, rank=1, world_size=2)))
+    bad = groups[second_rank_first].mask
+    Image.fromarray(np.full(np.array(Image.open(bad)).shape, 250, np.uint8)).save(bad)
     result = torchrun(
         tmp_path / "torchrun",
         "train",
-        str(small_tree),
+        str(data),
+        "--skip-bad",
         "--preset",
         "test",
         "--project",
@@ -63,6 +77,8 @@ def test_two_processes_train_and_resume_with_one(small_tree: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 6 and summary["last_val_bpd"] < summary["first_val_bpd"]
+    assert summary["skipped_groups"] == [f"{bad}: unknown label ids [250] (labelIds holds 0-33)"]
+    assert f"skipped on another process: {bad}: unknown label ids [250]" in result.stderr
     checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert checkpoint.training is not None and checkpoint.training["world_size"] == 2
     # rank 0 alone keeps the log: one TensorBoard event file, one metrics line per logged step
@@ -71,7 +87,7 @@ def test_two_processes_train_and_resume_with_one(small_tree: Path, tmp_path: Pat
     kinds = [(record["step"], "loss" in record) for record in records]
     assert len(kinds) == len(set(kinds)) and (6, True) in kinds and (6, False) in kinds
     resumed = train(
-        TrainOptions(data=str(small_tree), run_dir=str(tmp_path / "ddp"), steps=8, resume=True, workers=0, device="cpu")
+        TrainOptions(data=str(data), run_dir=str(tmp_path / "ddp"), steps=8, resume=True, workers=0, device="cpu")
     )
     assert resumed.steps == 8
 

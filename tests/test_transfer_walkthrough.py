@@ -72,13 +72,21 @@ def test_transfer_never_writes_into_the_cityscapes_tree_of_an_input(
     photo = next((tree / "leftImg8bit" / "val").rglob("*_leftImg8bit.png"))
     mask = next((tree / "gtFine" / "train").rglob("*_labelIds.png"))
     model = ["--model", str(test_checkpoint)]
-    for target in (mask.parent / "new_000009_000019_gtFine_labelIds.png", tree / "gtFine" / "x.png", tree / "y.png"):
+    beside_mask = mask.parent / "new_000009_000019_gtFine_labelIds.png"
+    for target, data in (
+        (beside_mask, tree / "gtFine"),
+        (tree / "gtFine" / "x.png", tree / "gtFine"),
+        (photo.parent / "y.png", tree / "leftImg8bit"),
+    ):
         line = error_line(runner.invoke(app, ["transfer", str(photo), str(mask), *model, "-o", str(target)]))
-        assert f"--out {target}: inside the Cityscapes tree {tree} of the input" in line
+        assert f"--out {target}: inside {data}, the Cityscapes data of the input {mask}" in line
     assert digests(tree) == before
-    outside = tmp_path / "transfer.png"
-    assert runner.invoke(app, ["transfer", str(photo), str(mask), *model, "-o", str(outside)]).exit_code == 0
-    assert outside.is_file()
+    for outside in (
+        tmp_path / "transfer.png",
+        tree / "transfer.png",
+    ):  # a tree's root holds no data: docs/cli.md's example
+        assert runner.invoke(app, ["transfer", str(photo), str(mask), *model, "-o", str(outside)]).exit_code == 0
+        assert outside.is_file()
 
 
 def test_transfers_of_one_name_are_refused_and_a_pair_listed_twice_is_made_once(

@@ -124,9 +124,7 @@ def find_groups(
     if tree is not None:
         return _find_in_tree(tree, splits, require_photos, mask_format, skip_bad)
     if any(root.rglob("*_gtFine_*.png")):
-        strays = _strays(root, skip_bad)
-        found = _find_in_label_folder(root, splits, require_photos, mask_format, skip_bad)
-        return Discovery(found.groups, [*strays, *found.skipped])
+        return _find_in_label_folder(root, splits, require_photos, mask_format, skip_bad)
     masks = sorted(path for path in root.rglob("*.png") if not path.name.startswith("."))
     if not masks:
         raise DataError(f"{root}: no Cityscapes tree (gtFine/, leftImg8bit/) and no mask PNGs found")
@@ -195,6 +193,7 @@ def _find_in_tree(
             raise DataError(f"{root}: no split {split!r} (found: {', '.join(available) or 'none'})")
     discovery, clashes = Discovery([]), list[tuple[str, Path, Path]]()
     for split in chosen:
+        discovery.skipped.extend(_strays(label_root / split, skip_bad, within))
         found = _groups_in_label_dir(label_root / split, split, mask_format, clashes)
         photos: dict[str, Path] = {}
         for path in sorted((photo_root / split).glob(f"*/*{PHOTO_SUFFIX}")):
@@ -239,16 +238,17 @@ def enclosing_tree_root(path: str | Path) -> Path | None:
     return Path(*parts[: len(parts) - 1 - parts[::-1].index("gtFine")])
 
 
-def _strays(root: Path, skip_bad: bool) -> list[str]:
-    """PNGs among Cityscapes label files whose names make them neither a label file nor a photo,
-    which a folder of label files leaves out: the first is a :class:`DataError`, or with
-    ``skip_bad`` each a skipped entry (a user's plain-named mask beside Cityscapes ones was left
-    out without a word)."""
+def _strays(label_dir: Path, skip_bad: bool, within: Path | None = None) -> list[str]:
+    """PNGs in a folder of Cityscapes label files (those ``within`` it when given) named neither as
+    a label file nor as a photo, which fgaug, reading such folders by name, would leave out: the
+    first is a :class:`DataError`, or with ``skip_bad`` each a skipped entry (a user's own mask
+    named otherwise beside Cityscapes ones was left out without a word)."""
     strays = [
-        f"{path}: a PNG named neither *_gtFine_<kind>.png nor *{PHOTO_SUFFIX}, beside Cityscapes label files "
+        f"{path}: a PNG named neither *_gtFine_<kind>.png nor *{PHOTO_SUFFIX}, among Cityscapes label files "
         "(which fgaug reads by name): rename it as they are named, or move it out"
-        for path in sorted(root.rglob("*.png"))
+        for path in sorted(label_dir.rglob("*.png"))
         if "_gtFine_" not in path.name and not path.name.endswith(PHOTO_SUFFIX) and not path.name.startswith(".")
+        if within is None or _lies_within(path, within)
     ]
     if strays and not skip_bad:
         raise DataError(strays[0])
@@ -263,7 +263,7 @@ def _find_in_label_folder(
     tree_folder = enclosing_tree_root(root)
     if tree_folder is None:
         _refuse_splits(root, splits)
-        discovery = Discovery([])
+        discovery = Discovery([], _strays(root, skip_bad))
         _pair_with_photos(discovery, _groups_in_label_dir(root, None, mask_format), {}, require_photos, skip_bad)
         return discovery
     split = root.resolve().relative_to(tree_folder / "gtFine").parts[0]

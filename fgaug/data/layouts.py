@@ -229,7 +229,8 @@ def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
     by content (the objects pasted into one layout come from all of them), with their instanceIds
     files and, with ``photos``, their photos, not by the folder holding them, so a dataset mounted
     elsewhere resumes and a file changed in place does not. Hashing Cityscapes' 2,975 training
-    photos takes a few seconds, a small part of reading them for the object bank."""
+    photos (6.5 GB) takes about 4.5 s from the page cache, which a rerun of a whole tree, reading
+    nothing else, now spends."""
     settings = {"masks_used": masks_used(groups), "masks_content": masks_content(groups)}
     settings["instances_content"] = files_content([group.instance_ids for group in groups if group.instance_ids])
     if options.photos:

@@ -128,11 +128,11 @@ def transfer(options: TransferOptions, progress: Progress | None = None) -> Tran
 
 
 def _check_outputs(jobs: Sequence[_Job], options: TransferOptions) -> None:
-    """Refuse, before any work: an output that is one of the inputs or lies in the Cityscapes tree
-    of an input's mask, an output folder inside a folder of inputs (a later run would read the
-    outputs as inputs; with ``pairs`` the folders are where the listed paths start, no more), two
-    transfers that would write one file (photos or masks of one name in different folders), and
-    an output that cannot be written."""
+    """Refuse, before any work: an output that is one of the inputs or lies in the ``gtFine`` or
+    ``leftImg8bit`` folder of an input's Cityscapes tree, an output folder inside a folder of
+    inputs (a later run would read the outputs as inputs; with ``pairs`` the folders are where the
+    listed paths start, no more), two transfers that would write one file (photos or masks of one
+    name in different folders), and an output that cannot be written."""
     inputs = {path.resolve() for job in jobs for path in (job.photo, job.photo_mask, job.structure)}
     written: dict[Path, _Job] = {}
     for job in jobs:
@@ -145,12 +145,15 @@ def _check_outputs(jobs: Sequence[_Job], options: TransferOptions) -> None:
                 f"--out {job.target}: both {earlier.photo} on {earlier.structure} and {job.photo} on "
                 f"{job.structure} would be written there (inputs of one name in different folders)"
             )
-        for source in (job.photo_mask, job.structure):
-            tree = enclosing_tree_root(source.parent)
-            if tree is not None and target.is_relative_to(tree):
+        for named, labels in ((job.structure, job.structure), (job.photo, job.photo_mask)):
+            tree = enclosing_tree_root(labels.parent)
+            data = next(
+                (tree / part for part in ("gtFine", "leftImg8bit") if tree and target.is_relative_to(tree / part)), None
+            )
+            if data is not None:
                 raise DataError(
-                    f"--out {job.target}: inside the Cityscapes tree {tree} of the input {source}; fgaug never "
-                    "writes into its input (a later run would read it as part of the dataset)"
+                    f"--out {job.target}: inside {data}, the Cityscapes data of the input {named}; fgaug never writes "
+                    "into its input's dataset (a later run would read it as part of it)"
                 )
         check_file_to_write(job.target, "--out", "transfer.png")
     for given in (options.content, options.structure) if options.pairs is None else ():

@@ -447,6 +447,9 @@ class _Run:
         finally:
             self.log.close()
         self.progress.stop()
+        skipped = self.context.union(self.data.skipped)  # --skip-bad's stand-ins of every process
+        for failure in skipped[len(self.data.skipped) :] if self.context.is_main else ():
+            self.progress.log(f"skipped on another process: {failure}; another pair stood in for it")
         last = self.save(self.checkpoints / "last.pt")
         best = self.checkpoints / "best.pt"
         memory, memory_kind = peak_memory(self.device)
@@ -467,7 +470,7 @@ class _Run:
             stopped_early=self.stopped_early,
             precision=precision_name(self.network_dtype),
             cuda_graphs=self.graphed is not None,
-            skipped_groups=self.data.skipped,
+            skipped_groups=skipped,
         )
 
     def after_step(self, stop_requested: Callable[[], str | None], advanced: bool) -> None:
