@@ -505,11 +505,11 @@ def test_patience_without_validation_data_is_refused_before_the_run_starts(small
     assert not run.exists()
     data = tmp_path / "data"
     shutil.copytree(small_tree, data)
-    train(options(data, run, steps=2, patience=3))
+    train(options(data, run, steps=1, patience=3))
     shutil.rmtree(data / "gtFine" / "val")
     with pytest.raises(DataError, match=r"or train with --patience 0 \(a resumed run keeps its own\)$"):
-        train(options(data, run, steps=4, resume=True))
-    assert train(options(data, run, steps=4, resume=True, patience=0)).steps == 4
+        train(options(data, run, steps=2, resume=True))
+    assert train(options(data, run, steps=2, resume=True, patience=0)).steps == 2
 
 
 def test_patience_stops_when_validation_stops_improving_and_resumes_with_its_count(
