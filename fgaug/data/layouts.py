@@ -319,6 +319,11 @@ def write_layouts(
                 writes.submit(_write_layout, layout, folder, stem, photo_path, then=partial(append, record))
                 written += 1
                 pasted += len(layout.pasted)
+    if len(whole) < len(records):  # the layouts made again were appended last: lines in a fresh run's order
+        position = {group.key: place for place, group in enumerate(groups)}
+        lines = read_layout_records(manifest)
+        lines.sort(key=lambda record: (position.get(record["key"], len(position)), int(record["layout"])))
+        atomic_write_bytes(manifest, "".join(to_json(record) + "\n" for record in lines).encode())
     progress.stop()
     finish_output(out_root, run_record, RunOutcome(len(groups) * options.n, written + skipped, accepted=True))
     return LayoutSummary(
