@@ -130,8 +130,6 @@ def prepare(
     tree = tree_root(data)
     root = tree or Path(data)  # the gtFine folder's tree: the cache's paths are relative to its root
     splits = [split or "train"] if tree else [split] if split else None
-    if not root.exists():  # before the output is checked against it
-        raise DataError(f"{data}: no such file or folder")
     check_cache_target(Path(out), root, overwrite)  # before the tree is listed and the progress starts
     discovery = find_groups(root, splits, True, mask_format, skip_bad)
     progress.start("preparing", len(discovery.groups))

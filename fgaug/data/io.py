@@ -179,6 +179,15 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def file_digest_once(path: Path, digests: dict[Path, str]) -> str:
+    """:func:`file_digest` of ``path``, kept in ``digests`` (by path) so that a run hashes each
+    source file once (threads may hash one file twice, to the same value)."""
+    digest = digests.get(path)
+    if digest is None:
+        digest = digests[path] = file_digest(path)
+    return digest
+
+
 _PAETH_FILTER = (cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH) if hasattr(cv2, "IMWRITE_PNG_FILTER") else ()
 PNG_ENCODING = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE, *_PAETH_FILTER)
 """libpng's settings for every PNG fgaug writes: the Paeth filter on every row, then zlib's

@@ -42,7 +42,7 @@ from typing import Any
 
 from fgaug import __version__
 from fgaug.data.cityscapes import Group
-from fgaug.data.io import DataError, atomic_write_bytes, file_digest
+from fgaug.data.io import DataError, atomic_write_bytes, file_digest, file_digest_once
 from fgaug.finite import to_json
 
 RECORD_NAME = "fgaug-run.json"
@@ -134,26 +134,20 @@ def other_sources(
     are known by key and content, not by the folder that holds them; as with other settings that
     differ, ``--overwrite`` replaces the tree's samples (:func:`check_output`). The files hashed
     are kept in ``digests`` (by path), for the writer's new lines."""
-
-    def digest(path: Path) -> str:
-        if path not in digests:
-            digests[path] = file_digest(path)
-        return digests[path]
-
     by_key = {group.key: group for group in groups}
     for record in records:
         group = by_key.get(record["key"])
         if group is None:
             continue
         mask_recorded = record.get("mask_sha256")
-        if mask_recorded is not None and mask_recorded != digest(group.mask):
+        if mask_recorded is not None and mask_recorded != file_digest_once(group.mask, digests):
             return f"{out_root}: its samples of {group.key} were drawn from another mask than {group.mask}"
         recorded = record.get("labels_sha256")
         if recorded is None:
             continue
         for suffix in sorted(set(recorded) | set(group.label_files)):
             source = group.label_files.get(suffix)
-            if source is None or suffix not in recorded or recorded[suffix] != digest(source):
+            if source is None or suffix not in recorded or recorded[suffix] != file_digest_once(source, digests):
                 now = f"than {source}" if source is not None and suffix in recorded else "than the source has now"
                 return f"{out_root}: its samples of {group.key} hold another {suffix.lstrip('_')} file {now}"
     return None

@@ -45,7 +45,7 @@ from fgaug.data.io import (
     atomic_output,
     atomic_write_bytes,
     encode_png,
-    file_digest,
+    file_digest_once,
     files_in_place,
     open_image,
     read_json,
@@ -91,6 +91,8 @@ def check_outside_input(output: str | Path, input_root: str | Path) -> None:
     """Refuse an output (a folder or a file) inside the input, or inside the Cityscapes tree around
     it: fgaug never writes into its input."""
     out, source = Path(output).resolve(), Path(input_root).resolve()
+    if not source.exists():  # else its folder would be taken for the input
+        raise DataError(f"{input_root}: no such file or folder")
     source_dir = source if source.is_dir() else source.parent
     if out == source_dir or out.is_relative_to(source_dir):
         raise DataError(f"{output}: the output must not be inside the input {input_root}")
@@ -223,8 +225,10 @@ class DatasetWriter:
             },
             "outputs": relative,
             "labels": "copied" if size == native_size else "resized",
-            "mask_sha256": self._digest(group.mask),
-            "labels_sha256": {suffix: self._digest(path) for suffix, path in group.label_files.items()},
+            "mask_sha256": file_digest_once(group.mask, self._source_digests),  # outside the lock: the same value
+            "labels_sha256": {
+                suffix: file_digest_once(path, self._source_digests) for suffix, path in group.label_files.items()
+            },
             **metadata,
         }
         self._append(record)
@@ -242,14 +246,6 @@ class DatasetWriter:
                 if len(self._cached_ids) > CACHED_MASKS:
                     self._cached_ids.popitem(last=False)
         return ids
-
-    def _digest(self, source: Path) -> str:
-        """The SHA-256 of a source file, hashed once a run (outside the lock: a second thread's
-        hash of the same file is the same)."""
-        digest = self._source_digests.get(source)
-        if digest is None:
-            digest = self._source_digests[source] = file_digest(source)
-        return digest
 
     def _append(self, record: dict) -> None:
         line = to_json(record) + "\n"
