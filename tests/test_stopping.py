@@ -70,18 +70,24 @@ def test_train_with_workers_on_a_tree_with_a_bad_mask_exits_with_one_line(toy_tr
 
 def test_skip_bad_trains_past_a_mask_whose_pixels_fail_and_lists_it(toy_tree: Path, tmp_path: Path) -> None:
     """``--skip-bad`` covered only what headers show: a mask of unknown ids stopped the run where its
-    batch was read, with the option given."""
+    batch was read, with the option given. A resumed run listed only the pairs it read itself."""
     bad = sorted((toy_tree / "gtFine" / "train").rglob("*_labelIds.png"))[1]
+    sound = bad.read_bytes()
     Image.fromarray(np.full((64, 128), 40, np.uint8)).save(bad)
     command = [sys.executable, "-m", "fgaug", "train", str(toy_tree), "--preset", "test", "--workers", "2"]
-    command += ["--steps", "3", "--batch-size", "2", "--project", str(tmp_path / "runs"), "--name", "skip"]
+    command += ["--batch-size", "2", "--project", str(tmp_path / "runs"), "--name", "skip", "--skip-bad", "--json"]
     command += ["--validate-every", "100", "--sample-every", "100"]  # 3 steps of 2: the first epoch, each pair once
-    result = subprocess.run([*command, "--skip-bad", "--json"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([*command, "--steps", "3"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     expected = f"{bad}: unknown label ids [40] (labelIds holds 0-33)"
     assert summary["steps"] == 3 and summary["skipped_groups"] == [expected]
     assert result.stderr.count(f"skipped: {expected}; another pair stands in for it") == 1
+    bad.write_bytes(sound)  # mended: the resumed run reads it whole, and lists what the first part skipped
+    result = subprocess.run([*command, "--steps", "4", "--resume"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 4 and summary["skipped_groups"] == [expected]
 
 
 def test_a_pair_that_fails_is_replaced_by_the_next_that_reads(toy_tree: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -29,6 +29,9 @@ class TrainState:
     """The first validation bits/dim of the run (None before any)."""
     last_val: float | None = None
     """The latest validation bits/dim (None before any)."""
+    stand_ins: list[str] = field(default_factory=list)
+    """The pairs ``--skip-bad`` replaced because their pixels failed, one message each, as this
+    process read them (a resumed run lists them again, though it may not read them again)."""
 
     def record_validation(self, value: float) -> bool:
         """Count a validation's bits/dim ``value``; whether it is the best so far."""

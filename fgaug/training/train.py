@@ -204,6 +204,7 @@ class _Run:
             self.ema.model.load_state_dict(payload["ema"])
             self.ema.updates = int(training["ema_updates"])
         self.state = TrainState.from_dict(training)
+        self.data.skipped += [failure for failure in self.state.stand_ins if failure not in self.data.skipped]
         previous_world = int(training.get("world_size", 1))
         note = (
             f" (was {previous_world} processes, now {self.context.world_size})"
@@ -253,6 +254,7 @@ class _Run:
         for failure in batch.get("stands_in_for", ()):
             if failure and failure not in self.data.skipped:
                 self.data.skipped.append(failure)
+                self.state.stand_ins.append(failure)
                 self.progress.log(f"skipped: {failure}; another pair stands in for it")
 
     def record_validation(self) -> None:
