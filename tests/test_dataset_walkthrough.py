@@ -53,11 +53,16 @@ def test_validate_finds_photos_of_another_kind_files_cut_short_and_train_ids_tha
     photos[1].write_bytes(photos[1].read_bytes()[:-20])  # its IEND chunk cut off: decoders may not notice
     train_ids = sorted(tree.rglob("*_gtFine_labelTrainIds.png"))[0]
     Image.fromarray(np.zeros_like(np.asarray(Image.open(train_ids)))).save(train_ids)
+    color = sorted(tree.rglob("*_gtFine_color.png"))[1]
+    damaged = bytearray(color.read_bytes())
+    damaged[-13] ^= 0xFF  # the last byte of the last IDAT's CRC, before IEND: Pillow decodes it, libpng refuses it
+    color.write_bytes(bytes(damaged))
     problems = validate_tree(tree).problems
     assert f"{photos[0]}: expected an 8-bit RGB photo, got mode RGBA" in problems
     assert any(line.startswith(f"{photos[1]}: not a readable image (cut short") for line in problems), problems
     assert f"{train_ids}: its train ids are not those of its labelIds" in " ".join(problems)
-    assert len(problems) == 3, problems
+    assert f"{color}: a damaged PNG (its IDAT chunk fails its CRC)" in problems
+    assert len(problems) == 4, problems
 
 
 def test_validate_finds_a_damaged_run_record_and_manifest_line(tree: Path) -> None:

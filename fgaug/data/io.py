@@ -277,6 +277,32 @@ def _ends_in_png_end(path: Path) -> bool:
         return PNG_END in handle.read()
 
 
+def check_png_integrity(path: str | Path) -> None:
+    """Refuse a PNG whose bytes are damaged where a decoder may not look: a chunk whose CRC fails,
+    or image data that zlib cannot inflate to its end or whose own checksum fails. Pillow decodes
+    such a file without a word (it checks no CRC of image data) into wrong pixels or whole ones,
+    while libpng, and OpenCV and the tools built on it, refuse it. A :class:`DataError` naming
+    ``path``; the caller has read its header (:func:`image_header`)."""
+    data = Path(path).read_bytes()
+    inflater, position = zlib.decompressobj(), len(PNG_SIGNATURE)
+    try:
+        while position + 12 <= len(data):
+            length, kind = int.from_bytes(data[position : position + 4], "big"), data[position + 4 : position + 8]
+            end = position + 8 + length
+            body = data[position + 8 : end]
+            if zlib.crc32(body, zlib.crc32(kind)) != int.from_bytes(data[end : end + 4], "big"):
+                raise DataError(f"{path}: a damaged PNG (its {kind.decode('latin-1')} chunk fails its CRC)")
+            if kind == b"IDAT":
+                inflater.decompress(body)
+            if kind == b"IEND":
+                break
+            position = end + 4
+    except zlib.error as error:
+        raise DataError(f"{path}: a damaged PNG (its image data does not inflate: {error})") from error
+    if not inflater.eof:
+        raise DataError(f"{path}: a damaged PNG (its image data ends early)")
+
+
 def check_photo_mode(path: str | Path, mode: str) -> None:
     if mode not in RGB_MODES:
         raise DataError(f"{path}: expected an 8-bit RGB photo, got PNG mode {mode}")

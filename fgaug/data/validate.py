@@ -36,7 +36,7 @@ from fgaug.data.cityscapes import (
 )
 from fgaug.data.cutouts import LABEL_FILE_SUFFIXES
 from fgaug.data.headers import polygons_size
-from fgaug.data.io import DataError, image_header, open_image
+from fgaug.data.io import DataError, check_png_integrity, image_header, open_image
 from fgaug.data.labels import ids_to_train_ids
 from fgaug.data.layouts import read_layout_records
 from fgaug.data.record import RECORD_NAME, recorded_outcome, recorded_run, unfinished_run
@@ -168,6 +168,7 @@ def file_problems(outputs: dict[str, Path]) -> list[str]:
     is not the size of the sample's labelIds."""
     try:
         image_header(outputs["labelIds.png"])
+        check_png_integrity(outputs["labelIds.png"])
         label_ids = read_label_ids(outputs["labelIds.png"], "labelIds")
     except DataError as error:
         return [str(error)]
@@ -177,8 +178,9 @@ def file_problems(outputs: dict[str, Path]) -> list[str]:
         if name == "labelIds.png":
             continue
         try:
-            if path.suffix == ".png":  # a PNG in name and bytes, not cut short: decoders may pass a missing end
+            if path.suffix == ".png":  # a PNG in name and bytes, whole: decoders may pass a missing end or a bad CRC
                 image_header(path)
+                check_png_integrity(path)
             if name == "labelTrainIds.png":
                 problems.extend(_train_id_problems(path, label_ids, outputs["labelIds.png"]))
                 continue

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -99,6 +98,20 @@ def check_outside_input(output: str | Path, input_root: str | Path) -> None:
     tree = enclosing_tree_root(source_dir)
     if tree is not None and out.is_relative_to(tree):
         raise DataError(f"{output}: the output must not be inside the Cityscapes tree {tree} of the input")
+
+
+def check_outside_tree_data(output: str | Path, option: str, named: str | Path, labels: str | Path) -> None:
+    """Refuse an output (a file or a folder, given as ``option``) inside the ``gtFine`` or
+    ``leftImg8bit`` folder of the Cityscapes tree that holds the label file ``labels`` of the input
+    ``named``: a later run would read it as part of that dataset. The tree's root stays allowed."""
+    tree = enclosing_tree_root(Path(labels).parent)
+    target = Path(output).resolve()
+    for data in (tree / "gtFine", tree / "leftImg8bit") if tree is not None else ():
+        if target.is_relative_to(data):
+            raise DataError(
+                f"{option} {output}: inside {data}, the Cityscapes data of the input {named}; fgaug never writes "
+                "into its input's dataset (a later run would read it as part of it)"
+            )
 
 
 def frame_names(group: Group, token: str, default_split: str) -> tuple[str, str, str]:
@@ -348,8 +361,11 @@ def _write_label(source: Path, suffix: str, target: Path, native: tuple[int, int
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically, read whole before the write begins, so that an error
+    of the writing (a full disk) names ``target``: ``shutil.copyfile``'s names the source."""
+    data = source.read_bytes()
     with atomic_output(target) as temporary:
-        shutil.copyfile(source, temporary)
+        temporary.write_bytes(data)
 
 
 def _resized_color(source: Path, size: tuple[int, int]) -> np.ndarray:

@@ -80,8 +80,8 @@ class ContentSource:
             raise DataError(f"{group.mask}: its source mask {record['source_mask']} had no photo to take content from")
         return record
 
-    def aligned_pair(self, group: Group) -> tuple[np.ndarray, LabelSet, dict[str, Any]]:
-        """The source photo and labels aligned with the layout of ``group``, and its record."""
+    def sources(self, group: Group) -> tuple[Path, Group, dict[str, Any]]:
+        """The content photo of the layout ``group``, its source mask's group and its record."""
         record = self.record_for(group)
         photo_path = self.root / record["source_photo"]
         source = Group(
@@ -93,6 +93,20 @@ class ContentSource:
         )
         if not source.mask.is_file() or not photo_path.is_file():
             raise DataError(f"{photo_path}: the content photo of {group.mask} is missing under {self.root}")
+        return photo_path, source, record
+
+    def files(self, groups: Sequence[Group]) -> list[Path]:
+        """Every file the content of the layouts ``groups`` is read from, in order: what a tree made
+        with ``--content-from`` records the content of (:func:`~fgaug.data.record.files_content`)."""
+        files: list[Path] = []
+        for group in groups:
+            photo, source, _ = self.sources(group)
+            files += [photo, source.mask, *source.label_files.values()]
+        return files
+
+    def aligned_pair(self, group: Group) -> tuple[np.ndarray, LabelSet, dict[str, Any]]:
+        """The source photo and labels aligned with the layout of ``group``, and its record."""
+        photo_path, source, record = self.sources(group)
         photo, labels = aligned_source(read_rgb(photo_path), LabelSet.read(source, self.snap_colors), record)
         return photo, labels, record
 

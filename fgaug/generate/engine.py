@@ -39,6 +39,7 @@ from fgaug.data.record import (
     RunRecord,
     check_output,
     file_identity,
+    files_content,
     finish_output,
     forgotten_if_unwritten,
     masks_used,
@@ -50,6 +51,7 @@ from fgaug.data.writer import (
     DatasetWriter,
     WriterOptions,
     check_output_root,
+    check_outside_input,
     merge_manifests,
     tree_records,
 )
@@ -64,7 +66,6 @@ from fgaug.generate.draws import Draw, DrawFailure, draw_best
 from fgaug.generate.ignore import IgnoreRule
 from fgaug.generate.options import (
     FILE_FIELDS,
-    FOLDER_FIELDS,
     MASK_SELECTION,
     NOT_SHAPING,
     OPTION_NAMES,
@@ -85,9 +86,14 @@ PREVIEW_MASKS = 6
 """Masks a ``--preview`` grid shows at most (the first ones with samples)."""
 
 
-def run_record(options: GenerateOptions, model: ModelUsed, groups: Sequence[Group]) -> RunRecord:
+def run_record(
+    options: GenerateOptions, model: ModelUsed, groups: Sequence[Group], content: ContentSource | None = None
+) -> RunRecord:
     """What shapes the samples of ``options`` (every field but :data:`NOT_SHAPING`,
-    :data:`MASK_SELECTION` and the :func:`idle_fields`), for ``fgaug-run.json``."""
+    :data:`MASK_SELECTION` and the :func:`idle_fields`), for ``fgaug-run.json``. A file that
+    shapes them is recorded by its SHA-256, and ``--content-from``'s tree (``content``) by the
+    content of the photos and label files it lends ``groups``, so the same files elsewhere resume
+    and files changed in place are refused."""
     settings, files = {}, {}
     idle = idle_fields(options)
     for option in fields(options):
@@ -98,8 +104,9 @@ def run_record(options: GenerateOptions, model: ModelUsed, groups: Sequence[Grou
             value, files[name] = model.sha256, str(model.path.resolve())
         elif name in FILE_FIELDS and value is not None:
             value, files[name] = file_identity(value), str(Path(value).resolve())
-        elif name in FOLDER_FIELDS and value is not None:
-            value = str(Path(value).resolve())
+        elif name == "content_from" and content is not None:
+            value = files_content(content.files(groups)).removeprefix("sha256 ")
+            files[name] = str(content.root.resolve())
         settings[name] = value
     if options.allocate != "uniform":
         settings["masks_used"] = masks_used(groups)
@@ -181,7 +188,15 @@ def _generate_in_process(
     discovery = find_groups(masks_root, options.splits, False, options.mask_format, options.skip_bad)
     groups = discovery.groups[: options.limit] if options.limit else discovery.groups
     out = Path(options.out)
-    check_output_root(out, masks_root)
+    content = (
+        ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
+        if options.content_from
+        else None
+    )
+    for input_root in (masks_root, *([content.root] if content else [])):  # the output goes in neither
+        check_output_root(out, input_root)
+        if options.preview:
+            check_outside_input(options.preview, input_root)
     checkpoint, model_used = load_named_model(options.model, device)
     boundary = checkpoint.model.config.mask_channels == 4
     checked = check_headers(groups, boundary, options.skip_bad, photos=False, label_files=True)
@@ -189,7 +204,7 @@ def _generate_in_process(
     refused = [group.key for group in groups if group.key not in kept]  # --skip-bad, by their headers
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
-    record = run_record(options, model_used, groups)
+    record = run_record(options, model_used, groups, content)
     source_digests: dict[Path, str] = {}
     sources_changed = other_sources(out, tree_records(out), groups, source_digests)
     if sources_changed and not options.overwrite:
@@ -225,10 +240,9 @@ def _generate_in_process(
     threads = write_threads() if options.write_threads is None else options.write_threads
     copied_instances = [] if boundary else [item.group for item in work]  # a boundary model reads its own
     with BackgroundWrites(threads) as writes, InstanceValueChecks(copied_instances) as checks:
-        if options.content_from:
-            source = ContentSource.open(masks_root, Path(options.content_from), options.snap_colors)
+        if content is not None:
             tally = _transfer_work(
-                work, options, checkpoint, source, network_dtype, device, writes, writer, checks, progress
+                work, options, checkpoint, content, network_dtype, device, writes, writer, checks, progress
             )
         else:
             tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, writer, checks, progress)

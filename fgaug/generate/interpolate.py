@@ -35,6 +35,7 @@ from torch import Tensor
 from fgaug.data.cityscapes import ReadOptions, file_group, load_mask, load_pair, resize_photo, to_tensor
 from fgaug.data.io import DataError, atomic_write_bytes, check_file_to_write, encode_png, read_json
 from fgaug.data.preview import image_grid, to_uint8_image
+from fgaug.data.writer import check_outside_tree_data
 from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, network_precision
 from fgaug.flow.sampling import PLAIN_SAMPLING, SamplingOptions
@@ -178,7 +179,7 @@ def interpolate_styles(
 ) -> Walk:
     """Frames from style ``start_style``'s draw to ``end_style``'s on ``mask``, written under ``out``."""
     points = fractions(steps)
-    earlier = walk_output(Path(out), [Path(mask)])
+    earlier = walk_output(Path(out), [(Path(mask), Path(mask))])
     model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     start, end = (draw_noise(model, [style_seed(style)]) for style in (start_style, end_style))
@@ -206,7 +207,8 @@ def interpolate_photos(
     ``(photo, photo_mask)``) is encoded under its mask, and the latents are walked and decoded
     under ``mask``."""
     points = fractions(steps)
-    earlier = walk_output(Path(out), [Path(mask), *(Path(path) for path in (*start_photo, *end_photo))])
+    labelled = [(Path(mask), Path(mask)), *((Path(p), Path(m)) for p, m in (start_photo, end_photo))]
+    earlier = walk_output(Path(out), labelled)
     model, model_used, read, device, dtype = _open(options)
     mask_ids, condition = _read_mask(Path(mask), read, options.mask_format)
     with network_precision(dtype):
@@ -217,15 +219,18 @@ def interpolate_photos(
     return _write(Path(out), earlier, images, mask_ids.shape, points, model_used)
 
 
-def walk_output(out: Path, inputs: Sequence[Path]) -> set[str]:
+def walk_output(out: Path, inputs: Sequence[tuple[Path, Path]]) -> set[str]:
     """The file names an earlier walk into ``out`` wrote (:func:`earlier_walk`), after refusing,
-    before any work, an ``out`` that is a file or cannot be written, and one holding an input
-    under a name the walk writes (a mask saved as ``strip.png``)."""
+    before any work, an ``out`` that is a file or cannot be written, one inside the Cityscapes data
+    of an input (each of ``inputs`` a file and the label file it comes with: a mask, itself), and
+    one holding an input under a name the walk writes (a mask saved as ``strip.png``)."""
     if out.is_file():
         raise DataError(f"--out {out}: a file; a walk is written into a folder")
+    for named, labels in inputs:
+        check_outside_tree_data(out, "--out", named, labels)
     check_file_to_write(out / "strip.png", "--out", "walk/")
     written = {(out / name).resolve() for name in (WALK_RECORD, "strip.png")}
-    for path in inputs:
+    for path in dict.fromkeys(path for pair in inputs for path in pair):
         if path.resolve() in written or (path.parent.resolve() == out.resolve() and WALK_FILE.fullmatch(path.name)):
             raise DataError(f"--out {out}: it holds the input {path}, which the walk would write over")
     return earlier_walk(out)

@@ -126,10 +126,6 @@ FILE_FIELDS = ("model", "class_weights", "ignore_segmenter")
 """Fields naming a file whose content shapes the output: recorded by its SHA-256."""
 
 
-FOLDER_FIELDS = ("content_from",)
-"""Fields naming a folder: recorded as its absolute path."""
-
-
 def idle_fields(options: GenerateOptions) -> frozenset[str]:
     """Fields that shape nothing under ``options``, so a tree does not record them and a rerun
     may change them: the global seed where style seeds choose every draw, the ignore threshold

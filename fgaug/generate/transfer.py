@@ -16,7 +16,6 @@ from fgaug.data.cityscapes import (
     LABEL_SUFFIXES,
     PHOTO_SUFFIX,
     ReadOptions,
-    enclosing_tree_root,
     file_group,
     find_groups,
     load_mask,
@@ -28,7 +27,7 @@ from fgaug.data.cityscapes import (
 )
 from fgaug.data.io import DataError, atomic_write_bytes, check_file_to_write, encode_png
 from fgaug.data.preview import to_uint8_image
-from fgaug.data.writer import check_output_root
+from fgaug.data.writer import check_output_root, check_outside_tree_data
 from fgaug.flow import network_precision
 from fgaug.generate.options import ModelUsed, load_named_model
 from fgaug.progress import Progress, SilentProgress
@@ -146,15 +145,7 @@ def _check_outputs(jobs: Sequence[_Job], options: TransferOptions) -> None:
                 f"{job.structure} would be written there (inputs of one name in different folders)"
             )
         for named, labels in ((job.structure, job.structure), (job.photo, job.photo_mask)):
-            tree = enclosing_tree_root(labels.parent)
-            data = next(
-                (tree / part for part in ("gtFine", "leftImg8bit") if tree and target.is_relative_to(tree / part)), None
-            )
-            if data is not None:
-                raise DataError(
-                    f"--out {job.target}: inside {data}, the Cityscapes data of the input {named}; fgaug never writes "
-                    "into its input's dataset (a later run would read it as part of it)"
-                )
+            check_outside_tree_data(job.target, "--out", named, labels)
         check_file_to_write(job.target, "--out", "transfer.png")
     for given in (options.content, options.structure) if options.pairs is None else ():
         if given is not None and Path(given).is_dir():  # folders read whole: a later run would read the outputs

@@ -1,0 +1,81 @@
+"""A twelfth walkthrough's defects (a CI job's view): outputs that could land on or in an input,
+an input tree recorded by its path rather than its content, and a full disk blamed on an input."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_generate import run
+
+from fgaug.data.cityscapes import find_groups
+from fgaug.data.io import DataError
+from fgaug.data.layouts import LayoutOptions, write_layouts
+from fgaug.data.record import OutputConflictError
+from fgaug.generate.interpolate import InterpolateOptions, WalkOptions, interpolate
+
+
+def test_a_preview_on_or_in_an_input_is_refused_before_any_work(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``--preview`` named an input mask: the mask became the preview grid, and the run exited 0."""
+    masks = tmp_path / "masks"
+    shutil.copytree(small_tree / "gtFine" / "val", masks)
+    mask = sorted(masks.rglob("*_gtFine_labelIds.png"))[0]
+    before = mask.read_bytes()
+    for preview in (mask, masks / "preview.png"):  # the second would be read as a stray PNG next time
+        with pytest.raises(DataError, match=f"^{preview}: the output must not be inside the input {masks}$"):
+            run(masks, tmp_path / "out", test_checkpoint, preview=str(preview))
+    assert mask.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_a_walk_into_an_inputs_cityscapes_data_is_refused(small_tree: Path, test_checkpoint: Path) -> None:
+    """Its frames landed beside the mask in ``gtFine/``, and every later run refused the tree."""
+    mask = sorted((small_tree / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))[0]
+    walk = WalkOptions(model=str(test_checkpoint), device="cpu")
+    with pytest.raises(DataError, match=r"^--out .*: inside .*gtFine, the Cityscapes data of the input"):
+        interpolate(InterpolateOptions(mask, mask.parent, start_style=1, end_style=2, steps=2, walk=walk))
+    assert not list(mask.parent.glob("frame_*.png"))
+
+
+def test_content_from_is_recorded_by_its_files_content(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
+    """The content tree was recorded by its path: the same files elsewhere were refused, and
+    photos changed in place kept the stale samples with exit 0 (``validate`` passed them)."""
+    content = tmp_path / "content"
+    shutil.copytree(small_tree, content)
+    layouts = tmp_path / "layouts"
+    groups = find_groups(content, ["val"]).groups
+    write_layouts(groups, content, layouts, LayoutOptions(n=1, flip_probability=1, jitter_probability=0, paste=0))
+    out = tmp_path / "out"
+    first = run(layouts, out, test_checkpoint, n=1, content_from=str(content))
+    assert first.written == len(groups)
+    moved = tmp_path / "moved"
+    content.rename(moved)
+    assert run(layouts, out, test_checkpoint, n=1, content_from=str(moved)).written == 0  # the same files resume
+    photo = moved / groups[0].photo.relative_to(content)  # the content of the first layout
+    Image.fromarray(255 - np.asarray(Image.open(photo))).save(photo)
+    with pytest.raises(OutputConflictError, match=r"was made with --content-from .* \(sha256 \w+\); this run has"):
+        run(layouts, out, test_checkpoint, n=1, content_from=str(moved))
+
+
+def test_a_full_disk_while_copying_a_label_file_names_the_copy(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``shutil.copyfile``'s error named the source: a CI log blamed the dataset's volume."""
+    write_bytes = Path.write_bytes
+
+    def full_for_polygons(path: Path, data: bytes) -> int:
+        if "_gtFine_polygons.json" in path.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(Path, "write_bytes", full_for_polygons)
+    out = tmp_path / "out"
+    with pytest.raises(OSError) as caught:
+        run(small_tree / "gtFine" / "val", out, test_checkpoint, n=1, limit=1, write_threads=0)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename.startswith(str(out))
+    assert caught.value.filename.endswith("_gtFine_polygons.json") and not list(out.rglob("*.part"))
