@@ -27,6 +27,7 @@ CITYSCAPES=${CITYSCAPES:?set CITYSCAPES to a Cityscapes root (gtFine/, leftImg8b
 STRATEGY=${STRATEGY:-copy-paste}
 OUT=${OUT:-augmented}
 OUT=${OUT%/}       # augmented/ names the same tree; its summary goes beside it, not into it
+trap 'rm -f -- "$OUT.summary.json.part"' EXIT   # a refused, failed or cancelled run leaves no part summary
 N=${N:-4}          # new images per training mask
 SEED=${SEED:-0}
 OVERWRITE=${OVERWRITE:-}

@@ -66,6 +66,7 @@ def test_the_ci_example_names_its_model_to_generate(small_tree: Path, tmp_path: 
     assert changed.returncode == 1 and "was made with --seed 0; this run has --seed 4" in changed.stderr
     kept = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
     assert kept == summary, "a refused rerun emptied the last summary"
+    assert not (tmp_path / "augmented.summary.json.part").exists(), "a refused rerun left its part summary"
     replaced = run_ci_script(tmp_path, **generate, SEED="4", OVERWRITE="1")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4
@@ -92,7 +93,7 @@ def test_a_cancelled_ci_example_exits_130_once_fgaug_has_cleaned_up(small_tree: 
     _, stderr = running.communicate(timeout=120)
     assert running.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
-    assert not list(out.rglob("*.part"))
+    assert not list(out.rglob("*.part")) and not list(tmp_path.glob("*.part"))
     finished = run_ci_script(tmp_path, **variables)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 4

@@ -174,5 +174,7 @@ def test_a_changed_denoise_is_named_as_the_user_gives_it(tmp_path: Path) -> None
     (tmp_path / "fgaug-run.json").write_text(plain.to_json(finished=True))
     (tmp_path / "manifest.jsonl").write_text("{}\n")  # a tree with samples, not a new one
     denoised = run_record(GenerateOptions(masks=str(tmp_path), denoise_scale=0.5), model, [])
-    with pytest.raises(OutputConflictError, match=r"made with no --denoise; this run has --denoise-scale 0\.5"):
+    with pytest.raises(
+        OutputConflictError, match=r"made with no --denoise; this run has --denoise --denoise-scale 0\.5"
+    ):
         check_output(tmp_path, denoised, TREE_OUTPUTS, overwrite=False)

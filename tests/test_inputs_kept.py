@@ -13,10 +13,13 @@ from PIL import Image
 from test_generate import run
 
 from fgaug.data.cityscapes import find_groups
-from fgaug.data.io import DataError
+from fgaug.data.io import DataError, open_image
 from fgaug.data.layouts import LayoutOptions, write_layouts
 from fgaug.data.record import OutputConflictError
+from fgaug.generate.engine import generate
 from fgaug.generate.interpolate import InterpolateOptions, WalkOptions, interpolate
+from fgaug.generate.options import GenerateOptions
+from fgaug.progress import SilentProgress
 
 
 def test_a_preview_on_or_in_an_input_is_refused_before_any_work(
@@ -79,3 +82,31 @@ def test_a_full_disk_while_copying_a_label_file_names_the_copy(
         run(small_tree / "gtFine" / "val", out, test_checkpoint, n=1, limit=1, write_threads=0)
     assert caught.value.errno == errno.ENOSPC and caught.value.filename.startswith(str(out))
     assert caught.value.filename.endswith("_gtFine_polygons.json") and not list(out.rglob("*.part"))
+
+
+def test_a_folder_named_as_an_image_is_called_a_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "scene_gtFine_labelIds.png"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"scene_gtFine_labelIds.png: a folder, not an image$"):
+        open_image(folder)
+
+
+def test_a_rerun_names_the_masks_gone_since_whose_samples_stay(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A mask removed since (its labels were wrong) kept its samples, and the rerun said nothing."""
+    masks = tmp_path / "masks"
+    shutil.copytree(small_tree / "gtFine" / "val", masks)
+    options = GenerateOptions(masks=str(masks), out=str(tmp_path / "out"), model=str(test_checkpoint), n=1)
+    generate(options)
+    gone = sorted(masks.rglob("*_gtFine_labelIds.png"))[0]
+    for label_file in gone.parent.glob(gone.name.removesuffix("labelIds.png") + "*"):
+        label_file.unlink()
+    lines: list[str] = []
+
+    class Logged(SilentProgress):
+        def log(self, message: str) -> None:
+            lines.append(message)
+
+    assert generate(options, Logged()).complete
+    assert [line for line in lines if line.startswith(f"1 mask(s) with samples in {tmp_path / 'out'} are not among")]

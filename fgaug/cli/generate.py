@@ -334,6 +334,9 @@ def transfer(
     """Put a real photo's content onto a new layout: encode the photo given its own mask, decode
     the same latents given the new mask.
 
+    Each output is written whole and replaces a file of its name; nothing else in --out is touched
+    and no record of the run is kept (unlike generate's trees), so give each run its own --out.
+
     Examples:
 
         fgaug transfer leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png new_labelIds.png --model demo
@@ -432,7 +435,7 @@ def interpolate(
 
         fgaug interpolate masks/aachen_000000_000019_gtFine_labelIds.png --from 3 --to 7 --steps 8 --model demo
 
-        fgaug interpolate layout.png --from-photo a_leftImg8bit.png --to-photo b_leftImg8bit.png --out walk
+        fgaug interpolate layout.png --from-photo a_leftImg8bit.png --to-photo b_leftImg8bit.png --out walk --model demo
     """
     from fgaug.api import InterpolateOptions, WalkOptions
     from fgaug.api import interpolate as walk_between

@@ -236,7 +236,7 @@ def _opened(path: Path) -> Iterator[Image.Image]:
     """``path`` opened by PIL; a missing file and every failure to read it, inside the block too,
     are a one-line :class:`DataError`."""
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise DataError(f"{path}: {'a folder, not an image' if path.is_dir() else 'file not found'}")
     try:
         with Image.open(path) as image:
             yield image

@@ -206,7 +206,9 @@ def _generate_in_process(
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups, content)
     source_digests: dict[Path, str] = {}
-    sources_changed = other_sources(out, tree_records(out), groups, source_digests)
+    records = tree_records(out)
+    sources_changed = other_sources(out, records, groups, source_digests)
+    unlisted = {record["key"] for record in records} - {group.key for group in discovery.groups}
     if sources_changed and not options.overwrite:
         raise OutputConflictError(f"{sources_changed}; use --overwrite to replace it")
     clear = check_output(out, record, TREE_OUTPUTS, options.overwrite) or sources_changed is not None
@@ -228,6 +230,12 @@ def _generate_in_process(
     pending = sum(len(item.samples) for item in work)
     requested = sum(counts[g] for g in shard)
     progress.log(f"model: {model_used}")
+    if unlisted and not clear:
+        progress.log(
+            f"{len(unlisted)} mask(s) with samples in {out} are not among {masks_root} as read now (removed or renamed "
+            "since, or in a split not chosen): their samples stay; validate --source refuses them, --overwrite "
+            "writes the tree afresh"
+        )
     if note := emulated_bf16_note(network_dtype, device):
         progress.log(note)
     damaged = _damaged_requested(writer, groups, counts)

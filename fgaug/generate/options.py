@@ -141,6 +141,7 @@ OPTION_NAMES = {
     "reject_fraction": "--reject",
     "ignore_segmenter": "--ignore-map",
     "style_seeds": "--style-seed",
+    "denoise_scale": "--denoise --denoise-scale",
 }
 """Command-line names of fields whose name is not ``--field-name``."""
 
