@@ -92,6 +92,14 @@ def test_old_spellings_still_work(target: str, old: list[str], new: list[str], m
     assert captured(monkeypatch, target, old) == captured(monkeypatch, target, new)
 
 
+@pytest.mark.parametrize("old", [["--masks", "n"], ["--masks=n"]])
+def test_masks_given_as_the_argument_and_the_old_option_says_so(old: list[str]) -> None:
+    """It was click's "Got unexpected extra argument(s) (n)", which never named --masks."""
+    result = runner.invoke(app, ["generate", "m", *old, "--model", "demo"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "--masks is the old spelling of the argument MASKS: give MASKS once" in result.output
+
+
 def test_segmenter_train_output_still_works(small_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     old = ["segmenter", "train", str(small_tree), "--size", "16x32", "--output", str(tmp_path / "p.pt")]
     (options,), _ = captured(monkeypatch, "fgaug.api.train_segmenter", old)

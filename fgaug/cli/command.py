@@ -48,6 +48,12 @@ DEPRECATED: dict[str, dict[str, str]] = {
 release, hidden from ``--help``."""
 
 
+DEPRECATED_POSITIONAL = {
+    command: old for command, aliases in DEPRECATED.items() for old, new in aliases.items() if new == POSITIONAL
+}
+"""The old option that became each command's argument (``generate --masks``)."""
+
+
 OUT = ("--out", "--project")
 
 
@@ -144,10 +150,22 @@ class FgaugCommand(TyperCommand):
                 json_failure(stop.exit_code)
             raise
         except UsageError as error:
-            failure = self.suggest(error, ctx) if isinstance(error, NoSuchOption) else error
+            failure = (
+                self.suggest(error, ctx) if isinstance(error, NoSuchOption) else self.given_twice(error, args, ctx)
+            )
             if as_json:
                 json_usage_error(failure)
             raise failure from None
+
+    def given_twice(self, error: UsageError, args: list[str], ctx: Any) -> UsageError:
+        """The error, or where an input was given both as the argument and as the old option that
+        became it (``generate MASKS --masks OTHER``: click saw an extra argument), one that says so."""
+        old = DEPRECATED_POSITIONAL.get(command_path(ctx))
+        if old not in {arg.partition("=")[0] for arg in args} or "unexpected extra argument" not in error.message:
+            return error
+        argument = next(param for param in self.params if isinstance(param, TyperArgument))
+        name = argument.metavar or str(argument.name).upper()
+        return UsageError(f"{old} is the old spelling of the argument {name}: give {name} once", ctx)
 
     def suggest(self, error: NoSuchOption, ctx: Any) -> NoSuchOption:
         """The error with this command's spelling of a flag from another tool."""
