@@ -63,6 +63,13 @@ def test_content_from_is_recorded_by_its_files_content(small_tree: Path, test_ch
     Image.fromarray(255 - np.asarray(Image.open(photo))).save(photo)
     with pytest.raises(OutputConflictError, match=r"was made with --content-from .* \(sha256 \w+\); this run has"):
         run(layouts, out, test_checkpoint, n=1, content_from=str(moved))
+    photo.unlink()  # a content photo gone: refused before any work, or with --skip-bad its batch skipped
+    with pytest.raises(DataError, match=rf"^{photo}: the content photo of .* is missing under {moved}$"):
+        run(layouts, out, test_checkpoint, n=1, content_from=str(moved), overwrite=True)
+    skipped = run(
+        layouts, out, test_checkpoint, n=1, content_from=str(moved), overwrite=True, skip_bad=True, batch_size=1
+    )
+    assert (skipped.written, len(skipped.failed)) == (len(groups) - 1, 1)
 
 
 def test_a_full_disk_while_copying_a_label_file_names_the_copy(

@@ -95,12 +95,19 @@ class ContentSource:
             raise DataError(f"{photo_path}: the content photo of {group.mask} is missing under {self.root}")
         return photo_path, source, record
 
-    def files(self, groups: Sequence[Group]) -> list[Path]:
+    def files(self, groups: Sequence[Group], skip_bad: bool = False) -> list[Path]:
         """Every file the content of the layouts ``groups`` is read from, in order: what a tree made
-        with ``--content-from`` records the content of (:func:`~fgaug.data.record.files_content`)."""
+        with ``--content-from`` records the content of (:func:`~fgaug.data.record.files_content`).
+        A layout whose content is missing is a :class:`DataError` before any work, or with
+        ``skip_bad`` left out here (its batch is skipped where it is drawn)."""
         files: list[Path] = []
         for group in groups:
-            photo, source, _ = self.sources(group)
+            try:
+                photo, source, _ = self.sources(group)
+            except DataError:
+                if not skip_bad:
+                    raise
+                continue
             files += [photo, source.mask, *source.label_files.values()]
         return files
 

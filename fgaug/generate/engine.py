@@ -105,7 +105,7 @@ def run_record(
         elif name in FILE_FIELDS and value is not None:
             value, files[name] = file_identity(value), str(Path(value).resolve())
         elif name == "content_from" and content is not None:
-            value = files_content(content.files(groups)).removeprefix("sha256 ")
+            value = files_content(content.files(groups, options.skip_bad)).removeprefix("sha256 ")
             files[name] = str(content.root.resolve())
         settings[name] = value
     if options.allocate != "uniform":
