@@ -81,6 +81,7 @@ def test_two_processes_train_and_resume_with_one(small_tree: Path, tmp_path: Pat
     assert f"skipped on another process: {bad}: unknown label ids [250]" in result.stderr
     checkpoint = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")
     assert checkpoint.training is not None and checkpoint.training["world_size"] == 2
+    assert checkpoint.training["stand_ins"] == summary["skipped_groups"]  # the second process's, for a resume
     # rank 0 alone keeps the log: one TensorBoard event file, one metrics line per logged step
     assert len(list((tmp_path / "ddp" / "tensorboard").glob("events.out.tfevents.*"))) == 1
     records = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]

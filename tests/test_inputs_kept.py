@@ -36,9 +36,9 @@ def test_a_preview_on_or_in_an_input_is_refused_before_any_work(
     assert mask.read_bytes() == before and not (tmp_path / "out").exists()
 
 
-def test_a_walk_into_an_inputs_cityscapes_data_is_refused(small_tree: Path, test_checkpoint: Path) -> None:
+def test_a_walk_into_an_inputs_cityscapes_data_is_refused(toy_tree: Path, test_checkpoint: Path) -> None:
     """Its frames landed beside the mask in ``gtFine/``, and every later run refused the tree."""
-    mask = sorted((small_tree / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))[0]
+    mask = sorted((toy_tree / "gtFine" / "val").rglob("*_gtFine_labelIds.png"))[0]
     walk = WalkOptions(model=str(test_checkpoint), device="cpu")
     with pytest.raises(DataError, match=r"^--out .*: inside .*gtFine, the Cityscapes data of the input"):
         interpolate(InterpolateOptions(mask, mask.parent, start_style=1, end_style=2, steps=2, walk=walk))
@@ -47,28 +47,30 @@ def test_a_walk_into_an_inputs_cityscapes_data_is_refused(small_tree: Path, test
 
 def test_content_from_is_recorded_by_its_files_content(small_tree: Path, test_checkpoint: Path, tmp_path: Path) -> None:
     """The content tree was recorded by its path: the same files elsewhere were refused, and
-    photos changed in place kept the stale samples with exit 0 (``validate`` passed them)."""
+    photos changed in place kept the stale samples with exit 0 (``validate`` passed them). Each
+    sample's line records its content's SHA-256, so a larger ``--limit`` still extends the tree."""
     content = tmp_path / "content"
     shutil.copytree(small_tree, content)
     layouts = tmp_path / "layouts"
     groups = find_groups(content, ["val"]).groups
     write_layouts(groups, content, layouts, LayoutOptions(n=1, flip_probability=1, jitter_probability=0, paste=0))
     out = tmp_path / "out"
-    first = run(layouts, out, test_checkpoint, n=1, content_from=str(content))
-    assert first.written == len(groups)
+    assert run(layouts, out, test_checkpoint, n=1, content_from=str(content), limit=1).written == 1
     moved = tmp_path / "moved"
     content.rename(moved)
-    assert run(layouts, out, test_checkpoint, n=1, content_from=str(moved)).written == 0  # the same files resume
+    extended = run(layouts, out, test_checkpoint, n=1, content_from=str(moved))  # the same files, elsewhere
+    assert (extended.written, extended.skipped) == (len(groups) - 1, 1)
     photo = moved / groups[0].photo.relative_to(content)  # the content of the first layout
     Image.fromarray(255 - np.asarray(Image.open(photo))).save(photo)
-    with pytest.raises(OutputConflictError, match=r"was made with --content-from .* \(sha256 \w+\); this run has"):
+    with pytest.raises(OutputConflictError, match=r"took its content from files changed since \(--content-from\)"):
         run(layouts, out, test_checkpoint, n=1, content_from=str(moved))
-    photo.unlink()  # a content photo gone: refused before any work, or with --skip-bad its batch skipped
+    with pytest.raises(OutputConflictError, match=r"was made with --content-from .*; this run has no --content-from"):
+        run(layouts, out, test_checkpoint, n=1)
+    photo.unlink()  # a content photo gone: the draw names it, or with --skip-bad its batch is skipped
+    fresh = tmp_path / "fresh"
     with pytest.raises(DataError, match=rf"^{photo}: the content photo of .* is missing under {moved}$"):
-        run(layouts, out, test_checkpoint, n=1, content_from=str(moved), overwrite=True)
-    skipped = run(
-        layouts, out, test_checkpoint, n=1, content_from=str(moved), overwrite=True, skip_bad=True, batch_size=1
-    )
+        run(layouts, fresh, test_checkpoint, n=1, content_from=str(moved))
+    skipped = run(layouts, fresh, test_checkpoint, n=1, content_from=str(moved), skip_bad=True, batch_size=1)
     assert (skipped.written, len(skipped.failed)) == (len(groups) - 1, 1)
 
 

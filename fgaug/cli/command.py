@@ -48,7 +48,7 @@ DEPRECATED: dict[str, dict[str, str]] = {
 release, hidden from ``--help``."""
 
 
-DEPRECATED_POSITIONAL = {
+DEPRECATED_POSITIONAL: dict[str, str] = {
     command: old for command, aliases in DEPRECATED.items() for old, new in aliases.items() if new == POSITIONAL
 }
 """The old option that became each command's argument (``generate --masks``)."""
@@ -161,7 +161,8 @@ class FgaugCommand(TyperCommand):
         """The error, or where an input was given both as the argument and as the old option that
         became it (``generate MASKS --masks OTHER``: click saw an extra argument), one that says so."""
         old = DEPRECATED_POSITIONAL.get(command_path(ctx))
-        if old not in {arg.partition("=")[0] for arg in args} or "unexpected extra argument" not in error.message:
+        options = args[: args.index("--") if "--" in args else len(args)]
+        if old not in {arg.partition("=")[0] for arg in options} or "unexpected extra argument" not in error.message:
             return error
         argument = next(param for param in self.params if isinstance(param, TyperArgument))
         name = argument.metavar or str(argument.name).upper()

@@ -34,7 +34,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -125,15 +125,21 @@ def masks_used(groups: Sequence[Group]) -> str:
 
 
 def other_sources(
-    out_root: str | Path, records: Iterable[dict[str, Any]], groups: Sequence[Group], digests: dict[Path, str]
+    out_root: str | Path,
+    records: Iterable[dict[str, Any]],
+    groups: Sequence[Group],
+    digests: dict[Path, str],
+    content: Callable[[Group], str | None] | None = None,
 ) -> str | None:
     """Why a tree cannot be resumed with today's sources (None where it can): samples of a key were
-    drawn from another mask than today's of that key, or carry copies of other label files. Each
-    manifest line records the SHA-256 of its mask (``mask_sha256``) and of each source label file
-    it copied (``labels_sha256``; lines from before either are not checked for it), so sources
-    are known by key and content, not by the folder that holds them; as with other settings that
-    differ, ``--overwrite`` replaces the tree's samples (:func:`check_output`). The files hashed
-    are kept in ``digests`` (by path), for the writer's new lines."""
+    drawn from another mask than today's of that key, carry copies of other label files, or took
+    their content from files changed since. Each manifest line records the SHA-256 of its mask
+    (``mask_sha256``), of each source label file it copied (``labels_sha256``) and, for a layout
+    given real content (``generate --content-from``), of that content (``content_sha256``, which
+    ``content`` gives for today's files); lines from before any of these are not checked for it.
+    So sources are known by key and content, not by the folder that holds them; as with other
+    settings that differ, ``--overwrite`` replaces the tree's samples (:func:`check_output`). The
+    files hashed are kept in ``digests`` (by path), for the writer's new lines."""
     by_key = {group.key: group for group in groups}
     for record in records:
         group = by_key.get(record["key"])
@@ -142,6 +148,9 @@ def other_sources(
         mask_recorded = record.get("mask_sha256")
         if mask_recorded is not None and mask_recorded != file_digest_once(group.mask, digests):
             return f"{out_root}: its samples of {group.key} were drawn from another mask than {group.mask}"
+        content_recorded = record.get("content_sha256")
+        if content is not None and content_recorded is not None and content(group) not in (None, content_recorded):
+            return f"{out_root}: its sample of {group.key} took its content from files changed since (--content-from)"
         recorded = record.get("labels_sha256")
         if recorded is None:
             continue

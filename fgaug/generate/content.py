@@ -25,8 +25,9 @@ photo and the edited fraction of the image.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from fgaug.data.cityscapes import (
     to_tensor,
 )
 from fgaug.data.cutouts import LabelSet
-from fgaug.data.io import DataError, read_rgb
+from fgaug.data.io import DataError, file_digest_once, read_rgb
 from fgaug.data.layouts import aligned_source, read_layout_records
 from fgaug.data.writer import LAYOUTS_MANIFEST_NAME
 from fgaug.flow import FullGlow
@@ -60,6 +61,8 @@ class ContentSource:
     root: Path
     snap_colors: bool = False
     """Read the source masks' colour files with off-palette pixels snapped (``--snap-colors``)."""
+    digests: dict[Path, str] = field(default_factory=dict)
+    """The SHA-256 of the content files hashed so far, by path: each is hashed once per run."""
 
     @classmethod
     def open(cls, layouts_root: Path, content_root: Path, snap_colors: bool = False) -> ContentSource:
@@ -95,21 +98,17 @@ class ContentSource:
             raise DataError(f"{photo_path}: the content photo of {group.mask} is missing under {self.root}")
         return photo_path, source, record
 
-    def files(self, groups: Sequence[Group], skip_bad: bool = False) -> list[Path]:
-        """Every file the content of the layouts ``groups`` is read from, in order: what a tree made
-        with ``--content-from`` records the content of (:func:`~fgaug.data.record.files_content`).
-        A layout whose content is missing is a :class:`DataError` before any work, or with
-        ``skip_bad`` left out here (its batch is skipped where it is drawn)."""
-        files: list[Path] = []
-        for group in groups:
-            try:
-                photo, source, _ = self.sources(group)
-            except DataError:
-                if not skip_bad:
-                    raise
-                continue
-            files += [photo, source.mask, *source.label_files.values()]
-        return files
+    def content_digest(self, group: Group) -> str | None:
+        """The SHA-256 of the files the layout ``group`` takes its content from (its source photo,
+        mask and instanceIds file), which its manifest line records (``content_sha256``), so that a
+        rerun refuses content changed since and resumes the same files anywhere; None where one is
+        missing (the draw names it)."""
+        try:
+            photo, source, _ = self.sources(group)
+        except DataError:
+            return None
+        files = [photo, source.mask, *source.label_files.values()]
+        return hashlib.sha256("\n".join(file_digest_once(path, self.digests) for path in files).encode()).hexdigest()
 
     def aligned_pair(self, group: Group) -> tuple[np.ndarray, LabelSet, dict[str, Any]]:
         """The source photo and labels aligned with the layout of ``group``, and its record."""
@@ -179,6 +178,7 @@ def transfer_onto_layouts(
             {
                 "content_photo": record["source_photo"],
                 "content_mask": record["source_mask"],
+                "content_sha256": source.content_digest(group),
                 "edited_fraction": round(float(edited.mean()), 4),
                 "kept_unchanged": keep_unchanged,
             }

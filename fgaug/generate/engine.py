@@ -39,7 +39,6 @@ from fgaug.data.record import (
     RunRecord,
     check_output,
     file_identity,
-    files_content,
     finish_output,
     forgotten_if_unwritten,
     masks_used,
@@ -86,14 +85,13 @@ PREVIEW_MASKS = 6
 """Masks a ``--preview`` grid shows at most (the first ones with samples)."""
 
 
-def run_record(
-    options: GenerateOptions, model: ModelUsed, groups: Sequence[Group], content: ContentSource | None = None
-) -> RunRecord:
+def run_record(options: GenerateOptions, model: ModelUsed, groups: Sequence[Group]) -> RunRecord:
     """What shapes the samples of ``options`` (every field but :data:`NOT_SHAPING`,
     :data:`MASK_SELECTION` and the :func:`idle_fields`), for ``fgaug-run.json``. A file that
-    shapes them is recorded by its SHA-256, and ``--content-from``'s tree (``content``) by the
-    content of the photos and label files it lends ``groups``, so the same files elsewhere resume
-    and files changed in place are refused."""
+    shapes them is recorded by its SHA-256; ``--content-from``'s tree only as given (its path for
+    the reader): each sample's line records the SHA-256 of its content, as of its mask
+    (:meth:`~fgaug.generate.content.ContentSource.content_digest`), so the same files elsewhere
+    resume, a larger ``--limit`` extends the tree, and files changed in place are refused."""
     settings, files = {}, {}
     idle = idle_fields(options)
     for option in fields(options):
@@ -104,15 +102,16 @@ def run_record(
             value, files[name] = model.sha256, str(model.path.resolve())
         elif name in FILE_FIELDS and value is not None:
             value, files[name] = file_identity(value), str(Path(value).resolve())
-        elif name == "content_from" and content is not None:
-            value = files_content(content.files(groups, options.skip_bad)).removeprefix("sha256 ")
-            files[name] = str(content.root.resolve())
+        elif name == "content_from" and value is not None:
+            files[name] = str(Path(value).resolve())
+            value = True
         settings[name] = value
     if options.allocate != "uniform":
         settings["masks_used"] = masks_used(groups)
     defaults = {option.name: option.default for option in fields(GenerateOptions) if option.default is not MISSING}
     names = {**OPTION_NAMES, "masks_used": "the masks used"}
-    return RunRecord("generate", settings, files, defaults, names, unset={"denoise_scale": "no --denoise"})
+    unset = {"denoise_scale": "no --denoise", "content_from": "no --content-from"}
+    return RunRecord("generate", settings, files, defaults, names, unset=unset)
 
 
 @dataclass
@@ -204,10 +203,10 @@ def _generate_in_process(
     refused = [group.key for group in groups if group.key not in kept]  # --skip-bad, by their headers
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
     counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
-    record = run_record(options, model_used, groups, content)
+    record = run_record(options, model_used, groups)
     source_digests: dict[Path, str] = {}
     records = tree_records(out)
-    sources_changed = other_sources(out, records, groups, source_digests)
+    sources_changed = other_sources(out, records, groups, source_digests, content.content_digest if content else None)
     unlisted = {record["key"] for record in records} - {group.key for group in discovery.groups}
     if sources_changed and not options.overwrite:
         raise OutputConflictError(f"{sources_changed}; use --overwrite to replace it")
@@ -232,9 +231,9 @@ def _generate_in_process(
     progress.log(f"model: {model_used}")
     if unlisted and not clear:
         progress.log(
-            f"{len(unlisted)} mask(s) with samples in {out} are not among {masks_root} as read now (removed or renamed "
-            "since, or in a split not chosen): their samples stay; validate --source refuses them, --overwrite "
-            "writes the tree afresh"
+            f"{len(unlisted)} mask(s) with samples in {out} are not among {masks_root} as read now (removed or "
+            "renamed since, skipped, or in a split not chosen): their samples stay; validate --source refuses them, "
+            "--overwrite writes the tree afresh"
         )
     if note := emulated_bf16_note(network_dtype, device):
         progress.log(note)

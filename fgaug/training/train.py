@@ -205,12 +205,8 @@ class _Run:
             self.ema.updates = int(training["ema_updates"])
         self.state = TrainState.from_dict(training)
         self.data.skipped += [failure for failure in self.state.stand_ins if failure not in self.data.skipped]
-        previous_world = int(training.get("world_size", 1))
-        note = (
-            f" (was {previous_world} processes, now {self.context.world_size})"
-            if previous_world != self.context.world_size
-            else ""
-        )
+        previous, now = int(training.get("world_size", 1)), self.context.world_size
+        note = f" (was {previous} processes, now {now})" if previous != now else ""
         self.progress.log(f"resuming {self.run_dir} at step {self.state.step}{note}")
 
     def save(self, path: Path) -> Path:
@@ -225,6 +221,11 @@ class _Run:
             ema_state = self.ema.model.state_dict() if self.ema else None
             save_checkpoint(path, self.model, {**self.meta, "step": self.state.step}, ema_state, training)
         return path
+
+    def save_agreed(self, path: Path) -> Path:
+        """:meth:`save` called by every process: the stand-ins of all of them go into the checkpoint."""
+        self.state.stand_ins = self.context.union(self.state.stand_ins)
+        return self.save(path)
 
     # ---------------------------------------------------------------------------- evaluation
     def evaluation_model(self) -> FullGlow:
@@ -452,7 +453,7 @@ class _Run:
         skipped = self.context.union(self.data.skipped)  # --skip-bad's stand-ins of every process
         for failure in skipped[len(self.data.skipped) :] if self.context.is_main else ():
             self.progress.log(f"skipped on another process: {failure}; another pair stood in for it")
-        last = self.save(self.checkpoints / "last.pt")
+        last = self.save_agreed(self.checkpoints / "last.pt")
         best = self.checkpoints / "best.pt"
         memory, memory_kind = peak_memory(self.device)
         distributed.stop(self.context)
@@ -490,12 +491,12 @@ class _Run:
         if last or (advanced and step % options.sample_every == 0):
             self.write_samples()
         if last or (advanced and step % options.checkpoint_every == 0):
-            self.save(self.checkpoints / "last.pt")
+            self.save_agreed(self.checkpoints / "last.pt")
         reason = stop_requested()
         if self.context.active and step % options.log_every and step != self.total_steps:
             return  # under torchrun the processes agree on a stop at logged steps only: no collective per step
         if self.context.any_true(reason is not None, self.device):
-            path = self.save(self.checkpoints / "last.pt")
+            path = self.save_agreed(self.checkpoints / "last.pt")
             self.progress.stop()
             distributed.stop(self.context)
             raise TrainingStoppedError(
