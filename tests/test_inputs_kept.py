@@ -16,6 +16,7 @@ from fgaug.data.cityscapes import find_groups
 from fgaug.data.io import DataError, open_image
 from fgaug.data.layouts import LayoutOptions, write_layouts
 from fgaug.data.record import OutputConflictError
+from fgaug.data.writer import check_outside_tree_data
 from fgaug.generate.engine import generate
 from fgaug.generate.interpolate import InterpolateOptions, WalkOptions, interpolate
 from fgaug.generate.options import GenerateOptions
@@ -119,3 +120,14 @@ def test_a_rerun_names_the_masks_gone_since_whose_samples_stay(
 
     assert generate(options, Logged()).complete
     assert [line for line in lines if line.startswith(f"1 mask(s) with samples in {tmp_path / 'out'} are not among")]
+
+
+def test_an_output_in_the_photo_folder_of_an_inputs_tree_is_refused(tmp_path: Path) -> None:
+    """Only the label file's tree was looked at: a photo under ``leftImg8bit/`` with its mask beside
+    it let an output into that ``leftImg8bit/``."""
+    city = tmp_path / "cityscapes" / "leftImg8bit" / "val" / "lindau"
+    city.mkdir(parents=True)
+    photo, mask = city / "lindau_000000_000019_leftImg8bit.png", city / "lindau_000000_000019_gtFine_labelIds.png"
+    with pytest.raises(DataError, match=r"^--out .*/walk: inside .*/cityscapes/leftImg8bit, the Cityscapes data"):
+        check_outside_tree_data(city / "walk", "--out", photo, mask)
+    check_outside_tree_data(tmp_path / "cityscapes" / "walk", "--out", photo, mask)  # the tree's root is allowed

@@ -102,11 +102,15 @@ def check_outside_input(output: str | Path, input_root: str | Path) -> None:
 
 def check_outside_tree_data(output: str | Path, option: str, named: str | Path, labels: str | Path) -> None:
     """Refuse an output (a file or a folder, given as ``option``) inside the ``gtFine`` or
-    ``leftImg8bit`` folder of the Cityscapes tree that holds the label file ``labels`` of the input
-    ``named``: a later run would read it as part of that dataset. The tree's root stays allowed."""
-    tree = enclosing_tree_root(Path(labels).parent)
+    ``leftImg8bit`` folder of the Cityscapes tree that holds the input ``named`` or its label file
+    ``labels`` (a photo under ``leftImg8bit/`` whose mask lies beside it names the tree itself): a
+    later run would read it as part of that dataset. The tree's root stays allowed."""
+    trees = {enclosing_tree_root(Path(labels).parent)}
+    parts = Path(named).resolve().parts
+    if "leftImg8bit" in parts[:-1]:
+        trees.add(Path(*parts[: len(parts) - 1 - parts[::-1].index("leftImg8bit")]))
     target = Path(output).resolve()
-    for data in (tree / "gtFine", tree / "leftImg8bit") if tree is not None else ():
+    for data in (tree / part for tree in trees if tree is not None for part in ("gtFine", "leftImg8bit")):
         if target.is_relative_to(data):
             raise DataError(
                 f"{option} {output}: inside {data}, the Cityscapes data of the input {named}; fgaug never writes "
