@@ -116,8 +116,8 @@ class _Run:
             hold_folder(Path(self.options.run_dir))
         last = Path(self.options.run_dir) / "checkpoints" / "last.pt"
         if self.options.resume and not last.exists():
-            saved = last.with_name("best.pt").exists()  # a run that got to a checkpoint, finished or not
-            if saved or last_logged_step(Path(self.options.run_dir)) >= self.options.checkpoint_every:
+            first_save = min(step for step in (self.options.checkpoint_every, self.options.steps) if step)
+            if last_logged_step(Path(self.options.run_dir)) >= first_save:  # best.pt comes at step 1: no sign
                 raise CheckpointError(  # it had one: a finished run's artefacts are never cleared to start it again
                     f"{last}: not found, so the run cannot resume; --exist-ok starts it afresh, --init-from one of "
                     "its other checkpoints starts a new run from it"
