@@ -52,6 +52,7 @@ from fgaug.segmentation.options import SegmenterTrainOptions
 from fgaug.segmentation.probe import (
     SegmentationPairs,
     SegmenterTrainReport,
+    check_probe_output,
     load_segmenter,
     load_user_module,
     train_probe,
@@ -159,6 +160,8 @@ def train_segmenter(options: SegmenterTrainOptions, progress: Progress | None = 
     ``evaluate quality --segmenter``; saved to ``options.out``."""
     check_file_to_write(options.out, "--out", "probe.pt")  # found now, not after the training
     data = Path(options.data)
+    check_outside_input(options.out, data)
+    check_probe_output(options.out)
     groups = find_groups(data, [options.split] if tree_root(data) else None).groups
     dataset = SegmentationPairs(groups, options.size, flip=True)
     report = train_probe(

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from test_generate import run
 
+from fgaug.api import SegmenterTrainOptions, train_segmenter
 from fgaug.data.cityscapes import find_groups
 from fgaug.data.io import DataError, open_image
 from fgaug.data.layouts import LayoutOptions, write_layouts
@@ -131,3 +132,19 @@ def test_an_output_in_the_photo_folder_of_an_inputs_tree_is_refused(tmp_path: Pa
     with pytest.raises(DataError, match=r"^--out .*/walk: inside .*/cityscapes/leftImg8bit, the Cityscapes data"):
         check_outside_tree_data(city / "walk", "--out", photo, mask)
     check_outside_tree_data(tmp_path / "cityscapes" / "walk", "--out", photo, mask)  # the tree's root is allowed
+
+
+def test_a_probe_is_not_written_into_its_data_or_over_another_file(
+    toy_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``segmenter train --out`` replaced a label file of its own data, or a Full-Glow checkpoint,
+    with the probe's weights and exited 0."""
+    label = sorted(toy_tree.rglob("*_gtFine_labelIds.png"))[0]
+    before = label.read_bytes()
+    with pytest.raises(DataError, match=f"^{label}: the output must not be inside the input {toy_tree}$"):
+        train_segmenter(SegmenterTrainOptions(toy_tree, size=(16, 32), steps=1, out=label))
+    assert label.read_bytes() == before
+    checkpoint = tmp_path / "model.pt"
+    shutil.copy(test_checkpoint, checkpoint)
+    with pytest.raises(DataError, match=r"model.pt: exists and is not a probe of fgaug"):
+        train_segmenter(SegmenterTrainOptions(toy_tree, size=(16, 32), steps=1, out=checkpoint))

@@ -295,6 +295,20 @@ def save_segmenter(model: ProbeSegmenter, path: str | Path) -> Path:
     return Path(path)
 
 
+def check_probe_output(path: str | Path) -> None:
+    """Refuse, before any training, an output that exists and is not fgaug's probe (a Full-Glow
+    checkpoint, a photo): ``segmenter train`` replaces an earlier probe only."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    try:
+        payload = torch.load(path, weights_only=True) if zipfile.is_zipfile(path) and _is_probe(path) else None
+    except (RuntimeError, ValueError, OSError, pickle.UnpicklingError):
+        payload = None
+    if not (isinstance(payload, dict) and payload.get("format") == PROBE_FORMAT):
+        raise DataError(f"--out {path}: exists and is not a probe of fgaug, which training would replace; name another")
+
+
 def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
     """fgaug's probe, a ``torch.export`` program (``.pt2``) or a TorchScript model, in eval mode."""
     path = Path(path)
