@@ -168,13 +168,14 @@ def test_a_run_started_afresh_keeps_nothing_of_the_earlier_run_in_its_folder(sma
     run = tmp_path / "run"
     train(options(small_tree, run, steps=4, sample_every=2))
     (run / "notes.txt").write_text("mine")
-    (run / "samples" / "mine.png").write_bytes(b"mine")  # the user's, in the run's own folder
+    (run / "samples" / "mine.png").write_bytes(b"mine")  # the user's, in the run's own folders
+    shutil.copy(run / "checkpoints" / "last.pt", run / "checkpoints" / "keep-me.pt")  # it was removed
     with pytest.raises(DataError, match="run folder exists"):
         train(options(small_tree, run, steps=1))
     train(options(small_tree, run, steps=1, exist_ok=True, sample_every=1))
     assert sorted(path.name for path in (run / "samples").iterdir()) == ["mine.png", "step_0000001.png"]
     assert load_checkpoint(run / "checkpoints" / "last.pt").meta["step"] == 1
-    assert (run / "notes.txt").read_text() == "mine"
+    assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoints" / "keep-me.pt").is_file()
 
 
 def test_a_resume_refuses_other_training_pairs_but_not_a_copy_of_the_same(small_tree: Path, tmp_path: Path) -> None:
