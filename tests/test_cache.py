@@ -15,6 +15,7 @@ from fgaug.data.cache import CachedPairs, inspect_cache, prepare_cache
 from fgaug.data.cityscapes import ReadOptions, find_groups
 from fgaug.data.io import DataError
 from fgaug.data.pairs import CityscapesPairs
+from fgaug.usage import UsageError
 
 OPTIONS = ReadOptions((32, 64))
 
@@ -56,6 +57,9 @@ def test_an_existing_cache_is_replaced_only_when_asked_and_only_if_fgaug_wrote_i
         with pytest.raises(DataError, match=f"^{tmp_path / link}: is a symbolic link; name the file it points to"):
             prepare_cache(groups, OPTIONS, tmp_path / link, toy_tree, overwrite=True)
         assert (tmp_path / link).is_symlink()
+    named_otherwise = r"cache\.bin: a cache is named \*\.h5 or \*\.hdf5"  # train took it for a plain file
+    with pytest.raises(UsageError, match=named_otherwise):
+        prepare_cache(groups, OPTIONS, tmp_path / "cache.bin", toy_tree)
 
 
 def test_cached_items_equal_png_items_through_worker_processes(toy_tree: Path, tmp_path: Path) -> None:

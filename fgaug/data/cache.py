@@ -32,6 +32,7 @@ from fgaug.data.io import DataError, atomic_output, first_line
 from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.data.pairs import PairItem
 from fgaug.data.writer import check_outside_input
+from fgaug.usage import UsageError
 
 CACHE_FORMAT = "fgaug-cache-1"
 
@@ -79,15 +80,22 @@ def _relative(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+CACHE_SUFFIXES = (".h5", ".hdf5")
+"""How a cache's name ends: ``train`` tells a cache from a Cityscapes tree by it."""
+
+
 def check_cache_target(out: Path, source_root: Path, overwrite: bool) -> None:
-    """Refuse, before any work, an ``out`` that is a folder or lies in the input, and an existing
-    file unless ``overwrite``; even then, a file that is not an fgaug cache (fgaug replaces its
-    own files only); a symbolic link, which the write would replace by the file, leaving what it
-    points to as it was. Each is a one-line :class:`DataError` naming ``out``."""
+    """Refuse, before any work, an ``out`` not named as a cache (:data:`CACHE_SUFFIXES`; a
+    :class:`UsageError`), a folder or a file in the input, and an existing file unless
+    ``overwrite``; even then, a file that is not an fgaug cache (fgaug replaces its own files
+    only); a symbolic link, which the write would replace by the file, leaving what it points to
+    as it was. Each is a one-line error naming ``out``."""
     if out.is_symlink():
         raise DataError(f"{out}: is a symbolic link; name the file it points to ({out.resolve()}) or another file")
     if out.is_dir():
         raise DataError(f"{out}: is a folder; name the HDF5 file to write, e.g. {out / 'train.h5'}")
+    if out.suffix not in CACHE_SUFFIXES:
+        raise UsageError(f"--out {out}: a cache is named *.h5 or *.hdf5 (train knows it by that), e.g. train.h5")
     check_outside_input(out, source_root)
     if not out.exists():
         return

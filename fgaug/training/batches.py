@@ -13,7 +13,7 @@ import h5py
 import torch
 from torch.utils.data import Sampler
 
-from fgaug.data.cache import CachedPairs, source_digest
+from fgaug.data.cache import CACHE_SUFFIXES, CachedPairs, source_digest
 from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
 from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError
@@ -99,7 +99,7 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
     skipped: list[str] = []
 
     def open_one(path: Path, split: str, limit: int | None) -> tuple[PairDataset, str]:
-        if path.suffix in (".h5", ".hdf5"):
+        if path.suffix in CACHE_SUFFIXES:
             dataset = CachedPairs(path, size=model_config.image_size)
             if dataset.info.boundary != options.boundary:
                 raise DataError(
@@ -121,7 +121,7 @@ def open_training_data(options: TrainOptions, model_config: FullGlowConfig) -> T
     elif (tree := tree_root(data)) is not None and (tree / "gtFine" / options.val_split).is_dir():
         val, _ = open_one(tree, options.val_split, options.val_limit)
     if options.patience and val is None:  # with --val given, val is there or open_one raised
-        where = "a cache holds one split" if data.suffix in (".h5", ".hdf5") else f"no gtFine/{options.val_split}"
+        where = "a cache holds one split" if data.suffix in CACHE_SUFFIXES else f"no gtFine/{options.val_split}"
         off = "--patience 0 (a resumed run keeps its own)" if options.resume else "no --patience"
         raise DataError(
             f"{data}: --patience {options.patience} stops on validation bits/dim, and there is no validation data "
