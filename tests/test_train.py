@@ -527,3 +527,5 @@ def test_patience_stops_when_validation_stops_improving_and_resumes_with_its_cou
     assert result.stopped_early and result.steps < 200
     assert min(validations[-2:]) >= min(validations[:-2]), "it stopped although the last validations improved"
     assert load_checkpoint(result.last_checkpoint).training["since_best"] >= 2
+    again = train(options(small_tree, run, steps=200, lr=0.01, warmup_steps=1, validate_every=4, resume=True))
+    assert again.stopped_early and again.steps == result.steps, "a rerun of the stopped run trained on"

@@ -208,6 +208,9 @@ class _Run:
         previous, now = int(training.get("world_size", 1)), self.context.world_size
         note = f" (was {previous} processes, now {now})" if previous != now else ""
         self.progress.log(f"resuming {self.run_dir} at step {self.state.step}{note}")
+        if self.options.patience and self.state.since_best >= self.options.patience:  # a CI job's rerun: no steps
+            self.stopped_early = True
+            self.progress.log("it had stopped early: no better validation for --patience validations (0 goes on)")
 
     def save(self, path: Path) -> Path:
         if self.context.is_main:
@@ -419,9 +422,8 @@ class _Run:
         )
         for message in self.data.skipped:
             self.progress.log(f"skipped: {message}")
-        for note in (self.graphs_note, emulated_bf16_note(self.network_dtype, self.device)):
-            if note:
-                self.progress.log(note)
+        for note in filter(None, (self.graphs_note, emulated_bf16_note(self.network_dtype, self.device))):
+            self.progress.log(note)
         if self.state.step:  # a Progress of a user's own may predate `completed`: a new run passes none
             self.progress.start("training", self.total_steps, completed=self.state.step)
         else:
