@@ -165,3 +165,18 @@ def test_every_option_of_a_long_command_is_in_a_panel(path: str) -> None:
 def test_no_help_shows_type_noise(path: str) -> None:
     text = "\n".join(help_lines(path, 120))
     assert "<bool>" not in text and "x>=" not in text and "<int range>" not in text
+
+
+def test_every_on_off_flag_takes_its_opposite_spelling() -> None:
+    """docs/cli.md: the opposite spelling of a flag is accepted, to override a ``train --config``
+    file; ``--compile`` and ``--denoise`` had none, so a config file's ``compile: true`` stuck."""
+    commands = [("", get_command(app))]
+    lacking = []
+    while commands:
+        path, command = commands.pop()
+        commands += [(f"{path} {name}", sub) for name, sub in getattr(command, "commands", {}).items()]
+        for param in command.params:
+            one_way = getattr(param, "is_flag", False) and not param.secondary_opts and param.default is not None
+            if one_way and param.name not in {"help", "version", "as_json", "dry_run", "show_completion"}:
+                lacking.append(f"{path.strip()} {param.opts[0]}")
+    assert lacking == []

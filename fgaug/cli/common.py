@@ -227,7 +227,7 @@ BestOfOption = Annotated[
 CompileOption = Annotated[
     bool,
     typer.Option(
-        "--compile",
+        "--compile/--no-compile",
         help="torch.compile the networks (on CUDA also the flow's element-wise arithmetic); "
         "the first batches pay the compilation.",
         rich_help_panel=PERFORMANCE,
@@ -312,7 +312,7 @@ GuidanceOption = Annotated[
 DenoiseOption = Annotated[
     bool,
     typer.Option(
-        "--denoise",
+        "--denoise/--no-denoise",
         help="One score step after each draw, x + S sigma^2 grad log p(x | mask) (Tweedie; a model trained with "
         "--noise gaussian:SIGMA). Costs one forward and one backward pass per draw.",
         rich_help_panel=SAMPLING,
