@@ -180,3 +180,9 @@ def test_every_on_off_flag_takes_its_opposite_spelling() -> None:
             if one_way and param.name not in {"help", "version", "as_json", "dry_run", "show_completion"}:
                 lacking.append(f"{path.strip()} {param.opts[0]}")
     assert lacking == []
+
+
+def test_resume_and_exist_ok_together_are_a_usage_error(tmp_path: Path) -> None:
+    """The two contradict each other, and the run silently resumed."""
+    result = runner.invoke(app, ["train", str(tmp_path), "--resume", "--exist-ok"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "--resume goes on with the run, --exist-ok starts it afresh" in result.output

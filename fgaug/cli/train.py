@@ -383,6 +383,10 @@ def train(
         return
     if data is None:
         raise typer.BadParameter("DATA is required (or use --dry-run)", param_hint="DATA")
+    if resume and exist_ok:
+        raise typer.BadParameter(
+            "--resume goes on with the run, --exist-ok starts it afresh: give one", param_hint="--resume"
+        )
 
     if _on_command_line(ctx, "epochs") and not _on_command_line(ctx, "steps"):
         steps = None  # --epochs on the command line outweighs a config file's steps
