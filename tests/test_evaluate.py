@@ -218,6 +218,8 @@ def test_a_mask_whose_every_draw_diverged_is_left_out_and_counted(
     (row,) = report.temperatures
     assert row.masks_all_diverged == 2 and row.diverged_fraction == 1.0
     assert math.isnan(row.fid) and math.isnan(row.pairwise_lpips) and row.colour_w1 == {}
+    (tmp_path / "diversity.png").write_bytes(b"an earlier report's, of several temperatures")
     paths = write_quality_report(tmp_path, QualityReport({}, samples=report))
     assert "every draw of 2 mask(s) diverged" in paths["markdown"].read_text()
+    assert not (tmp_path / "diversity.png").exists(), "a plot of an earlier report stayed beside this one"
     assert strict_json(paths["json"].read_text())["samples"]["temperatures"][0]["fid"] is None

@@ -11,9 +11,14 @@ from fgaug.evaluation.quality import QualityReport, TemperatureScores
 from fgaug.finite import to_json
 from fgaug.segmentation.scores import SegmentationScores
 
+QUALITY_PLOTS = ("diversity.png", "colour_match.png", "consistency.png", "class_iou.png")
+"""The plots a quality report may have, each where its figures were measured."""
+
 
 def write_quality_report(out_dir: str | Path, report: QualityReport) -> dict[str, Path]:
-    """``report.json``, ``report.md`` and PNG plots against temperature under ``out_dir``."""
+    """``report.json``, ``report.md`` and PNG plots against temperature under ``out_dir``; a plot
+    of :data:`QUALITY_PLOTS` that this report has not, left there by an earlier one (another
+    ``--segmenter`` or fewer temperatures), is removed, so that every plot there is this report's."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md"}
@@ -59,6 +64,8 @@ def write_quality_report(out_dir: str | Path, report: QualityReport) -> dict[str
             "segmenter IoU per class",
         )
     atomic_write_bytes(paths["markdown"], quality_markdown(report, paths).encode())
+    for name in set(QUALITY_PLOTS) - {path.name for path in paths.values()}:
+        (out_dir / name).unlink(missing_ok=True)
     return paths
 
 
