@@ -80,3 +80,23 @@ def test_a_dry_run_sets_up_the_model_as_a_run_does() -> None:
     report = dry_run("test", batch_size=2, device="cpu", precision="fp32", steps=1)
     assert report["preset"] == "test" and report["batch_size"] == 2 and report["image_size"] == [16, 32]
     assert report["precision"] == "fp32" and report["finite_loss"] and report["seconds_per_step"] > 0
+
+
+def test_the_api_refuses_what_the_command_line_refuses(tmp_path: Path) -> None:
+    """``TrainOptions(steps=0)`` trained the default step count, an interval of 0 divided by zero
+    once the run folder was made, a size given as text failed inside string formatting."""
+    import pytest
+
+    from fgaug.usage import UsageError
+
+    for changes, message in (
+        ({"steps": 0}, "--steps must be at least 1, got 0"),
+        ({"checkpoint_every": 0}, "--checkpoint-every must be at least 1, got 0"),
+        ({"workers": -1}, "--workers must be at least 0, got -1"),
+        ({"lr": -1.0}, "--lr must be above 0, got -1"),
+        ({"ema_decay": 2.0}, r"--ema-decay must lie in \[0, 1\), got 2"),
+        ({"size": "16x32"}, "--size takes"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            TrainOptions(data=tmp_path, run_dir=tmp_path / "run", **changes)  # type: ignore[arg-type]
+    assert not (tmp_path / "run").exists()

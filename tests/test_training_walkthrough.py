@@ -85,8 +85,8 @@ def test_a_hand_edited_run_configuration_is_one_line_on_resume(small_tree: Path,
     original = json.loads(config.read_text())
     edits = {
         "no model": (lambda c: c.pop("model"), "not a run configuration as fgaug writes it"),
-        "batch 0": (lambda c: c["train"].update(batch_size=0), "train.batch_size must be a whole number of at least 1"),
-        "steps x": (lambda c: c["train"].update(steps="x"), "train.steps must be a whole number"),
+        "batch 0": (lambda c: c["train"].update(batch_size=0), r"\(--batch-size must be at least 1, got 0\)"),
+        "steps x": (lambda c: c["train"].update(steps="x"), r"\(--steps takes whole numbers, got 'x'\)"),
         "width": (lambda c: c["model"].update(coupling_hidden=8), "its weights do not fit the model of"),
     }
     for edit, expected in edits.values():

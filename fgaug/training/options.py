@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from fgaug.errors import FgaugError
 from fgaug.finite import require_finite
+from fgaug.usage import UsageError, require_at_least, require_positive, whole_number
 
 StopReason = Literal["signal", "non-finite loss"]
 """Why a run stopped before its last step: a SIGINT or SIGTERM asked it to (it resumes where it
@@ -94,7 +95,8 @@ class TrainOptions:
     in ``config.json``."""
 
     def __post_init__(self) -> None:
-        """Paths are kept as text, as ``config.json`` records them; NaN and infinities are refused."""
+        """Paths are kept as text, as ``config.json`` records them; NaN, infinities and values out
+        of ``fgaug train``'s ranges are refused, naming its option (:class:`UsageError`)."""
         require_finite(
             lr=self.lr,
             epochs=self.epochs,
@@ -103,10 +105,37 @@ class TrainOptions:
             grad_clip=self.grad_clip,
             ema_decay=self.ema_decay,
         )
+        self._check_ranges()
         self.data, self.run_dir = str(self.data), str(self.run_dir)
         self.val_data = None if self.val_data is None else str(self.val_data)
         self.init_from = None if self.init_from is None else str(self.init_from)
         self.given = frozenset(self.given)
+
+    def _check_ranges(self) -> None:
+        """The ranges ``fgaug train``'s options take, for the API too: a step count of 0 trained
+        the default count, an interval of 0 divided by zero after the run folder was made."""
+        counts = {
+            "--steps": (self.steps, 1),
+            "--batch-size": (self.batch_size, 1),
+            "--checkpoint-every": (self.checkpoint_every, 1),
+            "--validate-every": (self.validate_every, 1),
+            "--sample-every": (self.sample_every, 1),
+            "--log-every": (self.log_every, 1),
+            "--seed": (self.seed, 0),
+            "--warmup-steps": (self.warmup_steps, 0),
+            "--patience": (self.patience, 0),
+            "--workers": (self.workers, 0),
+        }
+        for option, (value, low) in counts.items():
+            require_at_least(option, None if value is None else whole_number(option, value), low)
+        require_at_least("--lambda", self.source_weight, 0)
+        for option, positive in (("--lr", self.lr), ("--epochs", self.epochs), ("--grad-clip", self.grad_clip)):
+            require_positive(option, positive)
+        for option, fraction in (("--ema-decay", self.ema_decay), ("--condition-dropout", self.condition_dropout)):
+            if fraction is not None and not 0 <= fraction < 1:
+                raise UsageError(f"{option} must lie in [0, 1), got {fraction:g}")
+        if self.size is not None and not (len(self.size) == 2 and all(isinstance(side, int) for side in self.size)):
+            raise UsageError(f"--size takes (height, width) in pixels, got {self.size!r}")
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)

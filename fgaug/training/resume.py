@@ -82,7 +82,6 @@ def resumed_run(options: TrainOptions, config_path: Path) -> tuple[TrainOptions,
         resumed, model, preset = TrainOptions.from_dict(saved["train"]), saved["model"], str(saved["preset"])
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(f"{config_path}: not a run configuration as fgaug writes it ({first_line(error)})") from None
-    check_counts(resumed, config_path)
     if options.init_from is not None and str(options.init_from) != resumed.init_from:
         started = resumed.init_from or "a random initialisation"
         raise UsageError(f"--init-from applies to a new run; {run_dir} started from {started}")
@@ -96,20 +95,3 @@ def resumed_run(options: TrainOptions, config_path: Path) -> tuple[TrainOptions,
         resumed.steps = None
     resumed.resume = True
     return resumed, FullGlowConfig.from_dict(model, origin=str(config_path)), preset
-
-
-COUNTS = ("batch_size", "steps", "checkpoint_every", "validate_every", "sample_every", "log_every", "workers")
-"""Options of a run's ``config.json`` that are whole numbers (at least 1; ``workers`` at least 0;
-``batch_size`` and ``steps`` may be unset)."""
-
-
-def check_counts(options: TrainOptions, config_path: Path) -> None:
-    """Refuse a ``config.json`` edited to counts no run can have (a batch of 0, steps of "x"),
-    which failed deep inside a resumed run with a traceback."""
-    for name in COUNTS:
-        value = getattr(options, name)
-        low = 0 if name == "workers" else 1
-        if value is None and name in ("batch_size", "steps"):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise DataError(f"{config_path}: train.{name} must be a whole number of at least {low}, got {value!r}")
