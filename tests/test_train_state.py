@@ -3,9 +3,11 @@ list, in the checkpoint keys of before, and the dry run set up as a run is."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from fgaug.training.checkpoint import load_checkpoint
@@ -13,6 +15,7 @@ from fgaug.training.dry_run import dry_run
 from fgaug.training.options import TrainOptions
 from fgaug.training.state import TrainState
 from fgaug.training.train import train
+from fgaug.usage import UsageError
 
 TRAINING_KEYS = {
     "optimizer",
@@ -63,6 +66,9 @@ def test_a_checkpoint_keeps_the_keys_of_before_and_resumes(small_tree: Path, tmp
     assert resumed.steps == 4 and resumed.first_val_bpd == first.first_val_bpd
     training = load_checkpoint(resumed.last_checkpoint).training
     assert training is not None and training["step"] == 4 and training["first_val"] == first.first_val_bpd
+    with pytest.raises(UsageError, match=f"^--steps 3: {run} is at step 4 already"):  # it recorded 3 steps
+        train(short_run(small_tree, run, steps=3, resume=True))
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 4
 
 
 def test_a_checkpoint_from_before_patience_resumes(small_tree: Path, tmp_path: Path) -> None:
@@ -85,10 +91,6 @@ def test_a_dry_run_sets_up_the_model_as_a_run_does() -> None:
 def test_the_api_refuses_what_the_command_line_refuses(tmp_path: Path) -> None:
     """``TrainOptions(steps=0)`` trained the default step count, an interval of 0 divided by zero
     once the run folder was made, a size given as text failed inside string formatting."""
-    import pytest
-
-    from fgaug.usage import UsageError
-
     for changes, message in (
         ({"steps": 0}, "--steps must be at least 1, got 0"),
         ({"checkpoint_every": 0}, "--checkpoint-every must be at least 1, got 0"),

@@ -7,7 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from fgaug.usage import UsageError
 
 
 @dataclass
@@ -42,6 +45,14 @@ class TrainState:
             return True
         self.since_best += 1
         return False
+
+    def refuse_fewer_steps(self, total_steps: int, run_dir: str | Path) -> None:
+        """Refuse to resume a run already past ``total_steps`` (``--resume --steps 3`` at step 12
+        exited 0 and recorded 3 steps for a checkpoint of 12)."""
+        if self.step > total_steps:
+            raise UsageError(
+                f"--steps {total_steps}: {run_dir} is at step {self.step} already; give more, or leave --steps out"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The counters as a checkpoint's ``training`` entry holds them."""

@@ -204,6 +204,7 @@ class _Run:
             self.ema.model.load_state_dict(payload["ema"])
             self.ema.updates = int(training["ema_updates"])
         self.state = TrainState.from_dict(training)
+        self.state.refuse_fewer_steps(self.total_steps, self.run_dir)
         self.data.skipped += [failure for failure in self.state.stand_ins if failure not in self.data.skipped]
         previous, now = int(training.get("world_size", 1)), self.context.world_size
         note = f" (was {previous} processes, now {now})" if previous != now else ""
@@ -253,8 +254,7 @@ class _Run:
         return total / count
 
     def log_stand_ins(self, batch: dict[str, Any]) -> None:
-        """Log and list (``skipped_groups``), once each, the pairs that ``--skip-bad`` replaced in
-        ``batch`` because their pixels failed (:class:`~fgaug.training.batches.PairsSkippingBad`)."""
+        """Log and list (``skipped_groups``), once each, the pairs ``--skip-bad`` replaced in ``batch``."""
         for failure in batch.get("stands_in_for", ()):
             if failure and failure not in self.data.skipped:
                 self.data.skipped.append(failure)
