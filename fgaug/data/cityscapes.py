@@ -230,12 +230,16 @@ def enclosing_tree_root(path: str | Path) -> Path | None:
     the nearest ``gtFine`` above it when it lies in one (a split or city folder, a mask); else None."""
     resolved = Path(path).resolve()
     tree = tree_root(resolved)
-    if tree is not None:
-        return tree
-    parts = resolved.parts
-    if "gtFine" not in parts[:-1]:
+    return tree if tree is not None else folder_above(resolved, "gtFine")
+
+
+def folder_above(path: str | Path, name: str) -> Path | None:
+    """The folder that holds the nearest folder called ``name`` above ``path`` (resolved; its own
+    last part not counted): a tree's root above its ``gtFine`` or ``leftImg8bit``; else None."""
+    parts = Path(path).resolve().parts
+    if name not in parts[:-1]:
         return None
-    return Path(*parts[: len(parts) - 1 - parts[::-1].index("gtFine")])
+    return Path(*parts[: len(parts) - 1 - parts[::-1].index(name)])
 
 
 def _strays(label_dir: Path, skip_bad: bool, within: Path | None = None) -> list[str]:

@@ -167,11 +167,12 @@ def masks_content(groups: Sequence[Group]) -> str:
     return files_content([group.mask for group in groups])
 
 
-def files_content(paths: Sequence[Path]) -> str:
+def files_content(paths: Sequence[Path], digests: dict[Path, str] | None = None) -> str:
     """What the files hold, as one comparable value: a digest of each file's SHA-256 in order, so
-    the same files moved elsewhere compare equal and a file changed in place does not."""
-    digests = "\n".join(file_digest(path) for path in paths)
-    return f"sha256 {hashlib.sha256(digests.encode()).hexdigest()[:12]}"
+    the same files moved elsewhere compare equal and a file changed in place does not. A run that
+    compares many such sets keeps each file's SHA-256 in ``digests`` (:func:`file_digest_once`)."""
+    joined = "\n".join(file_digest(path) if digests is None else file_digest_once(path, digests) for path in paths)
+    return f"sha256 {hashlib.sha256(joined.encode()).hexdigest()[:12]}"
 
 
 def counted_digest(keys: Sequence[str], noun: str) -> str:

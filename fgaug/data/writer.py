@@ -33,6 +33,7 @@ from PIL import Image
 from fgaug.data.cityscapes import (
     Group,
     enclosing_tree_root,
+    folder_above,
     is_cityscapes_stem,
     read_instance_ids,
     read_label_ids,
@@ -105,10 +106,7 @@ def check_outside_tree_data(output: str | Path, option: str, named: str | Path, 
     ``leftImg8bit`` folder of the Cityscapes tree that holds the input ``named`` or its label file
     ``labels`` (a photo under ``leftImg8bit/`` whose mask lies beside it names the tree itself): a
     later run would read it as part of that dataset. The tree's root stays allowed."""
-    trees = {enclosing_tree_root(Path(labels).parent)}
-    parts = Path(named).resolve().parts
-    if "leftImg8bit" in parts[:-1]:
-        trees.add(Path(*parts[: len(parts) - 1 - parts[::-1].index("leftImg8bit")]))
+    trees = {enclosing_tree_root(Path(labels).parent), folder_above(named, "leftImg8bit")}
     target = Path(output).resolve()
     for data in (tree / part for tree in trees if tree is not None for part in ("gtFine", "leftImg8bit")):
         if target.is_relative_to(data):

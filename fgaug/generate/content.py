@@ -25,7 +25,6 @@ photo and the edited fraction of the image.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +45,9 @@ from fgaug.data.cityscapes import (
     to_tensor,
 )
 from fgaug.data.cutouts import LabelSet
-from fgaug.data.io import DataError, file_digest_once, read_rgb
+from fgaug.data.io import DataError, read_rgb
 from fgaug.data.layouts import aligned_source, read_layout_records
+from fgaug.data.record import files_content
 from fgaug.data.writer import LAYOUTS_MANIFEST_NAME
 from fgaug.flow import FullGlow
 
@@ -99,16 +99,16 @@ class ContentSource:
         return photo_path, source, record
 
     def content_digest(self, group: Group) -> str | None:
-        """The SHA-256 of the files the layout ``group`` takes its content from (its source photo,
-        mask and instanceIds file), which its manifest line records (``content_sha256``), so that a
+        """What the files the layout ``group`` takes its content from hold (its source photo, mask
+        and instanceIds file; :func:`~fgaug.data.record.files_content`, each file hashed once a
+        run), which its manifest line records (``content_sha256``), so that a
         rerun refuses content changed since and resumes the same files anywhere; None where one is
         missing (the draw names it)."""
         try:
             photo, source, _ = self.sources(group)
         except DataError:
             return None
-        files = [photo, source.mask, *source.label_files.values()]
-        return hashlib.sha256("\n".join(file_digest_once(path, self.digests) for path in files).encode()).hexdigest()
+        return files_content([photo, source.mask, *source.label_files.values()], self.digests)
 
     def aligned_pair(self, group: Group) -> tuple[np.ndarray, LabelSet, dict[str, Any]]:
         """The source photo and labels aligned with the layout of ``group``, and its record."""
