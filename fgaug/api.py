@@ -61,7 +61,7 @@ from fgaug.training.checkpoint import Checkpoint, load_checkpoint
 from fgaug.training.dry_run import dry_run
 from fgaug.training.options import TrainOptions, TrainResult
 from fgaug.training.train import train
-from fgaug.usage import UsageError
+from fgaug.usage import UsageError, image_size
 
 __all__ = [
     "GenerateOptions",
@@ -127,6 +127,7 @@ def prepare(
     of a root (``train`` by default), or the split of a split or city folder (refused when
     ``split`` names another). An existing ``out`` is refused unless ``overwrite``, and then
     replaced only if it is an fgaug cache."""
+    size = image_size("--size", size)
     progress = progress or SilentProgress()
     tree = tree_root(data)
     root = tree or Path(data)  # the gtFine folder's tree: the cache's paths are relative to its root

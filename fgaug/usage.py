@@ -9,6 +9,7 @@ Python caller catches it as the ``ValueError`` it is, and the CLI prints it as o
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping, Sequence
 
 from fgaug.errors import FgaugError
 
@@ -36,3 +37,20 @@ def whole_number(option: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise UsageError(f"{option} takes whole numbers, got {value!r}")
     return int(value)
+
+
+def require_counts(counts: Mapping[str, tuple[object, int]]) -> None:
+    """Each option's value (``{option: (value, low)}``) a whole number of at least ``low``, else a
+    :class:`UsageError` naming the option; ``None`` (a default) passes."""
+    for option, (value, low) in counts.items():
+        require_at_least(option, None if value is None else whole_number(option, value), low)
+
+
+def image_size(option: str, value: object) -> tuple[int, int]:
+    """``value`` as (height, width) in pixels: two whole numbers of at least 1 (a list read from
+    JSON included); anything else is a :class:`UsageError` naming ``option``."""
+    sides = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else []
+    whole = all(isinstance(side, numbers.Integral) and not isinstance(side, bool) for side in sides)
+    if len(sides) != 2 or not whole or min(sides) < 1:
+        raise UsageError(f"{option} takes (height, width) in pixels, two whole numbers of at least 1, got {value!r}")
+    return int(sides[0]), int(sides[1])

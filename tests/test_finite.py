@@ -31,8 +31,8 @@ def test_require_finite_names_the_value() -> None:
 @pytest.mark.parametrize(
     ("name", "call"),
     [
-        ("temperature", lambda v: api.generate(GenerateOptions(masks="nowhere", temperature=v))),
-        ("temperature", lambda v: api.demo("nowhere", temperature=v)),
+        ("--temp", lambda v: api.generate(GenerateOptions(masks="nowhere", temperature=v))),
+        ("--temp", lambda v: api.demo("nowhere", temperature=v)),
         ("temperature", lambda v: draw_best(None, torch.zeros(1, 3, 2, 2), ["k"], [[0]], v, seed=0)),
         ("temperatures", lambda v: api.evaluate_quality(api.QualityOptions("nowhere", temperatures=(0.8, v)))),
         ("temperature", lambda v: api.evaluate_augment(api.AugmentOptions("nowhere", "out", temperature=v))),

@@ -38,6 +38,7 @@ from fgaug.api import (
     ValidateOptions,
     ValidationReport,
     WalkOptions,
+    prepare,
 )
 from fgaug.cli.app import app
 from fgaug.generate.options import ModelUsed
@@ -68,7 +69,7 @@ COMMANDS: dict[str, tuple[type, dict[str, Field], set[str]]] = {
         GenerateOptions,
         {
             "split": "splits",
-            "samples": ("n", lambda samples: GenerateOptions.n if samples is None else samples),
+            "samples": "n",
             "temp": "temperature",
             "style_seed": "style_seeds",
             "denoise": ("denoise_scale", denoising),
@@ -194,6 +195,17 @@ def test_the_command_line_imports_neither_torch_nor_numpy_before_a_command_runs(
     ("make", "message"),
     [
         (lambda: QualityOptions("d", n=0), "--samples must be at least 1, got 0"),
+        (lambda: GenerateOptions("m", n=0), "--samples must be at least 1, got 0"),
+        (lambda: GenerateOptions("m", n=2.0), "--samples takes whole numbers, got 2.0"),
+        (lambda: prepare("d", "c.h5", (0, 32)), "--size takes (height, width) in pixels"),
+        (lambda: prepare("d", "c.h5", (16, 32.5)), "--size takes (height, width) in pixels"),
+        (lambda: GenerateOptions("m", limit=0), "--limit must be at least 1, got 0"),
+        (lambda: GenerateOptions("m", best_of=0), "--best-of must be at least 1, got 0"),
+        (lambda: GenerateOptions("m", seed=-1), "--seed must be at least 0, got -1"),
+        (lambda: GenerateOptions("m", temperature=-0.5), "--temp must be at least 0, got -0.5"),
+        (lambda: GenerateOptions("m", reject_fraction=1), "--reject must lie in [0, 1), got 1"),
+        (lambda: GenerateOptions("m", allowed_failed=1.5), "--allow-failed must lie in [0, 1], got 1.5"),
+        (lambda: GenerateOptions("m", denoise_scale=0), "--denoise --denoise-scale must be above 0, got 0"),
         (lambda: AugmentOptions("d", sizes=(0, 10)), "--sizes must be at least 1, got 0"),
         (lambda: AugmentOptions("d", schedules=0), "--schedules must be at least 1, got 0"),
         (lambda: AugmentOptions("d", val_split="test"), "the validation and test splits must differ"),
@@ -210,7 +222,7 @@ def test_the_command_line_imports_neither_torch_nor_numpy_before_a_command_runs(
         (lambda: SegmenterTrainOptions("d", (16, 32), lr=0), "--lr must be above 0, got 0"),
         (lambda: SegmenterTrainOptions("d", (16, 32), width=0), "--width must be at least 1, got 0"),
         (lambda: SegmenterTrainOptions("d", (16, 32), seed=-1), "--seed must be at least 0, got -1"),
-        (lambda: SegmenterTrainOptions("d", (0, 32)), "--size must be a positive HEIGHTxWIDTH"),
+        (lambda: SegmenterTrainOptions("d", (0, 32)), "--size takes (height, width) in pixels"),
         (lambda: LayoutRunOptions("m", limit=0), "--limit must be at least 1, got 0"),
         (lambda: LayoutOptions(seed=-1), "--seed must be at least 0, got -1"),
         (lambda: InterpolateOptions("m"), "give --from and --to (style seeds), or --from-photo and --to-photo"),

@@ -240,7 +240,7 @@ def generate(
         masks=str(masks),
         out=str(out),
         model=model,
-        n=samples or 0,
+        n=samples,
         temperature=temp,
         seed=seed,
         style_seeds=style_seeds,

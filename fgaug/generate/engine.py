@@ -54,7 +54,6 @@ from fgaug.data.writer import (
     merge_manifests,
     tree_records,
 )
-from fgaug.finite import require_finite
 from fgaug.flow import FullGlow, compile_networks, network_precision
 from fgaug.flow.fullglow import bits_per_dim
 from fgaug.flow.graphs import GraphedSampler
@@ -151,13 +150,6 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     run's up to float rounding, since every draw's seed depends on the mask, not on the process.
     The process group is torn down however the run ends.
     """
-    if options.n < 1 or options.best_of < 1 or options.batch_size < 1:
-        raise UsageError("--samples, --best-of and --batch-size must be at least 1")
-    require_finite(temperature=options.temperature, allowed_failed=options.allowed_failed)
-    if options.temperature < 0:
-        raise UsageError(f"--temp must be >= 0, got {options.temperature}")
-    if not 0 <= options.allowed_failed <= 1:
-        raise UsageError(f"--allow-failed must lie in [0, 1], got {options.allowed_failed}")
     check_modes(options)
     if options.preview:  # found now, not after the samples
         check_file_to_write(options.preview, "--preview", "preview.png")
@@ -202,7 +194,8 @@ def _generate_in_process(
     kept = {group.key for group in checked.groups}
     refused = [group.key for group in groups if group.key not in kept]  # --skip-bad, by their headers
     groups, skipped = checked.groups, [*discovery.skipped, *checked.skipped]
-    counts = allocate(groups, options.n, options.allocate, _path(options.class_weights), options.snap_colors)
+    n = options.samples_per_mask
+    counts = allocate(groups, n, options.allocate, _path(options.class_weights), options.snap_colors)
     record = run_record(options, model_used, groups)
     source_digests: dict[Path, str] = {}
     records = tree_records(out)
@@ -256,8 +249,8 @@ def _generate_in_process(
     progress.stop()
     if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
         tally.failures = [*skipped, *tally.failures]
-        in_tree = sum(1 for key in refused for index in range(options.n) if (key, index) in writer.finished)
-        tally.failed_samples += len(skipped) * options.n - in_tree  # an earlier run's samples of them stay
+        in_tree = sum(1 for key in refused for index in range(n) if (key, index) in writer.finished)
+        tally.failed_samples += len(skipped) * n - in_tree  # an earlier run's samples of them stay
     totals = context.sum(
         [tally.written, requested - pending, len(tally.failures), tally.diverged, tally.failed_samples], device
     )
@@ -270,7 +263,7 @@ def _generate_in_process(
         totals[1],
         tally.failures,
         diverged_draws=totals[3],
-        requested=(len(groups) + len(skipped)) * options.n,
+        requested=(len(groups) + len(skipped)) * n,
         failed_samples=totals[4],
         allowed_failed=options.allowed_failed,
     )
@@ -279,11 +272,7 @@ def _generate_in_process(
     if context.is_main:
         in_tree = merge_manifests(Path(options.out), [group.key for group in groups], writer.manifest_path)
         finish_output(out, record, RunOutcome(summary.requested, in_tree, summary.accepted))
-        shown = (
-            write_preview(Path(options.preview), writer, groups, options.n, config.image_size)
-            if options.preview
-            else None
-        )
+        shown = write_preview(Path(options.preview), writer, groups, n, config.image_size) if options.preview else None
         if shown:
             summary.preview, summary.preview_masks = shown
     context.barrier()

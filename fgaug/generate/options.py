@@ -11,11 +11,12 @@ from pathlib import Path
 
 import torch
 
+from fgaug.finite import require_finite
 from fgaug.flow.sampling import SamplingOptions
 from fgaug.generate.draws import DrawSeeds
 from fgaug.resources import DEMO_MODEL, model_path
 from fgaug.training.checkpoint import Checkpoint, load_checkpoint
-from fgaug.usage import UsageError, whole_number
+from fgaug.usage import UsageError, require_at_least, require_counts, require_positive, whole_number
 
 MODEL_ENVIRONMENT_VARIABLE = "FGAUG_MODEL"
 
@@ -30,9 +31,9 @@ class GenerateOptions:
     masks: str | Path
     out: str | Path = "augmented"
     model: str | Path | None = None
-    n: int = 0
-    """Samples per mask; 0 (the default): one per style seed with ``style_seeds``, 1 with
-    ``content_from``, else :data:`DEFAULT_SAMPLES`."""
+    n: int | None = None
+    """Samples per mask; None (the default): one per style seed with ``style_seeds``, 1 with
+    ``content_from``, else :data:`DEFAULT_SAMPLES`. Read it as :attr:`samples_per_mask`."""
     temperature: float = 0.8
     seed: int = 0
     batch_size: int = 8
@@ -82,8 +83,40 @@ class GenerateOptions:
     def __post_init__(self) -> None:
         if self.style_seeds is not None:
             self.style_seeds = [whole_number("--style-seed", seed) for seed in self.style_seeds]
-        if self.n == 0:
+        if self.n is None:
             self.n = len(self.style_seeds) if self.style_seeds else 1 if self.content_from else DEFAULT_SAMPLES
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """The ranges ``fgaug generate``'s options take, for the API too: ``n=0`` drew the default
+        count and ``limit=0`` every mask."""
+        counts = {
+            "--samples": (self.n, 1),
+            "--best-of": (self.best_of, 1),
+            "--batch-size": (self.batch_size, 1),
+            "--seed": (self.seed, 0),
+            "--limit": (self.limit, 1),
+            "--write-threads": (self.write_threads, 0),
+        }
+        require_counts(counts)
+        numbers = {"--temp": self.temperature, "--guidance": self.guidance, "--denoise-scale": self.denoise_scale}
+        fractions = {"--allow-failed": self.allowed_failed, "--reject": self.reject_fraction}
+        require_finite(**numbers, **fractions, **{"--ignore-below": self.ignore_below})
+        require_at_least("--temp", self.temperature, 0)
+        require_at_least("--guidance", self.guidance, 0)
+        require_positive("--denoise --denoise-scale", self.denoise_scale)
+        for option, fraction, interval, inside in (
+            ("--allow-failed", self.allowed_failed, "[0, 1]", 0 <= self.allowed_failed <= 1),
+            ("--reject", self.reject_fraction, "[0, 1)", 0 <= self.reject_fraction < 1),
+            ("--ignore-below", self.ignore_below, "(0, 1)", 0 < self.ignore_below < 1),
+        ):
+            if not inside:
+                raise UsageError(f"{option} must lie in {interval}, got {fraction:g}")
+
+    @property
+    def samples_per_mask(self) -> int:
+        """``n``, resolved from its default when the options were made."""
+        return whole_number("--samples", self.n)
 
     @property
     def sampling(self) -> SamplingOptions:
@@ -250,11 +283,12 @@ def load_named_model(named: str | Path | None, device: torch.device | str = "cpu
 
 def check_modes(options: GenerateOptions) -> None:
     """Refuse option combinations that mean nothing, in one line each."""
-    if not 0 <= options.reject_fraction < 1:
-        raise UsageError(f"--reject must lie in [0, 1), got {options.reject_fraction}")
-    if not 0 < options.ignore_below < 1:
-        raise UsageError(f"--ignore-below must lie in (0, 1), got {options.ignore_below}")
-    plain = options.n == 1 and options.best_of == 1 and not options.reject_fraction and options.allocate == "uniform"
+    plain = (
+        options.samples_per_mask == 1
+        and options.best_of == 1
+        and not options.reject_fraction
+        and options.allocate == "uniform"
+    )
     if options.content_from and not plain:
         raise UsageError(
             "--content-from writes one content-transferred photo per layout: use it with --samples 1 alone"
@@ -280,7 +314,7 @@ def check_styles(options: GenerateOptions) -> None:
         raise UsageError(f"the style seeds {styles} repeat a style")
     if min(styles) < 0:
         raise UsageError(f"style seeds are 0 or more, got {min(styles)}")
-    if options.n != len(styles):
+    if options.samples_per_mask != len(styles):
         raise UsageError(f"--samples {options.n} differs from the {len(styles)} style seeds: each style is one sample")
     for name, used in {
         "--allocate": options.allocate != "uniform",

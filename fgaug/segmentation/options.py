@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fgaug.finite import require_finite
-from fgaug.usage import UsageError, require_at_least, require_positive
+from fgaug.usage import image_size, require_at_least, require_positive
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,7 @@ class SegmenterTrainOptions:
 
     def __post_init__(self) -> None:
         require_finite(lr=self.lr)
-        if len(self.size) != 2 or min(self.size) < 1:
-            raise UsageError(f"--size must be a positive HEIGHTxWIDTH, got {self.size}")
+        object.__setattr__(self, "size", image_size("--size", self.size))  # frozen: set once, here
         for option, value, low in (
             ("--steps", self.steps, 1),
             ("--batch-size", self.batch_size, 1),

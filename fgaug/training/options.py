@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from fgaug.errors import FgaugError
 from fgaug.finite import require_finite
-from fgaug.usage import UsageError, require_at_least, require_positive, whole_number
+from fgaug.usage import UsageError, image_size, require_at_least, require_counts, require_positive
 
 StopReason = Literal["signal", "non-finite loss"]
 """Why a run stopped before its last step: a SIGINT or SIGTERM asked it to (it resumes where it
@@ -126,16 +126,15 @@ class TrainOptions:
             "--patience": (self.patience, 0),
             "--workers": (self.workers, 0),
         }
-        for option, (value, low) in counts.items():
-            require_at_least(option, None if value is None else whole_number(option, value), low)
+        require_counts(counts)
         require_at_least("--lambda", self.source_weight, 0)
         for option, positive in (("--lr", self.lr), ("--epochs", self.epochs), ("--grad-clip", self.grad_clip)):
             require_positive(option, positive)
         for option, fraction in (("--ema-decay", self.ema_decay), ("--condition-dropout", self.condition_dropout)):
             if fraction is not None and not 0 <= fraction < 1:
                 raise UsageError(f"{option} must lie in [0, 1), got {fraction:g}")
-        if self.size is not None and not (len(self.size) == 2 and all(isinstance(side, int) for side in self.size)):
-            raise UsageError(f"--size takes (height, width) in pixels, got {self.size!r}")
+        if self.size is not None:
+            self.size = image_size("--size", self.size)
 
     def to_dict(self) -> dict[str, Any]:
         values = asdict(self)
