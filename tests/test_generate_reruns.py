@@ -158,7 +158,7 @@ def test_style_seeds_are_zero_or_more_in_both_apis(small_tree: Path, tmp_path: P
     with pytest.raises(UsageError, match="--from must be at least 0, got -1"):
         InterpolateOptions(mask=str(tmp_path / "m.png"), out=str(tmp_path / "w"), start_style=-1, end_style=2)
     masks = small_tree / "gtFine" / "val"
-    with pytest.raises(UsageError, match="style seeds are 0 or more, got -1"):
+    with pytest.raises(UsageError, match="--style-seed must be at least 0, got -1"):
         generate(GenerateOptions(masks=str(masks), out=str(tmp_path / "o"), model="demo", style_seeds=[-1, 2]))
 
 

@@ -272,3 +272,49 @@ MODEL = ModelUsed(Path("m.pt"), "--model", "run@8", "0" * 64)
 )
 def test_results_give_the_json_keys_the_commands_printed(result: Any, keys: str) -> None:
     assert sorted(result.to_dict()) == sorted(keys.split())
+
+
+REQUIRED: dict[str, dict[str, Any]] = {
+    "train": {"data": "d"},
+    "generate": {"masks": "m"},
+    "layouts": {"masks": "m"},
+    "interpolate": {"mask": "m", "start_style": 0, "end_style": 1},
+    "segmenter train": {"data": "d", "size": (16, 32)},
+    "evaluate augment": {"data": "d", "out": "o"},
+    "evaluate quality": {"data": "d"},
+}
+"""Each command's options with a value for every field that has no default (and a walk's two ends)."""
+
+
+def with_field(options: type, path: str, value: Any, given: dict[str, Any]) -> Any:
+    """``options`` made from ``given`` with the field at dotted ``path`` set to ``value`` (a nested
+    field set in a copy of its parent's default)."""
+    first, *rest = path.split(".")
+    if rest:
+        parent = field_default(options, first)
+        value = with_field(
+            type(parent), ".".join(rest), value, {f.name: getattr(parent, f.name) for f in fields(parent) if f.init}
+        )
+    return options(**{**given, first: value})
+
+
+BOUNDED = [
+    (path, param)
+    for path in sorted(COMMANDS)
+    for param in command(path).params
+    if getattr(param.type_descriptor.parameter_info, "min", None) is not None and param.name not in COMMANDS[path][2]
+]
+
+
+@pytest.mark.parametrize(("path", "param"), BOUNDED, ids=[f"{path} {param.opts[0]}" for path, param in BOUNDED])
+def test_the_api_refuses_what_the_command_line_bounds_refuse(path: str, param: Any) -> None:
+    """A command-line bound (typer's ``min``) is checked by the options dataclass too, with the
+    same option named, so that the API takes no value the command line refuses."""
+    options, renamed, _ = COMMANDS[path]
+    target = renamed.get(param.name, param.name)
+    field_path = target[0] if isinstance(target, tuple) else target
+    below = param.type_descriptor.parameter_info.min - 1
+    value = [below] if param.multiple else below
+    with pytest.raises(UsageError) as raised:
+        with_field(options, field_path, value, REQUIRED[path])
+    assert param.opts[0] in str(raised.value)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fgaug.usage import UsageError, require_at_least
+from fgaug.usage import UsageError, require_counts
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ class LayoutOptions:
     """Map off-palette pixels of colour masks to the nearest palette colour present (else refused)."""
 
     def __post_init__(self) -> None:
-        if self.n < 1 or self.paste < 0:
-            raise UsageError("--per-mask must be at least 1 and --paste at least 0")
+        require_counts({"--per-mask": (self.n, 1), "--paste": (self.paste, 0), "--seed": (self.seed, 0)})
         for name in ("flip_probability", "jitter_probability"):
             if not 0 <= getattr(self, name) <= 1:
                 raise UsageError(f"--{name.replace('_', '-')} must lie in [0, 1], got {getattr(self, name)}")
@@ -48,7 +47,6 @@ class LayoutOptions:
             raise UsageError(f"the scale range (1, --max-scale) must satisfy 1 <= low <= high, got {self.scale_range}")
         if not (math.isfinite(self.rare_boost) and self.rare_boost >= 0):
             raise UsageError(f"--rare-boost must be a finite number >= 0, got {self.rare_boost}")
-        require_at_least("--seed", self.seed, 0)
 
 
 @dataclass(frozen=True)
@@ -69,7 +67,7 @@ class LayoutRunOptions:
     """Threads writing the files (None: :func:`~fgaug.data.background.write_threads`; 0: in the loop)."""
 
     def __post_init__(self) -> None:
-        require_at_least("--limit", self.limit, 1)
+        require_counts({"--limit": (self.limit, 1), "--write-threads": (self.write_threads, 0)})
 
 
 @dataclass(frozen=True)

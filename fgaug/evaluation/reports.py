@@ -11,8 +11,14 @@ from fgaug.evaluation.quality import QualityReport, TemperatureScores
 from fgaug.finite import to_json
 from fgaug.segmentation.scores import SegmentationScores
 
-QUALITY_PLOTS = ("diversity.png", "colour_match.png", "consistency.png", "class_iou.png")
-"""The plots a quality report may have, each where its figures were measured."""
+QUALITY_PLOTS = {
+    "diversity_plot": "diversity.png",
+    "colour_plot": "colour_match.png",
+    "consistency_plot": "consistency.png",
+    "class_plot": "class_iou.png",
+}
+"""The plots a quality report may have (its key in the paths returned, its file name), each where
+its figures were measured."""
 
 
 def write_quality_report(out_dir: str | Path, report: QualityReport) -> dict[str, Path]:
@@ -29,14 +35,14 @@ def write_quality_report(out_dir: str | Path, report: QualityReport) -> dict[str
     consistency = _consistency(rows)
     if len(rows) > 1:
         paths["diversity_plot"] = line_plot(
-            out_dir / "diversity.png",
+            out_dir / QUALITY_PLOTS["diversity_plot"],
             temperatures,
             {"pairwise L1": [r.pairwise_l1 for r in rows], "1 - SSIM": [r.pairwise_1_minus_ssim for r in rows]},
             "temperature",
             "diversity among the samples of a mask",
         )
         paths["colour_plot"] = line_plot(
-            out_dir / "colour_match.png",
+            out_dir / QUALITY_PLOTS["colour_plot"],
             temperatures,
             {"mean W1": [r.colour_w1_mean for r in rows]},
             "temperature",
@@ -47,14 +53,14 @@ def write_quality_report(out_dir: str | Path, report: QualityReport) -> dict[str
             if real_photos is not None:
                 series["real photos"] = [real_photos.mean_iou] * len(rows)
             paths["consistency_plot"] = line_plot(
-                out_dir / "consistency.png", temperatures, series, "temperature", "segmenter mean IoU"
+                out_dir / QUALITY_PLOTS["consistency_plot"], temperatures, series, "temperature", "segmenter mean IoU"
             )
     if consistency and real_photos is not None:
         best_row, best = max(zip(rows, consistency, strict=True), key=lambda pair: pair[1].mean_iou)
         real, synthetic = real_photos.named_iou(), best.named_iou()
         classes = [name for name in real if _is_number(real[name]) or _is_number(synthetic.get(name))]
         paths["class_plot"] = class_bars(
-            out_dir / "class_iou.png",
+            out_dir / QUALITY_PLOTS["class_plot"],
             classes,
             {
                 "real photos": [real[c] for c in classes],
@@ -64,7 +70,7 @@ def write_quality_report(out_dir: str | Path, report: QualityReport) -> dict[str
             "segmenter IoU per class",
         )
     atomic_write_bytes(paths["markdown"], quality_markdown(report, paths).encode())
-    for name in set(QUALITY_PLOTS) - {path.name for path in paths.values()}:
+    for name in set(QUALITY_PLOTS.values()) - {path.name for path in paths.values()}:
         (out_dir / name).unlink(missing_ok=True)
     return paths
 

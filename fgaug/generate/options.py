@@ -97,6 +97,7 @@ class GenerateOptions:
             "--seed": (self.seed, 0),
             "--limit": (self.limit, 1),
             "--write-threads": (self.write_threads, 0),
+            "--style-seed": (min(self.style_seeds or (), default=None), 0),
         }
         require_counts(counts)
         numbers = {"--temp": self.temperature, "--guidance": self.guidance, "--denoise-scale": self.denoise_scale}
@@ -312,8 +313,6 @@ def check_styles(options: GenerateOptions) -> None:
         raise UsageError("give at least one style seed")
     if len(set(styles)) != len(styles):
         raise UsageError(f"the style seeds {styles} repeat a style")
-    if min(styles) < 0:
-        raise UsageError(f"style seeds are 0 or more, got {min(styles)}")
     if options.samples_per_mask != len(styles):
         raise UsageError(f"--samples {options.n} differs from the {len(styles)} style seeds: each style is one sample")
     for name, used in {
