@@ -100,12 +100,13 @@ class GenerateOptions:
             "--style-seed": (min(self.style_seeds or (), default=None), 0),
         }
         require_counts(counts)
-        numbers = {"--temp": self.temperature, "--guidance": self.guidance, "--denoise-scale": self.denoise_scale}
+        denoise = OPTION_NAMES["denoise_scale"]
+        numbers = {"--temp": self.temperature, "--guidance": self.guidance, denoise: self.denoise_scale}
         fractions = {"--allow-failed": self.allowed_failed, "--reject": self.reject_fraction}
         require_finite(**numbers, **fractions, **{"--ignore-below": self.ignore_below})
         require_at_least("--temp", self.temperature, 0)
         require_at_least("--guidance", self.guidance, 0)
-        require_positive("--denoise --denoise-scale", self.denoise_scale)
+        require_positive(denoise, self.denoise_scale)
         for option, fraction, interval, inside in (
             ("--allow-failed", self.allowed_failed, "[0, 1]", 0 <= self.allowed_failed <= 1),
             ("--reject", self.reject_fraction, "[0, 1)", 0 <= self.reject_fraction < 1),
