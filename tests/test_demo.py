@@ -3,6 +3,7 @@ the commands it prints next run on the data it leaves."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import shlex
 import time
@@ -38,7 +39,7 @@ def test_demo_writes_a_loadable_tree_and_a_preview(tmp_path: Path) -> None:
     assert len(dataset) == 6
     image, (semantic, _, _, polygon) = dataset[0]
     assert image.size == semantic.size == (256, 128) and polygon["objects"]
-    helpers = pytest.importorskip("cityscapesscripts.helpers.csHelpers")
+    helpers = importlib.import_module("cityscapesscripts.helpers.csHelpers")
     for path in result.augmented.rglob("*.png"):
         assert "-fgaug-s" in helpers.getCsFileInfo(str(path)).city
 

@@ -5,15 +5,19 @@ eager arithmetic comes back bitwise."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from devices import TEST_DEVICE
-from flow_checks import jacobian_logdet
+from flow_checks import check_invertible_layer, jacobian_logdet
 from test_fullglow import SMALL, TINY, images, trained_looking_model
+from test_layers import CHANNELS, data
+from torch import nn
 
 from fgaug.flow import fuse_arithmetic
 from fgaug.flow.arithmetic import EAGER_ARITHMETIC, fused_arithmetic
 from fgaug.flow.compile import compile_networks, fused_arithmetic_pays
 from fgaug.flow.fullglow import dequantize
+from fgaug.flow.layers import ActNorm, AffineCoupling
 
 
 def test_fused_log_determinants_equal_the_autograd_jacobian_in_float64() -> None:
@@ -39,6 +43,20 @@ def test_fused_log_determinants_equal_the_autograd_jacobian_in_float64() -> None
     torch.testing.assert_close(encoding.logdet[0], jacobian, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(inverse_logdet, -encoding.logdet, atol=1e-9, rtol=1e-9)
     torch.testing.assert_close(decoded, y, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: ActNorm(CHANNELS), lambda: AffineCoupling(CHANNELS, hidden=8)], ids=["actnorm", "coupling"]
+)
+def test_fused_unconditional_layers_pass_the_layer_check_in_float64(make: type[nn.Module]) -> None:
+    """The source Glow's layers (and the target's under ``conditioning="coupling"``), which the
+    whole-model test above does not reach: round trip, log-determinants summing to zero, and
+    the autograd Jacobian."""
+    torch._dynamo.reset()
+    layer = make()
+    layer.arithmetic = fused_arithmetic()
+    with torch._functorch.config.patch(donated_buffer=False):
+        check_invertible_layer(layer, data(), None, torch.float64)
 
 
 def test_fused_flow_round_trips_8_bit_images_and_samples_within_one_level_of_eager() -> None:

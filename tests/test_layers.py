@@ -30,7 +30,7 @@ from fgaug.flow.layers import (
     onednn_convolves,
 )
 
-BATCH, CHANNELS, HEIGHT, WIDTH = 3, 4, 2, 2
+BATCH, CHANNELS, HEIGHT, WIDTH = 3, 4, 2, 4  # not square: a log-determinant of H * H or W * W shows
 COND_CHANNELS = 6
 
 
@@ -123,7 +123,7 @@ def test_layer_contract(name: str, dtype: torch.dtype) -> None:
 )
 def test_wrong_condition_shape_raises_clear_error(layer: nn.Module) -> None:
     wrong = torch.randn(BATCH, COND_CHANNELS + 1, HEIGHT, WIDTH)
-    with pytest.raises(ValueError, match=r"expects a condition of shape \(B, 6, 2, 2\)"):
+    with pytest.raises(ValueError, match=rf"expects a condition of shape \(B, 6, {HEIGHT}, {WIDTH}\)"):
         layer(data(), wrong)
     with pytest.raises(ValueError, match="needs a condition"):
         layer(data(), None)
@@ -170,6 +170,18 @@ def test_actnorm_does_not_reinitialise_after_state_dict_load() -> None:
     before = fresh.shift.detach().clone()
     fresh(data(seed=5) * 10)
     torch.testing.assert_close(fresh.shift.detach(), before)
+
+
+def test_actnorm_loaded_with_an_uninitialised_state_initialises_on_its_next_batch() -> None:
+    """Loading replaces the flag, and with it the layer's cached copy: a layer that has run and is
+    then given a state saved before any batch (a fresh model's) initialises again from data."""
+    layer = ActNorm(CHANNELS)
+    layer(data())
+    layer.load_state_dict(ActNorm(CHANNELS).state_dict())
+    assert not layer.is_initialized()
+    y, _ = layer(data(seed=5) * 10 + 4)
+    torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(CHANNELS), atol=1e-5, rtol=0)
+    assert layer.is_initialized()
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["invconv1x1", "conditional-invconv1x1"])

@@ -4,6 +4,7 @@ pastes, deterministic, resumable, the input untouched."""
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 from pathlib import Path
@@ -83,7 +84,7 @@ def test_every_label_file_is_written_and_they_agree(street_tree: Path, tmp_path:
 def test_cityscapes_tools_read_the_tree_and_a_generated_one(
     street_tree: Path, tmp_path: Path, test_checkpoint: Path
 ) -> None:
-    helpers = pytest.importorskip("cityscapesscripts.helpers.csHelpers")
+    helpers = importlib.import_module("cityscapesscripts.helpers.csHelpers")
     from fgaug.generate.engine import generate
     from fgaug.generate.options import GenerateOptions
 
@@ -108,7 +109,7 @@ def test_cityscapes_tools_read_the_tree_and_a_generated_one(
 def test_cityscapesscripts_derives_nearly_the_same_train_ids_from_the_traced_polygons(
     street_tree: Path, tmp_path: Path
 ) -> None:
-    create = pytest.importorskip("cityscapesscripts.preparation.createTrainIdLabelImgs")
+    create = importlib.import_module("cityscapesscripts.preparation.createTrainIdLabelImgs")
     out = tmp_path / "layouts"
     write_layouts(find_groups(street_tree, ["train"]).groups[:2], street_tree, out, LayoutOptions(n=1, paste=2))
     ours = {p: np.asarray(Image.open(p)) for p in out.rglob("*_gtFine_labelTrainIds.png")}

@@ -83,7 +83,6 @@ def test_a_run_name_never_leaves_the_project(name: str, tmp_path: Path) -> None:
 
 
 def test_a_yaml_option_file_is_read(small_tree: Path, tmp_path: Path) -> None:
-    pytest.importorskip("yaml")
     path = tmp_path / "city.yaml"
     path.write_text(
         f"data: {small_tree}\npreset: test\nsteps: 2\nbatch_size: 4\nsize: 16x32\nboundary: true\nworkers: 0\n"
