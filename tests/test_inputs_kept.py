@@ -68,12 +68,54 @@ def test_content_from_is_recorded_by_its_files_content(small_tree: Path, test_ch
         run(layouts, out, test_checkpoint, n=1, content_from=str(moved))
     with pytest.raises(OutputConflictError, match=r"was made with --content-from .*; this run has no --content-from"):
         run(layouts, out, test_checkpoint, n=1)
-    photo.unlink()  # a content photo gone: the draw names it, or with --skip-bad its batch is skipped
+    aside = photo.rename(tmp_path / photo.name)  # a content photo gone: the draw names it, or with --skip-bad
+    # that layout alone is skipped
     fresh = tmp_path / "fresh"
     with pytest.raises(DataError, match=rf"^{photo}: the content photo of .* is missing under {moved}$"):
         run(layouts, fresh, test_checkpoint, n=1, content_from=str(moved))
-    skipped = run(layouts, fresh, test_checkpoint, n=1, content_from=str(moved), skip_bad=True, batch_size=1)
-    assert (skipped.written, len(skipped.failed)) == (len(groups) - 1, 1)
+    for batch_size in (1, 8):  # the other layouts of its batch are written all the same
+        skipped = run(
+            layouts,
+            tmp_path / f"batch{batch_size}",
+            test_checkpoint,
+            n=1,
+            content_from=str(moved),
+            skip_bad=True,
+            batch_size=batch_size,
+        )
+        assert (skipped.written, skipped.failed_samples, len(skipped.failed)) == (len(groups) - 1, 1, 1)
+    aside.rename(photo)
+    mask = moved / groups[0].mask.relative_to(content)
+    mask.unlink()
+    with pytest.raises(DataError, match=rf"^{mask}: the content source mask of .* is missing under {moved}$"):
+        run(layouts, fresh, test_checkpoint, n=1, content_from=str(moved), limit=2)
+
+
+@pytest.mark.parametrize("photos", [False, True], ids=["labels", "photos"])
+def test_content_from_a_tree_other_than_the_layouts_source_is_refused(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path, photos: bool
+) -> None:
+    """A tree whose files bear the source's names but not its content (two frames swapped) was
+    taken on a first run, and every layout got the wrong photo. Each layouts line records its
+    source's labels (and, with --photos, its photo) by content, and the content run checks them."""
+    groups = find_groups(small_tree, ["val"]).groups
+    layouts = tmp_path / "layouts"
+    write_layouts(groups, small_tree, layouts, LayoutOptions(n=1, paste=0, photos=photos))
+    other = tmp_path / "other"
+    shutil.copytree(small_tree, other)
+    first, second = (other / group.relative_to(small_tree) for group in (groups[0].photo, groups[1].photo))
+    swapped = [(first, second)]
+    if not photos:  # the labels are what identifies the source without --photos
+        first, second = (other / group.mask.relative_to(small_tree) for group in groups[:2])
+        swapped.append((first, second))
+    for a, b in swapped:
+        a.rename(tmp_path / "aside")
+        b.rename(a)
+        (tmp_path / "aside").rename(b)
+    named = first.parent / first.name
+    with pytest.raises(DataError, match=rf"^{named}: not the file the layout .* was made from"):
+        run(layouts, tmp_path / "out", test_checkpoint, n=1, content_from=str(other))
+    assert run(layouts, tmp_path / "right", test_checkpoint, n=1, content_from=str(small_tree)).written == len(groups)
 
 
 def test_a_full_disk_while_copying_a_label_file_names_the_copy(

@@ -28,6 +28,7 @@ from fgaug.data.layouts import (
     read_layout_records,
     write_layouts,
 )
+from fgaug.data.record import OutputConflictError
 from fgaug.data.toyworld import write_toy_cityscapes
 
 
@@ -418,3 +419,24 @@ def test_a_layouts_rerun_refuses_photos_and_instance_files_changed_since(street_
     Image.open(instances).save(instances, compress_level=9)  # the same pixels, other bytes: content is bytes
     refused = CliRunner().invoke(app, arguments)
     assert refused.exit_code == 1 and "was made with the instanceIds files' content sha256" in refused.output
+
+
+def test_pasted_objects_come_from_masks_of_the_layouts_own_split(street_tree: Path, tmp_path: Path) -> None:
+    """With every split (no --split), a training layout took objects from validation masks, and
+    with --photos their real pixels: validation data in training. A tree made that way (its
+    record without ``paste_from``) is refused on a rerun rather than finished the new way."""
+    out = tmp_path / "all"
+    write_layouts(find_groups(street_tree).groups, street_tree, out, LayoutOptions(n=2, paste=3, seed=1))
+    records = read_layout_records(out / "layouts.jsonl")
+    sources = {
+        (record["key"].split("/")[0], placed["source"].split("/")[0])
+        for record in records
+        for placed in record["pasted"]
+    }
+    assert {split for split, _ in sources} == {"train", "val"} and all(a == b for a, b in sources), sources
+    record_path = out / "fgaug-run.json"
+    record = json.loads(record_path.read_text())
+    del record["settings"]["paste_from"]
+    record_path.write_text(json.dumps(record))
+    with pytest.raises(OutputConflictError, match=r"objects pasted from every split; this run has .* own split"):
+        write_layouts(find_groups(street_tree).groups, street_tree, out, LayoutOptions(n=2, paste=3, seed=1))

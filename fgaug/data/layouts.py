@@ -224,6 +224,12 @@ class LayoutSummary:
         return {**asdict(self), "out": str(self.out), "seconds": round(self.seconds, 3)}
 
 
+PASTE_FROM = "the mask's own split"
+"""Where a layout's pasted objects come from: masks of its own split only (``--split`` left out
+makes layouts of every split, and a validation object pasted into a training layout, with
+``--photos`` its real pixels, would leak validation data into training)."""
+
+
 def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
     """What shapes the layouts (for ``fgaug-run.json``): every option and the masks used, by key and
     by content (the objects pasted into one layout come from all of them), with their instanceIds
@@ -236,7 +242,10 @@ def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
     if options.photos:
         settings["photos_content"] = files_content([group.photo for group in groups if group.photo])
     settings.update(asdict(options))
+    if options.paste:
+        settings["paste_from"] = PASTE_FROM
     defaults = {option.name: option.default for option in fields(LayoutOptions) if option.default is not MISSING}
+    defaults["paste_from"] = "every split"  # before objects were kept within their split
     names = {
         "n": "--per-mask",
         "masks_used": "the masks used (--split, --limit)",
@@ -244,8 +253,22 @@ def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
         "instances_content": "the instanceIds files' content",
         "photos_content": "the photos' content (--photos)",
         "scale_range": "scales (1, --max-scale)",
+        "paste_from": "objects pasted from",
     }
     return RunRecord("layouts", settings, defaults=defaults, names=names)
+
+
+def source_digests(group: Group, photo: bool) -> dict[str, str]:
+    """What a layout's source files hold, for its ``layouts.jsonl`` line: its mask and instanceIds
+    file (``source_labels_sha256``) and, where ``photo`` (``--photos``, which reads it anyway),
+    its photo (``source_photo_sha256``); ``generate --content-from`` refuses a tree whose files
+    differ (:func:`files_content`)."""
+    digests = {
+        "source_labels_sha256": files_content([group.mask, *([group.instance_ids] if group.instance_ids else [])])
+    }
+    if photo and group.photo:
+        digests["source_photo_sha256"] = files_content([group.photo])
+    return digests
 
 
 def write_layouts(
@@ -280,10 +303,19 @@ def write_layouts(
         atomic_write_bytes(manifest, "".join(to_json(r) + "\n" for r in whole).encode())
     finished = {(r["key"], int(r["layout"])) for r in whole}
     to_make = any((group.key, k) not in finished for group in groups for k in range(options.n))
-    bank = (  # every mask's objects, read only where a layout is still to make (a rerun of a whole tree reads none)
-        CutoutBank(groups, options.rare_boost, progress, photos=options.photos, snap_colors=options.snap_colors)
+    banks = (  # each split's objects, read only where a layout is still to make (a rerun of a whole tree reads none)
+        {
+            split: CutoutBank(
+                [group for group in groups if group.split == split],
+                options.rare_boost,
+                progress,
+                photos=options.photos,
+                snap_colors=options.snap_colors,
+            )
+            for split in dict.fromkeys(group.split for group in groups)
+        }
         if options.paste and to_make
-        else None
+        else {}
     )
     written = skipped = pasted = 0
     progress.start("layouts", len(groups))
@@ -302,8 +334,9 @@ def write_layouts(
                 continue
             labels = LabelSet.read(group, options.snap_colors)
             photo = read_layout_photo(group, labels.shape) if options.photos else None
+            sources = source_digests(group, options.photos)
             for index in pending:
-                layout = make_layout(labels, group.key, index, bank, options, photo)
+                layout = make_layout(labels, group.key, index, banks.get(group.split), options, photo)
                 split, city, stem = frame_names(group, f"{LAYOUT_TOKEN}-l{index:03d}", options.split)
                 folder = out_root / "gtFine" / split / city
                 photo_path = out_root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png"
@@ -314,6 +347,7 @@ def write_layouts(
                     "source_mask": _relative(group.mask, input_root),
                     "source_photo": _relative(group.photo, input_root) if group.photo else None,
                     "photo": photo_path.relative_to(out_root).as_posix() if layout.photo is not None else None,
+                    **sources,
                     **layout.record(),
                 }
                 writes.submit(_write_layout, layout, folder, stem, photo_path, then=partial(append, record))
@@ -326,9 +360,8 @@ def write_layouts(
         atomic_write_bytes(manifest, "".join(to_json(record) + "\n" for record in lines).encode())
     progress.stop()
     finish_output(out_root, run_record, RunOutcome(len(groups) * options.n, written + skipped, accepted=True))
-    return LayoutSummary(
-        out_root, len(groups), written, skipped, len(bank) if bank else 0, pasted, time.perf_counter() - start
-    )
+    objects = sum(len(bank) for bank in banks.values())
+    return LayoutSummary(out_root, len(groups), written, skipped, objects, pasted, time.perf_counter() - start)
 
 
 def layout_is_whole(out_root: Path, record: dict[str, Any]) -> bool:

@@ -94,8 +94,19 @@ class ContentSource:
             mask_format="auto",
             label_files=_instance_file(self.root / record["source_mask"]),
         )
-        if not source.mask.is_file() or not photo_path.is_file():
-            raise DataError(f"{photo_path}: the content photo of {group.mask} is missing under {self.root}")
+        for path, what in ((photo_path, "photo"), (source.mask, "source mask")):
+            if not path.is_file():
+                raise DataError(f"{path}: the content {what} of {group.mask} is missing under {self.root}")
+        recorded = {
+            "source_labels_sha256": (source.mask, [source.mask, *source.label_files.values()]),
+            "source_photo_sha256": (photo_path, [photo_path]),
+        }
+        for name, (named, files) in recorded.items():
+            if record.get(name) and files_content(files, self.digests) != record[name]:
+                raise DataError(
+                    f"{named}: not the file the layout {group.mask} was made from (its content differs from what "
+                    f"{LAYOUTS_MANIFEST_NAME} recorded); --content-from must name the tree the layouts came from"
+                )
         return photo_path, source, record
 
     def content_digest(self, group: Group) -> str | None:

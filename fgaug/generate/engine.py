@@ -455,7 +455,9 @@ def _transfer_work(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
     tally = _Tally()
-    for batch in _batches(work, 1, options.batch_size):
+    batches = list(_batches(work, 1, options.batch_size))
+    while batches:
+        batch = batches.pop(0)
         try:
             groups = [item.group for item in batch]
             for group in groups:
@@ -466,9 +468,12 @@ def _transfer_work(
         except DataError as error:
             if not options.skip_bad:
                 raise
+            if len(batch) > 1:  # a layout whose content cannot be read: the batch's others go on one by one
+                batches[:0] = [[item] for item in batch]
+                continue
             tally.failures.append(str(error))
-            tally.failed_samples += len(batch)
-            progress.advance(len(batch))
+            tally.failed_samples += 1
+            progress.advance(1)
             continue
         for item, (image, notes) in zip(batch, images, strict=True):
             progress.advance(1)
