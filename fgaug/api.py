@@ -223,7 +223,7 @@ class DemoResult:
     def to_dict(self) -> dict[str, Any]:
         """The trees and the preview, the images in the augmented tree, the model, the seconds."""
         return {
-            "masks": str(self.masks),
+            "data": str(self.masks),
             "augmented": str(self.augmented),
             "preview": str(self.preview) if self.preview else None,
             "preview_masks": self.summary.preview_masks,

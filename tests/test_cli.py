@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -279,6 +280,9 @@ BAD_NUMBERS = [
     ("evaluate quality x", "--limit", "0"),
     ("evaluate quality x", "--seed", "-1"),
     ("evaluate quality x", "--temps", "0.5,-1"),
+    ("evaluate quality x", "--temps", "0.8,,0.9"),
+    ("evaluate quality x", "--temps", "0.8,"),
+    ("evaluate augment x", "--seeds", "0,,1"),
     ("evaluate augment x", "--sizes", "0,10"),
     ("evaluate augment x", "--sizes", "2.5"),
     ("evaluate augment x", "--seeds", "-1"),
@@ -626,6 +630,10 @@ def test_figures_that_could_not_be_computed_are_null_in_json(
         row = strict_json(text)["samples"]["temperatures"][0]
         assert row["pairwise_l1"] is None and row["pairwise_1_minus_ssim"] is None
         assert row["colour_w1_mean"] > 0
+    printed = strict_json(result.stdout.strip().splitlines()[-1])  # where, and with which model, as generate says
+    assert printed["out"] == str(out) and printed["model"] == str(test_checkpoint)
+    assert printed["model_sha256"] == hashlib.sha256(test_checkpoint.read_bytes()).hexdigest()
+    assert printed["model_id"] == printed["protocol"]["model_id"]
 
 
 def masks_with_one_bad(small_tree: Path, folder: Path) -> Path:

@@ -375,8 +375,10 @@ def sampling_options(guidance: float, denoise: bool, denoise_scale: float) -> Sa
 def parse_floats(text: str, option: str, low: float) -> list[float]:
     """The comma-separated finite numbers of ``option``, none below ``low`` (anything else is a usage
     error, exit 2)."""
+    if any(not item.strip() for item in text.split(",")):
+        raise typer.BadParameter(f"{text!r} holds an empty entry: one comma between numbers", param_hint=option)
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
     if not all(math.isfinite(value) for value in values):

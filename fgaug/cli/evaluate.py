@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -184,7 +184,7 @@ def evaluate_quality(
         quality_table(result.report)
         typer.echo(f"report: {result.paths['markdown']} ({result.paths['json'].name} and plots beside it)")
 
-    emit(result.to_dict(), as_json, lines)
+    emit(sampled_output(result.paths["json"].parent, result.to_dict()), as_json, lines)
 
 
 @evaluate_app.command("augment", cls=FgaugCommand)
@@ -351,4 +351,14 @@ def evaluate_augment(
             )
         typer.echo(f"report: {out / 'augment.md'}")
 
-    emit(report.to_dict(), as_json, lines)
+    emit(sampled_output(out, report.to_dict()), as_json, lines)
+
+
+def sampled_output(out: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's ``--json``: where its report is and the model it sampled (``model``,
+    ``model_sha256``, ``model_id``, ``model_source``, as every command that samples gives them at
+    the top), then the report, which records them in its protocol."""
+    from fgaug.generate.options import MODEL_KEYS
+
+    model = {key: report["protocol"][key] for key in MODEL_KEYS}
+    return {"out": str(out), **model, **report}

@@ -199,7 +199,12 @@ class ModelUsed:
         return f"{self.path} ({self.source}), {self.id}"
 
     def to_dict(self) -> dict[str, str]:
+        """The keys :data:`MODEL_KEYS` names."""
         return {"model": str(self.path), "model_source": self.source, "model_id": self.id, "model_sha256": self.sha256}
+
+
+MODEL_KEYS = ("model", "model_source", "model_id", "model_sha256")
+"""The keys naming the model in the ``--json`` of every command that samples (:meth:`ModelUsed.to_dict`)."""
 
 
 @dataclass
