@@ -20,7 +20,9 @@ def require_finite(**values: float | Iterable[float] | None) -> None:
     """Raise a :class:`UsageError` (a ``ValueError``) naming the first value (or element of a sequence) that is NaN or
     infinite; ``None`` (a default) passes."""
     for name, value in values.items():
-        numbers = [] if value is None else [value] if isinstance(value, int | float) else list(value)
+        if value is None:
+            continue
+        numbers = list(value) if isinstance(value, Iterable) else [value]  # a NumPy scalar is a number too
         for number in numbers:
             if not math.isfinite(number):
                 raise UsageError(f"{name} must be a finite number, got {number}")

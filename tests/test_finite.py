@@ -20,7 +20,9 @@ from fgaug.training.options import TrainOptions
 
 
 def test_require_finite_names_the_value() -> None:
-    require_finite(temperature=0.8, lr=None, temperatures=[0.5, 1.0])
+    require_finite(temperature=0.8, lr=None, temperatures=[0.5, 1.0], scale=np.float32(0.5))  # NumPy scalars too
+    with pytest.raises(ValueError, match="scale must be a finite number, got inf"):
+        require_finite(scale=np.float32("inf"))
     with pytest.raises(ValueError, match="temperatures must be a finite number, got nan"):
         require_finite(temperature=0.8, temperatures=[0.5, math.nan])
     with pytest.raises(ValueError, match="lr must be a finite number, got -inf"):

@@ -118,6 +118,49 @@ def test_content_from_a_tree_other_than_the_layouts_source_is_refused(
     assert run(layouts, tmp_path / "right", test_checkpoint, n=1, content_from=str(small_tree)).written == len(groups)
 
 
+def test_content_checked_against_layouts_still_refuses_content_changed_since_a_run(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """The layouts lines' digests are checked when content is read, not when a rerun compares
+    each sample's recorded content (that check read the file check as "missing" and passed); an
+    instanceIds file added to the source after the layouts were made is no mismatch."""
+    content = tmp_path / "content"
+    shutil.copytree(small_tree, content)
+    groups = find_groups(content, ["val"]).groups
+    instances = groups[0].instance_ids
+    assert instances is not None
+    instances.rename(tmp_path / "instances.png")
+    layouts = tmp_path / "layouts"
+    write_layouts(find_groups(content, ["val"]).groups, content, layouts, LayoutOptions(n=1, paste=0, photos=True))
+    (tmp_path / "instances.png").rename(instances)
+    out = tmp_path / "out"
+    assert run(layouts, out, test_checkpoint, n=1, content_from=str(content)).written == len(groups)
+    mask = groups[1].mask
+    Image.open(mask).save(mask, compress_level=1)  # the same labels, other bytes
+    with pytest.raises(OutputConflictError, match=r"took its content from files changed since \(--content-from\)"):
+        run(layouts, out, test_checkpoint, n=1, content_from=str(content))
+
+
+def test_a_file_input_is_a_png_mask_and_its_folder_takes_no_output(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """A file that is no PNG was refused as "the output must not be inside the input" (the
+    check of the output came first); a mask's folder is refused as the output, since a later run
+    over that folder would read what was written there, and the message says so."""
+    checksum = tmp_path / "tree.sum"
+    checksum.write_text("x")
+    with pytest.raises(DataError, match=rf"^{checksum}: not a PNG mask; give a mask PNG, a folder of masks"):
+        run(checksum, tmp_path / "out", test_checkpoint, n=1)
+    mask = tmp_path / "masks" / "a_gtFine_labelIds.png"
+    mask.parent.mkdir()
+    shutil.copy(find_groups(small_tree, ["val"]).groups[0].mask, mask)
+    with pytest.raises(DataError, match=rf"inside {mask.parent}, the folder of the input {mask} \(a later run over"):
+        run(mask, mask.parent / "out", test_checkpoint, n=1)
+    assert run(mask, tmp_path / "out", test_checkpoint, n=1).written == 1
+    with pytest.raises(DataError, match=rf"^{checksum}: not a folder; --content-from names the tree"):
+        run(small_tree / "gtFine" / "val", tmp_path / "c", test_checkpoint, n=1, content_from=str(checksum))
+
+
 def test_a_full_disk_while_copying_a_label_file_names_the_copy(
     small_tree: Path, test_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -434,6 +434,9 @@ def test_pasted_objects_come_from_masks_of_the_layouts_own_split(street_tree: Pa
         for placed in record["pasted"]
     }
     assert {split for split, _ in sources} == {"train", "val"} and all(a == b for a, b in sources), sources
+    one_split = tmp_path / "train"  # one split: one bank, as before, so trees made before still resume
+    write_layouts(find_groups(street_tree, ["train"]).groups, street_tree, one_split, LayoutOptions(n=1, paste=2))
+    assert "paste_from" not in json.loads((one_split / "fgaug-run.json").read_text())["settings"]
     record_path = out / "fgaug-run.json"
     record = json.loads(record_path.read_text())
     del record["settings"]["paste_from"]

@@ -265,7 +265,7 @@ MODEL = ModelUsed(Path("m.pt"), "--model", "run@8", "0" * 64)
         (SegmenterTrainReport(Path("p.pt"), 10, 0.5, 1.25, photos=4), "path steps final_loss seconds photos"),
         (
             DemoResult(Path("t"), Path("a"), None, GenerateSummary(Path("a"), MODEL, 2, 4, 0), 1.0, {"train": 12}),
-            "masks augmented preview preview_masks images seconds model model_source model_id model_sha256",
+            "data augmented preview preview_masks images seconds model model_source model_id model_sha256",
         ),
     ],
     ids=lambda value: type(value).__name__ if is_dataclass(value) else "keys",

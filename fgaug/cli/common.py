@@ -383,7 +383,7 @@ def parse_floats(text: str, option: str, low: float) -> list[float]:
         raise typer.BadParameter(f"{text!r} is not a comma-separated list of numbers", param_hint=option) from None
     if not all(math.isfinite(value) for value in values):
         raise typer.BadParameter(f"{text!r} holds a number that is not finite", param_hint=option)
-    if not values or min(values) < low:
+    if min(values) < low:
         raise typer.BadParameter(f"{text!r}: give numbers of at least {low:g}", param_hint=option)
     return values
 

@@ -119,6 +119,8 @@ def find_groups(
     if root.is_file():
         if require_photos:  # a lone file read as a mask has no photo: found at the first read, far too late
             raise DataError(f"{root}: a single file, and pairs need a Cityscapes tree (or prepare's HDF5 cache)")
+        if root.suffix.lower() != ".png":
+            raise DataError(f"{root}: not a PNG mask; give a mask PNG, a folder of masks or a Cityscapes tree")
         return Discovery([_flat_group(root, root.parent, mask_format)])
     tree = tree_root(root)
     if tree is not None:

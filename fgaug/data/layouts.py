@@ -242,7 +242,7 @@ def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
     if options.photos:
         settings["photos_content"] = files_content([group.photo for group in groups if group.photo])
     settings.update(asdict(options))
-    if options.paste:
+    if options.paste and len({group.split for group in groups}) > 1:  # one split: the same bank as before
         settings["paste_from"] = PASTE_FROM
     defaults = {option.name: option.default for option in fields(LayoutOptions) if option.default is not MISSING}
     defaults["paste_from"] = "every split"  # before objects were kept within their split
@@ -258,17 +258,13 @@ def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
     return RunRecord("layouts", settings, defaults=defaults, names=names)
 
 
-def source_digests(group: Group, photo: bool) -> dict[str, str]:
-    """What a layout's source files hold, for its ``layouts.jsonl`` line: its mask and instanceIds
-    file (``source_labels_sha256``) and, where ``photo`` (``--photos``, which reads it anyway),
-    its photo (``source_photo_sha256``); ``generate --content-from`` refuses a tree whose files
-    differ (:func:`files_content`)."""
-    digests = {
-        "source_labels_sha256": files_content([group.mask, *([group.instance_ids] if group.instance_ids else [])])
-    }
-    if photo and group.photo:
-        digests["source_photo_sha256"] = files_content([group.photo])
-    return digests
+def source_digests(group: Group, photo: bool) -> dict[str, dict[str, str]]:
+    """What a layout's source files hold, for its ``layouts.jsonl`` line (``source_sha256``, each
+    :func:`files_content` of one file): its mask, its instanceIds file where there is one and,
+    where ``photo`` (``--photos``, which reads it anyway), its photo. ``generate --content-from``
+    refuses a tree whose files differ, naming the file."""
+    files = {"mask": group.mask, "instanceIds": group.instance_ids, "photo": group.photo if photo else None}
+    return {"source_sha256": {role: files_content([path]) for role, path in files.items() if path is not None}}
 
 
 def write_layouts(

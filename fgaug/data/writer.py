@@ -88,15 +88,21 @@ def check_output_root(out_root: str | Path, input_root: str | Path) -> None:
 
 
 def check_outside_input(output: str | Path, input_root: str | Path) -> None:
-    """Refuse an output (a folder or a file) inside the input (a folder), on it (a file), or
-    inside the Cityscapes tree around it: fgaug never writes into its input. The folder holding
-    an input file (one mask) outside any tree is no input: an output may go beside it."""
+    """Refuse an output (a folder or a file) inside the input, or inside the Cityscapes tree around
+    it: fgaug never writes into its input. An input file (one mask) counts as its folder, which
+    a later run over that folder would read the output with."""
     out, source = Path(output).resolve(), Path(input_root).resolve()
-    if not source.exists():
+    if not source.exists():  # else its folder would be taken for the input
         raise DataError(f"{input_root}: no such file or folder")
-    if out == source or (source.is_dir() and out.is_relative_to(source)):
-        raise DataError(f"{output}: the output must not be inside the input {input_root}")
-    tree = enclosing_tree_root(source if source.is_dir() else source.parent)
+    source_dir = source if source.is_dir() else source.parent
+    if out == source_dir or out.is_relative_to(source_dir):
+        where = (
+            f"the input {input_root}"
+            if source.is_dir()
+            else f"{source_dir}, the folder of the input {input_root} (a later run over that folder would read it)"
+        )
+        raise DataError(f"{output}: the output must not be inside {where}")
+    tree = enclosing_tree_root(source_dir)
     if tree is not None and out.is_relative_to(tree):
         raise DataError(f"{output}: the output must not be inside the Cityscapes tree {tree} of the input")
 

@@ -66,6 +66,8 @@ class ContentSource:
 
     @classmethod
     def open(cls, layouts_root: Path, content_root: Path, snap_colors: bool = False) -> ContentSource:
+        if not Path(content_root).is_dir():
+            raise DataError(f"{content_root}: not a folder; --content-from names the tree the layouts were made from")
         manifest = Path(layouts_root) / LAYOUTS_MANIFEST_NAME
         records = read_layout_records(manifest)
         if not records:
@@ -83,28 +85,34 @@ class ContentSource:
             raise DataError(f"{group.mask}: its source mask {record['source_mask']} had no photo to take content from")
         return record
 
-    def sources(self, group: Group) -> tuple[Path, Group, dict[str, Any]]:
-        """The content photo of the layout ``group``, its source mask's group and its record."""
+    def locate(self, group: Group) -> tuple[Path, Group, dict[str, Any]]:
+        """The content photo of the layout ``group``, its source mask's group and its record; a
+        missing photo or mask is a :class:`DataError` naming it."""
         record = self.record_for(group)
         photo_path = self.root / record["source_photo"]
+        mask = self.root / record["source_mask"]
         source = Group(
-            key=record["key"],
-            stem=Path(record["source_mask"]).name,
-            mask=self.root / record["source_mask"],
-            mask_format="auto",
-            label_files=_instance_file(self.root / record["source_mask"]),
+            key=record["key"], stem=mask.name, mask=mask, mask_format="auto", label_files=_instance_file(mask)
         )
         for path, what in ((photo_path, "photo"), (source.mask, "source mask")):
             if not path.is_file():
                 raise DataError(f"{path}: the content {what} of {group.mask} is missing under {self.root}")
-        recorded = {
-            "source_labels_sha256": (source.mask, [source.mask, *source.label_files.values()]),
-            "source_photo_sha256": (photo_path, [photo_path]),
-        }
-        for name, (named, files) in recorded.items():
-            if record.get(name) and files_content(files, self.digests) != record[name]:
+        return photo_path, source, record
+
+    def sources(self, group: Group) -> tuple[Path, Group, dict[str, Any]]:
+        """:meth:`locate`'s files, each checked against the SHA-256 its layouts line recorded
+        (``source_sha256``: the mask, its instanceIds file, with ``--photos`` the photo): a file
+        that differs or is gone is a :class:`DataError` naming it; lines written before record
+        none."""
+        photo_path, source, record = self.locate(group)
+        files = {"mask": source.mask, "instanceIds": _instance_path(source.mask), "photo": photo_path}
+        for role, recorded in record.get("source_sha256", {}).items():
+            path = files.get(role)
+            if path is None or not path.is_file():
+                raise DataError(f"{path}: the content {role} file of {group.mask} is missing under {self.root}")
+            if files_content([path], self.digests) != recorded:
                 raise DataError(
-                    f"{named}: not the file the layout {group.mask} was made from (its content differs from what "
+                    f"{path}: not the file the layout {group.mask} was made from (its content differs from what "
                     f"{LAYOUTS_MANIFEST_NAME} recorded); --content-from must name the tree the layouts came from"
                 )
         return photo_path, source, record
@@ -116,7 +124,7 @@ class ContentSource:
         rerun refuses content changed since and resumes the same files anywhere; None where one is
         missing (the draw names it)."""
         try:
-            photo, source, _ = self.sources(group)
+            photo, source, _ = self.locate(group)
         except DataError:
             return None
         return files_content([photo, source.mask, *source.label_files.values()], self.digests)
@@ -128,13 +136,18 @@ class ContentSource:
         return photo, labels, record
 
 
-def _instance_file(mask: Path) -> dict[str, Path]:
-    name = mask.name
+def _instance_path(mask: Path) -> Path | None:
+    """Where the instanceIds file of a Cityscapes ``mask`` is (whether or not it is there); None
+    for a mask not named as Cityscapes names them."""
     for suffix in ("_gtFine_labelIds.png", "_gtFine_labelTrainIds.png", "_gtFine_color.png"):
-        if name.endswith(suffix):
-            candidate = mask.with_name(name[: -len(suffix)] + "_gtFine_instanceIds.png")
-            return {"_gtFine_instanceIds.png": candidate} if candidate.is_file() else {}
-    return {}
+        if mask.name.endswith(suffix):
+            return mask.with_name(mask.name[: -len(suffix)] + "_gtFine_instanceIds.png")
+    return None
+
+
+def _instance_file(mask: Path) -> dict[str, Path]:
+    candidate = _instance_path(mask)
+    return {"_gtFine_instanceIds.png": candidate} if candidate is not None and candidate.is_file() else {}
 
 
 def content_condition(labels: LabelSet, options: ReadOptions) -> np.ndarray:

@@ -150,6 +150,7 @@ def generate(options: GenerateOptions, progress: Progress | None = None) -> Gene
     run's up to float rounding, since every draw's seed depends on the mask, not on the process.
     The process group is torn down however the run ends.
     """
+    options.check_ranges()
     check_modes(options)
     if options.preview:  # found now, not after the samples
         check_file_to_write(options.preview, "--preview", "preview.png")

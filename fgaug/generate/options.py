@@ -85,11 +85,12 @@ class GenerateOptions:
             self.style_seeds = [whole_number("--style-seed", seed) for seed in self.style_seeds]
         if self.n is None:
             self.n = len(self.style_seeds) if self.style_seeds else 1 if self.content_from else DEFAULT_SAMPLES
-        self._check_ranges()
+        self.check_ranges()
 
-    def _check_ranges(self) -> None:
-        """The ranges ``fgaug generate``'s options take, for the API too: ``n=0`` drew the default
-        count and ``limit=0`` every mask."""
+    def check_ranges(self) -> None:
+        """The ranges ``fgaug generate``'s options take, for the API too (``n=0`` drew the default
+        count and ``limit=0`` every mask): checked when the options are made and again when
+        :func:`~fgaug.generate.engine.generate` starts, as a field may be set in between."""
         counts = {
             "--samples": (self.n, 1),
             "--best-of": (self.best_of, 1),
