@@ -17,6 +17,7 @@ one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad in
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -314,7 +315,7 @@ def evaluate_quality(options: QualityOptions, progress: Progress | None = None) 
     segmenter, features, lpips = (
         Path(path) if path else None for path in (options.segmenter, options.features, options.lpips)
     )
-    probe = load_segmenter(segmenter, torch_device) if segmenter else None
+    probe = load_segmenter(segmenter, torch_device, checkpoint.model.config.image_size) if segmenter else None
     feature_net = load_user_module(features, "feature network", torch_device) if features else None
     lpips_net = load_user_module(lpips, "LPIPS network", torch_device) if lpips else None
     sampling = SamplingOptions(options.guidance, options.denoise_scale)
@@ -414,7 +415,10 @@ def _evaluate_augment(options: AugmentOptions, progress: Progress | None) -> Aug
             "generator, --model (the fair one); benchmarks/augmentation_study.py runs this arm"
         )
     record = study_record(options, model_used, root)
-    take_output(out, root, record, STUDY_OUTPUTS, check_output(out, record, STUDY_OUTPUTS, options.overwrite))
+    clear = check_output(out, record, STUDY_OUTPUTS, options.overwrite)
+    take_output(out, root, record, STUDY_OUTPUTS, clear)
+    if clear and (Path(out) / "synthetic").is_dir():  # every size's trees and probes, not only this run's sizes
+        shutil.rmtree(Path(out) / "synthetic")
     finished = FinishedProbes(Path(out))
     synthesise = arm_synthesiser(strategy, supplies, n, temperature)
     study = augmentation_study(

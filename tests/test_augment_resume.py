@@ -79,6 +79,13 @@ def test_an_interrupted_study_trains_only_the_probes_it_had_not_finished(
     assert replaced.exit_code == 0, replaced.output
     assert refused.trained == 4 and (tmp_path / "out" / "my_figure.png").read_bytes() == b"the user's"
 
+    # --overwrite replaced only the synthetic trees of its own sizes: N3's stayed, made with --samples 3,
+    # and a later run adding size 3 was refused by that tree's record, naming --per-mask
+    assert augment(tree, tmp_path / "out", "--sizes", "2", "--overwrite").exit_code == 0
+    assert not list((tmp_path / "out" / "synthetic").rglob("N3"))
+    grown = augment(tree, tmp_path / "out", "--sizes", "2,3")
+    assert grown.exit_code == 0, grown.output
+
 
 def test_a_study_that_fails_before_its_first_probe_leaves_nothing(tmp_path: Path) -> None:
     """``--sizes 40`` on 4 training pairs failed after the study's record was written, and the

@@ -283,6 +283,8 @@ BAD_NUMBERS = [
     ("evaluate quality x", "--temps", "0.8,,0.9"),
     ("evaluate quality x", "--temps", "0.8,"),
     ("evaluate augment x", "--seeds", "0,,1"),
+    ("evaluate augment x", "--sizes", "2,2"),
+    ("evaluate augment x", "--seeds", "1,0,1"),
     ("evaluate augment x", "--sizes", "0,10"),
     ("evaluate augment x", "--sizes", "2.5"),
     ("evaluate augment x", "--seeds", "-1"),

@@ -53,7 +53,7 @@ def test_checkpoints_segmenters_and_reports_take_text_paths(test_checkpoint: Pat
     assert load_checkpoint(str(test_checkpoint)).path == test_checkpoint
     exported = export_weights(str(test_checkpoint), str(tmp_path / "weights.pt"))
     assert exported == tmp_path / "weights.pt" and load_checkpoint(exported).training is None
-    probe = save_segmenter(ProbeSegmenter(4), str(tmp_path / "probe.pt"))
+    probe = save_segmenter(ProbeSegmenter(4), str(tmp_path / "probe.pt"), (16, 32))
     assert probe == tmp_path / "probe.pt" and isinstance(load_segmenter(str(probe)), torch.nn.Module)
     assert len(file_digest(str(probe))) == 64
     paths = write_quality_report(str(tmp_path / "report"), QualityReport({"seed": 0}))

@@ -68,15 +68,18 @@ def test_a_probe_fitted_on_a_few_pairs_beats_a_constant_and_reloads_exactly(smal
     )
     assert scores.pixel_accuracy > best_constant.pixel_accuracy + 0.1
     assert scores.mean_iou > best_constant.mean_iou
-    path = save_segmenter(model.to(memory_format=torch.contiguous_format), tmp_path / "probe.pt")
-    loaded = load_segmenter(path)
+    path = save_segmenter(model.to(memory_format=torch.contiguous_format), tmp_path / "probe.pt", (32, 64))
+    loaded = load_segmenter(path, size=(32, 64))
     with torch.no_grad():
         assert torch.equal(loaded(photos), model(photos))
     np.testing.assert_array_equal(predict_train_ids(loaded, photos, (32, 64)), predicted)
+    # trained at 32x64, it runs on 64x128 images without a word, and scores them wrongly
+    with pytest.raises(DataError, match=r"probe.pt: a probe trained at 32x64, not at the model's 64x128, which"):
+        load_segmenter(path, size=(64, 128))
 
 
 def test_a_corrupt_or_foreign_probe_file_is_one_line_naming_it(tmp_path: Path) -> None:
-    good = save_segmenter(ProbeSegmenter(4), tmp_path / "good.pt")
+    good = save_segmenter(ProbeSegmenter(4), tmp_path / "good.pt", (16, 32))
     content = good.read_bytes()
     (tmp_path / "truncated.pt").write_bytes(content[: len(content) // 2])
     state = ProbeSegmenter(4).state_dict()
@@ -92,6 +95,8 @@ def test_a_corrupt_or_foreign_probe_file_is_one_line_naming_it(tmp_path: Path) -
         assert message.startswith(f"{tmp_path / name}: not a usable segmenter (") and "\n" not in message, message
     with pytest.raises(DataError, match=r"missing.pt: segmenter not found"):
         load_segmenter(tmp_path / "missing.pt")
+    with pytest.raises(DataError, match=rf"^{tmp_path}: a folder, not a segmenter$"):
+        load_segmenter(tmp_path)
     flipped = bytearray(content)
     flipped[len(content) // 2] ^= 0x10  # a weight's byte: torch.load took it without a word
     (tmp_path / "flipped.pt").write_bytes(bytes(flipped))
@@ -162,3 +167,30 @@ def test_a_users_segmenter_that_fails_or_outputs_the_wrong_shape_is_named(tmp_pa
     torch.jit.script(torch.nn.Conv2d(3, 5, 1)).save(str(tmp_path / "five.pt"))
     with pytest.raises(DataError, match=r"five.pt: the segmenter outputs \(1, 5, 8, 8\) for photos \(1, 3, 8, 8\)"):
         predict_train_ids(load_segmenter(tmp_path / "five.pt"), torch.rand(1, 3, 8, 8), (8, 8))
+
+
+def test_a_probe_of_another_size_is_refused_where_it_would_score_samples(
+    small_tree: Path, test_checkpoint: Path, tmp_path: Path
+) -> None:
+    """``evaluate quality --segmenter`` and ``generate --ignore-map`` took a probe trained at another
+    size and exited 0 with wrong scores (real-photo mIoU 0.145 against 0.261 at the right size)."""
+    from fgaug.api import GenerateOptions, QualityOptions, evaluate_quality, generate, load_checkpoint
+
+    height, width = load_checkpoint(test_checkpoint).model.config.image_size
+    probe = save_segmenter(ProbeSegmenter(4), tmp_path / "probe.pt", (height * 2, width * 2))
+    message = rf"probe.pt: a probe trained at {height * 2}x{width * 2}, not at the model's {height}x{width}"
+    with pytest.raises(DataError, match=message):
+        evaluate_quality(
+            QualityOptions(
+                str(small_tree),
+                model=str(test_checkpoint),
+                segmenter=str(probe),
+                out=str(tmp_path / "quality"),
+                limit=1,
+                n=1,
+                temperatures=(0.8,),
+            )
+        )
+    masks = small_tree / "gtFine" / "val"
+    with pytest.raises(DataError, match=message):
+        generate(GenerateOptions(masks, tmp_path / "out", str(test_checkpoint), n=1, ignore_segmenter=str(probe)))

@@ -168,6 +168,12 @@ def test_interpolate_refuses_an_out_that_holds_its_input_or_is_a_file(
     afile.write_text("mine")
     line = error_line(runner.invoke(app, ["interpolate", str(layout), *walk, "-o", str(afile)]))
     assert f"--out {afile}: a file; a walk is written into a folder" in line
+    masks = tmp_path / "masks"  # a folder of masks: frames written among them would be read as masks next time
+    masks.mkdir()
+    mask = Path(shutil.copy(layout, masks))
+    line = error_line(runner.invoke(app, ["interpolate", str(mask), *walk, "-o", str(masks)]))
+    assert f"--out {masks}: the folder of the input {mask}; the frames would lie among the inputs" in line
+    assert sorted(masks.iterdir()) == [mask]
 
 
 def test_usage_errors_a_command_raises_itself_print_json_and_a_lone_denoise_scale_is_refused(

@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 
 import fgaug
 from fgaug.data.cityscapes import Group, ReadOptions, load_pair, to_tensor
-from fgaug.data.io import DataError, atomic_output, first_line
+from fgaug.data.io import DataError, atomic_output, first_line, not_a_file
 from fgaug.data.labels import LABEL_TABLE_VERSION
 from fgaug.data.pairs import PairItem
 from fgaug.data.writer import check_outside_input
@@ -205,7 +205,7 @@ def inspect_cache(
     against ``groups`` when given); every mismatch is a one-line :class:`DataError`."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found")
+        raise not_a_file(path)
     if not h5py.is_hdf5(path):
         raise DataError(f"{path}: not an HDF5 file")
     try:

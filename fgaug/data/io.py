@@ -231,12 +231,23 @@ RGB_MODES = ("RGB", "RGBA", "P")
 """PNG modes read as RGB: photos, and colour masks."""
 
 
+def not_a_file(path: str | Path, what: str = "file", option: str = "") -> DataError:
+    """The one-line error for a ``what`` (``file``, ``segmenter``...) that is not at ``path``:
+    "a folder, not a <what>" where a folder is (a folder given for a file), else "<what> not
+    found"; ``option`` (``--content-mask``) goes before the path."""
+    named = f"{option} {path}" if option else str(path)
+    article = "an" if what[0] in "aeiou" else "a"
+    return DataError(
+        f"{named}: a folder, not {article} {what}" if Path(path).is_dir() else f"{named}: {what} not found"
+    )
+
+
 @contextmanager
 def _opened(path: Path) -> Iterator[Image.Image]:
     """``path`` opened by PIL; a missing file and every failure to read it, inside the block too,
     are a one-line :class:`DataError`."""
     if not path.is_file():
-        raise DataError(f"{path}: {'a folder, not an image' if path.is_dir() else 'file not found'}")
+        raise not_a_file(path, "image") if path.is_dir() else not_a_file(path)
     try:
         with Image.open(path) as image:
             yield image

@@ -42,7 +42,7 @@ from typing import Any
 
 from fgaug import __version__
 from fgaug.data.cityscapes import Group
-from fgaug.data.io import DataError, atomic_write_bytes, file_digest, file_digest_once
+from fgaug.data.io import DataError, atomic_write_bytes, file_digest, file_digest_once, not_a_file
 from fgaug.finite import to_json
 
 RECORD_NAME = "fgaug-run.json"
@@ -114,7 +114,7 @@ class OwnOutputs:
 def file_identity(path: str | Path) -> str:
     """The SHA-256 of a file that shapes a run's output (a missing file is a one-line error)."""
     if not Path(path).is_file():
-        raise DataError(f"{path}: file not found")
+        raise not_a_file(path)
     return file_digest(path)
 
 

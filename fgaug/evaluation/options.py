@@ -127,6 +127,9 @@ class AugmentOptions:
             )
         if not self.sizes or not self.seeds:
             raise UsageError("--sizes and --seeds need one value or more")
+        for option, values in (("--sizes", self.sizes), ("--seeds", self.seeds)):
+            if len(set(values)) < len(values):  # a repeated size doubled its arms in augment.json, not its curve
+                raise UsageError(f"{option} {','.join(map(str, values))} repeats a value")
         for option, value, low in (
             ("--samples", self.n, 1),
             ("--sizes", min(self.sizes), 1),

@@ -317,7 +317,7 @@ def _generate_work(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
     )
     ignore = (
-        IgnoreRule.load(Path(options.ignore_segmenter), options.ignore_below, device)
+        IgnoreRule.load(Path(options.ignore_segmenter), options.ignore_below, device, model.config.image_size)
         if options.ignore_segmenter
         else None
     )

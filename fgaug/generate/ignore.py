@@ -40,8 +40,9 @@ class IgnoreRule:
     device: torch.device
 
     @classmethod
-    def load(cls, path: Path, below: float, device: torch.device) -> IgnoreRule:
-        return cls(load_segmenter(path, device), path, below, device)
+    def load(cls, path: Path, below: float, device: torch.device, size: tuple[int, int]) -> IgnoreRule:
+        """The rule of the segmenter at ``path``, which must have been trained at the model's ``size``."""
+        return cls(load_segmenter(path, device, size), path, below, device)
 
     @torch.no_grad()
     def rejected(self, photo: torch.Tensor, label_ids: np.ndarray) -> np.ndarray:

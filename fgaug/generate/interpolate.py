@@ -233,6 +233,12 @@ def walk_output(out: Path, inputs: Sequence[tuple[Path, Path]]) -> set[str]:
     for path in dict.fromkeys(path for pair in inputs for path in pair):
         if path.resolve() in written or (path.parent.resolve() == out.resolve() and WALK_FILE.fullmatch(path.name)):
             raise DataError(f"--out {out}: it holds the input {path}, which the walk would write over")
+    for path in dict.fromkeys(path for pair in inputs for path in pair):
+        if path.parent.resolve() == out.resolve():
+            raise DataError(
+                f"--out {out}: the folder of the input {path}; the frames would lie among the inputs, where a later "
+                "run over that folder would read them: name another folder"
+            )
     return earlier_walk(out)
 
 

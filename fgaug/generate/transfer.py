@@ -25,7 +25,7 @@ from fgaug.data.cityscapes import (
     resize_photo,
     to_tensor,
 )
-from fgaug.data.io import DataError, atomic_write_bytes, check_file_to_write, encode_png
+from fgaug.data.io import DataError, atomic_write_bytes, check_file_to_write, encode_png, not_a_file
 from fgaug.data.preview import to_uint8_image
 from fgaug.data.writer import check_output_root, check_outside_tree_data
 from fgaug.flow import network_precision
@@ -173,7 +173,7 @@ def find_content_mask(photo: Path, remedy: str = "give it with --content-mask") 
     (``leftImg8bit/<split>/<city>/`` -> ``gtFine/<split>/<city>/``), else beside the photo. Not
     found, a :class:`DataError` ending with ``remedy``; a photo that is not there is one too."""
     if not photo.is_file():
-        raise DataError(f"{photo}: file not found")
+        raise not_a_file(photo)
     if not photo.name.endswith(PHOTO_SUFFIX):
         raise DataError(f"{photo}: not a Cityscapes photo name (X{PHOTO_SUFFIX}), so its mask is unknown; {remedy}")
     folders = [photo.parent]
@@ -212,7 +212,7 @@ def _transfer_jobs(options: TransferOptions) -> list[_Job]:
         if out.suffix.lower() != ".png":
             raise UsageError(f"--out {out}: transfer writes a PNG; name a .png file")
         if content_mask is not None and not content_mask.is_file():
-            raise DataError(f"--content-mask {content_mask}: file not found")
+            raise not_a_file(content_mask, option="--content-mask")
         if content_mask is not None:
             return [_Job(content, content_mask, options.mask_format, structure, out)]
         return [_Job(content, find_content_mask(content), "auto", structure, out)]
@@ -224,7 +224,7 @@ def _transfer_jobs(options: TransferOptions) -> list[_Job]:
     for photo, mask in dict.fromkeys(listed):
         for path in (photo, mask):
             if not path.is_file():
-                raise DataError(f"{path}: file not found")
+                raise not_a_file(path)
         name = f"{_frame_name(photo, (PHOTO_SUFFIX,))}__on__{_frame_name(mask, MASK_SUFFIXES)}.png"
         jobs.append(_Job(photo, find_content_mask(photo, remedy), "auto", mask, folder / name))
     return jobs

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from fgaug.data.cityscapes import Group, read_label_ids, resize_labels, resize_photo, to_tensor
-from fgaug.data.io import DataError, atomic_output, check_archive_checksums, first_line, read_rgb
+from fgaug.data.io import DataError, atomic_output, check_archive_checksums, first_line, not_a_file, read_rgb
 from fgaug.data.labels import IGNORE_TRAIN_ID, N_TRAIN_IDS, ids_to_train_ids
 from fgaug.finite import require_finite
 from fgaug.progress import Progress, SilentProgress
@@ -280,16 +280,18 @@ def train_probe(
     model = new_probe(width, seed, device)
     batches = loader_batches(dataset, batch_size, torch.Generator().manual_seed(seed))
     fit = fit_probe(model, batches, steps, lr, progress=progress)
-    save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), out)
+    size = tuple(dataset[0][1].shape[-2:])
+    save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), out, (int(size[0]), int(size[1])))
     return SegmenterTrainReport(Path(out), fit.steps, fit.final_loss, fit.seconds)
 
 
 PROBE_FORMAT = "fgaug-probe-1"
 
 
-def save_segmenter(model: ProbeSegmenter, path: str | Path) -> Path:
-    """Save the probe as plain weights (loaded with ``weights_only=True``)."""
-    payload = {"format": PROBE_FORMAT, "width": model.head.in_channels, "state": model.state_dict()}
+def save_segmenter(model: ProbeSegmenter, path: str | Path, size: tuple[int, int]) -> Path:
+    """Save the probe as plain weights (loaded with ``weights_only=True``), with the (height,
+    width) of the images it was trained on, which :func:`load_segmenter` checks."""
+    payload = {"format": PROBE_FORMAT, "width": model.head.in_channels, "size": list(size), "state": model.state_dict()}
     with atomic_output(path) as temporary, open(temporary, "wb") as stream:
         torch.save(payload, stream)  # a Python file: a full disk is an OSError naming the file
     return Path(path)
@@ -309,11 +311,16 @@ def check_probe_output(path: str | Path) -> None:
         raise DataError(f"--out {path}: exists and is not a probe of fgaug, which training would replace; name another")
 
 
-def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """fgaug's probe, a ``torch.export`` program (``.pt2``) or a TorchScript model, in eval mode."""
+def load_segmenter(
+    path: str | Path, device: torch.device | str = "cpu", size: tuple[int, int] | None = None
+) -> torch.nn.Module:
+    """fgaug's probe, a ``torch.export`` program (``.pt2``) or a TorchScript model, in eval mode.
+    A probe trained at another (height, width) than ``size``, the images it will score, is a
+    :class:`DataError`: it runs there, but scores wrongly (probes saved before the size was
+    recorded, and users' own networks, are not checked)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: segmenter not found")
+        raise not_a_file(path, "segmenter")
     check_archive_checksums(path, "segmenter")
     if path.suffix != ".pt2" and zipfile.is_zipfile(path) and _is_probe(path):
         try:
@@ -323,6 +330,13 @@ def load_segmenter(path: str | Path, device: torch.device | str = "cpu") -> torc
         if not isinstance(payload, dict) or payload.get("format") != PROBE_FORMAT:
             kind = "a Full-Glow checkpoint (give it as --model)" if _is_flow_checkpoint(payload) else "no fgaug probe"
             raise DataError(f"{path}: not a segmenter: {kind}; a segmenter is fgaug's probe, TorchScript or .pt2")
+        trained_at = tuple(payload.get("size") or ())
+        if size is not None and trained_at and trained_at != tuple(size):
+            raise DataError(
+                f"{path}: a probe trained at {'x'.join(map(str, trained_at))}, not at the model's "
+                f"{size[0]}x{size[1]}, which it would score wrongly; train one with segmenter train --size "
+                f"{size[0]}x{size[1]}"
+            )
         try:
             model = ProbeSegmenter(int(payload["width"]))
             model.load_state_dict(payload["state"])
@@ -337,7 +351,7 @@ def load_user_module(path: str | Path, what: str, device: torch.device | str = "
     Nothing is downloaded; ``what`` names it in errors, with the file (see :class:`UserNetwork`)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: {what} not found")
+        raise not_a_file(path, what)
     check_archive_checksums(path, what)
     try:
         if path.suffix == ".pt2":

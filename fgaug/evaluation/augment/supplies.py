@@ -41,7 +41,8 @@ def filter_probe(path: Path, real: PairArrays, val: PairArrays, device: torch.de
             recipe.patience,
             recipe.network_dtype(device),
         )
-        save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), path)
+        height, width = real.labels.shape[-2:]
+        save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), path, (height, width))
     return path
 
 
