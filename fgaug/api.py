@@ -25,6 +25,7 @@ from typing import Any
 
 from fgaug.data.cache import PrepareReport, check_cache_target, prepare_cache
 from fgaug.data.cityscapes import ReadOptions, find_groups, tree_root
+from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError, check_file_to_write, file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
@@ -165,6 +166,7 @@ def train_segmenter(options: SegmenterTrainOptions, progress: Progress | None = 
     check_outside_input(options.out, data)
     check_probe_output(options.out)
     groups = find_groups(data, [options.split] if tree_root(data) else None).groups
+    check_headers(groups, boundary=False, skip_bad=False)  # a photo cut short is named now, not at its batch
     dataset = SegmentationPairs(groups, options.size, flip=True)
     report = train_probe(
         dataset,

@@ -194,3 +194,20 @@ def test_a_probe_of_another_size_is_refused_where_it_would_score_samples(
     masks = small_tree / "gtFine" / "val"
     with pytest.raises(DataError, match=message):
         generate(GenerateOptions(masks, tmp_path / "out", str(test_checkpoint), n=1, ignore_segmenter=str(probe)))
+
+
+def test_segmenter_train_names_a_photo_cut_short_before_training(small_tree: Path, tmp_path: Path) -> None:
+    """The photos were read batch by batch: a short run that never drew the bad photo exited 0,
+    a longer one failed partway. Every photo's header is read first, as evaluate and transfer do."""
+    import shutil
+
+    from fgaug.api import SegmenterTrainOptions, train_segmenter
+
+    tree = tmp_path / "tree"
+    shutil.copytree(small_tree, tree)
+    photo = find_groups(tree, ["train"]).groups[-1].photo
+    assert photo is not None
+    photo.write_bytes(photo.read_bytes()[:200])
+    with pytest.raises(DataError, match=rf"^{photo}: "):
+        train_segmenter(SegmenterTrainOptions(tree, (16, 32), out=tmp_path / "probe.pt", steps=1, batch_size=2))
+    assert not (tmp_path / "probe.pt").exists()
