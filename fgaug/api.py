@@ -17,7 +17,6 @@ one-line errors (``DataError``, ``ConfigError``, ``CheckpointError``) for bad in
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +28,7 @@ from fgaug.data.headers import check_headers
 from fgaug.data.io import DataError, check_file_to_write, file_digest
 from fgaug.data.layouts import LayoutSummary, write_layouts
 from fgaug.data.options import LayoutOptions, LayoutRunOptions, ValidateOptions
-from fgaug.data.record import RunOutcome, check_output, finish_output, forgotten_if_unwritten, take_output
+from fgaug.data.record import RunOutcome, check_output, clear_folder, finish_output, forgotten_if_unwritten, take_output
 from fgaug.data.toyworld import write_toy_cityscapes
 from fgaug.data.validate import ValidationReport, validate_tree
 from fgaug.data.writer import TREE_OUTPUTS, check_outside_input
@@ -419,8 +418,8 @@ def _evaluate_augment(options: AugmentOptions, progress: Progress | None) -> Aug
     record = study_record(options, model_used, root)
     clear = check_output(out, record, STUDY_OUTPUTS, options.overwrite)
     take_output(out, root, record, STUDY_OUTPUTS, clear)
-    if clear and (Path(out) / "synthetic").is_dir():  # every size's trees and probes, not only this run's sizes
-        shutil.rmtree(Path(out) / "synthetic")
+    if clear:  # every size's trees and probes, not only this run's sizes; never an input put there
+        clear_folder(Path(out) / "synthetic", [root, model_used.path])
     finished = FinishedProbes(Path(out))
     synthesise = arm_synthesiser(strategy, supplies, n, temperature)
     study = augmentation_study(

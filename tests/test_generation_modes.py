@@ -243,6 +243,15 @@ def test_content_transfer_needs_layouts_and_one_photo_each(
         run(small_tree / "gtFine" / "val", tmp_path / "x", test_checkpoint, n=1, content_from=str(small_tree))
     with pytest.raises(ValueError, match="--samples 1"):
         run(small_tree / "gtFine" / "val", tmp_path / "y", test_checkpoint, n=2, content_from=str(small_tree))
+    with pytest.raises(ValueError, match="--ignore-map marks drawn samples"):  # it was taken and did nothing
+        run(
+            small_tree / "gtFine" / "val",
+            tmp_path / "z",
+            test_checkpoint,
+            n=1,
+            content_from=str(small_tree),
+            ignore_segmenter=str(tmp_path / "probe.pt"),
+        )
 
 
 class RoadEverywhere(torch.nn.Module):

@@ -233,3 +233,22 @@ def test_a_probe_is_not_written_into_its_data_or_over_another_file(
     shutil.copy(test_checkpoint, checkpoint)
     with pytest.raises(DataError, match=r"model.pt: exists and is not a probe of fgaug"):
         train_segmenter(SegmenterTrainOptions(toy_tree, size=(16, 32), steps=1, out=checkpoint))
+
+
+def test_clearing_a_folder_of_outputs_keeps_an_input_put_inside_it(tmp_path: Path) -> None:
+    """``evaluate augment --overwrite`` removed its ``synthetic/`` folder whole, though the data
+    (or the model) may lie inside it; through a symbolic link, rmtree raised a bare OSError."""
+    from fgaug.data.record import clear_folder
+
+    synthetic = tmp_path / "study" / "synthetic"
+    (synthetic / "copy-paste-real" / "N4").mkdir(parents=True)
+    (synthetic / "city" / "gtFine").mkdir(parents=True)
+    (synthetic / "model.pt").write_bytes(b"weights")
+    clear_folder(synthetic, [synthetic / "city", synthetic / "model.pt"])
+    assert sorted(path.name for path in synthetic.iterdir()) == ["city", "model.pt"]
+    target = tmp_path / "elsewhere"
+    (target / "N2").mkdir(parents=True)
+    linked = tmp_path / "linked"
+    linked.symlink_to(target)
+    clear_folder(linked, [])
+    assert linked.is_symlink() and target.is_dir() and not list(target.iterdir())

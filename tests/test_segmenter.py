@@ -192,8 +192,11 @@ def test_a_probe_of_another_size_is_refused_where_it_would_score_samples(
             )
         )
     masks = small_tree / "gtFine" / "val"
-    with pytest.raises(DataError, match=message):
-        generate(GenerateOptions(masks, tmp_path / "out", str(test_checkpoint), n=1, ignore_segmenter=str(probe)))
+    out = tmp_path / "out"
+    written = generate(GenerateOptions(masks, out, str(test_checkpoint), n=1, limit=1)).written
+    with pytest.raises(DataError, match=message):  # refused before --overwrite replaces the tree there
+        generate(GenerateOptions(masks, out, str(test_checkpoint), n=1, ignore_segmenter=str(probe), overwrite=True))
+    assert written == 1 and len(list(out.rglob("*_leftImg8bit.png"))) == 1
 
 
 def test_segmenter_train_names_a_photo_cut_short_before_training(small_tree: Path, tmp_path: Path) -> None:

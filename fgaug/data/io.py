@@ -236,7 +236,9 @@ def not_a_file(path: str | Path, what: str = "file", option: str = "") -> DataEr
     "a folder, not a <what>" where a folder is (a folder given for a file), else "<what> not
     found"; ``option`` (``--content-mask``) goes before the path."""
     named = f"{option} {path}" if option else str(path)
-    article = "an" if what[0] in "aeiou" else "a"
+    first = what.split()[0]
+    # an initialism is read letter by letter: "an LPIPS network"
+    article = "an" if (first[0] in "AEFHILMNORSX" if first.isupper() else first[0] in "aeiou") else "a"
     return DataError(
         f"{named}: a folder, not {article} {what}" if Path(path).is_dir() else f"{named}: {what} not found"
     )

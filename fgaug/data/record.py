@@ -374,6 +374,22 @@ def _shown(value: Any, path: str | None) -> str:
     return str(value)
 
 
+def clear_folder(folder: Path, keep: Sequence[Path]) -> None:
+    """Remove what ``folder`` holds (through a symbolic link, what its target holds; the link
+    stays), except an entry that is or holds one of ``keep``, the run's inputs: a command's own
+    folder of outputs, replaced, where a user may have put an input all the same."""
+    target = folder.resolve()
+    if not target.is_dir():
+        return
+    for entry in sorted(target.iterdir()):
+        if any(_inside(path, entry.resolve()) for path in keep):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def _inside(path: Path, folder: Path) -> bool:
     resolved = path.resolve()
     return resolved == folder or resolved.is_relative_to(folder)

@@ -190,6 +190,13 @@ def _generate_in_process(
         if options.preview:
             check_outside_input(options.preview, input_root)
     checkpoint, model_used = load_named_model(options.model, device)
+    ignore = (  # loaded, and its size checked, before an earlier tree is replaced
+        IgnoreRule.load(
+            Path(options.ignore_segmenter), options.ignore_below, device, checkpoint.model.config.image_size
+        )
+        if options.ignore_segmenter
+        else None
+    )
     boundary = checkpoint.model.config.mask_channels == 4
     checked = check_headers(groups, boundary, options.skip_bad, photos=False, label_files=True)
     kept = {group.key for group in checked.groups}
@@ -246,7 +253,9 @@ def _generate_in_process(
                 work, options, checkpoint, content, network_dtype, device, writes, writer, checks, progress
             )
         else:
-            tally = _generate_work(work, options, checkpoint, network_dtype, device, writes, writer, checks, progress)
+            tally = _generate_work(
+                work, options, checkpoint, network_dtype, device, writes, writer, checks, progress, ignore
+            )
     progress.stop()
     if context.is_main:  # masks refused when the tree was read (--skip-bad): none of their samples is written
         tally.failures = [*skipped, *tally.failures]
@@ -308,18 +317,14 @@ def _generate_work(
     writer: DatasetWriter,
     checks: InstanceValueChecks,
     progress: Progress,
+    ignore: IgnoreRule | None,
 ) -> _Tally:
     """Draw, select and write every pending sample, each mask once ``checks`` has checked the
-    instanceIds file its samples get a copy of."""
+    instanceIds file its samples get a copy of, and ``ignore`` its samples' ignore maps."""
     model = checkpoint.model
     sampler = generation_sampler(model, options, device)
     read = ReadOptions(
         model.config.image_size, boundary=model.config.mask_channels == 4, snap_colors=options.snap_colors
-    )
-    ignore = (
-        IgnoreRule.load(Path(options.ignore_segmenter), options.ignore_below, device, model.config.image_size)
-        if options.ignore_segmenter
-        else None
     )
     tally = _Tally()
     for batch in _batches(work, options.best_of, options.batch_size):

@@ -307,6 +307,8 @@ def check_modes(options: GenerateOptions) -> None:
         raise UsageError("--content-fill prior draws the edited regions of --content-from with the rest kept real")
     if not options.keep_unchanged and not options.content_from:
         raise UsageError("--no-keep-unchanged is an option of --content-from: name the tree the layouts came from")
+    if options.ignore_segmenter and options.content_from:
+        raise UsageError("--ignore-map marks drawn samples; --content-from keeps real pixels and writes no ignore map")
     if options.class_weights is not None and options.allocate != "weights":
         raise UsageError("--class-weights is read by --allocate weights alone; add it, or drop --class-weights")
     if options.style_seeds is not None:
