@@ -223,7 +223,7 @@ def walk_output(out: Path, inputs: Sequence[tuple[Path, Path]]) -> set[str]:
     """The file names an earlier walk into ``out`` wrote (:func:`earlier_walk`), after refusing,
     before any work, an ``out`` that is a file or cannot be written, one inside the Cityscapes data
     of an input (each of ``inputs`` a file and the label file it comes with: a mask, itself), and
-    one holding an input under a name the walk writes (a mask saved as ``strip.png``)."""
+    one holding an input (under a name the walk writes, a mask saved as ``strip.png``, or any)."""
     if out.is_file():
         raise DataError(f"--out {out}: a file; a walk is written into a folder")
     for named, labels in inputs:
@@ -233,7 +233,6 @@ def walk_output(out: Path, inputs: Sequence[tuple[Path, Path]]) -> set[str]:
     for path in dict.fromkeys(path for pair in inputs for path in pair):
         if path.resolve() in written or (path.parent.resolve() == out.resolve() and WALK_FILE.fullmatch(path.name)):
             raise DataError(f"--out {out}: it holds the input {path}, which the walk would write over")
-    for path in dict.fromkeys(path for pair in inputs for path in pair):
         if path.parent.resolve() == out.resolve():
             raise DataError(
                 f"--out {out}: the folder of the input {path}; the frames would lie among the inputs, where a later "
