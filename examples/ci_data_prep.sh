@@ -27,12 +27,18 @@ CITYSCAPES=${CITYSCAPES:?set CITYSCAPES to a Cityscapes root (gtFine/, leftImg8b
 STRATEGY=${STRATEGY:-copy-paste}
 OUT=${OUT:-augmented}
 OUT=${OUT%/}       # augmented/ names the same tree; its summary goes beside it, not into it
-trap 'rm -f -- "$OUT.summary.json.part"' EXIT   # a refused, failed or cancelled run leaves no part summary
 N=${N:-4}          # new images per training mask
 SEED=${SEED:-0}
 OVERWRITE=${OVERWRITE:-}
 SPLIT=train
 mkdir -p "$(dirname "$OUT")"   # the summary beside the tree is written before fgaug makes its folder
+# What fgaug prints goes to this job's own file: a second job given the same OUT (which fgaug refuses
+# while this one writes) must not empty or remove it. A success makes it OUT.summary.json; a refused,
+# failed or cancelled run keeps it as OUT.failed.json ({"error": ...}, or exit 3's failures), and
+# leaves the last success's OUT.summary.json as it was.
+PART=$(mktemp "$OUT.summary.json.XXXXXX")
+chmod 644 "$PART"
+trap 'if [ -s "$PART" ]; then mv -f -- "$PART" "$OUT.failed.json"; else rm -f -- "$PART"; fi' EXIT
 
 case "$STRATEGY" in
   copy-paste)
@@ -40,7 +46,7 @@ case "$STRATEGY" in
       --per-mask "$N" --paste 3 --flip-probability 0 --jitter-probability 0 --seed "$SEED" \
       --out "$OUT" \
       ${OVERWRITE:+--overwrite} \
-      --json > "$OUT.summary.json.part"
+      --json > "$PART"
     ;;
   generate)
     if [ -z "${MODEL:-}" ]; then
@@ -54,7 +60,7 @@ case "$STRATEGY" in
       --out "$OUT" \
       --preview "$OUT/preview.png" \
       ${OVERWRITE:+--overwrite} \
-      --json > "$OUT.summary.json.part"
+      --json > "$PART"
     ;;
   *)
     echo "error: STRATEGY must be copy-paste or generate, not '$STRATEGY'" >&2
@@ -62,6 +68,7 @@ case "$STRATEGY" in
     ;;
 esac
 
-mv "$OUT.summary.json.part" "$OUT.summary.json"   # a refused or failed rerun keeps the last summary
+mv -f -- "$PART" "$OUT.summary.json"
+rm -f -- "$OUT.failed.json"   # an earlier failure's record, which this run's success replaces
 fgaug validate "$OUT" --source "$CITYSCAPES/gtFine/$SPLIT"
 cat "$OUT.summary.json"

@@ -62,13 +62,21 @@ def test_the_ci_example_names_its_model_to_generate(small_tree: Path, tmp_path: 
     summary = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
     assert summary["written"] == 12 and summary["model_source"].startswith("--model demo")
     assert {path.parent.parent.name for path in (out / "leftImg8bit").rglob("*.png")} == {"train"}
+    # a second job on the same OUT wrote to, then removed, the first one's part summary (one fixed name)
+    other_job = tmp_path / "augmented.summary.json.Ab12Cd"
+    other_job.write_text("another job's")
     changed = run_ci_script(tmp_path, **generate, SEED="4")
     assert changed.returncode == 1 and "was made with --seed 0; this run has --seed 4" in changed.stderr
     kept = json.loads((tmp_path / "augmented.summary.json").read_text().strip().splitlines()[-1])
     assert kept == summary, "a refused rerun emptied the last summary"
-    assert not (tmp_path / "augmented.summary.json.part").exists(), "a refused rerun left its part summary"
+    assert other_job.read_text() == "another job's"
+    other_job.unlink()
+    assert not list(tmp_path.glob("augmented.summary.json.*")), "a refused rerun left its part summary"
+    failed = json.loads((tmp_path / "augmented.failed.json").read_text())  # what the workflow uploads
+    assert failed["exit_code"] == 1 and "--seed 4" in failed["error"]
     replaced = run_ci_script(tmp_path, **generate, SEED="4", OVERWRITE="1")
     assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert not (tmp_path / "augmented.failed.json").exists(), "a success left the failure it replaced"
     assert json.loads((out / "fgaug-run.json").read_text())["settings"]["seed"] == 4
     workflow = (ROOT / "examples" / "github-workflow.yml").read_text(encoding="utf-8")
     assert "MODEL: /" in workflow and 'default: "copy-paste"' in workflow and "SPLIT" not in workflow
@@ -93,7 +101,8 @@ def test_a_cancelled_ci_example_exits_130_once_fgaug_has_cleaned_up(small_tree: 
     _, stderr = running.communicate(timeout=120)
     assert running.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1] == "error: interrupted by SIGTERM"
-    assert not list(out.rglob("*.part")) and not list(tmp_path.glob("*.part"))
+    assert not list(out.rglob("*.part")) and not list(tmp_path.glob("augmented.summary.json*"))
+    assert json.loads((tmp_path / "augmented.failed.json").read_text())["exit_code"] == 130
     finished = run_ci_script(tmp_path, **variables)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert len(list(out.rglob("*_leftImg8bit.png"))) == 12 * 4
