@@ -230,17 +230,19 @@ makes layouts of every split, and a validation object pasted into a training lay
 ``--photos`` its real pixels, would leak validation data into training)."""
 
 
-def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
+def layout_record(groups: Sequence[Group], options: LayoutOptions, digests: dict[Path, str]) -> RunRecord:
     """What shapes the layouts (for ``fgaug-run.json``): every option and the masks used, by key and
     by content (the objects pasted into one layout come from all of them), with their instanceIds
     files and, with ``photos``, their photos, not by the folder holding them, so a dataset mounted
     elsewhere resumes and a file changed in place does not. Hashing Cityscapes' 2,975 training
     photos (6.5 GB) takes about 4.5 s from the page cache, which a rerun of a whole tree, reading
-    nothing else, now spends."""
-    settings = {"masks_used": masks_used(groups), "masks_content": masks_content(groups)}
-    settings["instances_content"] = files_content([group.instance_ids for group in groups if group.instance_ids])
+    nothing else, now spends. Each file's SHA-256 is kept in ``digests``, which the layouts lines
+    (:func:`source_digests`) read instead of hashing the file again."""
+    settings = {"masks_used": masks_used(groups), "masks_content": masks_content(groups, digests)}
+    instances = [group.instance_ids for group in groups if group.instance_ids]
+    settings["instances_content"] = files_content(instances, digests)
     if options.photos:
-        settings["photos_content"] = files_content([group.photo for group in groups if group.photo])
+        settings["photos_content"] = files_content([group.photo for group in groups if group.photo], digests)
     settings.update(asdict(options))
     if options.paste and len({group.split for group in groups}) > 1:  # one split: the same bank as before
         settings["paste_from"] = PASTE_FROM
@@ -258,13 +260,13 @@ def layout_record(groups: Sequence[Group], options: LayoutOptions) -> RunRecord:
     return RunRecord("layouts", settings, defaults=defaults, names=names)
 
 
-def source_digests(group: Group, photo: bool) -> dict[str, dict[str, str]]:
+def source_digests(group: Group, photo: bool, digests: dict[Path, str]) -> dict[str, dict[str, str]]:
     """What a layout's source files hold, for its ``layouts.jsonl`` line (``source_sha256``, each
-    :func:`files_content` of one file): its mask, its instanceIds file where there is one and,
-    where ``photo`` (``--photos``, which reads it anyway), its photo. ``generate --content-from``
-    refuses a tree whose files differ, naming the file."""
+    :func:`files_content` of one file, hashed once a run with ``digests``): its mask, its
+    instanceIds file where there is one and, where ``photo`` (``--photos``, which reads it anyway),
+    its photo. ``generate --content-from`` refuses a tree whose files differ, naming the file."""
     files = {"mask": group.mask, "instanceIds": group.instance_ids, "photo": group.photo if photo else None}
-    return {"source_sha256": {role: files_content([path]) for role, path in files.items() if path is not None}}
+    return {"source_sha256": {role: files_content([path], digests) for role, path in files.items() if path is not None}}
 
 
 def write_layouts(
@@ -286,7 +288,8 @@ def write_layouts(
     progress = progress or SilentProgress()
     input_root, out_root = Path(input_root), Path(out_root)
     check_output_root(out_root, input_root)
-    run_record = layout_record(groups, options)
+    digests: dict[Path, str] = {}  # each source file's SHA-256, for the record and the layouts lines
+    run_record = layout_record(groups, options, digests)
     take_output(
         out_root, input_root, run_record, TREE_OUTPUTS, check_output(out_root, run_record, TREE_OUTPUTS, overwrite)
     )
@@ -330,7 +333,7 @@ def write_layouts(
                 continue
             labels = LabelSet.read(group, options.snap_colors)
             photo = read_layout_photo(group, labels.shape) if options.photos else None
-            sources = source_digests(group, options.photos)
+            sources = source_digests(group, options.photos, digests)
             for index in pending:
                 layout = make_layout(labels, group.key, index, banks.get(group.split), options, photo)
                 split, city, stem = frame_names(group, f"{LAYOUT_TOKEN}-l{index:03d}", options.split)

@@ -162,9 +162,9 @@ def other_sources(
     return None
 
 
-def masks_content(groups: Sequence[Group]) -> str:
+def masks_content(groups: Sequence[Group], digests: dict[Path, str] | None = None) -> str:
     """What the masks a run used hold, as one comparable value (:func:`files_content`)."""
-    return files_content([group.mask for group in groups])
+    return files_content([group.mask for group in groups], digests)
 
 
 def files_content(paths: Sequence[Path], digests: dict[Path, str] | None = None) -> str:

@@ -280,8 +280,8 @@ def train_probe(
     model = new_probe(width, seed, device)
     batches = loader_batches(dataset, batch_size, torch.Generator().manual_seed(seed))
     fit = fit_probe(model, batches, steps, lr, progress=progress)
-    size = tuple(dataset[0][1].shape[-2:])
-    save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), out, (int(size[0]), int(size[1])))
+    height, width = dataset[0][1].shape[-2:]  # the labels' (H, W): the size the probe trained at
+    save_segmenter(in_memory_format(model.cpu(), torch.contiguous_format), out, (int(height), int(width)))
     return SegmenterTrainReport(Path(out), fit.steps, fit.final_loss, fit.seconds)
 
 
